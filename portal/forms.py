@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from portal.models import TENANT_SLUG_MAX, AuditEntry, Tenant, slug_validator
+from portal.permissions import Role
+
+
+class TenantCreateForm(forms.Form):
+    name = forms.CharField(label=_("Display name"), max_length=100)
+    slug = forms.CharField(
+        label=_("Slug"), max_length=TENANT_SLUG_MAX, validators=[slug_validator],
+        help_text=_("Lowercase letters and digits, starting with a letter, at most 46. "
+                    "Becomes the platform namespace tenant-<slug>; it cannot change later."),
+    )
+
+    def clean_slug(self) -> str:
+        slug = self.cleaned_data["slug"]
+        if Tenant.objects.filter(slug=slug).exists():
+            raise forms.ValidationError(_("This slug is already taken."))
+        return slug
+
+
+class TenantRenameForm(forms.Form):
+    name = forms.CharField(label=_("Display name"), max_length=100)
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label=_("Email"), max_length=254)
+    role = forms.ChoiceField(label=_("Role"), choices=[])
+
+    def __init__(self, *args, roles: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        labels = dict(Role.choices)
+        self.fields["role"].choices = [(r, labels[r]) for r in roles]
+        self.fields["role"].initial = Role.MEMBER if Role.MEMBER in roles else None
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(label=_("Role"), choices=[])
+
+    def __init__(self, *args, roles: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        labels = dict(Role.choices)
+        self.fields["role"].choices = [(r, labels[r]) for r in roles]
+
+
+class TransferForm(forms.Form):
+    member = forms.TypedChoiceField(label=_("New owner"), coerce=int, choices=[])
+    confirm = forms.CharField(label=_("Type the tenant slug to confirm"), max_length=64)
+
+    def __init__(self, *args, members: list[tuple[int, str]], slug: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.slug = slug
+        self.fields["member"].choices = members
+
+    def clean_confirm(self) -> str:
+        value = self.cleaned_data["confirm"].strip()
+        if value != self.slug:
+            raise forms.ValidationError(_("Type the slug exactly to confirm."))
+        return value
+
+
+class AcceptInvitationForm(forms.Form):
+    token = forms.CharField(label=_("Invitation code"), max_length=200,
+                            widget=forms.TextInput(attrs={"autocomplete": "off"}))
+
+
+class ProfileForm(forms.Form):
+    first_name = forms.CharField(label=_("First name"), max_length=150, required=False)
+    last_name = forms.CharField(label=_("Last name"), max_length=150, required=False)
+
+
+class AuditFilterForm(forms.Form):
+    verb = forms.CharField(label=_("Action"), max_length=64, required=False)
+    actor = forms.CharField(label=_("Who"), max_length=254, required=False)
+    via = forms.ChoiceField(label=_("Via"), required=False,
+                            choices=[("", _("Any"))] + list(AuditEntry.Via.choices))
+    since = forms.DateField(label=_("From"), required=False,
+                            widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label=_("Until"), required=False,
+                            widget=forms.DateInput(attrs={"type": "date"}))

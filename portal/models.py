@@ -1,0 +1,241 @@
+"""Tenancy (tenants, memberships, invitations) and the audit log."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.validators import MaxLengthValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from portal.permissions import Role
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+TENANT_SLUG_MAX = 46
+slug_validator = RegexValidator(
+    r"^[a-z][a-z0-9]*$",
+    _("Use lowercase letters and digits only, starting with a letter (no dashes)."),
+    code="invalid_slug",
+)
+
+
+class TenantQuerySet(models.QuerySet["Tenant"]):
+    def for_user(self, user: User) -> TenantQuerySet:
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(memberships__user=user)
+
+
+class Tenant(models.Model):
+    slug = models.CharField(
+        _("slug"), max_length=TENANT_SLUG_MAX, unique=True,
+        validators=[slug_validator, MaxLengthValidator(TENANT_SLUG_MAX)],
+        help_text=_("Used in URLs and the platform namespace tenant-<slug>. Cannot change."),
+    )
+    name = models.CharField(_("display name"), max_length=100)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    suspension_reason = models.CharField(max_length=300, blank=True)
+    quota_clusters = models.PositiveIntegerField(null=True, blank=True)
+    quota_vcpu = models.PositiveIntegerField(null=True, blank=True)
+    quota_memory_gib = models.PositiveIntegerField(null=True, blank=True)
+    quota_gpus = models.PositiveIntegerField(null=True, blank=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def namespace(self) -> str:
+        return f"tenant-{self.slug}"
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.suspended_at is not None
+
+    def quota(self) -> dict[str, int]:
+        """Effective limits: the tenant's own where set, else the platform-wide default."""
+        default = settings.TENANT_DEFAULT_QUOTA
+        return {
+            "clusters": self.quota_clusters if self.quota_clusters is not None
+            else default["clusters"],
+            "vcpu": self.quota_vcpu if self.quota_vcpu is not None else default["vcpu"],
+            "memory_gib": self.quota_memory_gib if self.quota_memory_gib is not None
+            else default["memory_gib"],
+            "gpus": self.quota_gpus if self.quota_gpus is not None else default["gpus"],
+        }
+
+
+class Membership(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique"),
+            models.CheckConstraint(condition=models.Q(role__in=Role.values),
+                                   name="membership_role_valid"),
+        ]
+        ordering = ["tenant", "user__email"]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.tenant} ({self.role})"
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class InvitationQuerySet(models.QuerySet["Invitation"]):
+    def pending(self) -> InvitationQuerySet:
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True,
+                           expires_at__gt=timezone.now())
+
+
+class Invitation(models.Model):
+    """An invitation by email. Only the token's hash is stored; the token travels in the email."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(_("email"))
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                   null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                    null=True, blank=True, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.tenant} ({self.role})"
+
+    @classmethod
+    def new_token(cls) -> tuple[str, str]:
+        token = secrets.token_urlsafe(32)
+        return token, _hash_token(token)
+
+    @classmethod
+    def hash_token(cls, token: str) -> str:
+        return _hash_token(token)
+
+    @classmethod
+    def default_expiry(cls):
+        return timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS)
+
+    @property
+    def state(self) -> str:
+        if self.accepted_at:
+            return "accepted"
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+
+class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
+    def update(self, **kwargs):  # type: ignore[override]
+        raise PermissionError("audit entries are append-only")
+
+    def delete(self):  # type: ignore[override]
+        raise PermissionError("audit entries are append-only")
+
+
+class AuditEntry(models.Model):
+    """One change made by a person, a token, staff or the system. Append-only."""
+
+    class Via(models.TextChoices):
+        WEB = "web", _("Web")
+        API = "api", _("API")
+        ADMIN = "admin", _("Admin")
+        SYSTEM = "system", _("System")
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                              blank=True, related_name="+")
+    actor_label = models.CharField(max_length=254)
+    via = models.CharField(max_length=8, choices=Via.choices)
+    token_name = models.CharField(max_length=100, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.SET_NULL, null=True, blank=True,
+                               related_name="audit_entries")
+    tenant_slug = models.CharField(max_length=TENANT_SLUG_MAX, blank=True)
+    verb = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-at"])]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.verb} {self.object_repr}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise PermissionError("audit entries are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("audit entries are append-only")
+
+
+class Announcement(models.Model):
+    """A banner shown to every tenant, or only to the selected ones, between two instants."""
+
+    class Level(models.TextChoices):
+        INFO = "info", _("Information")
+        WARNING = "warning", _("Warning")
+        DANGER = "danger", _("Incident")
+
+    message = models.CharField(_("message"), max_length=500)
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
+    starts_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    tenants = models.ManyToManyField(Tenant, blank=True, related_name="announcements",
+                                     help_text=_("Leave empty to show it to every tenant."))
+
+    class Meta:
+        ordering = ["-starts_at"]
+
+    def __str__(self) -> str:
+        return self.message[:60]
+
+
+def active_announcements(tenant: Tenant | None) -> list[Announcement]:
+    now = timezone.now()
+    rows = (Announcement.objects.filter(starts_at__lte=now)
+            .filter(models.Q(ends_at__isnull=True) | models.Q(ends_at__gt=now))
+            .prefetch_related("tenants"))
+    shown = []
+    for row in rows:
+        targets = list(row.tenants.all())
+        if not targets or (tenant is not None and tenant in targets):
+            shown.append(row)
+    return shown

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def can(ctx, perm: str) -> bool:
+    """``{% if tenant_ctx|can:"clusters.change" %}``: the permission table, in templates."""
+    return bool(ctx) and ctx.can(perm)
+
+
+@register.filter
+def has_role(roles, role: str) -> bool:
+    return role in roles
+

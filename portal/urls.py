@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.i18n import set_language
+
+from portal import health, views
+
+tenant_patterns = [
+    path("", views.tenant_home, name="tenant_home"),
+    path("settings/", views.tenant_settings, name="tenant_settings"),
+    path("members/", views.members, name="members"),
+    path("members/invite/", views.member_invite, name="member_invite"),
+    path("members/transfer/", views.ownership_transfer, name="ownership_transfer"),
+    path("members/<int:membership_id>/role/", views.member_role, name="member_role"),
+    path("members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
+    path("invitations/<int:invitation_id>/revoke/", views.invitation_revoke,
+         name="invitation_revoke"),
+    path("leave/", views.tenant_leave, name="tenant_leave"),
+    path("audit/", views.audit_log, name="audit_log"),
+    path("clusters/", include("clusters.urls")),
+    path("billing/", include("billing.urls")),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("tenants/new/", views.tenant_create, name="tenant_create"),
+    path("t/<slug:tenant_slug>/", include(tenant_patterns)),
+    path("invitations/accept/", views.invitation_accept, name="invitation_accept"),
+    path("account/profile/", views.profile, name="profile"),
+    path("accounts/", include("allauth.urls")),
+    path("i18n/setlang/", set_language, name="set_language"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,272 @@
+"""Tenancy pages: home, tenant home and settings, members, invitations, audit log, profile."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from portal import actions
+from portal.audit import actor_from_request, diff, record
+from portal.forms import (
+    AcceptInvitationForm,
+    AuditFilterForm,
+    InviteForm,
+    ProfileForm,
+    RoleForm,
+    TenantCreateForm,
+    TenantRenameForm,
+    TransferForm,
+)
+from portal.htmx import redirect_after_post, render_invalid, render_region
+from portal.models import AuditEntry, Membership
+from portal.permissions import PERMISSION_TABLE, ROLE_DESCRIPTIONS, Perm, Role, assignable_roles
+from portal.tenancy import TenantContext, tenant_view, user_tenants
+
+
+def _apply_errors(form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    tenants = user_tenants(request.user)
+    return render(request, "portal/home.html",
+                  {"tenants": tenants, "form": TenantCreateForm(), "roles": dict(Role.choices)})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def tenant_create(request: HttpRequest) -> HttpResponse:
+    form = TenantCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            tenant = actions.do_create_tenant(actor_from_request(request),
+                                              **form.cleaned_data)
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, _("Tenant %(name)s created.") % {"name": tenant.name})
+            return redirect_after_post(request, "tenant_home", tenant_slug=tenant.slug)
+    if request.method == "POST":
+        return render_invalid(request, "portal/tenant_create.html", "form", {"form": form})
+    return render(request, "portal/tenant_create.html", {"form": form})
+
+
+@tenant_view(Perm.TENANT_VIEW)
+def tenant_home(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    summary = ctx.tenant.memberships.aggregate(members=Count("id"))
+    return render(request, "portal/tenant_home.html", {"ctx": ctx, "summary": summary})
+
+
+@tenant_view(Perm.TENANT_MANAGE, methods=("GET", "HEAD", "POST"))
+def tenant_settings(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    form = TenantRenameForm(request.POST or None, initial={"name": ctx.tenant.name})
+    context = {"ctx": ctx, "form": form}
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                actions.do_rename_tenant(actor_from_request(request), ctx, **form.cleaned_data)
+            except ValidationError as exc:
+                _apply_errors(form, exc)
+            else:
+                messages.success(request, _("Tenant renamed."))
+                return redirect_after_post(request, "tenant_settings", tenant_slug=ctx.tenant.slug)
+        return render_invalid(request, "portal/tenant_settings.html", "form", context)
+    return render(request, "portal/tenant_settings.html", context)
+
+
+def _members_context(ctx: TenantContext, **forms) -> dict:
+    memberships = list(ctx.tenant.memberships.select_related("user").order_by("user__email"))
+    roles = assignable_roles(ctx.role) if ctx.can(Perm.MEMBERS_MANAGE) else []
+    others = [(m.pk, m.user.email) for m in memberships
+              if ctx.membership is None or m.pk != ctx.membership.pk]
+    context = {
+        "ctx": ctx,
+        "memberships": memberships,
+        "invitations": ctx.tenant.invitations.pending().select_related("invited_by")
+        if ctx.can(Perm.MEMBERS_MANAGE) else [],
+        "invite_form": forms.get("invite_form") or InviteForm(roles=roles),
+        "transfer_form": forms.get("transfer_form")
+        or TransferForm(members=others, slug=ctx.tenant.slug),
+        "role_choices": [(r, dict(Role.choices)[r]) for r in roles],
+        "permission_table": PERMISSION_TABLE,
+        "role_list": [(value, label, ROLE_DESCRIPTIONS[value]) for value, label in Role.choices],
+    }
+    return context
+
+
+@tenant_view(Perm.MEMBERS_VIEW)
+def members(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    return render(request, "portal/members.html", _members_context(ctx))
+
+
+@tenant_view(Perm.MEMBERS_MANAGE, methods=("POST",))
+def member_invite(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    form = InviteForm(request.POST, roles=assignable_roles(ctx.role))
+    if form.is_valid():
+        try:
+            invitation, _token = actions.do_invite(actor_from_request(request), ctx,
+                                                   **form.cleaned_data)
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, _("Invitation sent to %(email)s.")
+                             % {"email": invitation.email})
+            return redirect_after_post(request, "members", tenant_slug=ctx.tenant.slug)
+    return render_invalid(request, "portal/members.html", "invite",
+                          _members_context(ctx, invite_form=form))
+
+
+def _member_action(request: HttpRequest, ctx: TenantContext, run, success: str) -> HttpResponse:
+    try:
+        run(actor_from_request(request))
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, success)
+    return redirect_after_post(request, "members", tenant_slug=ctx.tenant.slug)
+
+
+@tenant_view(Perm.MEMBERS_MANAGE, methods=("POST",))
+def invitation_revoke(request: HttpRequest, ctx: TenantContext, invitation_id: int) -> HttpResponse:
+    return _member_action(
+        request, ctx, lambda actor: actions.do_revoke_invitation(actor, ctx, invitation_id),
+        _("Invitation revoked."))
+
+
+@tenant_view(Perm.MEMBERS_MANAGE, methods=("POST",))
+def member_role(request: HttpRequest, ctx: TenantContext, membership_id: int) -> HttpResponse:
+    form = RoleForm(request.POST, roles=list(Role.values))
+    if not form.is_valid():
+        messages.error(request, _("Unknown role."))
+        return redirect_after_post(request, "members", tenant_slug=ctx.tenant.slug)
+    return _member_action(
+        request, ctx,
+        lambda actor: actions.do_change_role(actor, ctx, membership_id,
+                                             role=form.cleaned_data["role"]),
+        _("Role changed."))
+
+
+@tenant_view(Perm.MEMBERS_MANAGE, methods=("POST",))
+def member_remove(request: HttpRequest, ctx: TenantContext, membership_id: int) -> HttpResponse:
+    return _member_action(
+        request, ctx, lambda actor: actions.do_remove_member(actor, ctx, membership_id),
+        _("Member removed."))
+
+
+@tenant_view(Perm.OWNERSHIP_TRANSFER, methods=("POST",))
+def ownership_transfer(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    others = [(m.pk, m.user.email) for m in ctx.tenant.memberships.select_related("user")
+              if m.pk != ctx.membership.pk]
+    form = TransferForm(request.POST, members=others, slug=ctx.tenant.slug)
+    if form.is_valid():
+        try:
+            target = actions.do_transfer_ownership(actor_from_request(request), ctx,
+                                                   form.cleaned_data["member"])
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, _("%(email)s now owns this tenant.")
+                             % {"email": target.user.email})
+            return redirect_after_post(request, "members", tenant_slug=ctx.tenant.slug)
+    return render_invalid(request, "portal/members.html", "transfer",
+                          _members_context(ctx, transfer_form=form))
+
+
+@tenant_view(Perm.TENANT_VIEW, methods=("POST",))
+def tenant_leave(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    try:
+        actions.do_leave_tenant(actor_from_request(request), ctx)
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+        return redirect_after_post(request, "members", tenant_slug=ctx.tenant.slug)
+    messages.success(request, _("You left %(name)s.") % {"name": ctx.tenant.name})
+    return redirect_after_post(request, "home")
+
+
+@tenant_view(Perm.AUDIT_VIEW)
+def audit_log(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    form = AuditFilterForm(request.GET or None)
+    entries = AuditEntry.objects.filter(tenant=ctx.tenant)
+    if form.is_valid():
+        data = form.cleaned_data
+        if data["verb"]:
+            entries = entries.filter(verb__icontains=data["verb"])
+        if data["actor"]:
+            entries = entries.filter(actor_label__icontains=data["actor"])
+        if data["via"]:
+            entries = entries.filter(via=data["via"])
+        if data["since"]:
+            entries = entries.filter(at__gte=datetime.combine(data["since"], time.min,
+                                                              tzinfo=UTC))
+        if data["until"]:
+            entries = entries.filter(at__lte=datetime.combine(data["until"], time.max,
+                                                              tzinfo=UTC))
+    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render_region(request, "portal/audit_log.html", "entries",
+                         {"ctx": ctx, "form": form, "page": page, "query": query.urlencode()})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest) -> HttpResponse:
+    form = AcceptInvitationForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                membership = actions.do_accept_invitation(actor_from_request(request),
+                                                          form.cleaned_data["token"])
+            except ValidationError as exc:
+                _apply_errors(form, exc)
+            else:
+                messages.success(request, _("Welcome to %(name)s.")
+                                 % {"name": membership.tenant.name})
+                return redirect_after_post(request, "tenant_home", tenant_slug=membership.tenant.slug)
+        return render_invalid(request, "portal/invitation_accept.html", "form", {"form": form})
+    return render(request, "portal/invitation_accept.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    form = ProfileForm(request.POST or None,
+                       initial={"first_name": user.first_name, "last_name": user.last_name})
+    if request.method == "POST":
+        if form.is_valid():
+            before = {"first_name": user.first_name, "last_name": user.last_name}
+            user.first_name = form.cleaned_data["first_name"]
+            user.last_name = form.cleaned_data["last_name"]
+            user.save(update_fields=["first_name", "last_name"])
+            record(actor_from_request(request), "profile.update", user,
+                   changes=diff(before, form.cleaned_data))
+            messages.success(request, _("Profile saved."))
+            return redirect_after_post(request, "profile")
+        return render_invalid(request, "portal/profile.html", "form", {"form": form})
+    memberships = Membership.objects.filter(user=user).select_related("tenant")
+    return render(request, "portal/profile.html", {"form": form, "memberships": memberships,
+                                                   "has_mfa": _has_mfa(user)})
+
+
+def _has_mfa(user) -> bool:
+    from allauth.mfa.models import Authenticator
+
+    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+

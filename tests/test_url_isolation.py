@@ -1,0 +1,192 @@
+"""Walks every URL pattern of the project and proves tenant isolation and role limits.
+
+Patterns are found from the URL resolver, so a new URL is covered without editing this file;
+it only needs a sample value for each new URL parameter (PARAM_SAMPLES), or an entry in
+PUBLIC / NOT_TENANT_SCOPED with a reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from portal.models import Invitation
+from portal.permissions import WRITE_PERMS, Role
+from tests.factories import MembershipFactory
+
+# URL names that anyone may reach without signing in, with the reason.
+PUBLIC: dict[str, str] = {
+    "healthz": "liveness probe for the load balancer",
+    "readyz": "readiness probe for the load balancer",
+    "set_language": "choosing a language works before signing in",
+}
+# Namespaces / prefixes handled by their own tests.
+OWN_TESTS: dict[str, str] = {
+    "admin": "staff admin: tests/portal/test_admin_mfa.py (staff + MFA only)",
+    "allauth": "sign-in, sign-up and account pages belong to django-allauth",
+}
+# Signed-in pages that are not inside a tenant (no tenant_slug); anonymous → login.
+NOT_TENANT_SCOPED: dict[str, str] = {
+    "home": "lists only the caller's own tenants",
+    "tenant_create": "creates a new tenant owned by the caller",
+    "invitation_accept": "the code itself decides which tenant",
+    "profile": "the caller's own profile",
+}
+# Tenant URLs a viewer may POST to, with the reason.
+VIEWER_MAY_POST: dict[str, str] = {
+    "tenant_leave": "anyone may leave a tenant (the last owner is refused by the action)",
+}
+
+
+@dataclass
+class World:
+    tenant: Any
+    owner: Any
+    viewer: Any
+    outsider: Any
+    invitation: Invitation
+    extra: dict[str, Any]
+
+
+PARAM_SAMPLES: dict[str, Callable[[World], Any]] = {
+    "tenant_slug": lambda w: w.tenant.slug,
+    "membership_id": lambda w: w.tenant.memberships.get(user=w.owner).pk,
+    "invitation_id": lambda w: w.invitation.pk,
+}
+
+
+def _iter(resolver: URLResolver, names: tuple[str, ...] = (), params: tuple[str, ...] = (),
+          prefix: str = "") -> Iterator[tuple[str, tuple[str, ...], URLPattern, str]]:
+    for entry in resolver.url_patterns:
+        route = prefix + str(entry.pattern)
+        found = tuple(re.findall(r"<(?:\w+:)?(\w+)>", str(entry.pattern)))
+        found += tuple(re.findall(r"\(\?P<(\w+)>", str(entry.pattern)))
+        if isinstance(entry, URLResolver):
+            ns = names + ((entry.namespace,) if entry.namespace else ())
+            yield from _iter(entry, ns, params + found, route)
+        elif entry.name:
+            yield ":".join((*names, entry.name)), params + found, entry, route
+
+
+def _module(entry: URLPattern) -> str:
+    callback = entry.callback
+    return getattr(callback, "__module__", "") or ""
+
+
+def all_patterns() -> list[tuple[str, tuple[str, ...], URLPattern, str]]:
+    seen = {}
+    for name, params, entry, route in _iter(get_resolver()):
+        seen.setdefault((name, params), (name, params, entry, route))
+    return list(seen.values())
+
+
+def _classify(name: str, entry: URLPattern, route: str) -> str:
+    if name.split(":")[0] in OWN_TESTS or route.startswith("admin/"):
+        return "own"
+    if _module(entry).startswith("allauth"):
+        return "own"
+    if route.startswith("accounts/"):
+        return "own"
+    return "check"
+
+
+PATTERNS = [p for p in all_patterns() if _classify(p[0], p[2], p[3]) == "check"]
+
+
+@pytest.fixture
+def world(tenant, owner, viewer, outsider) -> World:
+    invitation = Invitation.objects.create(
+        tenant=tenant, email="invitee@example.org", role=Role.MEMBER,
+        token_hash=Invitation.new_token()[1], invited_by=owner,
+        expires_at=Invitation.default_expiry())
+    MembershipFactory(tenant=tenant, role=Role.MEMBER)
+    return World(tenant=tenant, owner=owner, viewer=viewer, outsider=outsider,
+                 invitation=invitation, extra={})
+
+
+def _url(name: str, params: tuple[str, ...], world: World) -> str:
+    missing = [p for p in params if p not in PARAM_SAMPLES]
+    assert not missing, f"{name}: add a sample value for URL parameter(s) {missing} to PARAM_SAMPLES"
+    return reverse(name, kwargs={p: PARAM_SAMPLES[p](world) for p in params})
+
+
+def _is_api(route: str) -> bool:
+    return route.startswith("api/")
+
+
+def _ids(p):
+    return p[0]
+
+
+def test_every_named_url_is_classified():
+    """A URL outside tenants must be public, own-tested or listed as not tenant-scoped."""
+    unlisted = [name for name, params, _entry, route in PATTERNS
+                if "tenant_slug" not in params and not _is_api(route)
+                and name not in PUBLIC and name not in NOT_TENANT_SCOPED]
+    assert not unlisted, f"classify these URLs in {__name__}: {unlisted}"
+
+
+@pytest.mark.parametrize("pattern", PATTERNS, ids=_ids)
+def test_anonymous_is_sent_to_login(pattern, world, client):
+    name, params, _entry, route = pattern
+    if name in PUBLIC:
+        return
+    url = _url(name, params, world)
+    for method in ("get", "post"):
+        response = getattr(client, method)(url)
+        if _is_api(route):
+            assert response.status_code in (401, 403), (method, url, response.status_code)
+        else:
+            assert response.status_code == 302, (method, url, response.status_code)
+            assert "/accounts/login/" in response["Location"], (method, url)
+
+
+TENANT_PATTERNS = [p for p in PATTERNS if "tenant_slug" in p[1]]
+
+
+@pytest.mark.parametrize("pattern", TENANT_PATTERNS, ids=_ids)
+def test_outsider_gets_404(pattern, world, client_for):
+    name, params, _entry, _route = pattern
+    client = client_for(world.outsider)
+    url = _url(name, params, world)
+    for method in ("get", "post", "put", "patch", "delete"):
+        response = getattr(client, method)(url)
+        assert response.status_code == 404, (method, url, response.status_code)
+
+
+def _required_perm(entry: URLPattern) -> str | None:
+    callback = entry.callback
+    while callback is not None:
+        perm = getattr(callback, "tenant_perm", None)
+        if perm:
+            return perm
+        callback = getattr(callback, "__wrapped__", None)
+    return None
+
+
+@pytest.mark.parametrize("pattern", TENANT_PATTERNS, ids=_ids)
+def test_viewer_cannot_change_state(pattern, world, client_for):
+    name, params, entry, route = pattern
+    client = client_for(world.viewer)
+    url = _url(name, params, world)
+    perm = _required_perm(entry)
+    get = client.get(url)
+    if perm in WRITE_PERMS:
+        assert get.status_code == 403, (url, get.status_code)
+    else:
+        assert get.status_code in (200, 403, 405), (url, get.status_code)
+    if name in VIEWER_MAY_POST:
+        return
+    for method in ("post", "put", "patch", "delete"):
+        response = getattr(client, method)(url)
+        assert response.status_code in (403, 405), (method, url, response.status_code)
+
+
+def test_the_walk_covers_the_tenancy_urls():
+    names = {p[0] for p in TENANT_PATTERNS}
+    assert {"members", "member_invite", "member_role", "audit_log", "tenant_leave"} <= names

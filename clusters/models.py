@@ -1,1 +1,330 @@
+"""Clusters as the portal knows them: what a tenant asked for (desired) and what the platform
+reports (observed), the operations that move one towards the other, and the timeline.
+
+A deleted cluster keeps its rows (``deleted_at``): billing and audit need its history.
+"""
+
 from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from clusters.platform import catalog
+from clusters.platform.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
+from portal.models import Tenant
+
+CLUSTER_NAME_MAX = 42
+GROUP_NAME_MAX = 39  # and len(cluster) + len(group) <= 39: checked by the platform rules
+cluster_name_validator = RegexValidator(
+    r"^[a-z]([-a-z0-9]*[a-z0-9])?$",
+    _("Use lowercase letters, digits and dashes; start with a letter and end with a letter or "
+      "digit."),
+    code="invalid_name",
+)
+group_name_validator = RegexValidator(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+    _("Use lowercase letters, digits and dashes; start and end with a letter or digit."),
+    code="invalid_group_name",
+)
+
+
+class ClusterQuerySet(models.QuerySet["Cluster"]):
+    def for_tenant(self, tenant: Tenant) -> ClusterQuerySet:
+        return self.filter(tenant=tenant)
+
+    def live(self) -> ClusterQuerySet:
+        return self.filter(deleted_at__isnull=True)
+
+
+class Cluster(models.Model):
+    class Phase(models.TextChoices):
+        CREATING = "creating", _("Creating")
+        UPDATING = "updating", _("Updating")
+        RUNNING = "running", _("Running")
+        DEGRADED = "degraded", _("Degraded")
+        FAILED = "failed", _("Failed")
+        DELETING = "deleting", _("Deleting")
+        DELETED = "deleted", _("Deleted")
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="clusters")
+    name = models.CharField(_("name"), max_length=CLUSTER_NAME_MAX,
+                            validators=[cluster_name_validator])
+    version = models.CharField(_("Kubernetes version"), max_length=8)
+    storage_class = models.CharField(_("storage class"), max_length=32,
+                                     default=catalog.DEFAULT_STORAGE_CLASS)
+    host = models.CharField(_("API host"), max_length=253, blank=True)
+    control_plane_replicas = models.PositiveSmallIntegerField(
+        _("control-plane replicas"), default=catalog.DEFAULT_CONTROL_PLANE_REPLICAS,
+        validators=[MinValueValidator(1), MaxValueValidator(5)])
+    control_plane_preset = models.CharField(_("control-plane size"), max_length=16,
+                                            default="large")
+    addons = models.JSONField(_("add-ons"), default=dict, blank=True)
+
+    # Observed state, written by the watcher and the operation poller only.
+    phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.CREATING,
+                             db_index=True)
+    status_message = models.CharField(max_length=500, blank=True)
+    conditions = models.JSONField(default=list, blank=True)
+    platform_ready = models.BooleanField(default=False)
+    kubeconfig_ready = models.BooleanField(default=False)
+    chart_revision = models.CharField(max_length=64, blank=True)
+    platform_resource_version = models.CharField(max_length=32, blank=True)
+    last_error = models.TextField(blank=True)
+    last_observed_at = models.DateTimeField(null=True, blank=True)
+    platform_deleted_at = models.DateTimeField(null=True, blank=True)
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ClusterQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"],
+                                    condition=models.Q(deleted_at__isnull=True),
+                                    name="cluster_name_unique_per_tenant"),
+        ]
+        indexes = [models.Index(fields=["tenant", "deleted_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.tenant.slug}/{self.name}" if self.tenant_id else self.name
+
+    @property
+    def namespace(self) -> str:
+        return self.tenant.namespace
+
+    @property
+    def release_name(self) -> str:
+        return f"kubernetes-{self.name}"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def condition(self, kind: str) -> dict[str, Any] | None:
+        return next((c for c in self.conditions or [] if c.get("type") == kind), None)
+
+    def live_node_groups(self) -> list[NodeGroup]:
+        return [g for g in self.node_groups.all() if g.removed_at is None]
+
+    def to_spec(self, node_groups: list[NodeGroup] | None = None) -> ClusterSpec:
+        groups = node_groups if node_groups is not None else self.live_node_groups()
+        return ClusterSpec(
+            name=self.name,
+            namespace=self.namespace,
+            version=self.version,
+            storage_class=self.storage_class,
+            host=self.host,
+            control_plane=ControlPlaneSpec(replicas=self.control_plane_replicas,
+                                           api_server_preset=self.control_plane_preset),
+            node_groups=tuple(g.to_spec() for g in sorted(groups, key=lambda g: g.position)),
+            addons=addons_from_json(self.addons),
+        )
+
+
+def addons_from_json(data: dict[str, Any]) -> tuple[AddonSpec, ...]:
+    specs = []
+    for key, value in sorted((data or {}).items()):
+        specs.append(AddonSpec(
+            key=key,
+            enabled=bool(value.get("enabled", False)),
+            values_override=value.get("values_override") or {},
+            expose_method=value.get("expose_method") or catalog.DEFAULT_EXPOSE_METHOD,
+            hosts=tuple(value.get("hosts") or ()),
+        ))
+    return tuple(specs)
+
+
+def addons_to_json(addons: tuple[AddonSpec, ...]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for addon in addons:
+        entry: dict[str, Any] = {"enabled": addon.enabled}
+        if addon.values_override:
+            entry["values_override"] = addon.values_override
+        if addon.key == catalog.INGRESS_NGINX:
+            entry["expose_method"] = addon.expose_method
+            entry["hosts"] = list(addon.hosts)
+        data[addon.key] = entry
+    return data
+
+
+class NodeGroup(models.Model):
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="node_groups")
+    name = models.CharField(_("name"), max_length=GROUP_NAME_MAX,
+                            validators=[group_name_validator])
+    position = models.PositiveSmallIntegerField(default=0)
+    instance_type = models.CharField(_("instance type"), max_length=32)
+    min_replicas = models.PositiveIntegerField(_("minimum nodes"))
+    max_replicas = models.PositiveIntegerField(_("maximum nodes"))
+    disk_gib = models.PositiveIntegerField(_("disk (GiB)"), default=50)
+    gpu_model = models.CharField(_("GPU model"), max_length=64, blank=True)
+    gpus_per_node = models.PositiveSmallIntegerField(_("GPUs per node"), default=0)
+    roles = models.JSONField(_("roles"), default=list, blank=True)
+
+    # Observed from the MachineDeployment.
+    desired_nodes = models.PositiveIntegerField(default=0)  # spec.replicas (autoscaler target)
+    observed_nodes = models.PositiveIntegerField(default=0)  # status.replicas
+    ready_nodes = models.PositiveIntegerField(default=0)  # status.readyReplicas
+    updated_nodes = models.PositiveIntegerField(default=0)
+    observed_phase = models.CharField(max_length=32, blank=True)
+    last_observed_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["cluster", "position", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "name"],
+                                    condition=models.Q(removed_at__isnull=True),
+                                    name="node_group_name_unique_per_cluster"),
+            models.CheckConstraint(condition=models.Q(min_replicas__lte=models.F("max_replicas")),
+                                   name="node_group_min_le_max"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name}/{self.name}"
+
+    @property
+    def gpus(self) -> tuple[str, ...]:
+        return (self.gpu_model,) * self.gpus_per_node if self.gpu_model else ()
+
+    def to_spec(self) -> NodeGroupSpec:
+        return NodeGroupSpec(
+            name=self.name,
+            instance_type=self.instance_type,
+            min_replicas=self.min_replicas,
+            max_replicas=self.max_replicas,
+            ephemeral_storage_gib=self.disk_gib,
+            roles=tuple(self.roles or ()),
+            gpus=self.gpus,
+        )
+
+
+class Operation(models.Model):
+    """One change in flight: queued → running → succeeded / failed / cancelled."""
+
+    class Kind(models.TextChoices):
+        CREATE = "create", _("Create")
+        UPDATE = "update", _("Update")
+        SCALE = "scale", _("Scale")
+        UPGRADE = "upgrade", _("Upgrade")
+        ADDONS = "addons", _("Change add-ons")
+        ADD_NODE_GROUP = "add_node_group", _("Add node group")
+        REMOVE_NODE_GROUP = "remove_node_group", _("Remove node group")
+        DELETE = "delete", _("Delete")
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    class ErrorClass(models.TextChoices):
+        NONE = "", _("None")
+        INVALID_SPEC = "invalid_spec", _("The platform rejected the specification")
+        QUOTA = "quota", _("Quota exceeded")
+        PLATFORM_UNAVAILABLE = "platform_unavailable", _("Platform unreachable")
+        PLATFORM_ERROR = "platform_error", _("Platform error")
+        TIMEOUT = "timeout", _("Did not converge in time")
+        CONFLICT = "conflict", _("Conflicting change")
+
+    ACTIVE_STATES = (State.QUEUED, State.RUNNING)
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="operations")
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="operations")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED,
+                             db_index=True)
+    params = models.JSONField(default=dict, blank=True)
+    desired_spec = models.JSONField(default=dict, blank=True)
+    steps = models.JSONField(default=list, blank=True)
+    error_class = models.CharField(max_length=24, choices=ErrorClass.choices, blank=True,
+                                   default=ErrorClass.NONE)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                     null=True, blank=True, related_name="+")
+    requested_via = models.CharField(max_length=8, default="web")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    # A worker holds the operation while it talks to the platform; a dead worker's lease runs out.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster"],
+                                    condition=models.Q(state__in=["queued", "running"]),
+                                    name="one_active_operation_per_cluster"),
+        ]
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.cluster.name} ({self.state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE_STATES
+
+    @property
+    def can_retry(self) -> bool:
+        return self.state in (self.State.FAILED, self.State.CANCELLED)
+
+    @property
+    def can_cancel(self) -> bool:
+        # Once the platform has the change, cancelling would only hide it: allowed until sent,
+        # and never while a worker holds the lease (it may be sending right now).
+        if self.state == self.State.QUEUED:
+            return self.lease_until is None or self.lease_until < timezone.now()
+        return (self.state == self.State.RUNNING and self.submitted_at is None
+                and (self.lease_until is None or self.lease_until < timezone.now()))
+
+    def step(self, key: str) -> dict[str, Any] | None:
+        return next((s for s in self.steps if s["key"] == key), None)
+
+
+class ClusterEvent(models.Model):
+    """The timeline a person reads: what the portal did and what the platform reported."""
+
+    class Source(models.TextChoices):
+        PORTAL = "portal", _("Portal")
+        PLATFORM = "platform", _("Platform")
+
+    class Severity(models.TextChoices):
+        INFO = "info", _("Info")
+        WARNING = "warning", _("Warning")
+        ERROR = "error", _("Error")
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="cluster_events")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="events")
+    operation = models.ForeignKey(Operation, on_delete=models.SET_NULL, null=True, blank=True,
+                                  related_name="events")
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.INFO)
+    reason = models.CharField(max_length=64)
+    message = models.TextField()
+    actor_label = models.CharField(max_length=254, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["cluster", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M:%S} {self.reason}: {self.message[:60]}"

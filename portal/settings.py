@@ -260,3 +260,9 @@ LOGGING = {
 
 ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = True  # codes by email: no credential in any URL
 ACCOUNT_EMAIL_VERIFICATION_BY_CODE_ENABLED = True
+
+# How often an operation in flight asks the platform how far it has come (seconds).
+OPERATION_POLL_SECONDS = float(env_int("OPERATION_POLL_MS", 3000, minimum=50)) / 1000
+CELERY_BEAT_SCHEDULE = {
+    "clusters-resync": {"task": "clusters.resync", "schedule": 60.0},
+}

@@ -1,0 +1,173 @@
+"""Operation steps and how far an operation has come, derived from observed state.
+
+The same function runs after every observation (watcher or poll), so progress is always
+recomputed from facts, never counted: a repeated observation changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
+from clusters.models import Cluster, NodeGroup, Operation
+
+PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
+
+# Labels are translated when shown (templates call gettext on them).
+STEP_LABELS = {
+    "validate": gettext_noop("Check the specification"),
+    "submit": gettext_noop("Send to the platform"),
+    "control_plane": gettext_noop("Control plane ready"),
+    "kubeconfig": gettext_noop("Kubeconfig issued"),
+    "converge": gettext_noop("Platform applies the change"),
+    "upgrade": gettext_noop("Control plane upgraded"),
+    "workers": gettext_noop("Worker nodes ready"),
+    "teardown": gettext_noop("Platform removes the cluster and its volumes"),
+}
+
+STEPS_BY_KIND = {
+    Operation.Kind.CREATE: ["validate", "submit", "control_plane", "kubeconfig", "workers"],
+    Operation.Kind.UPGRADE: ["validate", "submit", "upgrade", "workers"],
+    Operation.Kind.DELETE: ["submit", "teardown"],
+}
+DEFAULT_STEPS = ["validate", "submit", "converge", "workers"]
+FAILED_REASONS = {"InstallFailed", "UpgradeFailed", "ArtifactFailed", "ReconciliationFailed",
+                  "RollbackFailed", "UninstallFailed"}
+
+
+def step_keys(kind: str) -> list[str]:
+    return STEPS_BY_KIND.get(kind, DEFAULT_STEPS)
+
+
+def initial_steps(kind: str) -> list[dict[str, Any]]:
+    return [{"key": key, "label": STEP_LABELS[key], "state": PENDING, "detail": "",
+             "started_at": None, "finished_at": None} for key in step_keys(kind)]
+
+
+def cancel_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**s, "state": SKIPPED} if s["state"] in (PENDING, RUNNING) else s for s in steps]
+
+
+def set_step(steps: list[dict[str, Any]], key: str, state: str, detail: str | None = None,
+             *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """A copy of ``steps`` with ``key`` moved to ``state`` (timestamps kept from the first move)."""
+    stamp = (now or timezone.now()).isoformat()
+    result = []
+    for step in steps:
+        if step["key"] == key:
+            step = dict(step)
+            if state in (RUNNING, DONE, FAILED) and not step.get("started_at"):
+                step["started_at"] = stamp
+            if state in (DONE, FAILED, SKIPPED) and not step.get("finished_at"):
+                step["finished_at"] = stamp
+            step["state"] = state
+            if detail is not None:
+                step["detail"] = detail
+        result.append(step)
+    return result
+
+
+@dataclass(frozen=True)
+class Verdict:
+    steps: list[dict[str, Any]]
+    outcome: str | None  # None while running, else Operation.State.SUCCEEDED / FAILED
+    error_class: str = ""
+    message: str = ""
+
+
+def _condition_since(cluster: Cluster, kind: str, since: datetime | None) -> dict | None:
+    """The condition if it changed at or after ``since`` (second precision on the platform)."""
+    cond = cluster.condition(kind)
+    if cond is None or since is None:
+        return cond
+    changed = parse_datetime(cond.get("lastTransitionTime") or "")
+    if changed is None or changed < since.replace(microsecond=0):
+        return None
+    return cond
+
+
+def classify_failure(message: str) -> str:
+    lowered = message.lower()
+    if "quota" in lowered or "exceeded" in lowered:
+        return Operation.ErrorClass.QUOTA
+    if ("instancetype" in lowered or "schema" in lowered or "invalid" in lowered
+            or "upgrade" in lowered or "downgrade" in lowered):
+        return Operation.ErrorClass.INVALID_SPEC
+    return Operation.ErrorClass.PLATFORM_ERROR
+
+
+def workers_detail(groups: list[NodeGroup]) -> tuple[bool, str]:
+    """Are all groups at a settled size with their minimum ready, and a sentence saying so."""
+    want = sum(max(g.min_replicas, g.desired_nodes) for g in groups)
+    ready = sum(min(g.ready_nodes, max(g.min_replicas, g.desired_nodes)) for g in groups)
+    settled = all(
+        g.ready_nodes >= g.min_replicas
+        and g.min_replicas <= g.desired_nodes <= max(g.max_replicas, g.min_replicas)
+        and g.observed_nodes == g.desired_nodes
+        and g.updated_nodes >= g.desired_nodes
+        for g in groups
+    )
+    detail = _("%(ready)s of %(want)s workers ready") % {"ready": ready, "want": want}
+    return settled, detail
+
+
+def evaluate(operation: Operation, cluster: Cluster, groups: list[NodeGroup], *,
+             now: datetime | None = None) -> Verdict:
+    """Where ``operation`` stands given what was last observed of ``cluster`` and its groups."""
+    now = now or timezone.now()
+    steps = operation.steps
+    since = operation.submitted_at
+    if since is None:
+        return Verdict(steps, None)
+    if operation.kind == Operation.Kind.DELETE:
+        if cluster.platform_deleted_at is not None:
+            return Verdict(set_step(steps, "teardown", DONE, "", now=now),
+                           Operation.State.SUCCEEDED)
+        return Verdict(set_step(steps, "teardown", RUNNING,
+                                _("Removing add-ons, control plane, workers and volumes."),
+                                now=now), None)
+
+    ready = _condition_since(cluster, "Ready", since)
+    if ready and ready.get("status") == "False" and ready.get("reason") in FAILED_REASONS:
+        message = ready.get("message") or ready.get("reason")
+        key = next((s["key"] for s in steps if s["state"] in (PENDING, RUNNING)), steps[-1]["key"])
+        return Verdict(set_step(steps, key, FAILED, message, now=now), Operation.State.FAILED,
+                       classify_failure(message), message)
+
+    applied = bool(ready and ready.get("status") == "True")
+    first_key = "control_plane" if operation.kind == Operation.Kind.CREATE else (
+        "upgrade" if operation.kind == Operation.Kind.UPGRADE else "converge")
+    if not applied:
+        detail = (ready or cluster.condition("Ready") or {}).get("message") or _(
+            "Waiting for the platform.")
+        return Verdict(set_step(steps, first_key, RUNNING, detail, now=now), None)
+    steps = set_step(steps, first_key, DONE, "", now=now)
+
+    if operation.kind == Operation.Kind.CREATE:
+        if not cluster.kubeconfig_ready:
+            return Verdict(set_step(steps, "kubeconfig", RUNNING,
+                                    _("Waiting for the control plane to issue credentials."),
+                                    now=now), None)
+        steps = set_step(steps, "kubeconfig", DONE, "", now=now)
+
+    settled, detail = workers_detail(groups)
+    if not settled:
+        return Verdict(set_step(steps, "workers", RUNNING, detail, now=now), None)
+    return Verdict(set_step(steps, "workers", DONE, detail, now=now), Operation.State.SUCCEEDED)
+
+
+def stuck_message(operation: Operation) -> str:
+    """What a timed-out operation was waiting for, in words."""
+    running = next((s for s in operation.steps if s["state"] in (RUNNING, PENDING)), None)
+    if running is None:
+        return _("The operation did not finish in time.")
+    label = _(running["label"])
+    detail = running.get("detail") or ""
+    return (_("Stuck at “%(step)s” for too long: %(detail)s") % {"step": label, "detail": detail}
+            if detail else _("Stuck at “%(step)s” for too long.") % {"step": label})

@@ -1,0 +1,149 @@
+"""Start every role of the portal from one command (what `make run` calls).
+
+Embedded default (no DATABASE_URL / REDIS_URL): web, Celery worker, beat and the watcher share
+this process as threads, because the in-process broker and channel layer only reach within one
+process; the simulated management cluster runs beside it as a child process over loopback.
+With DATABASE_URL or REDIS_URL set, each role runs as its own process instead. Without an
+explicit KUBECONFIG the simulator is started and used; with one, the portal talks to that
+management cluster. Ctrl-C stops everything this command started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+ROOT = Path(settings.BASE_DIR)
+
+
+class Command(BaseCommand):
+    help = "Run web, worker, beat, watcher and (unless KUBECONFIG is set) the simulated platform."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default=os.environ.get("PORTAL_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORTAL_PORT", 8000)))
+        parser.add_argument("--platform-port", type=int,
+                            default=int(os.environ.get("SIMULATOR_PORT", 8765)))
+        parser.add_argument("--ready-after", type=float,
+                            default=float(os.environ.get("SIMULATOR_READY_AFTER", 20)),
+                            help="seconds the simulated control plane takes to become ready")
+
+    def handle(self, *args, **options) -> None:
+        self.children: list[subprocess.Popen] = []
+        self.stopping = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        env = os.environ.copy()
+        try:
+            if "KUBECONFIG" not in os.environ:
+                self._start_simulator(options, env)
+            distributed = bool(os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL"))
+            self._banner(options, distributed)
+            if distributed:
+                self._run_processes(options, env)
+            else:
+                self._run_embedded(options)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._stop_children()
+            self.stdout.write("Stopped.")
+
+    # ---------------------------------------------------------------------------------------
+
+    def _spawn(self, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+        self.children.append(proc)
+        return proc
+
+    def _start_simulator(self, options, env: dict[str, str]) -> None:
+        kubeconfig = Path(settings.PLATFORM_KUBECONFIG)
+        kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+        kubeconfig.unlink(missing_ok=True)
+        token = env.get("SIMULATOR_TOKEN") or os.urandom(16).hex()
+        self._spawn([sys.executable, "manage.py", "simulate_platform", "--host", "127.0.0.1",
+                     "--port", str(options["platform_port"]), "--token", token,
+                     "--ready-after", str(options["ready_after"]),
+                     "--schema", str(ROOT / "clusters/platform/data/kubernetes.values.schema.json"),
+                     "--kubeconfig-out", str(kubeconfig)], env)
+        deadline = time.monotonic() + 30
+        while not kubeconfig.exists():
+            if time.monotonic() > deadline or self.children[-1].poll() is not None:
+                raise SystemExit("The simulated management cluster did not start.")
+            time.sleep(0.1)
+        env["KUBECONFIG"] = str(kubeconfig)
+
+    def _banner(self, options, distributed: bool) -> None:
+        url = f"http://{options['host']}:{options['port']}/"
+        self.stdout.write(self.style.SUCCESS(
+            f"\n  Portal:  {url}\n  Login:   demo@example.org / demo-portal-2026\n"
+            f"  Mode:    {'distributed (separate processes)' if distributed else 'embedded'}"
+            f"\n  Platform: {settings.PLATFORM_KUBECONFIG if 'KUBECONFIG' in os.environ else 'simulated'}"
+            "\n  Ctrl-C stops everything.\n"))
+
+    def _run_processes(self, options, env: dict[str, str]) -> None:
+        py = sys.executable
+        self._spawn([py, "-m", "celery", "-A", "portal", "worker", "--pool=solo", "-l", "info",
+                     "--without-gossip", "--without-mingle"], env)
+        self._spawn([py, "-m", "celery", "-A", "portal", "beat", "-l", "info"], env)
+        self._spawn([py, "manage.py", "watch_platform"], env)
+        web = self._spawn([py, "-m", "uvicorn", "portal.asgi:application", "--host",
+                           options["host"], "--port", str(options["port"]), "--lifespan", "off"],
+                          env)
+        while not self.stopping.is_set():
+            for proc in self.children:
+                if proc.poll() is not None:
+                    self.stderr.write(f"A role exited ({proc.args[:4]}); stopping.")
+                    return
+            if web.poll() is not None:
+                return
+            self.stopping.wait(1)
+
+    def _run_embedded(self, options) -> None:
+        import uvicorn
+        from celery.beat import EmbeddedService
+
+        from clusters.watcher import LeaderLock, Watcher
+        from portal.celery import app
+
+        app.loader.import_default_modules()
+        worker = app.WorkController(pool_cls="solo", concurrency=1, hostname="embedded@local",
+                                    without_heartbeat=True, without_mingle=True,
+                                    without_gossip=True, loglevel="INFO")
+        threading.Thread(target=worker.start, name="celery-worker", daemon=True).start()
+        beat = EmbeddedService(app, thread=True)
+        beat.start()
+        lock = LeaderLock()
+        watcher = Watcher().start() if lock.try_acquire() else None
+        if watcher is None:
+            self.stderr.write("Another watcher holds the lock; this one will not watch.")
+        config = uvicorn.Config("portal.asgi:application", host=options["host"],
+                                port=options["port"], lifespan="off", log_level="info")
+        try:
+            uvicorn.Server(config).run()
+        finally:
+            if watcher is not None:
+                watcher.stop()
+                lock.release()
+            beat.stop()
+            worker.stop(in_sighandler=False)
+
+    def _stop_children(self) -> None:
+        for proc in reversed(self.children):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        for proc in self.children:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)

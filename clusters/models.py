@@ -328,3 +328,34 @@ class ClusterEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%H:%M:%S} {self.reason}: {self.message[:60]}"
+
+
+class Offering(models.Model):
+    """Staff's choices over the platform catalogue: hide an item, or mark a version end-of-life.
+
+    The catalogue itself (instance types, GPU models, versions) comes from the platform; a row
+    here only changes what tenants are offered, without editing code.
+    """
+
+    class Kind(models.TextChoices):
+        INSTANCE_TYPE = "instance_type", _("Instance type")
+        GPU_MODEL = "gpu_model", _("GPU model")
+        VERSION = "version", _("Kubernetes version")
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.CharField(max_length=64)
+    hidden = models.BooleanField(
+        _("hidden from tenants"), default=False,
+        help_text=_("Not offered for new clusters or node groups; existing ones keep it."))
+    end_of_life_on = models.DateField(
+        _("end of life"), null=True, blank=True,
+        help_text=_("Versions only: from this date tenants see a warning and an upgrade "
+                    "suggestion."))
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        constraints = [models.UniqueConstraint(fields=["kind", "name"], name="offering_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.name}"

@@ -2,10 +2,17 @@ from __future__ import annotations
 
 import csv
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 
+from portal import actions
+from portal.audit import actor_from_request, record
 from portal.models import Announcement, AuditEntry, Invitation, Membership, Tenant
+from portal.staff import start_impersonation
 
 
 class MembershipInline(admin.TabularInline):
@@ -16,13 +23,63 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "created_at", "suspended_at"]
+    list_display = ["slug", "name", "created_at", "suspended_at", "suspension_reason"]
     search_fields = ["slug", "name"]
     list_filter = [("suspended_at", admin.EmptyFieldListFilter)]
     inlines = [MembershipInline]
+    actions = ["suspend", "unsuspend", "view_as_tenant"]
+    fieldsets = [
+        (None, {"fields": ["slug", "name", "created_at"]}),
+        ("Suspension", {"fields": ["suspended_at", "suspension_reason"]}),
+        ("Quota (empty: the platform-wide default)",
+         {"fields": ["quota_clusters", "quota_vcpu", "quota_memory_gib", "quota_gpus"]}),
+    ]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["slug", "created_at"] if obj else ["created_at"]
+        fixed = ["created_at", "suspended_at", "suspension_reason"]
+        return ["slug", *fixed] if obj else fixed
+
+    def save_model(self, request, obj, form, change) -> None:
+        actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            changes = {f: [form.initial.get(f), form.cleaned_data.get(f)]
+                       for f in form.changed_data}
+            record(actor, "tenant.update" if change else "tenant.create", obj, tenant=obj,
+                   changes=changes)
+
+    @admin.action(description="Suspend selected tenants (asks for the reason)")
+    def suspend(self, request: HttpRequest, queryset):
+        if request.POST.get("confirm") == "yes":
+            actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
+            try:
+                for tenant in queryset:
+                    actions.do_suspend_tenant(actor, tenant, reason=request.POST.get("reason", ""))
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                return None
+            self.message_user(request, f"Suspended {queryset.count()} tenant(s).")
+            return None
+        return TemplateResponse(request, "admin/portal/tenant/suspend.html", {
+            **self.admin_site.each_context(request), "tenants": queryset,
+            "opts": self.model._meta, "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        })
+
+    @admin.action(description="Lift the suspension of selected tenants")
+    def unsuspend(self, request: HttpRequest, queryset) -> None:
+        actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
+        for tenant in queryset:
+            actions.do_unsuspend_tenant(actor, tenant)
+        self.message_user(request, f"Lifted the suspension of {queryset.count()} tenant(s).")
+
+    @admin.action(description="View as this tenant (read-only, recorded)")
+    def view_as_tenant(self, request: HttpRequest, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one tenant.", messages.WARNING)
+            return None
+        tenant = queryset.get()
+        start_impersonation(request, tenant)
+        return redirect("tenant_home", tenant_slug=tenant.slug)
 
 
 @admin.register(Membership)

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.i18n import set_language
 
-from portal import health, views
+from portal import health, staff, views
 
 tenant_patterns = [
     path("", views.tenant_home, name="tenant_home"),
@@ -28,9 +28,14 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/", include(tenant_patterns)),
     path("invitations/accept/", views.invitation_accept, name="invitation_accept"),
     path("account/profile/", views.profile, name="profile"),
+    # Before allauth's own URLs: the same page, with rate-limited attempts answered by a 429.
+    path("accounts/login/", views.LoginView.as_view(), name="account_login"),
     path("accounts/", include("allauth.urls")),
     path("i18n/setlang/", set_language, name="set_language"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("staff/", staff.console, name="staff_console"),
+    path("staff/impersonate/", staff.impersonate, name="staff_impersonate"),
+    path("staff/impersonate/stop/", staff.impersonate_stop, name="staff_impersonate_stop"),
     path("admin/", admin.site.urls),
 ]

@@ -36,6 +36,9 @@ NOT_TENANT_SCOPED: dict[str, str] = {
     "tenant_create": "creates a new tenant owned by the caller",
     "invitation_accept": "the code itself decides which tenant",
     "profile": "the caller's own profile",
+    "staff_console": "staff with MFA only: tests/portal/test_staff.py",
+    "staff_impersonate": "staff with MFA only: tests/portal/test_staff.py",
+    "staff_impersonate_stop": "ends the caller's own impersonation session",
 }
 # Tenant URLs a viewer may POST to, with the reason.
 VIEWER_MAY_POST: dict[str, str] = {

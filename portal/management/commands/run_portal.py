@@ -82,11 +82,11 @@ class Command(BaseCommand):
 
     def _banner(self, options, distributed: bool) -> None:
         url = f"http://{options['host']}:{options['port']}/"
+        mode = "distributed (separate processes)" if distributed else "embedded"
+        platform = settings.PLATFORM_KUBECONFIG if "KUBECONFIG" in os.environ else "simulated"
         self.stdout.write(self.style.SUCCESS(
-            f"\n  Portal:  {url}\n  Login:   demo@example.org / demo-portal-2026\n"
-            f"  Mode:    {'distributed (separate processes)' if distributed else 'embedded'}"
-            f"\n  Platform: {settings.PLATFORM_KUBECONFIG if 'KUBECONFIG' in os.environ else 'simulated'}"
-            "\n  Ctrl-C stops everything.\n"))
+            f"\n  Portal:   {url}\n  Login:    demo@example.org / demo-portal-2026\n"
+            f"  Mode:     {mode}\n  Platform: {platform}\n  Ctrl-C stops everything.\n"))
 
     def _run_processes(self, options, env: dict[str, str]) -> None:
         py = sys.executable

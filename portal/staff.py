@@ -1,0 +1,165 @@
+"""Staff pages outside the raw admin: the operations console and read-only impersonation.
+
+Only active staff with two-factor authentication reach them, exactly like ``/admin/``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Sum
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from portal.admin_site import user_has_mfa
+from portal.audit import AuditEntry, actor_from_request, record
+from portal.htmx import render_region
+from portal.models import Tenant
+from portal.tenancy import IMPERSONATION_SESSION_KEY
+
+
+def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        user = request.user
+        if not (user.is_active and user.is_staff):
+            raise PermissionDenied(_("Staff only."))
+        if not user_has_mfa(user):
+            return render(request, "portal/admin_mfa_required.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------- impersonation
+
+def start_impersonation(request: HttpRequest, tenant: Tenant) -> None:
+    """Let a staff member see ``tenant`` as its members do, read-only; recorded for the tenant."""
+    request.session[IMPERSONATION_SESSION_KEY] = tenant.pk
+    record(actor_from_request(request, via=AuditEntry.Via.ADMIN), "staff.impersonation.start",
+           tenant, tenant=tenant)
+
+
+@staff_required
+@require_POST
+def impersonate(request: HttpRequest) -> HttpResponse:
+    tenant = get_object_or_404(Tenant, slug=request.POST.get("tenant", ""))
+    start_impersonation(request, tenant)
+    return redirect("tenant_home", tenant_slug=tenant.slug)
+
+
+@login_required
+@require_POST
+def impersonate_stop(request: HttpRequest) -> HttpResponse:
+    tenant_id = request.session.pop(IMPERSONATION_SESSION_KEY, None)
+    tenant = Tenant.objects.filter(pk=tenant_id).first() if tenant_id else None
+    if tenant is not None:
+        record(actor_from_request(request, via=AuditEntry.Via.ADMIN),
+               "staff.impersonation.stop", tenant, tenant=tenant)
+        messages.info(request, _("You stopped viewing %(name)s.") % {"name": tenant.name})
+    return redirect("staff_console")
+
+
+# --------------------------------------------------------------------------- the console
+
+def _operations_section(stuck_minutes: int) -> dict[str, Any]:
+    from clusters.models import Operation
+
+    now = timezone.now()
+    failed_since = now - timedelta(days=7)
+    stuck = (Operation.objects.filter(state__in=Operation.ACTIVE_STATES,
+                                      created_at__lt=now - timedelta(minutes=stuck_minutes))
+             .select_related("cluster", "tenant").order_by("created_at")[:50])
+    failed = (Operation.objects.filter(state=Operation.State.FAILED, finished_at__gte=failed_since)
+              .select_related("cluster", "tenant").order_by("-finished_at")[:200])
+    by_class: dict[str, list[Operation]] = defaultdict(list)
+    for operation in failed:
+        by_class[operation.get_error_class_display()].append(operation)
+    return {"stuck": list(stuck), "failed_by_class": sorted(by_class.items()),
+            "stuck_minutes": stuck_minutes}
+
+
+def _fleet_section() -> dict[str, Any]:
+    from clusters.models import Cluster, NodeGroup
+    from clusters.offerings import end_of_life_versions
+
+    eol = end_of_life_versions()
+    versions = (Cluster.objects.live().values("version").annotate(n=Count("id"))
+                .order_by("-version"))
+    groups = NodeGroup.objects.filter(removed_at__isnull=True, cluster__deleted_at__isnull=True)
+    capacity = (groups.values("instance_type").annotate(nodes=Sum("observed_nodes"),
+                                                        groups=Count("id"))
+                .order_by("-nodes"))
+    gpus: Counter[str] = Counter()
+    for row in groups.exclude(gpu_model="").values("gpu_model", "gpus_per_node",
+                                                   "observed_nodes"):
+        gpus[row["gpu_model"]] += row["gpus_per_node"] * row["observed_nodes"]
+    phases = dict(Cluster.objects.live().values_list("phase").annotate(n=Count("id")))
+    return {
+        "versions": [{**v, "eol": eol.get(v["version"])} for v in versions],
+        "capacity": list(capacity),
+        "gpus": sorted(gpus.items()),
+        "phases": phases,
+    }
+
+
+def _platform_section() -> dict[str, Any]:
+    from clusters.platform.gateway import PlatformError, get_gateway
+    from clusters.watcher import watcher_health
+
+    try:
+        info = get_gateway().ping()
+        reachable, detail = True, info.get("git_version", "")
+    except PlatformError as exc:
+        reachable, detail = False, exc.message
+    health = watcher_health() or {}
+    streams = health.get("streams", {})
+    last_event = max((s.get("last_event_at") or 0 for s in streams.values()), default=0)
+    from django.core.cache import cache
+
+    return {
+        "reachable": reachable,
+        "detail": detail,
+        "watcher": health,
+        "watcher_streams": streams,
+        "watcher_last_event": datetime.fromtimestamp(last_event, tz=UTC)
+        if last_event else None,
+        "watcher_published": datetime.fromtimestamp(health["published_at"], tz=UTC)
+        if health.get("published_at") else None,
+        "resync": cache.get("clusters:last-resync"),
+    }
+
+
+def _revenue_section() -> dict[str, Any]:
+    from billing.queries import month_revenue, top_tenants_by_spend
+
+    return {"revenue": month_revenue(), "top_tenants": top_tenants_by_spend(limit=10)}
+
+
+@staff_required
+def console(request: HttpRequest) -> HttpResponse:
+    try:
+        stuck_minutes = max(1, min(24 * 60, int(request.GET.get("stuck", 30))))
+    except ValueError:
+        stuck_minutes = 30
+    context = {
+        **_operations_section(stuck_minutes),
+        **_fleet_section(),
+        **_platform_section(),
+        **_revenue_section(),
+        "now": timezone.now(),
+        "suspended": Tenant.objects.filter(suspended_at__isnull=False).count(),
+        "tenants": Tenant.objects.count(),
+    }
+    return render_region(request, "portal/staff/console.html", "board", context)

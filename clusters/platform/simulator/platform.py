@@ -1,0 +1,405 @@
+"""`SimulatedPlatform`: the whole simulated management cluster behind one object.
+
+Runs in-process (tests) or standalone (`manage.py simulate_platform`); it never imports Django.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .clock import Clock, ManualClock, RealClock
+from .controller import DEFAULT_PATCHES, PlatformController
+from .errors import ApiError
+from .faults import Fault, FaultSet
+from .kubeconfig import kubeconfig_yaml
+from .nodes import Timing
+from .resources import APPLICATION_DEFINITIONS, build_registry
+from .schema import apply_defaults, chart_values, load_schema, prune_nulls
+from .server import RequestRecord, SimulatorHTTPServer
+from .store import Selection, Store
+
+Obj = dict[str, Any]
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+FALLBACK_INSTANCE_TYPES = ("u1.medium", "u1.large", "u1.xlarge", "u1.2xlarge", "s1.large")
+
+
+def load_instance_types(path: Path = DATA_DIR / "instance-types.json") -> list[str]:
+    """Names of the cluster's VirtualMachineClusterInstancetypes (Hikube + upstream-only)."""
+    if not path.exists():
+        return list(FALLBACK_INSTANCE_TYPES)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    entries = data.get("instance_types", []) + data.get(
+        "upstream_only_not_documented_by_hikube", []
+    )
+    return [entry["name"] for entry in entries]
+
+
+def load_patch_versions(path: Path = DATA_DIR / "versions.json") -> dict[str, str]:
+    if not path.exists():
+        return dict(DEFAULT_PATCHES)
+    return dict(
+        json.loads(path.read_text(encoding="utf-8")).get("resolved_patch") or DEFAULT_PATCHES
+    )
+
+
+class SimulatedPlatform:
+    """A Kubernetes-API server over loopback HTTP plus a Cozystack-like controller.
+
+    With a `ManualClock` nothing moves until `advance()`/`tick()`; with the real clock (default)
+    a background thread ticks every `tick_interval` seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str = "simulator-token",  # noqa: S107 - a loopback test double, not a secret
+        schema_path: str | Path | None = None,
+        clock: Clock | None = None,
+        ready_after: float = 1.0,
+        node_ready_after: float = 0.5,
+        settle_after: float = 0.5,
+        delete_after: float = 0.5,
+        upgrade_after: float = 0.5,
+        fail_after: float = 0.2,
+        instance_types: Iterable[str] | None = None,
+        chart_version: str = "0.31.2",
+        root_host: str = "example.org",
+        history_size: int = 1000,
+        watch_timeout: float = 1800.0,
+        tick_interval: float = 0.05,
+        tick_on_write: bool = True,
+        request_log_limit: int = 100_000,
+    ) -> None:
+        self.host, self.port, self.token = host, port, token
+        self.clock: Clock = clock or RealClock()
+        self.schema, self.schema_text = load_schema(schema_path)
+        self.registry = build_registry(self._present_kubernetes)
+        self.store = Store(self.clock, self.registry, history_size)
+        self.timing = Timing(
+            ready_after, node_ready_after, settle_after, delete_after, upgrade_after, fail_after
+        )
+        self.controller = PlatformController(
+            self.store,
+            self.clock,
+            self.schema,
+            self.timing,
+            load_instance_types() if instance_types is None else instance_types,
+            chart_version=chart_version,
+            root_host=root_host,
+            patch_versions=load_patch_versions(),
+        )
+        self.faults = FaultSet()
+        self.server_errors: list[Obj] = []
+        self.request_log: list[RequestRecord] = []
+        self.down = False
+        self.down_mode = "drop"
+        self.stopping = False
+        self.watch_timeout = watch_timeout
+        self.tick_interval = tick_interval
+        self.tick_on_write = tick_on_write
+        self.request_log_limit = request_log_limit
+        self.kubeconfig_path: Path | None = None
+        self._server: SimulatorHTTPServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop_ticking = threading.Event()
+        self._wake = False
+        self._publish_application_definition()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> SimulatedPlatform:
+        self._server = SimulatorHTTPServer((self.host, self.port), self)
+        self.port = self._server.server_address[1]
+        serve = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"simulator-http-{self.port}",
+            daemon=True,
+        )
+        serve.start()
+        self._threads.append(serve)
+        if not getattr(self.clock, "manual", False):
+            ticker = threading.Thread(target=self._tick_forever, name="simulator-tick", daemon=True)
+            ticker.start()
+            self._threads.append(ticker)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, end open watches and join the threads (idempotent)."""
+        self.stopping = True
+        self._stop_ticking.set()
+        self.store.close()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.close_connections()
+            self._server.server_close()
+            self._server = None
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+
+    def __enter__(self) -> SimulatedPlatform:
+        return self.start() if self._server is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def kubeconfig(self, path: str | Path) -> Path:
+        """Write a kubeconfig for the real client (plain HTTP, bearer token).
+
+        Written atomically: a parent process may poll for the file to appear.
+        """
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.tmp")
+        partial.write_text(kubeconfig_yaml("simulated-platform", self.url, "portal", self.token))
+        os.replace(partial, target)
+        self.kubeconfig_path = target
+        return target
+
+    # --- time ----------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Let the controller process everything due at the clock's current time."""
+        self.controller.tick()
+
+    def advance(self, seconds: float) -> None:
+        """ManualClock only: move time forward, stopping at every due moment on the way."""
+        clock = self.clock
+        if not isinstance(clock, ManualClock):
+            raise TypeError("advance() needs a ManualClock; the real clock advances by itself")
+        target = clock.time() + seconds
+        for _ in range(100_000):
+            due = self.controller.next_due(clock.time())
+            if due is None or due > target:
+                break
+            clock.set(due)
+            self.tick()
+        clock.set(target)
+        self.tick()
+
+    def after_write(self) -> None:
+        """Controllers react to writes within milliseconds; do it synchronously here."""
+        if self.tick_on_write:
+            self._safe_tick()
+
+    def _tick_forever(self) -> None:
+        """Tick only when something was written or falls due, so an idle simulator stays idle."""
+        seen_rv, due = -1, None
+        while not self._stop_ticking.wait(self.tick_interval):
+            now = self.clock.time()
+            woken, self._wake = self._wake, False
+            if not woken and self.store.resource_version == seen_rv and (due is None or now < due):
+                continue
+            self._safe_tick()
+            seen_rv = self.store.resource_version
+            due = self.controller.next_due(self.clock.time())
+
+    def _safe_tick(self) -> None:
+        try:
+            self.tick()
+        except Exception as error:  # noqa: BLE001 - a controller bug must be visible in tests
+            import traceback
+
+            self.record_server_error("TICK", "<controller>", error, traceback.format_exc())
+
+    # --- test helpers --------------------------------------------------------------------------
+
+    def set_down(self, down: bool = True, mode: str = "drop") -> None:
+        """Platform unreachable: `drop` hangs up on every API request, `503` answers 503.
+
+        `/_sim/` control endpoints keep working so a subprocess can be brought back up.
+        """
+        if mode not in ("drop", "503"):
+            raise ValueError("mode must be 'drop' or '503'")
+        self.down, self.down_mode = down, mode
+
+    def set_demand(self, namespace: str, cluster: str, group: str, replicas: int) -> None:
+        """Pending pods ask the autoscaler for `replicas` nodes (clamped to [min, max])."""
+        self.controller.set_demand(namespace, cluster, group, replicas)
+        self._wake = True
+
+    def fail_cluster(
+        self,
+        namespace: str,
+        name: str,
+        reason: str = "InstallFailed",
+        message: str | None = None,
+    ) -> None:
+        """Force Ready=False with this reason/message until the spec next changes."""
+        self.tick()
+        text = message or (
+            f"Helm install failed for release {namespace}/kubernetes-{name} with chart "
+            f"kubernetes@{self.controller.chart_version}: simulated platform failure"
+        )
+        self.controller.fail_cluster(namespace, name, reason, text)
+
+    def reset(self) -> None:
+        """Back to an empty platform (for session-scoped fixtures): objects, faults, outage and
+        request log go; the ApplicationDefinition stays; `server_errors` are kept on purpose."""
+        with self.controller.lock:
+            self.store.reset(keep=(APPLICATION_DEFINITIONS.key,))
+            self.controller.reset()
+        self.faults.clear()
+        self.set_down(False)
+        self.request_log.clear()
+
+    def compact(self) -> None:
+        """Drop the watch history: resuming from any older resourceVersion now gets 410."""
+        self.store.compact()
+
+    def publish_schema(self, schema: Obj) -> None:
+        """Simulate a platform upgrade that changes the published chart schema."""
+        with self.controller.lock:
+            self.schema, self.schema_text = schema, json.dumps(schema, indent=2)
+            self.controller.schema = schema
+            self.controller.chart_values = chart_values(schema)
+            self._publish_application_definition()
+
+    def get_object(self, kind: str, namespace: str | None, name: str) -> Obj | None:
+        """What the API shows for one object (`kind` may be a Kind or a plural), or None."""
+        rtype = self.registry.lookup(kind)
+        try:
+            return self.store.get(rtype, namespace, name)
+        except ApiError:
+            return None
+
+    def raw_object(self, kind: str, namespace: str | None, name: str) -> Obj | None:
+        """The stored object, e.g. a `Kubernetes` spec exactly as sent (no defaults)."""
+        return self.store.raw(self.registry.lookup(kind), namespace, name)
+
+    def objects(self, kind: str, namespace: str | None = None) -> list[Obj]:
+        rtype = self.registry.lookup(kind)
+        return self.store.list(rtype, Selection(namespace))[0]
+
+    def events(self, namespace: str, involved_name: str | None = None) -> list[Obj]:
+        """Core Events in a namespace, optionally only those about one object."""
+        return [
+            event
+            for event in self.objects("Event", namespace)
+            if involved_name is None or event["involvedObject"]["name"] == involved_name
+        ]
+
+    def requests(self, method: str | None = None, path_contains: str = "") -> list[RequestRecord]:
+        return [
+            r
+            for r in list(self.request_log)
+            if (method is None or r.method == method) and path_contains in r.path
+        ]
+
+    def log_request(self, record: RequestRecord) -> None:
+        """Append to `request_log`, trimming the oldest half past `request_log_limit`."""
+        self.request_log.append(record)
+        if len(self.request_log) > self.request_log_limit:
+            del self.request_log[: len(self.request_log) // 2]
+
+    def record_server_error(self, method: str, path: str, error: BaseException, trace: str) -> None:
+        self.server_errors.append(
+            {"method": method, "path": path, "message": repr(error), "traceback": trace}
+        )
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _present_kubernetes(self, obj: Obj) -> Obj:
+        """GET shows the spec with schema defaults filled in, never the nulls Helm saw."""
+        spec = obj.get("spec")
+        if spec is not None and not isinstance(spec, dict):
+            return obj
+        shown = dict(obj)
+        shown["spec"] = apply_defaults(self.schema, prune_nulls(copy.deepcopy(spec or {})))
+        return shown
+
+    def _publish_application_definition(self) -> None:
+        body = {
+            "metadata": {"name": "kubernetes"},
+            "spec": {
+                "application": {
+                    "kind": "Kubernetes",
+                    "plural": "kuberneteses",
+                    "singular": "kubernetes",
+                    "openAPISchema": self.schema_text,
+                },
+                "release": {
+                    "prefix": "kubernetes-",
+                    "labels": {"cozystack.io/ui": "true"},
+                    "chart": {
+                        "name": "kubernetes",
+                        "sourceRef": {
+                            "kind": "HelmRepository",
+                            "name": "cozystack-apps",
+                            "namespace": "cozy-public",
+                        },
+                    },
+                },
+                "secrets": {
+                    "exclude": [],
+                    "include": [{"resourceNames": ["kubernetes-{{ .name }}-admin-kubeconfig"]}],
+                },
+            },
+        }
+        self.store.apply(APPLICATION_DEFINITIONS, None, "kubernetes", body)
+
+    # --- HTTP control endpoints (/_sim/...) ----------------------------------------------------
+
+    def control(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        """Operate the simulator from another process; same effects as the methods above."""
+        action = path.removeprefix("/_sim/")
+        data = body if isinstance(body, dict) else {}
+        try:
+            return self._control(method, action, data)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ApiError(400, f"bad simulator control request: {error!r}", "BadRequest")
+
+    def _control(self, method: str, action: str, data: Obj) -> tuple[int, Any]:
+        simple = {
+            ("POST", "compact"): self.compact,
+            ("POST", "tick"): self.tick,
+            ("DELETE", "faults"): self.faults.clear,
+            ("DELETE", "requests"): self.request_log.clear,
+            ("DELETE", "errors"): self.server_errors.clear,
+        }
+        if (method, action) in simple:
+            simple[(method, action)]()
+            return 200, {"ok": True}
+        if (method, action) == ("GET", "faults"):
+            return 200, [fault.to_dict() for fault in self.faults.list()]
+        if (method, action) == ("POST", "faults"):
+            return 201, self.faults.add(Fault.from_dict(data)).to_dict()
+        if (method, action) == ("GET", "errors"):
+            return 200, list(self.server_errors)
+        if (method, action) == ("GET", "requests"):
+            return 200, [record._asdict() for record in list(self.request_log)]
+        if (method, action) == ("POST", "down"):
+            self.set_down(bool(data.get("down", True)), str(data.get("mode", "drop")))
+            return 200, {"down": self.down, "mode": self.down_mode}
+        if (method, action) == ("POST", "demand"):
+            self.set_demand(
+                data["namespace"], data["cluster"], data["group"], int(data["replicas"])
+            )
+            return 200, {"ok": True}
+        if (method, action) == ("POST", "fail"):
+            self.fail_cluster(
+                data["namespace"],
+                data["name"],
+                data.get("reason", "InstallFailed"),
+                data.get("message"),
+            )
+            return 200, {"ok": True}
+        if (method, action) == ("POST", "advance"):
+            self.advance(float(data["seconds"]))
+            return 200, {"time": self.clock.time()}
+        raise ApiError(
+            404, f"unknown simulator control endpoint {method} /_sim/{action}", "NotFound"
+        )

@@ -1,0 +1,327 @@
+"""The `kubernetes` chart's values schema: defaulting, Helm-style merging and Helm-style errors.
+
+The platform behaves in two steps that the portal must respect (PLATFORM.md a, gotcha 8): the
+API fills schema defaults into what GET returns, and Helm later validates the *user values merged
+over the chart's values.yaml*. Both are reproduced here so the simulator fails the same specs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+VERSIONS = ("v1.35", "v1.34", "v1.33", "v1.32", "v1.31", "v1.30")
+PRESETS = ("nano", "micro", "small", "medium", "large", "xlarge", "2xlarge")
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
+    r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+# values.yaml of the chart at v1.3.6 ships this group; Helm merges it into every release.
+HIDDEN_MD0: dict[str, Any] = {
+    "minReplicas": 0,
+    "maxReplicas": 10,
+    "instanceType": "u1.medium",
+    "ephemeralStorage": "20Gi",
+    "resources": {},
+    "roles": ["ingress-nginx"],
+    "gpus": [],
+}
+ADDONS_WITH_ENABLE = ("certManager", "fluxcd", "gpuOperator", "monitoringAgents", "velero")
+
+
+def _quantity() -> dict[str, Any]:
+    return {
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
+        "pattern": QUANTITY_PATTERN,
+        "x-kubernetes-int-or-string": True,
+    }
+
+
+def _obj(props: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": props, **extra}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _resources() -> dict[str, Any]:
+    return _obj({"cpu": _quantity(), "memory": _quantity()}, default={})
+
+
+def _component(preset: str) -> dict[str, Any]:
+    props = {
+        "resources": _resources(),
+        "resourcesPreset": {"type": "string", "default": preset, "enum": list(PRESETS)},
+    }
+    return _obj(props, ("resources", "resourcesPreset"), default={})
+
+
+def _override() -> dict[str, Any]:
+    return {"type": "object", "default": {}, "x-kubernetes-preserve-unknown-fields": True}
+
+
+def _addons() -> dict[str, Any]:
+    addons: dict[str, Any] = {}
+    for name in ADDONS_WITH_ENABLE:
+        props = {"enabled": {"type": "boolean", "default": False}, "valuesOverride": _override()}
+        addons[name] = _obj(props, ("enabled", "valuesOverride"), default={})
+    for name in ("cilium", "coredns", "verticalPodAutoscaler"):
+        addons[name] = _obj({"valuesOverride": _override()}, ("valuesOverride",), default={})
+    addons["gatewayAPI"] = _obj(
+        {"enabled": {"type": "boolean", "default": False}}, ("enabled",), default={}
+    )
+    ingress = {
+        "enabled": {"type": "boolean", "default": False},
+        "exposeMethod": {
+            "type": "string",
+            "default": "Proxied",
+            "enum": ["Proxied", "LoadBalancer"],
+        },
+        "hosts": {"type": "array", "default": [], "items": {"type": "string"}},
+        "valuesOverride": _override(),
+    }
+    addons["ingressNginx"] = _obj(
+        ingress, ("enabled", "exposeMethod", "valuesOverride"), default={}
+    )
+    return _obj(addons, tuple(sorted(addons)), default={})
+
+
+def builtin_schema() -> dict[str, Any]:
+    """A compact equivalent of the upstream schema, used when no schema file is given."""
+    group = _obj(
+        {
+            "minReplicas": {"type": "integer", "default": 0},
+            "maxReplicas": {"type": "integer", "default": 10},
+            "instanceType": {"type": "string", "default": "u1.medium"},
+            "ephemeralStorage": {**_quantity(), "default": "20Gi"},
+            "resources": _obj({"cpu": _quantity(), "memory": _quantity()}),
+            "roles": {"type": "array", "items": {"type": "string"}},
+            "gpus": {
+                "type": "array",
+                "items": _obj({"name": {"type": "string"}}, ("name",)),
+            },
+        },
+        ("ephemeralStorage", "instanceType", "maxReplicas", "minReplicas", "resources"),
+    )
+    control_plane = _obj(
+        {
+            "replicas": {"type": "integer", "default": 2},
+            "apiServer": _component("large"),
+            "controllerManager": _component("micro"),
+            "scheduler": _component("micro"),
+            "konnectivity": _obj({"server": _component("micro")}, ("server",), default={}),
+        },
+        ("apiServer", "controllerManager", "konnectivity", "replicas", "scheduler"),
+        default={},
+    )
+    return _obj(
+        {
+            "version": {"type": "string", "default": "v1.35", "enum": list(VERSIONS)},
+            "storageClass": {"type": "string", "default": "replicated"},
+            "host": {"type": "string", "default": ""},
+            "nodeGroups": {
+                "type": "object",
+                "default": {"md0": copy.deepcopy(HIDDEN_MD0)},
+                "additionalProperties": group,
+            },
+            "addons": _addons(),
+            "controlPlane": control_plane,
+        },
+        title="Chart Values",
+    )
+
+
+def load_schema(path: str | Path | None) -> tuple[dict[str, Any], str]:
+    """Return the schema and its JSON text (published verbatim in the ApplicationDefinition)."""
+    if path is None:
+        schema = builtin_schema()
+        return schema, json.dumps(schema, indent=2)
+    text = Path(path).read_text(encoding="utf-8")
+    return json.loads(text), text
+
+
+# --- defaulting and merging -----------------------------------------------------------------
+
+
+def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
+    """Structural defaulting as the apiserver does it: fill missing keys that have a default."""
+    if isinstance(value, dict):
+        result = dict(value)
+        properties = schema.get("properties") or {}
+        for key, sub in properties.items():
+            if key not in result and "default" in sub:
+                result[key] = copy.deepcopy(sub["default"])
+            if key in result:
+                result[key] = apply_defaults(sub, result[key])
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in result:
+                if key not in properties:
+                    result[key] = apply_defaults(extra, result[key])
+        return result
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [apply_defaults(schema["items"], item) for item in value]
+    return value
+
+
+def prune_nulls(value: Any) -> Any:
+    """The API drops `key: null` when it serialises; only Helm ever sees the null."""
+    if isinstance(value, dict):
+        return {k: prune_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [prune_nulls(item) for item in value]
+    return value
+
+
+def chart_values(schema: dict[str, Any]) -> dict[str, Any]:
+    """The chart's values.yaml: every default, including the hidden `md0` group (gotcha 1)."""
+    values = apply_defaults(schema, {})
+    values.setdefault("nodeGroups", {"md0": copy.deepcopy(HIDDEN_MD0)})
+    return values
+
+
+def coalesce(user: Any, chart: Any) -> Any:
+    """Helm's merge of user values over chart values: maps merge, `null` deletes the key."""
+    if not isinstance(user, dict) or not isinstance(chart, dict):
+        return copy.deepcopy(user)
+    result = copy.deepcopy(chart)
+    for key, value in user.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = coalesce(value, result[key])
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+# --- validation with Helm (gojsonschema) wording --------------------------------------------
+
+JsonPath = tuple[Any, ...]
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "integer" if value.is_integer() else "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _type_ok(expected: str | list[str], value: Any) -> bool:
+    kinds = [expected] if isinstance(expected, str) else expected
+    actual = _json_type(value)
+    return any(k == actual or (k == "number" and actual == "integer") for k in kinds)
+
+
+def _type_message(expected: str | list[str], value: Any) -> str:
+    wanted = expected if isinstance(expected, str) else "/".join(expected)
+    return f"Invalid type. Expected: {wanted}, given: {_json_type(value)}"
+
+
+def _mini_errors(
+    schema: dict[str, Any], value: Any, path: JsonPath
+) -> Iterator[tuple[JsonPath, str]]:
+    """Fallback validator for the keyword subset the chart schema uses (when no jsonschema)."""
+    if "type" in schema and not _type_ok(schema["type"], value):
+        yield path, _type_message(schema["type"], value)
+        return
+    if "enum" in schema and value not in schema["enum"]:
+        yield path, _enum_message(path, schema["enum"])
+    if "pattern" in schema and isinstance(value, str) and not re.search(schema["pattern"], value):
+        yield path, f"Does not match pattern '{schema['pattern']}'"
+    if "anyOf" in schema and not any(
+        not list(_mini_errors(sub, value, path)) for sub in schema["anyOf"]
+    ):
+        yield path, "Must validate at least one schema (anyOf)"
+    if isinstance(value, dict):
+        yield from _mini_object_errors(schema, value, path)
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            yield from _mini_errors(schema["items"], item, (*path, index))
+
+
+def _mini_object_errors(
+    schema: dict[str, Any], value: dict[str, Any], path: JsonPath
+) -> Iterator[tuple[JsonPath, str]]:
+    for key in schema.get("required", []):
+        if key not in value:
+            yield path, f"{key} is required"
+    properties = schema.get("properties") or {}
+    extra = schema.get("additionalProperties", True)
+    for key, item in value.items():
+        if key in properties:
+            yield from _mini_errors(properties[key], item, (*path, key))
+        elif extra is False:
+            yield path, f"Additional property {key} is not allowed"
+        elif isinstance(extra, dict):
+            yield from _mini_errors(extra, item, (*path, key))
+
+
+def _enum_message(path: JsonPath, allowed: list[Any]) -> str:
+    field = str(path[-1]) if path else "(root)"
+    return f"{field} must be one of the following: " + ", ".join(json.dumps(v) for v in allowed)
+
+
+def _jsonschema_errors(schema: dict[str, Any], value: Any) -> Iterator[tuple[JsonPath, str]] | None:
+    try:
+        import jsonschema
+    except ImportError:  # pragma: no cover - jsonschema is in the venv; keep the fallback honest
+        return None
+    validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    validator = validator_cls(schema)
+
+    def iterate() -> Iterator[tuple[JsonPath, str]]:
+        for error in validator.iter_errors(value):
+            path = tuple(error.absolute_path)
+            kind = error.validator
+            if kind == "type":
+                yield path, _type_message(error.validator_value, error.instance)
+            elif kind == "required":
+                yield from (
+                    (path, f"{k} is required")
+                    for k in error.validator_value
+                    if isinstance(error.instance, dict) and k not in error.instance
+                )
+            elif kind == "enum":
+                yield path, _enum_message(path, error.validator_value)
+            elif kind == "pattern":
+                yield path, f"Does not match pattern '{error.validator_value}'"
+            elif kind == "anyOf":
+                yield path, "Must validate at least one schema (anyOf)"
+            elif kind == "additionalProperties":
+                yield path, error.message
+            else:
+                yield path, error.message
+
+    return iterate()
+
+
+def validate(schema: dict[str, Any], values: Any) -> list[str]:
+    """Return Helm-formatted problems (`nodeGroups.md0.minReplicas: Invalid type. ...`), sorted."""
+    errors = _jsonschema_errors(schema, values)
+    if errors is None:
+        errors = _mini_errors(schema, values, ())
+    lines = {f"{'.'.join(str(p) for p in path) or '(root)'}: {message}" for path, message in errors}
+    return sorted(lines)
+
+
+def helm_schema_failure(errors: list[str], chart: str = "kubernetes") -> str:
+    """The text Helm puts after `... with chart kubernetes@X: ` when values fail the schema."""
+    lines = "\n".join(f"- {line}" for line in errors)
+    return (
+        "values don't meet the specifications of the schema(s) in the following chart(s):\n"
+        f"{chart}:\n{lines}\n"
+    )

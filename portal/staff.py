@@ -142,9 +142,11 @@ def _platform_section() -> dict[str, Any]:
 
 
 def _revenue_section() -> dict[str, Any]:
-    from billing.queries import month_revenue, top_tenants_by_spend
+    from billing.queries import revenue_mtd, top_tenants_mtd
 
-    return {"revenue": month_revenue(), "top_tenants": top_tenants_by_spend(limit=10)}
+    return {"revenue": revenue_mtd(),
+            "top_tenants": [{"name": t.name, "slug": t.slug, "amount": amount}
+                            for t, amount in top_tenants_mtd(limit=10)]}
 
 
 @staff_required

@@ -20,7 +20,7 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import broadcast, progress
+from clusters import broadcast, observe, progress
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation, addons_to_json
 from clusters.platform import catalog
 from clusters.platform.manifests import render_kubernetes
@@ -75,8 +75,12 @@ def access_cluster(ctx: TenantContext, name: str, *, for_update: bool = False) -
     return cluster
 
 
-def _write_rows(cluster: Cluster, spec: ClusterSpec) -> None:
-    """Make the desired rows say ``spec``. Groups no longer in it are kept as removed history."""
+def write_desired_rows(cluster: Cluster, spec: ClusterSpec) -> None:
+    """Make the desired rows say ``spec``. Groups no longer in it are kept as removed history.
+
+    A group that comes back before the platform removed it (a cancelled or failed removal)
+    gets its row back, with the node counts still observed on it.
+    """
     cluster.version = spec.version
     cluster.storage_class = spec.storage_class
     cluster.host = spec.host
@@ -87,7 +91,9 @@ def _write_rows(cluster: Cluster, spec: ClusterSpec) -> None:
     existing = {g.name: g for g in cluster.node_groups.filter(removed_at__isnull=True)}
     now = timezone.now()
     for position, group in enumerate(spec.node_groups):
-        row = existing.pop(group.name, None) or NodeGroup(cluster=cluster, name=group.name)
+        row = existing.pop(group.name, None) or _returning_group(cluster, group.name) \
+            or NodeGroup(cluster=cluster, name=group.name)
+        row.removed_at = None
         gpu_models = sorted(set(group.gpus))
         row.position = position
         row.instance_type = group.instance_type
@@ -102,6 +108,11 @@ def _write_rows(cluster: Cluster, spec: ClusterSpec) -> None:
     for row in existing.values():
         row.removed_at = now
         row.save(update_fields=["removed_at"])
+
+
+def _returning_group(cluster: Cluster, name: str) -> NodeGroup | None:
+    return (cluster.node_groups.filter(name=name, removed_at__isnull=False)
+            .exclude(observed_phase="Deleted").order_by("-removed_at").first())
 
 
 def _start_operation(actor: Actor, cluster: Cluster, kind: str, spec: ClusterSpec, *,
@@ -136,9 +147,9 @@ def _start_operation(actor: Actor, cluster: Cluster, kind: str, spec: ClusterSpe
 def _enqueue_on_commit(operation: Operation) -> None:
     from clusters import tasks
 
-    op_id, cluster_id = operation.pk, operation.cluster_id
+    op_id = operation.pk
     transaction.on_commit(lambda: tasks.apply_operation.delay(op_id))
-    transaction.on_commit(lambda: broadcast.cluster_changed(cluster_id))
+    broadcast.on_commit(operation.cluster_id)
 
 
 def do_create_cluster(actor: Actor, ctx: TenantContext, spec: ClusterSpec, *,
@@ -159,7 +170,7 @@ def do_create_cluster(actor: Actor, ctx: TenantContext, spec: ClusterSpec, *,
             cluster = Cluster(tenant=ctx.tenant, name=spec.name, created_by=actor.user,
                               phase=Cluster.Phase.CREATING,
                               status_message=_("Queued: waiting for a worker."))
-            _write_rows(cluster, spec)
+            write_desired_rows(cluster, spec)
             _start_operation(actor, cluster, Operation.Kind.CREATE, spec, before=None,
                              params={}, summary=_("Creation requested."),
                              idempotency_key=idempotency_key)
@@ -192,7 +203,7 @@ def _change(actor: Actor, ctx: TenantContext, name: str, kind: str,
         errors = check_spec(ctx, after, previous=before, cluster_id=cluster.pk)
         if errors:
             raise errors_to_validation_error(errors)
-        _write_rows(cluster, after)
+        write_desired_rows(cluster, after)
         cluster.phase = Cluster.Phase.UPDATING
         cluster.status_message = _("Queued: waiting for a worker.")
         cluster.save(update_fields=["phase", "status_message", "updated_at"])
@@ -355,19 +366,25 @@ def do_retry_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> O
     """Run a failed or cancelled operation again, as a new operation with the same intent."""
     _require(actor, ctx, Perm.CLUSTERS_CHANGE)
     with transaction.atomic():
+        _lock_tenant(ctx)
+        cluster_id = access_operation(ctx, operation_id).cluster_id
+        cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
         old = access_operation(ctx, operation_id, for_update=True)
         if not old.can_retry:
             raise ValidationError(_("Only a failed or cancelled operation can be retried."),
                                   code="not_retryable")
         if old.kind == Operation.Kind.DELETE:
             _require(actor, ctx, Perm.CLUSTERS_DELETE)
-        cluster = Cluster.objects.select_for_update().get(pk=old.cluster_id)
         if cluster.is_deleted:
             raise ValidationError(_("This cluster no longer exists."), code="deleted")
         newer = cluster.operations.filter(created_at__gt=old.created_at).exists()
         if newer:
             raise ValidationError(_("A newer change to this cluster exists; retry that one."),
                                   code="superseded")
+        if cluster.operations.filter(state__in=Operation.ACTIVE_STATES).exists():
+            raise ValidationError(
+                _("Another change to this cluster is still in progress. Wait for it to finish, "
+                  "or cancel it, then try again."), code="busy")
         after = spec_from_json(old.params["after"])
         if old.kind != Operation.Kind.DELETE:
             errors = check_spec(ctx, after, previous=None if old.kind == Operation.Kind.CREATE
@@ -375,7 +392,7 @@ def do_retry_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> O
             errors = [e for e in errors if e.code not in ("immutable", "no_change")]
             if errors:
                 raise errors_to_validation_error(errors)
-            _write_rows(cluster, after)
+            write_desired_rows(cluster, after)
         cluster.phase = {Operation.Kind.CREATE: Cluster.Phase.CREATING,
                          Operation.Kind.DELETE: Cluster.Phase.DELETING}.get(
             old.kind, Cluster.Phase.UPDATING)
@@ -394,13 +411,20 @@ def do_retry_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> O
 
 
 def _cancel(actor: Actor, operation: Operation, *, reason: str) -> None:
-    """Mark cancelled and put the desired rows back to what they were before the request."""
-    cluster = Cluster.objects.select_for_update().get(pk=operation.cluster_id)
+    """Mark cancelled and put the desired rows back to what they were before the request.
+
+    The caller holds the cluster row lock, then the operation's (that order, everywhere).
+    """
+    cluster = Cluster.objects.select_for_update().select_related("tenant").get(
+        pk=operation.cluster_id)
     operation.state = Operation.State.CANCELLED
     operation.finished_at = timezone.now()
     operation.error_message = reason
     operation.steps = progress.cancel_steps(operation.steps)
-    operation.save(update_fields=["state", "finished_at", "error_message", "steps"])
+    operation.lease_until = None
+    operation.lease_token = ""
+    operation.save(update_fields=["state", "finished_at", "error_message", "steps",
+                                  "lease_until", "lease_token"])
     before = operation.params.get("before")
     if operation.kind == Operation.Kind.CREATE:
         cluster.deleted_at = timezone.now()
@@ -408,22 +432,23 @@ def _cancel(actor: Actor, operation: Operation, *, reason: str) -> None:
         cluster.status_message = _("Cancelled before it reached the platform.")
         cluster.save()
         cluster.node_groups.filter(removed_at__isnull=True).update(removed_at=timezone.now())
-    elif before:
-        _write_rows(cluster, spec_from_json(before))
-        cluster.phase = Cluster.Phase.RUNNING if cluster.platform_ready else cluster.phase
-        cluster.save(update_fields=["phase", "updated_at"])
+    else:
+        if before and operation.kind != Operation.Kind.DELETE:
+            write_desired_rows(cluster, spec_from_json(before))
+        observe.refresh(cluster)
     ClusterEvent.objects.create(
         tenant=cluster.tenant, cluster=cluster, operation=operation,
         source=ClusterEvent.Source.PORTAL, reason="operation.cancelled",
         message=reason, actor_label=actor.label)
-    cluster_id = cluster.pk
-    transaction.on_commit(lambda: broadcast.cluster_changed(cluster_id))
+    broadcast.on_commit(cluster.pk)
 
 
 def do_cancel_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> Operation:
     """Cancel an operation the platform has not received yet; its request is undone."""
     _require(actor, ctx, Perm.CLUSTERS_CHANGE)
     with transaction.atomic():
+        cluster_id = access_operation(ctx, operation_id).cluster_id
+        Cluster.objects.select_for_update().filter(pk=cluster_id).first()
         operation = access_operation(ctx, operation_id, for_update=True)
         if not operation.can_cancel:
             raise ValidationError(_(

@@ -1,17 +1,180 @@
-"""What a live page receives when a cluster changes (rendered once, sent to every socket)."""
+"""What a live page receives when a cluster changes, rendered once per change.
+
+``render_cluster_messages`` runs after commit in whichever process made the change (worker,
+watcher, web). It renders the page regions a single time per language and per role tier (the
+action buttons differ by role), never per socket, and puts the HTML in the channel-layer
+message; consumers only pick their variant and forward it. 1,000 open pages cost one render.
+
+The same partials render the first page load, the polling fallback and these pushes, so the
+three can never drift.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import translation
+
+from clusters import forms as cluster_forms
 from clusters.broadcast import cluster_group, tenant_group
 from clusters.models import Cluster
+from clusters.queries import ClusterRow, ClusterState, cluster_row, cluster_state_by_id
+from clusters.specjson import spec_to_json
+from portal.permissions import Perm
+from portal.tenancy import TenantContext
+
+VIEW, CHANGE, MANAGE = "view", "change", "manage"
+TIERS = (VIEW, CHANGE, MANAGE)
+DETAIL_TEMPLATE = "clusters/detail.html"
+LIST_TEMPLATE = "clusters/list.html"
+
+
+def tier_of(ctx: TenantContext) -> str:
+    """Which variant of the action buttons a member sees (the permission table decides)."""
+    if ctx.can(Perm.CLUSTERS_DELETE):
+        return MANAGE
+    if ctx.can(Perm.CLUSTERS_CHANGE):
+        return CHANGE
+    return VIEW
+
+
+def languages() -> list[str]:
+    return [code for code, _name in settings.LANGUAGES]
+
+
+def pick_language(requested: str | None) -> str:
+    return requested if requested in languages() else settings.LANGUAGE_CODE
+
+
+# --------------------------------------------------------------------------- detail regions
+
+
+def actions_key(state: ClusterState, tier: str) -> str:
+    """Changes exactly when the action forms would render differently, so a push that would
+    not change them never disturbs someone typing in them."""
+    cluster = state.cluster
+    basis = {
+        "spec": spec_to_json(cluster.to_spec(state.groups)) if not state.is_deleted else None,
+        "busy": state.busy, "phase": cluster.phase, "tier": tier,
+        "kubeconfig": cluster.kubeconfig_ready, "target": state.upgrade_target,
+        "lang": translation.get_language(),
+    }
+    return hashlib.sha1(json.dumps(basis, sort_keys=True, default=str).encode(),
+                        usedforsecurity=False).hexdigest()[:16]
+
+
+def action_forms(state: ClusterState, bound: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Action forms with the cluster's current values; ``bound`` replaces some by the forms a
+    person just posted (keys: ``scale-<group>``, ``edit-<group>``, ``remove-<group>``,
+    ``add``, ``upgrade``, ``addons``, ``delete``)."""
+    bound = bound or {}
+    cluster = state.cluster
+    spec = cluster.to_spec(state.groups)
+    groups = []
+    for group in spec.node_groups:
+        groups.append({
+            "name": group.name,
+            "scale": bound.get(f"scale-{group.name}") or cluster_forms.ScaleForm(
+                prefix=f"scale-{group.name}", initial={
+                    "min_replicas": group.min_replicas, "max_replicas": group.max_replicas}),
+            "edit": bound.get(f"edit-{group.name}") or cluster_forms.NodeGroupForm(
+                prefix=f"edit-{group.name}", initial=cluster_forms.group_initial(group)),
+            "remove": bound.get(f"remove-{group.name}") or cluster_forms.ConfirmForm(
+                prefix=f"remove-{group.name}"),
+        })
+    new_group = cluster_forms.NodeGroupForm(prefix="add", initial=cluster_forms.group_initial(
+        cluster_forms.SpecForm._default_group(
+            cluster_forms.next_group_name(g.name for g in spec.node_groups))))
+    new_group.initial["ingress"] = False
+    return {
+        "groups": groups,
+        "add": bound.get("add") or new_group,
+        "upgrade": bound.get("upgrade") or cluster_forms.UpgradeForm(
+            prefix="upgrade", initial={"version": state.upgrade_target or ""}),
+        "addons": bound.get("addons") or cluster_forms.AddonsForm(
+            prefix="addon", initial=cluster_forms.addons_initial(spec.addons)),
+        "delete": bound.get("delete") or cluster_forms.DeleteForm(prefix="delete"),
+    }
+
+
+def region_context(state: ClusterState, tier: str, *, oob: bool = False,
+                   bound: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "state": state,
+        "cluster": state.cluster,
+        "tenant_slug": state.cluster.tenant.slug,
+        "tier": tier,
+        "can_change": tier in (CHANGE, MANAGE) and not state.is_deleted,
+        "can_delete": tier == MANAGE and not state.is_deleted,
+        "actions_key": actions_key(state, tier),
+        "forms": action_forms(state, bound) if tier != VIEW and not state.is_deleted else {},
+        "oob": oob,
+    }
+
+
+def render_detail(state: ClusterState, tier: str) -> str:
+    """Every live region of the detail page as out-of-band swaps (snapshot and polling)."""
+    context = region_context(state, tier, oob=True)
+    return (render_to_string(f"{DETAIL_TEMPLATE}#live_common", context)
+            + render_to_string(f"{DETAIL_TEMPLATE}#live_tiered", context))
+
+
+def _detail_variants(state: ClusterState) -> dict[str, dict[str, str]]:
+    variants: dict[str, dict[str, str]] = {}
+    for lang in languages():
+        with translation.override(lang):
+            common = render_to_string(f"{DETAIL_TEMPLATE}#live_common",
+                                      region_context(state, VIEW, oob=True))
+            tiered = {tier: render_to_string(f"{DETAIL_TEMPLATE}#live_tiered",
+                                             region_context(state, tier, oob=True))
+                      for tier in TIERS}
+        variants[lang] = {"common": common, **tiered}
+    return variants
+
+
+# --------------------------------------------------------------------------- list rows
+
+
+def row_context(row: ClusterRow, tenant_slug: str, *, oob: bool) -> dict[str, Any]:
+    return {"row": row, "tenant_slug": tenant_slug, "oob": oob}
+
+
+def render_row(row: ClusterRow, tenant_slug: str) -> str:
+    return render_to_string(f"{LIST_TEMPLATE}#row", row_context(row, tenant_slug, oob=True))
+
+
+def _row_variants(row: ClusterRow, tenant_slug: str) -> dict[str, str]:
+    variants = {}
+    for lang in languages():
+        with translation.override(lang):
+            variants[lang] = render_row(row, tenant_slug)
+    return variants
+
+
+# --------------------------------------------------------------------------- the broadcast
 
 
 def render_cluster_messages(cluster_id: int) -> list[tuple[str, dict[str, Any]]]:
-    cluster = Cluster.objects.filter(pk=cluster_id).only("id", "tenant_id").first()
-    if cluster is None:
+    """The channel-layer messages for one change of ``cluster_id`` (pre-rendered HTML)."""
+    state = cluster_state_by_id(cluster_id)
+    if state is None:
         return []
-    message = {"type": "cluster.changed", "cluster_id": cluster.pk}
-    return [(tenant_group(cluster.tenant_id), message),
-            (cluster_group(cluster.tenant_id, cluster.pk), message)]
+    cluster = state.cluster
+    messages: list[tuple[str, dict[str, Any]]] = []
+    row = cluster_row(cluster_id)
+    if row is not None:
+        gone = cluster.deleted_at is not None or cluster.phase == Cluster.Phase.DELETED
+        messages.append((tenant_group(cluster.tenant_id), {
+            "type": "cluster.row", "cluster_id": cluster.pk, "phase": cluster.phase,
+            "version": cluster.version, "name": cluster.name, "deleted": gone,
+            "html": {} if gone else _row_variants(row, cluster.tenant.slug),
+        }))
+    messages.append((cluster_group(cluster.tenant_id, cluster.pk), {
+        "type": "cluster.detail", "cluster_id": cluster.pk,
+        "html": _detail_variants(state),
+    }))
+    return messages

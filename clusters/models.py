@@ -77,6 +77,8 @@ class Cluster(models.Model):
     last_error = models.TextField(blank=True)
     last_observed_at = models.DateTimeField(null=True, blank=True)
     platform_deleted_at = models.DateTimeField(null=True, blank=True)
+    # The platform object carries a deletionTimestamp (removal under way, whoever asked).
+    platform_terminating = models.BooleanField(default=False)
 
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
                                    null=True, blank=True, related_name="+")
@@ -264,7 +266,13 @@ class Operation(models.Model):
     next_poll_at = models.DateTimeField(null=True, blank=True)
     # A worker holds the operation while it talks to the platform; a dead worker's lease runs out.
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Which scheduled attempt may take the lease before it runs out (a retry carries it).
+    lease_token = models.CharField(max_length=32, blank=True)
     idempotency_key = models.CharField(max_length=200, blank=True)
+    # What the submit found and did on the platform: whether the spec changed there, and the
+    # Ready condition it replaced (an equal condition later still describes the old spec).
+    submitted_changed = models.BooleanField(default=True)
+    baseline_ready = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -287,13 +295,16 @@ class Operation(models.Model):
         return self.state in (self.State.FAILED, self.State.CANCELLED)
 
     @property
+    def in_flight(self) -> bool:
+        """A worker holds the lease and may be sending the change right now."""
+        return (self.lease_until is not None and self.lease_until >= timezone.now()
+                and not self.lease_token)
+
+    @property
     def can_cancel(self) -> bool:
         # Once the platform has the change, cancelling would only hide it: allowed until sent,
-        # and never while a worker holds the lease (it may be sending right now).
-        if self.state == self.State.QUEUED:
-            return self.lease_until is None or self.lease_until < timezone.now()
-        return (self.state == self.State.RUNNING and self.submitted_at is None
-                and (self.lease_until is None or self.lease_until < timezone.now()))
+        # and never while a worker may be sending it (waiting for a retry is fine).
+        return self.is_active and self.submitted_at is None and not self.in_flight
 
     def step(self, key: str) -> dict[str, Any] | None:
         return next((s for s in self.steps if s["key"] == key), None)

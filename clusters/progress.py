@@ -6,12 +6,12 @@ recomputed from facts, never counted: a repeated observation changes nothing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
@@ -81,25 +81,56 @@ class Verdict:
     message: str = ""
 
 
-def _condition_since(cluster: Cluster, kind: str, since: datetime | None) -> dict | None:
-    """The condition if it changed at or after ``since`` (second precision on the platform)."""
-    cond = cluster.condition(kind)
-    if cond is None or since is None:
-        return cond
-    changed = parse_datetime(cond.get("lastTransitionTime") or "")
-    if changed is None or changed < since.replace(microsecond=0):
+def _same_condition(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    keys = ("status", "reason", "message", "lastTransitionTime")
+    return a is not None and b is not None and all(a.get(k) == b.get(k) for k in keys)
+
+
+def fresh_ready(operation: Operation, cluster: Cluster) -> dict[str, Any] | None:
+    """The cluster's ``Ready`` condition if it describes the spec this operation sent.
+
+    The platform has no ``observedGeneration``, and its clock is not ours, so timestamps are
+    not compared. Instead the submit recorded the ``Ready`` it replaced: as long as the
+    platform still shows exactly that condition, it has not reacted to our write yet. A
+    write that changed nothing on the platform (a repeated apply) needs no reaction.
+    """
+    ready = cluster.condition("Ready")
+    if ready is None:
         return None
-    return cond
+    if operation.submitted_changed and _same_condition(ready, operation.baseline_ready):
+        return None
+    return ready
+
+
+def explain_failure(message: str) -> tuple[str, str]:
+    """(error class, a sentence a person can act on) for a platform-side failure message.
+
+    The platform's own words (usually Helm's) are kept after the explanation.
+    """
+    lowered = message.lower()
+    instance = re.search(r"instancetype not exists in cluster: (\S+)", message, re.IGNORECASE)
+    if instance:
+        return (Operation.ErrorClass.INVALID_SPEC,
+                _("The platform rejected instance type %(type)s: it is not offered there. "
+                  "Choose another instance type.") % {"type": instance.group(1)})
+    if "tenantcontrolplane" in lowered and ("upgrade" in lowered or "downgrade" in lowered):
+        return (Operation.ErrorClass.INVALID_SPEC,
+                _("The platform refused the version change (%(detail)s). Versions move one "
+                  "minor at a time, forward only.")
+                % {"detail": message.rsplit(": ", 1)[-1].strip()})
+    if "quota" in lowered or "exceeded" in lowered:
+        return (Operation.ErrorClass.QUOTA,
+                _("The platform ran out of quota for this tenant: %(detail)s")
+                % {"detail": message})
+    if "schema" in lowered or "invalid" in lowered:
+        return (Operation.ErrorClass.INVALID_SPEC,
+                _("The platform rejected the specification: %(detail)s") % {"detail": message})
+    return (Operation.ErrorClass.PLATFORM_ERROR,
+            _("The platform could not apply the change: %(detail)s") % {"detail": message})
 
 
 def classify_failure(message: str) -> str:
-    lowered = message.lower()
-    if "quota" in lowered or "exceeded" in lowered:
-        return Operation.ErrorClass.QUOTA
-    if ("instancetype" in lowered or "schema" in lowered or "invalid" in lowered
-            or "upgrade" in lowered or "downgrade" in lowered):
-        return Operation.ErrorClass.INVALID_SPEC
-    return Operation.ErrorClass.PLATFORM_ERROR
+    return explain_failure(message)[0]
 
 
 def workers_detail(groups: list[NodeGroup]) -> tuple[bool, str]:
@@ -122,8 +153,7 @@ def evaluate(operation: Operation, cluster: Cluster, groups: list[NodeGroup], *,
     """Where ``operation`` stands given what was last observed of ``cluster`` and its groups."""
     now = now or timezone.now()
     steps = operation.steps
-    since = operation.submitted_at
-    if since is None:
+    if operation.submitted_at is None:
         return Verdict(steps, None)
     if operation.kind == Operation.Kind.DELETE:
         if cluster.platform_deleted_at is not None:
@@ -133,19 +163,19 @@ def evaluate(operation: Operation, cluster: Cluster, groups: list[NodeGroup], *,
                                 _("Removing add-ons, control plane, workers and volumes."),
                                 now=now), None)
 
-    ready = _condition_since(cluster, "Ready", since)
+    ready = fresh_ready(operation, cluster)
     if ready and ready.get("status") == "False" and ready.get("reason") in FAILED_REASONS:
-        message = ready.get("message") or ready.get("reason")
+        raw = ready.get("message") or ready.get("reason") or ""
+        error_class, message = explain_failure(raw)
         key = next((s["key"] for s in steps if s["state"] in (PENDING, RUNNING)), steps[-1]["key"])
-        return Verdict(set_step(steps, key, FAILED, message, now=now), Operation.State.FAILED,
-                       classify_failure(message), message)
+        return Verdict(set_step(steps, key, FAILED, raw, now=now), Operation.State.FAILED,
+                       error_class, message)
 
     applied = bool(ready and ready.get("status") == "True")
     first_key = "control_plane" if operation.kind == Operation.Kind.CREATE else (
         "upgrade" if operation.kind == Operation.Kind.UPGRADE else "converge")
     if not applied:
-        detail = (ready or cluster.condition("Ready") or {}).get("message") or _(
-            "Waiting for the platform.")
+        detail = (ready or {}).get("message") or _("Waiting for the platform.")
         return Verdict(set_step(steps, first_key, RUNNING, detail, now=now), None)
     steps = set_step(steps, first_key, DONE, "", now=now)
 

@@ -1,17 +1,22 @@
 """Celery tasks that carry operations to the platform and follow them until they converge.
 
-Tasks take ids, re-read the rows, claim work with a conditional UPDATE (a lease, so a killed
-worker's operation is picked up again after redelivery), and never sleep waiting for the
-platform: they record where things stand and enqueue a poll.
+Tasks take ids, re-read the rows and claim work with a conditional UPDATE: a lease, so a
+killed worker's operation is taken over once its lease runs out (the broker redelivers the
+unacknowledged message after its visibility timeout, and the periodic resync re-enqueues
+anything still unclaimed). They never sleep waiting for the platform: they record where things
+stand and enqueue a poll, or a retry with exponential backoff and jitter.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import uuid
 from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -21,10 +26,15 @@ from django.utils.translation import gettext as _
 
 from clusters import broadcast, observe, progress
 from clusters.models import Cluster, ClusterEvent, Operation
+from clusters.platform import catalog
 from clusters.platform.gateway import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    Applied,
     Conflict,
     NotFound,
     PlatformError,
+    PlatformRejected,
     PlatformUnavailable,
     get_gateway,
 )
@@ -33,43 +43,83 @@ from clusters.schema import platform_schema
 from clusters.specjson import spec_from_json
 
 logger = logging.getLogger("clusters.tasks")
-LEASE = timedelta(seconds=120)
-TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "soft_time_limit": 90,
-                "time_limit": 120, "max_retries": None}
+TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True,
+                                "soft_time_limit": 90, "time_limit": 120}
+STALE_AFTER = timedelta(minutes=1)
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=settings.OPERATION_LEASE_SECONDS)
 
 
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 60.0) -> float:
-    """Exponential backoff with full jitter, so a platform coming back is not stampeded."""
+    """Exponential backoff with jitter, so a platform coming back is not stampeded."""
     return random.uniform(base / 2, min(cap, base * 2 ** max(attempt - 1, 0)))
 
 
-def _claim(operation_id: int) -> bool:
+class SpecRejected(Exception):
+    """The spec fails the platform's published schema or the portal's rules: never sent."""
+
+
+# --------------------------------------------------------------------------- claiming
+
+
+def _claim(operation_id: int, token: str) -> bool:
+    """Take the operation for sending: only while unsent, and only if nobody holds it (or this
+    message is the retry its holder scheduled, carrying the holder's token)."""
     now = timezone.now()
+    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    if token:
+        free |= Q(lease_token=token)
     return bool(
         Operation.objects.filter(pk=operation_id, state__in=Operation.ACTIVE_STATES,
                                  submitted_at__isnull=True)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(state=Operation.State.RUNNING, lease_until=now + LEASE,
+        .filter(free)
+        .update(state=Operation.State.RUNNING, lease_until=now + lease(), lease_token="",
                 attempts=F("attempts") + 1, started_at=Coalesce("started_at", now))
     )
 
 
-def _save_steps(operation: Operation, steps: list, **fields) -> None:
+def _claim_poll(operation_id: int) -> bool:
+    """One poll chain per operation: a poll runs only when the next poll is due (a duplicate
+    chain, from a redelivery or the resync, finds it not due and ends)."""
+    now = timezone.now()
+    interval = timedelta(seconds=settings.OPERATION_POLL_SECONDS)
+    return bool(
+        Operation.objects.filter(pk=operation_id, state__in=Operation.ACTIVE_STATES,
+                                 submitted_at__isnull=False)
+        .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now + interval / 2))
+        .update(next_poll_at=now + interval)
+    )
+
+
+def schedule_poll(operation_id: int) -> None:
+    poll_operation.apply_async((operation_id,), countdown=settings.OPERATION_POLL_SECONDS)
+
+
+def _save_steps(operation: Operation, steps: list[dict[str, Any]]) -> None:
     operation.steps = steps
-    for key, value in fields.items():
-        setattr(operation, key, value)
-    operation.save(update_fields=["steps", *fields])
-    cluster_id = operation.cluster_id
-    transaction.on_commit(lambda: broadcast.cluster_changed(cluster_id))
+    Operation.objects.filter(pk=operation.pk).update(steps=steps)
+    broadcast.on_commit(operation.cluster_id)
+
+
+# --------------------------------------------------------------------------- failing
 
 
 def fail_operation(operation_id: int, error_class: str, message: str) -> None:
-    """Mark an operation failed with a message a person can act on; the cluster shows it."""
+    """Mark an operation failed with a message a person can act on; the cluster shows it.
+
+    A change that never reached the platform leaves it untouched: the desired rows go back to
+    what they were, so they keep saying what the platform runs. Safe to repeat (a finished
+    operation is left alone).
+    """
     with transaction.atomic():
+        cluster_id = Operation.objects.values_list("cluster_id", flat=True).get(pk=operation_id)
+        cluster = Cluster.objects.select_for_update().select_related("tenant").get(
+            pk=cluster_id)
         operation = Operation.objects.select_for_update().get(pk=operation_id)
         if not operation.is_active:
             return
-        cluster = Cluster.objects.select_for_update().get(pk=operation.cluster_id)
         key = next((s["key"] for s in operation.steps
                     if s["state"] in (progress.PENDING, progress.RUNNING)),
                    operation.steps[-1]["key"])
@@ -79,96 +129,202 @@ def fail_operation(operation_id: int, error_class: str, message: str) -> None:
         operation.error_message = message
         operation.finished_at = timezone.now()
         operation.lease_until = None
+        operation.lease_token = ""
         operation.save()
         ClusterEvent.objects.create(
             tenant_id=cluster.tenant_id, cluster=cluster, operation=operation,
             source=ClusterEvent.Source.PORTAL, severity=ClusterEvent.Severity.ERROR,
             reason=f"operation.{operation.kind}.failed", message=message)
-        if operation.kind == Operation.Kind.CREATE and operation.submitted_at is None:
+        if operation.submitted_at is None and operation.kind == Operation.Kind.CREATE:
             cluster.phase = Cluster.Phase.FAILED
             cluster.status_message = (_("Failed: %(message)s") % {"message": message})[:500]
             cluster.last_error = message
             cluster.save()
+            broadcast.on_commit(cluster.pk)
         else:
+            if operation.submitted_at is None and operation.params.get("before") \
+                    and operation.kind != Operation.Kind.DELETE:
+                from clusters.actions import write_desired_rows
+
+                write_desired_rows(cluster, spec_from_json(operation.params["before"]))
             observe.refresh(cluster)
-        cluster_id = cluster.pk
-        transaction.on_commit(lambda: broadcast.cluster_changed(cluster_id))
     logger.warning("cluster.operation.failed",
                    extra={"operation_id": operation_id, "error_class": error_class})
 
 
+def remove_orphan(cluster: Cluster) -> bool:
+    """Delete a platform object left by a create that failed before the portal recorded it as
+    sent (its POST landed, the answer was lost). True if one was removed.
+
+    Only objects the portal created are touched, and only while no operation of the cluster
+    was ever sent or is still running: then nothing on the platform can be intended.
+    """
+    if cluster.operations.filter(Q(submitted_at__isnull=False)
+                                 | Q(state__in=Operation.ACTIVE_STATES)).exists():
+        return False
+    gateway = get_gateway()
+    obj = gateway.get_cluster(cluster.tenant.namespace, cluster.name)
+    if obj is None:
+        return False
+    meta = obj.get("metadata") or {}
+    if (meta.get("labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY:
+        return False
+    if not meta.get("deletionTimestamp"):
+        gateway.delete_cluster(cluster.tenant.namespace, cluster.name)
+        ClusterEvent.objects.create(
+            tenant_id=cluster.tenant_id, cluster=cluster, source=ClusterEvent.Source.PORTAL,
+            severity=ClusterEvent.Severity.WARNING, reason="cleanup",
+            message=_("Removed what the failed creation had left on the platform."))
+        logger.warning("cluster.orphan.removed", extra={"cluster_id": cluster.pk})
+    return True
+
+
+# --------------------------------------------------------------------------- sending
+
+
+def _validate(operation: Operation) -> None:
+    """Check the spec against the schema the platform publishes right now (and our rules)."""
+    try:
+        schema = platform_schema(fresh=True)
+    except PlatformUnavailable:
+        raise
+    except PlatformError:
+        logger.warning("cluster.schema.unreadable_using_bundled")
+        schema = catalog.bundled_kubernetes_schema()
+    after = spec_from_json(operation.params["after"])
+    before = operation.params.get("before")
+    errors = validate_manifest(after, schema, creating=operation.kind == Operation.Kind.CREATE,
+                               previous=spec_from_json(before) if before else None)
+    if operation.params.get("retry_of"):
+        errors = [e for e in errors if e.code not in ("immutable", "no_change")]
+    if errors:
+        raise SpecRejected(" ".join(
+            (f"{e.field}: {e.message}" if e.field else e.message) for e in errors))
+
+
+def _send(operation: Operation, cluster: Cluster) -> Applied | None:
+    gateway = get_gateway()
+    namespace = cluster.tenant.namespace
+    if operation.kind == Operation.Kind.DELETE:
+        gateway.delete_cluster(namespace, cluster.name)
+        return None
+    if operation.kind == Operation.Kind.CREATE:
+        return gateway.create_cluster(operation.desired_spec)
+    try:
+        return gateway.replace_cluster(operation.desired_spec)
+    except NotFound:
+        if cluster.platform_resource_version:
+            raise
+        # The creation never reached the platform: the latest desired spec creates it.
+        return gateway.create_cluster(operation.desired_spec)
+
+
+def _retry_later(operation: Operation, error: PlatformError | str) -> None:
+    """Release the operation to a retry scheduled with backoff (nobody else may take it
+    meanwhile), or fail it if the retry would come after its deadline."""
+    message = error.message if isinstance(error, PlatformError) else error
+    countdown = backoff(operation.attempts)
+    now = timezone.now()
+    if operation.deadline_at and now + timedelta(seconds=countdown) >= operation.deadline_at:
+        fail_operation(operation.pk, Operation.ErrorClass.PLATFORM_UNAVAILABLE,
+                       _("The platform stayed unreachable until the deadline: %(e)s")
+                       % {"e": message})
+        return
+    token = uuid.uuid4().hex
+    key = "submit" if operation.step("validate") is None or \
+        operation.step("validate")["state"] == progress.DONE else "validate"
+    steps = progress.set_step(
+        operation.steps, key, progress.RUNNING,
+        _("The platform is unreachable; retrying in %(s)s s (attempt %(n)s).")
+        % {"s": max(1, round(countdown)), "n": operation.attempts})
+    with transaction.atomic():
+        Operation.objects.filter(pk=operation.pk).update(
+            lease_until=now + timedelta(seconds=countdown) + lease(), lease_token=token,
+            steps=steps)
+        broadcast.on_commit(operation.cluster_id)
+    logger.info("cluster.operation.retry", extra={"operation_id": operation.pk,
+                                                   "countdown": countdown, "error": message})
+    apply_operation.apply_async((operation.pk,), {"token": token}, countdown=countdown)
+
+
+def _record_submitted(operation: Operation, cluster: Cluster, applied: Applied | None) -> None:
+    with transaction.atomic():
+        now = timezone.now()
+        locked = Operation.objects.select_for_update().get(pk=operation.pk)
+        locked.steps = progress.set_step(operation.steps, "submit", progress.DONE, "", now=now)
+        locked.submitted_at = now
+        locked.lease_until = None
+        locked.lease_token = ""
+        locked.submitted_changed = applied.changed if applied else True
+        locked.baseline_ready = applied.baseline if applied else None
+        locked.save(update_fields=["steps", "submitted_at", "lease_until", "lease_token",
+                                   "submitted_changed", "baseline_ready"])
+        ClusterEvent.objects.create(
+            tenant_id=cluster.tenant_id, cluster=cluster, operation=locked, at=now,
+            source=ClusterEvent.Source.PORTAL, reason="operation.submitted",
+            message=_("The platform accepted the change.") if applied is None or applied.changed
+            else _("The platform already had this configuration."))
+        broadcast.on_commit(cluster.pk)
+
+
 @shared_task(name="clusters.apply_operation", bind=True, **TASK_OPTIONS)
-def apply_operation(self, operation_id: int) -> None:
+def apply_operation(self: Any, operation_id: int, token: str = "") -> None:
     """Send an operation's change to the platform once; safe to deliver any number of times.
 
-    A create that finds the object already there (a redelivery after a crash) replaces its
-    spec with the same spec, so the platform never holds two objects or loses the intent.
+    Changes: the platform object (create, replace or delete), then the operation's steps and
+    ``submitted_at``. A repeated delivery finds the operation claimed or already sent and only
+    makes sure a poll follows it. A create that finds its object already there (its POST
+    landed, the worker died before recording it) re-applies the same spec, which changes
+    nothing: the platform never holds two objects and the intent is never lost. A spec that
+    fails the platform's published schema is never sent.
     """
-    if not _claim(operation_id):
+    if not _claim(operation_id, token):
         operation = Operation.objects.filter(pk=operation_id).first()
         if operation is not None and operation.is_active and operation.submitted_at:
-            poll_operation.apply_async((operation_id,),
-                                       countdown=settings.OPERATION_POLL_SECONDS)
+            schedule_poll(operation_id)
         return
     operation = Operation.objects.select_related("cluster__tenant").get(pk=operation_id)
     cluster = operation.cluster
-    namespace = cluster.tenant.namespace
-    gateway = get_gateway()
     try:
         if operation.kind != Operation.Kind.DELETE:
             _save_steps(operation, progress.set_step(operation.steps, "validate",
                                                      progress.RUNNING))
-            schema = platform_schema(fresh=True)
-            after = spec_from_json(operation.params["after"])
-            before = operation.params.get("before")
-            errors = validate_manifest(after, schema,
-                                       creating=operation.kind == Operation.Kind.CREATE,
-                                       previous=spec_from_json(before) if before else None)
-            if errors:
-                fail_operation(operation_id, Operation.ErrorClass.INVALID_SPEC,
-                               " ".join(e.message for e in errors))
-                return
+            _validate(operation)
             _save_steps(operation, progress.set_step(operation.steps, "validate", progress.DONE))
-            _save_steps(operation, progress.set_step(operation.steps, "submit",
-                                                     progress.RUNNING))
-            gateway.apply_cluster(operation.desired_spec)
-        else:
-            _save_steps(operation, progress.set_step(operation.steps, "submit",
-                                                     progress.RUNNING))
-            gateway.delete_cluster(namespace, cluster.name)
+        _save_steps(operation, progress.set_step(operation.steps, "submit", progress.RUNNING))
+        applied = _send(operation, cluster)
+    except SpecRejected as exc:
+        fail_operation(operation_id, Operation.ErrorClass.INVALID_SPEC, str(exc))
+        return
     except PlatformUnavailable as exc:
-        Operation.objects.filter(pk=operation_id).update(lease_until=None)
-        if timezone.now() >= operation.deadline_at:
-            fail_operation(operation_id, Operation.ErrorClass.PLATFORM_UNAVAILABLE,
-                           _("The platform stayed unreachable until the deadline: %(e)s")
-                           % {"e": exc.message})
-            return
-        key = "validate" if progress.step_keys(operation.kind)[0] == "validate" and \
-            operation.step("validate")["state"] != progress.DONE else "submit"
-        _save_steps(operation, progress.set_step(
-            operation.steps, key, progress.RUNNING,
-            _("The platform is unreachable; retrying (attempt %(n)s).")
-            % {"n": operation.attempts}))
-        raise self.retry(countdown=backoff(operation.attempts), exc=exc) from None
+        _retry_later(operation, exc)
+        return
+    except SoftTimeLimitExceeded:
+        _retry_later(operation, _("The platform answered too slowly."))
+        return
     except (Conflict, NotFound) as exc:
         fail_operation(operation_id, Operation.ErrorClass.CONFLICT, exc.message)
         return
-    except PlatformError as exc:
-        fail_operation(operation_id, Operation.ErrorClass.PLATFORM_ERROR, exc.message)
+    except PlatformRejected as exc:
+        error_class = Operation.ErrorClass.INVALID_SPEC if exc.status in (400, 422) \
+            else Operation.ErrorClass.PLATFORM_ERROR
+        fail_operation(operation_id, error_class, exc.message)
+        if operation.kind == Operation.Kind.CREATE:
+            _cleanup_after_failed_create(cluster)
         return
-    with transaction.atomic():
-        now = timezone.now()
-        operation = Operation.objects.select_for_update().get(pk=operation_id)
-        operation.steps = progress.set_step(operation.steps, "submit", progress.DONE, now=now)
-        operation.submitted_at = now
-        operation.lease_until = None
-        operation.save(update_fields=["steps", "submitted_at", "lease_until"])
-        ClusterEvent.objects.create(
-            tenant_id=cluster.tenant_id, cluster=cluster, operation=operation, at=now,
-            source=ClusterEvent.Source.PORTAL, reason="operation.submitted",
-            message=_("The platform accepted the change."))
-        transaction.on_commit(lambda: broadcast.cluster_changed(cluster.pk))
-    poll_operation.apply_async((operation_id,), countdown=settings.OPERATION_POLL_SECONDS)
+    _record_submitted(operation, cluster, applied)
+    schedule_poll(operation_id)
+
+
+def _cleanup_after_failed_create(cluster: Cluster) -> None:
+    try:
+        remove_orphan(cluster)
+    except PlatformError as exc:  # the resync tries again
+        logger.info("cluster.orphan.cleanup_deferred", extra={"cluster_id": cluster.pk,
+                                                              "error": exc.message})
+
+
+# --------------------------------------------------------------------------- following
 
 
 def observe_cluster(cluster: Cluster) -> None:
@@ -185,68 +341,80 @@ def observe_cluster(cluster: Cluster) -> None:
         if located:
             seen.add(located[1])
         observe.apply_machine_deployment(namespace, md)
+    release = f"kubernetes-{cluster.name}"
     for group in cluster.node_groups.exclude(name__in=seen).exclude(observed_phase="Deleted"):
         if group.observed_nodes or group.desired_nodes or group.removed_at:
-            observe.apply_machine_deployment(namespace, _absent_md(cluster, group.name),
-                                             deleted=True)
+            absent = {"metadata": {"name": f"{release}-{group.name}",
+                                   "labels": {"cluster.x-k8s.io/cluster-name": release}}}
+            observe.apply_machine_deployment(namespace, absent, deleted=True)
     observe.apply_kubeconfig_presence(namespace, cluster.name,
                                       gateway.kubeconfig_exists(namespace, cluster.name))
 
 
-def _absent_md(cluster: Cluster, group: str) -> dict:
-    release = f"kubernetes-{cluster.name}"
-    return {"metadata": {"name": f"{release}-{group}",
-                         "labels": {"cluster.x-k8s.io/cluster-name": release}}}
-
-
 @shared_task(name="clusters.poll_operation", bind=True, **TASK_OPTIONS)
-def poll_operation(self, operation_id: int) -> None:
-    """Observe the cluster of an operation in flight; finish it, fail it at the deadline, or
-    poll again later."""
+def poll_operation(self: Any, operation_id: int) -> None:
+    """Observe the cluster of an operation in flight; finish it, fail it at its deadline, or
+    poll again later.
+
+    Changes only what observation changes (rows, steps, the outcome) plus ``next_poll_at``.
+    Safe to repeat: a second poll chain for the same operation ends at its first step.
+    """
     operation = Operation.objects.select_related("cluster__tenant").filter(
         pk=operation_id).first()
     if operation is None or not operation.is_active or operation.submitted_at is None:
         return
+    if not _claim_poll(operation_id):
+        return
     try:
         observe_cluster(operation.cluster)
-    except PlatformUnavailable as exc:
-        logger.info("cluster.poll.platform_unavailable", extra={"operation_id": operation_id,
-                                                                "error": exc.message})
+    except PlatformError as exc:
+        logger.info("cluster.poll.platform_error", extra={"operation_id": operation_id,
+                                                          "error": exc.message})
+    except SoftTimeLimitExceeded:
+        logger.info("cluster.poll.too_slow", extra={"operation_id": operation_id})
     operation.refresh_from_db()
     if not operation.is_active:
         return
-    if timezone.now() >= operation.deadline_at:
+    if operation.deadline_at and timezone.now() >= operation.deadline_at:
         fail_operation(operation_id, Operation.ErrorClass.TIMEOUT,
                        progress.stuck_message(operation))
         return
-    Operation.objects.filter(pk=operation_id).update(
-        next_poll_at=timezone.now() + timedelta(seconds=settings.OPERATION_POLL_SECONDS))
-    poll_operation.apply_async((operation_id,), countdown=settings.OPERATION_POLL_SECONDS)
+    schedule_poll(operation_id)
+
+
+# --------------------------------------------------------------------------- repair
 
 
 @shared_task(name="clusters.resync", **TASK_OPTIONS)
 def resync() -> dict[str, int]:
-    """Repair anything a dropped watch or a lost message missed (beat, every minute)."""
-    counts = {"clusters": 0, "requeued": 0, "unreachable": 0}
-    stale = timezone.now() - timedelta(minutes=1)
+    """Repair anything a dropped watch or a lost message missed (beat, every minute).
+
+    Re-enqueues operations nobody holds, re-reads the platform in three lists and applies any
+    difference, and removes objects left by failed creations. Safe to repeat.
+    """
+    from clusters import watcher
+
+    now = timezone.now()
+    counts = {"requeued": 0, "polled": 0, "changed": 0, "orphans": 0, "unreachable": 0}
+    stale = now - STALE_AFTER
+    poll_stale = now - max(STALE_AFTER, timedelta(seconds=3 * settings.OPERATION_POLL_SECONDS))
     for operation in Operation.objects.filter(state__in=Operation.ACTIVE_STATES):
-        if operation.submitted_at is None and operation.created_at < stale and (
-                operation.lease_until is None or operation.lease_until < timezone.now()):
-            apply_operation.delay(operation.pk)
-            counts["requeued"] += 1
-        elif operation.submitted_at and (operation.next_poll_at or operation.submitted_at) \
-                < stale:
-            poll_operation.delay(operation.pk)
-            counts["requeued"] += 1
-    clusters = Cluster.objects.live().select_related("tenant").exclude(
-        operations__kind=Operation.Kind.CREATE, operations__submitted_at__isnull=True,
-        operations__state__in=Operation.ACTIVE_STATES)
-    for cluster in clusters:
-        try:
-            observe_cluster(cluster)
-            counts["clusters"] += 1
-        except PlatformUnavailable:
-            counts["unreachable"] += 1
+        if operation.submitted_at is None:
+            if operation.created_at < stale and (operation.lease_until is None
+                                                 or operation.lease_until < now):
+                apply_operation.delay(operation.pk)
+                counts["requeued"] += 1
+        elif (operation.next_poll_at or operation.submitted_at) < poll_stale:
+            schedule_poll(operation.pk)
+            counts["polled"] += 1
+    try:
+        counts["changed"] = watcher.sync_all(get_gateway())
+        failed_creates = Cluster.objects.live().select_related("tenant").filter(
+            phase=Cluster.Phase.FAILED, platform_resource_version="")
+        for cluster in failed_creates:
+            counts["orphans"] += remove_orphan(cluster)
+    except PlatformError:
+        counts["unreachable"] += 1
     record_resync(counts)
     return counts
 

@@ -1,10 +1,16 @@
 """One long-lived watcher that turns platform changes into portal state.
 
-Three streams (the ``Kubernetes`` objects, their MachineDeployments, the kubeconfig Secrets),
-each: list → apply → watch from the list's resourceVersion → on a dropped connection resume
-from the last resourceVersion seen (with backoff) → on 410 relist. Only one watcher is active:
-a lock (PostgreSQL advisory lock, or a file lock on the embedded default) makes a second one
-wait until the first goes away.
+Four streams (the ``Kubernetes`` objects, their MachineDeployments, the kubeconfig Secrets and
+the ``kubernetes`` ApplicationDefinition that carries the schema), each: list → apply the
+differences → watch from the list's resourceVersion → on a dropped connection resume from the
+last resourceVersion applied (with backoff) → on 410 relist. An event is applied before its
+resourceVersion is remembered, so a failure replays it instead of skipping it; applying is
+idempotent (``clusters.observe``), so a replay changes nothing twice.
+
+Only one watcher is active: a lock (PostgreSQL advisory lock, or a file lock on the embedded
+default) makes a second one wait until the first goes away. The periodic resync
+(``clusters.resync``) runs the same list-and-compare as a relist, so anything missed is
+repaired within a minute even without a watcher.
 """
 
 from __future__ import annotations
@@ -24,20 +30,22 @@ from django.db import close_old_connections, connection, connections
 from django.utils import timezone
 
 from billing import metering
-from clusters import observe
-from clusters.models import Cluster, Operation
+from clusters import broadcast, observe, schema
+from clusters.models import Cluster, NodeGroup
 from clusters.platform.gateway import (
+    APP_DEFINITIONS,
     APPS,
     MACHINE_DEPLOYMENTS,
+    SECRETS,
     Expired,
     Gateway,
+    Kind,
     PlatformError,
     get_gateway,
 )
 
 logger = logging.getLogger("clusters.watcher")
 HEALTH_KEY = "clusters:watcher-health"
-KUBECONFIG_SUFFIX = "-admin-kubeconfig"
 TENANT_RESOURCE_LABEL = "internal.cozystack.io/tenantresource=true"
 ADVISORY_LOCK_ID = 0x6B756265  # "kube"
 
@@ -47,8 +55,8 @@ class StreamHealth:
     name: str
     resource_version: str = ""
     last_event_at: float | None = None
-    last_lag_ms: float | None = None
     events: int = 0
+    applied: int = 0
     relists: int = 0
     reconnects: int = 0
     last_error: str = ""
@@ -71,76 +79,183 @@ def watcher_health() -> dict[str, Any] | None:
     return cache.get(HEALTH_KEY)
 
 
-# --------------------------------------------------------------------------- applying objects
+# --------------------------------------------------------------------------- applying events
 
-def _apply_cluster(kind: str, obj: dict[str, Any]) -> None:
-    meta = obj.get("metadata", {})
-    namespace = meta.get("namespace", "")
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def apply_cluster_event(kind: str, obj: dict[str, Any]) -> bool:
+    meta = _meta(obj)
     if kind == "DELETED":
-        observe.apply_cluster_object(namespace, None, name=meta.get("name"))
-    else:
-        observe.apply_cluster_object(namespace, obj)
+        return observe.apply_cluster_object(meta.get("namespace", ""), None,
+                                            name=meta.get("name"))
+    return observe.apply_cluster_object(meta.get("namespace", ""), obj)
 
 
-def _apply_md(kind: str, obj: dict[str, Any]) -> None:
-    namespace = obj.get("metadata", {}).get("namespace", "")
-    observe.apply_machine_deployment(namespace, obj, deleted=kind == "DELETED")
+def apply_md_event(kind: str, obj: dict[str, Any]) -> bool:
+    return observe.apply_machine_deployment(_meta(obj).get("namespace", ""), obj,
+                                            deleted=kind == "DELETED")
 
 
-def _apply_secret(kind: str, obj: dict[str, Any]) -> None:
-    meta = obj.get("metadata", {})
-    name = meta.get("name", "")
-    if not (name.startswith("kubernetes-") and name.endswith(KUBECONFIG_SUFFIX)):
-        return
-    cluster_name = name[len("kubernetes-"):-len(KUBECONFIG_SUFFIX)]
-    observe.apply_kubeconfig_presence(meta.get("namespace", ""), cluster_name,
-                                      kind != "DELETED")
+def apply_secret_event(kind: str, obj: dict[str, Any]) -> bool:
+    meta = _meta(obj)
+    cluster_name = observe.kubeconfig_cluster(meta.get("name", ""))
+    if cluster_name is None:
+        return False
+    return observe.apply_kubeconfig_presence(meta.get("namespace", ""), cluster_name,
+                                             kind != "DELETED")
 
 
-def _absent_clusters(items: list[dict[str, Any]]) -> None:
-    """After a relist: clusters the platform no longer has were deleted while nobody watched."""
-    present = {(i["metadata"].get("namespace"), i["metadata"].get("name")) for i in items}
-    submitted = Cluster.objects.live().select_related("tenant").exclude(
-        operations__kind=Operation.Kind.CREATE, operations__submitted_at__isnull=True)
-    for cluster in submitted.filter(platform_resource_version__gt=""):
-        if (cluster.tenant.namespace, cluster.name) not in present:
-            observe.apply_cluster_object(cluster.tenant.namespace, None, name=cluster.name)
+def apply_schema_event(kind: str, obj: dict[str, Any]) -> bool:
+    if kind != "DELETED":
+        schema.schema_published(obj)
+    return False
 
+
+# --------------------------------------------------------------------------- list and compare
+
+def _namespace(slug: str) -> str:
+    return f"{observe.TENANT_NS_PREFIX}{slug}"
+
+
+def sync_clusters(items: list[dict[str, Any]], gateway: Gateway) -> int:
+    """Apply every listed ``Kubernetes`` object the portal has not seen at this version, and
+    the absence of clusters the platform no longer has (confirmed one by one first: the list
+    may predate a creation). Returns how many clusters changed."""
+    known = {(_namespace(slug), name): rv for slug, name, rv in
+             Cluster.objects.live().values_list("tenant__slug", "name",
+                                                "platform_resource_version")}
+    changed = 0
+    present = set()
+    for obj in items:
+        meta = _meta(obj)
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        present.add(key)
+        if key in known and known[key] != str(meta.get("resourceVersion") or ""):
+            changed += observe.apply_cluster_object(key[0], obj)
+    for (namespace, name), rv in known.items():
+        if rv and (namespace, name) not in present and \
+                gateway.get_cluster(namespace, name) is None:
+            changed += observe.apply_cluster_object(namespace, None, name=name)
+    return changed
+
+
+def sync_machine_deployments(items: list[dict[str, Any]]) -> int:
+    """Apply every listed MachineDeployment whose counts differ from the rows, and zero the
+    groups whose MachineDeployment is gone. Returns how many groups changed."""
+    fields = ("desired_nodes", "observed_nodes", "ready_nodes", "updated_nodes",
+              "observed_phase")
+    rows = (NodeGroup.objects.filter(cluster__deleted_at__isnull=True)
+            .exclude(removed_at__isnull=False, observed_phase="Deleted")
+            .order_by("removed_at", "pk")  # live rows (NULL) last: they win the dict
+            .values_list("cluster__tenant__slug", "cluster__name", "name", *fields))
+    known = {(_namespace(r[0]), r[1], r[2]): tuple(r[3:]) for r in rows}
+    changed = 0
+    present = set()
+    for obj in items:
+        located = observe.group_of(obj)
+        if located is None:
+            continue
+        key = (_meta(obj).get("namespace", ""), *located)
+        present.add(key)
+        values = tuple(observe.md_values(obj).values())
+        if key in known and known[key] != values:
+            changed += observe.apply_machine_deployment(key[0], obj)
+    for (namespace, cluster_name, group_name), values in known.items():
+        if (namespace, cluster_name, group_name) in present or not (values[0] or values[1]):
+            continue
+        release = f"{observe.RELEASE_PREFIX}{cluster_name}"
+        absent = {"metadata": {"name": f"{release}-{group_name}", "namespace": namespace,
+                               "labels": {observe.CLUSTER_LABEL: release}}}
+        changed += observe.apply_machine_deployment(namespace, absent, deleted=True)
+    return changed
+
+
+def sync_kubeconfigs(items: list[dict[str, Any]]) -> int:
+    present = set()
+    for obj in items:
+        cluster_name = observe.kubeconfig_cluster(_meta(obj).get("name", ""))
+        if cluster_name:
+            present.add((_meta(obj).get("namespace", ""), cluster_name))
+    changed = 0
+    for slug, name, ready in Cluster.objects.live().values_list("tenant__slug", "name",
+                                                                 "kubeconfig_ready"):
+        key = (_namespace(slug), name)
+        if (key in present) != ready:
+            changed += observe.apply_kubeconfig_presence(key[0], name, key in present)
+    return changed
+
+
+def sync_schema(items: list[dict[str, Any]]) -> int:
+    for obj in items:
+        schema.schema_published(obj)
+    return 0
+
+
+def sync_all(gateway: Gateway) -> int:
+    """The resync: list everything once and apply what differs (same code as a relist)."""
+    changed = 0
+    for stream in streams():
+        items, _rv = stream.list(gateway)
+        changed += stream.sync(items, gateway)
+    return changed
+
+
+# --------------------------------------------------------------------------- streams
 
 @dataclass
 class Stream:
     name: str
-    kind: tuple[str, str, str] | str
-    apply: Callable[[str, dict[str, Any]], None]
+    kind: Kind | str
+    apply: Callable[[str, dict[str, Any]], bool]
+    sync: Callable[[list[dict[str, Any]], Gateway], int]
     label_selector: str | None = None
-    after_list: Callable[[list[dict[str, Any]]], None] | None = None
+
+    def list(self, gateway: Gateway) -> tuple[list[dict[str, Any]], str]:
+        return gateway.list_resource(self.kind, label_selector=self.label_selector)
 
 
 def streams() -> list[Stream]:
     return [
-        Stream("clusters", APPS, _apply_cluster, after_list=_absent_clusters),
-        Stream("machinedeployments", MACHINE_DEPLOYMENTS, _apply_md),
-        Stream("kubeconfigs", "secrets", _apply_secret, label_selector=TENANT_RESOURCE_LABEL),
+        Stream("clusters", APPS, apply_cluster_event, sync_clusters),
+        Stream("machinedeployments", MACHINE_DEPLOYMENTS, apply_md_event,
+               lambda items, _gw: sync_machine_deployments(items)),
+        Stream("kubeconfigs", SECRETS, apply_secret_event,
+               lambda items, _gw: sync_kubeconfigs(items),
+               label_selector=TENANT_RESOURCE_LABEL),
+        Stream("schema", APP_DEFINITIONS, apply_schema_event,
+               lambda items, _gw: sync_schema(items)),
     ]
 
 
 class Watcher:
-    """Runs every stream in its own thread until ``stop()``."""
+    """Runs every stream in its own thread until ``stop()``; pushes leave from a coalescer."""
 
     def __init__(self, gateway: Gateway | None = None, *, watch_timeout: int = 300,
-                 max_backoff: float = 30.0) -> None:
+                 max_backoff: float = 30.0, min_backoff: float = 0.5,
+                 broadcast_interval: float = 0.25,
+                 push: Callable[[int], None] = broadcast.cluster_changed) -> None:
         self.gateway = gateway or get_gateway()
         self.watch_timeout = watch_timeout
         self.max_backoff = max_backoff
+        self.min_backoff = min_backoff
         self.stopping = threading.Event()
         self.health = WatcherHealth()
         self.threads: list[threading.Thread] = []
+        self.coalescer = broadcast.Coalescer(broadcast_interval, send=push)
+        self.synced = threading.Event()
+        self._synced_streams: set[str] = set()
+        self._lock = threading.Lock()
 
     def start(self) -> Watcher:
         metering.reconcile_ledger(timezone.now())
-        for stream in streams():
+        self.coalescer.start()
+        all_streams = streams()
+        for stream in all_streams:
             self.health.streams[stream.name] = StreamHealth(stream.name)
-            thread = threading.Thread(target=self._run_stream, args=(stream,),
+        for stream in all_streams:
+            thread = threading.Thread(target=self._run_stream, args=(stream, len(all_streams)),
                                       name=f"watch-{stream.name}", daemon=True)
             thread.start()
             self.threads.append(thread)
@@ -148,74 +263,85 @@ class Watcher:
 
     def stop(self, timeout: float = 5.0) -> None:
         self.stopping.set()
+        self.gateway.interrupt_watches(self.stopping)
         for thread in self.threads:
             thread.join(timeout)
+        self.coalescer.stop(timeout)
+        self.health.publish()
 
-    def _list(self, stream: Stream) -> str:
-        if stream.kind == "secrets":
-            items, rv = self.gateway.list_secrets(label_selector=stream.label_selector)
-        else:
-            items, rv = self.gateway.list_resource(stream.kind,  # type: ignore[arg-type]
-                                                   label_selector=stream.label_selector)
-        for item in items:
-            stream.apply("ADDED", item)
-        if stream.after_list:
-            stream.after_list(items)
+    def _relist(self, stream: Stream) -> str:
+        items, rv = stream.list(self.gateway)
+        stream.sync(items, self.gateway)
         return rv
 
-    def _run_stream(self, stream: Stream) -> None:
+    def _backoff(self, failures: int) -> float:
+        return min(self.max_backoff, self.min_backoff * 2 ** min(failures - 1, 8))
+
+    def _run_stream(self, stream: Stream, total: int) -> None:
         health = self.health.streams[stream.name]
         resource_version = ""
         failures = 0
-        while not self.stopping.is_set():
-            close_old_connections()
-            try:
-                if not resource_version:
-                    resource_version = self._list(stream)
-                    health.relists += 1
-                    health.resource_version = resource_version
-                    self.health.publish()
-                for event in self.gateway.watch(stream.kind, resource_version,
-                                                timeout_seconds=self.watch_timeout,
-                                                label_selector=stream.label_selector):
-                    if self.stopping.is_set():
-                        return
-                    rv = event.object.get("metadata", {}).get("resourceVersion")
-                    if event.type != "BOOKMARK":
-                        stream.apply(event.type, event.object)
-                        health.events += 1
-                        health.last_event_at = time.time()
-                    if rv:
-                        resource_version = rv
-                        health.resource_version = rv
-                    failures = 0
-                    if health.events % 50 == 0:
+        last_publish = 0.0
+        try:
+            while not self.stopping.is_set():
+                close_old_connections()
+                try:
+                    if not resource_version:
+                        resource_version = self._relist(stream)
+                        health.relists += 1
+                        health.resource_version = resource_version
+                        with self._lock:
+                            self._synced_streams.add(stream.name)
+                            if len(self._synced_streams) == total:
+                                self.synced.set()
                         self.health.publish()
-            except Expired:
-                resource_version = ""  # relist
-                logger.info("cluster.watch.expired", extra={"stream": stream.name})
-            except PlatformError as exc:
-                failures += 1
-                health.reconnects += 1
-                health.last_error = exc.message
-                self.health.publish()
-                delay = min(self.max_backoff, 0.5 * 2 ** min(failures, 6))
-                logger.warning("cluster.watch.reconnect",
-                               extra={"stream": stream.name, "delay": delay,
-                                      "error": exc.message})
-                self.stopping.wait(delay)
-            except Exception:
-                failures += 1
-                health.reconnects += 1
-                logger.exception("cluster.watch.error", extra={"stream": stream.name})
-                self.stopping.wait(min(self.max_backoff, 0.5 * 2 ** min(failures, 6)))
-        connections.close_all()
+                    for event in self.gateway.watch(stream.kind, resource_version,
+                                                    timeout_seconds=self.watch_timeout,
+                                                    label_selector=stream.label_selector,
+                                                    stop=self.stopping):
+                        if event.type != "BOOKMARK":
+                            health.applied += bool(stream.apply(event.type, event.object))
+                            health.events += 1
+                            health.last_event_at = time.time()
+                        if event.resource_version:
+                            resource_version = event.resource_version
+                            health.resource_version = resource_version
+                        failures = 0
+                        if time.monotonic() - last_publish > 5:
+                            last_publish = time.monotonic()
+                            self.health.publish()
+                except Expired:
+                    resource_version = ""
+                    logger.info("cluster.watch.expired", extra={"stream": stream.name})
+                except PlatformError as exc:
+                    failures += 1
+                    health.reconnects += 1
+                    health.last_error = exc.message
+                    self.health.publish()
+                    delay = self._backoff(failures)
+                    logger.warning("cluster.watch.reconnect",
+                                   extra={"stream": stream.name, "delay": delay,
+                                          "error": exc.message})
+                    self.stopping.wait(delay)
+                except Exception as exc:  # a database hiccup: replay from the last applied rv
+                    failures += 1
+                    health.reconnects += 1
+                    health.last_error = repr(exc)[:300]
+                    logger.exception("cluster.watch.error", extra={"stream": stream.name})
+                    connection.close()
+                    self.stopping.wait(self._backoff(failures))
+        finally:
+            connections.close_all()
 
 
 # --------------------------------------------------------------------------- leader lock
 
 class LeaderLock:
-    """One active watcher: PostgreSQL advisory lock, or a file lock for SQLite."""
+    """One active watcher: PostgreSQL advisory lock, or a file lock for SQLite.
+
+    The advisory lock belongs to the database session of the thread that took it; ``held()``
+    tells whether that session (and so the lock) is still there.
+    """
 
     def __init__(self) -> None:
         self._file: Any = None
@@ -236,6 +362,18 @@ class LeaderLock:
             return False
         return True
 
+    def held(self) -> bool:
+        if connection.vendor != "postgresql":
+            return self._file is not None
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND pid = pg_backend_pid() AND objid = %s", [ADVISORY_LOCK_ID])
+                return bool(cursor.fetchone()[0])
+        except Exception:  # the session is gone, and the lock with it
+            return False
+
     def wait(self, stopping: threading.Event, poll: float = 2.0) -> bool:
         while not stopping.is_set():
             if self.try_acquire():
@@ -245,8 +383,11 @@ class LeaderLock:
 
     def release(self) -> None:
         if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_ID])
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_ID])
+            except Exception:  # the session is gone, and the lock with it
+                logger.info("cluster.watch.lock_session_gone")
         elif self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()

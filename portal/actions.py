@@ -176,7 +176,8 @@ def _locked_membership(ctx: TenantContext, membership_id: int) -> Membership:
     raise ValidationError(_("This member does not exist."))
 
 
-def do_change_role(actor: Actor, ctx: TenantContext, membership_id: int, *, role: str) -> Membership:
+def do_change_role(actor: Actor, ctx: TenantContext, membership_id: int, *,
+                   role: str) -> Membership:
     _check_writable(actor)
     ctx.require(Perm.MEMBERS_MANAGE)
     _check_assignable(ctx, role)
@@ -242,3 +243,50 @@ def do_transfer_ownership(actor: Actor, ctx: TenantContext, membership_id: int) 
                changes={"owner": [me.user.email, target.user.email],
                         "new_owner_previous_role": [before_target, Role.OWNER]})
     return target
+
+
+def do_suspend_tenant(actor: Actor, tenant: Tenant, *, reason: str) -> Tenant:
+    """Staff: members keep reading and paying, but cannot create or change anything."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Give the reason; the tenant's members will see it.")})
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        before = {"suspended": tenant.is_suspended, "reason": tenant.suspension_reason}
+        tenant.suspended_at = tenant.suspended_at or timezone.now()
+        tenant.suspension_reason = reason[:300]
+        tenant.save(update_fields=["suspended_at", "suspension_reason"])
+        record(actor, "tenant.suspend", tenant, tenant=tenant,
+               changes=diff(before, {"suspended": True, "reason": tenant.suspension_reason}))
+    return tenant
+
+
+def do_unsuspend_tenant(actor: Actor, tenant: Tenant) -> Tenant:
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        if not tenant.is_suspended:
+            return tenant
+        before = {"suspended": True, "reason": tenant.suspension_reason}
+        tenant.suspended_at = None
+        tenant.suspension_reason = ""
+        tenant.save(update_fields=["suspended_at", "suspension_reason"])
+        record(actor, "tenant.unsuspend", tenant, tenant=tenant,
+               changes=diff(before, {"suspended": False, "reason": ""}))
+    return tenant
+
+
+def do_set_quota(actor: Actor, tenant: Tenant, **limits: int | None) -> Tenant:
+    """Staff: per-tenant limits; None falls back to the platform-wide default."""
+    fields = {f"quota_{k}": v for k, v in limits.items()}
+    unknown = set(fields) - {"quota_clusters", "quota_vcpu", "quota_memory_gib", "quota_gpus"}
+    if unknown:
+        raise ValueError(f"unknown quota {sorted(unknown)}")
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        before = {k: getattr(tenant, k) for k in fields}
+        for key, value in fields.items():
+            setattr(tenant, key, value)
+        tenant.full_clean()
+        tenant.save(update_fields=list(fields))
+        record(actor, "tenant.quota", tenant, tenant=tenant, changes=diff(before, fields))
+    return tenant

@@ -1,6 +1,14 @@
+"""The staff admin for tenancy: tenants (create, rename, suspend, quotas, members, view as
+tenant), memberships, invitations, the audit log (read-only, CSV) and announcements.
+
+Every change made here leaves an audit entry with the staff member's name; suspension goes
+through ``portal.actions`` so the tenant's members see the same reason everywhere.
+"""
+
 from __future__ import annotations
 
 import csv
+from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -8,11 +16,33 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from portal import actions
 from portal.audit import actor_from_request, record
 from portal.models import Announcement, AuditEntry, Invitation, Membership, Tenant
 from portal.staff import start_impersonation
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "all"):  # a queryset from a many-to-many field
+        return sorted(str(v) for v in value)
+    if isinstance(value, (list, tuple, set)):
+        return sorted(str(v) for v in value)
+    return str(value)
+
+
+def form_changes(form: Any) -> dict[str, list[Any]]:
+    """{field: [before, after]} for what a staff member changed in an admin form."""
+    return {f: [_json_value(form.initial.get(f)), _json_value(form.cleaned_data.get(f))]
+            for f in form.changed_data}
 
 
 class MembershipInline(admin.TabularInline):
@@ -23,63 +53,126 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "created_at", "suspended_at", "suspension_reason"]
+    list_display = ["slug", "name", "created_at", "clusters_live", "suspended_at",
+                    "suspension_reason"]
     search_fields = ["slug", "name"]
     list_filter = [("suspended_at", admin.EmptyFieldListFilter)]
     inlines = [MembershipInline]
     actions = ["suspend", "unsuspend", "view_as_tenant"]
+    change_form_template = "admin/portal/tenant/change_form.html"
     fieldsets = [
         (None, {"fields": ["slug", "name", "created_at"]}),
-        ("Suspension", {"fields": ["suspended_at", "suspension_reason"]}),
-        ("Quota (empty: the platform-wide default)",
-         {"fields": ["quota_clusters", "quota_vcpu", "quota_memory_gib", "quota_gpus"]}),
+        (gettext_lazy("Suspension"), {
+            "fields": ["suspended_at", "suspension_reason"],
+            "description": gettext_lazy(
+                "Use the “Suspend” action of the tenant list: the reason is required and "
+                "shown to the tenant's members."),
+        }),
+        (gettext_lazy("Quota (empty: the platform-wide default)"), {
+            "fields": ["quota_clusters", "quota_vcpu", "quota_memory_gib", "quota_gpus",
+                       "quota_in_use"],
+        }),
     ]
 
-    def get_readonly_fields(self, request, obj=None):
-        fixed = ["created_at", "suspended_at", "suspension_reason"]
+    def get_readonly_fields(self, request: HttpRequest, obj: Tenant | None = None) -> list[str]:
+        fixed = ["created_at", "suspended_at", "suspension_reason", "quota_in_use"]
         return ["slug", *fixed] if obj else fixed
 
-    def save_model(self, request, obj, form, change) -> None:
+    @admin.display(description=gettext_lazy("live clusters"))
+    def clusters_live(self, obj: Tenant) -> int:
+        return obj.clusters.filter(deleted_at__isnull=True).count()
+
+    @admin.display(description=gettext_lazy("in use / limit"))
+    def quota_in_use(self, obj: Tenant) -> str:
+        if obj.pk is None:
+            return "—"
+        from clusters.quotas import tenant_footprint
+
+        used = tenant_footprint(obj)
+        labels = {"clusters": _("Clusters"), "vcpu": _("vCPU"),
+                  "memory_gib": _("Memory (GiB)"), "gpus": _("GPUs")}
+        limits = obj.quota()
+        return format_html_join(
+            "", "<div>{}: {} / {}</div>",
+            ((labels[d], _number(used.get(d)), limits[d]) for d in limits))
+
+    def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
         actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
         with transaction.atomic():
             super().save_model(request, obj, form, change)
-            changes = {f: [form.initial.get(f), form.cleaned_data.get(f)]
-                       for f in form.changed_data}
             record(actor, "tenant.update" if change else "tenant.create", obj, tenant=obj,
-                   changes=changes)
+                   changes=form_changes(form))
 
-    @admin.action(description="Suspend selected tenants (asks for the reason)")
-    def suspend(self, request: HttpRequest, queryset):
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        """Membership changes on the tenant page are audited like the tenant's own."""
+        actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
+        tenant = form.instance
+        with transaction.atomic():
+            for gone in formset.deleted_forms:
+                if gone.instance.pk:
+                    record(actor, "membership.remove", gone.instance, tenant=tenant,
+                           changes={"user": [str(gone.instance.user), None],
+                                    "role": [gone.instance.role, None]})
+            new = {id(f) for f in formset.forms if f.instance.pk is None}
+            super().save_formset(request, form, formset, change)
+            for inline in formset.forms:
+                if inline in formset.deleted_forms or not inline.has_changed() \
+                        or inline.instance.pk is None:
+                    continue
+                verb = "membership.create" if id(inline) in new else "membership.role_change"
+                record(actor, verb, inline.instance, tenant=tenant,
+                       changes={"user": [None, str(inline.instance.user)],
+                                **{k: v for k, v in form_changes(inline).items()
+                                   if k != "user"}})
+
+    @admin.action(description=gettext_lazy("Suspend selected tenants (asks for the reason)"))
+    def suspend(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
         if request.POST.get("confirm") == "yes":
             actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
+            reason = request.POST.get("reason", "")
             try:
-                for tenant in queryset:
-                    actions.do_suspend_tenant(actor, tenant, reason=request.POST.get("reason", ""))
+                with transaction.atomic():
+                    for tenant in queryset:
+                        actions.do_suspend_tenant(actor, tenant, reason=reason)
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
                 return None
-            self.message_user(request, f"Suspended {queryset.count()} tenant(s).")
+            n = queryset.count()
+            self.message_user(request, ngettext("Suspended %(n)s tenant.",
+                                                "Suspended %(n)s tenants.", n) % {"n": n})
             return None
         return TemplateResponse(request, "admin/portal/tenant/suspend.html", {
             **self.admin_site.each_context(request), "tenants": queryset,
+            "title": _("Suspend tenants"),
             "opts": self.model._meta, "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         })
 
-    @admin.action(description="Lift the suspension of selected tenants")
-    def unsuspend(self, request: HttpRequest, queryset) -> None:
+    @admin.action(description=gettext_lazy("Lift the suspension of selected tenants"))
+    def unsuspend(self, request: HttpRequest, queryset: Any) -> None:
         actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
         for tenant in queryset:
             actions.do_unsuspend_tenant(actor, tenant)
-        self.message_user(request, f"Lifted the suspension of {queryset.count()} tenant(s).")
+        n = queryset.count()
+        self.message_user(request, ngettext("Lifted the suspension of %(n)s tenant.",
+                                            "Lifted the suspension of %(n)s tenants.", n)
+                          % {"n": n})
 
-    @admin.action(description="View as this tenant (read-only, recorded)")
-    def view_as_tenant(self, request: HttpRequest, queryset):
+    @admin.action(description=gettext_lazy("View as this tenant (read-only, recorded)"))
+    def view_as_tenant(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
         if queryset.count() != 1:
-            self.message_user(request, "Select exactly one tenant.", messages.WARNING)
+            self.message_user(request, _("Select exactly one tenant."), messages.WARNING)
             return None
         tenant = queryset.get()
         start_impersonation(request, tenant)
         return redirect("tenant_home", tenant_slug=tenant.slug)
+
+
+def _number(value: Any) -> str:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return f"{value.normalize():f}"
+    return str(value)
 
 
 @admin.register(Membership)
@@ -127,7 +220,66 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return response
 
 
+class AnnouncementAudience(admin.SimpleListFilter):
+    title = gettext_lazy("shown")
+    parameter_name = "shown"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("now", gettext_lazy("Now")), ("scheduled", gettext_lazy("Scheduled")),
+                ("ended", gettext_lazy("Ended"))]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        from django.db.models import Q
+
+        now = timezone.now()
+        if self.value() == "now":
+            return queryset.filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now),
+                                   starts_at__lte=now)
+        if self.value() == "scheduled":
+            return queryset.filter(starts_at__gt=now)
+        if self.value() == "ended":
+            return queryset.filter(ends_at__lte=now)
+        return queryset
+
+
 @admin.register(Announcement)
 class AnnouncementAdmin(admin.ModelAdmin):
-    list_display = ["message", "level", "starts_at", "ends_at"]
+    """A banner for every tenant (no tenant selected) or only the selected ones, between
+    ``starts_at`` and ``ends_at`` (open-ended when empty). Changes are audited."""
+
+    list_display = ["message", "level", "starts_at", "ends_at", "audience", "shown_now"]
+    list_filter = [AnnouncementAudience, "level"]
+    search_fields = ["message"]
     filter_horizontal = ["tenants"]
+
+    @admin.display(description=gettext_lazy("audience"))
+    def audience(self, obj: Announcement) -> str:
+        names = [t.slug for t in obj.tenants.all()]
+        return ", ".join(names) if names else _("every tenant")
+
+    @admin.display(boolean=True, description=gettext_lazy("shown now"))
+    def shown_now(self, obj: Announcement) -> bool:
+        now = timezone.now()
+        return obj.starts_at <= now and (obj.ends_at is None or obj.ends_at > now)
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).prefetch_related("tenants")
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # After the many-to-many rows are saved, so the entry names the final audience.
+        actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
+        with transaction.atomic():
+            super().save_related(request, form, formsets, change)
+            record(actor, "announcement.update" if change else "announcement.create",
+                   form.instance, changes=form_changes(form))
+
+    def delete_model(self, request: HttpRequest, obj: Announcement) -> None:
+        actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
+        with transaction.atomic():
+            record(actor, "announcement.delete", obj,
+                   changes={"message": [obj.message, None]})
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 
 def user_has_mfa(user) -> bool:
@@ -28,9 +30,15 @@ class PortalAdminSite(admin.AdminSite):
     def login(self, request: HttpRequest, extra_context=None) -> HttpResponse:
         """Sign-in goes through the portal's own login (with its MFA step), never a side door."""
         user = request.user
-        if user.is_authenticated and user.is_active and user.is_staff and not user_has_mfa(user):
-            return render(request, "portal/admin_mfa_required.html", status=403)
-        if user.is_authenticated and self.has_permission(request):
-            return redirect(request.GET.get("next") or reverse("admin:index"))
-        next_url = request.GET.get("next") or reverse("admin:index")
+        next_url = request.GET.get("next", "")
+        if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()},
+                                               require_https=request.is_secure()):
+            next_url = reverse("admin:index")
+        if user.is_authenticated:
+            if self.has_permission(request):
+                return redirect(next_url)
+            if user.is_active and user.is_staff:
+                return render(request, "portal/admin_mfa_required.html", status=403)
+            # Signed in but not staff: sending them to the login page would loop back here.
+            raise PermissionDenied
         return redirect(reverse("account_login") + "?" + urlencode({"next": next_url}))

@@ -76,7 +76,7 @@ class AuditFilterForm(forms.Form):
     verb = forms.CharField(label=_("Action"), max_length=64, required=False)
     actor = forms.CharField(label=_("Who"), max_length=254, required=False)
     via = forms.ChoiceField(label=_("Via"), required=False,
-                            choices=[("", _("Any"))] + list(AuditEntry.Via.choices))
+                            choices=[("", _("Any")), *AuditEntry.Via.choices])
     since = forms.DateField(label=_("From"), required=False,
                             widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(label=_("Until"), required=False,

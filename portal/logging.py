@@ -33,7 +33,8 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                payload[key] = value if isinstance(value, (int, float, bool)) else redact(str(value))
+                plain = isinstance(value, (int, float, bool))
+                payload[key] = value if plain else redact(str(value))
         if record.exc_info:
             payload["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(payload, default=str)

@@ -239,3 +239,110 @@ def active_announcements(tenant: Tenant | None) -> list[Announcement]:
         if not targets or (tenant is not None and tenant in targets):
             shown.append(row)
     return shown
+
+
+# --------------------------------------------------------------------------- API
+
+
+API_TOKEN_PREFIX = "kp_"
+
+
+class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
+    def active(self) -> ApiTokenQuerySet:
+        return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+
+
+class ApiToken(models.Model):
+    """A personal access token for the REST API. Only its SHA-256 is stored.
+
+    The token acts as its user, with the user's current role in each tenant, narrowed by its
+    ``scope`` (read-only tokens cannot change anything nor fetch kubeconfigs) and, when
+    ``tenant`` is set, limited to that one tenant.
+    """
+
+    class Scope(models.TextChoices):
+        READ = "read", _("Read")
+        READ_WRITE = "read_write", _("Read and write")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="api_tokens")
+    name = models.CharField(_("name"), max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=12, editable=False,
+                              help_text=_("The first characters, to recognise the token."))
+    scope = models.CharField(_("scope"), max_length=12, choices=Scope.choices,
+                             default=Scope.READ)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, null=True, blank=True,
+                               related_name="api_tokens",
+                               help_text=_("Leave empty to reach every tenant you belong to."))
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(_("expires"))
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(scope__in=["read", "read_write"]),
+                                   name="api_token_scope_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @classmethod
+    def new_secret(cls) -> tuple[str, str]:
+        """A fresh token (256 random bits after a recognisable prefix) and its hash."""
+        token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        return token, _hash_token(token)
+
+    @classmethod
+    def hash_token(cls, token: str) -> str:
+        return _hash_token(token)
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at:
+            return "revoked"
+        if self.is_expired:
+            return "expired"
+        return "active"
+
+    @property
+    def can_write(self) -> bool:
+        return self.scope == self.Scope.READ_WRITE
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a write sent with an ``Idempotency-Key``, replayed on retries.
+
+    Inserted in the same transaction as the write it protects: a concurrent retry with the same
+    key waits on the unique constraint, then finds the stored response instead of writing again.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=500)
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(default=0)
+    response_body = models.JSONField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user"),
+        ]
+        indexes = [models.Index(fields=["user", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} [{self.key}]"

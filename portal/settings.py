@@ -116,7 +116,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+# A message a worker took and never acknowledged (the worker died) is delivered again after
+# this many seconds; it must exceed OPERATION_LEASE_SECONDS.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600, minimum=1),
+    "unacked_restore_interval": 1,
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -212,18 +217,55 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS: list[str] = []
 
+# The REST API (portal/api/): tokens or the browser session, problem-details errors, cursor
+# pages, limits per token / user / address (429 with Retry-After).
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portal.api.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "portal.api.throttling.TokenRateThrottle",
+        "portal.api.throttling.UserRateThrottle",
+        "portal.api.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "api_token": env_str("API_RATE_TOKEN", "600/min"),
+        "api_user": env_str("API_RATE_USER", "1200/min"),
+        "api_anon": env_str("API_RATE_ANON", "60/min"),
+    },
+    "EXCEPTION_HANDLER": "portal.api.problems.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.CursorPage",
+    "DEFAULT_SCHEMA_CLASS": "portal.api.schema.PortalAutoSchema",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Kubernetes portal API",
     "VERSION": "1.0.0",
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,
+    "ENUM_NAME_OVERRIDES": {
+        "OperationKindEnum": "clusters.models.Operation.Kind",
+        "OperationStateEnum": "clusters.models.Operation.State",
+        "StepStateEnum": "clusters.api.serializers.STEP_STATES",
+        "ClusterPhaseEnum": "clusters.models.Cluster.Phase",
+        "InvoiceKindEnum": "billing.models.Invoice.Kind",
+        "InvoiceStatusEnum": "billing.models.Invoice.Status",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.api.schema.strict_request_bodies",
+        "portal.api.schema.describe_api",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "displayRequestDuration": True},
     "REDOC_DIST": "SIDECAR",
 }
 
@@ -263,6 +305,24 @@ ACCOUNT_EMAIL_VERIFICATION_BY_CODE_ENABLED = True
 
 # How often an operation in flight asks the platform how far it has come (seconds).
 OPERATION_POLL_SECONDS = float(env_int("OPERATION_POLL_MS", 3000, minimum=50)) / 1000
+# How long a worker holds an operation while it talks to the platform; a killed worker's
+# operation is taken over by another once this runs out.
+OPERATION_LEASE_SECONDS = env_int("OPERATION_LEASE_SECONDS", 120, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "clusters-resync": {"task": "clusters.resync", "schedule": 60.0},
+    "billing-finalize-invoices": {"task": "billing.finalize_invoices", "schedule": 3600.0},
+    "billing-check-budgets": {"task": "billing.check_budgets", "schedule": 600.0},
+    "billing-reconcile-ledger": {"task": "billing.reconcile_ledger", "schedule": 3600.0},
 }
+
+# Billing (CHF). Invoices of a month are finalized once it ended this many days ago (late
+# observations still count); beat looks back this many months for invoices still due.
+BILLING_FINALIZE_GRACE_DAYS = env_int("BILLING_FINALIZE_GRACE_DAYS", 2, minimum=0)
+BILLING_FINALIZE_LOOKBACK_MONTHS = env_int("BILLING_FINALIZE_LOOKBACK_MONTHS", 3, minimum=1)
+BILLING_PAYMENT_TERMS_DAYS = env_int("BILLING_PAYMENT_TERMS_DAYS", 30, minimum=0)
+# The issuer block of invoices; address lines separated by "|".
+BILLING_ISSUER_NAME = env_str("BILLING_ISSUER_NAME", "Example Cloud SA")
+BILLING_ISSUER_ADDRESS = env_str("BILLING_ISSUER_ADDRESS",
+                                 "Rue de l'Exemple 1|1200 Genève|Switzerland")
+BILLING_ISSUER_VAT_ID = env_str("BILLING_ISSUER_VAT_ID", "CHE-000.000.000 MWST")
+BILLING_ISSUER_IBAN = env_str("BILLING_ISSUER_IBAN", "")

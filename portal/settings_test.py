@@ -17,4 +17,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 SECURE_SSL_REDIRECT = False
 ALLOWED_HOSTS = ["*"]
-DATABASES["default"]["TEST"] = {"NAME": "test_" + str(DATABASES["default"]["NAME"]).rsplit("/", 1)[-1]}
+_db_name = str(DATABASES["default"]["NAME"]).rsplit("/", 1)[-1]
+DATABASES["default"]["TEST"] = {"NAME": "test_" + _db_name}

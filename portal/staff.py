@@ -114,30 +114,67 @@ def _fleet_section() -> dict[str, Any]:
     }
 
 
-def _platform_section() -> dict[str, Any]:
-    from clusters.platform.gateway import PlatformError, get_gateway
-    from clusters.watcher import watcher_health
+PING_CACHE_KEY = "staff:platform-ping"
+PING_CACHE_SECONDS = 5
+WATCHER_STALE_AFTER = timedelta(minutes=10)
 
+
+def _ping_platform() -> tuple[bool, str]:
+    """Whether the management cluster answers, remembered a few seconds: every open console
+    refreshes every 5 s, and an unreachable platform costs a whole request timeout."""
+    from django.core.cache import cache
+
+    from clusters.platform.gateway import PlatformError, get_gateway
+
+    cached = cache.get(PING_CACHE_KEY)
+    if cached is not None:
+        return cached
     try:
         info = get_gateway().ping()
-        reachable, detail = True, info.get("git_version", "")
+        result = (True, str(info.get("git_version", "")))
     except PlatformError as exc:
-        reachable, detail = False, exc.message
+        result = (False, exc.message)
+    cache.set(PING_CACHE_KEY, result, PING_CACHE_SECONDS)
+    return result
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, tz=UTC)
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _platform_section() -> dict[str, Any]:
+    from django.core.cache import cache
+
+    from clusters.watcher import watcher_health
+
+    reachable, detail = _ping_platform()
+    now = timezone.now()
     health = watcher_health() or {}
     streams = health.get("streams", {})
     last_event = max((s.get("last_event_at") or 0 for s in streams.values()), default=0)
-    from django.core.cache import cache
-
+    published = _as_datetime(health.get("published_at"))
+    resync = cache.get("clusters:last-resync")
+    if resync:
+        resync = {**resync, "at": _as_datetime(resync.get("at"))}
     return {
         "reachable": reachable,
         "detail": detail,
         "watcher": health,
         "watcher_streams": streams,
-        "watcher_last_event": datetime.fromtimestamp(last_event, tz=UTC)
-        if last_event else None,
-        "watcher_published": datetime.fromtimestamp(health["published_at"], tz=UTC)
-        if health.get("published_at") else None,
-        "resync": cache.get("clusters:last-resync"),
+        "watcher_last_event": _as_datetime(last_event),
+        "watcher_lag": (now - _as_datetime(last_event)) if last_event else None,
+        "watcher_published": published,
+        "watcher_stale": published is None or now - published > WATCHER_STALE_AFTER,
+        "resync": resync,
     }
 
 

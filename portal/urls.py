@@ -28,6 +28,7 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/", include(tenant_patterns)),
     path("invitations/accept/", views.invitation_accept, name="invitation_accept"),
     path("account/profile/", views.profile, name="profile"),
+    path("account/api-tokens/", include("portal.api.token_urls")),
     # Before allauth's own URLs: the same page, with rate-limited attempts answered by a 429.
     path("accounts/login/", views.LoginView.as_view(), name="account_login"),
     path("accounts/", include("allauth.urls")),
@@ -38,4 +39,5 @@ urlpatterns = [
     path("staff/impersonate/", staff.impersonate, name="staff_impersonate"),
     path("staff/impersonate/stop/", staff.impersonate_stop, name="staff_impersonate_stop"),
     path("admin/", admin.site.urls),
+    path("api/", include("portal.api.urls")),
 ]

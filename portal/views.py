@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
+from allauth.account import views as allauth_views
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from portal import actions
 from portal.audit import actor_from_request, diff, record
@@ -30,6 +31,22 @@ from portal.htmx import redirect_after_post, render_invalid, render_region
 from portal.models import AuditEntry, Membership
 from portal.permissions import PERMISSION_TABLE, ROLE_DESCRIPTIONS, Perm, Role, assignable_roles
 from portal.tenancy import TenantContext, tenant_view, user_tenants
+
+
+class LoginView(allauth_views.LoginView):
+    """allauth's sign-in page, answering HTTP 429 when it refuses an attempt as rate-limited.
+
+    allauth refuses further attempts after too many failures (``ACCOUNT_RATE_LIMITS
+    ["login_failed"]``) with a form error and status 200; a 429 lets proxies, monitoring and
+    scripts see the limit too. The page still shows the message to the person.
+    """
+
+    def form_invalid(self, form) -> HttpResponse:
+        response = super().form_invalid(form)
+        codes = {error.code for error in form.errors.as_data().get(NON_FIELD_ERRORS, [])}
+        if "too_many_login_attempts" in codes:
+            response.status_code = 429
+        return response
 
 
 def _apply_errors(form, error: ValidationError) -> None:
@@ -238,7 +255,8 @@ def invitation_accept(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, _("Welcome to %(name)s.")
                                  % {"name": membership.tenant.name})
-                return redirect_after_post(request, "tenant_home", tenant_slug=membership.tenant.slug)
+                return redirect_after_post(request, "tenant_home",
+                                           tenant_slug=membership.tenant.slug)
         return render_invalid(request, "portal/invitation_accept.html", "form", {"form": form})
     return render(request, "portal/invitation_accept.html", {"form": form})
 

@@ -24,6 +24,9 @@ PUBLIC: dict[str, str] = {
     "healthz": "liveness probe for the load balancer",
     "readyz": "readiness probe for the load balancer",
     "set_language": "choosing a language works before signing in",
+    "api:schema": "the OpenAPI document: no tenant data, needed to generate a client",
+    "api:docs": "Swagger UI for the OpenAPI document",
+    "api:redoc": "Redoc for the OpenAPI document",
 }
 # Namespaces / prefixes handled by their own tests.
 OWN_TESTS: dict[str, str] = {
@@ -36,6 +39,8 @@ NOT_TENANT_SCOPED: dict[str, str] = {
     "tenant_create": "creates a new tenant owned by the caller",
     "invitation_accept": "the code itself decides which tenant",
     "profile": "the caller's own profile",
+    "api_tokens": "the caller's own API tokens",
+    "api_token_revoke": "revokes one of the caller's own tokens (404 for anyone else's)",
     "staff_console": "staff with MFA only: tests/portal/test_staff.py",
     "staff_impersonate": "staff with MFA only: tests/portal/test_staff.py",
     "staff_impersonate_stop": "ends the caller's own impersonation session",
@@ -56,10 +61,43 @@ class World:
     extra: dict[str, Any]
 
 
+def _sample_cluster(w: World) -> Any:
+    if "cluster" not in w.extra:
+        from tests.api.factories import make_cluster, make_operation
+
+        w.extra["cluster"] = make_cluster(w.tenant)
+        w.extra["operation"] = make_operation(w.extra["cluster"])
+    return w.extra["cluster"]
+
+
+def _sample_token(w: World) -> Any:
+    if "token" not in w.extra:
+        from portal.models import ApiToken
+        from tests.api.factories import make_token
+
+        make_token(w.owner)
+        w.extra["token"] = ApiToken.objects.filter(user=w.owner).latest("pk")
+    return w.extra["token"]
+
+
+def _sample_invoice(w: World) -> Any:
+    if "invoice" not in w.extra:
+        from billing.invoicing import ensure_draft
+        from billing.periods import Period
+
+        w.extra["invoice"] = ensure_draft(w.tenant.pk, Period.current().previous)
+    return w.extra["invoice"]
+
+
 PARAM_SAMPLES: dict[str, Callable[[World], Any]] = {
     "tenant_slug": lambda w: w.tenant.slug,
     "membership_id": lambda w: w.tenant.memberships.get(user=w.owner).pk,
     "invitation_id": lambda w: w.invitation.pk,
+    "cluster_name": lambda w: _sample_cluster(w).name,
+    "group_name": lambda w: _sample_cluster(w).node_groups.first().name,
+    "operation_id": lambda w: (_sample_cluster(w), w.extra["operation"])[1].pk,
+    "token_id": lambda w: _sample_token(w).pk,
+    "invoice_id": lambda w: _sample_invoice(w).pk,
 }
 
 

@@ -1,7 +1,8 @@
 """The only module that talks to the management cluster (and the only one importing ``kubernetes``).
 
 Every call turns client errors into ``PlatformError``s that say whether retrying can help
-(``transient``) and, in words, what a person can do about it.
+(``transient``) and, in words, what a person can do about it. Callers never see a
+``kubernetes`` type: objects are plain dicts, exactly as the API serves them.
 """
 
 from __future__ import annotations
@@ -9,30 +10,38 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import urllib3
+from django.utils.translation import gettext as _
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
 logger = logging.getLogger("clusters.gateway")
 
-APPS = ("apps.cozystack.io", "v1alpha1", "kuberneteses")
-TENANT_SECRETS = ("core.cozystack.io", "v1alpha1", "tenantsecrets")
-MACHINE_DEPLOYMENTS = ("cluster.x-k8s.io", "v1beta1", "machinedeployments")
-APP_DEFINITIONS = ("cozystack.io", "v1alpha1", "applicationdefinitions")
+Kind = tuple[str, str, str]
+APPS: Kind = ("apps.cozystack.io", "v1alpha1", "kuberneteses")
+TENANT_SECRETS: Kind = ("core.cozystack.io", "v1alpha1", "tenantsecrets")
+MACHINE_DEPLOYMENTS: Kind = ("cluster.x-k8s.io", "v1beta1", "machinedeployments")
+APP_DEFINITIONS: Kind = ("cozystack.io", "v1alpha1", "applicationdefinitions")
+SECRETS = "secrets"  # core v1, watched across namespaces by label
 KUBECONFIG_KEYS = ("admin.conf", "super-admin.conf")
 CLUSTER_LABEL = "cluster.x-k8s.io/cluster-name"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "kube-portal"
 CONFLICT_RETRIES = 5
+# A static token never needs re-reading; an exec/OIDC one is re-checked this often.
+TOKEN_REFRESH_SECONDS = 30.0
 
 
 class PlatformError(Exception):
-    """A failed call to the management cluster, classified."""
+    """A failed call to the management cluster, classified, with a sentence for people."""
 
     transient = False
 
@@ -46,13 +55,13 @@ class PlatformError(Exception):
 
 
 class PlatformUnavailable(PlatformError):
-    """Connection refused, timeouts, 429 and 5xx: retrying later can succeed."""
+    """Connection refused or dropped, timeouts, 429 and 5xx: retrying later can succeed."""
 
     transient = True
 
 
 class PlatformRejected(PlatformError):
-    """400, 403, 422 and friends: the same request will fail again."""
+    """400, 401, 403, 422 and friends: the same request will fail again."""
 
 
 class NotFound(PlatformError):
@@ -60,52 +69,63 @@ class NotFound(PlatformError):
 
 
 class Conflict(PlatformError):
-    pass
+    """409: a write raced another one, or the name is taken."""
 
 
 class Expired(PlatformError):
     """A watch resourceVersion is too old (410): relist and start again."""
 
 
-def _status_message(exc: ApiException) -> tuple[str, str]:
+def _status_body(exc: ApiException) -> dict[str, Any]:
     try:
         body = json.loads(exc.body or "{}")
     except (TypeError, ValueError):
-        body = {}
-    return str(body.get("message") or exc.reason or ""), str(body.get("reason") or "")
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def classify(exc: BaseException, what: str) -> PlatformError:
-    """Turn any client-side failure into a PlatformError a person can act on."""
+    """Turn any client-side failure into a PlatformError a person can act on.
+
+    ``what`` completes "The platform could not …" (e.g. "create cluster demo").
+    """
     if isinstance(exc, PlatformError):
         return exc
     if isinstance(exc, ApiException):
-        status = exc.status or 0
-        detail, reason = _status_message(exc)
-        if status == 0 or status == 429 or status >= 500:
+        status = int(exc.status or 0)
+        body = _status_body(exc)
+        detail = str(body.get("message") or exc.reason or "")
+        reason = str(body.get("reason") or "")
+        kw: dict[str, Any] = {"status": status, "reason": reason, "detail": detail}
+        if status == 0:
             return PlatformUnavailable(
-                f"The platform could not {what} right now (HTTP {status or 'error'}); "
-                "retrying.", status=status, reason=reason, detail=detail)
+                _("The platform is unreachable while trying to %(what)s; retrying.")
+                % {"what": what}, **kw)
+        if status == 429 or status >= 500:
+            return PlatformUnavailable(
+                _("The platform could not %(what)s right now (HTTP %(status)s); retrying.")
+                % {"what": what, "status": status}, **kw)
         if status == 404:
-            return NotFound(f"The platform has no such object ({what}).", status=status,
-                            reason=reason, detail=detail)
+            return NotFound(_("The platform has no such object (%(what)s).") % {"what": what},
+                            **kw)
         if status == 409:
-            return Conflict(f"The platform reported a conflicting change while trying to {what}.",
-                            status=status, reason=reason, detail=detail)
+            return Conflict(
+                _("The platform reported a conflicting change while trying to %(what)s.")
+                % {"what": what}, **kw)
         if status == 410:
-            return Expired("The watch position expired; starting over.", status=status,
-                           reason=reason, detail=detail)
+            return Expired(_("The watch position expired; starting over."), **kw)
         if status in (401, 403):
             return PlatformRejected(
-                f"The portal is not allowed to {what} on the platform (HTTP {status}); "
-                "staff must check the portal's platform credentials.",
-                status=status, reason=reason, detail=detail)
-        return PlatformRejected(f"The platform refused to {what}: {detail or exc.reason}",
-                                status=status, reason=reason, detail=detail)
+                _("The portal is not allowed to %(what)s on the platform (HTTP %(status)s); "
+                  "staff must check the portal's platform credentials.")
+                % {"what": what, "status": status}, **kw)
+        return PlatformRejected(
+            _("The platform refused to %(what)s: %(detail)s")
+            % {"what": what, "detail": detail or exc.reason}, **kw)
     if isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, OSError)):
         return PlatformUnavailable(
-            f"The platform is unreachable ({type(exc).__name__}) while trying to {what}; "
-            "retrying.", detail=str(exc)[:300])
+            _("The platform is unreachable while trying to %(what)s; retrying.")
+            % {"what": what}, detail=f"{type(exc).__name__}: {str(exc)[:300]}")
     raise exc
 
 
@@ -114,6 +134,37 @@ class WatchEvent:
     type: str  # ADDED, MODIFIED, DELETED, BOOKMARK
     object: dict[str, Any]
 
+    @property
+    def resource_version(self) -> str:
+        return str((self.object.get("metadata") or {}).get("resourceVersion") or "")
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a create-or-replace did on the platform.
+
+    ``changed`` is False when the platform already held this exact spec (a repeated apply):
+    nothing will move there, so the caller must not wait for a new transition. ``baseline``
+    is the ``Ready`` condition seen just before the write: a later ``Ready`` equal to it
+    still describes the previous spec.
+    """
+
+    object: dict[str, Any]
+    created: bool
+    changed: bool
+    baseline: dict[str, Any] | None
+
+
+def ready_condition(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return dict(cond)
+    return None
+
+
+def _generation(obj: dict[str, Any] | None) -> int:
+    return int(((obj or {}).get("metadata") or {}).get("generation") or 0)
+
 
 class Gateway:
     """Typed calls against one management cluster through one ``ApiClient``."""
@@ -121,11 +172,14 @@ class Gateway:
     def __init__(self, api_client: k8s.ApiClient, *, request_timeout: float = 10.0) -> None:
         self.api_client = api_client
         self.custom = k8s.CustomObjectsApi(api_client)
-        self.core = k8s.CoreV1Api(api_client)
         self.version_api = k8s.VersionApi(api_client)
         self.timeout = request_timeout
         self._schema_cache: tuple[str, dict[str, Any]] | None = None
         self._lock = threading.Lock()
+        self._watches: dict[int, tuple[threading.Event | None, Any]] = {}
+
+    def close(self) -> None:
+        self.api_client.close()
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("_request_timeout", self.timeout)
@@ -134,98 +188,161 @@ class Gateway:
         except Exception as exc:  # classified below; anything unknown is re-raised
             raise classify(exc, what) from exc
 
+    def _core_get(self, path: str, *, watch: bool = False, resource_version: str | None = None,
+                  timeout_seconds: int | None = None, allow_watch_bookmarks: bool | None = None,
+                  label_selector: str | None = None, _request_timeout: Any = None,
+                  _preload_content: bool = False) -> Any:
+        """GET a core ``/api/v1`` path through the same client and credentials.
+
+        ``CoreV1Api`` would do, but importing it costs more than a second per process for the
+        two Secret calls the portal makes.
+        """
+        query: list[tuple[str, Any]] = []
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        if watch:
+            query.append(("watch", "true"))
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        if timeout_seconds is not None:
+            query.append(("timeoutSeconds", timeout_seconds))
+        if allow_watch_bookmarks:
+            query.append(("allowWatchBookmarks", "true"))
+        method, url, headers, _body, _post = self.api_client.param_serialize(
+            "GET", path, query_params=query, header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"])
+        response = self.api_client.call_api(method, url, header_params=headers,
+                                            _request_timeout=_request_timeout)
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException.from_response(http_resp=response,
+                                             body=response.data.decode(errors="replace"),
+                                             data=None)
+        return response.response
+
+    def _secrets(self, namespace: str | None = None, name: str | None = None) -> Callable[..., Any]:
+        path = "/api/v1/secrets" if namespace is None else f"/api/v1/namespaces/{namespace}/secrets"
+        if name is not None:
+            path = f"{path}/{name}"
+        return lambda **kwargs: self._core_get(path, **kwargs)
+
     # -- health and schema -------------------------------------------------------------------
 
     def ping(self) -> dict[str, Any]:
-        info = self._call("answer a version request", self.version_api.get_code)
+        info = self._call(_("answer a version request"), self.version_api.get_code)
         return info.to_dict() if hasattr(info, "to_dict") else dict(info)
 
-    def kubernetes_schema(self) -> dict[str, Any]:
-        """The values schema the platform publishes (ApplicationDefinition ``kubernetes``).
+    def application_definition(self) -> dict[str, Any]:
+        return self._call(_("read the Kubernetes application definition"),
+                          self.custom.get_cluster_custom_object, *APP_DEFINITIONS, "kubernetes")
 
-        Cached by resourceVersion: one GET per call, the parsed schema is reused until the
-        platform changes it.
+    def kubernetes_schema(self) -> tuple[str, dict[str, Any]]:
+        """(resourceVersion, values schema) the platform publishes in its ApplicationDefinition.
+
+        One GET per call; the parsed schema is reused until the platform changes it.
         """
-        obj = self._call("read the Kubernetes application definition",
-                         self.custom.get_cluster_custom_object, *APP_DEFINITIONS[:2],
-                         APP_DEFINITIONS[2], "kubernetes")
-        version = obj.get("metadata", {}).get("resourceVersion", "")
+        obj = self.application_definition()
+        version = str(obj.get("metadata", {}).get("resourceVersion", ""))
         with self._lock:
             if self._schema_cache and self._schema_cache[0] == version:
-                return self._schema_cache[1]
-            raw = obj.get("spec", {}).get("application", {}).get("openAPISchema") or "{}"
-            schema = json.loads(raw) if isinstance(raw, str) else raw
+                return self._schema_cache
+        raw = obj.get("spec", {}).get("application", {}).get("openAPISchema") or "{}"
+        try:
+            schema = json.loads(raw) if isinstance(raw, str) else dict(raw)
+        except ValueError as exc:
+            raise PlatformRejected(
+                _("The platform publishes an unreadable schema for clusters: %(e)s")
+                % {"e": exc}) from exc
+        with self._lock:
             self._schema_cache = (version, schema)
-            return schema
+        return self._schema_cache
 
     # -- the Kubernetes object -----------------------------------------------------------------
 
     def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self._call(f"read cluster {name}", self.custom.get_namespaced_custom_object,
+            return self._call(_("read cluster %(name)s") % {"name": name},
+                              self.custom.get_namespaced_custom_object,
                               *APPS[:2], namespace, APPS[2], name)
         except NotFound:
             return None
 
     def list_clusters(self, namespace: str | None = None) -> tuple[list[dict[str, Any]], str]:
-        if namespace:
-            result = self._call("list clusters", self.custom.list_namespaced_custom_object,
-                                *APPS[:2], namespace, APPS[2])
-        else:
-            result = self._call("list clusters", self.custom.list_cluster_custom_object, *APPS)
-        return result.get("items", []), result.get("metadata", {}).get("resourceVersion", "")
+        return self.list_resource(APPS, namespace)
 
-    def apply_cluster(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Create the object, or bring an existing one to ``manifest``'s spec (idempotent).
+    def create_cluster(self, manifest: dict[str, Any]) -> Applied:
+        """Create the object; if it exists already (a redelivered task, a retry after a timeout
+        whose POST did land), bring it to ``manifest``'s spec instead. Safe to repeat.
 
-        A create that meets an existing object (a redelivered task, a retry after a timeout)
-        replaces its spec instead, guarded by resourceVersion and retried on 409.
+        An existing object that the portal did not create is never taken over.
         """
         meta = manifest["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         try:
-            return self._call(f"create cluster {name}",
-                              self.custom.create_namespaced_custom_object, *APPS[:2], namespace,
-                              APPS[2], manifest)
+            created = self._call(_("create cluster %(name)s") % {"name": name},
+                                 self.custom.create_namespaced_custom_object,
+                                 *APPS[:2], namespace, APPS[2], manifest)
+            return Applied(created, created=True, changed=True, baseline=None)
         except Conflict:
             pass
-        return self.replace_cluster_spec(namespace, name, manifest["spec"],
-                                         labels=meta.get("labels"))
+        current = self.get_cluster(namespace, name)
+        labels = ((current or {}).get("metadata") or {}).get("labels") or {}
+        if current is not None and labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
+            raise PlatformRejected(
+                _("A cluster named %(name)s already exists on the platform and was not created "
+                  "by the portal; choose another name.") % {"name": name}, status=409)
+        return self.replace_cluster(manifest)
 
-    def replace_cluster_spec(self, namespace: str, name: str, spec: dict[str, Any], *,
-                             labels: dict[str, str] | None = None) -> dict[str, Any]:
-        """GET → set spec → PUT with the resourceVersion; on 409 re-read and try again."""
+    def replace_cluster(self, manifest: dict[str, Any]) -> Applied:
+        """GET → set spec (and our labels) → PUT with the resourceVersion; on 409 re-read and
+        try again. Putting the same spec twice changes nothing on the platform."""
+        meta = manifest["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
         last: Conflict | None = None
         for _attempt in range(CONFLICT_RETRIES):
             current = self.get_cluster(namespace, name)
             if current is None:
-                raise NotFound(f"Cluster {name} no longer exists on the platform.", status=404)
-            if current.get("metadata", {}).get("deletionTimestamp"):
-                raise Conflict(f"Cluster {name} is being deleted on the platform.", status=409)
-            body = dict(current)
-            body["spec"] = spec
-            if labels:
-                body["metadata"] = {**current["metadata"],
-                                    "labels": {**current["metadata"].get("labels", {}),
-                                               **labels}}
+                raise NotFound(_("Cluster %(name)s no longer exists on the platform.")
+                               % {"name": name}, status=404)
+            current_meta = current.get("metadata") or {}
+            if current_meta.get("deletionTimestamp"):
+                raise Conflict(_("Cluster %(name)s is being deleted on the platform.")
+                               % {"name": name}, status=409)
+            body = {
+                "apiVersion": current.get("apiVersion"),
+                "kind": current.get("kind"),
+                "metadata": {**current_meta,
+                             "labels": {**(current_meta.get("labels") or {}),
+                                        **(meta.get("labels") or {})}},
+                "spec": manifest["spec"],
+            }
             try:
-                return self._call(f"update cluster {name}",
-                                  self.custom.replace_namespaced_custom_object, *APPS[:2],
-                                  namespace, APPS[2], name, body)
+                written = self._call(_("update cluster %(name)s") % {"name": name},
+                                     self.custom.replace_namespaced_custom_object,
+                                     *APPS[:2], namespace, APPS[2], name, body)
             except Conflict as exc:
                 last = exc
-        raise Conflict(f"Cluster {name} kept changing on the platform while it was being "
-                       f"updated ({CONFLICT_RETRIES} attempts); try again.",
+                continue
+            changed = _generation(written) != _generation(current)
+            return Applied(written, created=False, changed=changed,
+                           baseline=ready_condition(current))
+        raise Conflict(_("Cluster %(name)s kept changing on the platform while it was being "
+                         "updated (%(n)s attempts); try again.")
+                       % {"name": name, "n": CONFLICT_RETRIES},
                        status=409, detail=last.detail if last else "")
 
     def patch_cluster(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return self._call(f"patch cluster {name}", self.custom.patch_namespaced_custom_object,
-                          *APPS[:2], namespace, APPS[2], name, patch)
+        """JSON merge-patch (applied by the platform on the defaulted object)."""
+        return self._call(_("update cluster %(name)s") % {"name": name},
+                          self.custom.patch_namespaced_custom_object,
+                          *APPS[:2], namespace, APPS[2], name, patch,
+                          _content_type="application/merge-patch+json")
 
     def delete_cluster(self, namespace: str, name: str) -> bool:
         """Ask for deletion; True if the object existed. A repeated delete is harmless."""
         try:
-            self._call(f"delete cluster {name}", self.custom.delete_namespaced_custom_object,
+            self._call(_("delete cluster %(name)s") % {"name": name},
+                       self.custom.delete_namespaced_custom_object,
                        *APPS[:2], namespace, APPS[2], name)
         except NotFound:
             return False
@@ -234,109 +351,187 @@ class Gateway:
     # -- observed objects ----------------------------------------------------------------------
 
     def list_machine_deployments(self, namespace: str, cluster_name: str) -> list[dict[str, Any]]:
-        result = self._call(f"list node groups of {cluster_name}",
-                            self.custom.list_namespaced_custom_object, *MACHINE_DEPLOYMENTS[:2],
-                            namespace, MACHINE_DEPLOYMENTS[2],
-                            label_selector=f"{CLUSTER_LABEL}=kubernetes-{cluster_name}")
-        return result.get("items", [])
+        items, _rv = self.list_resource(
+            MACHINE_DEPLOYMENTS, namespace,
+            label_selector=f"{CLUSTER_LABEL}=kubernetes-{cluster_name}")
+        return items
 
     def kubeconfig_exists(self, namespace: str, cluster_name: str) -> bool:
         try:
-            self._read_kubeconfig_secret(namespace, cluster_name)
+            data = self._read_kubeconfig_secret(namespace, cluster_name)
         except NotFound:
             return False
-        return True
+        return any(key in data for key in KUBECONFIG_KEYS)
 
     def _read_kubeconfig_secret(self, namespace: str, cluster_name: str) -> dict[str, str]:
+        """``.data`` of the TenantSecret (what tenant credentials may read), else the Secret."""
         name = f"kubernetes-{cluster_name}-admin-kubeconfig"
+        what = _("read the kubeconfig of %(name)s") % {"name": cluster_name}
         try:
-            obj = self._call(f"read the kubeconfig of {cluster_name}",
-                             self.custom.get_namespaced_custom_object, *TENANT_SECRETS[:2],
-                             namespace, TENANT_SECRETS[2], name)
+            obj = self._call(what, self.custom.get_namespaced_custom_object,
+                             *TENANT_SECRETS[:2], namespace, TENANT_SECRETS[2], name)
             return obj.get("data") or {}
-        except NotFound:
+        except (NotFound, PlatformRejected):
             pass
-        secret = self._call(f"read the kubeconfig of {cluster_name}",
-                            self.core.read_namespaced_secret, name, namespace)
-        return secret.data or {}
+        response = self._call(what, self._secrets(namespace, name))
+        try:
+            return (json.loads(response.data) or {}).get("data") or {}
+        finally:
+            response.release_conn()
 
     def read_kubeconfig(self, namespace: str, cluster_name: str, key: str = "admin.conf") -> bytes:
-        """The kubeconfig file, fetched on demand and never cached: certificates rotate."""
+        """The kubeconfig file, fetched on demand and never cached: certificates rotate.
+
+        ``admin.conf`` is the normal cluster-admin kubeconfig; ``super-admin.conf`` bypasses
+        RBAC and is only handed out deliberately.
+        """
         if key not in KUBECONFIG_KEYS:
             raise ValueError(f"unsupported kubeconfig key {key!r}")
         data = self._read_kubeconfig_secret(namespace, cluster_name)
         if key not in data:
-            raise NotFound(f"The platform has not issued a {key} for {cluster_name} yet.")
-        # `.data` is base64 exactly once (the TenantSecret's stringData quirk is ignored).
+            raise NotFound(_("The platform has not issued a kubeconfig for %(name)s yet.")
+                           % {"name": cluster_name})
+        # `.data` is base64 exactly once; TenantSecret's stringData (base64 again) is ignored.
         return base64.b64decode(data[key])
 
-    # -- watching ------------------------------------------------------------------------------
+    # -- listing and watching ------------------------------------------------------------------
 
-    def list_resource(self, kind: tuple[str, str, str], namespace: str | None = None,
+    def _list_call(self, kind: Kind | str, namespace: str | None
+                   ) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        if kind == SECRETS:
+            return self._secrets(namespace), ()
+        assert isinstance(kind, tuple)
+        if kind == APP_DEFINITIONS:
+            return self.custom.list_cluster_custom_object, kind
+        if namespace:
+            return self.custom.list_namespaced_custom_object, (*kind[:2], namespace, kind[2])
+        return self.custom.list_cluster_custom_object, kind
+
+    def list_resource(self, kind: Kind | str, namespace: str | None = None, *,
                       label_selector: str | None = None) -> tuple[list[dict[str, Any]], str]:
-        kwargs: dict[str, Any] = {}
+        """(items, resourceVersion of the list) as plain dicts; ``kind`` may be ``"secrets"``."""
+        func, args = self._list_call(kind, namespace)
+        kwargs: dict[str, Any] = {"_preload_content": False}
         if label_selector:
             kwargs["label_selector"] = label_selector
-        if namespace:
-            result = self._call(f"list {kind[2]}", self.custom.list_namespaced_custom_object,
-                                *kind[:2], namespace, kind[2], **kwargs)
-        else:
-            result = self._call(f"list {kind[2]}", self.custom.list_cluster_custom_object,
-                                *kind, **kwargs)
-        return result.get("items", []), result.get("metadata", {}).get("resourceVersion", "")
+        name = kind if isinstance(kind, str) else kind[2]
+        response = self._call(_("list %(kind)s") % {"kind": name}, func, *args, **kwargs)
+        try:
+            body = json.loads(response.data)
+        finally:
+            response.release_conn()
+        return body.get("items") or [], str((body.get("metadata") or {}).get("resourceVersion")
+                                            or "")
 
-    def list_secrets(self, label_selector: str | None = None) -> tuple[list[dict[str, Any]], str]:
-        result = self._call("list secrets", self.core.list_secret_for_all_namespaces,
-                            label_selector=label_selector, _preload_content=False)
-        body = json.loads(result.data)
-        return body.get("items", []), body.get("metadata", {}).get("resourceVersion", "")
-
-    def watch(self, kind: tuple[str, str, str] | str, resource_version: str, *,
-              timeout_seconds: int = 60, label_selector: str | None = None
+    def watch(self, kind: Kind | str, resource_version: str, *, timeout_seconds: int = 60,
+              label_selector: str | None = None, stop: threading.Event | None = None
               ) -> Iterator[WatchEvent]:
-        """Stream events after ``resource_version``. Raises ``Expired`` on 410 (relist)."""
-        watcher = k8s_watch.Watch()
+        """Stream events after ``resource_version`` until the server ends the watch.
+
+        Raises ``Expired`` on 410 (the caller relists) and ``PlatformUnavailable`` when the
+        connection drops. Lines are decoded here rather than by ``kubernetes.watch`` so that
+        objects stay plain dicts (no model round trip per event).
+        """
+        func, args = self._list_call(kind, None)
         kwargs: dict[str, Any] = {
-            "resource_version": resource_version,
+            "watch": True,
+            "resource_version": resource_version or None,
             "timeout_seconds": timeout_seconds,
-            "_request_timeout": (self.timeout, timeout_seconds + self.timeout),
             "allow_watch_bookmarks": True,
+            "_preload_content": False,
+            # Read timeout beyond the server's own end of the watch: a silent dead connection
+            # is noticed instead of hanging forever.
+            "_request_timeout": (self.timeout, timeout_seconds + self.timeout),
         }
         if label_selector:
             kwargs["label_selector"] = label_selector
-        if kind == "secrets":
-            func: Callable[..., Any] = self.core.list_secret_for_all_namespaces
-            args: tuple[Any, ...] = ()
-            kwargs["_preload_content"] = False
-        else:
-            func = self.custom.list_cluster_custom_object
-            args = tuple(kind)  # type: ignore[arg-type]
+        what = _("watch for changes")
+        response = self._call(what, func, *args, **kwargs)
+        with self._lock:
+            self._watches[id(response)] = (stop, response)
         try:
-            for event in watcher.stream(func, *args, **kwargs):
-                obj = event.get("raw_object") or event.get("object")
-                if event["type"] == "ERROR":
-                    code = (obj or {}).get("code")
-                    if code == 410:
-                        raise Expired("The watch position expired; starting over.", status=410)
-                    raise PlatformUnavailable(f"The platform ended a watch: {obj}",
-                                              status=code)
-                if not isinstance(obj, dict):
-                    obj = self.api_client.sanitize_for_serialization(obj)
-                yield WatchEvent(event["type"], obj)
+            buffer = b""
+            for chunk in response.stream(amt=None, decode_content=False):
+                if stop is not None and stop.is_set():
+                    return
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield self._event(line)
+            if buffer.strip():
+                yield self._event(buffer)
         except PlatformError:
             raise
         except Exception as exc:
-            raise classify(exc, "watch for changes") from exc
+            if stop is not None and stop.is_set():
+                return
+            raise classify(exc, what) from exc
         finally:
-            watcher.stop()
+            with self._lock:
+                self._watches.pop(id(response), None)
+            # Never hand a half-read stream back to the pool.
+            response.close()
+            response.release_conn()
+
+    def interrupt_watches(self, stop: threading.Event) -> None:
+        """End the open watches started with ``stop`` now (their generators return)."""
+        with self._lock:
+            responses = [r for s, r in self._watches.values() if s is stop]
+        for response in responses:
+            sock = getattr(getattr(response, "connection", None), "sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    @staticmethod
+    def _event(line: bytes) -> WatchEvent:
+        event = json.loads(line)
+        obj = event.get("object") or {}
+        if event.get("type") == "ERROR":
+            code = int(obj.get("code") or 0)
+            if code == 410:
+                raise Expired(_("The watch position expired; starting over."), status=410,
+                              reason=str(obj.get("reason") or ""))
+            raise PlatformUnavailable(
+                _("The platform ended a watch: %(message)s") % {"message": obj.get("message")},
+                status=code, reason=str(obj.get("reason") or ""))
+        return WatchEvent(str(event.get("type")), obj)
+
+
+def _throttle_token_refresh(configuration: k8s.Configuration) -> None:
+    """The kubeconfig loader re-reads the whole config before *every* request (to catch an
+    expired exec/OIDC token); a few times a minute is plenty and saves most of a request's
+    client-side cost."""
+    hook = configuration.refresh_api_key_hook
+    if hook is None:
+        return
+    last = [time.monotonic()]
+
+    def refresh(config: k8s.Configuration) -> None:
+        now = time.monotonic()
+        if now - last[0] >= TOKEN_REFRESH_SECONDS:
+            last[0] = now
+            hook(config)
+
+    configuration.refresh_api_key_hook = refresh
 
 
 def build_api_client(*, kubeconfig: str | None = None, in_cluster: bool = False) -> k8s.ApiClient:
+    configuration = type.__call__(k8s.Configuration)
     if in_cluster:
-        configuration = k8s.Configuration()
         k8s_config.load_incluster_config(client_configuration=configuration)
-        return k8s.ApiClient(configuration)
-    return k8s_config.new_client_from_config(config_file=kubeconfig)
+    else:
+        k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration,
+                                    persist_config=False)
+    # The engine retries with its own backoff; the client only retries a failed connect and,
+    # once, an idempotent read (a keep-alive connection the server had just closed).
+    configuration.retries = urllib3.util.Retry(total=2, connect=2, read=1, status=0,
+                                               redirect=0, raise_on_status=False)
+    _throttle_token_refresh(configuration)
+    return k8s.ApiClient(configuration)
 
 
 _gateway: Gateway | None = None
@@ -355,8 +550,8 @@ def get_gateway() -> Gateway:
                                               in_cluster=settings.PLATFORM_IN_CLUSTER)
             except (k8s_config.ConfigException, OSError) as exc:
                 raise PlatformUnavailable(
-                    "The portal has no usable connection to the platform (check KUBECONFIG or "
-                    f"the in-cluster service account): {exc}") from exc
+                    _("The portal has no usable connection to the platform (check KUBECONFIG "
+                      "or the in-cluster service account): %(e)s") % {"e": exc}) from exc
             _gateway = Gateway(api_client, request_timeout=settings.PLATFORM_REQUEST_TIMEOUT)
         return _gateway
 
@@ -365,4 +560,6 @@ def reset_gateway() -> None:
     """Forget the cached gateway (tests point the portal at a new simulator)."""
     global _gateway
     with _gateway_lock:
-        _gateway = None
+        old, _gateway = _gateway, None
+    if old is not None:
+        old.close()

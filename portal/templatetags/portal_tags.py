@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django import template
 
+from portal.permissions import Role
+
 register = template.Library()
 
 
@@ -15,3 +17,11 @@ def can(ctx, perm: str) -> bool:
 def has_role(roles, role: str) -> bool:
     return role in roles
 
+
+@register.filter
+def role_label(role: str) -> str:
+    """A role's name in the reader's language (``owner`` → "Owner" / "Propriétaire")."""
+    try:
+        return str(Role(role).label)
+    except ValueError:
+        return role

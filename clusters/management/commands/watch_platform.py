@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from typing import Any
 
 from django.core.management.base import BaseCommand
 
@@ -11,23 +12,33 @@ from clusters.watcher import LeaderLock, Watcher
 class Command(BaseCommand):
     help = "Watch the management cluster and keep clusters, node counts and usage up to date."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--watch-timeout", type=int, default=300,
                             help="seconds before a watch is renewed (default 300)")
+        parser.add_argument("--lock-poll", type=float, default=2.0,
+                            help="seconds between attempts to take the leader lock")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         stopping = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stopping.set())
         lock = LeaderLock()
-        if not lock.try_acquire():
-            self.stdout.write("Another watcher is active; waiting for its lock.")
-            if not lock.wait(stopping):
-                return
-        self.stdout.write("Watching the management cluster.")
-        watcher = Watcher(watch_timeout=options["watch_timeout"]).start()
-        try:
-            stopping.wait()
-        finally:
-            watcher.stop()
-            lock.release()
+        while not stopping.is_set():
+            if not lock.try_acquire():
+                self.stdout.write("Another watcher is active; waiting for its lock.")
+                self.stdout.flush()
+                if not lock.wait(stopping, poll=options["lock_poll"]):
+                    return
+            self.stdout.write("Watching the management cluster.")
+            self.stdout.flush()
+            watcher = Watcher(watch_timeout=options["watch_timeout"]).start()
+            try:
+                # Keep checking that the lock's database session is alive: if it is lost,
+                # another watcher may start, so this one steps down and waits its turn.
+                while not stopping.wait(5.0):
+                    if not lock.held():
+                        self.stderr.write("Lost the leader lock; stepping down.")
+                        break
+            finally:
+                watcher.stop()
+                lock.release()

@@ -1,0 +1,161 @@
+"""Rating benchmark: a month of usage for many tenants into invoice drafts, against a raw
+SQL GROUP BY over the same table in the same run.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal .venv/bin/python bench/bench_rating.py
+    … bench/bench_rating.py --segments 100000      # a quick run
+
+It creates a throwaway database (dropped at the end), loads N segments over T tenants with
+COPY (5 clusters per tenant; node, disk and control-plane segments that change through the
+month, a few still open), then times:
+
+* baseline: one ``GROUP BY tenant, cluster, SKU`` summing quantity × seconds in the month;
+* drafts: ``billing.invoicing.compute_invoices`` — the same grouping joined with the
+  effective-dated prices (two prices for the node SKU: a price change mid-month), rounded
+  lines, VAT, one ``InvoiceDraft`` per tenant.
+
+Prints the ratio (goal ≤ 2×) and the peak memory (goal < 500 MB). No assertion: figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+import tracemalloc
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from _billing_db import peak_rss_mb, throwaway_database
+
+MONTH_START = datetime(2026, 3, 1, tzinfo=UTC)
+MONTH_END = datetime(2026, 4, 1, tzinfo=UTC)
+CLUSTERS_PER_TENANT = 5
+
+BASELINE_SQL = """
+SELECT tenant_id, cluster_id, sku,
+       SUM(quantity * EXTRACT(EPOCH FROM (LEAST(COALESCE("end", %(hi)s), %(hi)s)
+                                         - GREATEST(start, %(lo)s))))
+FROM billing_usagesegment
+WHERE start < %(hi)s AND ("end" IS NULL OR "end" > %(lo)s)
+GROUP BY tenant_id, cluster_id, sku
+"""
+
+
+def load(segments: int, tenants: int, seed: int) -> int:
+    from django.db import connection
+
+    from billing.models import Price, Sku
+    from clusters.models import Cluster, NodeGroup
+    from portal.models import Tenant
+
+    rng = random.Random(seed)
+    started = time.perf_counter()
+    Tenant.objects.bulk_create([Tenant(slug=f"t{i}", name=f"Tenant {i}") for i in range(tenants)])
+    tenant_ids = list(Tenant.objects.order_by("pk").values_list("pk", flat=True))
+    Cluster.objects.bulk_create([
+        Cluster(tenant_id=tid, name=f"c{j}", version="v1.33")
+        for tid in tenant_ids for j in range(CLUSTERS_PER_TENANT)])
+    clusters = list(Cluster.objects.order_by("pk").values_list("pk", "tenant_id"))
+    NodeGroup.objects.bulk_create([
+        NodeGroup(cluster_id=cid, name="md0", instance_type="u1.large", min_replicas=1,
+                  max_replicas=10, disk_gib=50) for cid, _tid in clusters])
+    groups = dict(NodeGroup.objects.values_list("cluster_id", "pk"))
+    # A price change in the middle of the month for the node SKU (splits its segments).
+    node = Sku.objects.get(code="node.u1.large")
+    Price.objects.create(sku=node, per_hour=Decimal("0.085"),
+                         effective_from=datetime(2026, 3, 16, tzinfo=UTC))
+
+    per_cluster = max(segments // len(clusters), 3)
+    changes = max((per_cluster - 1) // 2, 1)  # node + disk per interval, one cp segment
+    month = int((MONTH_END - MONTH_START).total_seconds())
+    written = 0
+    with connection.cursor() as cursor:  # a bulk load: build the GiST index once, after COPY
+        cursor.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                       "WHERE conname = 'usage_segment_no_overlap'")
+        exclusion = cursor.fetchone()[0]
+        cursor.execute("ALTER TABLE billing_usagesegment DROP CONSTRAINT usage_segment_no_overlap")
+    with connection.cursor() as cursor, cursor.connection.cursor().copy(
+            'COPY billing_usagesegment (tenant_id, cluster_id, node_group_id, sku, quantity, '
+            'start, "end") FROM STDIN') as copy:
+        for cid, tid in clusters:
+            if written >= segments:
+                break
+            gid = groups[cid]
+            copy.write_row((tid, cid, None, "cp.large", 2, MONTH_START - timedelta(days=3),
+                            None))
+            cuts = sorted(rng.sample(range(1, month), changes))
+            bounds = [0, *cuts]
+            still_open = rng.random() < 0.2
+            for k, lo in enumerate(bounds):
+                hi = bounds[k + 1] if k + 1 < len(bounds) else month
+                start = MONTH_START + timedelta(seconds=lo)
+                end = None if (k + 1 == len(bounds) and still_open) else \
+                    MONTH_START + timedelta(seconds=hi)
+                nodes = rng.randint(1, 8)
+                copy.write_row((tid, cid, gid, "node.u1.large", nodes, start, end))
+                copy.write_row((tid, cid, gid, "disk.gib", nodes * 50, start, end))
+            written += 1 + 2 * len(bounds)
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE billing_usagesegment ADD CONSTRAINT usage_segment_no_overlap "
+                       + exclusion)
+        cursor.execute("ANALYZE billing_usagesegment")
+    print(f"loaded {written:,} segments, {len(clusters):,} clusters, {tenants:,} tenants "
+          f"in {time.perf_counter() - started:.1f} s")
+    return written
+
+
+def time_baseline() -> tuple[float, int]:
+    from django.db import connection
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(BASELINE_SQL, {"lo": MONTH_START, "hi": MONTH_END})
+        rows = cursor.fetchall()
+    return time.perf_counter() - started, len(rows)
+
+
+def time_drafts() -> tuple[float, int, int, Decimal]:
+    from billing.invoicing import compute_invoices
+    from billing.periods import Period
+
+    started = time.perf_counter()
+    drafts = compute_invoices(Period.of(MONTH_START), as_of=MONTH_END)
+    elapsed = time.perf_counter() - started
+    lines = sum(len(d.lines) for d in drafts.values())
+    total = sum((d.total for d in drafts.values()), Decimal(0))
+    return elapsed, len(drafts), lines, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segments", type=int, default=1_000_000)
+    parser.add_argument("--tenants", type=int, default=1_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="keep the throwaway database")
+    args = parser.parse_args()
+    with throwaway_database("bench_rating", keep=args.keep):
+        load(args.segments, args.tenants, args.seed)
+        time_baseline()  # warm the cache once for both
+        baseline, drafts = [], []
+        for _ in range(args.rounds):
+            elapsed, groups = time_baseline()
+            baseline.append(elapsed)
+            elapsed, tenants, lines, total = time_drafts()
+            drafts.append(elapsed)
+        tracemalloc.start()  # a separate run: tracing slows Python down
+        time_drafts()
+        _current, traced_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        b, d = statistics.median(baseline), statistics.median(drafts)
+        print(f"baseline GROUP BY:   {b:.3f} s (median of {args.rounds}), {groups:,} groups")
+        print(f"invoice drafts:      {d:.3f} s (median of {args.rounds}), {tenants:,} drafts, "
+              f"{lines:,} lines, CHF {total:,.2f} incl. VAT")
+        print(f"ratio drafts/baseline: {d / b:.2f}x (goal <= 2x)")
+        print(f"peak memory: {peak_rss_mb():.0f} MB RSS for the whole process, "
+              f"{traced_peak / 2**20:.1f} MB allocated by Python while rating (goal < 500 MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The billing part of the public REST API: usage, invoices, estimates."""

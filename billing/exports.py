@@ -1,0 +1,213 @@
+"""Exports: segments and invoices as CSV, invoices as PDF (reportlab)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from decimal import Decimal
+from xml.sax.saxutils import escape as _e
+
+from django.conf import settings
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+
+from billing.invoicing import InvoiceDraft
+from billing.models import CURRENCY, Invoice, UsageSegment
+from billing.periods import Period
+
+HOURS_PLACES = Decimal("0.0001")
+
+
+def hours(unit_seconds: Decimal) -> Decimal:
+    return (Decimal(unit_seconds) / 3600).quantize(HOURS_PLACES)
+
+
+def _iso(value) -> str:
+    return value.isoformat().replace("+00:00", "Z") if value else ""
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def segments_csv_rows(segments: Iterable[UsageSegment], period: Period) -> Iterator[str]:
+    """CSV lines (streamed) of raw segments, with the seconds that fall inside ``period``."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(["segment_id", "cluster", "node_group", "sku", "quantity", "start",
+                           "end", "seconds_in_period", "unit_hours_in_period"])
+    lo, hi = period.start_at, period.end_at
+    from django.utils import timezone
+
+    now = timezone.now()
+    for seg in segments:
+        start = max(seg.start, lo)
+        end = min(seg.end or now, hi)
+        seconds = max(int((end - start).total_seconds()), 0)
+        yield writer.writerow([
+            seg.pk, seg.cluster.name, seg.node_group.name if seg.node_group else "", seg.sku,
+            seg.quantity, _iso(seg.start), _iso(seg.end), seconds,
+            hours(seg.quantity * seconds)])
+
+
+def invoice_csv(invoice: Invoice | None, draft: InvoiceDraft) -> str:
+    """An invoice (or a live draft) as CSV: one row per line, then subtotal, VAT and total."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    number = invoice.number if invoice and invoice.number else "DRAFT"
+    writer.writerow(["invoice", "period", "cluster", "sku", "description", "unit",
+                     "unit_seconds", "quantity_hours", "unit_price_chf_per_hour",
+                     "amount_chf"])
+    for line in draft.lines:
+        writer.writerow([number, draft.period.key, line.cluster_name, line.sku,
+                         line.description, line.unit, line.unit_seconds, hours(line.unit_seconds),
+                         "" if line.unit_price is None else line.unit_price, line.amount])
+    subtotal = invoice.subtotal if invoice and not invoice.is_draft else draft.subtotal
+    vat = invoice.vat_amount if invoice and not invoice.is_draft else draft.vat_amount
+    total = invoice.total if invoice and not invoice.is_draft else draft.total
+    rate = invoice.vat_rate if invoice and not invoice.is_draft else draft.vat_rate
+    writer.writerow([number, draft.period.key, "", "", "subtotal", "", "", "", "", subtotal])
+    writer.writerow([number, draft.period.key, "", "", f"VAT {rate * 100:.1f} %", "", "", "",
+                     "", vat])
+    writer.writerow([number, draft.period.key, "", "", f"total {CURRENCY}", "", "", "", "",
+                     total])
+    return out.getvalue()
+
+
+def issuer() -> dict[str, object]:
+    return {
+        "name": settings.BILLING_ISSUER_NAME,
+        "address": [line for line in settings.BILLING_ISSUER_ADDRESS.split("|") if line.strip()],
+        "vat_id": settings.BILLING_ISSUER_VAT_ID,
+        "iban": settings.BILLING_ISSUER_IBAN,
+        "email": settings.DEFAULT_FROM_EMAIL,
+    }
+
+
+def _chf(value: Decimal | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.2f}".replace(",", "\u2019")  # Swiss grouping: 1’234.50
+
+
+def invoice_pdf(invoice: Invoice, draft: InvoiceDraft) -> bytes:
+    """A printable A4 invoice: issuer, customer, number, period, lines, subtotal, VAT, total."""
+    from reportlab.lib import colors
+    from reportlab.lib.enums import TA_RIGHT
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    styles = getSampleStyleSheet()
+    small = ParagraphStyle("small", parent=styles["Normal"], fontSize=8.5, leading=11)
+    right = ParagraphStyle("right", parent=small, alignment=TA_RIGHT)
+    title_style = ParagraphStyle("title", parent=styles["Heading1"], fontSize=18, spaceAfter=4)
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm,
+                            topMargin=16 * mm, bottomMargin=18 * mm,
+                            title=f"{invoice.number or 'draft'}", author=str(issuer()["name"]))
+    info = issuer()
+    final = not invoice.is_draft
+    kind = _("Credit note") if invoice.is_credit_note else _("Invoice")
+    story: list = []
+
+    issuer_lines = [f"<b>{_e(str(info['name']))}</b>",
+                    *[_e(line) for line in info["address"]]]  # type: ignore[attr-defined]
+    if info["vat_id"]:
+        issuer_lines.append(_e(_("VAT no. %(id)s") % {"id": info["vat_id"]}))
+    customer_lines = [f"<b>{_e(_('Bill to'))}</b>", _e(invoice.tenant_name or invoice.tenant.name),
+                      _e(_("Tenant: %(slug)s") % {"slug": invoice.tenant.slug})]
+    story.append(Table(
+        [[Paragraph("<br/>".join(issuer_lines), small),
+          Paragraph("<br/>".join(customer_lines), small)]],
+        colWidths=[95 * mm, 79 * mm], style=[("VALIGN", (0, 0), (-1, -1), "TOP")]))
+    story.append(Spacer(1, 10 * mm))
+    heading = f"{kind} {invoice.number}" if final else _("Draft invoice (not final)")
+    story.append(Paragraph(heading, title_style))
+    issued = invoice.issued_at or draft.as_of
+    meta = [
+        [_("Period"), f"{date_format(draft.period.start, 'F Y')} "
+                      f"({draft.period.start:%Y-%m-%d} – {draft.period.last_day:%Y-%m-%d}, UTC)"],
+        [_("Issued"), f"{issued:%Y-%m-%d}" if final else _("not yet")],
+    ]
+    if invoice.is_credit_note and invoice.credits_id:
+        meta.append([_("Cancels invoice"), invoice.credits.number])
+        if invoice.reason:
+            meta.append([_("Reason"), invoice.reason])
+    elif final:
+        due = issued + timedelta(days=settings.BILLING_PAYMENT_TERMS_DAYS)
+        meta.append([_("Payable by"), f"{due:%Y-%m-%d}"])
+    meta.append([_("Currency"), CURRENCY])
+    story.append(Table([[Paragraph(_e(a), small), Paragraph(_e(str(b)), small)] for a, b in meta],
+                       colWidths=[35 * mm, 139 * mm],
+                       style=[("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
+    story.append(Spacer(1, 6 * mm))
+
+    header = [_("Cluster"), _("Description"), _("Quantity (h)"), _("Unit price (CHF/h)"),
+              _("Amount (CHF)")]
+    rows = [[Paragraph(f"<b>{h}</b>", small if i < 2 else right) for i, h in enumerate(header)]]
+    for line in draft.lines:
+        description = f"{_e(line.description)}<br/><font size=7 color='#666666'>" \
+                      f"{_e(line.sku)} · {_e(line.unit)}</font>"
+        rows.append([Paragraph(_e(line.cluster_name), small), Paragraph(description, small),
+                     Paragraph(f"{hours(line.unit_seconds):,.4f}".replace(",", "\u2019"), right),
+                     Paragraph("—" if line.unit_price is None else f"{line.unit_price:.6f}",
+                               right),
+                     Paragraph(_chf(line.amount), right)])
+    if not draft.lines:
+        rows.append([Paragraph(_("No usage in this period."), small), "", "", "", ""])
+    subtotal = invoice.subtotal if final else draft.subtotal
+    vat_amount = invoice.vat_amount if final else draft.vat_amount
+    total = invoice.total if final else draft.total
+    rate = invoice.vat_rate if final else draft.vat_rate
+    totals_at = len(rows)
+    rows.append(["", Paragraph(_("Subtotal"), small), "", "", Paragraph(_chf(subtotal), right)])
+    rows.append(["", Paragraph(_("VAT %(rate)s %%") % {"rate": f"{(rate or 0) * 100:.1f}"},
+                               small), "", "", Paragraph(_chf(vat_amount), right)])
+    rows.append(["", Paragraph(f"<b>{_('Total')} {CURRENCY}</b>", small), "", "",
+                 Paragraph(f"<b>{_chf(total)}</b>", right)])
+    table = Table(rows, colWidths=[32 * mm, 64 * mm, 24 * mm, 28 * mm, 26 * mm], repeatRows=1)
+    table.setStyle(TableStyle([
+        ("LINEBELOW", (0, 0), (-1, 0), 0.8, colors.black),
+        ("LINEBELOW", (0, 1), (-1, totals_at - 1), 0.25, colors.HexColor("#cccccc")),
+        ("LINEABOVE", (1, totals_at), (-1, totals_at), 0.8, colors.black),
+        ("LINEABOVE", (1, -1), (-1, -1), 0.8, colors.black),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ]))
+    story.append(table)
+    story.append(Spacer(1, 8 * mm))
+    notes = [_("Usage is measured per second and priced per hour; each line is rounded to "
+               "0.01 CHF, totals are sums of lines and VAT is computed on the subtotal.")]
+    if invoice.has_unpriced or (not final and draft.has_unpriced):
+        notes.append(_("Lines without a unit price had no price in force and are billed 0."))
+    if final and not invoice.is_credit_note and info["iban"]:
+        notes.append(_("Please pay to IBAN %(iban)s, quoting %(number)s.")
+                     % {"iban": info["iban"], "number": invoice.number})
+    for note in notes:
+        story.append(Paragraph(_e(note), small))
+
+    def decorate(canvas, _doc) -> None:
+        canvas.saveState()
+        canvas.setFont("Helvetica", 7.5)
+        canvas.setFillColor(colors.HexColor("#666666"))
+        canvas.drawString(18 * mm, 10 * mm, f"{info['name']} · {invoice.number or _('draft')}")
+        canvas.drawRightString(A4[0] - 18 * mm, 10 * mm,
+                               _("Page %(n)s") % {"n": canvas.getPageNumber()})
+        if not final:
+            canvas.setFont("Helvetica-Bold", 60)
+            canvas.setFillColor(colors.Color(0.85, 0.85, 0.85, alpha=0.5))
+            canvas.translate(A4[0] / 2, A4[1] / 2)
+            canvas.rotate(35)
+            canvas.drawCentredString(0, 0, _("DRAFT"))
+        canvas.restoreState()
+
+    doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
+    return buffer.getvalue()
+
+
+def invoice_filename(invoice: Invoice, extension: str) -> str:
+    number = invoice.number or f"draft-{invoice.period_start:%Y-%m}"
+    return f"{invoice.tenant.slug}-{number}.{extension}"

@@ -1,0 +1,46 @@
+"""Beat and on-demand billing tasks. Each takes ids (or nothing), re-reads the rows and is
+idempotent, so a redelivery after a worker crash (``acks_late``) does no harm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from billing import actions, budgets, metering
+
+TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True,
+                                "max_retries": 0}
+
+
+@shared_task(name="billing.finalize_invoices", soft_time_limit=540, time_limit=600,
+             **TASK_OPTIONS)
+def finalize_invoices() -> dict[str, int]:
+    """Finalize the invoices of months over for longer than the grace period.
+
+    Changes: due drafts become final invoices (numbered, emailed). Safe to repeat: an invoice
+    that is final already is skipped, numbers are taken under a lock.
+    """
+    return actions.finalize_due_invoices()
+
+
+@shared_task(name="billing.check_budgets", soft_time_limit=240, time_limit=300, **TASK_OPTIONS)
+def check_budgets(tenant_ids: list[int] | None = None) -> int:
+    """Alert every budget threshold crossed this month (all tenants, or ``tenant_ids``).
+
+    Changes: one ``BudgetAlert`` (and one email) per tenant, threshold and month. Safe to
+    repeat and to run concurrently: the alert's unique key lets only one run send.
+    """
+    return len(budgets.check_budgets(tenant_ids=tenant_ids))
+
+
+@shared_task(name="billing.reconcile_ledger", soft_time_limit=240, time_limit=300,
+             **TASK_OPTIONS)
+def reconcile_ledger() -> dict[str, int]:
+    """Close open usage segments of clusters that no longer run; record the run.
+
+    Changes: open segments of deleted clusters get their end (the deletion time). Safe to
+    repeat: closed segments are never touched again.
+    """
+    run = metering.reconcile_ledger(trigger="beat")
+    return {"clusters": run.clusters_closed, "segments": run.segments_closed}

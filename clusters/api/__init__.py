@@ -1,0 +1,1 @@
+"""The clusters part of the public REST API (``/api/v1/tenants/<slug>/…``)."""

@@ -1,0 +1,110 @@
+"""The caller (``me``), their tenants, and the platform catalogue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import OuterRef, Subquery
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from clusters.platform import catalog
+from portal.api import serializers as s
+from portal.api.authentication import request_token
+from portal.api.base import ApiView
+from portal.api.problems import problem_response
+from portal.models import Membership, Tenant
+from portal.permissions import Perm
+
+CATALOG_TAG = "Catalogue"
+
+
+class MeView(ApiView):
+    @extend_schema(operation_id="me_retrieve", tags=["Account"], responses=s.MeSerializer,
+                   summary="Who am I",
+                   description="The account and, for token requests, the token being used: a "
+                               "quick check that a token works and what it may do.")
+    def get(self, request: Request) -> Response:
+        user = request.user
+        token = request_token(request)
+        data = {"email": user.email, "name": user.get_full_name(), "token": token}
+        return Response(s.MeSerializer(data, context=self.serializer_context()).data)
+
+
+def _tenants_for(request: Request) -> Any:
+    user = request.user
+    role = Membership.objects.filter(tenant=OuterRef("pk"), user=user).values("role")[:1]
+    qs = Tenant.objects.for_user(user).annotate(api_role=Subquery(role))
+    token = request_token(request)
+    if token is not None and token.tenant_id is not None:
+        qs = qs.filter(pk=token.tenant_id)
+    return qs
+
+
+class TenantListView(ApiView):
+    cursor_ordering = "slug"
+
+    @extend_schema(operation_id="tenants_list", tags=["Tenants"],
+                   responses=s.TenantSerializer(many=True), summary="Your tenants",
+                   description="Every tenant you belong to (only the token's tenant for a "
+                               "tenant-limited token), with your role and what it allows.")
+    def get(self, request: Request) -> Response:
+        return self.page(_tenants_for(request), s.TenantSerializer)
+
+
+class TenantDetailView(ApiView):
+    perms = {"GET": Perm.TENANT_VIEW}
+
+    @extend_schema(operation_id="tenants_retrieve", tags=["Tenants"],
+                   responses=s.TenantSerializer, summary="One tenant",
+                   description="The tenant, your role in it and its quota.")
+    def get(self, request: Request, tenant_slug: str) -> Response:
+        tenant = self.tenant_ctx.tenant
+        tenant.api_role = self.tenant_ctx.role
+        return Response(s.TenantSerializer(tenant, context=self.serializer_context()).data)
+
+
+# --------------------------------------------------------------------------- catalogue
+
+
+def _catalog(name: str, serializer: Any, items: Any, summary: str, description: str) -> Any:
+    @extend_schema(operation_id=f"catalog_{name}_list", tags=[CATALOG_TAG],
+                   responses=serializer(many=True), summary=summary, description=description)
+    def get(self: ApiView, request: Request) -> Response:
+        return self.sequence_page(items(), serializer)
+
+    return type(f"{name.title().replace('_', '')}View", (ApiView,), {"get": get})
+
+
+VersionListView = _catalog(
+    "versions", s.VersionSerializer, catalog.versions, "Kubernetes versions",
+    "Versions a new cluster may run, newest first; `upgrade_to` is the one step an existing "
+    "cluster may take from each.")
+InstanceTypeListView = _catalog(
+    "instance_types", s.InstanceTypeSerializer, catalog.instance_types, "Instance types",
+    "Node sizes with vCPU, memory and GPU suitability; documented types first.")
+GpuModelListView = _catalog(
+    "gpu_models", s.GpuModelSerializer, catalog.gpu_models, "GPU models",
+    "GPUs a node group can pass through to every node (`gpu_model`, `gpus_per_node`).")
+StorageClassListView = _catalog(
+    "storage_classes", s.StorageClassSerializer, catalog.storage_classes, "Storage classes",
+    "Where the cluster's persistent volumes live; chosen at creation, cannot change.")
+AddonListView = _catalog(
+    "addons", s.AddonSerializer, catalog.addons, "Add-ons",
+    "Add-ons a cluster can enable or tune under `addons`, with the keys of their values.")
+ControlPlanePresetListView = _catalog(
+    "control_plane_presets", s.ControlPlanePresetSerializer, catalog.control_plane_presets,
+    "Control-plane sizes", "Sizes for `control_plane.api_server_preset`.")
+NodeRoleListView = _catalog(
+    "node_roles", s.NodeRoleSerializer, catalog.node_roles, "Node roles",
+    "Roles a node group's nodes can carry.")
+
+
+def api_not_found(request: Any, *args: Any, **kwargs: Any) -> Any:
+    """Unknown paths under /api/ answer with a problem, not an HTML page."""
+    from django.http import JsonResponse
+
+    response = problem_response(request, "not-found")
+    return JsonResponse(response.data, status=404, content_type=response.content_type)
+

@@ -1,0 +1,176 @@
+"""WebSocket consumers: authorized at connect (outsiders and anonymous sockets are closed), the
+current state sent at once, and a broadcast after a change reaching the page pre-rendered."""
+
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from clusters import broadcast
+from clusters.models import Cluster
+from portal.asgi import application
+from portal.permissions import Role
+from tests.clusters.ui import make_cluster, offline_platform
+from tests.factories import MembershipFactory, TenantFactory
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("offline_platform")]
+__all__ = ["offline_platform"]
+
+
+def _setup(roles: tuple[str, ...] = (Role.OWNER,)) -> dict:
+    tenant = TenantFactory(slug="acme")
+    users = {role: MembershipFactory(tenant=tenant, role=role).user for role in roles}
+    outsider = MembershipFactory(tenant=TenantFactory(slug="globex"), role=Role.OWNER).user
+    cluster = make_cluster(tenant, "demo")
+    return {"tenant": tenant, "users": users, "outsider": outsider, "cluster": cluster}
+
+
+def _cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def connect(path: str, user=None) -> tuple[WebsocketCommunicator, bool]:
+    headers = [(b"origin", b"http://127.0.0.1")]
+    if user is not None:
+        headers.append((b"cookie", await database_sync_to_async(_cookie)(user)))
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, _code = await communicator.connect(timeout=5)
+    return communicator, connected
+
+
+DETAIL = "/ws/t/acme/clusters/demo/?lang=en"
+LIST = "/ws/t/acme/clusters/?lang=en&phase=&version=&page=1"
+
+
+@pytest.mark.parametrize("path", [DETAIL, LIST], ids=["detail", "list"])
+async def test_an_outsiders_socket_is_closed(path):
+    world = await database_sync_to_async(_setup)()
+    communicator, connected = await connect(path, world["outsider"])
+    assert not connected
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("path", [DETAIL, LIST], ids=["detail", "list"])
+async def test_an_anonymous_socket_is_closed(path):
+    await database_sync_to_async(_setup)()
+    communicator, connected = await connect(path)
+    assert not connected
+    await communicator.disconnect()
+
+
+async def test_a_billing_users_socket_is_closed():
+    world = await database_sync_to_async(_setup)((Role.OWNER, Role.BILLING))
+    communicator, connected = await connect(DETAIL, world["users"][Role.BILLING])
+    assert not connected
+    await communicator.disconnect()
+
+
+async def test_a_socket_for_a_cluster_of_another_tenant_is_closed():
+    world = await database_sync_to_async(_setup)()
+    await database_sync_to_async(make_cluster)(
+        await database_sync_to_async(lambda: world["outsider"].memberships.get().tenant)(),
+        "theirs")
+    communicator, connected = await connect("/ws/t/acme/clusters/theirs/",
+                                            world["users"][Role.OWNER])
+    assert not connected
+    await communicator.disconnect()
+
+
+async def test_the_detail_socket_sends_the_current_state_at_once():
+    world = await database_sync_to_async(_setup)((Role.OWNER, Role.VIEWER))
+    communicator, connected = await connect(DETAIL, world["users"][Role.VIEWER])
+    assert connected
+
+    snapshot = await communicator.receive_from(timeout=5)
+
+    assert 'id="cluster-status"' in snapshot and 'hx-swap-oob="true"' in snapshot
+    assert "Running." in snapshot
+    assert 'id="cluster-actions"' in snapshot and 'data-testid="actions"' not in snapshot
+    await communicator.disconnect()
+
+
+async def test_a_broadcast_after_a_change_reaches_the_page_in_the_readers_role_variant():
+    world = await database_sync_to_async(_setup)((Role.OWNER, Role.VIEWER))
+    viewer, _ = await connect(DETAIL, world["users"][Role.VIEWER])
+    owner, _ = await connect(DETAIL, world["users"][Role.OWNER])
+    await viewer.receive_from(timeout=5)
+    await owner.receive_from(timeout=5)
+    cluster = world["cluster"]
+
+    def change() -> None:
+        Cluster.objects.filter(pk=cluster.pk).update(
+            phase=Cluster.Phase.DEGRADED, status_message="Degraded: 1 of 3 workers ready.")
+        broadcast.cluster_changed(cluster.pk)
+
+    await database_sync_to_async(change)()
+
+    to_viewer = await viewer.receive_from(timeout=5)
+    to_owner = await owner.receive_from(timeout=5)
+    assert "Degraded: 1 of 3 workers ready." in to_viewer
+    assert "Degraded: 1 of 3 workers ready." in to_owner
+    assert 'data-testid="actions"' not in to_viewer
+    assert 'data-testid="actions"' in to_owner and 'data-testid="delete"' in to_owner
+    await viewer.disconnect()
+    await owner.disconnect()
+
+
+async def test_the_list_socket_sends_rows_and_follows_changes_new_clusters_and_deletions():
+    world = await database_sync_to_async(_setup)((Role.MEMBER,))
+    communicator, connected = await connect(LIST, world["users"][Role.MEMBER])
+    assert connected
+    snapshot = await communicator.receive_from(timeout=5)
+    cluster = world["cluster"]
+    assert snapshot.startswith('\n<div id="cluster-list" class="card" hx-swap-oob="true">') or \
+        '<div id="cluster-list" class="card" hx-swap-oob="true">' in snapshot
+    assert f'id="cluster-{cluster.pk}"' in snapshot
+
+    def fail() -> None:
+        Cluster.objects.filter(pk=cluster.pk).update(phase=Cluster.Phase.FAILED,
+                                                      last_error="Helm install failed: boom")
+        broadcast.cluster_changed(cluster.pk)
+
+    await database_sync_to_async(fail)()
+    update = await communicator.receive_from(timeout=5)
+    assert update.startswith(f'\n<tbody id="cluster-{cluster.pk}" class="cluster-row" '
+                             f'hx-swap-oob="true"') or f'<tbody id="cluster-{cluster.pk}"' in update
+    assert "Helm install failed: boom" in update
+
+    def create() -> int:
+        new = make_cluster(world["tenant"], "zeta")
+        broadcast.cluster_changed(new.pk)
+        return new.pk
+
+    new_id = await database_sync_to_async(create)()
+    appended = await communicator.receive_from(timeout=5)
+    assert '<table hx-swap-oob="beforeend:#cluster-table">' in appended
+    assert f'<tbody id="cluster-{new_id}"' in appended
+
+    def delete() -> None:
+        from django.utils import timezone
+
+        Cluster.objects.filter(pk=new_id).update(deleted_at=timezone.now(),
+                                                  phase=Cluster.Phase.DELETED)
+        broadcast.cluster_changed(new_id)
+
+    await database_sync_to_async(delete)()
+    assert await communicator.receive_from(timeout=5) == (
+        f'<tbody id="cluster-{new_id}" hx-swap-oob="delete"></tbody>')
+    await communicator.disconnect()
+
+
+async def test_a_filtered_list_socket_ignores_clusters_outside_its_filter():
+    world = await database_sync_to_async(_setup)((Role.MEMBER,))
+    communicator, _ = await connect("/ws/t/acme/clusters/?phase=failed",
+                                    world["users"][Role.MEMBER])
+    snapshot = await communicator.receive_from(timeout=5)
+    cluster = world["cluster"]
+    assert f'id="cluster-{cluster.pk}"' not in snapshot
+
+    await database_sync_to_async(broadcast.cluster_changed)(cluster.pk)  # still running
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()

@@ -1,0 +1,166 @@
+"""The watcher against the simulated platform: streams, resume, relist, the leader lock.
+
+The watcher runs its real threads here, each with its own database connection, so these tests
+use a transactional database (rows must be committed to be seen).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.db import connection
+
+from clusters import actions, schema
+from clusters.broadcast import Coalescer
+from clusters.models import Cluster, ClusterEvent, Operation
+from clusters.platform.gateway import get_gateway
+from clusters.platform.simulator import Fault
+from clusters.watcher import LeaderLock, Watcher
+from tests.clusters.conftest import NS, Engine
+from tests.fixtures.processes import eventually
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CLUSTERS_WATCH = r"kuberneteses\?(.*&)?watch=true"
+
+
+@pytest.fixture
+def watcher(engine: Engine) -> Iterator[Watcher]:
+    running = Watcher(get_gateway(), watch_timeout=30, min_backoff=0.05, max_backoff=0.2,
+                      broadcast_interval=0.05, push=engine.pushed.append).start()
+    assert running.synced.wait(10)
+    yield running
+    running.stop()
+    assert not any(t.is_alive() for t in running.threads)
+
+
+def submitted(engine: Engine) -> Cluster:
+    """A cluster created through the action, sent to the platform, no poll following it."""
+    cluster = engine.create()
+    engine.outbox.run("clusters.apply_operation")
+    engine.outbox.clear()
+    return cluster
+
+
+def reload(cluster: Cluster) -> Cluster:
+    return Cluster.objects.get(pk=cluster.pk)
+
+
+def test_the_watcher_alone_brings_a_new_cluster_to_running(engine, watcher):
+    cluster = submitted(engine)
+    engine.platform.advance(3.0)
+    eventually(lambda: reload(cluster).phase == Cluster.Phase.RUNNING, timeout=10)
+    cluster = reload(cluster)
+    assert cluster.kubeconfig_ready
+    assert cluster.node_groups.get().ready_nodes == 1
+    operation = cluster.operations.get()
+    assert operation.state == Operation.State.SUCCEEDED
+    eventually(lambda: cluster.pk in engine.pushed, timeout=5)  # live pages were told
+
+
+def test_a_dropped_watch_resumes_without_missing_a_transition(engine, watcher):
+    cluster = submitted(engine)
+    health = watcher.health.streams["clusters"]
+    eventually(lambda: reload(cluster).platform_resource_version, timeout=10)
+    # The connection drops and every reconnect fails for a while...
+    outage = engine.platform.faults.add(Fault(path=CLUSTERS_WATCH, drop=True))
+    watcher.gateway.interrupt_watches(watcher.stopping)
+    eventually(lambda: health.reconnects >= 2, timeout=10)
+    # ...while the control plane comes up on the platform.
+    engine.platform.advance(1.0)
+    assert not reload(cluster).platform_ready
+    engine.platform.faults.remove(outage)
+    eventually(lambda: reload(cluster).platform_ready, timeout=10)
+    assert health.relists == 1  # resumed from the last resourceVersion, no relist
+    reasons = set(cluster.events.values_list("reason", flat=True))
+    assert {"Progressing", "InstallSucceeded"} <= reasons
+
+
+def test_an_expired_resource_version_relists_and_repairs(engine, watcher):
+    cluster = submitted(engine)
+    other = submitted_named(engine, "other")
+    health = watcher.health.streams["clusters"]
+    eventually(lambda: reload(other).platform_resource_version, timeout=10)
+    outage = engine.platform.faults.add(Fault(path=CLUSTERS_WATCH, drop=True))
+    watcher.gateway.interrupt_watches(watcher.stopping)
+    eventually(lambda: health.reconnects >= 1, timeout=10)
+    engine.platform.advance(3.0)
+    # "other" is deleted behind the portal's back while nobody watches.
+    get_gateway().delete_cluster(NS, "other")
+    engine.platform.advance(1.0)
+    engine.platform.compact()
+    engine.platform.faults.remove(outage)
+    eventually(lambda: health.relists == 2, timeout=10)
+    eventually(lambda: reload(cluster).platform_ready, timeout=10)
+    other = reload(other)
+    assert other.deleted_at is not None and other.phase == Cluster.Phase.DELETED
+    assert other.events.filter(reason="Vanished", severity="error").exists()
+
+
+def submitted_named(engine: Engine, name: str) -> Cluster:
+    from tests.clusters.conftest import cluster_spec
+
+    cluster = engine.create(cluster_spec(name))
+    engine.outbox.run("clusters.apply_operation")
+    engine.outbox.clear()
+    return cluster
+
+
+def test_node_counts_and_removed_groups_follow_the_platform(engine, watcher):
+    cluster = submitted(engine)
+    engine.platform.advance(3.0)
+    eventually(lambda: reload(cluster).phase == Cluster.Phase.RUNNING, timeout=10)
+    engine.platform.set_demand(NS, "demo", "md0", 3)
+    engine.platform.advance(2.0)
+    eventually(lambda: cluster.node_groups.get().ready_nodes == 3, timeout=10)
+    assert ClusterEvent.objects.filter(cluster=cluster, reason="NodeGroup").count() >= 3
+
+
+def test_a_schema_change_on_the_platform_refreshes_the_cached_schema(engine, watcher):
+    assert "v1.34" in schema.platform_schema()["properties"]["version"]["enum"]
+    changed = copy.deepcopy(engine.platform.schema)
+    changed["properties"]["version"]["enum"] = ["v1.36", "v1.35"]
+    engine.platform.publish_schema(changed)
+    eventually(lambda: schema.platform_schema()["properties"]["version"]["enum"]
+               == ["v1.36", "v1.35"], timeout=10)
+
+
+def test_a_second_watcher_waits_for_the_leader_lock(db):
+    leader = LeaderLock()
+    assert leader.try_acquire() and leader.held()
+    outcome: dict[str, bool] = {}
+    stopping = threading.Event()
+
+    def second() -> None:
+        lock = LeaderLock()
+        outcome["at_once"] = lock.try_acquire()
+        outcome["after_wait"] = lock.wait(stopping, poll=0.05)
+        lock.release()
+        connection.close()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(0.3)
+    assert outcome == {"at_once": False}  # still waiting
+    leader.release()
+    thread.join(5)
+    assert outcome == {"at_once": False, "after_wait": True}
+
+
+def test_pushes_of_a_busy_cluster_are_coalesced():
+    sent: list[int] = []
+    coalescer = Coalescer(interval=0.2, send=sent.append)
+    coalescer.start()
+    try:
+        for _ in range(100):
+            coalescer.submit(7)
+        coalescer.submit(8)
+        eventually(lambda: set(sent) == {7, 8}, timeout=5)
+        time.sleep(0.3)
+        assert len(sent) <= 4
+    finally:
+        coalescer.stop()
+    assert actions  # the module under test drives these pushes

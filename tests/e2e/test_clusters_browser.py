@@ -1,0 +1,195 @@
+"""A person in a real browser: create a cluster, watch it come up, scale it, download its
+kubeconfig, see failures explained, all without reloading; a viewer sees no action buttons.
+
+Everything runs for real: uvicorn (HTTP + WebSockets), a Celery worker, the watcher and the
+simulated platform on the real clock. Screenshots of each page go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from clusters import actions
+from clusters.models import Cluster
+from clusters.platform.specs import ClusterSpec, NodeGroupSpec
+from portal.audit import Actor
+from portal.models import AuditEntry
+from portal.permissions import Role
+from portal.tenancy import access_tenant
+from tests.e2e.conftest import Stack, screenshot
+from tests.fixtures.processes import eventually
+
+pytestmark = pytest.mark.browser
+LIVE = 60_000  # ms: the platform takes a few seconds; a slow CI machine may take longer
+
+
+def create_cluster(stack: Stack, name: str) -> Cluster:
+    """A cluster requested by the owner through the same action the form uses."""
+    owner = stack.users[Role.OWNER]
+    ctx = access_tenant(owner, stack.tenant.slug)
+    spec = ClusterSpec(name=name, namespace=stack.namespace, version="v1.35", node_groups=(
+        NodeGroupSpec(name="md0", instance_type="u1.medium", min_replicas=1, max_replicas=3,
+                      ephemeral_storage_gib=50, roles=("ingress-nginx",)),))
+    return actions.do_create_cluster(Actor(user=owner), ctx, spec)
+
+
+def wait_running(name: str) -> None:
+    eventually(lambda: Cluster.objects.filter(name=name, phase=Cluster.Phase.RUNNING).exists(),
+               timeout=60, message=f"{name} never became Running")
+
+
+def expect_live(page: Page) -> None:
+    expect(page.get_by_test_id("live-status")).to_have_attribute("data-state", "live",
+                                                                  timeout=15_000)
+
+
+@pytest.mark.browser
+def test_create_watch_scale_and_download_without_reloading(stack: Stack, page: Page):
+    slug = stack.tenant.slug
+    stack.sign_in(page, Role.OWNER)
+    page.goto(stack.page_url(f"/t/{slug}/clusters/"))
+    expect_live(page)
+    page.get_by_test_id("new-cluster").click()
+
+    # Validation as you type: a mistake shows beside its field before submitting.
+    page.fill("#id_ng-0-min_replicas", "5")
+    page.locator("#id_ng-0-min_replicas").blur()
+    expect(page.locator("#errors-ng-0-min_replicas")).to_contain_text(
+        "cannot be more than the maximum")
+    screenshot(page, "cluster-create-error")
+    page.fill("#id_ng-0-min_replicas", "1")
+    page.fill("#id_name", "shop")
+    expect(page.get_by_test_id("manifest")).to_contain_text("name: shop")
+    expect(page.locator("#errors-ng-0-min_replicas")).to_be_empty()
+    expect(page.get_by_test_id("create-submit")).to_contain_text(
+        "Create “shop”: Kubernetes v1.35, 1 to 3 nodes in 1 group")
+    screenshot(page, "cluster-create")
+    page.get_by_test_id("create-submit").click()
+
+    page.wait_for_url(re.compile(rf"/t/{slug}/clusters/shop/$"))
+    page.evaluate("window.__sameDocument = true")
+    expect_live(page)
+    badge = page.get_by_test_id("phase-badge")
+    expect(badge).to_have_text("Running", timeout=LIVE)
+    expect(page.locator("[data-testid=operation] [data-step=workers]")).to_have_attribute(
+        "data-state", "done")
+    expect(page.get_by_test_id("operation-state")).to_have_text("Succeeded")
+    expect(page.get_by_test_id("timeline")).to_contain_text("“Create” finished.")
+    expect(page.locator("#kubeconfig-state")).to_contain_text("Available")
+    screenshot(page, "cluster-detail-running")
+
+    # Scale: the consequence first, then the autoscaler's nodes follow, live.
+    page.locator("#act-group-md0 > summary").click()
+    page.fill("#id_scale-md0-max_replicas", "4")
+    page.locator("[data-testid=scale-md0] button[type=submit]").click()
+    expect(page.get_by_test_id("confirm-scale-md0")).to_contain_text(
+        "min/max 1–3 → 1–4: autoscaler limits only, no replacement")
+    screenshot(page, "cluster-scale-confirm")
+    page.locator("[data-testid=scale-md0] [data-testid=confirm-button]").click()
+    expect(page.get_by_test_id("action-done")).to_contain_text("Scaling of md0 to 1–4 nodes")
+    expect(page.locator("tr[data-group=md0] [data-testid=limits]")).to_have_text("1–4",
+                                                                                 timeout=LIVE)
+    expect(page.get_by_test_id("operation-state")).to_have_text("Succeeded", timeout=LIVE)
+    stack.platform.set_demand(stack.namespace, "shop", "md0", 4)
+    expect(page.locator("tr[data-group=md0] [data-testid=observed]")).to_have_text(
+        "4", timeout=LIVE)
+    expect(page.locator("tr[data-group=md0] [data-testid=ready]")).to_have_text("4",
+                                                                                timeout=LIVE)
+    screenshot(page, "cluster-detail-scaled")
+
+    # Kubeconfig: a file named after the tenant and the cluster, recorded in the audit log.
+    with page.expect_download() as info:
+        page.get_by_test_id("kubeconfig-download").click()
+    download = info.value
+    assert download.suggested_filename == f"{slug}-shop-kubeconfig.yaml"
+    assert "kind: Config" in Path(download.path()).read_text()
+    assert AuditEntry.objects.filter(verb="cluster.kubeconfig.admin",
+                                     tenant=stack.tenant).exists()
+
+    assert page.evaluate("window.__sameDocument") is True  # never reloaded
+    page.goto(stack.page_url(f"/t/{slug}/clusters/"))
+    expect(page.get_by_test_id("clusters")).to_contain_text("shop")
+    expect(page.locator("[data-testid=clusters] [data-testid=phase]")).to_have_text("Running")
+    screenshot(page, "clusters-list")
+
+
+@pytest.mark.browser
+def test_the_list_follows_a_new_cluster_live(stack: Stack, page: Page):
+    stack.sign_in(page, Role.MEMBER)
+    page.goto(stack.page_url(f"/t/{stack.tenant.slug}/clusters/"))
+    expect_live(page)
+    expect(page.get_by_test_id("clusters")).to_contain_text("No clusters yet.")
+
+    create_cluster(stack, "fresh")
+
+    row = page.locator("tbody.cluster-row", has_text="fresh")
+    expect(row).to_be_visible(timeout=LIVE)
+    expect(row.get_by_test_id("phase")).to_have_text("Running", timeout=LIVE)
+    expect(page.get_by_test_id("clusters")).not_to_contain_text("No clusters yet.")
+    screenshot(page, "clusters-list-live")
+
+
+@pytest.mark.browser
+def test_a_viewer_watches_a_cluster_but_gets_no_action_buttons(stack: Stack, page: Page):
+    create_cluster(stack, "watched")
+    stack.sign_in(page, Role.VIEWER)
+    page.goto(stack.page_url(f"/t/{stack.tenant.slug}/clusters/watched/"))
+    expect_live(page)
+
+    expect(page.get_by_test_id("phase-badge")).to_have_text("Running", timeout=LIVE)
+    expect(page.get_by_test_id("cluster-status")).to_be_visible()
+    for testid in ("actions", "retry", "cancel", "kubeconfig-download", "delete"):
+        expect(page.get_by_test_id(testid)).to_have_count(0)
+    screenshot(page, "cluster-detail-viewer")
+
+
+@pytest.mark.browser
+def test_a_failure_on_the_platform_is_explained_live_with_who_must_act(stack: Stack,
+                                                                       page: Page):
+    create_cluster(stack, "fragile")
+    wait_running("fragile")
+    stack.sign_in(page, Role.MEMBER)
+    page.goto(stack.page_url(f"/t/{stack.tenant.slug}/clusters/fragile/"))
+    expect_live(page)
+
+    stack.platform.fail_cluster(
+        stack.namespace, "fragile", reason="UpgradeFailed",
+        message=f"Helm upgrade failed for release {stack.namespace}/kubernetes-fragile: "
+                "Specified instancetype not exists in cluster: u1.medium")
+
+    problem = page.get_by_test_id("problem")
+    expect(problem).to_contain_text("Instance type not offered by the platform", timeout=LIVE)
+    expect(problem.get_by_test_id("who-acts")).to_have_text("You need to act")
+    expect(problem).to_contain_text("Choose another instance type")
+    expect(page.get_by_test_id("phase-badge")).to_have_text("Failed")
+    screenshot(page, "cluster-detail-failed")
+
+    page.goto(stack.page_url(f"/t/{stack.tenant.slug}/clusters/"))
+    expect(page.get_by_test_id("row-error")).to_contain_text(
+        "Instance type not offered by the platform · You need to act")
+    screenshot(page, "clusters-list-failed")
+
+
+@pytest.mark.browser
+def test_without_websockets_the_page_says_so_and_keeps_up_by_polling(stack: Stack,
+                                                                     page: Page):
+    create_cluster(stack, "polled")
+    wait_running("polled")
+    page.route_web_socket(re.compile(r".*/ws/.*"), lambda ws: ws.close(code=1011))
+    stack.sign_in(page, Role.MEMBER)
+    page.goto(stack.page_url(f"/t/{stack.tenant.slug}/clusters/polled/"))
+
+    status = page.get_by_test_id("live-status")
+    expect(status).to_have_attribute("data-state", "polling", timeout=15_000)
+    expect(status).to_contain_text("refreshing every 5 s")
+
+    owner = stack.users[Role.OWNER]
+    actions.do_scale_node_group(Actor(user=owner), access_tenant(owner, stack.tenant.slug),
+                                "polled", "md0", min_replicas=1, max_replicas=5)
+    expect(page.locator("tr[data-group=md0] [data-testid=limits]")).to_have_text(
+        "1–5", timeout=30_000)
+    screenshot(page, "cluster-detail-polling")

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -112,11 +112,15 @@ def billable_quantities(cluster: Cluster, groups: Iterable[NodeGroup], *,
     return usage
 
 
-def _priced_addons(cluster: Cluster) -> set[str]:
-    codes = [addon_sku(k) for k in enabled_addons(cluster.addons)]
-    if not codes or deletion_time(cluster) is not None:
-        return set()
-    return set(Sku.objects.filter(code__in=codes).values_list("code", flat=True))
+def _priced_addons(cluster: Cluster, metered: set[str]) -> set[str]:
+    """The enabled add-ons the price book has a SKU for. An add-on with an open segment was
+    priced when it opened, so only the others cost a (small) query."""
+    codes = {addon_sku(k) for k in enabled_addons(cluster.addons)}
+    unknown = codes - metered
+    if not unknown:
+        return codes
+    return (codes & metered) | set(Sku.objects.filter(code__in=unknown)
+                                   .values_list("code", flat=True))
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,42 @@ def _close(rows: list[tuple[int, datetime]], at: datetime) -> int:
     if empty:
         UsageSegment.objects.filter(pk__in=empty, end__isnull=True).delete()
     return len(rows)
+
+
+# On PostgreSQL the closing and the opening of an observation go in one statement (one round
+# trip). The INSERT's one-time filter counts the rows of the UPDATE and DELETE first, so they
+# complete before any new row is inserted; the unique and exclusion checks then see the closed
+# versions (a row updated by the own transaction counts as gone for those checks).
+_PG_SWAP = """
+WITH closed AS (
+    UPDATE billing_usagesegment SET "end" = %s
+    WHERE id = ANY(%s::bigint[]) AND "end" IS NULL RETURNING 1
+), removed AS (
+    DELETE FROM billing_usagesegment WHERE id = ANY(%s::bigint[]) AND "end" IS NULL RETURNING 1
+)
+INSERT INTO billing_usagesegment (tenant_id, cluster_id, node_group_id, sku, quantity, start)
+SELECT v.tenant_id, v.cluster_id, v.node_group_id, v.sku, v.quantity, v.start
+FROM (VALUES {rows}) AS v(tenant_id, cluster_id, node_group_id, sku, quantity, start)
+WHERE (SELECT count(*) FROM closed) + (SELECT count(*) FROM removed) >= 0
+"""
+_PG_ROW = "(%s::bigint, %s::bigint, %s::bigint, %s::varchar, %s::numeric, %s::timestamptz)"
+
+
+def _swap(closing: list[tuple[int, datetime]], new: list[UsageSegment], at: datetime) -> None:
+    """Close ``closing`` and open ``new`` at ``at``, as one statement where the database can."""
+    if not closing or not new or connection.vendor != "postgresql":
+        if closing:
+            _close(closing, at)
+        if new:
+            UsageSegment.objects.bulk_create(new)
+        return
+    params: list[object] = [at, [pk for pk, start in closing if start < at],
+                            [pk for pk, start in closing if start >= at]]
+    for seg in new:
+        params += [seg.tenant_id, seg.cluster_id, seg.node_group_id, seg.sku, seg.quantity,
+                   seg.start]
+    with connection.cursor() as cursor:
+        cursor.execute(_PG_SWAP.format(rows=", ".join([_PG_ROW] * len(new))), params)
 
 
 def close_cluster(cluster: Cluster, at: datetime) -> int:
@@ -173,7 +213,9 @@ def observe_cluster(cluster: Cluster, groups: Iterable[NodeGroup], at: datetime)
             logger.info("billing.metering.stale_observation",
                         extra={"cluster_id": cluster.pk, "at": at.isoformat()})
             return MeterResult(ignored=True)
-        target = billable_quantities(cluster, groups, priced_addons=_priced_addons(cluster))
+        metered = {sku for _pk, _g, sku, _q, _s, _e in current}
+        target = billable_quantities(cluster, groups,
+                                     priced_addons=_priced_addons(cluster, metered))
         keep: set[Key] = set()
         closing: list[tuple[int, datetime]] = []
         for pk, group_id, sku, quantity, start, _end in current:
@@ -184,14 +226,11 @@ def observe_cluster(cluster: Cluster, groups: Iterable[NodeGroup], at: datetime)
                 keep.add(key)
             else:
                 closing.append((pk, start))
-        if closing:
-            _close(closing, at)
         new = [UsageSegment(tenant_id=cluster.tenant_id, cluster_id=cluster.pk,
                             node_group_id=group_id, sku=sku, quantity=quantity, start=at)
                for (group_id, sku), quantity in sorted(target.items(), key=_order)
                if (group_id, sku) not in keep]
-        if new:
-            UsageSegment.objects.bulk_create(new)
+        _swap(closing, new, at)
     return MeterResult(opened=len(new), closed=len(closing))
 
 

@@ -188,14 +188,17 @@ class UsageSegment(models.Model):
     PostgreSQL an exclusion constraint over ``tstzrange(start, end)`` forbids any overlap.
     """
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    # Few indexes on purpose (every one slows the metering write path): the composite indexes
+    # below lead with tenant and cluster; node groups are never deleted (only marked removed).
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+",
+                               db_index=False)
     cluster = models.ForeignKey("clusters.Cluster", on_delete=models.PROTECT,
-                                related_name="usage_segments")
+                                related_name="usage_segments", db_index=False)
     node_group = models.ForeignKey("clusters.NodeGroup", on_delete=models.PROTECT, null=True,
-                                   blank=True, related_name="usage_segments")
+                                   blank=True, related_name="usage_segments", db_index=False)
     # A code, not a foreign key: metering never fails on an instance type the price book does
     # not know yet; rating prices it at 0 and flags it.
-    sku = models.CharField(max_length=100, db_index=True)
+    sku = models.CharField(max_length=100)
     quantity = models.DecimalField(max_digits=18, decimal_places=4)
     start = models.DateTimeField()
     end = models.DateTimeField(null=True, blank=True)

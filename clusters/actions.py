@@ -61,14 +61,14 @@ def _require(actor: Actor, ctx: TenantContext, perm: str) -> None:
 
 
 def _lock_tenant(ctx: TenantContext) -> None:
-    Tenant.objects.select_for_update().filter(pk=ctx.tenant.pk).first()
+    Tenant.objects.select_for_update(no_key=True).filter(pk=ctx.tenant.pk).first()
 
 
 def access_cluster(ctx: TenantContext, name: str, *, for_update: bool = False) -> Cluster:
     """The tenant's live cluster ``name``; 404 for anything else (others' look missing)."""
     qs = Cluster.objects.for_tenant(ctx.tenant).live().filter(name=name)
     if for_update:
-        qs = qs.select_for_update()
+        qs = qs.select_for_update(no_key=True)
     cluster = qs.first()
     if cluster is None:
         raise Http404
@@ -328,7 +328,7 @@ def do_delete_cluster(actor: Actor, ctx: TenantContext, name: str, *, confirm: s
         raise ValidationError({"confirm": _("Type the cluster name exactly to confirm.")})
     with transaction.atomic():
         cluster = access_cluster(ctx, name, for_update=True)
-        active = cluster.operations.select_for_update().filter(
+        active = cluster.operations.select_for_update(no_key=True).filter(
             state__in=Operation.ACTIVE_STATES).first()
         if active is not None:
             if active.kind == Operation.Kind.DELETE:
@@ -355,7 +355,7 @@ def access_operation(ctx: TenantContext, operation_id: int, *, for_update: bool 
                      ) -> Operation:
     qs = Operation.objects.filter(tenant=ctx.tenant, pk=operation_id)
     if for_update:
-        qs = qs.select_for_update()
+        qs = qs.select_for_update(no_key=True, of=("self",))
     operation = qs.select_related("cluster").first()
     if operation is None:
         raise Http404
@@ -368,7 +368,7 @@ def do_retry_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> O
     with transaction.atomic():
         _lock_tenant(ctx)
         cluster_id = access_operation(ctx, operation_id).cluster_id
-        cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+        cluster = Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
         old = access_operation(ctx, operation_id, for_update=True)
         if not old.can_retry:
             raise ValidationError(_("Only a failed or cancelled operation can be retried."),
@@ -415,8 +415,8 @@ def _cancel(actor: Actor, operation: Operation, *, reason: str) -> None:
 
     The caller holds the cluster row lock, then the operation's (that order, everywhere).
     """
-    cluster = Cluster.objects.select_for_update().select_related("tenant").get(
-        pk=operation.cluster_id)
+    cluster = (Cluster.objects.select_for_update(no_key=True, of=("self",))
+               .select_related("tenant").get(pk=operation.cluster_id))
     operation.state = Operation.State.CANCELLED
     operation.finished_at = timezone.now()
     operation.error_message = reason
@@ -448,7 +448,7 @@ def do_cancel_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> 
     _require(actor, ctx, Perm.CLUSTERS_CHANGE)
     with transaction.atomic():
         cluster_id = access_operation(ctx, operation_id).cluster_id
-        Cluster.objects.select_for_update().filter(pk=cluster_id).first()
+        Cluster.objects.select_for_update(no_key=True).filter(pk=cluster_id).first()
         operation = access_operation(ctx, operation_id, for_update=True)
         if not operation.can_cancel:
             raise ValidationError(_(

@@ -438,6 +438,20 @@ class OfferingForm(forms.ModelForm):
         return data
 
 
+class OfferingListForm(forms.ModelForm):
+    """One row of the list page: only ``hidden`` and ``end_of_life_on`` are editable there."""
+
+    class Meta:
+        model = Offering
+        fields = ["hidden", "end_of_life_on"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("end_of_life_on") and self.instance.kind != Offering.Kind.VERSION:
+            self.add_error("end_of_life_on", _("Only Kubernetes versions have an end of life."))
+        return data
+
+
 def _offering_values(obj: Offering) -> dict[str, Any]:
     return {"hidden": obj.hidden,
             "end_of_life_on": obj.end_of_life_on.isoformat() if obj.end_of_life_on else None,
@@ -471,7 +485,7 @@ class OfferingAdmin(admin.ModelAdmin):
         return groups.values("cluster").distinct().count()
 
     def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> Any:
-        kwargs.setdefault("form", OfferingForm)
+        kwargs.setdefault("form", OfferingListForm)
         return super().get_changelist_form(request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Offering, form: Any, change: bool) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -43,12 +44,34 @@ def cluster_changed(cluster_id: int) -> None:
         logger.exception("cluster.broadcast.failed", extra={"cluster_id": cluster_id})
 
 
+_local = threading.local()
+
+
 def notify(cluster_id: int) -> None:
-    """Push now, or hand over to the installed coalescer."""
-    if _sink is not None:
+    """Push now, or hand over to the installed coalescer, or to the enclosing ``batched()``."""
+    pending = getattr(_local, "pending", None)
+    if pending is not None:
+        pending.add(cluster_id)
+    elif _sink is not None:
         _sink(cluster_id)
     else:
         cluster_changed(cluster_id)
+
+
+@contextmanager
+def batched() -> Iterator[None]:
+    """Push each changed cluster once, when the block ends (a task that commits several
+    steps of one change sends one push, with the final state)."""
+    if getattr(_local, "pending", None) is not None:
+        yield
+        return
+    _local.pending = pending = set()
+    try:
+        yield
+    finally:
+        _local.pending = None
+        for cluster_id in sorted(pending):
+            notify(cluster_id)
 
 
 def on_commit(cluster_id: int) -> None:

@@ -123,15 +123,17 @@ class ClusterListConsumer(_LiveConsumer):
         await self.send(text_data=await database_sync_to_async(self._snapshot)())
 
     def _snapshot(self) -> str:
+        facets = queries.list_facets(self.tenant)
         page, rows = queries.cluster_rows_page(self.tenant, phase=self.phase,
-                                               version=self.version, page=self.page)
+                                               version=self.version, page=self.page,
+                                               facets=facets)
         self.shown = {row.cluster.pk for row in rows}
         self.last_page = not page.has_next()
         with translation.override(self.lang):
             return render_to_string(f"{live.LIST_TEMPLATE}#rows", {
-                "rows": rows, "page": page, "tenant_slug": self.tenant.slug, "oob": True,
-                "facets": queries.list_facets(self.tenant),
-                "filters": {"phase": self.phase, "version": self.version}})
+                "rows": rows, "row_html": live.rows_html(rows, self.tenant.slug),
+                "page": page, "tenant_slug": self.tenant.slug, "oob": True,
+                "facets": facets, "filters": {"phase": self.phase, "version": self.version}})
 
     async def cluster_row(self, event: dict[str, Any]) -> None:
         cluster_id = event["cluster_id"]

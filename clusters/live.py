@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.template.loader import render_to_string
 from django.utils import translation
+from django.utils.safestring import mark_safe
 
 from clusters import forms as cluster_forms
 from clusters.broadcast import cluster_group, tenant_group
@@ -139,12 +142,39 @@ def _detail_variants(state: ClusterState) -> dict[str, dict[str, str]]:
 # --------------------------------------------------------------------------- list rows
 
 
-def row_context(row: ClusterRow, tenant_slug: str, *, oob: bool) -> dict[str, Any]:
-    return {"row": row, "tenant_slug": tenant_slug, "oob": oob}
+ROW_CACHE_SECONDS = 24 * 3600
+
+
+def _row_key(row: ClusterRow, tenant_slug: str) -> str:
+    return f"clusters:row:{translation.get_language()}:{tenant_slug}:{row.fingerprint}"
+
+
+def rows_html(rows: list[ClusterRow], tenant_slug: str) -> list[str]:
+    """The list rows' HTML in the active language, from the cache where the same content was
+    rendered before (by an earlier page or by the broadcast of the change), else rendered now.
+
+    Keys are content fingerprints, so a cached row is never stale; one round trip fetches all.
+    """
+    keys = [_row_key(row, tenant_slug) for row in rows]
+    cached = cache.get_many(keys)
+    missing = {}
+    result = []
+    for key, row in zip(keys, rows, strict=True):
+        html = cached.get(key)
+        if html is None:
+            html = render_to_string(f"{LIST_TEMPLATE}#row",
+                                    {"row": row, "tenant_slug": tenant_slug, "oob": False})
+            missing[key] = str(html)
+        result.append(mark_safe(html))  # noqa: S308 - our own template's output, escaped there
+    if missing:
+        cache.set_many(missing, ROW_CACHE_SECONDS)
+    return result
 
 
 def render_row(row: ClusterRow, tenant_slug: str) -> str:
-    return render_to_string(f"{LIST_TEMPLATE}#row", row_context(row, tenant_slug, oob=True))
+    """One row as an out-of-band swap (the cached page row, marked to replace its twin)."""
+    html = rows_html([row], tenant_slug)[0]
+    return html.replace('class="cluster-row"', 'class="cluster-row" hx-swap-oob="true"', 1)
 
 
 def _row_variants(row: ClusterRow, tenant_slug: str) -> dict[str, str]:
@@ -158,23 +188,25 @@ def _row_variants(row: ClusterRow, tenant_slug: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- the broadcast
 
 
-def render_cluster_messages(cluster_id: int) -> list[tuple[str, dict[str, Any]]]:
-    """The channel-layer messages for one change of ``cluster_id`` (pre-rendered HTML)."""
-    state = cluster_state_by_id(cluster_id)
-    if state is None:
-        return []
-    cluster = state.cluster
-    messages: list[tuple[str, dict[str, Any]]] = []
+def render_cluster_messages(cluster_id: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The channel-layer messages for one change of ``cluster_id`` (pre-rendered HTML).
+
+    A generator, so the caller sends the list row (cheap, watched by every list page) before
+    the detail regions are rendered.
+    """
     row = cluster_row(cluster_id)
-    if row is not None:
-        gone = cluster.deleted_at is not None or cluster.phase == Cluster.Phase.DELETED
-        messages.append((tenant_group(cluster.tenant_id), {
-            "type": "cluster.row", "cluster_id": cluster.pk, "phase": cluster.phase,
-            "version": cluster.version, "name": cluster.name, "deleted": gone,
-            "html": {} if gone else _row_variants(row, cluster.tenant.slug),
-        }))
-    messages.append((cluster_group(cluster.tenant_id, cluster.pk), {
-        "type": "cluster.detail", "cluster_id": cluster.pk,
-        "html": _detail_variants(state),
-    }))
-    return messages
+    if row is None:
+        return
+    cluster = row.cluster
+    gone = cluster.deleted_at is not None or cluster.phase == Cluster.Phase.DELETED
+    yield tenant_group(cluster.tenant_id), {
+        "type": "cluster.row", "cluster_id": cluster.pk, "phase": cluster.phase,
+        "version": cluster.version, "name": cluster.name, "deleted": gone,
+        "html": {} if gone else _row_variants(row, cluster.tenant.slug),
+    }
+    state = cluster_state_by_id(cluster_id)
+    if state is not None:
+        yield cluster_group(cluster.tenant_id, cluster.pk), {
+            "type": "cluster.detail", "cluster_id": cluster.pk,
+            "html": _detail_variants(state),
+        }

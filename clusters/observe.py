@@ -4,18 +4,25 @@ Every function here is idempotent: applying the same observation twice writes no
 second time, emits no event, meters nothing and broadcasts nothing. Usage is recorded through
 ``billing.metering`` in the same transaction as the state change it follows from.
 
-Locks are always taken cluster row first, then its operation (actions and tasks do the same),
-so concurrent observers, workers and actions never deadlock.
+Observations are applied in a ``batch()``: one transaction in which each cluster is locked
+and read once, however many of its objects changed, and its derived state (phase, operation
+progress, usage) is recomputed once at the end. A single call outside a batch is a batch of
+one. Locks are always taken cluster row first, then its operation (actions and tasks do the
+same), and never on the tenant row, so observers, workers and actions never deadlock.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -28,34 +35,159 @@ logger = logging.getLogger("clusters.observe")
 RELEASE_PREFIX = "kubernetes-"
 TENANT_NS_PREFIX = "tenant-"
 KUBECONFIG_SUFFIX = "-admin-kubeconfig"
+# A cluster whose derived state did not change is written at most this often (last_observed_at).
+TOUCH_EVERY = timedelta(seconds=60)
+CLUSTER_STATE_FIELDS = ("phase", "status_message", "conditions", "platform_ready",
+                        "kubeconfig_ready", "chart_revision", "platform_resource_version",
+                        "last_error", "platform_deleted_at", "platform_terminating",
+                        "deleted_at")
+
+
+@dataclass
+class Batch:
+    """Clusters locked in the current transaction, and those whose state must be recomputed."""
+
+    clusters: dict[tuple[str, str], Cluster | None] = field(default_factory=dict)
+    dirty: dict[int, tuple[Cluster, datetime]] = field(default_factory=dict)
+    seen: dict[int, Cluster] = field(default_factory=dict)
+    snapshots: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    # Written in bulk when the batch ends.
+    groups: dict[int, NodeGroup] = field(default_factory=dict)
+    events: list[ClusterEvent] = field(default_factory=list)
+    saves: dict[int, tuple[Cluster, set[str]]] = field(default_factory=dict)
+
+    def flush(self) -> None:
+        if self.groups:
+            NodeGroup.objects.bulk_update(
+                sorted(self.groups.values(), key=lambda g: g.pk),
+                [*MD_FIELDS, "last_observed_at"])
+            self.groups.clear()
+        if self.saves:
+            fields = set().union(*(f for _c, f in self.saves.values()))
+            Cluster.objects.bulk_update(
+                sorted((c for c, _f in self.saves.values()), key=lambda c: c.pk),
+                sorted(fields))
+            self.saves.clear()
+        if self.events:
+            ClusterEvent.objects.bulk_create(self.events)
+            self.events.clear()
+
+
+_local = threading.local()
+
+
+@contextmanager
+def batch() -> Iterator[Batch]:
+    """Apply several observations in one transaction (nested calls join the outer batch)."""
+    current: Batch | None = getattr(_local, "batch", None)
+    if current is not None:
+        yield current
+        return
+    current = _local.batch = Batch()
+    try:
+        with transaction.atomic():
+            yield current
+            for cluster, at in current.dirty.values():
+                _refresh(cluster, at=at, before=current.snapshots.get(cluster.pk))
+            for pk, cluster in current.seen.items():
+                if pk not in current.dirty:
+                    _save_if_changed(cluster, current.snapshots[pk])
+            current.flush()
+    finally:
+        _local.batch = None
+
+
+def _snapshot(cluster: Cluster) -> tuple[Any, ...]:
+    return tuple(getattr(cluster, name) for name in CLUSTER_STATE_FIELDS)
 
 
 def tenant_slug(namespace: str) -> str | None:
     return namespace[len(TENANT_NS_PREFIX):] if namespace.startswith(TENANT_NS_PREFIX) else None
 
 
-def _locate(namespace: str, name: str) -> Cluster | None:
-    """The live cluster behind a platform object, row-locked (the tenant row is not locked)."""
-    slug = tenant_slug(namespace)
-    if slug is None:
-        return None
-    cluster = (Cluster.objects.select_for_update(of=("self",))
-               .filter(tenant__slug=slug, name=name, deleted_at__isnull=True)
-               .select_related("tenant").first())
+def _locked_clusters() -> QuerySet[Cluster]:
+    active = Operation.objects.filter(cluster=OuterRef("pk"), state__in=Operation.ACTIVE_STATES)
+    return (Cluster.objects.select_for_update(no_key=True, of=("self",))
+            .filter(deleted_at__isnull=True)
+            .select_related("tenant")
+            .annotate(has_active_operation=Exists(active))
+            .prefetch_related(Prefetch("node_groups", queryset=NodeGroup.objects.order_by("pk")))
+            .order_by("pk"))
+
+
+def lock_clusters(keys: Iterable[tuple[str, str]]) -> None:
+    """Lock and read, in one go, the clusters behind these (namespace, name) pairs for the
+    current batch (in id order, so concurrent observers cannot deadlock)."""
+    current: Batch = _local.batch
+    names: dict[str, set[str]] = {}
+    for namespace, name in keys:
+        slug = tenant_slug(namespace)
+        if (namespace, name) not in current.clusters and slug is not None:
+            names.setdefault(slug, set()).add(name)
+    if not names:
+        return
+    wanted = Q()
+    for slug, cluster_names in names.items():
+        wanted |= Q(tenant__slug=slug, name__in=sorted(cluster_names))
+    found = {(f"{TENANT_NS_PREFIX}{c.tenant.slug}", c.name): c
+             for c in _locked_clusters().filter(wanted)}
+    for slug, cluster_names in names.items():
+        for name in cluster_names:
+            key = (f"{TENANT_NS_PREFIX}{slug}", name)
+            _admit(key, found.get(key))
+
+
+def _admit(key: tuple[str, str], cluster: Cluster | None) -> Cluster | None:
+    current: Batch = _local.batch
     if cluster is not None and not cluster.platform_resource_version and \
             not cluster.operations.filter(submitted_at__isnull=False).exists():
         # The portal never sent this cluster (a POST whose answer was lost, from a creation
         # that then failed): not ours to show or meter; the orphan cleanup removes it.
-        return None
+        cluster = None
+    current.clusters[key] = cluster
+    if cluster is not None:
+        current.seen[cluster.pk] = cluster
+        current.snapshots[cluster.pk] = _snapshot(cluster)
     return cluster
+
+
+def _locate(namespace: str, name: str) -> Cluster | None:
+    """The live cluster behind a platform object, row-locked once per batch, with its node
+    groups (the tenant row is never locked)."""
+    current: Batch = _local.batch
+    key = (namespace, name)
+    if key in current.clusters:
+        return current.clusters[key]
+    slug = tenant_slug(namespace)
+    cluster = None
+    if slug is not None:
+        cluster = _locked_clusters().filter(tenant__slug=slug, name=name).first()
+    return _admit(key, cluster)
+
+
+def refresh(cluster: Cluster, *, at: datetime | None = None) -> None:
+    """Recompute progress, phase and usage of ``cluster`` (row-locked by the caller) once the
+    current batch ends, or now outside a batch; live pages are told after commit."""
+    at = at or timezone.now()
+    current: Batch | None = getattr(_local, "batch", None)
+    if current is None:
+        with transaction.atomic():
+            _refresh(cluster, at=at)
+        return
+    current.dirty[cluster.pk] = (cluster, at)
 
 
 def _event(cluster: Cluster, reason: str, message: str, severity: str = "info",
            at: datetime | None = None, operation: Operation | None = None) -> None:
-    ClusterEvent.objects.create(tenant_id=cluster.tenant_id, cluster=cluster, reason=reason[:64],
-                                message=message[:2000], severity=severity,
-                                source=ClusterEvent.Source.PLATFORM, at=at or timezone.now(),
-                                operation=operation)
+    event = ClusterEvent(tenant_id=cluster.tenant_id, cluster=cluster, reason=reason[:64],
+                         message=message[:2000], severity=severity,
+                         source=ClusterEvent.Source.PLATFORM, at=at or timezone.now(),
+                         operation=operation)
+    current: Batch | None = getattr(_local, "batch", None)
+    if current is not None:
+        current.events.append(event)
+    else:
+        event.save()
 
 
 def _conditions_summary(conditions: list[dict[str, Any]]) -> dict[str, tuple[str, str, str]]:
@@ -86,22 +218,21 @@ def apply_cluster_object(namespace: str, obj: dict[str, Any] | None, *, name: st
     if not name:
         return False
     at = at or timezone.now()
-    with transaction.atomic():
+    with batch():
         cluster = _locate(namespace, name)
         if cluster is None:
             return False
         if obj is None:
             return _apply_absence(cluster, at)
         values = cluster_values(obj)
-        rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+        cluster.platform_resource_version = str(
+            (obj.get("metadata") or {}).get("resourceVersion") or "")
         before = _conditions_summary(cluster.conditions or [])
         after = _conditions_summary(values["conditions"])
         changed = after != before or any(
             getattr(cluster, key) != value for key, value in values.items()
             if key != "conditions")
         if not changed:
-            if rv != cluster.platform_resource_version:
-                Cluster.objects.filter(pk=cluster.pk).update(platform_resource_version=rv)
             return False
         for kind, (state, reason, message) in after.items():
             if before.get(kind) != (state, reason, message) and kind in ("Ready",
@@ -112,7 +243,6 @@ def apply_cluster_object(namespace: str, obj: dict[str, Any] | None, *, name: st
                        severity=severity, at=at)
         for key, value in values.items():
             setattr(cluster, key, value)
-        cluster.platform_resource_version = rv
         refresh(cluster, at=at)
         return True
 
@@ -157,6 +287,9 @@ def group_of(obj: dict[str, Any]) -> tuple[str, str] | None:
     return release[len(RELEASE_PREFIX):], name[len(release) + 1:]
 
 
+MD_FIELDS = ("desired_nodes", "observed_nodes", "ready_nodes", "updated_nodes", "observed_phase")
+
+
 def md_values(obj: dict[str, Any] | None) -> dict[str, Any]:
     """The ``NodeGroup`` fields an observed MachineDeployment determines (None: it is gone)."""
     if obj is None:
@@ -173,6 +306,21 @@ def md_values(obj: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def _groups(cluster: Cluster) -> list[NodeGroup]:
+    """All node groups of ``cluster`` (the prefetched ones when locked in a batch)."""
+    return list(cluster.node_groups.all())
+
+
+def _group_named(cluster: Cluster, name: str) -> NodeGroup | None:
+    """The live group ``name``, else the most recently removed one (its nodes may still run)."""
+    named = [g for g in _groups(cluster) if g.name == name]
+    live = [g for g in named if g.removed_at is None]
+    if live:
+        return live[-1]
+    removed = sorted(named, key=lambda g: (g.removed_at, g.pk))
+    return removed[-1] if removed else None
+
+
 def apply_machine_deployment(namespace: str, obj: dict[str, Any], *, deleted: bool = False,
                              at: datetime | None = None) -> bool:
     """Apply one group's MachineDeployment (``deleted``: it is gone). True if it changed."""
@@ -182,13 +330,11 @@ def apply_machine_deployment(namespace: str, obj: dict[str, Any], *, deleted: bo
     cluster_name, group_name = located
     values = md_values(None if deleted else obj)
     at = at or timezone.now()
-    with transaction.atomic():
+    with batch():
         cluster = _locate(namespace, cluster_name)
         if cluster is None:
             return False
-        # The live group, else the most recently removed one (its nodes may still run).
-        group = (cluster.node_groups.filter(name=group_name)
-                 .order_by(F("removed_at").desc(nulls_first=True), "-pk").first())
+        group = _group_named(cluster, group_name)
         if group is None:
             logger.warning("cluster.observe.unknown_group",
                            extra={"cluster": cluster_name, "group": group_name})
@@ -199,7 +345,7 @@ def apply_machine_deployment(namespace: str, obj: dict[str, Any], *, deleted: bo
         for key, value in values.items():
             setattr(group, key, value)
         group.last_observed_at = at
-        group.save(update_fields=[*values, "last_observed_at"])
+        _local.batch.groups[group.pk] = group
         if nodes_before != (group.observed_nodes, group.ready_nodes):
             _event(cluster, "NodeGroup",
                    _("%(group)s: %(nodes)s nodes, %(ready)s ready (target %(target)s).")
@@ -211,7 +357,8 @@ def apply_machine_deployment(namespace: str, obj: dict[str, Any], *, deleted: bo
 
 def apply_kubeconfig_presence(namespace: str, cluster_name: str, exists: bool, *,
                               at: datetime | None = None) -> bool:
-    with transaction.atomic():
+    at = at or timezone.now()
+    with batch():
         cluster = _locate(namespace, cluster_name)
         if cluster is None or cluster.kubeconfig_ready == exists:
             return False
@@ -276,40 +423,59 @@ def derive_phase(cluster: Cluster, groups: list[NodeGroup], active: Operation | 
     return Cluster.Phase.RUNNING, _("Running: %(n)s nodes ready.") % {"n": total}
 
 
-def metered_groups(cluster: Cluster) -> list[NodeGroup]:
+def metered_groups(groups: list[NodeGroup]) -> list[NodeGroup]:
     """Live groups, plus removed ones whose nodes the platform has not removed yet."""
-    return list(cluster.node_groups.filter(
-        Q(removed_at__isnull=True) | (Q(observed_nodes__gt=0) & ~Q(observed_phase="Deleted"))))
+    return [g for g in groups if g.removed_at is None
+            or (g.observed_nodes > 0 and g.observed_phase != "Deleted")]
 
 
-def refresh(cluster: Cluster, *, at: datetime | None = None) -> None:
-    """Recompute progress, phase and usage after an observation; broadcast after commit.
-
-    Must run inside the transaction that holds the cluster row lock.
-    """
-    at = at or timezone.now()
-    all_groups = metered_groups(cluster)
-    groups = [g for g in all_groups if g.removed_at is None]
-    active = (cluster.operations.select_for_update()
-              .filter(state__in=Operation.ACTIVE_STATES).first())
+def _refresh(cluster: Cluster, *, at: datetime, before: tuple[Any, ...] | None = None) -> None:
+    """``before``: the cluster's state when it was read (fields that differ are written)."""
+    before = before or _snapshot(cluster)
+    groups = _groups(cluster)
+    live = [g for g in groups if g.removed_at is None]
+    active = None
+    if getattr(cluster, "has_active_operation", True):
+        active = (cluster.operations.select_for_update(no_key=True)
+                  .filter(state__in=Operation.ACTIVE_STATES).first())
     if active is not None and active.submitted_at is not None:
-        finish_if_converged(active, cluster, groups, at=at)
+        finish_if_converged(active, cluster, live, at=at)
         if not active.is_active:
             active = None
     if cluster.platform_deleted_at is not None and cluster.deleted_at is None:
         cluster.deleted_at = cluster.platform_deleted_at
         cluster.node_groups.filter(removed_at__isnull=True).update(
             removed_at=cluster.platform_deleted_at)
-        groups = []
+        for group in live:
+            group.removed_at = cluster.platform_deleted_at
+        live = []
     ready = cluster.condition("Ready") or {}
     cluster.last_error = (ready.get("message") or "") if ready.get("status") == "False" and \
         ready.get("reason") in progress.FAILED_REASONS else ""
-    phase, message = derive_phase(cluster, groups, active)
+    phase, message = derive_phase(cluster, live, active)
     cluster.phase, cluster.status_message = phase, message[:500]
-    cluster.last_observed_at = at
-    cluster.save()
-    metering.observe_cluster(cluster, all_groups, at)
+    _save_if_changed(cluster, before, at=at)
+    metering.observe_cluster(cluster, metered_groups(groups), at)
     broadcast.on_commit(cluster.pk)
+
+
+def _save_if_changed(cluster: Cluster, before: tuple[Any, ...], *,
+                     at: datetime | None = None) -> None:
+    """Write what changed, and ``last_observed_at`` now and then (not on every event)."""
+    changed = [name for name, old in zip(CLUSTER_STATE_FIELDS, before, strict=True)
+               if getattr(cluster, name) != old]
+    at = at or timezone.now()
+    stale = cluster.last_observed_at is None or at - cluster.last_observed_at >= TOUCH_EVERY
+    if changed or stale:
+        cluster.last_observed_at = at
+        cluster.updated_at = timezone.now()
+        fields = {*changed, "last_observed_at", "updated_at"}
+        current: Batch | None = getattr(_local, "batch", None)
+        if current is None:
+            cluster.save(update_fields=sorted(fields))
+        else:
+            saved = current.saves.setdefault(cluster.pk, (cluster, set()))
+            saved[1].update(fields)
 
 
 def finish_if_converged(operation: Operation, cluster: Cluster, groups: list[NodeGroup], *,

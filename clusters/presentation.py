@@ -49,26 +49,35 @@ class Problem:
                 NOBODY: _("No action needed")}[self.who]
 
 
-def _instance_type_problem(message: str) -> Problem | None:
+def _instance_type_problem(message: str, retryable: bool) -> Problem | None:
     lowered = message.lower()
     if "instancetype" in lowered or "instance type" in lowered:
         return Problem(
             _("Instance type not offered by the platform"), YOU,
-            _("Choose another instance type for the node group, then retry."), message,
+            _("Choose another instance type for the node group, then retry.") if retryable
+            else _("Choose another instance type for the node group (Change this cluster → "
+                   "Node group); the platform applies it at once."), message,
             Operation.ErrorClass.INVALID_SPEC)
     return None
 
 
-def classify(error_class: str, message: str, *, retrying: bool = False) -> Problem:
-    """The wording for an ``Operation.ErrorClass`` (or a platform message without a class)."""
+def classify(error_class: str, message: str, *, retrying: bool = False,
+             retryable: bool = True) -> Problem:
+    """The wording for an ``Operation.ErrorClass`` (or a platform message without a class).
+
+    ``retryable`` is False for a failure the platform reports outside any operation (nothing
+    to retry: a change of the spec is the way out).
+    """
     if error_class in ("", Operation.ErrorClass.INVALID_SPEC):
-        specific = _instance_type_problem(message)
+        specific = _instance_type_problem(message, retryable)
         if specific is not None:
             return specific
     if error_class == Operation.ErrorClass.INVALID_SPEC:
         return Problem(_("The platform rejected the specification"), YOU,
-                       _("Change the specification as the message says, then retry."),
-                       message, error_class)
+                       _("Change the specification as the message says, then retry.")
+                       if retryable else
+                       _("Change the specification as the message says; the platform applies "
+                         "the change at once."), message, error_class)
     if error_class == Operation.ErrorClass.QUOTA:
         return Problem(_("Quota exceeded"), YOU,
                        _("Lower the maximum nodes or use a smaller instance type, or ask an "
@@ -96,7 +105,7 @@ def classify(error_class: str, message: str, *, retrying: bool = False) -> Probl
                        _("Staff are notified. Retry; if it fails again, contact support with "
                          "the message below."), message, error_class)
     # A platform failure outside any operation (``Ready=False`` on a running cluster).
-    return classify(progress.classify_failure(message), message)
+    return classify(progress.classify_failure(message), message, retryable=retryable)
 
 
 def problem_for(cluster: Cluster, operation: Operation | None) -> Problem | None:
@@ -110,7 +119,7 @@ def problem_for(cluster: Cluster, operation: Operation | None) -> Problem | None
             return classify(Operation.ErrorClass.PLATFORM_UNAVAILABLE, detail, retrying=True)
     if cluster.phase == Cluster.Phase.FAILED or (cluster.last_error and not (
             operation is not None and operation.is_active)):
-        return classify("", cluster.last_error or cluster.status_message)
+        return classify("", cluster.last_error or cluster.status_message, retryable=False)
     return None
 
 

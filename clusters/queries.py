@@ -8,6 +8,7 @@ operations.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -69,6 +70,18 @@ class ClusterRow:
     def problem(self) -> presentation.Problem | None:
         return presentation.problem_for(self.cluster, self.operation)
 
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever anything the row shows changes: its rendered HTML can be cached
+        under it (per language) and never go stale."""
+        c, op = self.cluster, self.operation
+        basis = (c.pk, c.name, c.phase, c.status_message, c.version, c.last_error,
+                 tuple((g.min_replicas, g.max_replicas, g.observed_nodes, g.ready_nodes)
+                       for g in self.groups),
+                 (op.pk, op.state, op.error_class, op.error_message, op.steps) if op else None,
+                 self.last_change_at.isoformat() if self.last_change_at else "")
+        return hashlib.sha1(repr(basis).encode(), usedforsecurity=False).hexdigest()
+
     def matches(self, phase: str = "", version: str = "") -> bool:
         return ((not phase or self.cluster.phase == phase)
                 and (not version or self.cluster.version == version))
@@ -90,10 +103,14 @@ def cluster_list(tenant: Tenant, *, phase: str = "", version: str = "") -> Query
     return qs.order_by("name")
 
 
-def cluster_rows_page(tenant: Tenant, *, phase: str = "", version: str = "",
-                      page: Any = 1, per_page: int = LIST_PAGE_SIZE) -> tuple[Page, list[ClusterRow]]:
-    """One page of the list, in three queries plus the paginator's count."""
+def cluster_rows_page(tenant: Tenant, *, phase: str = "", version: str = "", page: Any = 1,
+                      per_page: int = LIST_PAGE_SIZE, facets: Facets | None = None
+                      ) -> tuple[Page, list[ClusterRow]]:
+    """One page of the list in three queries (clusters, node groups, operations); the total
+    comes from ``facets`` when given, else from a COUNT."""
     paginator = Paginator(cluster_list(tenant, phase=phase, version=version), per_page)
+    if facets is not None:
+        paginator.count = facets.count(phase=phase, version=version)  # type: ignore[misc]
     current = paginator.get_page(page)
     clusters = list(_annotated(current.object_list).prefetch_related(_live_groups()))
     return current, _rows(clusters)
@@ -112,13 +129,31 @@ def cluster_row_ids(tenant: Tenant, ids: list[int]) -> list[ClusterRow]:
     return _rows(clusters)
 
 
-def list_facets(tenant: Tenant) -> dict[str, Any]:
-    """Counts per phase and the versions in use, for the list filters."""
-    live = Cluster.objects.for_tenant(tenant).live()
-    phases = dict(live.values_list("phase").annotate(n=Count("id")).order_by())
-    versions = sorted(set(live.values_list("version", flat=True)),
+@dataclass(frozen=True)
+class Facets:
+    """How many live clusters per (phase, version): the filters' choices and every count."""
+
+    counts: dict[tuple[str, str], int]
+
+    def count(self, *, phase: str = "", version: str = "") -> int:
+        return sum(n for (p, v), n in self.counts.items()
+                   if (not phase or p == phase) and (not version or v == version))
+
+    @property
+    def versions(self) -> list[str]:
+        return sorted({v for _p, v in self.counts},
                       key=lambda v: catalog.parse_version(v) or (0, 0), reverse=True)
-    return {"phases": phases, "versions": versions, "total": sum(phases.values())}
+
+    @property
+    def total(self) -> int:
+        return self.count()
+
+
+def list_facets(tenant: Tenant) -> Facets:
+    """One GROUP BY for the filters and the paginator."""
+    rows = (Cluster.objects.for_tenant(tenant).live().values_list("phase", "version")
+            .annotate(n=Count("id")).order_by())
+    return Facets({(phase, version): n for phase, version, n in rows})
 
 
 def tenant_summary(tenant: Tenant) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from clusters.models import Cluster, ClusterEvent, Operation
 from clusters.platform.gateway import PlatformError
 from portal.audit import Actor, record
 from portal.permissions import Role
+from portal.staff import notify_staff_on_commit
 from portal.tenancy import TenantContext
 
 MANUAL_CLEANUP_REASON = "manual_cleanup"
@@ -75,6 +76,7 @@ def do_force_resync(actor: Actor, cluster_id: int) -> Cluster:
         if kicked:
             changes["operation"] = [None, f"{active.pk} ({kicked})"]
         record(actor, "cluster.resync", cluster, tenant=cluster.tenant, changes=changes)
+        notify_staff_on_commit()
     return cluster
 
 
@@ -175,4 +177,5 @@ def do_mark_for_manual_cleanup(actor: Actor, cluster_id: int, *, note: str) -> C
                         "operation": [active.pk if active else None, None],
                         "usage_segments_closed": [None, closed.closed]})
         broadcast.on_commit(cluster.pk)
+        notify_staff_on_commit()
     return cluster

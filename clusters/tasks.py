@@ -115,9 +115,9 @@ def fail_operation(operation_id: int, error_class: str, message: str) -> None:
     """
     with transaction.atomic():
         cluster_id = Operation.objects.values_list("cluster_id", flat=True).get(pk=operation_id)
-        cluster = Cluster.objects.select_for_update().select_related("tenant").get(
-            pk=cluster_id)
-        operation = Operation.objects.select_for_update().get(pk=operation_id)
+        cluster = (Cluster.objects.select_for_update(no_key=True, of=("self",))
+                   .select_related("tenant").get(pk=cluster_id))
+        operation = Operation.objects.select_for_update(no_key=True).get(pk=operation_id)
         if not operation.is_active:
             return
         key = next((s["key"] for s in operation.steps
@@ -250,7 +250,8 @@ def _retry_later(operation: Operation, error: PlatformError | str) -> None:
 def _record_submitted(operation: Operation, cluster: Cluster, applied: Applied | None) -> None:
     with transaction.atomic():
         now = timezone.now()
-        locked = Operation.objects.select_for_update().get(pk=operation.pk)
+        Cluster.objects.select_for_update(no_key=True).filter(pk=cluster.pk).first()
+        locked = Operation.objects.select_for_update(no_key=True).get(pk=operation.pk)
         locked.steps = progress.set_step(operation.steps, "submit", progress.DONE, "", now=now)
         locked.submitted_at = now
         locked.lease_until = None
@@ -278,6 +279,12 @@ def apply_operation(self: Any, operation_id: int, token: str = "") -> None:
     nothing: the platform never holds two objects and the intent is never lost. A spec that
     fails the platform's published schema is never sent.
     """
+    with broadcast.batched():
+        _apply_operation(operation_id, token)
+
+
+def _apply_operation(operation_id: int, token: str) -> None:
+    """The body of ``apply_operation``."""
     if not _claim(operation_id, token):
         operation = Operation.objects.filter(pk=operation_id).first()
         if operation is not None and operation.is_active and operation.submitted_at:
@@ -359,6 +366,11 @@ def poll_operation(self: Any, operation_id: int) -> None:
     Changes only what observation changes (rows, steps, the outcome) plus ``next_poll_at``.
     Safe to repeat: a second poll chain for the same operation ends at its first step.
     """
+    with broadcast.batched():
+        _poll_operation(operation_id)
+
+
+def _poll_operation(operation_id: int) -> None:
     operation = Operation.objects.select_related("cluster__tenant").filter(
         pk=operation_id).first()
     if operation is None or not operation.is_active or operation.submitted_at is None:

@@ -59,10 +59,12 @@ def _list_context(request: HttpRequest, ctx: TenantContext) -> dict[str, Any]:
     phase = request.GET.get("phase", "")
     phase = phase if phase in Cluster.Phase.values else ""
     version = request.GET.get("version", "")[:16]
+    facets = queries.list_facets(ctx.tenant)
     page, rows = queries.cluster_rows_page(ctx.tenant, phase=phase, version=version,
-                                           page=request.GET.get("page"))
-    return {"ctx": ctx, "rows": rows, "page": page, "tenant_slug": ctx.tenant.slug,
-            "facets": queries.list_facets(ctx.tenant), "phases": Cluster.Phase.choices,
+                                           page=request.GET.get("page"), facets=facets)
+    return {"ctx": ctx, "rows": rows, "row_html": live.rows_html(rows, ctx.tenant.slug),
+            "page": page, "tenant_slug": ctx.tenant.slug,
+            "facets": facets, "phases": Cluster.Phase.choices,
             "filters": {"phase": phase, "version": version},
             "can_change": ctx.can(Perm.CLUSTERS_CHANGE)}
 

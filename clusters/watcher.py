@@ -19,9 +19,10 @@ import fcntl
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty, Full, Queue
 from typing import Any
 
 from django.conf import settings
@@ -40,9 +41,13 @@ from clusters.platform.gateway import (
     Expired,
     Gateway,
     Kind,
+    Listing,
     PlatformError,
+    WatchEvent,
     get_gateway,
 )
+
+_PENDING = object()  # the queue had nothing more for now
 
 logger = logging.getLogger("clusters.watcher")
 HEALTH_KEY = "clusters:watcher-health"
@@ -119,7 +124,7 @@ def _namespace(slug: str) -> str:
     return f"{observe.TENANT_NS_PREFIX}{slug}"
 
 
-def sync_clusters(items: list[dict[str, Any]], gateway: Gateway) -> int:
+def sync_clusters(items: Iterable[dict[str, Any]], gateway: Gateway) -> int:
     """Apply every listed ``Kubernetes`` object the portal has not seen at this version, and
     the absence of clusters the platform no longer has (confirmed one by one first: the list
     may predate a creation). Returns how many clusters changed."""
@@ -141,7 +146,7 @@ def sync_clusters(items: list[dict[str, Any]], gateway: Gateway) -> int:
     return changed
 
 
-def sync_machine_deployments(items: list[dict[str, Any]]) -> int:
+def sync_machine_deployments(items: Iterable[dict[str, Any]]) -> int:
     """Apply every listed MachineDeployment whose counts differ from the rows, and zero the
     groups whose MachineDeployment is gone. Returns how many groups changed."""
     fields = ("desired_nodes", "observed_nodes", "ready_nodes", "updated_nodes",
@@ -172,7 +177,7 @@ def sync_machine_deployments(items: list[dict[str, Any]]) -> int:
     return changed
 
 
-def sync_kubeconfigs(items: list[dict[str, Any]]) -> int:
+def sync_kubeconfigs(items: Iterable[dict[str, Any]]) -> int:
     present = set()
     for obj in items:
         cluster_name = observe.kubeconfig_cluster(_meta(obj).get("name", ""))
@@ -187,7 +192,7 @@ def sync_kubeconfigs(items: list[dict[str, Any]]) -> int:
     return changed
 
 
-def sync_schema(items: list[dict[str, Any]]) -> int:
+def sync_schema(items: Iterable[dict[str, Any]]) -> int:
     for obj in items:
         schema.schema_published(obj)
     return 0
@@ -197,8 +202,7 @@ def sync_all(gateway: Gateway) -> int:
     """The resync: list everything once and apply what differs (same code as a relist)."""
     changed = 0
     for stream in streams():
-        items, _rv = stream.list(gateway)
-        changed += stream.sync(items, gateway)
+        changed += stream.sync(stream.list(gateway), gateway)
     return changed
 
 
@@ -209,11 +213,25 @@ class Stream:
     name: str
     kind: Kind | str
     apply: Callable[[str, dict[str, Any]], bool]
-    sync: Callable[[list[dict[str, Any]], Gateway], int]
+    sync: Callable[[Iterable[dict[str, Any]], Gateway], int]
     label_selector: str | None = None
 
-    def list(self, gateway: Gateway) -> tuple[list[dict[str, Any]], str]:
-        return gateway.list_resource(self.kind, label_selector=self.label_selector)
+    def list(self, gateway: Gateway) -> Listing:
+        return gateway.list_pages(self.kind, label_selector=self.label_selector)
+
+    def cluster_of(self, event: WatchEvent) -> tuple[str, str] | None:
+        """(namespace, cluster name) an event is about, to lock all of a batch at once."""
+        meta = _meta(event.object)
+        namespace, name = meta.get("namespace", ""), meta.get("name", "")
+        if self.kind == APPS:
+            return namespace, name
+        if self.kind == MACHINE_DEPLOYMENTS:
+            located = observe.group_of(event.object)
+            return (namespace, located[0]) if located else None
+        if self.kind == SECRETS:
+            cluster = observe.kubeconfig_cluster(name)
+            return (namespace, cluster) if cluster else None
+        return None
 
 
 def streams() -> list[Stream]:
@@ -234,7 +252,7 @@ class Watcher:
 
     def __init__(self, gateway: Gateway | None = None, *, watch_timeout: int = 300,
                  max_backoff: float = 30.0, min_backoff: float = 0.5,
-                 broadcast_interval: float = 0.25,
+                 broadcast_interval: float = 0.25, max_batch: int = 200,
                  push: Callable[[int], None] = broadcast.cluster_changed) -> None:
         self.gateway = gateway or get_gateway()
         self.watch_timeout = watch_timeout
@@ -244,8 +262,10 @@ class Watcher:
         self.health = WatcherHealth()
         self.threads: list[threading.Thread] = []
         self.coalescer = broadcast.Coalescer(broadcast_interval, send=push)
+        self.max_batch = max_batch
         self.synced = threading.Event()
         self._synced_streams: set[str] = set()
+        self._readers: set[threading.Event] = set()
         self._lock = threading.Lock()
 
     def start(self) -> Watcher:
@@ -263,19 +283,121 @@ class Watcher:
 
     def stop(self, timeout: float = 5.0) -> None:
         self.stopping.set()
-        self.gateway.interrupt_watches(self.stopping)
+        with self._lock:
+            readers = list(self._readers)
+        for done in readers:
+            done.set()
+            self.gateway.interrupt_watches(done)
         for thread in self.threads:
             thread.join(timeout)
         self.coalescer.stop(timeout)
         self.health.publish()
 
+    def drop_connections(self) -> None:
+        """Cut the open watch connections (as a network blip would); streams resume."""
+        with self._lock:
+            readers = list(self._readers)
+        for done in readers:
+            self.gateway.interrupt_watches(done)
+
     def _relist(self, stream: Stream) -> str:
-        items, rv = stream.list(self.gateway)
-        stream.sync(items, self.gateway)
-        return rv
+        listing = stream.list(self.gateway)
+        stream.sync(listing, self.gateway)
+        return listing.resource_version
 
     def _backoff(self, failures: int) -> float:
         return min(self.max_backoff, self.min_backoff * 2 ** min(failures - 1, 8))
+
+    def _batches(self, stream: Stream, resource_version: str) -> Iterator[list[WatchEvent]]:
+        """Events of one watch, grouped as they queue up: a reader thread takes them off the
+        connection while the previous group is being applied, so a burst is applied in a few
+        transactions rather than one per event. Ends (or raises) when the watch does."""
+        queue: Queue[Any] = Queue(maxsize=10 * self.max_batch)
+        done = threading.Event()
+        with self._lock:
+            self._readers.add(done)
+
+        def hand_over(item: Any) -> None:
+            while True:
+                try:
+                    queue.put(item, timeout=0.5)
+                    return
+                except Full:
+                    if done.is_set():  # nobody takes them any more
+                        return
+
+        def take() -> Any:
+            while True:
+                try:
+                    return queue.get(timeout=0.5)
+                except Empty:
+                    if self.stopping.is_set():
+                        return None
+
+        def read() -> None:
+            try:
+                for event in self.gateway.watch(stream.kind, resource_version,
+                                                timeout_seconds=self.watch_timeout,
+                                                label_selector=stream.label_selector,
+                                                stop=done):
+                    hand_over(event)
+                hand_over(None)
+            except BaseException as exc:  # handed to the applying thread
+                hand_over(exc)
+
+        reader = threading.Thread(target=read, name=f"read-{stream.name}", daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = take()
+                events: list[WatchEvent] = []
+                while isinstance(item, WatchEvent):
+                    events.append(item)
+                    if len(events) >= self.max_batch:
+                        item = _PENDING
+                        break
+                    try:
+                        item = queue.get_nowait()
+                    except Empty:
+                        item = _PENDING
+                if events:
+                    yield events
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+        finally:
+            done.set()
+            self.gateway.interrupt_watches(done)
+            reader.join(1.0)
+            with self._lock:
+                self._readers.discard(done)
+
+    def _apply(self, stream: Stream, events: list[WatchEvent], health: StreamHealth) -> None:
+        """Apply a group of events in one transaction; if it fails, one by one (a bad event
+        must not hold back the others; it is retried by the next relist or resync)."""
+        changes = [e for e in events if e.type != "BOOKMARK"]
+        if not changes:
+            return
+        try:
+            with observe.batch():
+                observe.lock_clusters(k for k in map(stream.cluster_of, changes) if k)
+                for event in changes:
+                    health.applied += bool(stream.apply(event.type, event.object))
+        except Exception:
+            logger.warning("cluster.watch.batch_failed", exc_info=True,
+                           extra={"stream": stream.name, "events": len(changes)})
+            for event in changes:
+                try:
+                    health.applied += bool(stream.apply(event.type, event.object))
+                except Exception:
+                    if len(changes) == 1:
+                        raise
+                    logger.exception("cluster.watch.event_failed",
+                                     extra={"stream": stream.name,
+                                            "rv": event.resource_version})
+        health.events += len(changes)
+        health.last_event_at = time.time()
 
     def _run_stream(self, stream: Stream, total: int) -> None:
         health = self.health.streams[stream.name]
@@ -295,17 +417,10 @@ class Watcher:
                             if len(self._synced_streams) == total:
                                 self.synced.set()
                         self.health.publish()
-                    for event in self.gateway.watch(stream.kind, resource_version,
-                                                    timeout_seconds=self.watch_timeout,
-                                                    label_selector=stream.label_selector,
-                                                    stop=self.stopping):
-                        if event.type != "BOOKMARK":
-                            health.applied += bool(stream.apply(event.type, event.object))
-                            health.events += 1
-                            health.last_event_at = time.time()
-                        if event.resource_version:
-                            resource_version = event.resource_version
-                            health.resource_version = resource_version
+                    for events in self._batches(stream, resource_version):
+                        self._apply(stream, events, health)
+                        resource_version = events[-1].resource_version or resource_version
+                        health.resource_version = resource_version
                         failures = 0
                         if time.monotonic() - last_publish > 5:
                             last_publish = time.monotonic()

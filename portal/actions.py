@@ -163,6 +163,18 @@ def do_accept_invitation(actor: Actor, token: str) -> Membership:
     return membership
 
 
+def do_update_profile(actor: Actor, *, first_name: str, last_name: str) -> None:
+    """Change the actor's own name; audited without a tenant (it belongs to the person)."""
+    _check_writable(actor)
+    user = actor.user
+    with transaction.atomic():
+        before = {"first_name": user.first_name, "last_name": user.last_name}
+        after = {"first_name": first_name, "last_name": last_name}
+        user.first_name, user.last_name = first_name, last_name
+        user.save(update_fields=["first_name", "last_name"])
+        record(actor, "profile.update", user, changes=diff(before, after))
+
+
 def _owner_count(tenant: Tenant) -> int:
     return Membership.objects.filter(tenant=tenant, role=Role.OWNER).count()
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
-from clusters.routing import websocket_urlpatterns as cluster_routes
+from django.urls import path
 
-websocket_urlpatterns = [*cluster_routes]
+from clusters.routing import websocket_urlpatterns as cluster_routes
+from portal.consumers import StaffConsoleConsumer
+
+websocket_urlpatterns = [
+    *cluster_routes,
+    path("ws/staff/", StaffConsoleConsumer.as_asgi()),
+]

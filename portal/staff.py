@@ -23,7 +23,7 @@ from django.views.decorators.http import require_POST
 
 from portal.admin_site import user_has_mfa
 from portal.audit import AuditEntry, actor_from_request, record
-from portal.htmx import render_region
+from portal.htmx import htmx_partial, redirect_after_post, render_region
 from portal.models import Tenant
 from portal.tenancy import IMPERSONATION_SESSION_KEY
 
@@ -56,7 +56,7 @@ def start_impersonation(request: HttpRequest, tenant: Tenant) -> None:
 def impersonate(request: HttpRequest) -> HttpResponse:
     tenant = get_object_or_404(Tenant, slug=request.POST.get("tenant", ""))
     start_impersonation(request, tenant)
-    return redirect("tenant_home", tenant_slug=tenant.slug)
+    return redirect_after_post(request, "tenant_home", tenant_slug=tenant.slug)
 
 
 @login_required
@@ -186,13 +186,22 @@ def _revenue_section() -> dict[str, Any]:
                             for t, amount in top_tenants_mtd(limit=10)]}
 
 
-@staff_required
-def console(request: HttpRequest) -> HttpResponse:
+CONSOLE_TEMPLATE = "portal/staff/console.html"
+STUCK_CHOICES = (10, 30, 60, 240)
+DEFAULT_STUCK_MINUTES = 30
+
+
+def stuck_minutes_from(value: Any) -> int:
+    """The console's "running longer than" threshold from a query parameter (1 min – 1 day)."""
     try:
-        stuck_minutes = max(1, min(24 * 60, int(request.GET.get("stuck", 30))))
-    except ValueError:
-        stuck_minutes = 30
-    context = {
+        return max(1, min(24 * 60, int(value)))
+    except (TypeError, ValueError):
+        return DEFAULT_STUCK_MINUTES
+
+
+def board_context(stuck_minutes: int) -> dict[str, Any]:
+    """Everything the console's board shows, read now."""
+    return {
         **_operations_section(stuck_minutes),
         **_fleet_section(),
         **_platform_section(),
@@ -201,4 +210,47 @@ def console(request: HttpRequest) -> HttpResponse:
         "suspended": Tenant.objects.filter(suspended_at__isnull=False).count(),
         "tenants": Tenant.objects.count(),
     }
-    return render_region(request, "portal/staff/console.html", "board", context)
+
+
+def render_board(stuck_minutes: int) -> str:
+    """The board as an out-of-band swap, for the staff WebSocket (no request: the impersonation
+    buttons post through htmx, which sends the page's CSRF token itself)."""
+    from django.template.loader import render_to_string
+
+    return render_to_string(f"{CONSOLE_TEMPLATE}#board", {
+        **board_context(stuck_minutes), "oob": True, "csrf_token": "NOTPROVIDED"})
+
+
+@staff_required
+def console(request: HttpRequest) -> HttpResponse:
+    stuck_minutes = stuck_minutes_from(request.GET.get("stuck", DEFAULT_STUCK_MINUTES))
+    context = {**board_context(stuck_minutes), "oob": htmx_partial(request),
+               "stuck_choices": STUCK_CHOICES}
+    return render_region(request, CONSOLE_TEMPLATE, "board", context)
+
+
+# --------------------------------------------------------------------------- live updates
+
+STAFF_GROUP = "staff"
+
+
+def notify_staff() -> None:
+    """Tell open consoles that something they show changed; they re-read it. Never raises: the
+    consoles also refresh on their own."""
+    import logging
+
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    try:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(STAFF_GROUP, {"type": "staff.changed"})
+    except Exception:  # a push failure must never fail the change it reports
+        logging.getLogger("portal.staff").exception("staff.notify.failed")
+
+
+def notify_staff_on_commit() -> None:
+    from django.db import transaction
+
+    transaction.on_commit(notify_staff)

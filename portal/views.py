@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from portal import actions
-from portal.audit import actor_from_request, diff, record
+from portal.audit import actor_from_request
 from portal.forms import (
     AcceptInvitationForm,
     AuditFilterForm,
@@ -269,12 +269,7 @@ def profile(request: HttpRequest) -> HttpResponse:
                        initial={"first_name": user.first_name, "last_name": user.last_name})
     if request.method == "POST":
         if form.is_valid():
-            before = {"first_name": user.first_name, "last_name": user.last_name}
-            user.first_name = form.cleaned_data["first_name"]
-            user.last_name = form.cleaned_data["last_name"]
-            user.save(update_fields=["first_name", "last_name"])
-            record(actor_from_request(request), "profile.update", user,
-                   changes=diff(before, form.cleaned_data))
+            actions.do_update_profile(actor_from_request(request), **form.cleaned_data)
             messages.success(request, _("Profile saved."))
             return redirect_after_post(request, "profile")
         return render_invalid(request, "portal/profile.html", "form", {"form": form})

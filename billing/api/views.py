@@ -207,6 +207,7 @@ class InvoiceCsvView(_InvoiceView):
 class EstimateView(ApiView):
     read_only_methods = frozenset({"POST"})
     idempotent_writes = False  # computes, stores nothing: a retry is harmless
+    problem_statuses = {"POST": (422,)}
 
     @extend_schema(
         operation_id="estimate_create", tags=[TAG], summary="Estimate a cluster's cost",

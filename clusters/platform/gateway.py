@@ -36,6 +36,7 @@ CLUSTER_LABEL = "cluster.x-k8s.io/cluster-name"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kube-portal"
 CONFLICT_RETRIES = 5
+LIST_PAGE = 500
 # A static token never needs re-reading; an exec/OIDC one is re-checked this often.
 TOKEN_REFRESH_SECONDS = 30.0
 
@@ -139,6 +140,27 @@ class WatchEvent:
         return str((self.object.get("metadata") or {}).get("resourceVersion") or "")
 
 
+class Listing:
+    """Objects of a (paginated) list; ``resource_version`` is the first page's, from which a
+    watch continues without missing anything."""
+
+    def __init__(self, fetch: Callable[[str | None], dict[str, Any]]) -> None:
+        self._fetch = fetch
+        self.resource_version = ""
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        while True:
+            body = self._fetch(token)
+            meta = body.get("metadata") or {}
+            if not self.resource_version:
+                self.resource_version = str(meta.get("resourceVersion") or "")
+            yield from body.get("items") or []
+            token = meta.get("continue")
+            if not token:
+                return
+
+
 @dataclass(frozen=True)
 class Applied:
     """What a create-or-replace did on the platform.
@@ -190,7 +212,8 @@ class Gateway:
 
     def _core_get(self, path: str, *, watch: bool = False, resource_version: str | None = None,
                   timeout_seconds: int | None = None, allow_watch_bookmarks: bool | None = None,
-                  label_selector: str | None = None, _request_timeout: Any = None,
+                  label_selector: str | None = None, limit: int | None = None,
+                  _continue: str | None = None, _request_timeout: Any = None,
                   _preload_content: bool = False) -> Any:
         """GET a core ``/api/v1`` path through the same client and credentials.
 
@@ -208,6 +231,10 @@ class Gateway:
             query.append(("timeoutSeconds", timeout_seconds))
         if allow_watch_bookmarks:
             query.append(("allowWatchBookmarks", "true"))
+        if limit:
+            query.append(("limit", limit))
+        if _continue:
+            query.append(("continue", _continue))
         method, url, headers, _body, _post = self.api_client.param_serialize(
             "GET", path, query_params=query, header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"])
@@ -407,21 +434,34 @@ class Gateway:
             return self.custom.list_namespaced_custom_object, (*kind[:2], namespace, kind[2])
         return self.custom.list_cluster_custom_object, kind
 
+    def list_pages(self, kind: Kind | str, namespace: str | None = None, *,
+                   label_selector: str | None = None, limit: int = LIST_PAGE) -> Listing:
+        """The objects of a list as plain dicts, fetched ``limit`` at a time while iterating
+        (a list of 10,000 clusters never sits in memory at once)."""
+        func, args = self._list_call(kind, namespace)
+        name = kind if isinstance(kind, str) else kind[2]
+        what = _("list %(kind)s") % {"kind": name}
+
+        def fetch(token: str | None) -> dict[str, Any]:
+            kwargs: dict[str, Any] = {"_preload_content": False, "limit": limit}
+            if label_selector:
+                kwargs["label_selector"] = label_selector
+            if token:
+                kwargs["_continue"] = token
+            response = self._call(what, func, *args, **kwargs)
+            try:
+                return json.loads(response.data)
+            finally:
+                response.release_conn()
+
+        return Listing(fetch)
+
     def list_resource(self, kind: Kind | str, namespace: str | None = None, *,
                       label_selector: str | None = None) -> tuple[list[dict[str, Any]], str]:
         """(items, resourceVersion of the list) as plain dicts; ``kind`` may be ``"secrets"``."""
-        func, args = self._list_call(kind, namespace)
-        kwargs: dict[str, Any] = {"_preload_content": False}
-        if label_selector:
-            kwargs["label_selector"] = label_selector
-        name = kind if isinstance(kind, str) else kind[2]
-        response = self._call(_("list %(kind)s") % {"kind": name}, func, *args, **kwargs)
-        try:
-            body = json.loads(response.data)
-        finally:
-            response.release_conn()
-        return body.get("items") or [], str((body.get("metadata") or {}).get("resourceVersion")
-                                            or "")
+        listing = self.list_pages(kind, namespace, label_selector=label_selector)
+        items = list(listing)
+        return items, listing.resource_version
 
     def watch(self, kind: Kind | str, resource_version: str, *, timeout_seconds: int = 60,
               label_selector: str | None = None, stop: threading.Event | None = None

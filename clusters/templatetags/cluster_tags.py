@@ -107,3 +107,30 @@ def gpu_label(name: str) -> str:
 @register.filter
 def replaces_nodes(changes: Any) -> bool:
     return any(getattr(c, "replaces_nodes", False) for c in changes or ())
+
+
+@register.filter
+def ago(value: datetime | None) -> str:
+    """``12 s ago``, ``3 min 5 s ago``: precise enough for a page that changes by the second."""
+    from django.utils.translation import gettext
+
+    seconds = ago_seconds(value)
+    if seconds is None:
+        return ""
+    if seconds < 5:
+        return gettext("just now")
+    return gettext("%(duration)s ago") % {"duration": presentation.duration_words(seconds)}
+
+
+@register.filter
+def since(value: datetime | None) -> str:
+    """``3 minutes ago`` (coarse, for lists), ``just now`` under a minute."""
+    from django.utils.timesince import timesince
+    from django.utils.translation import gettext
+
+    seconds = ago_seconds(value)
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return gettext("just now")
+    return gettext("%(duration)s ago") % {"duration": timesince(value)}

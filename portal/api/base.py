@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from django.db import transaction
 from django.http import Http404
 from django.utils.translation import gettext as _
-from rest_framework.generics import GenericAPIView
+from rest_framework.views import APIView
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
@@ -39,7 +39,7 @@ def api_tenant_context(request: Any, slug: str) -> TenantContext:
     return access_tenant(request.user, slug, None, impersonate_tenant_id=impersonate)
 
 
-class ApiView(GenericAPIView):
+class ApiView(APIView):
     """Subclasses declare ``perms`` ({method: permission}) and implement the handlers."""
 
     perms: ClassVar[Mapping[str, str]] = {}
@@ -137,9 +137,10 @@ class ApiView(GenericAPIView):
         return {"request": self.request, "view": self, "ctx": self.ctx}
 
     def page(self, queryset: Any, serializer_class: Any) -> Response:
-        rows = self.paginate_queryset(queryset)
+        paginator = self.pagination_class()
+        rows = paginator.paginate_queryset(queryset, self.request, view=self)
         data = serializer_class(rows, many=True, context=self.serializer_context()).data
-        return self.get_paginated_response(data)
+        return paginator.get_paginated_response(data)
 
     def sequence_page(self, items: Sequence[Any], serializer_class: Any) -> Response:
         paginator = SequencePage()

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from clusters import progress
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
+from clusters.specjson import spec_to_json
 from portal.models import ApiToken
 
 
@@ -31,9 +32,11 @@ def make_cluster(tenant, name: str = "prod-eu", *, version: str = "v1.34",
 def make_operation(cluster: Cluster, *, kind: str = Operation.Kind.CREATE,
                    state: str = Operation.State.SUCCEEDED, **fields: Any) -> Operation:
     now = timezone.now()
+    spec = spec_to_json(cluster.to_spec())
     operation = Operation.objects.create(
         tenant=cluster.tenant, cluster=cluster, kind=kind, state=state,
-        steps=progress.initial_steps(kind), params={"after": None, "before": None},
+        steps=progress.initial_steps(kind),
+        params={"after": spec, "before": None if kind == Operation.Kind.CREATE else spec},
         created_at=now, finished_at=None if state in Operation.ACTIVE_STATES else now,
         **fields)
     ClusterEvent.objects.create(tenant=cluster.tenant, cluster=cluster, operation=operation,

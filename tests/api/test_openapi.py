@@ -3,13 +3,16 @@ its Swagger UI from package assets (no CDN)."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
+import jsonschema_rs
 import pytest
 from django.core.management import call_command
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
-from drf_spectacular.validation import validate_schema
+from drf_spectacular import validation
 
 pytestmark = pytest.mark.django_db
 
@@ -26,14 +29,17 @@ def document(django_db_blocker):
 
 def test_the_document_matches_the_code_without_a_single_warning(tmp_path):
     # --fail-on-warn: any view, field or parameter the generator cannot describe fails here.
-    call_command("spectacular", "--validate", "--fail-on-warn", "--file",
-                 str(tmp_path / "schema.yaml"))
+    # (--validate is the check below, done with the fast validator on the served document.)
+    call_command("spectacular", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
     assert (tmp_path / "schema.yaml").stat().st_size > 10_000
 
 
 def test_the_served_document_is_valid_openapi_3_1(document):
     assert document["openapi"].startswith("3.1")
-    validate_schema(document)
+    # The OpenAPI 3.1 JSON schema drf-spectacular ships, checked with the fast validator.
+    meta = json.loads((Path(validation.__file__).parent / "openapi_3_1_schema.json").read_text())
+    errors = [str(e) for e in jsonschema_rs.validator_for(meta).iter_errors(document)]
+    assert errors == []
     assert "Idempotency-Key" in document["info"]["description"]
 
 

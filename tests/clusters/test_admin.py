@@ -607,7 +607,7 @@ def test_a_cluster_on_an_end_of_life_version_shows_the_warning_and_the_upgrade(d
 
     html = template.render(Context({"versions": ["v1.33", "v1.34", "v1.33"]}))
 
-    warnings = visible_text(html).split("|")[0]
+    warnings = visible_text(html).split("|")[0].strip()
     expected = ("End of life: Kubernetes v1.33 reached its end of life on 2020-01-01. Upgrade "
                 "to v1.34. Plan the upgrade this month. Upgrade now")
     assert warnings == f"{expected} {expected}"

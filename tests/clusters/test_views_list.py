@@ -35,7 +35,7 @@ def test_the_list_shows_phase_version_nodes_and_last_change(client_for, viewer, 
     web = make_cluster(tenant, "web", groups=[{"name": "md0", "observed_nodes": 3,
                                                "ready_nodes": 2, "min_replicas": 2,
                                                "max_replicas": 5}])
-    make_event(web, "md0: 3 nodes, 2 ready.", minutes_ago=3)
+    event = make_event(web, "md0: 3 nodes, 2 ready.", minutes_ago=3)
     make_cluster(tenant, "api", phase=Cluster.Phase.CREATING, version="v1.33")
 
     page = client_for(viewer).get(url("list", tenant))
@@ -45,7 +45,9 @@ def test_the_list_shows_phase_version_nodes_and_last_change(client_for, viewer, 
     assert list(shown) == ["api", "web"]
     assert "Running" in shown["web"] and "v1.34" in shown["web"]
     assert "2 of 3" in shown["web"] and "2–5" in shown["web"]
-    assert "3 minutes ago" in shown["web"]
+    # The last change is the newest event; the browser words it relative to now.
+    assert f'<time datetime="{event.at.isoformat()}" data-relative' in page.content.decode()
+    assert f"{event.at:%b %d, %H:%M} UTC" in shown["web"]
     assert "Creating" in shown["api"] and "v1.33" in shown["api"]
 
 
@@ -167,3 +169,18 @@ def test_billing_users_get_no_clusters_link_or_card(client_for, billing_user, te
 def test_an_outsider_gets_not_found(client_for, outsider, tenant):
     assert client_for(outsider).get(url("list", tenant)).status_code == 404
     assert client_for(outsider).get(url("list_live", tenant)).status_code == 404
+
+
+def test_rows_served_from_the_row_cache_never_show_an_old_state(client_for, viewer, tenant):
+    from clusters.models import NodeGroup
+
+    cluster = make_cluster(tenant, "a")
+    client = client_for(viewer)
+    assert "2 of 2" in rows(client.get(url("list", tenant)))["a"]
+
+    NodeGroup.objects.filter(cluster=cluster).update(observed_nodes=3, ready_nodes=1)
+    assert "1 of 3" in rows(client.get(url("list", tenant)))["a"]
+
+    cluster.phase, cluster.status_message = Cluster.Phase.DEGRADED, "Degraded: 1 of 3 ready."
+    cluster.save()
+    assert "Degraded: 1 of 3 ready." in rows(client.get(url("list", tenant)))["a"]

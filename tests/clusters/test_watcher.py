@@ -67,7 +67,7 @@ def test_a_dropped_watch_resumes_without_missing_a_transition(engine, watcher):
     eventually(lambda: reload(cluster).platform_resource_version, timeout=10)
     # The connection drops and every reconnect fails for a while...
     outage = engine.platform.faults.add(Fault(path=CLUSTERS_WATCH, drop=True))
-    watcher.gateway.interrupt_watches(watcher.stopping)
+    watcher.drop_connections()
     eventually(lambda: health.reconnects >= 2, timeout=10)
     # ...while the control plane comes up on the platform.
     engine.platform.advance(1.0)
@@ -85,7 +85,7 @@ def test_an_expired_resource_version_relists_and_repairs(engine, watcher):
     health = watcher.health.streams["clusters"]
     eventually(lambda: reload(other).platform_resource_version, timeout=10)
     outage = engine.platform.faults.add(Fault(path=CLUSTERS_WATCH, drop=True))
-    watcher.gateway.interrupt_watches(watcher.stopping)
+    watcher.drop_connections()
     eventually(lambda: health.reconnects >= 1, timeout=10)
     engine.platform.advance(3.0)
     # "other" is deleted behind the portal's back while nobody watches.

@@ -85,7 +85,23 @@
 
   // ------------------------------------------------------------------ per-second tickers
   function pad(n) { return (n < 10 ? "0" : "") + n; }
+  var relative = (window.Intl && Intl.RelativeTimeFormat) ?
+    new Intl.RelativeTimeFormat(document.documentElement.lang || undefined, {numeric: "auto"}) : null;
+  // Rows are cached as they are (no "3 minutes ago" baked in): the browser says how long ago.
+  function relativeTimes() {
+    if (!relative) { return; }
+    document.querySelectorAll("time[data-relative]").forEach(function (el) {
+      var at = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(at)) { return; }
+      var s = Math.round((at - Date.now()) / 1000), abs = Math.abs(s);
+      el.textContent = abs < 45 ? relative.format(0, "second") :
+        abs < 3600 ? relative.format(Math.round(s / 60), "minute") :
+        abs < 86400 ? relative.format(Math.round(s / 3600), "hour") :
+        relative.format(Math.round(s / 86400), "day");
+    });
+  }
   function tick() {
+    relativeTimes();
     lives.forEach(function (l) { l.renderAge(); });
     document.querySelectorAll("[data-elapsed-since]").forEach(function (el) {
       var since = Date.parse(el.getAttribute("data-elapsed-since"));

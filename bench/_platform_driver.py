@@ -1,0 +1,138 @@
+"""A simulated platform in its own process, filled with clusters, that changes on command.
+
+Used by ``bench_watcher.py`` (not run on its own). The simulator serves the API; its
+controller is idle (manual clock, no tick on write), and this driver plays the autoscaler:
+it writes MachineDeployment status changes straight into the store, at a given rate, and
+records when each change happened (the instant a real platform would have changed).
+
+Protocol on stdin/stdout, one line each:
+  → (start)                      ← READY <port> <kubeconfig> <inventory.json>
+  → GO <rate per s> <seconds>    ← DONE <times.json>
+  → QUIT
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from clusters.platform.simulator import ManualClock, SimulatedPlatform  # noqa: E402
+from clusters.platform.simulator.kubeconfig import admin_kubeconfig_secret  # noqa: E402
+from clusters.platform.simulator.resources import (  # noqa: E402
+    MACHINE_DEPLOYMENTS,
+    SECRETS,
+)
+
+GROUPS = ("md0", "md1", "md2")
+TENANTS = 100
+
+
+def md_status(ready: int, seq: int = 0) -> dict:
+    return {"replicas": ready, "readyReplicas": ready, "updatedReplicas": ready,
+            "availableReplicas": ready, "unavailableReplicas": 0, "phase": "Running",
+            "observedGeneration": seq}
+
+
+def populate(platform: SimulatedPlatform, clusters: int) -> list[dict]:
+    """``clusters`` Running clusters of 3 groups (1 ready node each) over 100 tenants."""
+    store = platform.store
+    kubernetes = platform.registry.lookup("Kubernetes")
+    now = "2026-01-01T00:00:00Z"
+    inventory = []
+    for i in range(clusters):
+        namespace = f"tenant-t{i % TENANTS:03d}"
+        name = f"c{i:05d}"
+        release = f"kubernetes-{name}"
+        spec = {"version": "v1.34", "nodeGroups": {
+            g: {"minReplicas": 1, "maxReplicas": 5, "instanceType": "u1.large",
+                "ephemeralStorage": "30Gi", "resources": {}, "roles": [], "gpus": []}
+            for g in GROUPS}}
+        obj = store.apply(kubernetes, namespace, name, {
+            "metadata": {"name": name, "namespace": namespace,
+                         "labels": {"app.kubernetes.io/managed-by": "kube-portal"}},
+            "spec": spec})
+        conditions = [
+            {"type": "Ready", "status": "True", "reason": "InstallSucceeded",
+             "message": "Helm install succeeded", "lastTransitionTime": now},
+            {"type": "WorkloadsReady", "status": "True", "reason": "WorkloadMonitorCheck",
+             "message": "All workloads are operational", "lastTransitionTime": now}]
+        written = store.write_status(kubernetes, namespace, name,
+                                     {"version": "0.31.2", "conditions": conditions})
+        owner = {"apiVersion": "apps.cozystack.io/v1alpha1", "kind": "Kubernetes",
+                 "name": name, "uid": obj["metadata"]["uid"]}
+        for group in GROUPS:
+            md = f"{release}-{group}"
+            store.apply(MACHINE_DEPLOYMENTS, namespace, md, {
+                "metadata": {"name": md, "namespace": namespace,
+                             "labels": {"cluster.x-k8s.io/cluster-name": release}},
+                "spec": {"clusterName": release, "replicas": 1}})
+            store.write_status(MACHINE_DEPLOYMENTS, namespace, md, md_status(1))
+        secret = admin_kubeconfig_secret(namespace, name, f"{name}.example.org", owner)
+        store.apply(SECRETS, namespace, secret["metadata"]["name"], secret)
+        inventory.append({"namespace": namespace, "name": name,
+                          "rv": written["metadata"]["resourceVersion"],
+                          "conditions": conditions})
+    return inventory
+
+
+def drive(platform: SimulatedPlatform, inventory: list[dict], rate: float, seconds: float,
+          first_seq: int) -> dict[str, float]:
+    """Change one random group's ready count every 1/rate s; {seq: wall time of the write}."""
+    store = platform.store
+    ready: dict[tuple[str, str], int] = {}
+    times: dict[str, float] = {}
+    interval = 1.0 / rate
+    start = time.monotonic()
+    seq = first_seq
+    while time.monotonic() - start < seconds:
+        target = start + (seq - first_seq) * interval
+        delay = target - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        entry = random.choice(inventory)
+        group = random.choice(GROUPS)
+        md = f"kubernetes-{entry['name']}-{group}"
+        key = (entry["namespace"], md)
+        ready[key] = 2 if ready.get(key, 1) == 1 else 1
+        seq += 1
+        times[str(seq)] = time.time()
+        store.write_status(MACHINE_DEPLOYMENTS, entry["namespace"], md,
+                           md_status(ready[key], seq))
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clusters", type=int, default=1000)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-platform-"))
+    platform = SimulatedPlatform(clock=ManualClock(), tick_on_write=False,
+                                 history_size=200_000).start()
+    kubeconfig = platform.kubeconfig(workdir / "kubeconfig")
+    inventory = populate(platform, args.clusters)
+    (workdir / "inventory.json").write_text(json.dumps(inventory))
+    print(f"READY {platform.port} {kubeconfig} {workdir / 'inventory.json'}", flush=True)
+    seq = 0
+    for line in sys.stdin:
+        parts = line.split()
+        if not parts or parts[0] == "QUIT":
+            break
+        if parts[0] == "GO":
+            times = drive(platform, inventory, float(parts[1]), float(parts[2]), seq)
+            seq += len(times)
+            out = workdir / f"times-{seq}.json"
+            out.write_text(json.dumps(times))
+            print(f"DONE {out}", flush=True)
+    platform.stop()
+
+
+if __name__ == "__main__":
+    main()

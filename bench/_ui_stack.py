@@ -113,7 +113,7 @@ def free_port() -> int:
 def uvicorn(*, workers: int = 1) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": SETTINGS, "PYTHONUNBUFFERED": "1"}
-    log = open(ROOT / "bench" / f".uvicorn-{port}.log", "w")  # noqa: SIM115
+    log = open(ROOT / "bench" / f".ui-uvicorn-{port}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1",
          "--port", str(port), "--workers", str(workers), "--lifespan", "off",
@@ -127,14 +127,18 @@ def uvicorn(*, workers: int = 1) -> Iterator[tuple[str, int]]:
         time.sleep(0.1)
     else:
         proc.kill()
-        raise RuntimeError("uvicorn did not start; see bench/.uvicorn-*.log")
+        raise RuntimeError(f"uvicorn did not start; see {log.name}")
     try:
         yield "127.0.0.1", port
     finally:
         import signal
 
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:  # open WebSockets can hold a graceful shutdown
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
         log.close()
         if not os.environ.get("BENCH_KEEP_LOG"):
             Path(log.name).unlink(missing_ok=True)

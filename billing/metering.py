@@ -146,40 +146,70 @@ def _close(rows: list[tuple[int, datetime]], at: datetime) -> int:
     return len(rows)
 
 
-# On PostgreSQL the closing and the opening of an observation go in one statement (one round
-# trip). The INSERT's one-time filter counts the rows of the UPDATE and DELETE first, so they
-# complete before any new row is inserted; the unique and exclusion checks then see the closed
-# versions (a row updated by the own transaction counts as gone for those checks).
-_PG_SWAP = """
+# On PostgreSQL the reads and writes of an observation are raw SQL, and its closing and opening
+# go in one statement (one round trip): metering runs in the watcher's hot path. The INSERT's
+# one-time filter counts the rows of the UPDATE and DELETE first, so they complete before any
+# new row is inserted; the unique and exclusion checks then see the closed versions (a row
+# updated by the own transaction counts as gone for those checks).
+_PG_CURRENT = """
+SELECT id, node_group_id, sku, quantity, start, "end" FROM billing_usagesegment
+WHERE cluster_id = %s AND ("end" IS NULL OR "end" > %s)
+"""
+_PG_CLOSE = """
 WITH closed AS (
     UPDATE billing_usagesegment SET "end" = %s
     WHERE id = ANY(%s::bigint[]) AND "end" IS NULL RETURNING 1
 ), removed AS (
     DELETE FROM billing_usagesegment WHERE id = ANY(%s::bigint[]) AND "end" IS NULL RETURNING 1
 )
+"""
+_PG_OPEN = """
 INSERT INTO billing_usagesegment (tenant_id, cluster_id, node_group_id, sku, quantity, start)
 SELECT v.tenant_id, v.cluster_id, v.node_group_id, v.sku, v.quantity, v.start
 FROM (VALUES {rows}) AS v(tenant_id, cluster_id, node_group_id, sku, quantity, start)
 WHERE (SELECT count(*) FROM closed) + (SELECT count(*) FROM removed) >= 0
 """
 _PG_ROW = "(%s::bigint, %s::bigint, %s::bigint, %s::varchar, %s::numeric, %s::timestamptz)"
+_PG_CLOSE_ONLY = "SELECT (SELECT count(*) FROM closed), (SELECT count(*) FROM removed)"
+
+Row = tuple[int, int | None, str, Decimal, datetime, datetime | None]
 
 
-def _swap(closing: list[tuple[int, datetime]], new: list[UsageSegment], at: datetime) -> None:
-    """Close ``closing`` and open ``new`` at ``at``, as one statement where the database can."""
-    if not closing or not new or connection.vendor != "postgresql":
+def _current(cluster_id: int, at: datetime) -> list[Row]:
+    """The cluster's open segments, and any that end after ``at`` (which make it stale)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_PG_CURRENT, [cluster_id, at])
+            return list(cursor.fetchall())
+    return list(UsageSegment.objects.filter(cluster_id=cluster_id)
+                .filter(Q(end__isnull=True) | Q(end__gt=at)).order_by()
+                .values_list("pk", "node_group_id", "sku", "quantity", "start", "end"))
+
+
+def _apply(cluster: Cluster, at: datetime, closing: list[tuple[int, datetime]],
+           opening: list[tuple[int | None, str, Decimal]]) -> None:
+    """Close ``closing`` and open ``opening`` at ``at``: one statement on PostgreSQL."""
+    if not closing and not opening:
+        return
+    if connection.vendor != "postgresql":
         if closing:
             _close(closing, at)
-        if new:
-            UsageSegment.objects.bulk_create(new)
+        if opening:
+            UsageSegment.objects.bulk_create([
+                UsageSegment(tenant_id=cluster.tenant_id, cluster_id=cluster.pk,
+                             node_group_id=group_id, sku=sku, quantity=quantity, start=at)
+                for group_id, sku, quantity in opening])
         return
     params: list[object] = [at, [pk for pk, start in closing if start < at],
                             [pk for pk, start in closing if start >= at]]
-    for seg in new:
-        params += [seg.tenant_id, seg.cluster_id, seg.node_group_id, seg.sku, seg.quantity,
-                   seg.start]
+    if opening:
+        sql = _PG_CLOSE + _PG_OPEN.format(rows=", ".join([_PG_ROW] * len(opening)))
+        for group_id, sku, quantity in opening:
+            params += [cluster.tenant_id, cluster.pk, group_id, sku, quantity, at]
+    else:
+        sql = _PG_CLOSE + _PG_CLOSE_ONLY
     with connection.cursor() as cursor:
-        cursor.execute(_PG_SWAP.format(rows=", ".join([_PG_ROW] * len(new))), params)
+        cursor.execute(sql, params)
 
 
 def close_cluster(cluster: Cluster, at: datetime) -> int:
@@ -205,10 +235,7 @@ def observe_cluster(cluster: Cluster, groups: Iterable[NodeGroup], at: datetime)
         return MeterResult(closed=closed)
     at = billing_instant(at)
     with transaction.atomic(savepoint=False):
-        current = list(
-            UsageSegment.objects.filter(cluster_id=cluster.pk)
-            .filter(Q(end__isnull=True) | Q(end__gt=at))
-            .values_list("pk", "node_group_id", "sku", "quantity", "start", "end"))
+        current = _current(cluster.pk, at)
         if any(end is not None or start > at for _pk, _g, _s, _q, start, end in current):
             logger.info("billing.metering.stale_observation",
                         extra={"cluster_id": cluster.pk, "at": at.isoformat()})
@@ -226,12 +253,11 @@ def observe_cluster(cluster: Cluster, groups: Iterable[NodeGroup], at: datetime)
                 keep.add(key)
             else:
                 closing.append((pk, start))
-        new = [UsageSegment(tenant_id=cluster.tenant_id, cluster_id=cluster.pk,
-                            node_group_id=group_id, sku=sku, quantity=quantity, start=at)
-               for (group_id, sku), quantity in sorted(target.items(), key=_order)
-               if (group_id, sku) not in keep]
-        _swap(closing, new, at)
-    return MeterResult(opened=len(new), closed=len(closing))
+        opening = [(group_id, sku, quantity)
+                   for (group_id, sku), quantity in sorted(target.items(), key=_order)
+                   if (group_id, sku) not in keep]
+        _apply(cluster, at, closing, opening)
+    return MeterResult(opened=len(opening), closed=len(closing))
 
 
 def _order(item: tuple[Key, Decimal]) -> tuple[int, str]:

@@ -152,7 +152,13 @@ class NodeGroupForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["instance_type"].widget.choices = instance_type_choices()
-        self.fields["gpu_model"].widget.choices = gpu_choices()
+        from clusters.models import Offering
+        from clusters.queries import hidden_offerings
+
+        hidden = hidden_offerings().get(Offering.Kind.GPU_MODEL, frozenset()) - {
+            self.initial.get("gpu_model"), self.data.get(self.add_prefix("gpu_model"))}
+        self.fields["gpu_model"].widget.choices = [
+            (name, label) for name, label in gpu_choices() if name not in hidden]
 
     def value(self, name: str) -> Any:
         """The cleaned value, or the initial one when the field did not parse (for previews)."""

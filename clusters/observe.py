@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -55,22 +55,40 @@ class Batch:
     groups: dict[int, NodeGroup] = field(default_factory=dict)
     events: list[ClusterEvent] = field(default_factory=list)
     saves: dict[int, tuple[Cluster, set[str]]] = field(default_factory=dict)
+    # Clusters whose billable state may have changed (node counts, existence, or a Ready
+    # transition that can follow a change of add-ons or control plane).
+    metered: set[int] = field(default_factory=set)
 
     def flush(self) -> None:
-        if self.groups:
-            NodeGroup.objects.bulk_update(
-                sorted(self.groups.values(), key=lambda g: g.pk),
-                [*MD_FIELDS, "last_observed_at"])
-            self.groups.clear()
-        if self.saves:
-            fields = set().union(*(f for _c, f in self.saves.values()))
-            Cluster.objects.bulk_update(
-                sorted((c for c, _f in self.saves.values()), key=lambda c: c.pk),
-                sorted(fields))
-            self.saves.clear()
+        fields = (*MD_FIELDS, "last_observed_at")
+        _save_many([(g, fields) for _pk, g in sorted(self.groups.items())])
+        self.groups.clear()
+        _save_many([(c, tuple(sorted(f))) for _pk, (c, f) in sorted(self.saves.items())])
+        self.saves.clear()
         if self.events:
             ClusterEvent.objects.bulk_create(self.events)
             self.events.clear()
+
+
+def _save_many(rows: list[tuple[Any, tuple[str, ...]]]) -> None:
+    """``UPDATE … WHERE id = …`` for each (object, fields), sent in one pipelined round trip
+    per set of fields (Django's ``bulk_update`` builds a CASE per field and row, which costs
+    more than it saves at these sizes)."""
+    by_fields: dict[tuple[type, tuple[str, ...]], list[Any]] = {}
+    for obj, fields in rows:
+        by_fields.setdefault((type(obj), fields), []).append(obj)
+    for (model, names), objs in by_fields.items():
+        opts = model._meta
+        columns = [opts.get_field(name) for name in names]
+        # Only quoted model column names are interpolated; every value is a parameter.
+        sql = "UPDATE {} SET {} WHERE {} = %s".format(  # noqa: S608
+            connection.ops.quote_name(opts.db_table),
+            ", ".join(f"{connection.ops.quote_name(c.column)} = %s" for c in columns),
+            connection.ops.quote_name(opts.pk.column))
+        params = [[c.get_db_prep_save(getattr(obj, c.attname), connection) for c in columns]
+                  + [obj.pk] for obj in objs]
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, params)
 
 
 _local = threading.local()
@@ -88,7 +106,8 @@ def batch() -> Iterator[Batch]:
         with transaction.atomic():
             yield current
             for cluster, at in current.dirty.values():
-                _refresh(cluster, at=at, before=current.snapshots.get(cluster.pk))
+                _refresh(cluster, at=at, before=current.snapshots.get(cluster.pk),
+                         meter=cluster.pk in current.metered)
             for pk, cluster in current.seen.items():
                 if pk not in current.dirty:
                     _save_if_changed(cluster, current.snapshots[pk])
@@ -165,16 +184,22 @@ def _locate(namespace: str, name: str) -> Cluster | None:
     return _admit(key, cluster)
 
 
-def refresh(cluster: Cluster, *, at: datetime | None = None) -> None:
+def refresh(cluster: Cluster, *, at: datetime | None = None, meter: bool = True) -> None:
     """Recompute progress, phase and usage of ``cluster`` (row-locked by the caller) once the
-    current batch ends, or now outside a batch; live pages are told after commit."""
+    current batch ends, or now outside a batch; live pages are told after commit.
+
+    ``meter=False``: nothing billable changed (a node became ready, a kubeconfig appeared), so
+    the usage ledger is not consulted.
+    """
     at = at or timezone.now()
     current: Batch | None = getattr(_local, "batch", None)
     if current is None:
         with transaction.atomic():
-            _refresh(cluster, at=at)
+            _refresh(cluster, at=at, meter=True)
         return
     current.dirty[cluster.pk] = (cluster, at)
+    if meter:
+        current.metered.add(cluster.pk)
 
 
 def _event(cluster: Cluster, reason: str, message: str, severity: str = "info",
@@ -342,6 +367,7 @@ def apply_machine_deployment(namespace: str, obj: dict[str, Any], *, deleted: bo
         if all(getattr(group, k) == v for k, v in values.items()):
             return False
         nodes_before = (group.observed_nodes, group.ready_nodes)
+        billable = group.observed_nodes != values["observed_nodes"]
         for key, value in values.items():
             setattr(group, key, value)
         group.last_observed_at = at
@@ -351,7 +377,7 @@ def apply_machine_deployment(namespace: str, obj: dict[str, Any], *, deleted: bo
                    _("%(group)s: %(nodes)s nodes, %(ready)s ready (target %(target)s).")
                    % {"group": group.name, "nodes": group.observed_nodes,
                       "ready": group.ready_nodes, "target": group.desired_nodes}, at=at)
-        refresh(cluster, at=at)
+        refresh(cluster, at=at, meter=billable)
         return True
 
 
@@ -365,7 +391,7 @@ def apply_kubeconfig_presence(namespace: str, cluster_name: str, exists: bool, *
         cluster.kubeconfig_ready = exists
         if exists:
             _event(cluster, "KubeconfigIssued", _("The kubeconfig is available."), at=at)
-        refresh(cluster, at=at)
+        refresh(cluster, at=at, meter=False)
         return True
 
 
@@ -429,7 +455,8 @@ def metered_groups(groups: list[NodeGroup]) -> list[NodeGroup]:
             or (g.observed_nodes > 0 and g.observed_phase != "Deleted")]
 
 
-def _refresh(cluster: Cluster, *, at: datetime, before: tuple[Any, ...] | None = None) -> None:
+def _refresh(cluster: Cluster, *, at: datetime, before: tuple[Any, ...] | None = None,
+             meter: bool = True) -> None:
     """``before``: the cluster's state when it was read (fields that differ are written)."""
     before = before or _snapshot(cluster)
     groups = _groups(cluster)
@@ -455,7 +482,8 @@ def _refresh(cluster: Cluster, *, at: datetime, before: tuple[Any, ...] | None =
     phase, message = derive_phase(cluster, live, active)
     cluster.phase, cluster.status_message = phase, message[:500]
     _save_if_changed(cluster, before, at=at)
-    metering.observe_cluster(cluster, metered_groups(groups), at)
+    if meter or cluster.deleted_at is not None or (before and before[0] != cluster.phase):
+        metering.observe_cluster(cluster, metered_groups(groups), at)
     broadcast.on_commit(cluster.pk)
 
 

@@ -23,6 +23,24 @@ from portal.models import Tenant
 
 LIST_PAGE_SIZE = 50
 TIMELINE_LENGTH = 50
+OFFERINGS_CACHE_KEY = "clusters:hidden-offerings:v1"
+OFFERINGS_CACHE_SECONDS = 30
+
+
+def hidden_offerings() -> dict[str, frozenset[str]]:
+    """What staff hid from tenants, per ``Offering.Kind`` (cached briefly: forms render the
+    pickers many times per page and per live push)."""
+    from django.core.cache import cache
+
+    from clusters.models import Offering
+
+    def load() -> dict[str, frozenset[str]]:
+        hidden: dict[str, set[str]] = {kind: set() for kind in Offering.Kind.values}
+        for kind, name in Offering.objects.filter(hidden=True).values_list("kind", "name"):
+            hidden.setdefault(kind, set()).add(name)
+        return {kind: frozenset(names) for kind, names in hidden.items()}
+
+    return cache.get_or_set(OFFERINGS_CACHE_KEY, load, OFFERINGS_CACHE_SECONDS)
 
 
 def _live_groups() -> Prefetch:
@@ -181,6 +199,7 @@ class ClusterState:
     events: list[ClusterEvent]
     upgrade_target: str | None = None
     node_counts: dict[str, int] = field(default_factory=dict)
+    version_warning: str = ""
 
     @property
     def style(self) -> str:
@@ -229,9 +248,16 @@ def cluster_state(cluster: Cluster) -> ClusterState:
                  .order_by("-created_at", "-id").first())
     events = list(ClusterEvent.objects.filter(cluster=cluster).order_by("-at", "-id")
                   [:TIMELINE_LENGTH])
+    from clusters.models import Offering
+    from clusters.offerings import version_warning
+
+    target = catalog.next_minor(cluster.version)
+    if target in hidden_offerings().get(Offering.Kind.VERSION, frozenset()):
+        target = None
     return ClusterState(cluster=cluster, groups=groups, operation=operation, events=events,
-                        upgrade_target=catalog.next_minor(cluster.version),
-                        node_counts={g.name: g.observed_nodes for g in groups})
+                        upgrade_target=target,
+                        node_counts={g.name: g.observed_nodes for g in groups},
+                        version_warning=version_warning(cluster.version))
 
 
 def cluster_state_by_id(cluster_id: int) -> ClusterState | None:

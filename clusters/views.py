@@ -84,7 +84,11 @@ def cluster_list_live(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 
 def _versions() -> list[str]:
-    return list(allowed_versions_from_schema(platform_schema()))
+    """What the platform accepts, minus what staff stopped offering."""
+    from clusters.models import Offering
+
+    hidden = queries.hidden_offerings().get(Offering.Kind.VERSION, frozenset())
+    return [v for v in allowed_versions_from_schema(platform_schema()) if v not in hidden]
 
 
 def _remove_key(request: HttpRequest) -> int | None:

@@ -99,7 +99,11 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [env_str("CHANNELS_REDIS_URL", REDIS_URL)], "capacity": 1500},
+            # channels_redis waits on BZPOPMIN for 5 s; redis-py 8's default 5 s socket timeout
+            # would cut that wait and crash every idle WebSocket consumer. Keep a timeout (dead
+            # connections), longer than the wait.
+            "CONFIG": {"hosts": [{"address": env_str("CHANNELS_REDIS_URL", REDIS_URL),
+                                  "socket_timeout": 15}], "capacity": 1500},
         }
     }
     CELERY_BROKER_URL = REDIS_URL

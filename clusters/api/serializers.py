@@ -34,6 +34,16 @@ def _abs(request: Any, name: str, **kwargs: Any) -> str:
     return request.build_absolute_uri(reverse(f"api:{name}", kwargs=kwargs))
 
 
+def _prefix(context: dict[str, Any], name: str, tenant_slug: str) -> str:
+    """The absolute URL of a tenant's list ``name``, reversed once per answer (a list of 100
+    clusters would otherwise reverse hundreds of URLs); object URLs append slug-safe names."""
+    cache = context.setdefault("_url_prefixes", {})
+    key = (name, tenant_slug)
+    if key not in cache:
+        cache[key] = _abs(context["request"], name, tenant_slug=tenant_slug)
+    return cache[key]
+
+
 # --------------------------------------------------------------------------- input
 
 
@@ -142,6 +152,7 @@ def _addons_serializer(*, for_input: bool) -> type[serializers.Serializer]:
     return extend_schema_serializer(component_name=name)(serializer)
 
 
+_ADDON_KEYS = [(addon, ADDON_API_KEYS[addon.key]) for addon in catalog.addons()]
 AddonsInputSerializer = _addons_serializer(for_input=True)
 AddonsSerializer = _addons_serializer(for_input=False)
 
@@ -319,8 +330,8 @@ class NodeGroupSerializer(serializers.ModelSerializer):
 
     def get_url(self, group: NodeGroup) -> str:
         cluster = group.cluster
-        return _abs(self.context["request"], "node_group", tenant_slug=cluster.tenant.slug,
-                    cluster_name=cluster.name, group_name=group.name)
+        return (f"{_prefix(self.context, 'clusters', cluster.tenant.slug)}{cluster.name}/"
+                f"node-groups/{group.name}/")
 
 
 class ControlPlaneSerializer(serializers.Serializer):
@@ -385,8 +396,7 @@ class ClusterSerializer(serializers.ModelSerializer):
                   "created_at", "updated_at", "last_observed_at")
 
     def get_url(self, cluster: Cluster) -> str:
-        return _abs(self.context["request"], "cluster", tenant_slug=cluster.tenant.slug,
-                    cluster_name=cluster.name)
+        return f"{_prefix(self.context, 'clusters', cluster.tenant.slug)}{cluster.name}/"
 
     def get_upgrade_to(self, cluster: Cluster) -> str | None:
         return catalog.next_minor(cluster.version)
@@ -401,24 +411,40 @@ class ClusterSerializer(serializers.ModelSerializer):
         groups = getattr(cluster, "api_groups", None)
         if groups is None:
             groups = sorted(cluster.live_node_groups(), key=lambda g: (g.position, g.name))
+        # One group serializer for the whole answer: building one per cluster costs more than
+        # the rest of the representation.
+        child = self.context.get("_node_group_serializer")
+        if child is None:
+            child = self.context["_node_group_serializer"] = NodeGroupSerializer(
+                context=self.context)
+        result = []
         for group in groups:
             group.cluster = cluster  # no query per group for its URL
-        return NodeGroupSerializer(groups, many=True, context=self.context).data
+            result.append(child.to_representation(group))
+        return result
 
     @extend_schema_field(AddonsSerializer)
     def get_addons(self, cluster: Cluster) -> dict[str, Any]:
-        spec = ClusterSpec(name=cluster.name, namespace="", version=cluster.version,
-                           addons=addons_from_json(cluster.addons))
+        # Read straight from the stored JSON (as ``ClusterSpec.addon_enabled`` decides):
+        # building a spec per cluster dominated the list's cost.
+        stored = cluster.addons or {}
+        monitoring = bool((stored.get(catalog.MONITORING_AGENTS) or {}).get("enabled"))
         result = {}
-        for addon in catalog.addons():
-            given = spec.addon(addon.key)
-            entry: dict[str, Any] = {"enabled": spec.addon_enabled(addon.key)}
+        for addon, api_key in _ADDON_KEYS:
+            given = stored.get(addon.key) or {}
+            if addon.has_enabled:
+                enabled = bool(given.get("enabled", addon.always_installed))
+            else:
+                enabled = addon.always_installed or (
+                    addon.key == catalog.VERTICAL_POD_AUTOSCALER and monitoring)
+            entry: dict[str, Any] = {"enabled": enabled}
             if addon.has_values_override:
-                entry["values_override"] = given.values_override or {}
+                entry["values_override"] = given.get("values_override") or {}
             if addon.key == catalog.INGRESS_NGINX:
-                entry["expose_method"] = given.expose_method
-                entry["hosts"] = list(given.hosts)
-            result[ADDON_API_KEYS[addon.key]] = entry
+                entry["expose_method"] = given.get("expose_method") or \
+                    catalog.DEFAULT_EXPOSE_METHOD
+                entry["hosts"] = list(given.get("hosts") or ())
+            result[api_key] = entry
         return result
 
     @extend_schema_field(ConditionSerializer(many=True))
@@ -437,8 +463,8 @@ class ClusterSerializer(serializers.ModelSerializer):
             return None
         operation = active[0]
         return {"id": operation.pk, "kind": operation.kind, "state": operation.state,
-                "url": _abs(self.context["request"], "operation",
-                            tenant_slug=cluster.tenant.slug, operation_id=operation.pk)}
+                "url": f"{_prefix(self.context, 'operations', cluster.tenant.slug)}"
+                       f"{operation.pk}/"}
 
 
 class StepSerializer(serializers.Serializer):
@@ -506,8 +532,8 @@ class OperationSerializer(serializers.ModelSerializer):
                   "submitted_at", "finished_at", "deadline_at")
 
     def get_url(self, operation: Operation) -> str:
-        return _abs(self.context["request"], "operation",
-                    tenant_slug=self.context["ctx"].tenant.slug, operation_id=operation.pk)
+        return f"{_prefix(self.context, 'operations', self.context['ctx'].tenant.slug)}" \
+               f"{operation.pk}/"
 
     def get_cluster(self, operation: Operation) -> str:
         return operation.cluster.name

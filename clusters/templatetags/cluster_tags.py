@@ -38,14 +38,18 @@ def widget(field: forms.BoundField, extra: str = "") -> str:
 def instance_type_picker(field: forms.BoundField) -> dict[str, Any]:
     """A select of instance types grouped by series, each option carrying vCPU and RAM so the
     filters beside it can narrow the list without a round trip."""
+    from clusters.models import Offering
+    from clusters.queries import hidden_offerings
+
     value = field.value()
     value = "" if value is None else str(value)
+    hidden = hidden_offerings().get(Offering.Kind.INSTANCE_TYPE, frozenset()) - {value}
+    offered = [t for t in catalog.instance_types() if t.name not in hidden]
     series = []
     for s in catalog.instance_series():
         series.append({"label": f"{s.label} ({s.key}, vCPU:RAM {s.vcpu_to_ram})",
-                       "types": [t for t in catalog.instance_types()
-                                 if t.series == s.key and t.documented]})
-    others = [t for t in catalog.instance_types() if not t.documented]
+                       "types": [t for t in offered if t.series == s.key and t.documented]})
+    others = [t for t in offered if not t.documented]
     known = {t.name for t in catalog.instance_types()}
     return {"field": field, "value": value, "series": series, "others": others,
             "unknown": value if value and value not in known else "",

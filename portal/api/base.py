@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 from django.db import transaction
 from django.http import Http404
 from django.utils.translation import gettext as _
-from rest_framework.views import APIView
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from portal.api import idempotency
 from portal.api.authentication import request_token

@@ -25,3 +25,19 @@ def role_label(role: str) -> str:
         return str(Role(role).label)
     except ValueError:
         return role
+
+
+@register.filter
+def as_control(bound_field):
+    """Render a form field's widget with the CSS framework's classes (and is-invalid)."""
+    widget = bound_field.field.widget
+    input_type = getattr(widget, "input_type", "")
+    if input_type in ("select", "select-multiple") or widget.__class__.__name__.endswith("Select"):
+        css = "form-select"
+    elif input_type in ("checkbox", "radio"):
+        css = "form-check-input"
+    else:
+        css = "form-control"
+    existing = widget.attrs.get("class", "")
+    classes = " ".join(c for c in (existing, css, "is-invalid" if bound_field.errors else "") if c)
+    return bound_field.as_widget(attrs={"class": classes})

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import actions
-from billing.models import Invoice, InvoiceDelivery, Sku
+from billing.models import Invoice, InvoiceDelivery, Sku, VatRate
 from billing.periods import Period
 from portal.audit import Actor
 from portal.models import AuditEntry
@@ -50,7 +50,14 @@ def audit(verb: str) -> list[AuditEntry]:
 
 
 @pytest.fixture
-def march_draft(tenant, owner, price_book) -> Invoice:
+def swiss_vat(db):
+    """The seeded rate, again: a transactional test earlier in the run flushes seeded rows."""
+    VatRate.objects.get_or_create(effective_from=date(2024, 1, 1),
+                                  defaults={"rate": Decimal("0.0810")})
+
+
+@pytest.fixture
+def march_draft(tenant, owner, price_book, swiss_vat) -> Invoice:
     """ACME used 2 nodes for 10 hours in March: a draft of 7.20 before VAT."""
     rig = make_rig(tenant, "web")
     rig.observe(T0, md0=2)

@@ -204,3 +204,19 @@ def test_an_outsider_gets_not_found(client_for, outsider, tenant):
 def test_billing_users_see_no_cluster_pages(client_for, billing_user, tenant):
     assert client_for(billing_user).get(url("create", tenant)).status_code == 403
     assert client_for(billing_user).get(url("list", tenant)).status_code == 403
+
+
+def test_what_staff_stopped_offering_is_not_offered(client_for, member, tenant):
+    from clusters.models import Offering
+
+    Offering.objects.create(kind=Offering.Kind.INSTANCE_TYPE, name="s1.small", hidden=True)
+    Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.30", hidden=True)
+    Offering.objects.create(kind=Offering.Kind.GPU_MODEL, name="nvidia.com/H100_94GB",
+                            hidden=True)
+
+    html = client_for(member).get(url("create", tenant)).content.decode()
+
+    assert '<option value="s1.small"' not in html and '<option value="s1.medium"' in html
+    assert '<option value="v1.30"' not in html and '<option value="v1.31"' in html
+    assert 'value="nvidia.com/H100_94GB"' not in html
+    assert 'value="nvidia.com/AD102GL_L40S"' in html

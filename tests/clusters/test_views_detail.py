@@ -202,3 +202,18 @@ def test_an_unknown_cluster_is_not_found(client_for, owner, tenant, other_tenant
     make_cluster(other_tenant, name="theirs")
     assert detail(client_for(owner), tenant, "theirs").status_code == 404
     assert detail(client_for(owner), tenant, "nothing").status_code == 404
+
+
+def test_an_end_of_life_version_is_flagged_with_the_upgrade_to_make(client_for, viewer, tenant):
+    import datetime
+
+    from clusters.models import Offering
+
+    Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.34",
+                            end_of_life_on=datetime.date(2020, 1, 1))
+    make_cluster(tenant)
+
+    page = detail(client_for(viewer), tenant)
+
+    assert by_testid(page, "version-warning") == [
+        "Kubernetes v1.34 reached its end of life on 2020-01-01. Upgrade to v1.35."]

@@ -89,6 +89,17 @@ def test_staff_start_from_the_tenant_list_of_the_admin(client_for, staff_with_mf
     assert len(audit("staff.impersonation.start")) == 1
 
 
+def test_the_consoles_button_takes_staff_to_the_tenant_through_htmx(client_for, staff_with_mfa,
+                                                                    tenant):
+    client = client_for(staff_with_mfa)
+
+    response = client.post(reverse("staff_impersonate"), {"tenant": "acme"},
+                           headers={"HX-Request": "true"})
+
+    assert response.status_code == 200 and response["HX-Redirect"] == "/t/acme/"
+    assert client.session[IMPERSONATION_SESSION_KEY] == tenant.pk
+
+
 def test_the_impersonation_reaches_only_the_chosen_tenant(client_for, staff_with_mfa, tenant,
                                                          other_tenant):
     client = impersonating(client_for, staff_with_mfa)

@@ -1,0 +1,113 @@
+"""The create form as one object: rows with stable keys, rule errors placed beside the field
+they are about, a spec built even from half-typed input (for the live preview)."""
+
+from __future__ import annotations
+
+from django.http import QueryDict
+
+from clusters.forms import AddonsForm, SpecForm, next_group_name, row_keys
+from clusters.platform.rules import FieldError
+
+VERSIONS = ["v1.35", "v1.34"]
+
+
+def bound(**data) -> SpecForm:
+    query = QueryDict(mutable=True)
+    for key, value in data.items():
+        if isinstance(value, list):
+            query.setlist(key, value)
+        else:
+            query[key] = value
+    return SpecForm(query, versions=VERSIONS)
+
+
+def test_an_unbound_form_describes_a_small_working_cluster():
+    spec = SpecForm(versions=VERSIONS).to_spec("tenant-acme")
+
+    assert spec.version == "v1.35" and spec.control_plane.replicas == 2
+    (group,) = spec.node_groups
+    assert (group.name, group.instance_type, group.min_replicas, group.max_replicas,
+            group.ephemeral_storage_gib, group.roles) == ("md0", "u1.medium", 1, 3, 50,
+                                                          ("ingress-nginx",))
+
+
+def test_rows_keep_their_keys_so_errors_land_on_the_right_row():
+    form = bound(name="demo", groups=["3", "7"], **{"ng-3-name": "md0", "ng-7-name": "gpu",
+                                                   "ng-7-max_replicas": "2"})
+    form.apply_errors([FieldError("node_groups[1].max_replicas", "Too many.", "x"),
+                       FieldError("node_groups[0].ephemeral_storage_gib", "Disk.", "x")])
+
+    (k0, first), (k1, second) = form.rows
+    assert (k0, k1) == (3, 7)
+    assert second.errors["max_replicas"] == ["Too many."]
+    assert first.errors["disk_gib"] == ["Disk."]
+
+
+def test_quota_and_unplaced_errors_go_to_their_panels_never_lost():
+    form = bound(name="demo", groups=["0"])
+    form.apply_errors([FieldError("quota", "vCPU quota exceeded.", "quota_exceeded"),
+                       FieldError("node_groups", "Two groups share a name.", "x"),
+                       FieldError("something.new", "A new rule.", "x")])
+
+    assert form.quota_errors == ["vCPU quota exceeded."]
+    assert form.group_errors == ["Two groups share a name."]
+    assert form.other_errors == ["A new rule."]
+    assert form.error_count == 3
+
+
+def test_add_on_errors_are_placed_on_the_add_on_fields():
+    form = bound(name="demo", groups=["0"])
+    form.apply_errors([FieldError("addons.ingressNginx.hosts[1]", "Bad host.", "x"),
+                       FieldError("addons.certManager.values_override", "Bad root.", "x")])
+
+    assert form.addons.errors["ingressNginx_hosts"] == ["Bad host."]
+    assert form.addons.errors["certManager_values"] == ["Bad root."]
+
+
+def test_half_typed_numbers_keep_their_defaults_in_the_preview():
+    form = bound(name="demo", groups=["0"], **{"ng-0-min_replicas": "", "ng-0-max_replicas": "x",
+                                              "ng-0-instance_type": "s1.large"})
+    spec = form.to_spec("tenant-acme")
+
+    assert not form.is_valid()
+    assert spec.node_groups[0].instance_type == "s1.large"
+    assert (spec.node_groups[0].min_replicas, spec.node_groups[0].max_replicas) == (1, 3)
+
+
+def test_a_removed_row_leaves_the_others_and_the_last_row_stays():
+    two = QueryDict("groups=0&groups=1&ng-0-name=a&ng-1-name=b")
+    assert [k for k, _f in SpecForm(two, versions=VERSIONS, remove_row=0).rows] == [1]
+    one = QueryDict("groups=0&ng-0-name=a")
+    assert [k for k, _f in SpecForm(one, versions=VERSIONS, remove_row=0).rows] == [0]
+
+
+def test_row_keys_ignore_junk_and_duplicates():
+    assert row_keys(QueryDict("groups=2&groups=x&groups=2&groups=-1&groups=5")) == [2, 5]
+
+
+def test_new_rows_get_the_next_free_group_name():
+    assert next_group_name(["md0", "md1", "gpu"]) == "md2"
+
+
+def test_yaml_values_are_parsed_and_syntax_errors_say_where():
+    good = AddonsForm({"addon-certManager_values": "cert-manager:\n  replicas: 2\n"},
+                      prefix="addon")
+    assert good.is_valid()
+    cert = next(a for a in good.to_addons() if a.key == "certManager")
+    assert cert.values_override == {"cert-manager": {"replicas": 2}}
+
+    bad = AddonsForm({"addon-certManager_values": "cert-manager:\n  replicas: [2\n"},
+                     prefix="addon")
+    assert not bad.is_valid()
+    (error,) = bad.errors["certManager_values"]
+    assert error.startswith("This is not valid YAML (line ")
+
+
+def test_ingress_hosts_are_split_on_lines_commas_and_spaces():
+    form = AddonsForm({"addon-ingressNginx_enabled": "on",
+                       "addon-ingressNginx_hosts": "a.example.com\nb.example.com, c.example.com"},
+                      prefix="addon")
+    form.is_valid()
+    ingress = next(a for a in form.to_addons() if a.key == "ingressNginx")
+    assert ingress.enabled and ingress.hosts == ("a.example.com", "b.example.com",
+                                                 "c.example.com")

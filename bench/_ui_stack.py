@@ -158,8 +158,10 @@ class Load:
         return len(self.latencies) / self.seconds
 
     def line(self, label: str) -> str:
-        return (f"{label:<28} {self.rps:8.1f} req/s   p50 {percentile(self.latencies, 50) * 1000:7.1f} ms"
-                f"   p95 {percentile(self.latencies, 95) * 1000:7.1f} ms   errors {self.errors}")
+        p50 = percentile(self.latencies, 50) * 1000
+        p95 = percentile(self.latencies, 95) * 1000
+        return (f"{label:<28} {self.rps:8.1f} req/s   p50 {p50:7.1f} ms   p95 {p95:7.1f} ms"
+                f"   errors {self.errors}")
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:

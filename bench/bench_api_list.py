@@ -197,7 +197,7 @@ def main() -> None:
         api_path = f"/api/v1/tenants/{tenant.slug}/clusters/?page_size={args.clusters}"
         queries, rows = queries_per_request(api_path, token)
         print(f"SQL queries per API request: {queries} for {rows} clusters "
-              "(token, membership, throttle-free, 3 for the page)")
+              "(token, membership; clusters, node groups, operations)")
         auth = f"Authorization: Bearer {token}\r\n"
         with server(workers=args.workers) as (host, port):
             for path, headers in ((BASELINE_PATH, ""), (api_path, auth)):  # warm up

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from billing import metering, rating
 from billing.invoicing import KIND_ORDER, sku_catalogue, sku_info
-from billing.models import CURRENCY, Price, Sku
+from billing.models import CURRENCY, Price
 from clusters.platform.specs import ClusterSpec, NodeGroupSpec
 
 HOURS_PER_MONTH = 730
@@ -210,7 +210,3 @@ def estimate_change(before: ClusterSpec, after: ClusterSpec, *,
         if d_min or d_max:
             deltas.append((code, d_min, d_max))
     return EstimateDelta(before=old, after=new, lines=tuple(deltas))
-
-
-def known_skus() -> set[str]:
-    return set(Sku.objects.values_list("code", flat=True))

@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from billing import rating
-from billing.invoicing import KIND_ORDER, InvoiceDraft, compute_invoice, sku_catalogue, sku_info
+from billing.invoicing import InvoiceDraft, compute_invoice
 from billing.models import Budget, BudgetAlert, Invoice, MeteringRun, UsageSegment
 from billing.periods import Period
 from portal.models import Tenant
@@ -191,11 +191,6 @@ def segments_for_export(tenant: Tenant, period: Period) -> QuerySet[UsageSegment
             .overlapping(period.start_at, period.end_at)
             .select_related("cluster", "node_group")
             .order_by("start", "id"))
-
-
-def sku_label(code: str) -> tuple[str, str, int]:
-    info = sku_info(code, sku_catalogue())
-    return info.description, info.unit, KIND_ORDER.get(info.kind, 9)
 
 
 # --------------------------------------------------------------------------- budgets, invoices

@@ -154,6 +154,32 @@ _SQLITE_CUT = (",\n       SUM(CAST(ROUND(seg.quantity * {scale}) AS INTEGER) * M
                "CAST(strftime('%%s', MIN(COALESCE(seg.\"end\", b.b1), b.b1, %s)) AS INTEGER) "
                "- CAST(strftime('%%s', MAX(seg.start, b.b0)) AS INTEGER)))")
 
+# One bucket (an invoice month, a month-to-date total): the bounds are parameters, and each
+# price change inside the month adds one filtered sum (only segments that start before it).
+_PG_ONE = """
+SELECT seg.tenant_id, seg.cluster_id, seg.sku, {idx},
+       SUM(seg.quantity * EXTRACT(EPOCH FROM (LEAST(COALESCE(seg."end", %s), %s)
+                                             - GREATEST(seg.start, %s)))){cuts}
+FROM billing_usagesegment seg
+WHERE seg.start < %s AND (seg."end" IS NULL OR seg."end" > %s){where}
+GROUP BY seg.tenant_id, seg.cluster_id, seg.sku
+"""
+_PG_ONE_CUT = (",\n       SUM(seg.quantity * EXTRACT(EPOCH FROM (LEAST(COALESCE(seg.\"end\", %s), "
+               "%s) - GREATEST(seg.start, %s)))) FILTER (WHERE seg.start < %s)")
+_SQLITE_ONE = """
+SELECT seg.tenant_id, seg.cluster_id, seg.sku, {idx},
+       SUM(CAST(ROUND(seg.quantity * {scale}) AS INTEGER)
+           * (CAST(strftime('%%s', MIN(COALESCE(seg."end", %s), %s)) AS INTEGER)
+              - CAST(strftime('%%s', MAX(seg.start, %s)) AS INTEGER))){cuts}
+FROM billing_usagesegment seg
+WHERE seg.start < %s AND (seg."end" IS NULL OR seg."end" > %s){where}
+GROUP BY seg.tenant_id, seg.cluster_id, seg.sku
+"""
+_SQLITE_ONE_CUT = (",\n       SUM(CAST(ROUND(seg.quantity * {scale}) AS INTEGER) "
+                   "* (CAST(strftime('%%s', MIN(COALESCE(seg.\"end\", %s), %s)) AS INTEGER) "
+                   "- CAST(strftime('%%s', MAX(seg.start, %s)) AS INTEGER))) "
+                   "FILTER (WHERE seg.start < %s)")
+
 
 def _param(value: datetime) -> object:
     if connection.vendor == "postgresql":
@@ -193,17 +219,30 @@ def rate_usage(
     highest = max(hi for _i, _lo, hi in clipped)
     cuts = prices.changes_between(lowest, highest)
     params: list[object] = []
-    rows = []
-    for idx, lo, hi in clipped:
-        rows.append("(%s, %s::timestamptz, %s::timestamptz)" if postgres else "(%s, %s, %s)")
-        params += [idx, _param(lo), _param(hi)]
-    cut_sql = (_PG_CUT if postgres else _SQLITE_CUT.format(scale=_QTY_SCALE)) * len(cuts)
-    params += [_param(c) for c in cuts]
-    params += [_param(highest), _param(lowest)]
-    where = _ids_clause("tenant_id", tenant_ids, params) + _ids_clause("cluster_id", cluster_ids,
-                                                                        params)
-    template = _PG if postgres else _SQLITE
-    sql = template.format(buckets=", ".join(rows), cuts=cut_sql, where=where, scale=_QTY_SCALE)
+    if len(clipped) == 1:
+        idx, lo, hi = clipped[0]
+        template = _PG_ONE if postgres else _SQLITE_ONE.replace("{scale}", str(_QTY_SCALE))
+        cut = _PG_ONE_CUT if postgres else _SQLITE_ONE_CUT.replace("{scale}", str(_QTY_SCALE))
+        params += [_param(hi), _param(hi), _param(lo)]
+        for c in cuts:
+            params += [_param(c), _param(c), _param(lo), _param(c)]
+        params += [_param(hi), _param(lo)]
+        where = _ids_clause("tenant_id", tenant_ids, params) + _ids_clause(
+            "cluster_id", cluster_ids, params)
+        sql = template.format(idx=int(idx), cuts=cut * len(cuts), where=where)
+    else:
+        rows = []
+        for idx, lo, hi in clipped:
+            rows.append("(%s, %s::timestamptz, %s::timestamptz)" if postgres else "(%s, %s, %s)")
+            params += [idx, _param(lo), _param(hi)]
+        cut_sql = (_PG_CUT if postgres else _SQLITE_CUT.format(scale=_QTY_SCALE)) * len(cuts)
+        params += [_param(c) for c in cuts]
+        params += [_param(highest), _param(lowest)]
+        where = _ids_clause("tenant_id", tenant_ids, params) + _ids_clause(
+            "cluster_id", cluster_ids, params)
+        template = _PG if postgres else _SQLITE
+        sql = template.format(buckets=", ".join(rows), cuts=cut_sql, where=where,
+                              scale=_QTY_SCALE)
     bounds = {idx: (lo, hi) for idx, lo, hi in clipped}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

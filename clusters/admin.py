@@ -77,7 +77,7 @@ class NodeGroupInline(admin.TabularInline):
 # --------------------------------------------------------------------------- clusters
 
 
-class ManualCleanupFilter(admin.SimpleListFilter):
+class NeedsStaffFilter(admin.SimpleListFilter):
     title = gettext_lazy("needs staff")
     parameter_name = "attention"
 
@@ -112,7 +112,7 @@ class ManualCleanupForm(forms.Form):
 class ClusterAdmin(OperateMixin, ReadOnlyAdmin):
     list_display = ["name", "tenant", "version", "phase", "platform_ready", "kubeconfig_ready",
                     "last_observed_at", "created_at", "deleted_at"]
-    list_filter = [ManualCleanupFilter, "phase", "version",
+    list_filter = [NeedsStaffFilter, "phase", "version",
                    ("tenant", admin.RelatedOnlyFieldListFilter),
                    ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "tenant__slug", "tenant__name", "=phase", "=version"]

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
 from clusters.models import Offering
 from clusters.platform import catalog
+
+if TYPE_CHECKING:
+    from clusters.platform.rules import FieldError
+    from clusters.platform.specs import ClusterSpec
 
 
 def _hidden(kind: str) -> set[str]:
@@ -56,3 +61,39 @@ def version_warning(version: str, today: date | None = None) -> str:
     if row.note:
         message += " " + row.note
     return message
+
+
+def check_offered(spec: ClusterSpec, previous: ClusterSpec | None = None) -> list[FieldError]:
+    """An error for each item ``spec`` newly uses that staff hid from tenants.
+
+    What the cluster already runs stays allowed (a hidden instance type keeps working in the
+    groups that have it, and a cluster keeps its version): hiding only stops new uses. Meant for
+    ``clusters.actions.check_spec``, so forms, the API and the actions refuse alike.
+    """
+    from django.utils.translation import gettext as _
+
+    from clusters.platform.rules import FieldError
+
+    hidden: dict[str, set[str]] = {kind: set() for kind in Offering.Kind.values}
+    for kind, name in Offering.objects.filter(hidden=True).values_list("kind", "name"):
+        hidden[kind].add(name)
+    errors: list[FieldError] = []
+    if spec.version in hidden[Offering.Kind.VERSION] and \
+            (previous is None or previous.version != spec.version):
+        errors.append(FieldError("version", _(
+            "Kubernetes %(v)s is no longer offered; choose another version.")
+            % {"v": spec.version}, "not_offered"))
+    before = {g.name: g for g in previous.node_groups} if previous else {}
+    for index, group in enumerate(spec.node_groups):
+        old = before.get(group.name)
+        if group.instance_type in hidden[Offering.Kind.INSTANCE_TYPE] and \
+                (old is None or old.instance_type != group.instance_type):
+            errors.append(FieldError(f"node_groups[{index}].instance_type", _(
+                "The instance type %(t)s is no longer offered; choose another one.")
+                % {"t": group.instance_type}, "not_offered"))
+        new_gpus = set(group.gpus) - set(old.gpus if old else ())
+        for model in sorted(new_gpus & hidden[Offering.Kind.GPU_MODEL]):
+            errors.append(FieldError(f"node_groups[{index}].gpus", _(
+                "The GPU model %(m)s is no longer offered; choose another one.")
+                % {"m": model}, "not_offered"))
+    return errors

@@ -11,8 +11,9 @@ import csv
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -24,6 +25,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from portal import actions
 from portal.audit import actor_from_request, record
 from portal.models import Announcement, AuditEntry, Invitation, Membership, Tenant
+from portal.permissions import Role
 from portal.staff import start_impersonation
 
 
@@ -45,8 +47,19 @@ def form_changes(form: Any) -> dict[str, list[Any]]:
             for f in form.changed_data}
 
 
+class MembershipFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        kept = [f.cleaned_data for f in self.forms
+                if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+        if kept and not any(row.get("role") == Role.OWNER for row in kept):
+            raise ValidationError(_("A tenant with members always has an owner: keep or make "
+                                    "one an owner."))
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
+    formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ["user"]
 
@@ -58,7 +71,7 @@ class TenantAdmin(admin.ModelAdmin):
     search_fields = ["slug", "name"]
     list_filter = [("suspended_at", admin.EmptyFieldListFilter)]
     inlines = [MembershipInline]
-    actions = ["suspend", "unsuspend", "view_as_tenant"]
+    actions = ["suspend", "unsuspend", "invite", "view_as_tenant"]
     change_form_template = "admin/portal/tenant/change_form.html"
     fieldsets = [
         (None, {"fields": ["slug", "name", "created_at"]}),
@@ -77,6 +90,10 @@ class TenantAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Tenant | None = None) -> list[str]:
         fixed = ["created_at", "suspended_at", "suspension_reason", "quota_in_use"]
         return ["slug", *fixed] if obj else fixed
+
+    def has_delete_permission(self, request: HttpRequest, obj: Tenant | None = None) -> bool:
+        # A tenant's clusters, invoices and audit trail outlive any mistake: suspend instead.
+        return False
 
     @admin.display(description=gettext_lazy("live clusters"))
     def clusters_live(self, obj: Tenant) -> int:
@@ -156,6 +173,36 @@ class TenantAdmin(admin.ModelAdmin):
         self.message_user(request, ngettext("Lifted the suspension of %(n)s tenant.",
                                             "Lifted the suspension of %(n)s tenants.", n)
                           % {"n": n})
+
+    @admin.action(description=gettext_lazy("Invite someone to the selected tenant (asks for the "
+                                            "email and role)"))
+    def invite(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        from portal.forms import InviteForm
+        from portal.tenancy import TenantContext
+
+        if queryset.count() != 1:
+            self.message_user(request, _("Select exactly one tenant."), messages.WARNING)
+            return None
+        tenant = queryset.get()
+        form = InviteForm(request.POST if request.POST.get("confirm") == "yes" else None,
+                          roles=list(Role.values))
+        if form.is_bound and form.is_valid():
+            actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
+            try:
+                actions.do_invite(actor, TenantContext(tenant, Role.OWNER, None),
+                                  email=form.cleaned_data["email"], role=form.cleaned_data["role"])
+            except (ValidationError, PermissionDenied) as exc:
+                self.message_user(request, " ".join(getattr(exc, "messages", [str(exc)])),
+                                  messages.ERROR)
+                return None
+            self.message_user(request, _("Invitation sent to %(email)s.")
+                              % {"email": form.cleaned_data["email"]})
+            return None
+        return TemplateResponse(request, "admin/portal/tenant/invite.html", {
+            **self.admin_site.each_context(request), "tenant": tenant, "form": form,
+            "title": _("Invite someone to %(name)s") % {"name": tenant.name},
+            "opts": self.model._meta, "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        })
 
     @admin.action(description=gettext_lazy("View as this tenant (read-only, recorded)"))
     def view_as_tenant(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:

@@ -45,10 +45,19 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
 # --------------------------------------------------------------------------- impersonation
 
 def start_impersonation(request: HttpRequest, tenant: Tenant) -> None:
-    """Let a staff member see ``tenant`` as its members do, read-only; recorded for the tenant."""
+    """Let a staff member see ``tenant`` as its members do, read-only; recorded for the tenant.
+
+    Switching straight from another tenant ends that session in its own audit log first, so
+    each tenant's owners see when staff started and stopped looking.
+    """
+    actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
+    previous_id = request.session.get(IMPERSONATION_SESSION_KEY)
+    if previous_id and previous_id != tenant.pk:
+        previous = Tenant.objects.filter(pk=previous_id).first()
+        if previous is not None:
+            record(actor, "staff.impersonation.stop", previous, tenant=previous)
     request.session[IMPERSONATION_SESSION_KEY] = tenant.pk
-    record(actor_from_request(request, via=AuditEntry.Via.ADMIN), "staff.impersonation.start",
-           tenant, tenant=tenant)
+    record(actor, "staff.impersonation.start", tenant, tenant=tenant)
 
 
 @staff_required
@@ -105,7 +114,10 @@ def _fleet_section() -> dict[str, Any]:
     for row in groups.exclude(gpu_model="").values("gpu_model", "gpus_per_node",
                                                    "observed_nodes"):
         gpus[row["gpu_model"]] += row["gpus_per_node"] * row["observed_nodes"]
-    phases = dict(Cluster.objects.live().values_list("phase").annotate(n=Count("id")))
+    labels = dict(Cluster.Phase.choices)
+    phases = {labels.get(phase, phase): n for phase, n in
+              Cluster.objects.live().values_list("phase").annotate(n=Count("id"))
+              .order_by("phase")}
     return {
         "versions": [{**v, "eol": eol.get(v["version"])} for v in versions],
         "capacity": list(capacity),

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation, addons_from_json
+from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
 from clusters.platform import catalog
 from clusters.platform.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
 from portal.api.fields import FreeFormObjectField, StrictSerializer

@@ -7,8 +7,10 @@ rights, platform rules and quota and do the writing; a write that starts a chang
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpResponse
@@ -25,6 +27,7 @@ from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
 from clusters.platform import catalog
 from clusters.platform.gateway import NotFound, get_gateway
 from clusters.platform.manifests import render_kubernetes
+from portal.api.authentication import request_token
 from portal.api.base import ApiView
 from portal.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from portal.api.problems import ApiProblem, Path, field_error
@@ -270,8 +273,8 @@ KUBECONFIG_DESCRIPTION = (
     "The cluster's kubeconfig, fetched from the platform on each request and never stored or "
     "cached by the portal (certificates rotate). `admin` is the normal cluster-admin "
     "kubeconfig (owners, admins, members); `super_admin` bypasses RBAC inside the cluster "
-    "(owners and admins). Needs a read-write token; every download is recorded in the audit "
-    "log. 409 `kubeconfig_not_ready` until the platform has issued it. The token travels in "
+    "(owners and admins). Needs a read-write token (or, in the browser, a recent sign-in); "
+    "every download is recorded in the audit log. 409 `kubeconfig_not_ready` until the platform has issued it. The token travels in "
     "the Authorization header only, never in the URL.")
 
 
@@ -282,10 +285,25 @@ class KubeconfigView(ClusterApiView):
     renderer_classes = [JSONRenderer, YamlFileRenderer]
     problem_statuses = {"GET": (409, 502, 503), "POST": (409, 502, 503)}
 
+    def _check_recent_sign_in(self) -> None:
+        """A browser session must have signed in recently, as on the cluster page (a token is
+        itself the deliberate credential)."""
+        if request_token(self.request) is not None:
+            return
+        from allauth.account.internal.flows.login import get_authentication_records
+
+        records = get_authentication_records(self.request._request, self.request.user)
+        latest = max((r.get("at", 0) for r in records), default=0)
+        if time.time() - latest >= settings.ACCOUNT_REAUTHENTICATION_TIMEOUT:
+            raise ApiProblem("permission-denied", _(
+                "Confirm your password on the cluster page first (kubeconfigs need a recent "
+                "sign-in), or use a personal access token."), code="reauthentication_required")
+
     def _download(self, cluster_name: str, kind: str) -> HttpResponse:
         key, perm = KUBECONFIG_KINDS[kind]
         ctx = self.tenant_ctx
         ctx.require(perm)
+        self._check_recent_sign_in()
         cluster = actions.access_cluster(ctx, cluster_name)
         try:
             content = get_gateway().read_kubeconfig(ctx.tenant.namespace, cluster.name, key)
@@ -294,10 +312,13 @@ class KubeconfigView(ClusterApiView):
                 "The platform has not issued credentials for this cluster yet; they appear "
                 "once its control plane is up."), code="kubeconfig_not_ready",
                 headers={"Retry-After": "10"})
-        record(self.actor, "cluster.kubeconfig", cluster, tenant=ctx.tenant,
-               changes={"kind": [None, kind]})
+        # The same audit entry and file name as the browser's download.
+        audited = kind.replace("_", "-")
+        record(self.actor, f"cluster.kubeconfig.{audited}", cluster, tenant=ctx.tenant,
+               changes={"kubeconfig": [None, audited]})
         response = HttpResponse(content, content_type="application/yaml; charset=utf-8")
-        filename = f"{ctx.tenant.slug}-{cluster.name}-{kind.replace('_', '-')}.kubeconfig"
+        suffix = "-super-admin" if kind == "super_admin" else ""
+        filename = f"{ctx.tenant.slug}-{cluster.name}{suffix}-kubeconfig.yaml"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         response["Cache-Control"] = "no-store"
         response["Pragma"] = "no-cache"

@@ -28,6 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.encoding import force_str
@@ -251,6 +252,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
                                 errors=exc.errors, headers=exc.headers)
     if isinstance(exc, Http404):
         return problem_response(request, "not-found")
+    if isinstance(exc, SuspiciousOperation):  # e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE
+        return problem_response(request, "invalid-request",
+                                _("The request was refused as malformed or too large."))
     if isinstance(exc, DjangoPermissionDenied):
         return problem_response(request, "permission-denied",
                                 force_str(exc) or _("Your role does not allow this."))

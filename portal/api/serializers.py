@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from django.urls import reverse
@@ -102,8 +103,22 @@ class VersionSerializer(serializers.Serializer):
         help_text=_("The only version a cluster on this one may upgrade to (one minor at a "
                     "time), or null."))
 
+    end_of_life_on = serializers.SerializerMethodField(
+        help_text=_("From this date the platform team asks clusters on it to upgrade; null "
+                    "when no end is set."))
+
     def get_upgrade_to(self, version: catalog.KubernetesVersion) -> str | None:
         return catalog.next_minor(version.name)
+
+    def get_end_of_life_on(self, version: catalog.KubernetesVersion) -> date | None:
+        ends = self.context.get("_end_of_life")
+        if ends is None:
+            from clusters.models import Offering
+
+            ends = self.context["_end_of_life"] = dict(
+                Offering.objects.filter(kind=Offering.Kind.VERSION, end_of_life_on__isnull=False)
+                .values_list("name", "end_of_life_on"))
+        return ends.get(version.name)
 
 
 class InstanceTypeSerializer(serializers.Serializer):

@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from clusters import offerings
 from clusters.platform import catalog
 from portal.api import serializers as s
 from portal.api.authentication import request_token
@@ -78,14 +79,15 @@ def _catalog(name: str, serializer: Any, items: Any, summary: str, description: 
 
 
 VersionListView = _catalog(
-    "versions", s.VersionSerializer, catalog.versions, "Kubernetes versions",
+    "versions", s.VersionSerializer, offerings.offered_versions, "Kubernetes versions",
     "Versions a new cluster may run, newest first; `upgrade_to` is the one step an existing "
     "cluster may take from each.")
 InstanceTypeListView = _catalog(
-    "instance_types", s.InstanceTypeSerializer, catalog.instance_types, "Instance types",
-    "Node sizes with vCPU, memory and GPU suitability; documented types first.")
+    "instance_types", s.InstanceTypeSerializer, offerings.offered_instance_types,
+    "Instance types",
+    "Node sizes offered, with vCPU, memory and GPU suitability; documented types first.")
 GpuModelListView = _catalog(
-    "gpu_models", s.GpuModelSerializer, catalog.gpu_models, "GPU models",
+    "gpu_models", s.GpuModelSerializer, offerings.offered_gpu_models, "GPU models",
     "GPUs a node group can pass through to every node (`gpu_model`, `gpus_per_node`).")
 StorageClassListView = _catalog(
     "storage_classes", s.StorageClassSerializer, catalog.storage_classes, "Storage classes",

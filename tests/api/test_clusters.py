@@ -323,3 +323,24 @@ def test_unknown_api_paths_are_a_problem_404(owner, api):
     response = api(owner).get("/api/v1/nothing/here/")
     assert response.status_code == 404
     assert response["Content-Type"] == "application/problem+json"
+
+
+def test_addon_states_read_like_the_platform_applies_them(owner, api, tenant):
+    make_cluster(tenant, addons={"monitoringAgents": {"enabled": True},
+                                 "ingressNginx": {"enabled": True, "expose_method": "LoadBalancer",
+                                                  "hosts": []}})
+    addons = api(owner).get(f"{BASE}prod-eu/").json()["addons"]
+    assert addons["monitoring_agents"]["enabled"] is True
+    assert addons["vertical_pod_autoscaler"]["enabled"] is True  # installed with monitoring
+    assert addons["cilium"]["enabled"] is True and addons["velero"]["enabled"] is False
+    assert addons["ingress_nginx"]["expose_method"] == "LoadBalancer"
+    assert "values_override" not in addons["gateway_api"]
+
+
+def test_a_body_over_the_upload_limit_is_a_400_not_a_500(owner, api, tenant, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = spec(addons={"cert_manager": {"enabled": True,
+                                         "values_override": {"cert-manager": {"x": "y" * 2000}}}})
+    response = api(owner).post(BASE, body, format="json")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from django.test import Client
 
 from clusters.actions import PORTAL_LABELS
 from clusters.platform.gateway import get_gateway, reset_gateway
@@ -39,9 +40,10 @@ def test_a_member_downloads_the_admin_kubeconfig_and_it_is_audited(member, api, 
     assert "attachment" in response["Content-Disposition"]
     config = yaml.safe_load(response.content)
     assert config["kind"] == "Config" and config["clusters"]
-    entry = AuditEntry.objects.get(verb="cluster.kubeconfig")
+    entry = AuditEntry.objects.get(verb="cluster.kubeconfig.admin")
     assert entry.actor == member and entry.via == "api" and entry.token_name == "ci"
-    assert entry.changes == {"kind": [None, "admin"]}
+    assert entry.changes == {"kubeconfig": [None, "admin"]}
+    assert response["Content-Disposition"].endswith('acme-prod-eu-kubeconfig.yaml"')
 
 
 def test_post_works_too_and_nothing_is_stored_even_with_an_idempotency_key(owner, api,
@@ -49,7 +51,9 @@ def test_post_works_too_and_nothing_is_stored_even_with_an_idempotency_key(owner
     response = api(owner).post(URL, {"kind": "super_admin"}, format="json",
                                HTTP_IDEMPOTENCY_KEY="k")
     assert response.status_code == 200, response.content
-    assert b"super" in response.content or yaml.safe_load(response.content)["users"]
+    config = yaml.safe_load(response.content)
+    assert config["users"][0]["name"] == "kubernetes-super-admin"
+    assert AuditEntry.objects.filter(verb="cluster.kubeconfig.super-admin").count() == 1
     assert not IdempotencyRecord.objects.exists()
 
 
@@ -62,7 +66,7 @@ def test_super_admin_is_for_owners_and_admins_only(member, tenant_admin, api, pr
 def test_readers_cannot_download(request, api, provisioned, persona):
     user = request.getfixturevalue(persona)
     assert api(user).get(URL).status_code == 403
-    assert not AuditEntry.objects.filter(verb="cluster.kubeconfig").exists()
+    assert not AuditEntry.objects.filter(verb__startswith="cluster.kubeconfig").exists()
 
 
 def test_a_read_only_token_cannot_download(owner, api, provisioned):
@@ -86,3 +90,17 @@ def test_an_unreachable_platform_is_a_503_with_retry_after(owner, api, platform,
 
 def test_an_unknown_kind_is_a_400(owner, api, cluster):
     assert api(owner).get(URL, {"kind": "root"}).status_code == 400
+
+
+def test_a_browser_session_needs_a_recent_sign_in(owner, provisioned, client_for):
+    stale = client_for(owner)  # force_login records no sign-in
+    response = stale.get(URL)
+    assert response.status_code == 403
+    assert response.json()["code"] == "reauthentication_required"
+
+    from tests.factories import PASSWORD
+
+    fresh = Client()
+    assert fresh.post("/accounts/login/", {"login": owner.email,
+                                           "password": PASSWORD}).status_code == 302
+    assert fresh.get(URL).status_code == 200

@@ -62,6 +62,23 @@ def test_catalogue_lists_use_the_same_pages(owner, api):
     assert client.get("/api/v1/catalog/versions/", {"cursor": "!!"}).status_code == 400
 
 
+def test_the_catalogue_lists_only_what_staff_offer(owner, api):
+    from datetime import date
+
+    from clusters.models import Offering
+
+    Offering.objects.create(kind=Offering.Kind.INSTANCE_TYPE, name="s1.small", hidden=True)
+    Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.30",
+                            end_of_life_on=date(2026, 1, 31))
+    client = api(owner)
+    names = {t["name"] for t in client.get("/api/v1/catalog/instance-types/",
+                                           {"page_size": 200}).json()["results"]}
+    assert "s1.small" not in names and "s1.large" in names
+    versions = {v["name"]: v for v in client.get("/api/v1/catalog/versions/").json()["results"]}
+    assert versions["v1.30"]["end_of_life_on"] == "2026-01-31"
+    assert versions["v1.34"]["end_of_life_on"] is None
+
+
 def test_the_catalogue_describes_what_a_spec_can_use(owner, api):
     client = api(owner)
     types = {t["name"]: t for t in client.get("/api/v1/catalog/instance-types/",

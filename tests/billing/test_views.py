@@ -78,8 +78,11 @@ def test_budgets_follow_the_permission_table(request, tenant, client_for, person
         url("budget", tenant)).status_code == status
 
 
-def test_billing_members_see_money_but_no_cluster_actions(tenant, running, billing_user,
+def test_billing_members_see_money_but_no_cluster_actions(tenant, running, billing_user, owner,
                                                           client_for):
+    cluster_page = reverse("clusters:detail", kwargs={"tenant_slug": tenant.slug,
+                                                      "cluster_name": "web"})
+    assert cluster_page in client_for(owner).get(url("usage", tenant)).content.decode()
     client = client_for(billing_user)
     body = client.get(url("usage", tenant)).content.decode()
     assert "/clusters/" not in body

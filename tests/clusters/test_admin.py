@@ -635,3 +635,45 @@ def test_the_warning_costs_one_query_per_version_on_a_list(db, django_assert_num
 
     with django_assert_num_queries(2):
         template.render(Context({"versions": ["v1.33"] * 20 + ["v1.34"] * 20}))
+
+
+# --------------------------------------------------------------------------- hidden offerings
+
+
+@pytest.mark.usefixtures("offline_platform")
+def test_hidden_items_are_refused_for_new_uses_only(db):
+    import dataclasses
+
+    from clusters.offerings import check_offered
+    from tests.clusters.conftest import cluster_spec, group
+
+    gpu = "nvidia.com/H100_94GB"
+    for kind, name in (("instance_type", "u1.large"), ("version", "v1.33"),
+                       ("gpu_model", gpu)):
+        Offering.objects.create(kind=kind, name=name, hidden=True)
+    running = cluster_spec("web", version="v1.33",
+                           groups=(group("md0", instance_type="u1.large"),))
+    new = cluster_spec("new", version="v1.33", groups=(
+        group("md0", instance_type="u1.large"),
+        group("ml", instance_type="u1.2xlarge", gpus=(gpu,), roles=())))
+
+    errors = {(e.field, e.code): e.message for e in check_offered(new)}
+
+    assert errors == {
+        ("version", "not_offered"): "Kubernetes v1.33 is no longer offered; choose another "
+                                    "version.",
+        ("node_groups[0].instance_type", "not_offered"): "The instance type u1.large is no "
+                                                         "longer offered; choose another one.",
+        ("node_groups[1].gpus", "not_offered"): f"The GPU model {gpu} is no longer offered; "
+                                                "choose another one.",
+    }
+    # What a cluster already runs keeps working; a new group may not take the hidden type.
+    scaled = dataclasses.replace(running, node_groups=(
+        dataclasses.replace(running.node_groups[0], max_replicas=5),))
+    assert check_offered(scaled, previous=running) == []
+    grown = dataclasses.replace(running, node_groups=(
+        *running.node_groups, group("md1", instance_type="u1.large", roles=())))
+    assert [e.field for e in check_offered(grown, previous=running)] == [
+        "node_groups[1].instance_type"]
+    Offering.objects.update(hidden=False)
+    assert check_offered(new) == []

@@ -3,15 +3,29 @@ they are about, a spec built even from half-typed input (for the live preview)."
 
 from __future__ import annotations
 
+import pytest
 from django.http import QueryDict
 
 from clusters.forms import AddonsForm, SpecForm, next_group_name, row_keys
 from clusters.platform.rules import FieldError
+from tests.clusters.ui import offline_platform
+
+# Node-group forms ask which GPU models staff still offer (one cached query).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline_platform")]
+__all__ = ["offline_platform"]
 
 VERSIONS = ["v1.35", "v1.34"]
 
 
+def row(key: int, name: str, **fields) -> dict:
+    values = {"name": name, "instance_type": "u1.medium", "min_replicas": "1",
+              "max_replicas": "3", "disk_gib": "50", "gpu_count": "1", **fields}
+    return {f"ng-{key}-{field}": value for field, value in values.items()}
+
+
 def bound(**data) -> SpecForm:
+    data = {"version": "v1.35", "control_plane_replicas": "2", "storage_class": "replicated",
+            **data}
     query = QueryDict(mutable=True)
     for key, value in data.items():
         if isinstance(value, list):
@@ -32,8 +46,7 @@ def test_an_unbound_form_describes_a_small_working_cluster():
 
 
 def test_rows_keep_their_keys_so_errors_land_on_the_right_row():
-    form = bound(name="demo", groups=["3", "7"], **{"ng-3-name": "md0", "ng-7-name": "gpu",
-                                                   "ng-7-max_replicas": "2"})
+    form = bound(name="demo", groups=["3", "7"], **row(3, "md0"), **row(7, "gpu"))
     form.apply_errors([FieldError("node_groups[1].max_replicas", "Too many.", "x"),
                        FieldError("node_groups[0].ephemeral_storage_gib", "Disk.", "x")])
 
@@ -44,7 +57,8 @@ def test_rows_keep_their_keys_so_errors_land_on_the_right_row():
 
 
 def test_quota_and_unplaced_errors_go_to_their_panels_never_lost():
-    form = bound(name="demo", groups=["0"])
+    form = bound(name="demo", groups=["0"], **row(0, "md0"))
+    assert form.is_valid()
     form.apply_errors([FieldError("quota", "vCPU quota exceeded.", "quota_exceeded"),
                        FieldError("node_groups", "Two groups share a name.", "x"),
                        FieldError("something.new", "A new rule.", "x")])

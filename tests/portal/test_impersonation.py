@@ -78,6 +78,19 @@ def test_starting_and_stopping_are_in_the_tenants_audit_log_for_its_owners(
     assert "staff.impersonation.start" in log and "staff.impersonation.stop" in log
 
 
+def test_switching_tenants_ends_the_first_session_in_its_own_log(client_for, staff_with_mfa,
+                                                                tenant, other_tenant):
+    client = impersonating(client_for, staff_with_mfa, "acme")
+
+    impersonating_again = client.post(reverse("staff_impersonate"), {"tenant": "globex"})
+
+    assert impersonating_again["Location"] == "/t/globex/"
+    assert client.get("/t/acme/").status_code == 404
+    assert [(e.verb, e.tenant_slug) for e in AuditEntry.objects.order_by("id")] == [
+        ("staff.impersonation.start", "acme"), ("staff.impersonation.stop", "acme"),
+        ("staff.impersonation.start", "globex")]
+
+
 def test_staff_start_from_the_tenant_list_of_the_admin(client_for, staff_with_mfa, tenant):
     client = client_for(staff_with_mfa)
 

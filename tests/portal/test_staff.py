@@ -274,22 +274,28 @@ def tenant_form(**values) -> dict:
 
 
 def test_staff_create_rename_and_set_quotas_of_a_tenant(client_for, staff_with_mfa, user):
+    colleague = UserFactory()
     client = client_for(staff_with_mfa)
 
     created = client.post(reverse("admin:portal_tenant_add"), tenant_form(**{
-        "memberships-TOTAL_FORMS": "1", "memberships-0-user": str(user.pk),
-        "memberships-0-role": Role.OWNER}))
-    assert created.status_code == 302, created.content[:3000]
+        "memberships-TOTAL_FORMS": "2", "memberships-0-user": str(user.pk),
+        "memberships-0-role": Role.OWNER, "memberships-1-user": str(colleague.pk),
+        "memberships-1-role": Role.MEMBER}))
+    assert created.status_code == 302, visible_text(created)[:3000]
     tenant = Tenant.objects.get(slug="initech")
-    assert Membership.objects.get(tenant=tenant).user == user
-    membership = Membership.objects.get(tenant=tenant)
+    rows = {m.user: m for m in Membership.objects.filter(tenant=tenant)}
+    assert {u: m.role for u, m in rows.items()} == {user: Role.OWNER, colleague: Role.MEMBER}
+
+    def inline(i: int, member, role: str) -> dict:
+        return {f"memberships-{i}-id": str(rows[member].pk),
+                f"memberships-{i}-tenant": str(tenant.pk),
+                f"memberships-{i}-user": str(member.pk), f"memberships-{i}-role": role}
 
     changed = client.post(reverse("admin:portal_tenant_change", args=[tenant.pk]), tenant_form(
         name="Initech Corp", quota_clusters="2", quota_gpus="0", **{
-            "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "1",
-            "memberships-0-id": str(membership.pk), "memberships-0-tenant": str(tenant.pk),
-            "memberships-0-user": str(user.pk), "memberships-0-role": Role.ADMIN}))
-    assert changed.status_code == 302, changed.content[:3000]
+            "memberships-TOTAL_FORMS": "2", "memberships-INITIAL_FORMS": "2",
+            **inline(0, user, Role.OWNER), **inline(1, colleague, Role.ADMIN)}))
+    assert changed.status_code == 302, visible_text(changed)[:3000]
 
     tenant.refresh_from_db()
     assert tenant.name == "Initech Corp"
@@ -301,8 +307,11 @@ def test_staff_create_rename_and_set_quotas_of_a_tenant(client_for, staff_with_m
     assert create.changes["slug"] == [None, "initech"]
     assert update.changes == {"name": ["Initech", "Initech Corp"], "quota_clusters": [None, 2],
                               "quota_gpus": [None, 0]}
-    assert audit("membership.create")[0].changes["role"] == [None, "owner"]
-    assert audit("membership.role_change")[0].changes["role"] == ["owner", "admin"]
+    assert sorted(e.changes["role"][1] for e in audit("membership.create")) == ["member",
+                                                                                "owner"]
+    change, = audit("membership.role_change")
+    assert change.changes["role"] == ["member", "admin"]
+    assert change.changes["user"] == [None, str(colleague)]
     assert all(e.tenant == tenant for e in audit("tenant.update") + audit("membership.create"))
 
 
@@ -331,6 +340,75 @@ def test_tenants_cannot_be_created_or_changed(client_for, refused, tenant):
     assert (tenant.name, tenant.quota_clusters) == ("ACME", None)
     assert not Tenant.objects.filter(slug="initech").exists()
     assert not AuditEntry.objects.exists()
+
+
+def test_staff_invite_someone_to_a_tenant_from_the_admin(client_for, staff_with_mfa, tenant,
+                                                        django_capture_on_commit_callbacks):
+    from django.core import mail
+
+    from portal.models import Invitation
+
+    client = client_for(staff_with_mfa)
+    form = tenant_action(client, "invite", [tenant])
+    assert "Invite someone to ACME" in visible_text(form)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        done = tenant_action(client, "invite", [tenant], confirm="yes",
+                             email="New.Owner@Example.org", role=Role.OWNER)
+
+    assert "Invitation sent to New.Owner@Example.org." in visible_text(done)
+    invitation = Invitation.objects.get()
+    assert (invitation.email, invitation.role, invitation.invited_by) == (
+        "new.owner@example.org", Role.OWNER, staff_with_mfa)
+    assert [m.to for m in mail.outbox] == [["new.owner@example.org"]]
+    entry, = audit("invitation.create")
+    assert (entry.actor_label, entry.via, entry.tenant) == (staff_with_mfa.email, "admin", tenant)
+
+
+def test_an_invitation_needs_a_valid_address(client_for, staff_with_mfa, tenant):
+    response = tenant_action(client_for(staff_with_mfa), "invite", [tenant], confirm="yes",
+                             email="not-an-address", role=Role.MEMBER)
+
+    assert "Enter a valid email address." in visible_text(response)
+    assert not audit("invitation.create")
+
+
+@REFUSED
+def test_invitations_from_the_admin_are_refused(client_for, refused, tenant):
+    from portal.models import Invitation
+
+    response = tenant_action(client_for(refused), "invite", [tenant], confirm="yes",
+                             email="spy@example.org", role=Role.OWNER)
+
+    assert response.status_code == 403
+    assert not Invitation.objects.exists()
+
+
+def test_the_last_owner_cannot_be_removed_in_the_admin(client_for, staff_with_mfa, owner,
+                                                       tenant):
+    membership = Membership.objects.get(tenant=tenant, user=owner)
+
+    response = client_for(staff_with_mfa).post(
+        reverse("admin:portal_tenant_change", args=[tenant.pk]), tenant_form(
+            slug="acme", name="ACME", **{
+                "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "1",
+                "memberships-0-id": str(membership.pk), "memberships-0-tenant": str(tenant.pk),
+                "memberships-0-user": str(owner.pk), "memberships-0-role": Role.VIEWER}))
+
+    assert response.status_code == 200
+    assert "A tenant with members always has an owner" in visible_text(response)
+    membership.refresh_from_db()
+    assert membership.role == Role.OWNER
+
+
+def test_tenants_are_suspended_never_deleted_in_the_admin(client_for, staff_with_mfa, tenant):
+    client = client_for(staff_with_mfa)
+
+    response = client.post(reverse("admin:portal_tenant_delete", args=[tenant.pk]),
+                           {"post": "yes"})
+
+    assert response.status_code == 403
+    assert Tenant.objects.filter(pk=tenant.pk).exists()
 
 
 def test_staff_suspend_with_a_reason_and_lift_it(client_for, staff_with_mfa, tenant,

@@ -9,9 +9,9 @@ It creates a throwaway database (dropped at the end), loads N segments over T te
 control-plane segments that change through the month, a fifth still open), then times:
 
 * baseline: one ``GROUP BY tenant, cluster, SKU`` summing quantity × seconds in the month;
-* drafts: ``billing.invoicing.compute_invoices`` — the same grouping joined with the
-  effective-dated prices (two prices for the node SKU: a price change mid-month), rounded
-  lines, VAT, one ``InvoiceDraft`` per tenant.
+* drafts: ``billing.invoicing.compute_invoices`` — the same grouping, cut where prices
+  change (the node SKU changes price mid-month), priced, rounded lines, VAT, one
+  ``InvoiceDraft`` per tenant with cluster names and SKU descriptions.
 
 Prints the ratio (goal ≤ 2×) and the peak memory (goal < 500 MB). No assertion: figures only.
 """

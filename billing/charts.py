@@ -13,8 +13,8 @@ from django.utils.translation import gettext as _
 
 from billing.queries import DailyCosts
 
-PALETTE = ["#206bc4", "#2fb344", "#f76707", "#ae3ec9", "#d63939", "#0ca678", "#f59f00",
-           "#4263eb", "#74b816", "#d6336c"]
+PALETTE = ["#206bc4", "#f76707", "#2fb344", "#ae3ec9", "#d63939", "#17a2b8", "#f59f00",
+           "#d6336c", "#8c6d46", "#1d273b"]
 OTHER_COLOR = "#9aa0ac"
 MAX_SERIES = len(PALETTE)
 

@@ -1,7 +1,8 @@
 """Invoices from the ledger: live drafts, finalization, numbering, credit notes.
 
 A draft is never stored with lines: ``compute_invoices`` recomputes it from the ledger and the
-price book whenever it is read (one SQL query for any number of tenants). Finalizing stores the
+price book whenever it is read (one aggregate query over the ledger for any number of
+tenants, see ``billing.rating``). Finalizing stores the
 lines and totals computed up to the end of the month, takes the next number of a gapless
 series and freezes the invoice (see ``billing.models`` for how "frozen" is enforced).
 The functions here do not audit; ``billing.actions`` wraps them for people and tasks.
@@ -55,7 +56,7 @@ def sku_info(code: str, catalogue: dict[str, SkuInfo]) -> SkuInfo:
     return SkuInfo(code, kind if kind in KIND_ORDER else "other", unit, code)
 
 
-@dataclass
+@dataclass(slots=True)
 class DraftLine:
     cluster_id: int | None
     cluster_name: str
@@ -125,8 +126,8 @@ def _cluster_names(ids: set[int]) -> dict[int, str]:
     return dict(Cluster.objects.filter(pk__in=ids).values_list("pk", "name")) if ids else {}
 
 
-def _line_order(line: DraftLine, catalogue: dict[str, SkuInfo]) -> tuple:
-    info = sku_info(line.sku, catalogue)
+def _line_order(line: DraftLine, infos: dict[str, SkuInfo]) -> tuple:
+    info = infos[line.sku]
     return (line.cluster_name, line.cluster_id or 0, KIND_ORDER.get(info.kind, 9), line.sku,
             line.unit_price is None, line.unit_price or 0)
 
@@ -141,18 +142,19 @@ def compute_invoices(period: Period, *, as_of: datetime | None = None,
                                    tenant_ids=tenant_ids))
     names = _cluster_names({r.cluster_id for r in rated})
     vat = vat_rate_on(period.last_day)
+    infos = {code: sku_info(code, catalogue) for code in {r.sku for r in rated}}
     drafts: dict[int, InvoiceDraft] = {}
     for r in rated:
         draft = drafts.get(r.tenant_id)
         if draft is None:
             draft = drafts[r.tenant_id] = InvoiceDraft(r.tenant_id, period, as_of, vat_rate=vat)
-        info = sku_info(r.sku, catalogue)
+        info = infos[r.sku]
         draft.lines.append(DraftLine(
             cluster_id=r.cluster_id, cluster_name=names.get(r.cluster_id, str(r.cluster_id)),
             sku=r.sku, description=info.description, unit=info.unit,
             unit_seconds=r.unit_seconds, unit_price=r.per_hour, amount=r.amount))
     for draft in drafts.values():
-        draft.lines.sort(key=lambda line: _line_order(line, catalogue))
+        draft.lines.sort(key=lambda line: _line_order(line, infos))
     return drafts
 
 

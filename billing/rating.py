@@ -26,7 +26,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal
 
 from django.db import connection
 
@@ -43,13 +43,15 @@ def money(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+_EXACT = Context(prec=60)  # wide enough that no product or quotient here is ever rounded
+
+
 def line_amount(unit_seconds: Decimal, per_hour: Decimal | None) -> Decimal:
     """The amount of one line: exact usage × price per hour / 3600, rounded once."""
     if per_hour is None:
         return ZERO
-    with localcontext() as ctx:
-        ctx.prec = 60
-        exact = Decimal(unit_seconds) * Decimal(per_hour) / SECONDS_PER_HOUR
+    exact = _EXACT.divide(_EXACT.multiply(Decimal(unit_seconds), Decimal(per_hour)),
+                          SECONDS_PER_HOUR)
     return money(exact)
 
 
@@ -63,7 +65,7 @@ def sum_amounts(amounts: Iterable[Decimal]) -> Decimal:
     return sum(amounts, ZERO)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RatedLine:
     tenant_id: int
     cluster_id: int
@@ -247,26 +249,39 @@ def rate_usage(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
+    price_at: dict[tuple[str, datetime], Decimal | None] = {}
+
+    def price(sku: str, when: datetime) -> Decimal | None:
+        key = (sku, when)
+        if key not in price_at:
+            price_at[key] = prices.at(sku, when)
+        return price_at[key]
+
+    # Which of the price-change columns fall inside each bucket (the same for every row).
+    inside_of = {idx: [(k, cut) for k, cut in enumerate(cuts) if lo < cut < hi]
+                 for idx, (lo, hi) in bounds.items()}
     for tenant_id, cluster_id, sku, idx, total, *before in fetched:
         lo, hi = bounds[idx]
-        # Cut the bucket where prices change; ``seconds_before[t]`` is the usage before t.
-        seconds_before = {lo: Decimal(0), hi: _units(total, postgres)}
-        points = [lo]
-        for cut, value in zip(cuts, before, strict=True):
-            if lo < cut < hi:
-                seconds_before[cut] = _units(value, postgres)
-                points.append(cut)
-        points.append(hi)
-        pieces: dict[Decimal | None, Decimal] = {}
-        for start, end in zip(points, points[1:], strict=False):
-            used = seconds_before[end] - seconds_before[start]
+        inside = [(cut, before[k]) for k, cut in inside_of[idx]]
+        if not inside:  # no price change in this bucket: one piece
+            used = _units(total, postgres)
             if used:
-                price = prices.at(sku, start)
-                pieces[price] = pieces.get(price, Decimal(0)) + used
-        for price, unit_seconds in pieces.items():
-            yield RatedLine(tenant_id=tenant_id, cluster_id=cluster_id, sku=sku, bucket=idx,
-                            per_hour=price, unit_seconds=unit_seconds.quantize(_QTY_PLACES),
-                            amount=line_amount(unit_seconds, price))
+                per_hour = price(sku, lo)
+                yield RatedLine(tenant_id, cluster_id, sku, idx, per_hour,
+                                used.quantize(_QTY_PLACES), line_amount(used, per_hour))
+            continue
+        # Cut the bucket where prices change: ``before`` is the usage before each cut.
+        points = [(lo, Decimal(0)), *((c, _units(v, postgres)) for c, v in inside),
+                  (hi, _units(total, postgres))]
+        pieces: dict[Decimal | None, Decimal] = {}
+        for (start, used_before), (_end, used_by_end) in zip(points, points[1:], strict=False):
+            used = used_by_end - used_before
+            if used:
+                per_hour = price(sku, start)
+                pieces[per_hour] = pieces.get(per_hour, Decimal(0)) + used
+        for per_hour, unit_seconds in pieces.items():
+            yield RatedLine(tenant_id, cluster_id, sku, idx, per_hour,
+                            unit_seconds.quantize(_QTY_PLACES), line_amount(unit_seconds, per_hour))
 
 
 def _units(value: object, postgres: bool) -> Decimal:

@@ -149,10 +149,10 @@ class ClusterListConsumer(_LiveConsumer):
                                           f'hx-swap-oob="delete"></tbody>')
         elif matches and self.last_page:
             self.shown.add(cluster_id)
-            await self.send(text_data='<tbody id="clusters-empty" hx-swap-oob="delete"></tbody>'
-                            '<table hx-swap-oob="beforeend:#cluster-table">'
+            # The table first: a leading <tbody> would make the HTML parser drop the wrapper.
+            await self.send(text_data='<table hx-swap-oob="beforeend:#cluster-table">'
                             + self._variant(event).replace(' hx-swap-oob="true"', "", 1)
-                            + "</table>")
+                            + '</table><div id="clusters-empty" hx-swap-oob="delete"></div>')
 
     def _variant(self, event: dict[str, Any]) -> str:
         return event["html"].get(self.lang) or next(iter(event["html"].values()), "")

@@ -236,6 +236,14 @@ class InvitationAdmin(admin.ModelAdmin):
     search_fields = ["email", "tenant__slug"]
     readonly_fields = ["token_hash", "created_at", "accepted_at", "accepted_by", "invited_by"]
 
+    # Invitations are made through the tenant's "Invite someone" action (do_invite), which
+    # sends the email with the one-time code; a row added here would have no usable code.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(admin.ModelAdmin):

@@ -90,6 +90,10 @@ WRITE_PERMS = frozenset({
 })
 
 
+# Permissions that hand out credentials: refused in read-only sessions whatever the role says.
+CREDENTIAL_PERMS = frozenset({Perm.KUBECONFIG_ADMIN, Perm.KUBECONFIG_SUPER_ADMIN})
+
+
 def role_has(role: str | None, perm: str) -> bool:
     if role is None:
         return False

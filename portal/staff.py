@@ -109,7 +109,7 @@ def _fleet_section() -> dict[str, Any]:
     groups = NodeGroup.objects.filter(removed_at__isnull=True, cluster__deleted_at__isnull=True)
     capacity = (groups.values("instance_type").annotate(nodes=Sum("observed_nodes"),
                                                         groups=Count("id"))
-                .order_by("-nodes"))
+                .order_by("-nodes", "instance_type"))
     gpus: Counter[str] = Counter()
     for row in groups.exclude(gpu_model="").values("gpu_model", "gpus_per_node",
                                                    "observed_nodes"):
@@ -183,7 +183,6 @@ def _platform_section() -> dict[str, Any]:
         "watcher": health,
         "watcher_streams": streams,
         "watcher_last_event": _as_datetime(last_event),
-        "watcher_lag": (now - _as_datetime(last_event)) if last_event else None,
         "watcher_published": published,
         "watcher_stale": published is None or now - published > WATCHER_STALE_AFTER,
         "resync": resync,

@@ -17,7 +17,7 @@ from django.http import Http404, HttpResponseNotAllowed
 from django.utils.translation import gettext as _
 
 from portal.models import Membership, Tenant
-from portal.permissions import WRITE_PERMS, Role, perms_for, role_has
+from portal.permissions import CREDENTIAL_PERMS, WRITE_PERMS, Role, perms_for, role_has
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
@@ -35,6 +35,8 @@ class TenantContext:
     def can(self, perm: str) -> bool:
         if perm in WRITE_PERMS and (self.read_only or self.tenant.is_suspended):
             return False
+        if perm in CREDENTIAL_PERMS and self.read_only:
+            return False  # a read-only view (staff impersonation) never hands out credentials
         return role_has(self.role, perm)
 
     @property

@@ -274,8 +274,9 @@ KUBECONFIG_DESCRIPTION = (
     "cached by the portal (certificates rotate). `admin` is the normal cluster-admin "
     "kubeconfig (owners, admins, members); `super_admin` bypasses RBAC inside the cluster "
     "(owners and admins). Needs a read-write token (or, in the browser, a recent sign-in); "
-    "every download is recorded in the audit log. 409 `kubeconfig_not_ready` until the platform has issued it. The token travels in "
-    "the Authorization header only, never in the URL.")
+    "every download is recorded in the audit log. 409 `kubeconfig_not_ready` until the "
+    "platform has issued it. The token travels in the Authorization header only, never in the "
+    "URL.")
 
 
 class KubeconfigView(ClusterApiView):

@@ -9,6 +9,7 @@ find the 404 path). The management cluster is the simulated one.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,7 +35,10 @@ from clusters.models import Operation
 from clusters.platform.gateway import reset_gateway
 from tests.api.factories import make_cluster, make_operation, make_token
 
-MAX_EXAMPLES = 5
+# `make test` runs a bounded sweep; API_FUZZ_DEEP=1 adds the exhaustive coverage phase and
+# more generated requests (minutes, for a thorough look before a release).
+DEEP = os.environ.get("API_FUZZ_DEEP") == "1"
+MAX_EXAMPLES = 40 if DEEP else 5
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance]
 
@@ -56,7 +60,7 @@ class _InTransactionWSGIHandler(WSGIHandler):
 APP = _InTransactionWSGIHandler()
 # Bounded: examples from the document and a few generated requests per operation; the
 # exhaustive coverage phase would take minutes.
-CONFIG = schemathesis.Config.from_dict({"phases": {"coverage": {"enabled": False}}})
+CONFIG = schemathesis.Config.from_dict({"phases": {"coverage": {"enabled": DEEP}}})
 schema = schemathesis.openapi.from_wsgi("/api/schema/", APP, config=CONFIG)
 
 

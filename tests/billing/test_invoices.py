@@ -286,3 +286,19 @@ def test_concurrent_finalization_of_one_invoice_takes_one_number(swiss_vat, pric
         SYSTEM, draft.pk, now=AFTER_MARCH).number)
     assert results == ["2026-000001"] * 4
     assert Invoice.objects.get().lines.count() == 1
+
+
+def test_beat_tasks_are_registered_idempotent_and_bounded(tenant, price_book):
+    from django.conf import settings
+
+    from billing import tasks
+
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    for task in (tasks.finalize_invoices, tasks.check_budgets, tasks.reconcile_ledger):
+        assert task.name in scheduled
+        assert task.acks_late and task.reject_on_worker_lost
+        assert task.soft_time_limit < task.time_limit
+    _usage(tenant)
+    assert tasks.reconcile_ledger() == {"clusters": 0, "segments": 0}
+    assert tasks.check_budgets() == 0
+    assert tasks.finalize_invoices() == tasks.finalize_invoices()

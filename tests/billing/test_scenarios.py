@@ -206,3 +206,21 @@ def test_the_preview_agrees_with_the_invoice_of_a_steady_month(tenant, rig_facto
     assert estimate.monthly_min == estimate.monthly_max == D("2733.12")
     assert draft.subtotal == estimate.monthly_min
     assert line_amount(D(730 * 3600 * 4), D("0.36")) == D("1051.20")
+
+
+def test_the_daily_chart_splits_days_where_prices_change(tenant, rig_factory):
+    from billing.queries import daily_costs
+
+    add_price("node.t1.pd", "0.36")
+    add_price("node.t1.pd", "0.72", since=datetime(2026, 3, 10, 12, tzinfo=UTC))
+    rig = rig_factory(groups={"md0": {"instance_type": "t1.pd"}})
+    rig.observe(datetime(2026, 3, 9, 18, tzinfo=UTC), md0=1)
+    rig.observe(datetime(2026, 3, 11, tzinfo=UTC), md0=0)
+    daily = daily_costs(tenant, Period.of(T0), now=datetime(2026, 4, 1, tzinfo=UTC))
+    cid = rig.cluster.pk
+    # 9th: 6 h × 0.36 = 2.16;  10th: 12 h × 0.36 + 12 h × 0.72 = 4.32 + 8.64 = 12.96
+    assert daily.amounts == {(8, cid): D("2.16"), (9, cid): D("12.96")}
+    # The month as one line per price: 18 h × 0.36 = 6.48 and 12 h × 0.72 = 8.64
+    month = compute_invoice(tenant.pk, Period.of(T0))
+    assert [(li.unit_price, li.amount) for li in month.lines] == [(D("0.36"), D("6.48")),
+                                                                  (D("0.72"), D("8.64"))]

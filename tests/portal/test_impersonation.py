@@ -284,11 +284,6 @@ def api_token_client(client_for):
     return make
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (portal/tenancy.py, lead): TenantContext.can only refuses WRITE_PERMS in a read-only "
-    "view, so an impersonating staff member holds the owner's kubeconfig.admin and "
-    "kubeconfig.super_admin and the API hands out the tenant's cluster-admin credentials. "
-    "Read-only contexts must also refuse the kubeconfig permissions."))
 def test_kubeconfigs_are_not_handed_to_an_impersonating_staff_member(
         client_for, staff_with_mfa, engine):
     cluster = engine.create()

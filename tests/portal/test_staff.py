@@ -233,7 +233,8 @@ def test_an_unreachable_platform_is_said_in_red(client_for, staff_with_mfa):
 
 
 @pytest.mark.usefixtures("offline_platform")
-def test_the_polling_fallback_gets_the_board_as_an_out_of_band_region(client_for, staff_with_mfa, tenant):
+def test_the_polling_fallback_gets_the_board_as_an_out_of_band_region(client_for, staff_with_mfa,
+                                                                     tenant):
     client = client_for(staff_with_mfa)
     make_operation(make_cluster(tenant, "slow"), state=Operation.State.RUNNING, minutes_ago=20)
 

@@ -338,6 +338,8 @@ class Handler(BaseHTTPRequestHandler):
         store = self.platform.store
         if method == "GET" and route.watch:
             self._watch(route)
+        elif method == "GET" and _number(self._query.get("limit"), "limit") > 0:
+            self._send_json(200, self._page_body(route))
         elif method == "GET":
             items, rv = store.list(route.rtype, self._selection(route))
             self._send_json(200, self._list_body(route.rtype, items, rv))
@@ -416,6 +418,27 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "a merge patch must be a JSON object", "BadRequest")
             return _guarded(lambda current: merge_patch(current, patch))
         raise ApiError(415, f"unsupported patch type {content_type!r}", "UnsupportedMediaType")
+
+    def _page_body(self, route: Route) -> Obj:
+        """`limit`/`continue` rendering only the page (large lists stay linear to page through;
+        `remainingItemCount` ignores selectors, which Kubernetes allows)."""
+        token = self._query.get("continue")
+        after = None
+        if token:
+            try:
+                after = tuple(json.loads(base64.urlsafe_b64decode(token.encode())))
+            except ValueError:
+                raise ApiError(400, "invalid continue token", "BadRequest")
+        size = _number(self._query.get("limit"), "limit")
+        items, rv, remaining = self.platform.store.list_page(
+            route.rtype, self._selection(route), after, size)
+        metadata: Obj = {"resourceVersion": str(rv)}
+        if remaining and items:
+            metadata["continue"] = base64.urlsafe_b64encode(
+                json.dumps(list(_sort_key(items[-1]))).encode()).decode()
+            metadata["remainingItemCount"] = remaining
+        return {"apiVersion": route.rtype.api_version, "kind": f"{route.rtype.kind}List",
+                "metadata": metadata, "items": items}
 
     def _list_body(self, rtype: ResourceType, items: list[Obj], rv: int) -> Obj:
         items, token, remaining = _paginate(

@@ -178,6 +178,33 @@ class Store:
                     items.append(copy.deepcopy(shown))
             return items, self._rv
 
+    def list_page(
+        self, rtype: ResourceType, selection: Selection, after: tuple[str, str] | None, limit: int
+    ) -> tuple[list[Obj], int, int]:
+        """One page of `list`: up to `limit` objects sorted after (namespace, name) `after`,
+        the resourceVersion, and how many more objects of the type follow (selectors aside).
+        Only the page's objects are rendered, so paging through a large list stays linear."""
+        with self.cond:
+            keys = sorted(k for k in self._objects if k[0] == rtype.backing_key)
+            items: list[Obj] = []
+            remaining = 0
+            for key in keys:
+                _rkey, namespace, name = key
+                if after is not None and (namespace, name) <= after:
+                    continue
+                if selection.namespace is not None and namespace != selection.namespace:
+                    continue
+                if len(items) >= limit:
+                    remaining += 1
+                    continue
+                obj = self._objects[key]
+                if rtype.view_filter and not rtype.view_filter(obj):
+                    continue
+                shown = rtype.show(obj)
+                if selection.matches(shown):
+                    items.append(copy.deepcopy(shown))
+            return items, self._rv, remaining
+
     def raw(self, rtype: ResourceType, namespace: str | None, name: str) -> Obj | None:
         """The stored object (spec as sent), for the controller and tests."""
         with self.cond:

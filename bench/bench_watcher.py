@@ -258,7 +258,7 @@ def lag_and_throughput(args: argparse.Namespace, base_url: str) -> None:
         print(f"baseline: bare watch delivery (platform change → event in this process) "
               f"p50 {percentile(delivery, 50) * 1000:.1f} ms, "
               f"p95 {percentile(delivery, 95) * 1000:.1f} ms")
-        for rate, seconds, result in results:
+        for _rate, seconds, result in results:
             print(f"{result['rate_sent']:.0f} changes/s for {seconds:.0f} s: applied "
                   f"{result['applied']}/{result['sent']} at {result['rate_applied']:.0f}/s; "
                   f"lag p50 {result['p50'] * 1000:.0f} ms, p95 {result['p95'] * 1000:.0f} ms, "

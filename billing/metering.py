@@ -146,70 +146,39 @@ def _close(rows: list[tuple[int, datetime]], at: datetime) -> int:
     return len(rows)
 
 
-# On PostgreSQL the reads and writes of an observation are raw SQL, and its closing and opening
-# go in one statement (one round trip): metering runs in the watcher's hot path. The INSERT's
-# one-time filter counts the rows of the UPDATE and DELETE first, so they complete before any
-# new row is inserted; the unique and exclusion checks then see the closed versions (a row
-# updated by the own transaction counts as gone for those checks).
-_PG_CURRENT = """
-SELECT id, node_group_id, sku, quantity, start, "end" FROM billing_usagesegment
-WHERE cluster_id = %s AND ("end" IS NULL OR "end" > %s)
-"""
-_PG_CLOSE = """
-WITH closed AS (
-    UPDATE billing_usagesegment SET "end" = %s
-    WHERE id = ANY(%s::bigint[]) AND "end" IS NULL RETURNING 1
-), removed AS (
-    DELETE FROM billing_usagesegment WHERE id = ANY(%s::bigint[]) AND "end" IS NULL RETURNING 1
-)
-"""
-_PG_OPEN = """
-INSERT INTO billing_usagesegment (tenant_id, cluster_id, node_group_id, sku, quantity, start)
-SELECT v.tenant_id, v.cluster_id, v.node_group_id, v.sku, v.quantity, v.start
-FROM (VALUES {rows}) AS v(tenant_id, cluster_id, node_group_id, sku, quantity, start)
-WHERE (SELECT count(*) FROM closed) + (SELECT count(*) FROM removed) >= 0
-"""
-_PG_ROW = "(%s::bigint, %s::bigint, %s::bigint, %s::varchar, %s::numeric, %s::timestamptz)"
-_PG_CLOSE_ONLY = "SELECT (SELECT count(*) FROM closed), (SELECT count(*) FROM removed)"
-
-Row = tuple[int, int | None, str, Decimal, datetime, datetime | None]
-
-
-def _current(cluster_id: int, at: datetime) -> list[Row]:
+def _current(cluster_id: int, at: datetime) -> list[tuple]:
     """The cluster's open segments, and any that end after ``at`` (which make it stale)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_PG_CURRENT, [cluster_id, at])
-            return list(cursor.fetchall())
     return list(UsageSegment.objects.filter(cluster_id=cluster_id)
                 .filter(Q(end__isnull=True) | Q(end__gt=at)).order_by()
                 .values_list("pk", "node_group_id", "sku", "quantity", "start", "end"))
 
 
-def _apply(cluster: Cluster, at: datetime, closing: list[tuple[int, datetime]],
-           opening: list[tuple[int | None, str, Decimal]]) -> None:
-    """Close ``closing`` and open ``opening`` at ``at``: one statement on PostgreSQL."""
-    if not closing and not opening:
-        return
-    if connection.vendor != "postgresql":
-        if closing:
-            _close(closing, at)
-        if opening:
-            UsageSegment.objects.bulk_create([
-                UsageSegment(tenant_id=cluster.tenant_id, cluster_id=cluster.pk,
-                             node_group_id=group_id, sku=sku, quantity=quantity, start=at)
-                for group_id, sku, quantity in opening])
-        return
-    params: list[object] = [at, [pk for pk, start in closing if start < at],
-                            [pk for pk, start in closing if start >= at]]
-    if opening:
-        sql = _PG_CLOSE + _PG_OPEN.format(rows=", ".join([_PG_ROW] * len(opening)))
-        for group_id, sku, quantity in opening:
-            params += [cluster.tenant_id, cluster.pk, group_id, sku, quantity, at]
-    else:
-        sql = _PG_CLOSE + _PG_CLOSE_ONLY
+# On PostgreSQL the function ``billing_observe`` (migration 0005) does what
+# ``_observe_portable`` does, in one short call whose plans stay cached: metering runs in the
+# watcher's hot path. Tests run both on PostgreSQL and compare the ledgers they write.
+_PG_OBSERVE = ("SELECT stale, closed, opened FROM billing_observe(%s, %s, %s, %s::bigint[], "
+               "%s::varchar[], %s::numeric[], %s::boolean[])")
+
+# Set to True to use the portable path on PostgreSQL too (tests compare both).
+FORCE_PORTABLE = False
+
+
+def _observe_postgres(cluster: Cluster, groups: Iterable[NodeGroup],
+                      at: datetime) -> MeterResult:
+    addons = {addon_sku(k) for k in enabled_addons(cluster.addons)}
+    target = sorted(billable_quantities(cluster, groups, priced_addons=addons).items(),
+                    key=_order)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_PG_OBSERVE, [
+            cluster.pk, cluster.tenant_id, at, [g for (g, _s), _q in target],
+            [s for (_g, s), _q in target], [q for _k, q in target],
+            [s in addons for (_g, s), _q in target]])
+        stale, closed, opened = cursor.fetchone()
+    if stale:
+        logger.info("billing.metering.stale_observation",
+                    extra={"cluster_id": cluster.pk, "at": at.isoformat()})
+        return MeterResult(ignored=True)
+    return MeterResult(opened=opened, closed=closed)
 
 
 def close_cluster(cluster: Cluster, at: datetime) -> int:
@@ -234,6 +203,14 @@ def observe_cluster(cluster: Cluster, groups: Iterable[NodeGroup], at: datetime)
         closed = close_cluster(cluster, gone)
         return MeterResult(closed=closed)
     at = billing_instant(at)
+    if connection.vendor == "postgresql" and not FORCE_PORTABLE:
+        return _observe_postgres(cluster, groups, at)
+    return _observe_portable(cluster, groups, at)
+
+
+def _observe_portable(cluster: Cluster, groups: Iterable[NodeGroup],
+                      at: datetime) -> MeterResult:
+    """The metering diff in Python (SQLite, and the reference for the PostgreSQL statement)."""
     with transaction.atomic(savepoint=False):
         current = _current(cluster.pk, at)
         if any(end is not None or start > at for _pk, _g, _s, _q, start, end in current):
@@ -256,7 +233,13 @@ def observe_cluster(cluster: Cluster, groups: Iterable[NodeGroup], at: datetime)
         opening = [(group_id, sku, quantity)
                    for (group_id, sku), quantity in sorted(target.items(), key=_order)
                    if (group_id, sku) not in keep]
-        _apply(cluster, at, closing, opening)
+        if closing:
+            _close(closing, at)
+        if opening:
+            UsageSegment.objects.bulk_create([
+                UsageSegment(tenant_id=cluster.tenant_id, cluster_id=cluster.pk,
+                             node_group_id=group_id, sku=sku, quantity=quantity, start=at)
+                for group_id, sku, quantity in opening])
     return MeterResult(opened=len(opening), closed=len(closing))
 
 

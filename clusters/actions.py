@@ -154,7 +154,12 @@ def _enqueue_on_commit(operation: Operation) -> None:
 
 def do_create_cluster(actor: Actor, ctx: TenantContext, spec: ClusterSpec, *,
                       idempotency_key: str = "") -> Cluster:
-    """Record a new cluster and queue its creation on the platform."""
+    """Record a new cluster (rows for it and its node groups, a create ``Operation``, an
+    audit entry) and queue its creation on the platform once the transaction commits.
+
+    Repeating it is refused, not duplicated: a second cluster of the same name fails the
+    unique constraint and says so. Quota is checked again under the tenant row lock, so two
+    concurrent creates cannot both pass it."""
     _require(actor, ctx, Perm.CLUSTERS_CHANGE)
     spec = dataclasses.replace(spec, namespace=ctx.tenant.namespace)
     errors = check_spec(ctx, spec)
@@ -185,6 +190,9 @@ def do_create_cluster(actor: Actor, ctx: TenantContext, spec: ClusterSpec, *,
 def _change(actor: Actor, ctx: TenantContext, name: str, kind: str,
             mutate: Callable[[ClusterSpec], ClusterSpec], *, verb: str, summary: str,
             params: dict[str, Any] | None = None, idempotency_key: str = "") -> Operation:
+    """Every change to an existing cluster: under the tenant and cluster row locks, refuse
+    while another operation runs (the partial unique index backs this), check the platform
+    rules and quota, write the desired rows and the operation, enqueue on commit."""
     _require(actor, ctx, Perm.CLUSTERS_CHANGE)
     with transaction.atomic():
         _lock_tenant(ctx)
@@ -226,7 +234,9 @@ def _replace_group(spec: ClusterSpec, name: str, fn: Callable[[NodeGroupSpec], N
 
 def do_update_cluster(actor: Actor, ctx: TenantContext, name: str, spec: ClusterSpec, *,
                       idempotency_key: str = "") -> Operation:
-    """Bring the cluster to ``spec`` as a whole (the API's PUT)."""
+    """Bring the cluster to ``spec`` as a whole (the API's PUT): desired rows, an update
+    operation, the audit entry. A repeat with the same spec is refused ("nothing to change");
+    one change runs at a time per cluster."""
     return _change(actor, ctx, name, Operation.Kind.UPDATE,
                    lambda before: dataclasses.replace(spec, name=before.name,
                                                       namespace=before.namespace),
@@ -237,7 +247,8 @@ def do_update_cluster(actor: Actor, ctx: TenantContext, name: str, spec: Cluster
 def do_scale_node_group(actor: Actor, ctx: TenantContext, name: str, group: str, *,
                         min_replicas: int, max_replicas: int,
                         idempotency_key: str = "") -> Operation:
-    """Change a group's autoscaler limits (no node is replaced)."""
+    """Change a group's autoscaler limits (no node is replaced): the group row, a scale
+    operation, the audit entry. Repeating the same limits is refused as "nothing to change"."""
     return _change(
         actor, ctx, name, Operation.Kind.SCALE,
         lambda spec: _replace_group(spec, group, lambda g: dataclasses.replace(
@@ -250,7 +261,8 @@ def do_scale_node_group(actor: Actor, ctx: TenantContext, name: str, group: str,
 
 def do_update_node_group(actor: Actor, ctx: TenantContext, name: str, group: NodeGroupSpec, *,
                          idempotency_key: str = "") -> Operation:
-    """Change a group's template (instance type, disk, roles, GPUs) or limits."""
+    """Change a group's template (instance type, disk, roles, GPUs) or limits; a template
+    change replaces every node of the group on the platform. Same rules as ``_change``."""
     return _change(
         actor, ctx, name, Operation.Kind.UPDATE,
         lambda spec: _replace_group(spec, group.name, lambda _g: group),
@@ -261,6 +273,8 @@ def do_update_node_group(actor: Actor, ctx: TenantContext, name: str, group: Nod
 
 def do_add_node_group(actor: Actor, ctx: TenantContext, name: str, group: NodeGroupSpec, *,
                       idempotency_key: str = "") -> Operation:
+    """Add a node group (a new group row, an operation, the audit entry). Adding a name that
+    exists is refused."""
     def add(spec: ClusterSpec) -> ClusterSpec:
         if spec.group(group.name) is not None:
             raise ValidationError({"name": _("A node group with this name already exists.")})
@@ -274,6 +288,9 @@ def do_add_node_group(actor: Actor, ctx: TenantContext, name: str, group: NodeGr
 
 def do_remove_node_group(actor: Actor, ctx: TenantContext, name: str, group: str, *,
                          idempotency_key: str = "") -> Operation:
+    """Remove a node group: its row is kept as history (``removed_at``) and its nodes stay
+    metered until the platform has removed them. Removing it again, or the last group, is
+    refused."""
     def remove(spec: ClusterSpec) -> ClusterSpec:
         if spec.group(group) is None:
             raise ValidationError({"node_group": _("This cluster has no node group %(name)s.")
@@ -292,7 +309,9 @@ def do_remove_node_group(actor: Actor, ctx: TenantContext, name: str, group: str
 
 def do_upgrade_cluster(actor: Actor, ctx: TenantContext, name: str, version: str, *,
                        idempotency_key: str = "") -> Operation:
-    """Move to the next minor version only (the platform refuses jumps and downgrades)."""
+    """Move to the next minor version only (the platform refuses jumps and downgrades):
+    the cluster's version, an upgrade operation, the audit entry. Asking again for the version
+    the cluster already has is refused in words."""
 
     def upgrade(spec: ClusterSpec) -> ClusterSpec:
         target = catalog.next_minor(spec.version)
@@ -314,6 +333,8 @@ def do_upgrade_cluster(actor: Actor, ctx: TenantContext, name: str, version: str
 
 def do_set_addons(actor: Actor, ctx: TenantContext, name: str, addons: tuple[AddonSpec, ...], *,
                   idempotency_key: str = "") -> Operation:
+    """Set the add-ons (the cluster's add-on settings, an operation, the audit entry). The
+    same settings again are refused as "nothing to change"."""
     return _change(actor, ctx, name, Operation.Kind.ADDONS,
                    lambda spec: dataclasses.replace(spec, addons=tuple(addons)),
                    verb="cluster.addons", summary=_("Add-on change requested."),
@@ -322,7 +343,10 @@ def do_set_addons(actor: Actor, ctx: TenantContext, name: str, addons: tuple[Add
 
 def do_delete_cluster(actor: Actor, ctx: TenantContext, name: str, *, confirm: str,
                       idempotency_key: str = "") -> Operation:
-    """Queue the deletion. The platform deletes every persistent volume of the cluster too."""
+    """Queue the deletion (phase ``deleting``, a delete operation, the audit entry); the
+    platform deletes every persistent volume of the cluster too. A queued change not yet sent is
+    cancelled first; a second deletion is refused while one runs. The row stays (``deleted_at``)
+    for billing and audit."""
     _require(actor, ctx, Perm.CLUSTERS_DELETE)
     if confirm != name:
         raise ValidationError({"confirm": _("Type the cluster name exactly to confirm.")})
@@ -363,7 +387,9 @@ def access_operation(ctx: TenantContext, operation_id: int, *, for_update: bool 
 
 
 def do_retry_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> Operation:
-    """Run a failed or cancelled operation again, as a new operation with the same intent."""
+    """Run a failed or cancelled operation again, as a new operation with the same intent
+    (the desired rows are set back to it). Only the latest operation can be retried, and only
+    while nothing else runs, so a retry cannot be applied twice."""
     _require(actor, ctx, Perm.CLUSTERS_CHANGE)
     with transaction.atomic():
         _lock_tenant(ctx)
@@ -444,7 +470,10 @@ def _cancel(actor: Actor, operation: Operation, *, reason: str) -> None:
 
 
 def do_cancel_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> Operation:
-    """Cancel an operation the platform has not received yet; its request is undone."""
+    """Cancel an operation the platform has not received yet: the desired rows go back to
+    what they were (a cancelled creation forgets the cluster). Refused once a worker may be
+    sending it; a queued message that still arrives finds the operation finished and does
+    nothing."""
     _require(actor, ctx, Perm.CLUSTERS_CHANGE)
     with transaction.atomic():
         cluster_id = access_operation(ctx, operation_id).cluster_id

@@ -89,6 +89,13 @@ class ClusterRow:
         return presentation.problem_for(self.cluster, self.operation)
 
     @property
+    def stamp(self) -> int:
+        """When the shown state was last changed (µs): pushes rendered by different processes
+        may arrive out of order, and the page keeps the newest."""
+        times = [t for t in (self.cluster.updated_at, self.last_change_at) if t]
+        return int(max(times).timestamp() * 1_000_000) if times else 0
+
+    @property
     def fingerprint(self) -> str:
         """Changes whenever anything the row shows changes: its rendered HTML can be cached
         under it (per language) and never go stale."""
@@ -204,6 +211,18 @@ class ClusterState:
     @property
     def style(self) -> str:
         return presentation.PHASE_STYLE.get(self.cluster.phase, "idle")
+
+    @property
+    def stamp(self) -> int:
+        """See ``ClusterRow.stamp``: the newest change among the cluster, its latest operation
+        and its timeline."""
+        op = self.operation
+        times = [self.cluster.updated_at, self.events[0].at if self.events else None,
+                 *(s.finished_at or s.started_at for s in self.steps)]
+        if op is not None:
+            times += [op.created_at, op.finished_at]
+        times = [t for t in times if t]
+        return int(max(times).timestamp() * 1_000_000) if times else 0
 
     @property
     def problem(self) -> presentation.Problem | None:

@@ -198,8 +198,8 @@ def _validate(operation: Operation) -> None:
     if operation.params.get("retry_of"):
         errors = [e for e in errors if e.code not in ("immutable", "no_change")]
     if errors:
-        raise SpecRejected(" ".join(
-            (f"{e.field}: {e.message}" if e.field else e.message) for e in errors))
+        # Each sentence names its field in words ("Node group md0: …"); never sent.
+        raise SpecRejected(" ".join(e.message for e in errors))
 
 
 def _send(operation: Operation, cluster: Cluster) -> Applied | None:

@@ -215,6 +215,8 @@ class Stream:
     apply: Callable[[str, dict[str, Any]], bool]
     sync: Callable[[Iterable[dict[str, Any]], Gateway], int]
     label_selector: str | None = None
+    # Appliers working on one batch at once, each on its own clusters and connection.
+    parallel: int = 1
 
     def list(self, gateway: Gateway) -> Listing:
         return gateway.list_pages(self.kind, label_selector=self.label_selector)
@@ -238,7 +240,7 @@ def streams() -> list[Stream]:
     return [
         Stream("clusters", APPS, apply_cluster_event, sync_clusters),
         Stream("machinedeployments", MACHINE_DEPLOYMENTS, apply_md_event,
-               lambda items, _gw: sync_machine_deployments(items)),
+               lambda items, _gw: sync_machine_deployments(items), parallel=3),
         Stream("kubeconfigs", SECRETS, apply_secret_event,
                lambda items, _gw: sync_kubeconfigs(items),
                label_selector=TENANT_RESOURCE_LABEL),
@@ -266,6 +268,7 @@ class Watcher:
         self.synced = threading.Event()
         self._synced_streams: set[str] = set()
         self._readers: set[threading.Event] = set()
+        self._appliers: dict[str, list[Applier]] = {}
         self._lock = threading.Lock()
 
     def start(self) -> Watcher:
@@ -274,6 +277,9 @@ class Watcher:
         all_streams = streams()
         for stream in all_streams:
             self.health.streams[stream.name] = StreamHealth(stream.name)
+            if stream.parallel > 1:
+                self._appliers[stream.name] = [Applier(self, f"apply-{stream.name}-{i}")
+                                               for i in range(stream.parallel)]
         for stream in all_streams:
             thread = threading.Thread(target=self._run_stream, args=(stream, len(all_streams)),
                                       name=f"watch-{stream.name}", daemon=True)
@@ -290,6 +296,9 @@ class Watcher:
             self.gateway.interrupt_watches(done)
         for thread in self.threads:
             thread.join(timeout)
+        for appliers in self._appliers.values():
+            for applier in appliers:
+                applier.stop(timeout)
         self.coalescer.stop(timeout)
         self.health.publish()
 
@@ -373,6 +382,25 @@ class Watcher:
             with self._lock:
                 self._readers.discard(done)
 
+    def _apply_parallel(self, stream: Stream, events: list[WatchEvent],
+                        health: StreamHealth) -> None:
+        """Split a batch by cluster over the stream's appliers and wait for all of them: the
+        events of one cluster stay in order, and the batch is done before the next begins (so
+        the resourceVersion to resume from is always fully applied)."""
+        appliers = self._appliers.get(stream.name) or []
+        if len(appliers) < 2 or len(events) < 2 * len(appliers):
+            self._apply(stream, events, health)
+            return
+        parts: list[list[WatchEvent]] = [[] for _ in appliers]
+        for event in events:
+            parts[hash(stream.cluster_of(event)) % len(appliers)].append(event)
+        jobs = [applier.submit(stream, part, health)
+                for applier, part in zip(appliers, parts, strict=True) if part]
+        errors = [job.wait() for job in jobs]
+        for error in errors:
+            if error is not None:
+                raise error
+
     def _apply(self, stream: Stream, events: list[WatchEvent], health: StreamHealth) -> None:
         """Apply a group of events in one transaction; if it fails, one by one (a bad event
         must not hold back the others; it is retried by the next relist or resync)."""
@@ -418,7 +446,7 @@ class Watcher:
                                 self.synced.set()
                         self.health.publish()
                     for events in self._batches(stream, resource_version):
-                        self._apply(stream, events, health)
+                        self._apply_parallel(stream, events, health)
                         resource_version = events[-1].resource_version or resource_version
                         health.resource_version = resource_version
                         failures = 0
@@ -445,6 +473,51 @@ class Watcher:
                     logger.exception("cluster.watch.error", extra={"stream": stream.name})
                     connection.close()
                     self.stopping.wait(self._backoff(failures))
+        finally:
+            connections.close_all()
+
+
+class _Job:
+    def __init__(self, stream: Stream, events: list[WatchEvent], health: StreamHealth) -> None:
+        self.stream, self.events, self.health = stream, events, health
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+    def wait(self) -> BaseException | None:
+        self.done.wait()
+        return self.error
+
+
+class Applier:
+    """A thread with its own database connection that applies the share of a batch it is
+    handed (its clusters only, so appliers never wait on each other's row locks)."""
+
+    def __init__(self, watcher: Watcher, name: str) -> None:
+        self.watcher = watcher
+        self.jobs: Queue[_Job | None] = Queue()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def submit(self, stream: Stream, events: list[WatchEvent], health: StreamHealth) -> _Job:
+        job = _Job(stream, events, health)
+        self.jobs.put(job)
+        return job
+
+    def stop(self, timeout: float) -> None:
+        self.jobs.put(None)
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            while (job := self.jobs.get()) is not None:
+                close_old_connections()
+                try:
+                    self.watcher._apply(job.stream, job.events, job.health)
+                except BaseException as exc:  # the stream thread decides what to do
+                    job.error = exc
+                    connection.close()
+                finally:
+                    job.done.set()
         finally:
             connections.close_all()
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import urllib3
 from django.utils.translation import gettext as _
@@ -210,48 +211,41 @@ class Gateway:
         except Exception as exc:  # classified below; anything unknown is re-raised
             raise classify(exc, what) from exc
 
-    def _core_get(self, path: str, *, watch: bool = False, resource_version: str | None = None,
-                  timeout_seconds: int | None = None, allow_watch_bookmarks: bool | None = None,
-                  label_selector: str | None = None, limit: int | None = None,
-                  _continue: str | None = None, _request_timeout: Any = None,
-                  _preload_content: bool = False) -> Any:
-        """GET a core ``/api/v1`` path through the same client and credentials.
+    def _get(self, what: str | Callable[[], str], path: str,
+             query: list[tuple[str, Any]] | None = None, *, timeout: Any = None) -> Any:
+        """GET ``path`` through the client's REST layer, its connection pool and credentials;
+        the urllib3 response, unread (a watch streams it).
 
-        ``CoreV1Api`` would do, but importing it costs more than a second per process for the
-        two Secret calls the portal makes.
+        Reads are the hot path (polls, lists, watches), so they skip the generated API
+        methods, whose argument validation and (de)serialisation cost more than the request
+        itself on a local network; writes keep using them.
         """
-        query: list[tuple[str, Any]] = []
-        if label_selector:
-            query.append(("labelSelector", label_selector))
-        if watch:
-            query.append(("watch", "true"))
-        if resource_version:
-            query.append(("resourceVersion", resource_version))
-        if timeout_seconds is not None:
-            query.append(("timeoutSeconds", timeout_seconds))
-        if allow_watch_bookmarks:
-            query.append(("allowWatchBookmarks", "true"))
-        if limit:
-            query.append(("limit", limit))
-        if _continue:
-            query.append(("continue", _continue))
-        method, url, headers, _body, _post = self.api_client.param_serialize(
-            "GET", path, query_params=query, header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"])
-        response = self.api_client.call_api(method, url, header_params=headers,
-                                            _request_timeout=_request_timeout)
-        if not 200 <= response.status <= 299:
-            response.read()
-            raise ApiException.from_response(http_resp=response,
-                                             body=response.data.decode(errors="replace"),
-                                             data=None)
+        headers = {"Accept": "application/json", **self.api_client.default_headers}
+        self.api_client.update_params_for_auth(headers, [], ["BearerToken"], path, "GET", None)
+        url = self.api_client.configuration.host + path
+        if query:
+            url += "?" + urlencode([(k, _query_value(v)) for k, v in query if v is not None])
+        try:
+            response = self.api_client.call_api("GET", url, header_params=headers,
+                                                _request_timeout=timeout or self.timeout)
+            if not 200 <= response.status <= 299:
+                response.read()
+                raise ApiException.from_response(
+                    http_resp=response, body=response.data.decode(errors="replace"), data=None)
+        except Exception as exc:  # classified below; anything unknown is re-raised
+            raise classify(exc, what() if callable(what) else what) from exc
         return response.response
 
-    def _secrets(self, namespace: str | None = None, name: str | None = None) -> Callable[..., Any]:
-        path = "/api/v1/secrets" if namespace is None else f"/api/v1/namespaces/{namespace}/secrets"
-        if name is not None:
-            path = f"{path}/{name}"
-        return lambda **kwargs: self._core_get(path, **kwargs)
+    def _get_json(self, what: str | Callable[[], str], path: str,
+                  query: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
+        """``what`` may be a callable: the sentence is only translated if something fails."""
+        response = self._get(what, path, query)
+        try:
+            return json.loads(response.data)
+        except Exception as exc:
+            raise classify(exc, what() if callable(what) else what) from exc
+        finally:
+            response.release_conn()
 
     # -- health and schema -------------------------------------------------------------------
 
@@ -260,8 +254,8 @@ class Gateway:
         return info.to_dict() if hasattr(info, "to_dict") else dict(info)
 
     def application_definition(self) -> dict[str, Any]:
-        return self._call(_("read the Kubernetes application definition"),
-                          self.custom.get_cluster_custom_object, *APP_DEFINITIONS, "kubernetes")
+        return self._get_json(_("read the Kubernetes application definition"),
+                              _path(APP_DEFINITIONS, None, "kubernetes"))
 
     def kubernetes_schema(self) -> tuple[str, dict[str, Any]]:
         """(resourceVersion, values schema) the platform publishes in its ApplicationDefinition.
@@ -288,9 +282,8 @@ class Gateway:
 
     def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self._call(_("read cluster %(name)s") % {"name": name},
-                              self.custom.get_namespaced_custom_object,
-                              *APPS[:2], namespace, APPS[2], name)
+            return self._get_json(lambda: _("read cluster %(name)s") % {"name": name},
+                                  _path(APPS, namespace, name))
         except NotFound:
             return None
 
@@ -395,16 +388,10 @@ class Gateway:
         name = f"kubernetes-{cluster_name}-admin-kubeconfig"
         what = _("read the kubeconfig of %(name)s") % {"name": cluster_name}
         try:
-            obj = self._call(what, self.custom.get_namespaced_custom_object,
-                             *TENANT_SECRETS[:2], namespace, TENANT_SECRETS[2], name)
-            return obj.get("data") or {}
+            return self._get_json(what, _path(TENANT_SECRETS, namespace, name)).get("data") or {}
         except (NotFound, PlatformRejected):
             pass
-        response = self._call(what, self._secrets(namespace, name))
-        try:
-            return (json.loads(response.data) or {}).get("data") or {}
-        finally:
-            response.release_conn()
+        return self._get_json(what, _path(SECRETS, namespace, name)).get("data") or {}
 
     def read_kubeconfig(self, namespace: str, cluster_name: str, key: str = "admin.conf") -> bytes:
         """The kubeconfig file, fetched on demand and never cached: certificates rotate.
@@ -423,36 +410,17 @@ class Gateway:
 
     # -- listing and watching ------------------------------------------------------------------
 
-    def _list_call(self, kind: Kind | str, namespace: str | None
-                   ) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        if kind == SECRETS:
-            return self._secrets(namespace), ()
-        assert isinstance(kind, tuple)
-        if kind == APP_DEFINITIONS:
-            return self.custom.list_cluster_custom_object, kind
-        if namespace:
-            return self.custom.list_namespaced_custom_object, (*kind[:2], namespace, kind[2])
-        return self.custom.list_cluster_custom_object, kind
-
     def list_pages(self, kind: Kind | str, namespace: str | None = None, *,
                    label_selector: str | None = None, limit: int = LIST_PAGE) -> Listing:
         """The objects of a list as plain dicts, fetched ``limit`` at a time while iterating
         (a list of 10,000 clusters never sits in memory at once)."""
-        func, args = self._list_call(kind, namespace)
         name = kind if isinstance(kind, str) else kind[2]
         what = _("list %(kind)s") % {"kind": name}
+        path = _path(kind, namespace)
 
         def fetch(token: str | None) -> dict[str, Any]:
-            kwargs: dict[str, Any] = {"_preload_content": False, "limit": limit}
-            if label_selector:
-                kwargs["label_selector"] = label_selector
-            if token:
-                kwargs["_continue"] = token
-            response = self._call(what, func, *args, **kwargs)
-            try:
-                return json.loads(response.data)
-            finally:
-                response.release_conn()
+            return self._get_json(what, path, [("labelSelector", label_selector),
+                                               ("limit", limit), ("continue", token)])
 
         return Listing(fetch)
 
@@ -472,21 +440,14 @@ class Gateway:
         connection drops. Lines are decoded here rather than by ``kubernetes.watch`` so that
         objects stay plain dicts (no model round trip per event).
         """
-        func, args = self._list_call(kind, None)
-        kwargs: dict[str, Any] = {
-            "watch": True,
-            "resource_version": resource_version or None,
-            "timeout_seconds": timeout_seconds,
-            "allow_watch_bookmarks": True,
-            "_preload_content": False,
-            # Read timeout beyond the server's own end of the watch: a silent dead connection
-            # is noticed instead of hanging forever.
-            "_request_timeout": (self.timeout, timeout_seconds + self.timeout),
-        }
-        if label_selector:
-            kwargs["label_selector"] = label_selector
         what = _("watch for changes")
-        response = self._call(what, func, *args, **kwargs)
+        query = [("watch", True), ("resourceVersion", resource_version or None),
+                 ("timeoutSeconds", timeout_seconds), ("allowWatchBookmarks", True),
+                 ("labelSelector", label_selector)]
+        # Read timeout beyond the server's own end of the watch: a silent dead connection is
+        # noticed instead of hanging forever.
+        response = self._get(what, _path(kind, None), query,
+                             timeout=(self.timeout, timeout_seconds + self.timeout))
         with self._lock:
             self._watches[id(response)] = (stop, response)
         try:
@@ -539,6 +500,23 @@ class Gateway:
                 _("The platform ended a watch: %(message)s") % {"message": obj.get("message")},
                 status=code, reason=str(obj.get("reason") or ""))
         return WatchEvent(str(event.get("type")), obj)
+
+
+def _path(kind: Kind | str, namespace: str | None, name: str | None = None) -> str:
+    """The API path of a collection or of one object (``kind`` ``"secrets"`` is core v1)."""
+    base = "/api/v1" if kind == SECRETS else f"/apis/{kind[0]}/{kind[1]}"
+    plural = "secrets" if kind == SECRETS else kind[2]
+    path = base
+    if namespace:
+        path += f"/namespaces/{quote(namespace, safe='')}"
+    path += f"/{plural}"
+    if name is not None:
+        path += f"/{quote(name, safe='')}"
+    return path
+
+
+def _query_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _throttle_token_refresh(configuration: k8s.Configuration) -> None:

@@ -36,12 +36,17 @@ class Api:
         return self.session.request(method, url, timeout=30, **kwargs)
 
     def wait_for(self, operation: dict, timeout: float = 90) -> dict:
+        seen: list[dict] = []
+
         def finished() -> dict | None:
             current = self("GET", operation["url"]).json()
+            seen[:] = [current]
             return current if current["state"] in ("succeeded", "failed", "cancelled") else None
 
-        done = eventually(finished, timeout=timeout, interval=0.3,
-                          message=f"operation {operation['id']} did not finish")
+        try:
+            done = eventually(finished, timeout=timeout, interval=0.3)
+        except AssertionError:
+            raise AssertionError(f"operation did not finish: {seen}") from None
         assert done["state"] == "succeeded", done
         return done
 

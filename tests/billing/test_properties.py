@@ -10,7 +10,8 @@ from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db import transaction
+import pytest
+from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -46,9 +47,19 @@ def _expected(obs: dict) -> dict[tuple[str | None, str], int]:
     return usage
 
 
+@pytest.fixture(params=["native", "portable"])
+def metering_path(request, monkeypatch):
+    """Both implementations of the metering diff: the PostgreSQL statement and the Python one
+    (the only one on SQLite)."""
+    if request.param == "native" and connection.vendor != "postgresql":
+        pytest.skip("the native path is the portable one on this database")
+    monkeypatch.setattr(metering, "FORCE_PORTABLE", request.param == "portable")
+    return request.param
+
+
 class Harness:
-    def __init__(self, tenant) -> None:
-        self.rig = make_rig(tenant, "prop", groups={"a": {"disk_gib": 10},
+    def __init__(self, tenant, name: str = "prop") -> None:
+        self.rig = make_rig(tenant, name, groups={"a": {"disk_gib": 10},
                                                     "b": {"gpu_model": "test/gpu",
                                                           "gpus_per_node": 1}})
         self.names = {g.pk: g.name for g in self.rig.groups}
@@ -84,8 +95,8 @@ def _times(sequence: list[dict]) -> list:
 @given(sequence=st.lists(observation, min_size=1, max_size=10),
        tail=st.integers(min_value=1, max_value=20_000), delete=st.booleans(),
        prefix=st.integers(min_value=0, max_value=10))
-def test_billed_seconds_equal_observed_seconds(tenant, price_book, sequence, tail, delete,
-                                               prefix):
+def test_billed_seconds_equal_observed_seconds(tenant, price_book, metering_path, sequence,
+                                               tail, delete, prefix):
     with transaction.atomic():
         harness = Harness(tenant)
         times = _times(sequence)
@@ -137,4 +148,29 @@ def test_billed_seconds_equal_observed_seconds(tenant, price_book, sequence, tai
         if delete:
             harness.delete(end)
         assert harness.snapshot() == before
+        transaction.set_rollback(True)
+
+
+@PROPERTY_SETTINGS
+@given(sequence=st.lists(observation, min_size=1, max_size=10),
+       tail=st.integers(min_value=1, max_value=20_000), delete=st.booleans())
+def test_both_metering_paths_write_the_same_ledger(tenant, price_book, sequence, tail, delete):
+    if connection.vendor != "postgresql":
+        pytest.skip("one path only on this database")
+    ledgers = []
+    with transaction.atomic():
+        for portable in (False, True):
+            metering.FORCE_PORTABLE = portable
+            try:
+                harness = Harness(tenant, f"path{int(portable)}")
+                times = _times(sequence)
+                for obs, when in zip(sequence, times, strict=True):
+                    harness.apply(obs, when)
+                    harness.apply(obs, when)  # a replay on the spot
+                if delete:
+                    harness.delete(times[-1] + timedelta(seconds=tail))
+                ledgers.append(harness.snapshot())
+            finally:
+                metering.FORCE_PORTABLE = False
+        assert ledgers[0] == ledgers[1]
         transaction.set_rollback(True)

@@ -157,7 +157,8 @@ def test_a_viewer_watches_a_cluster_but_gets_no_action_buttons(stack: Stack, pag
     page.goto(stack.page_url(f"/t/{stack.tenant.slug}/clusters/watched/"))
     expect_live(page)
 
-    expect(page.get_by_test_id("phase-badge")).to_have_text("Running", timeout=LIVE)
+    wait_running("watched")  # the platform side, then the page follows without a reload
+    expect(page.get_by_test_id("phase-badge")).to_have_text("Running", timeout=15_000)
     expect(page.get_by_test_id("cluster-status")).to_be_visible()
     for testid in ("actions", "retry", "cancel", "kubeconfig-download", "delete"):
         expect(page.get_by_test_id(testid)).to_have_count(0)

@@ -125,6 +125,14 @@
   document.addEventListener("htmx:oobBeforeSwap", function (e) {
     var target = e.detail.target;
     if (!target || !target.id) { return; }
+    // Pushes from different processes may cross: never replace newer state by older.
+    var first = e.detail.fragment && e.detail.fragment.firstElementChild;
+    var stamp = first && first.getAttribute("data-stamp");
+    var current = target.getAttribute("data-stamp");
+    if (stamp && current && Number(stamp) < Number(current)) {
+      e.detail.shouldSwap = false;
+      return;
+    }
     openDetails[target.id] = Array.prototype.map.call(
       target.querySelectorAll("details[open][id]"), function (d) { return d.id; });
     if (target.hasAttribute("data-live-key")) {

@@ -27,6 +27,7 @@ from clusters.platform.manifests import render_kubernetes
 from clusters.platform.rules import FieldError
 from clusters.platform.specs import AddonSpec, ClusterSpec, NodeGroupSpec
 from clusters.platform.validation import validate_manifest
+from clusters.offerings import check_offered
 from clusters.quotas import check_quota
 from clusters.schema import platform_schema
 from clusters.specjson import spec_from_json, spec_to_json
@@ -48,9 +49,11 @@ def errors_to_validation_error(errors: list[FieldError]) -> ValidationError:
 
 def check_spec(ctx: TenantContext, spec: ClusterSpec, *, previous: ClusterSpec | None = None,
                cluster_id: int | None = None) -> list[FieldError]:
-    """Every rule a spec must pass before the portal accepts it (platform rules and quota)."""
+    """Every rule a spec must pass before the portal accepts it (platform rules, what staff
+    offer, and quota)."""
     errors = validate_manifest(spec, platform_schema(), creating=previous is None,
                                previous=previous)
+    errors += check_offered(spec, previous)
     return errors + check_quota(ctx.tenant, spec, cluster_id=cluster_id)
 
 

@@ -22,12 +22,12 @@ from django.utils.translation import gettext as _
 
 from clusters import broadcast, observe, progress
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation, addons_to_json
+from clusters.offerings import check_offered
 from clusters.platform import catalog
 from clusters.platform.manifests import render_kubernetes
 from clusters.platform.rules import FieldError
 from clusters.platform.specs import AddonSpec, ClusterSpec, NodeGroupSpec
 from clusters.platform.validation import validate_manifest
-from clusters.offerings import check_offered
 from clusters.quotas import check_quota
 from clusters.schema import platform_schema
 from clusters.specjson import spec_from_json, spec_to_json

@@ -531,15 +531,16 @@ class LeaderLock:
     tells whether that session (and so the lock) is still there.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, key: int = ADVISORY_LOCK_ID) -> None:
+        self.key = key
         self._file: Any = None
 
     def try_acquire(self) -> bool:
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_ID])
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
                 return bool(cursor.fetchone()[0])
-        path = Path(settings.VAR_DIR) / "watcher.lock"
+        path = Path(settings.VAR_DIR) / f"watcher-{self.key:x}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("w")
         try:
@@ -557,7 +558,7 @@ class LeaderLock:
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND pid = pg_backend_pid() AND objid = %s", [ADVISORY_LOCK_ID])
+                    "AND pid = pg_backend_pid() AND objid = %s", [self.key])
                 return bool(cursor.fetchone()[0])
         except Exception:  # the session is gone, and the lock with it
             return False
@@ -573,7 +574,7 @@ class LeaderLock:
         if connection.vendor == "postgresql":
             try:
                 with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_ID])
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [self.key])
             except Exception:  # the session is gone, and the lock with it
                 logger.info("cluster.watch.lock_session_gone")
         elif self._file is not None:

@@ -126,15 +126,9 @@ def ago(value: datetime | None) -> str:
     return gettext("%(duration)s ago") % {"duration": presentation.duration_words(seconds)}
 
 
-@register.filter
-def since(value: datetime | None) -> str:
-    """``3 minutes ago`` (coarse, for lists), ``just now`` under a minute."""
-    from django.utils.timesince import timesince
-    from django.utils.translation import gettext
 
-    seconds = ago_seconds(value)
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return gettext("just now")
-    return gettext("%(duration)s ago") % {"duration": timesince(value)}
+@register.filter
+def signed(value: Any) -> str:
+    """``+12.50`` / ``-3.00`` / ``0.00``: a change of cost reads as a change."""
+    text = f"{value:.2f}" if value is not None else ""
+    return f"+{text}" if value and value > 0 else text

@@ -93,9 +93,18 @@ def test_a_worker_killed_mid_operation_is_replaced_without_duplicate_or_lost_int
             platform.faults.add(Fault(method="POST", path=f"namespaces/{namespace}/kubernetes",
                                       latency=3.0, times=1))
             cluster = actions.do_create_cluster(actor, ctx, cluster_spec(name))
-            eventually(lambda: operation_of(cluster).state == Operation.State.RUNNING
-                       and operation_of(cluster).step("submit")["state"] == "running",
-                       timeout=20, message="the first worker never claimed the operation")
+            def sending() -> tuple[str, str, bool] | None:
+                operation = operation_of(cluster)
+                seen.append((operation.state, operation.step("submit")["state"],
+                             operation.submitted_at is not None))
+                return operation.state == Operation.State.RUNNING and \
+                    operation.step("submit")["state"] == "running"
+
+            seen: list[tuple[str, str, bool]] = []
+            try:
+                eventually(sending, timeout=20, interval=0.05)
+            except AssertionError:
+                raise AssertionError(f"the first worker never sent it: {seen[-3:]}") from None
             claimed_at = time.monotonic()
             time.sleep(0.5)
             os.killpg(first.pid, signal.SIGKILL)

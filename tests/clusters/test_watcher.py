@@ -129,13 +129,14 @@ def test_a_schema_change_on_the_platform_refreshes_the_cached_schema(engine, wat
 
 
 def test_a_second_watcher_waits_for_the_leader_lock(db):
-    leader = LeaderLock()
+    key = 0x7E57  # not the real watcher's lock: a watcher process may run in this session
+    leader = LeaderLock(key)
     assert leader.try_acquire() and leader.held()
     outcome: dict[str, bool] = {}
     stopping = threading.Event()
 
     def second() -> None:
-        lock = LeaderLock()
+        lock = LeaderLock(key)
         outcome["at_once"] = lock.try_acquire()
         outcome["after_wait"] = lock.wait(stopping, poll=0.05)
         lock.release()

@@ -55,8 +55,20 @@ def create_cluster(stack: Stack, name: str) -> Cluster:
 
 
 def wait_running(name: str) -> None:
-    eventually(lambda: Cluster.objects.filter(name=name, phase=Cluster.Phase.RUNNING).exists(),
-               timeout=60, message=f"{name} never became Running")
+    def describe() -> str:
+        cluster = Cluster.objects.filter(name=name).first()
+        if cluster is None:
+            return "no such cluster"
+        op = cluster.operations.order_by("-created_at").first()
+        return (f"{cluster.phase}: {cluster.status_message!r}; operation "
+                f"{op.kind if op else None} {op.state if op else None} "
+                f"{[(s['key'], s['state'], s['detail']) for s in op.steps] if op else None}")
+
+    try:
+        eventually(lambda: Cluster.objects.filter(name=name, phase=Cluster.Phase.RUNNING)
+                   .exists(), timeout=60)
+    except AssertionError:
+        raise AssertionError(f"{name} never became Running: {describe()}") from None
 
 
 def expect_live(page: Page) -> None:

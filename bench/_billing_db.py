@@ -34,7 +34,9 @@ def throwaway_database(prefix: str, *, keep: bool = False) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
     os.environ["DATABASE_URL"] = urlunparse(urlparse(url)._replace(path=f"/{name}"))
-    os.environ.setdefault("DEBUG", "true")
+    # Production-like: no query log (DEBUG off); a throwaway key for this process only.
+    os.environ.setdefault("DEBUG", "false")
+    os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 60)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django

@@ -152,7 +152,9 @@ def world(tenant, owner, viewer, outsider) -> World:
 
 def _url(name: str, params: tuple[str, ...], world: World) -> str:
     missing = [p for p in params if p not in PARAM_SAMPLES]
-    assert not missing, f"{name}: add a sample value for URL parameter(s) {missing} to PARAM_SAMPLES"
+    assert not missing, (
+        f"{name}: add a sample value for URL parameter(s) {missing} to PARAM_SAMPLES"
+    )
     return reverse(name, kwargs={p: PARAM_SAMPLES[p](world) for p in params})
 
 

@@ -118,7 +118,8 @@ class Command(BaseCommand):
                                     without_heartbeat=True, without_mingle=True,
                                     without_gossip=True, loglevel="INFO")
         threading.Thread(target=worker.start, name="celery-worker", daemon=True).start()
-        beat = EmbeddedService(app, thread=True)
+        # The database scheduler from settings (Service would otherwise default to a shelve file).
+        beat = EmbeddedService(app, thread=True, scheduler_cls=app.conf.beat_scheduler)
         beat.start()
         lock = LeaderLock()
         watcher = Watcher().start() if lock.try_acquire() else None

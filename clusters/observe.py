@@ -159,9 +159,12 @@ def lock_clusters(keys: Iterable[tuple[str, str]]) -> None:
 def _admit(key: tuple[str, str], cluster: Cluster | None) -> Cluster | None:
     current: Batch = _local.batch
     if cluster is not None and not cluster.platform_resource_version and \
+            not cluster.has_active_operation and \
             not cluster.operations.filter(submitted_at__isnull=False).exists():
         # The portal never sent this cluster (a POST whose answer was lost, from a creation
-        # that then failed): not ours to show or meter; the orphan cleanup removes it.
+        # that then failed): not ours to show or meter; the orphan cleanup removes it. While
+        # its operation runs, the object may show up before the worker records the answer:
+        # that one is ours, and dropping its events would leave the row behind until a resync.
         cluster = None
     current.clusters[key] = cluster
     if cluster is not None:

@@ -499,9 +499,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def _client_gone(self) -> bool:
         """A watcher that hung up shows as a readable socket at EOF; stop streaming to it."""
+        # poll(), not select(): select() refuses descriptors above FD_SETSIZE (1024), which a
+        # long-lived process (a test session, say) reaches, and would end healthy streams.
+        poller = select.poll()
+        poller.register(self.connection, select.POLLIN)
         try:
-            readable, _, _ = select.select([self.connection], [], [], 0)
-            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+            if not poller.poll(0):
+                return False
+            return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
         except (OSError, ValueError):
             return True
 

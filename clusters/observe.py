@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing import metering
-from clusters import broadcast, progress
+from clusters import alerts, broadcast, progress
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
 from clusters.platform.gateway import CLUSTER_LABEL
 
@@ -535,5 +535,6 @@ def finish_if_converged(operation: Operation, cluster: Cluster, groups: list[Nod
                 tenant_id=cluster.tenant_id, cluster=cluster, operation=operation,
                 source=ClusterEvent.Source.PORTAL, severity=ClusterEvent.Severity.ERROR,
                 reason=f"operation.{operation.kind}.failed", message=verdict.message)
+            alerts.operation_failed_on_commit(operation)
     if fields:
         operation.save(update_fields=fields)

@@ -24,7 +24,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import broadcast, observe, progress
+from clusters import alerts, broadcast, observe, progress
 from clusters.models import Cluster, ClusterEvent, Operation
 from clusters.platform import catalog
 from clusters.platform.gateway import (
@@ -135,6 +135,7 @@ def fail_operation(operation_id: int, error_class: str, message: str) -> None:
             tenant_id=cluster.tenant_id, cluster=cluster, operation=operation,
             source=ClusterEvent.Source.PORTAL, severity=ClusterEvent.Severity.ERROR,
             reason=f"operation.{operation.kind}.failed", message=message)
+        alerts.operation_failed_on_commit(operation)
         if operation.submitted_at is None and operation.kind == Operation.Kind.CREATE:
             cluster.phase = Cluster.Phase.FAILED
             cluster.status_message = (_("Failed: %(message)s") % {"message": message})[:500]

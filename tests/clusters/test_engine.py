@@ -19,6 +19,7 @@ from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
 from clusters.platform.simulator import Fault
 from clusters.platform.specs import AddonSpec
 from tests.clusters.conftest import NS, cluster_spec, group, point_portal_at
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -274,6 +275,41 @@ def test_a_platform_that_stays_down_fails_the_operation_at_its_deadline(engine):
                                               "deadline")
     cluster.refresh_from_db()
     assert cluster.phase == Cluster.Phase.FAILED
+
+
+def test_staff_are_told_of_a_platform_failure_and_only_of_those(
+        engine, mailoutbox, django_capture_on_commit_callbacks):
+    UserFactory(email="ops@example.org", is_staff=True)
+    UserFactory(email="tenant-user@example.org")
+    engine.platform.set_down(True)
+    cluster = engine.create()
+    Operation.objects.filter(cluster=cluster).update(deadline_at=cluster.created_at)
+    with django_capture_on_commit_callbacks(execute=True):
+        engine.outbox.run()
+    assert [m.to for m in mailoutbox] == [["ops@example.org"]]
+    mail = mailoutbox[0]
+    assert mail.subject == f"[Portal] Platform unreachable: Create of {cluster.tenant.slug}/demo"
+    assert "The platform stayed unreachable until the deadline" in mail.body
+    assert "/staff/" in mail.body
+
+    # A failure the tenant must fix (a version the platform refuses) alerts nobody.
+    mailoutbox.clear()
+    engine.platform.set_down(False)
+    other = running(engine, cluster_spec("other", version="v1.33"))
+    Cluster.objects.filter(pk=other.pk).update(version="v1.34")
+    engine.act(actions.do_upgrade_cluster, "other", "v1.35")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert engine.settle(other).error_class == Operation.ErrorClass.INVALID_SPEC
+    assert mailoutbox == []
+
+    # A failure the platform reports on its own (a Helm error nobody in the tenant caused).
+    engine.act(actions.do_scale_node_group, "other", "md0", min_replicas=1, max_replicas=4)
+    engine.outbox.run("clusters.apply_operation")
+    engine.platform.fail_cluster(NS, "other")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert engine.settle(other).error_class == Operation.ErrorClass.PLATFORM_ERROR
+    assert [m.subject for m in mailoutbox] == [
+        f"[Portal] Platform error: Scale of {other.tenant.slug}/other"]
 
 
 def test_a_conflict_on_replace_is_retried_and_the_change_lands(engine):

@@ -1,5 +1,8 @@
 """Staff admin for billing: the price book (add-only for the future), VAT rates, invoices
-(read-only, with finalize / void with credit note / resend), budgets and the usage ledger."""
+(read-only, with finalize / void with credit note / resend), budgets and the usage ledger.
+
+Every change made here is audited: invoice actions and new prices by the ``billing.actions``
+they call, everything else by ``AuditedAdminMixin`` (staff member, IP, before and after)."""
 
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ from billing.models import (
     UsageSegment,
     VatRate,
 )
-from portal.audit import Actor, client_ip, record
+from portal.admin_site import AuditedAdminMixin
+from portal.audit import Actor, client_ip
 from portal.models import AuditEntry
 
 
@@ -35,7 +39,7 @@ def staff_actor(request: HttpRequest) -> Actor:
     return Actor(user=request.user, via=AuditEntry.Via.ADMIN, ip=client_ip(request))
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -62,7 +66,7 @@ class PriceInline(admin.TabularInline):
 
 
 @admin.register(Sku)
-class SkuAdmin(admin.ModelAdmin):
+class SkuAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["code", "kind", "unit", "description", "price_now"]
     list_filter = ["kind"]
     search_fields = ["code", "description"]
@@ -97,9 +101,10 @@ class PriceForm(forms.ModelForm):
 
 
 @admin.register(Price)
-class PriceAdmin(admin.ModelAdmin):
+class PriceAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """Add-only for the future; a price in force is read-only and cannot be deleted."""
 
+    audit_verbs = {"create": None}  # do_add_price records "price.add"
     form = PriceForm
     list_display = ["sku", "per_hour", "effective_from", "in_force_now", "note"]
     list_filter = ["sku__kind"]
@@ -134,13 +139,26 @@ class PriceAdmin(admin.ModelAdmin):
             obj.pk = price.pk
             return
         super().save_model(request, obj, form, change)
-        record(staff_actor(request), "price.change", obj,
-               changes={"per_hour": [None, str(obj.per_hour)],
-                        "effective_from": [None, obj.effective_from.isoformat()]})
+
+
+class VatRateForm(forms.ModelForm):
+    class Meta:
+        model = VatRate
+        fields = ["effective_from", "rate", "note"]
+
+    def clean_effective_from(self) -> Any:
+        value = self.cleaned_data["effective_from"]
+        if value is not None and value <= timezone.now().date():
+            raise ValidationError(_("A new VAT rate must start after today; rates in force "
+                                    "never change."))
+        return value
 
 
 @admin.register(VatRate)
-class VatRateAdmin(admin.ModelAdmin):
+class VatRateAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    """Like prices: a rate in force is read-only, a change is a new rate from a future day."""
+
+    form = VatRateForm
     list_display = ["effective_from", "rate", "note"]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -187,9 +205,10 @@ class InvoiceActionForm(ActionForm):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """Read-only: invoices change only through the actions (finalize, void, resend)."""
 
+    audit_actions = False  # each action's billing.actions function records it
     list_display = ["__str__", "kind", "status", "period_start", "total", "has_unpriced",
                     "issued_at"]
     list_filter = ["status", "kind", "has_unpriced", "period_start"]
@@ -244,8 +263,27 @@ class InvoiceAdmin(admin.ModelAdmin):
 # --------------------------------------------------------------------------- budgets, ledger
 
 
+class BudgetForm(forms.ModelForm):
+    class Meta:
+        model = Budget
+        fields = ["tenant", "amount", "thresholds"]
+
+    def clean_thresholds(self) -> list[int]:
+        """Sorted and without repeats, as the tenant's budget page stores them."""
+        value = self.cleaned_data["thresholds"]
+        if isinstance(value, list) and value and all(
+                isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000
+                for v in value):
+            return actions.normalize_thresholds(value)
+        raise ValidationError(_("Thresholds are whole percentages between 1 and 1000."))
+
+
 @admin.register(Budget)
-class BudgetAdmin(admin.ModelAdmin):
+class BudgetAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    """Recorded like the tenant's own budget changes, in the tenant's audit log."""
+
+    audit_verbs = {"create": "budget.set", "update": "budget.set", "delete": "budget.remove"}
+    form = BudgetForm
     list_display = ["tenant", "amount", "thresholds", "updated_at"]
     search_fields = ["tenant__slug", "tenant__name"]
     autocomplete_fields = ["tenant"]

@@ -28,6 +28,7 @@ from django.views.decorators.http import require_POST
 from clusters import staff_actions
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Offering, Operation
 from clusters.platform import catalog
+from portal.admin_site import AuditedAdminMixin
 from portal.audit import actor_from_request, record
 from portal.models import AuditEntry
 
@@ -42,7 +43,10 @@ def error_text(exc: Exception) -> str:
     return str(exc) or _("Not allowed.")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    # The staff actions call clusters.staff_actions, which record each of them.
+    audit_actions = False
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -452,14 +456,8 @@ class OfferingListForm(forms.ModelForm):
         return data
 
 
-def _offering_values(obj: Offering) -> dict[str, Any]:
-    return {"hidden": obj.hidden,
-            "end_of_life_on": obj.end_of_life_on.isoformat() if obj.end_of_life_on else None,
-            "note": obj.note}
-
-
 @admin.register(Offering)
-class OfferingAdmin(admin.ModelAdmin):
+class OfferingAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """Hide an instance type, GPU model or version from tenants, or give a version an end of
     life; every change is audited."""
 
@@ -487,26 +485,6 @@ class OfferingAdmin(admin.ModelAdmin):
     def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> Any:
         kwargs.setdefault("form", OfferingListForm)
         return super().get_changelist_form(request, **kwargs)
-
-    def save_model(self, request: HttpRequest, obj: Offering, form: Any, change: bool) -> None:
-        before = _offering_values(Offering.objects.get(pk=obj.pk)) if change and obj.pk \
-            else {}
-        with transaction.atomic():
-            super().save_model(request, obj, form, change)
-            after = _offering_values(obj)
-            record(staff_actor(request), "offering.update" if change else "offering.create",
-                   obj, changes={k: [before.get(k), v] for k, v in after.items()
-                                 if before.get(k) != v})
-
-    def delete_model(self, request: HttpRequest, obj: Offering) -> None:
-        with transaction.atomic():
-            record(staff_actor(request), "offering.delete", obj,
-                   changes={k: [v, None] for k, v in _offering_values(obj).items()})
-            super().delete_model(request, obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Offering]) -> None:
-        for obj in queryset:
-            self.delete_model(request, obj)
 
     def get_urls(self) -> list[Any]:
         return [

@@ -23,28 +23,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from portal import actions
-from portal.audit import actor_from_request, record
+from portal.admin_site import AuditedAdminMixin
+from portal.audit import actor_from_request
 from portal.models import Announcement, AuditEntry, Invitation, Membership, Tenant
 from portal.permissions import Role
 from portal.staff import start_impersonation
-
-
-def _json_value(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "all"):  # a queryset from a many-to-many field
-        return sorted(str(v) for v in value)
-    if isinstance(value, (list, tuple, set)):
-        return sorted(str(v) for v in value)
-    return str(value)
-
-
-def form_changes(form: Any) -> dict[str, list[Any]]:
-    """{field: [before, after]} for what a staff member changed in an admin form."""
-    return {f: [_json_value(form.initial.get(f)), _json_value(form.cleaned_data.get(f))]
-            for f in form.changed_data}
 
 
 class MembershipFormSet(BaseInlineFormSet):
@@ -58,6 +41,8 @@ class MembershipFormSet(BaseInlineFormSet):
 
 
 class MembershipInline(admin.TabularInline):
+    """Rows added, changed or removed here are audited as ``MembershipAdmin`` records them."""
+
     model = Membership
     formset = MembershipFormSet
     extra = 0
@@ -65,7 +50,11 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    """Edits (name, quotas, members) are audited by the mixin; suspension, invitations and
+    impersonation go through actions that record their own entries."""
+
+    audit_actions = False
     list_display = ["slug", "name", "created_at", "clusters_live", "suspended_at",
                     "suspension_reason"]
     search_fields = ["slug", "name"]
@@ -112,35 +101,6 @@ class TenantAdmin(admin.ModelAdmin):
         return format_html_join(
             "", "<div>{}: {} / {}</div>",
             ((labels[d], _number(used.get(d)), limits[d]) for d in limits))
-
-    def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
-        actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
-        with transaction.atomic():
-            super().save_model(request, obj, form, change)
-            record(actor, "tenant.update" if change else "tenant.create", obj, tenant=obj,
-                   changes=form_changes(form))
-
-    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
-        """Membership changes on the tenant page are audited like the tenant's own."""
-        actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
-        tenant = form.instance
-        with transaction.atomic():
-            for gone in formset.deleted_forms:
-                if gone.instance.pk:
-                    record(actor, "membership.remove", gone.instance, tenant=tenant,
-                           changes={"user": [str(gone.instance.user), None],
-                                    "role": [gone.instance.role, None]})
-            new = {id(f) for f in formset.forms if f.instance.pk is None}
-            super().save_formset(request, form, formset, change)
-            for inline in formset.forms:
-                if inline in formset.deleted_forms or not inline.has_changed() \
-                        or inline.instance.pk is None:
-                    continue
-                verb = "membership.create" if id(inline) in new else "membership.role_change"
-                record(actor, verb, inline.instance, tenant=tenant,
-                       changes={"user": [None, str(inline.instance.user)],
-                                **{k: v for k, v in form_changes(inline).items()
-                                   if k != "user"}})
 
     @admin.action(description=gettext_lazy("Suspend selected tenants (asks for the reason)"))
     def suspend(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
@@ -223,35 +183,96 @@ def _number(value: Any) -> str:
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    """Read-only: members are added, changed and removed on the tenant's page, where the rule
+    that a tenant with members keeps an owner holds. Those changes are recorded with the verbs
+    below, like the tenant's own (``membership.role_change``), and always name the member."""
+
+    audit_verbs = {"update": "membership.role_change", "delete": "membership.remove"}
     list_display = ["tenant", "user", "role", "created_at"]
     list_filter = ["role"]
     search_fields = ["tenant__slug", "user__email"]
-    autocomplete_fields = ["user", "tenant"]
+    list_select_related = ["tenant", "user"]
 
-
-@admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
-    list_display = ["email", "tenant", "role", "created_at", "expires_at", "accepted_at"]
-    search_fields = ["email", "tenant__slug"]
-    readonly_fields = ["token_hash", "created_at", "accepted_at", "accepted_by", "invited_by"]
-
-    # Invitations are made through the tenant's "Invite someone" action (do_invite), which
-    # sends the email with the one-time code; a row added here would have no usable code.
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def audit_changes(self, obj: Any, event: str, changes: dict[str, list[Any]]
+                      ) -> dict[str, list[Any]]:
+        if event == "update":
+            return {"user": [None, str(obj.user)], **changes}
+        return changes
+
+
+@admin.register(Invitation)
+class InvitationAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    """Invitations are made through the tenant's "Invite someone" action (``do_invite``), which
+    sends the email with the one-time code; a row added here would have no usable code. They
+    are revoked, never deleted, so the tenant's history keeps them."""
+
+    list_display = ["email", "tenant", "role", "state", "created_at", "expires_at",
+                    "accepted_at", "revoked_at"]
+    search_fields = ["email", "tenant__slug"]
+    list_select_related = ["tenant"]
+    readonly_fields = ["token_hash", "created_at", "accepted_at", "accepted_by", "invited_by",
+                       "revoked_at"]
+    actions = ["revoke"]
+    audit_actions = False  # do_revoke_invitation records each revocation
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("portal.change_invitation")
+
+    @admin.display(description=gettext_lazy("state"))
+    def state(self, obj: Invitation) -> str:
+        labels = {"pending": _("Pending"), "accepted": _("Accepted"), "revoked": _("Revoked"),
+                  "expired": _("Expired")}
+        return labels[obj.state]
+
+    @admin.action(description=gettext_lazy("Revoke the selected invitations"),
+                  permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        from portal.tenancy import TenantContext
+
+        actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
+        done = 0
+        for invitation in queryset.select_related("tenant").order_by("pk"):
+            try:
+                actions.do_revoke_invitation(
+                    actor, TenantContext(invitation.tenant, Role.OWNER, None), invitation.pk)
+            except (ValidationError, PermissionDenied) as exc:
+                text = " ".join(getattr(exc, "messages", [str(exc)]))
+                self.message_user(request, f"{invitation}: {text}", messages.ERROR)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, ngettext("Revoked %(n)s invitation.",
+                                                "Revoked %(n)s invitations.", done)
+                              % {"n": done}, messages.SUCCESS)
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["at", "actor_label", "via", "tenant_slug", "verb", "object_repr", "ip"]
     list_filter = ["via", "verb"]
     search_fields = ["actor_label", "tenant_slug", "verb", "object_repr"]
     date_hierarchy = "at"
     actions = ["export_csv"]
+    audit_actions = False  # reading the log changes nothing
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -262,7 +283,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
-    @admin.action(description="Export selected entries to CSV")
+    @admin.action(description=gettext_lazy("Export selected entries to CSV"))
     def export_csv(self, request: HttpRequest, queryset) -> HttpResponse:
         response = HttpResponse(content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
@@ -298,7 +319,7 @@ class AnnouncementAudience(admin.SimpleListFilter):
 
 
 @admin.register(Announcement)
-class AnnouncementAdmin(admin.ModelAdmin):
+class AnnouncementAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """A banner for every tenant (no tenant selected) or only the selected ones, between
     ``starts_at`` and ``ends_at`` (open-ended when empty). Changes are audited."""
 
@@ -319,22 +340,3 @@ class AnnouncementAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).prefetch_related("tenants")
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        # After the many-to-many rows are saved, so the entry names the final audience.
-        actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
-        with transaction.atomic():
-            super().save_related(request, form, formsets, change)
-            record(actor, "announcement.update" if change else "announcement.create",
-                   form.instance, changes=form_changes(form))
-
-    def delete_model(self, request: HttpRequest, obj: Announcement) -> None:
-        actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
-        with transaction.atomic():
-            record(actor, "announcement.delete", obj,
-                   changes={"message": [obj.message, None]})
-            super().delete_model(request, obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
-        for obj in queryset:
-            self.delete_model(request, obj)

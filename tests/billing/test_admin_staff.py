@@ -1,5 +1,5 @@
 """The billing admin from the staff side: the price book (a change never rewrites the past),
-invoices (finalize now, void with a credit note, resend) and the ledger.
+VAT rates, invoices (finalize now, void with a credit note, resend), budgets and the ledger.
 
 Each action is tried by staff with two-factor authentication (it works, and the audit log names
 them), by staff without it and by a signed-in non-staff user (refused, nothing changes).
@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import actions
-from billing.models import Invoice, InvoiceDelivery, Sku, VatRate
+from billing.models import Budget, Invoice, InvoiceDelivery, Price, Sku, VatRate
 from billing.periods import Period
 from portal.audit import Actor
 from portal.models import AuditEntry
@@ -154,6 +154,175 @@ def test_prices_cannot_be_added(client_for, refused, price_book):
     assert audit("price.add") == []
 
 
+def test_staff_correct_a_future_price_and_the_log_keeps_both_values(client_for, staff,
+                                                                    price_book):
+    sku = Sku.objects.get(code=NODE_SKU)
+    start = next_month_start()
+    future = actions.do_add_price(Actor.system(), sku=sku, per_hour=Decimal("0.42"),
+                                  effective_from=start)
+
+    response = client_for(staff).post(reverse("admin:billing_price_change", args=[future.pk]),
+                                      price_form(sku, "0.40", start))
+
+    assert response.status_code == 302, visible_text(response)[:2000]
+    future.refresh_from_db()
+    assert future.per_hour == Decimal("0.40")
+    entry, = audit("price.update")
+    assert (entry.actor_label, entry.via, entry.ip) == ("billing-ops@example.org", "admin",
+                                                        "127.0.0.1")
+    assert entry.changes == {"per_hour": ["0.42", "0.40"], "note": ["", "new hardware"]}
+
+
+def test_staff_withdraw_a_future_price_and_it_is_audited(client_for, staff, price_book):
+    sku = Sku.objects.get(code=NODE_SKU)
+    future = actions.do_add_price(Actor.system(), sku=sku, per_hour=Decimal("0.42"),
+                                  effective_from=next_month_start())
+
+    response = client_for(staff).post(reverse("admin:billing_price_delete", args=[future.pk]),
+                                      {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not Price.objects.filter(pk=future.pk).exists()
+    entry, = audit("price.delete")
+    assert entry.actor_label == "billing-ops@example.org"
+    assert entry.changes["per_hour"] == ["0.42", None]
+    assert entry.changes["sku"] == [str(sku), None]
+
+
+@REFUSED
+def test_future_prices_cannot_be_changed_or_withdrawn(client_for, refused, price_book):
+    sku = Sku.objects.get(code=NODE_SKU)
+    start = next_month_start()
+    future = actions.do_add_price(Actor.system(), sku=sku, per_hour=Decimal("0.42"),
+                                  effective_from=start)
+    client = client_for(refused)
+
+    client.post(reverse("admin:billing_price_change", args=[future.pk]),
+                price_form(sku, "0.01", start))
+    client.post(reverse("admin:billing_price_delete", args=[future.pk]), {"post": "yes"})
+
+    future.refresh_from_db()
+    assert future.per_hour == Decimal("0.42")
+    assert audit("price.update") == audit("price.delete") == []
+
+
+# --------------------------------------------------------------------------- SKUs
+
+
+def sku_form(code: str = "node.x9.huge", description: str = "x9.huge node") -> dict:
+    return {"code": code, "kind": "node", "unit": "node-hour", "description": description,
+            "prices-TOTAL_FORMS": "0", "prices-INITIAL_FORMS": "0"}
+
+
+def test_staff_add_and_describe_a_sku_and_both_are_audited(client_for, staff, price_book):
+    client = client_for(staff)
+
+    added = client.post(reverse("admin:billing_sku_add"), sku_form())
+    sku = Sku.objects.get(code="node.x9.huge")
+    changed = client.post(reverse("admin:billing_sku_change", args=[sku.pk]),
+                          sku_form(description="x9.huge node (8 GPUs)"))
+
+    assert added.status_code == changed.status_code == 302, visible_text(changed)[:2000]
+    create, = audit("sku.create")
+    update, = audit("sku.update")
+    assert create.actor_label == update.actor_label == "billing-ops@example.org"
+    assert create.changes["code"] == [None, "node.x9.huge"]
+    assert update.changes == {"description": ["x9.huge node", "x9.huge node (8 GPUs)"]}
+
+
+@REFUSED
+def test_skus_cannot_be_added_or_changed(client_for, refused, price_book):
+    sku = Sku.objects.get(code=NODE_SKU)
+    client = client_for(refused)
+
+    client.post(reverse("admin:billing_sku_add"), sku_form())
+    client.post(reverse("admin:billing_sku_change", args=[sku.pk]),
+                sku_form(code=NODE_SKU, description="changed"))
+
+    assert not Sku.objects.filter(code="node.x9.huge").exists()
+    assert Sku.objects.get(pk=sku.pk).description == NODE_SKU
+    assert not AuditEntry.objects.filter(verb__startswith="sku.").exists()
+
+
+# --------------------------------------------------------------------------- VAT rates
+
+
+def test_staff_add_a_vat_rate_from_a_future_day_and_it_is_audited(client_for, staff, swiss_vat):
+    start = timezone.now().date() + timedelta(days=30)
+
+    response = client_for(staff).post(reverse("admin:billing_vatrate_add"), {
+        "effective_from": start.isoformat(), "rate": "0.0850", "note": "Vote of 2026"})
+
+    assert response.status_code == 302, visible_text(response)[:2000]
+    assert VatRate.objects.get(effective_from=start).rate == Decimal("0.0850")
+    entry, = audit("vatrate.create")
+    assert (entry.actor_label, entry.via) == ("billing-ops@example.org", "admin")
+    assert entry.changes["rate"] == [None, "0.085"]
+    assert entry.changes["effective_from"] == [None, start.isoformat()]
+
+
+@pytest.mark.parametrize("days", [0, -1], ids=["today", "yesterday"])
+def test_a_vat_rate_cannot_start_today_or_in_the_past(client_for, staff, swiss_vat, days):
+    start = timezone.now().date() + timedelta(days=days)
+
+    response = client_for(staff).post(reverse("admin:billing_vatrate_add"), {
+        "effective_from": start.isoformat(), "rate": "0.0900", "note": ""})
+
+    assert response.status_code == 200
+    assert "A new VAT rate must start after today; rates in force never change." in \
+        visible_text(response)
+    assert not VatRate.objects.filter(effective_from=start).exists()
+    assert audit("vatrate.create") == []
+
+
+def test_staff_correct_and_withdraw_a_future_vat_rate_and_both_are_audited(client_for, staff,
+                                                                          swiss_vat):
+    start = timezone.now().date() + timedelta(days=30)
+    future = VatRate.objects.create(effective_from=start, rate=Decimal("0.0850"))
+    client = client_for(staff)
+
+    client.post(reverse("admin:billing_vatrate_change", args=[future.pk]), {
+        "effective_from": start.isoformat(), "rate": "0.0860", "note": ""})
+    client.post(reverse("admin:billing_vatrate_delete", args=[future.pk]), {"post": "yes"})
+
+    assert not VatRate.objects.filter(pk=future.pk).exists()
+    update, = audit("vatrate.update")
+    delete, = audit("vatrate.delete")
+    assert update.changes == {"rate": ["0.085", "0.086"]}
+    assert delete.changes["rate"] == ["0.086", None]
+    assert update.actor_label == delete.actor_label == "billing-ops@example.org"
+
+
+def test_a_vat_rate_in_force_can_be_neither_edited_nor_deleted(client_for, staff, swiss_vat):
+    rate = VatRate.objects.get(effective_from=date(2024, 1, 1))
+    client = client_for(staff)
+
+    client.post(reverse("admin:billing_vatrate_change", args=[rate.pk]), {
+        "effective_from": "2024-01-01", "rate": "0.0100", "note": ""})
+    deleted = client.post(reverse("admin:billing_vatrate_delete", args=[rate.pk]),
+                          {"post": "yes"})
+
+    assert deleted.status_code == 403
+    assert VatRate.objects.get(pk=rate.pk).rate == Decimal("0.0810")
+    assert not AuditEntry.objects.filter(verb__startswith="vatrate.").exists()
+
+
+@REFUSED
+def test_vat_rates_cannot_be_added_or_withdrawn(client_for, refused, swiss_vat):
+    start = timezone.now().date() + timedelta(days=30)
+    future = VatRate.objects.create(effective_from=start + timedelta(days=1),
+                                    rate=Decimal("0.0850"))
+    client = client_for(refused)
+
+    client.post(reverse("admin:billing_vatrate_add"), {
+        "effective_from": start.isoformat(), "rate": "0.5000", "note": ""})
+    client.post(reverse("admin:billing_vatrate_delete", args=[future.pk]), {"post": "yes"})
+
+    assert not VatRate.objects.filter(effective_from=start).exists()
+    assert VatRate.objects.filter(pk=future.pk).exists()
+    assert not AuditEntry.objects.filter(verb__startswith="vatrate.").exists()
+
+
 # --------------------------------------------------------------------------- invoices
 
 
@@ -258,6 +427,65 @@ def test_invoices_cannot_be_edited_or_deleted_in_the_admin(client_for, staff, ma
     assert client.post(reverse("admin:billing_invoice_delete", args=[march_invoice.pk]),
                        {"post": "yes"}).status_code == 403
     assert Invoice.objects.filter(pk=march_invoice.pk).exists()
+
+
+# --------------------------------------------------------------------------- budgets
+
+
+def budget_form(tenant, amount: str, thresholds: str = "[50, 80, 100]", *,
+                shown: str = "[]") -> dict:
+    """``shown``: the thresholds the page was rendered with (sent back as a hidden input)."""
+    return {"tenant": str(tenant.pk), "amount": amount, "thresholds": thresholds,
+            "initial-thresholds": shown}
+
+
+def test_staff_set_change_and_remove_a_budget_in_the_tenants_log(client_for, staff, tenant):
+    client = client_for(staff)
+
+    added = client.post(reverse("admin:billing_budget_add"),
+                        budget_form(tenant, "500", "[100, 80, 80, 50]"))
+    budget = Budget.objects.get(tenant=tenant)
+    changed = client.post(reverse("admin:billing_budget_change", args=[budget.pk]),
+                          budget_form(tenant, "750.00", shown="[50, 80, 100]"))
+    removed = client.post(reverse("admin:billing_budget_delete", args=[budget.pk]),
+                          {"post": "yes"})
+
+    assert added.status_code == changed.status_code == removed.status_code == 302
+    assert not Budget.objects.filter(tenant=tenant).exists()
+    first, second = audit("budget.set")
+    gone, = audit("budget.remove")
+    assert {e.actor_label for e in (first, second, gone)} == {"billing-ops@example.org"}
+    assert {e.tenant for e in (first, second, gone)} == {tenant}  # the owners see them
+    assert {e.ip for e in (first, second, gone)} == {"127.0.0.1"}
+    assert first.changes["amount"] == [None, "500.00"]
+    assert first.changes["thresholds"] == [None, [50, 80, 100]]  # sorted, without repeats
+    assert second.changes == {"amount": ["500.00", "750.00"]}
+    assert gone.changes["amount"] == ["750.00", None]
+
+
+@pytest.mark.parametrize("thresholds", ["[]", "[0, 50]", "[50.5]", '["80"]', "[1001]"])
+def test_budget_thresholds_are_whole_percentages(client_for, staff, tenant, thresholds):
+    response = client_for(staff).post(reverse("admin:billing_budget_add"),
+                                      budget_form(tenant, "500", thresholds))
+
+    assert response.status_code == 200
+    assert not Budget.objects.exists()
+    assert audit("budget.set") == []
+
+
+@REFUSED
+def test_budgets_cannot_be_set_changed_or_removed(client_for, refused, tenant, other_tenant):
+    budget = Budget.objects.create(tenant=other_tenant, amount=Decimal("100"), thresholds=[80])
+    client = client_for(refused)
+
+    client.post(reverse("admin:billing_budget_add"), budget_form(tenant, "1"))
+    client.post(reverse("admin:billing_budget_change", args=[budget.pk]),
+                budget_form(other_tenant, "1"))
+    client.post(reverse("admin:billing_budget_delete", args=[budget.pk]), {"post": "yes"})
+
+    assert not Budget.objects.filter(tenant=tenant).exists()
+    assert Budget.objects.get(pk=budget.pk).amount == Decimal("100.00")
+    assert not AuditEntry.objects.exists()
 
 
 # --------------------------------------------------------------------------- the ledger

@@ -594,6 +594,36 @@ def test_offerings_cannot_be_changed(client_for, refused):
     assert not Offering.objects.exists()
 
 
+@pytest.mark.usefixtures("offline_platform")
+def test_staff_remove_an_offering_row_and_it_is_audited(client_for, staff):
+    row = Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.33", hidden=True,
+                                  note="Withdrawn")
+
+    response = client_for(staff).post(reverse("admin:clusters_offering_delete", args=[row.pk]),
+                                      {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not Offering.objects.exists()
+    entry, = audit("offering.delete")
+    assert (entry.actor_label, entry.via, entry.ip) == ("ops@example.org", "admin", "127.0.0.1")
+    assert entry.changes["hidden"] == [True, None]
+    assert entry.changes["note"] == ["Withdrawn", None]
+
+
+@REFUSED
+@pytest.mark.usefixtures("offline_platform")
+def test_offerings_cannot_be_hidden_from_the_list_or_removed(client_for, refused):
+    row = Offering.objects.create(kind=Offering.Kind.INSTANCE_TYPE, name="u1.large")
+    client = client_for(refused)
+
+    offering_list(client, [row], **{"u1.large": {"hidden": True}})
+    client.post(reverse("admin:clusters_offering_delete", args=[row.pk]), {"post": "yes"})
+
+    row.refresh_from_db()
+    assert not row.hidden
+    assert not AuditEntry.objects.exists()
+
+
 # --------------------------------------------------------------------------- the tenant warning
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import yaml
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.choices import BaseChoiceIterator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -61,17 +62,58 @@ def storage_choices() -> list[tuple[str, str]]:
     return [(s.name, s.label) for s in catalog.storage_classes()]
 
 
-def gpu_choices() -> list[tuple[str, str]]:
-    return [("", _("No GPU"))] + [(g.name, g.label) for g in catalog.gpu_models()]
+def _kept(values: Iterable[Any]) -> frozenset[str]:
+    return frozenset(str(v) for v in values if v)
 
 
-def instance_type_choices() -> list[tuple[str, str]]:
-    return [(t.name, t.label) for t in catalog.instance_types()] + [
+def gpu_choices(keep: Iterable[Any] = ()) -> list[tuple[str, str]]:
+    """The GPU models staff offer, plus ``keep`` (what the group being edited already has)."""
+    from clusters.offerings import offered_gpu_models
+
+    return [("", _("No GPU"))] + [(g.name, g.label)
+                                  for g in offered_gpu_models(keep=_kept(keep))]
+
+
+def instance_type_choices(keep: Iterable[Any] = ()) -> list[tuple[str, str]]:
+    """The instance types staff offer, plus ``keep`` (what the group being edited runs)."""
+    from clusters.offerings import offered_instance_types
+
+    return [(t.name, t.label) for t in offered_instance_types(keep=_kept(keep))] + [
         ("", _("Custom size (set CPU and memory)"))]
+
+
+def default_instance_type() -> str:
+    """``u1.medium`` while it is offered, else the smallest offered type like it (a hidden
+    default must not be preselected: the picker keeps whatever value a form starts with)."""
+    from clusters.offerings import offered_instance_types
+
+    offered = offered_instance_types()
+    names = [t.name for t in offered]
+    if DEFAULT_INSTANCE_TYPE in names:
+        return DEFAULT_INSTANCE_TYPE
+    series = DEFAULT_INSTANCE_TYPE.split(".", 1)[0]
+    for candidates in ([t for t in offered if t.documented and t.series == series],
+                       [t for t in offered if t.documented], offered):
+        if candidates:
+            return candidates[0].name
+    return ""  # nothing offered: a custom size
 
 
 def expose_choices() -> list[tuple[str, str]]:
     return [(m.name, m.label) for m in catalog.expose_methods()]
+
+
+class _LazyChoices(BaseChoiceIterator):
+    """Choices computed on first use and then kept: a select reads them more than once."""
+
+    def __init__(self, load: Callable[[], list[tuple[str, str]]]) -> None:
+        self.load = load
+        self.loaded: list[tuple[str, str]] | None = None
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        if self.loaded is None:
+            self.loaded = self.load()
+        return iter(self.loaded)
 
 
 # --------------------------------------------------------------------------- the cluster
@@ -151,14 +193,14 @@ class NodeGroupForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["instance_type"].widget.choices = instance_type_choices()
-        from clusters.models import Offering
-        from clusters.queries import hidden_offerings
-
-        hidden = hidden_offerings().get(Offering.Kind.GPU_MODEL, frozenset()) - {
-            self.initial.get("gpu_model"), self.data.get(self.add_prefix("gpu_model"))}
-        self.fields["gpu_model"].widget.choices = [
-            (name, label) for name, label in gpu_choices() if name not in hidden]
+        # Only what staff offer, plus the value this form starts from or was posted with, so
+        # a group keeps showing a type or GPU that was hidden after it was created. Lazy: the
+        # lists are read only when the select is rendered.
+        for name, choices in (("instance_type", instance_type_choices),
+                              ("gpu_model", gpu_choices)):
+            keep = (self.initial.get(name), self.data.get(self.add_prefix(name)))
+            self.fields[name].widget.choices = _LazyChoices(
+                lambda choices=choices, keep=keep: choices(keep))
 
     def value(self, name: str) -> Any:
         """The cleaned value, or the initial one when the field did not parse (for previews)."""
@@ -391,7 +433,7 @@ class SpecForm:
 
     @staticmethod
     def _default_group(name: str) -> NodeGroupSpec:
-        return NodeGroupSpec(name=name, instance_type=DEFAULT_INSTANCE_TYPE,
+        return NodeGroupSpec(name=name, instance_type=default_instance_type(),
                              min_replicas=DEFAULT_MIN_NODES, max_replicas=DEFAULT_MAX_NODES,
                              ephemeral_storage_gib=catalog.DEFAULT_EPHEMERAL_STORAGE_GIB,
                              roles=(catalog.INGRESS_NGINX_ROLE,))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from django.core.paginator import Page, Paginator
@@ -63,6 +63,7 @@ class ClusterRow:
     groups: list[NodeGroup]
     operation: Operation | None
     last_change_at: datetime | None
+    end_of_life_on: date | None = None  # the cluster's version is past its end of life
 
     @property
     def nodes_ready(self) -> int:
@@ -104,7 +105,8 @@ class ClusterRow:
                  tuple((g.min_replicas, g.max_replicas, g.observed_nodes, g.ready_nodes)
                        for g in self.groups),
                  (op.pk, op.state, op.error_class, op.error_message, op.steps) if op else None,
-                 self.last_change_at.isoformat() if self.last_change_at else "")
+                 self.last_change_at.isoformat() if self.last_change_at else "",
+                 self.end_of_life_on.isoformat() if self.end_of_life_on else "")
         return hashlib.sha1(repr(basis).encode(), usedforsecurity=False).hexdigest()
 
     def matches(self, phase: str = "", version: str = "") -> bool:
@@ -113,10 +115,15 @@ class ClusterRow:
 
 
 def _rows(clusters: list[Cluster]) -> list[ClusterRow]:
+    from clusters.offerings import end_of_life_versions
+
     op_ids = [c.latest_operation_id for c in clusters if c.latest_operation_id]
     operations = {op.pk: op for op in Operation.objects.filter(pk__in=op_ids)} if op_ids else {}
+    retired = end_of_life_versions() if clusters else {}
     return [ClusterRow(c, list(c.groups), operations.get(c.latest_operation_id),
-                       c.last_change_at or c.updated_at) for c in clusters]
+                       c.last_change_at or c.updated_at,
+                       retired[c.version].end_of_life_on if c.version in retired else None)
+            for c in clusters]
 
 
 def cluster_list(tenant: Tenant, *, phase: str = "", version: str = "") -> QuerySet[Cluster]:
@@ -206,7 +213,6 @@ class ClusterState:
     events: list[ClusterEvent]
     upgrade_target: str | None = None
     node_counts: dict[str, int] = field(default_factory=dict)
-    version_warning: str = ""
 
     @property
     def style(self) -> str:
@@ -268,15 +274,14 @@ def cluster_state(cluster: Cluster) -> ClusterState:
     events = list(ClusterEvent.objects.filter(cluster=cluster).order_by("-at", "-id")
                   [:TIMELINE_LENGTH])
     from clusters.models import Offering
-    from clusters.offerings import version_warning
 
     target = catalog.next_minor(cluster.version)
     if target in hidden_offerings().get(Offering.Kind.VERSION, frozenset()):
         target = None
+    # The end-of-life warning is rendered by ``{% eol_warning %}`` in the page's language.
     return ClusterState(cluster=cluster, groups=groups, operation=operation, events=events,
                         upgrade_target=target,
-                        node_counts={g.name: g.observed_nodes for g in groups},
-                        version_warning=version_warning(cluster.version))
+                        node_counts={g.name: g.observed_nodes for g in groups})
 
 
 def cluster_state_by_id(cluster_id: int) -> ClusterState | None:

@@ -125,3 +125,42 @@ def test_ingress_hosts_are_split_on_lines_commas_and_spaces():
     ingress = next(a for a in form.to_addons() if a.key == "ingressNginx")
     assert ingress.enabled and ingress.hosts == ("a.example.com", "b.example.com",
                                                  "c.example.com")
+
+
+def choice_values(form, name: str) -> list[str]:
+    return [value for value, _label in form.fields[name].widget.choices]
+
+
+def test_node_group_pickers_offer_what_staff_offer_plus_what_the_group_already_has():
+    from clusters.forms import NodeGroupForm
+    from clusters.models import Offering
+
+    gpu = "nvidia.com/H100_94GB"
+    Offering.objects.create(kind=Offering.Kind.INSTANCE_TYPE, name="u1.large", hidden=True)
+    Offering.objects.create(kind=Offering.Kind.GPU_MODEL, name=gpu, hidden=True)
+
+    new = NodeGroupForm(prefix="add")
+    edit = NodeGroupForm(prefix="edit-md0", initial={"instance_type": "u1.large",
+                                                      "gpu_model": gpu})
+    posted = NodeGroupForm({"edit-md0-instance_type": "u1.large"}, prefix="edit-md0")
+
+    assert "u1.large" not in choice_values(new, "instance_type")
+    assert "u1.xlarge" in choice_values(new, "instance_type")
+    assert gpu not in choice_values(new, "gpu_model")
+    assert "u1.large" in choice_values(edit, "instance_type")
+    assert gpu in choice_values(edit, "gpu_model")
+    assert "u1.large" in choice_values(posted, "instance_type")
+
+
+def test_a_hidden_default_instance_type_gives_way_to_the_next_offered_one():
+    from clusters.models import Offering
+
+    Offering.objects.create(kind=Offering.Kind.INSTANCE_TYPE, name="u1.medium", hidden=True)
+
+    (first,) = SpecForm(versions=VERSIONS).to_spec("tenant-acme").node_groups
+    query = QueryDict(mutable=True)
+    query.update({"version": "v1.35", "name": "demo", "groups": "0", **row(0, "md0")})
+    added = SpecForm(query, versions=VERSIONS, add_row=True)
+
+    assert first.instance_type == "u1.large"
+    assert added.rows[1][1].value("instance_type") == "u1.large"

@@ -3,6 +3,8 @@ type, the manifest preview, quota and cost before submitting, node-group rows in
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from clusters.models import Cluster, Operation
@@ -220,3 +222,58 @@ def test_what_staff_stopped_offering_is_not_offered(client_for, member, tenant):
     assert '<option value="v1.30"' not in html and '<option value="v1.31"' in html
     assert 'value="nvidia.com/H100_94GB"' not in html
     assert 'value="nvidia.com/AD102GL_L40S"' in html
+
+
+def select_options(html: str, name: str) -> dict[str, bool]:
+    """The options of the select named ``name``: value → selected."""
+    select = re.search(rf'<select name="{re.escape(name)}"[^>]*>(.*?)</select>', html, re.S)
+    assert select, f"no select named {name}"
+    return {value: " selected" in attrs for value, attrs in re.findall(
+        r'<option value="([^"]*)"([^>]*)>', select.group(1))}
+
+
+def test_a_hidden_instance_type_is_not_in_the_picker_of_any_new_group(client_for, member,
+                                                                      tenant):
+    from clusters.models import Offering
+
+    Offering.objects.create(kind=Offering.Kind.INSTANCE_TYPE, name="u1.large", hidden=True)
+    client = client_for(member)
+
+    page = client.get(url("create", tenant)).content.decode()
+    added = check(client, tenant, _action="add_group").content.decode()
+
+    first = select_options(page, "ng-0-instance_type")
+    assert "u1.large" not in first and "u1.xlarge" in first and first["u1.medium"]
+    second = select_options(added, "ng-1-instance_type")
+    assert "u1.large" not in second and second["u1.medium"]
+
+
+def test_when_the_default_instance_type_is_hidden_the_next_offered_one_is_preselected(
+        client_for, member, tenant):
+    from clusters.models import Offering
+
+    Offering.objects.create(kind=Offering.Kind.INSTANCE_TYPE, name="u1.medium", hidden=True)
+
+    html = client_for(member).get(url("create", tenant)).content.decode()
+
+    options = select_options(html, "ng-0-instance_type")
+    assert "u1.medium" not in options
+    assert [value for value, selected in options.items() if selected] == ["u1.large"]
+    assert "instanceType: u1.large" in text_of(html, "manifest-preview")
+
+
+def test_a_hidden_instance_type_posted_anyway_is_refused_beside_its_field(client_for, member,
+                                                                          tenant):
+    from clusters.models import Offering
+
+    Offering.objects.create(kind=Offering.Kind.INSTANCE_TYPE, name="u1.large", hidden=True)
+
+    response = client_for(member).post(url("create", tenant),
+                                       form_data(**{"ng-0-instance_type": "u1.large"}))
+
+    assert response.status_code == 422
+    assert field_errors(response, "ng-0-instance_type") == [
+        "The instance type u1.large is no longer offered; choose another one."]
+    # The form shows what was posted, so the person sees which choice was refused.
+    assert select_options(response.content.decode(), "ng-0-instance_type")["u1.large"]
+    assert not Cluster.objects.exists()

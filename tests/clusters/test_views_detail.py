@@ -3,10 +3,14 @@ progress, timeline, node groups, and which actions each role is offered."""
 
 from __future__ import annotations
 
+import datetime
+import re
+
 import pytest
+from django.utils import timezone
 
 from clusters import progress
-from clusters.models import Cluster, Operation
+from clusters.models import Cluster, Offering, Operation
 from tests.clusters.ui import (
     by_testid,
     make_cluster,
@@ -204,16 +208,94 @@ def test_an_unknown_cluster_is_not_found(client_for, owner, tenant, other_tenant
     assert detail(client_for(owner), tenant, "nothing").status_code == 404
 
 
-def test_an_end_of_life_version_is_flagged_with_the_upgrade_to_make(client_for, viewer, tenant):
-    import datetime
+def select_options(html: str, name: str) -> dict[str, bool]:
+    """The options of the select named ``name``: value → selected."""
+    select = re.search(rf'<select name="{re.escape(name)}"[^>]*>(.*?)</select>', html, re.S)
+    assert select, f"no select named {name}"
+    return {value: " selected" in attrs for value, attrs in re.findall(
+        r'<option value="([^"]*)"([^>]*)>', select.group(1))}
 
-    from clusters.models import Offering
 
-    Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.34",
-                            end_of_life_on=datetime.date(2020, 1, 1))
+def retire(version: str = "v1.34", on: datetime.date = datetime.date(2020, 1, 1), **kw):
+    return Offering.objects.create(kind=Offering.Kind.VERSION, name=version,
+                                   end_of_life_on=on, **kw)
+
+
+def test_a_hidden_instance_type_stays_on_the_group_that_runs_it_only(client_for, member,
+                                                                    tenant):
+    gpu = "nvidia.com/H100_94GB"
+    make_cluster(tenant, groups=[{"name": "md0", "instance_type": "u1.large"},
+                                 {"name": "ml", "instance_type": "u1.2xlarge", "roles": [],
+                                  "gpu_model": gpu, "gpus_per_node": 1}])
+    Offering.objects.create(kind=Offering.Kind.INSTANCE_TYPE, name="u1.large", hidden=True)
+    Offering.objects.create(kind=Offering.Kind.GPU_MODEL, name=gpu, hidden=True)
+
+    html = detail(client_for(member), tenant).content.decode()
+
+    # The group that runs it still shows (and keeps) its type; a new group cannot pick it.
+    assert select_options(html, "edit-md0-instance_type")["u1.large"] is True
+    assert "u1.large" not in select_options(html, "edit-ml-instance_type")
+    assert "u1.large" not in select_options(html, "add-instance_type")
+    assert select_options(html, "edit-ml-gpu_model")[gpu] is True
+    assert gpu not in select_options(html, "edit-md0-gpu_model")
+    assert gpu not in select_options(html, "add-gpu_model")
+
+
+def test_an_end_of_life_version_is_flagged_with_the_upgrade_to_make(client_for, member,
+                                                                   tenant):
+    retire(note="Plan it this month.")
     make_cluster(tenant)
 
-    page = detail(client_for(viewer), tenant)
+    page = detail(client_for(member), tenant)
 
-    assert by_testid(page, "version-warning") == [
-        "Kubernetes v1.34 reached its end of life on 2020-01-01. Upgrade to v1.35."]
+    assert by_testid(page, "eol-warning") == [
+        "End of life: Kubernetes v1.34 reached its end of life on 2020-01-01. Upgrade to "
+        "v1.35. Plan it this month. Upgrade now"]
+    html = page.content.decode()
+    # "Upgrade now" leads to the upgrade form, which is on the page for a member.
+    assert 'href="#act-upgrade-body"' in html
+    assert "Review upgrade to v1.35" in text_of(html, "act-upgrade-body")
+
+
+def test_the_end_of_life_warning_is_in_the_live_regions_in_the_pages_language(
+        client_for, viewer, tenant):
+    retire()
+    make_cluster(tenant)
+    client = client_for(viewer)
+
+    english = client.get(url("detail_live", tenant, cluster_name="demo"))
+    french = client.get(url("detail_live", tenant, cluster_name="demo"),
+                        headers={"Accept-Language": "fr"})
+
+    assert by_testid(english, "eol-warning")[0].startswith(
+        "End of life: Kubernetes v1.34 reached its end of life on 2020-01-01.")
+    (warning,) = by_testid(french, "eol-warning")
+    assert warning.startswith("Fin de vie")
+    assert "Kubernetes v1.34 a atteint sa fin de vie le 2020-01-01." in warning
+
+
+def test_a_supported_version_or_a_future_end_of_life_shows_no_warning(client_for, member,
+                                                                      tenant):
+    retire("v1.33")
+    retire("v1.34", on=timezone.now().date() + datetime.timedelta(days=1))
+    make_cluster(tenant)
+
+    page = detail(client_for(member), tenant)
+
+    assert by_testid(page, "eol-warning") == []
+
+
+def test_the_live_regions_of_a_deleted_cluster_say_so_and_retire_the_kubeconfig(tenant):
+    from clusters import live, queries
+
+    retire()
+    cluster = make_cluster(tenant, phase=Cluster.Phase.DELETED, kubeconfig_ready=True)
+    cluster.deleted_at = timezone.now()
+    cluster.save()
+
+    html = live.render_detail(queries.cluster_state(cluster), live.MANAGE)
+
+    assert text_of(html, "kubeconfig-state") == "The cluster is deleted."
+    # The download form beside it is hidden by the page's style on this marker.
+    assert 'data-state="deleted"' in html
+    assert 'data-testid="delete"' not in html and 'data-testid="eol-warning"' not in html

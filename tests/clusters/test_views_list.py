@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from clusters.models import Cluster, Operation
 from tests.clusters.ui import (
@@ -184,3 +185,43 @@ def test_rows_served_from_the_row_cache_never_show_an_old_state(client_for, view
     cluster.phase, cluster.status_message = Cluster.Phase.DEGRADED, "Degraded: 1 of 3 ready."
     cluster.save()
     assert "Degraded: 1 of 3 ready." in rows(client.get(url("list", tenant)))["a"]
+
+
+def test_rows_on_an_end_of_life_version_carry_a_marker(client_for, viewer, tenant):
+    import datetime
+
+    from clusters.models import Offering
+
+    Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.33",
+                            end_of_life_on=datetime.date(2020, 1, 1))
+    Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.34",
+                            end_of_life_on=timezone.now().date() + datetime.timedelta(days=30))
+    make_cluster(tenant, "old", version="v1.33")
+    make_cluster(tenant, "soon", version="v1.34")
+    make_cluster(tenant, "new", version="v1.35")
+
+    page = client_for(viewer).get(url("list", tenant))
+
+    shown = rows(page)
+    assert "End of life" in shown["old"]
+    assert "End of life" not in shown["soon"] and "End of life" not in shown["new"]
+    assert by_testid(page, "eol-marker") == ["End of life"]
+    assert 'title="Kubernetes v1.33 reached its end of life on 2020-01-01."' in \
+        page.content.decode()
+
+
+def test_a_cached_row_gets_the_marker_as_soon_as_its_version_reaches_end_of_life(
+        client_for, viewer, tenant):
+    import datetime
+
+    from clusters.models import Offering
+
+    make_cluster(tenant, "a", version="v1.33")
+    client = client_for(viewer)
+    assert "End of life" not in rows(client.get(url("list", tenant)))["a"]
+
+    Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.33",
+                            end_of_life_on=datetime.date(2020, 1, 1))
+
+    assert "End of life" in rows(client.get(url("list", tenant)))["a"]
+    assert "End of life" in rows(client.get(url("list_live", tenant)))["a"]

@@ -1,5 +1,6 @@
-"""A person in a real browser: create a cluster, watch it come up, scale it, download its
-kubeconfig, see failures explained, all without reloading; a viewer sees no action buttons.
+"""A person in a real browser: create a cluster, watch it come up, scale it, upgrade it,
+download its kubeconfig and delete it, all without reloading; failures explained live; a viewer
+sees no action buttons.
 
 Everything runs for real: uvicorn (HTTP + WebSockets), a Celery worker, the watcher and the
 simulated platform on the real clock. Screenshots of each page go to test-artifacts/.
@@ -9,13 +10,14 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from clusters import actions
-from clusters.models import Cluster
+from clusters.models import Cluster, Offering
 from clusters.platform.specs import ClusterSpec, NodeGroupSpec
 from portal.audit import Actor
 from portal.models import AuditEntry
@@ -46,9 +48,9 @@ def _closing(action, *args, **kwargs):
         connection.close()
 
 
-def create_cluster(stack: Stack, name: str) -> Cluster:
+def create_cluster(stack: Stack, name: str, version: str = "v1.35") -> Cluster:
     """A cluster requested by the owner through the same action the form uses."""
-    spec = ClusterSpec(name=name, namespace=stack.namespace, version="v1.35", node_groups=(
+    spec = ClusterSpec(name=name, namespace=stack.namespace, version=version, node_groups=(
         NodeGroupSpec(name="md0", instance_type="u1.medium", min_replicas=1, max_replicas=3,
                       ephemeral_storage_gib=50, roles=("ingress-nginx",)),))
     return as_owner(stack, actions.do_create_cluster, spec)
@@ -77,9 +79,17 @@ def expect_live(page: Page) -> None:
 
 
 @pytest.mark.browser
-def test_create_watch_scale_and_download_without_reloading(stack: Stack, page: Page):
+def test_create_watch_scale_upgrade_download_and_delete_without_reloading(stack: Stack,
+                                                                          page: Page):
     slug = stack.tenant.slug
+    # Staff retired v1.34: a cluster on it says so and points at the upgrade.
+    Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.34",
+                            end_of_life_on=date(2020, 1, 1))
     stack.sign_in(page, Role.OWNER)
+    # A second tab keeps the list open: it follows the cluster from creation to deletion.
+    listing = page.context.new_page()
+    listing.goto(stack.page_url(f"/t/{slug}/clusters/"))
+    expect_live(listing)
     page.goto(stack.page_url(f"/t/{slug}/clusters/"))
     expect_live(page)
     page.get_by_test_id("new-cluster").click()
@@ -92,10 +102,11 @@ def test_create_watch_scale_and_download_without_reloading(stack: Stack, page: P
     screenshot(page, "cluster-create-error")
     page.fill("#id_ng-0-min_replicas", "1")
     page.fill("#id_name", "shop")
+    page.select_option("#id_version", "v1.34")
     expect(page.get_by_test_id("manifest")).to_contain_text("name: shop")
     expect(page.locator("#errors-ng-0-min_replicas")).to_be_empty()
     expect(page.get_by_test_id("create-submit")).to_contain_text(
-        "Create “shop”: Kubernetes v1.35, 1 to 3 nodes in 1 group")
+        "Create “shop”: Kubernetes v1.34, 1 to 3 nodes in 1 group")
     screenshot(page, "cluster-create")
     page.get_by_test_id("create-submit").click()
 
@@ -109,7 +120,13 @@ def test_create_watch_scale_and_download_without_reloading(stack: Stack, page: P
     expect(page.get_by_test_id("operation-state")).to_have_text("Succeeded")
     expect(page.get_by_test_id("timeline")).to_contain_text("“Create” finished.")
     expect(page.locator("#kubeconfig-state")).to_contain_text("Available")
+    expect(page.get_by_test_id("eol-warning")).to_contain_text(
+        "Kubernetes v1.34 reached its end of life on 2020-01-01. Upgrade to v1.35.")
     screenshot(page, "cluster-detail-running")
+    row = listing.locator("tbody.cluster-row", has_text="shop")
+    expect(row.get_by_test_id("phase")).to_have_text("Running", timeout=LIVE)
+    expect(row.get_by_test_id("eol-marker")).to_have_text("End of life")
+    screenshot(listing, "clusters-list-end-of-life")
 
     # Scale: the consequence first, then the autoscaler's nodes follow, live.
     page.locator("#act-group-md0 > summary").click()
@@ -130,6 +147,32 @@ def test_create_watch_scale_and_download_without_reloading(stack: Stack, page: P
                                                                                 timeout=LIVE)
     screenshot(page, "cluster-detail-scaled")
 
+    # Upgrade: the warning's link opens the upgrade form; the confirmation says what rolls.
+    page.get_by_test_id("eol-warning").get_by_role("link", name="Upgrade now").click()
+    upgrade = page.get_by_test_id("upgrade")
+    expect(upgrade).to_be_visible()
+    upgrade.get_by_role("button", name="Review upgrade to v1.35").click()
+    expect(page.get_by_test_id("confirm-upgrade")).to_contain_text(
+        "version v1.34 → v1.35: control plane upgraded first, then every node group is rolled")
+    screenshot(page, "cluster-upgrade-confirm")
+    upgrade.get_by_test_id("confirm-button").click()
+    expect(page.get_by_test_id("action-done")).to_contain_text("Upgrade to v1.35 requested.")
+    expect(page.locator("#op-title")).to_contain_text("Latest operation: Upgrade")
+    expect(page.get_by_test_id("version")).to_have_text("v1.35")
+    expect(page.get_by_test_id("eol-warning")).to_have_count(0)
+    expect(page.get_by_test_id("operation-state")).to_have_text("Succeeded", timeout=LIVE)
+    expect(page.locator("[data-testid=operation] [data-step=workers]")).to_have_attribute(
+        "data-state", "done")
+    expect(page.get_by_test_id("timeline")).to_contain_text("“Upgrade” finished.")
+    expect(badge).to_have_text("Running", timeout=LIVE)
+    expect(page.locator("tr[data-group=md0] [data-testid=ready]")).to_have_text("4",
+                                                                                timeout=LIVE)
+    expect(page.locator("#act-upgrade")).to_contain_text(
+        "v1.35 is the newest version the platform offers.")
+    screenshot(page, "cluster-detail-upgraded")
+    expect(row).to_contain_text("v1.35", timeout=LIVE)
+    expect(row.get_by_test_id("eol-marker")).to_have_count(0)
+
     # Kubeconfig: a file named after the tenant and the cluster, recorded in the audit log.
     with page.expect_download() as info:
         page.get_by_test_id("kubeconfig-download").click()
@@ -139,10 +182,28 @@ def test_create_watch_scale_and_download_without_reloading(stack: Stack, page: P
     assert AuditEntry.objects.filter(verb="cluster.kubeconfig.admin",
                                      tenant=stack.tenant).exists()
 
+    # Delete: the volumes' fate is stated, the name must be typed, the phase follows live.
+    page.locator("#act-delete > summary").click()
+    delete = page.get_by_test_id("delete")
+    expect(delete.get_by_role("alert")).to_contain_text(
+        "Deleting shop removes its control plane, every node and the data of all its "
+        "persistent volumes.")
+    delete.locator("#id_delete-confirm_name").fill("shop")
+    screenshot(page, "cluster-delete-confirm")
+    delete.get_by_role("button", name="Delete the cluster and its volumes").click()
+    expect(page.get_by_test_id("action-done")).to_contain_text("Deletion of shop requested.")
+    expect(badge).to_have_text(re.compile(r"^(Deleting|Deleted)$"))
+    expect(badge).to_have_text("Deleted", timeout=LIVE)
+    expect(page.locator("#kubeconfig-state")).to_contain_text("The cluster is deleted.")
+    expect(page.get_by_test_id("kubeconfig-download")).to_be_hidden()
+    expect(page.get_by_test_id("actions")).to_have_count(0)
+    screenshot(page, "cluster-detail-deleted")
+    expect(row).to_have_count(0, timeout=LIVE)
+    screenshot(listing, "clusters-list-after-delete")
+
     assert page.evaluate("window.__sameDocument") is True  # never reloaded
-    page.goto(stack.page_url(f"/t/{slug}/clusters/"))
-    expect(page.get_by_test_id("clusters")).to_contain_text("shop")
-    expect(page.locator("[data-testid=clusters] [data-testid=phase]")).to_have_text("Running")
+    page.locator(".page-pretitle a", has_text="Clusters").click()
+    expect(page.get_by_test_id("clusters-empty")).to_contain_text("No clusters yet.")
     screenshot(page, "clusters-list")
 
 
@@ -164,7 +225,9 @@ def test_the_list_follows_a_new_cluster_live(stack: Stack, page: Page):
 
 @pytest.mark.browser
 def test_a_viewer_watches_a_cluster_but_gets_no_action_buttons(stack: Stack, page: Page):
-    create_cluster(stack, "watched")
+    Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.34",
+                            end_of_life_on=date(2020, 1, 1))
+    create_cluster(stack, "watched", version="v1.34")
     stack.sign_in(page, Role.VIEWER)
     page.goto(stack.page_url(f"/t/{stack.tenant.slug}/clusters/watched/"))
     expect_live(page)
@@ -174,6 +237,12 @@ def test_a_viewer_watches_a_cluster_but_gets_no_action_buttons(stack: Stack, pag
     expect(page.get_by_test_id("cluster-status")).to_be_visible()
     for testid in ("actions", "retry", "cancel", "kubeconfig-download", "delete"):
         expect(page.get_by_test_id(testid)).to_have_count(0)
+    # The end-of-life warning, without the link to an upgrade form a viewer does not have.
+    warning = page.get_by_test_id("eol-warning")
+    expect(warning).to_contain_text("Kubernetes v1.34 reached its end of life")
+    link = warning.locator("a", has_text="Upgrade now")
+    expect(link).to_have_count(1)
+    expect(link).to_be_hidden()
     screenshot(page, "cluster-detail-viewer")
 
 

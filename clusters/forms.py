@@ -40,13 +40,19 @@ class LenientChoiceField(forms.CharField):
 
 
 def version_choices(versions: Iterable[str]) -> list[tuple[str, str]]:
+    from clusters.offerings import end_of_life_versions
+
+    retired = end_of_life_versions()
     choices = []
     for name in versions:
         known = catalog.get_version(name)
         label = name
         if known and known.patch:
             label = f"{name} ({known.patch})"
-        if known and known.is_default:
+        if name in retired:
+            label = _("%(v)s, end of life since %(d)s") % {
+                "v": label, "d": retired[name].end_of_life_on.isoformat()}
+        elif known and known.is_default:
             label = _("%(v)s, recommended") % {"v": label}
         choices.append((name, label))
     return choices

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -370,3 +370,21 @@ class Offering(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.name}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        transaction.on_commit(forget_offerings)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().delete(*args, **kwargs)
+        transaction.on_commit(forget_offerings)
+        return result
+
+
+def forget_offerings() -> None:
+    """Drop the cached view of what is hidden, so pickers follow a staff change at once."""
+    from django.core.cache import cache
+
+    from clusters.queries import OFFERINGS_CACHE_KEY
+
+    cache.delete(OFFERINGS_CACHE_KEY)

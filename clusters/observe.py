@@ -296,6 +296,7 @@ def _apply_absence(cluster: Cluster, at: datetime) -> bool:
         return False  # never reached the platform: nothing to observe
     cluster.platform_deleted_at = at
     cluster.platform_ready = False
+    cluster.kubeconfig_ready = False  # its secret went with it
     cluster.platform_terminating = False
     refresh(cluster, at=at)
     return True

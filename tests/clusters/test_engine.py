@@ -225,6 +225,7 @@ def test_delete_terminates_then_the_cluster_is_gone_and_its_row_kept(engine):
     assert engine.platform.get_object("Kubernetes", NS, "demo") is None
     cluster = Cluster.objects.get(pk=cluster.pk)
     assert cluster.deleted_at is not None and cluster.phase == Cluster.Phase.DELETED
+    assert not cluster.kubeconfig_ready  # the secret went with the cluster
     assert not cluster.node_groups.filter(removed_at__isnull=True).exists()
     assert not UsageSegment.objects.filter(cluster=cluster, end__isnull=True).exists()
     assert cluster.node_groups.count() == 1 and cluster.operations.count() == 2  # history

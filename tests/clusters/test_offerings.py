@@ -44,3 +44,16 @@ def test_a_cluster_keeps_a_hidden_instance_type_it_already_runs(platform, ctx, o
     errors = actions.check_spec(ctx, added, previous=before)
     assert [e.field for e in errors if e.code == "not_offered"] == [
         "node_groups[1].instance_type"]
+
+
+def test_pickers_follow_a_staff_change_at_once(db, django_capture_on_commit_callbacks):
+    from clusters.queries import hidden_offerings
+
+    assert "u1.large" not in hidden_offerings()[Offering.Kind.INSTANCE_TYPE]  # now cached
+    with django_capture_on_commit_callbacks(execute=True):
+        row = Offering.objects.create(kind=Offering.Kind.INSTANCE_TYPE, name="u1.large",
+                                      hidden=True)
+    assert "u1.large" in hidden_offerings()[Offering.Kind.INSTANCE_TYPE]
+    with django_capture_on_commit_callbacks(execute=True):
+        row.delete()
+    assert "u1.large" not in hidden_offerings()[Offering.Kind.INSTANCE_TYPE]

@@ -224,6 +224,20 @@ def test_what_staff_stopped_offering_is_not_offered(client_for, member, tenant):
     assert 'value="nvidia.com/AD102GL_L40S"' in html
 
 
+def test_an_end_of_life_version_is_labelled_as_such_in_the_picker(client_for, member, tenant):
+    import datetime
+
+    from clusters.models import Offering
+
+    Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.31",
+                            end_of_life_on=datetime.date(2026, 1, 31))
+    html = client_for(member).get(url("create", tenant)).content.decode()
+    label = re.search(r'<option value="v1.31"[^>]*>([^<]*)</option>', html).group(1)
+    assert label.endswith(", end of life since 2026-01-31")
+    other = re.search(r'<option value="v1.32"[^>]*>([^<]*)</option>', html).group(1)
+    assert "end of life" not in other
+
+
 def select_options(html: str, name: str) -> dict[str, bool]:
     """The options of the select named ``name``: value → selected."""
     select = re.search(rf'<select name="{re.escape(name)}"[^>]*>(.*?)</select>', html, re.S)

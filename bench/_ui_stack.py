@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 SETTINGS = "bench.settings_bench"
+LOGS = ROOT / "test-artifacts" / "bench"
+# Close each request's database connection when it ends (see settings_bench.py).
+os.environ.setdefault("BENCH_CONN_MAX_AGE", "0")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -113,7 +116,8 @@ def free_port() -> int:
 def uvicorn(*, workers: int = 1) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": SETTINGS, "PYTHONUNBUFFERED": "1"}
-    log = open(ROOT / "bench" / f".ui-uvicorn-{port}.log", "w")  # noqa: SIM115
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = open(LOGS / f"uvicorn-{port}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1",
          "--port", str(port), "--workers", str(workers), "--lifespan", "off",
@@ -162,6 +166,12 @@ class Load:
         p95 = percentile(self.latencies, 95) * 1000
         return (f"{label:<28} {self.rps:8.1f} req/s   p50 {p50:7.1f} ms   p95 {p95:7.1f} ms"
                 f"   errors {self.errors}")
+
+
+def merge(loads: list[Load]) -> Load:
+    """Rounds of the same load as one (latencies pooled, seconds added)."""
+    return Load([x for item in loads for x in item.latencies],
+                sum(item.errors for item in loads), sum(item.seconds for item in loads))
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:

@@ -1,6 +1,6 @@
 """API cluster list benchmark: 100 clusters in one tenant, 20 concurrent clients.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal REDIS_URL=redis://127.0.0.1:6379/0 \\
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench REDIS_URL=redis://127.0.0.1:6379/11 \\
         .venv/bin/python bench/bench_api_list.py [--clusters 100] [--clients 20] \\
         [--seconds 8] [--rounds 2] [--workers 1]
 
@@ -9,9 +9,11 @@ and 3 events each). The portal runs under uvicorn with, on the same server, a mi
 that returns the same clusters through the same serializer but without authentication,
 permissions, throttling, tenancy or pagination: the baseline, measured in the same run. The
 API is called as a CI job would, with a personal access token, asking for the 100 clusters in
-one page. Baseline and API alternate for ``--rounds`` rounds (the machine may be shared).
-Printed: SQL queries per API request, throughput and p50/p95 latency of both, and the ratios
-(goal: throughput ratio >= 0.6).
+one page. For reference, a trivial DRF view (a constant two-key body, no database) is measured
+too: the cost of serving any request at all. Baseline, API and trivial view alternate for
+``--rounds`` rounds (the machine may be shared). Each request's database connection is closed
+when it ends (see settings_bench.py). Printed: SQL queries per API request, throughput and
+p50/p95 latency of each, and the ratios (goal: throughput ratio API / baseline >= 0.6).
 """
 
 from __future__ import annotations
@@ -33,16 +35,19 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench._ui_stack import (  # noqa: E402
+    LOGS,
     SETTINGS,
     Load,
     _read_response,
     free_port,
+    merge,
     percentile,
     seed,
     throwaway_database,
 )
 
 BASELINE_PATH = "/bench/api-baseline/"
+TRIVIAL_PATH = "/bench/api-trivial/"
 UNLIMITED = "100000000/min"
 
 
@@ -78,7 +83,18 @@ def __getattr__(name: str) -> Any:
             return Response(ClusterSerializer(clusters, many=True,
                                               context={"request": request, "ctx": ctx}).data)
 
+    class Trivial(APIView):
+        """Any DRF answer at all: no database, no auth, a constant body."""
+
+        authentication_classes: list[Any] = []
+        permission_classes = [AllowAny]
+        throttle_classes: list[Any] = []
+
+        def get(self, request: Any) -> Response:
+            return Response({"ok": True, "clusters": 0})
+
     return [path(BASELINE_PATH.strip("/") + "/", BaselineClusterList.as_view()),
+            path(TRIVIAL_PATH.strip("/") + "/", Trivial.as_view()),
             *portal_urlpatterns]
 
 
@@ -102,7 +118,8 @@ def server(*, workers: int) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": SETTINGS, "PYTHONUNBUFFERED": "1",
            "API_RATE_TOKEN": UNLIMITED, "API_RATE_USER": UNLIMITED, "API_RATE_ANON": UNLIMITED}
-    log_path = ROOT / "bench" / f".uvicorn-api-{port}.log"
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log_path = LOGS / f"uvicorn-api-{port}.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "bench.bench_api_list:asgi_app", "--factory",
@@ -161,11 +178,6 @@ def load(host: str, port: int, path: str, headers: str, *, clients: int,
     return Load(latencies, len(errors), time.perf_counter() - started)
 
 
-def merge(loads: list[Load]) -> Load:
-    return Load([x for item in loads for x in item.latencies],
-                sum(item.errors for item in loads), sum(item.seconds for item in loads))
-
-
 def queries_per_request(path: str, token: str) -> tuple[int, int]:
     from django.db import connection
     from django.test import Client
@@ -200,24 +212,33 @@ def main() -> None:
               "(token, membership; clusters, node groups, operations)")
         auth = f"Authorization: Bearer {token}\r\n"
         with server(workers=args.workers) as (host, port):
-            for path, headers in ((BASELINE_PATH, ""), (api_path, auth)):  # warm up
-                load(host, port, path, headers, clients=2, seconds=1.5)
-            base_runs, api_runs = [], []
+            for path, headers in ((BASELINE_PATH, ""), (api_path, auth), (TRIVIAL_PATH, "")):
+                load(host, port, path, headers, clients=2, seconds=1.5)  # warm up
+            base_runs, api_runs, trivial_runs = [], [], []
             for _ in range(args.rounds):
                 base_runs.append(load(host, port, BASELINE_PATH, "", clients=args.clients,
                                       seconds=args.seconds))
                 api_runs.append(load(host, port, api_path, auth, clients=args.clients,
                                      seconds=args.seconds))
-        base, api = merge(base_runs), merge(api_runs)
+                trivial_runs.append(load(host, port, TRIVIAL_PATH, "", clients=args.clients,
+                                         seconds=args.seconds / 2))
+        base, api, trivial = merge(base_runs), merge(api_runs), merge(trivial_runs)
         print(f"uvicorn workers: {args.workers}, clients: {args.clients}, "
               f"{args.rounds} × {args.seconds:.0f} s each, {args.clusters} clusters per answer")
         print(base.line("minimal DRF view (baseline)"))
         print(api.line("API cluster list (token)"))
+        print(trivial.line("trivial DRF view (reference)"))
+        if base.errors or api.errors or trivial.errors:
+            print("warning: some requests failed (not counted); see the uvicorn log "
+                  "(BENCH_KEEP_LOG=1 keeps it in test-artifacts/bench/)")
         ratio = api.rps / base.rps if base.rps else float("nan")
         p95_ratio = (percentile(api.latencies, 95) / percentile(base.latencies, 95)
                      if base.latencies else float("nan"))
-        print(f"throughput ratio API/baseline: {ratio:.2f} (goal >= 0.6)")
+        print(f"throughput ratio API/baseline: {ratio:.2f} (goal >= 0.6) — "
+              f"{'met' if ratio >= 0.6 else 'NOT met'}")
         print(f"p95 latency ratio API/baseline: {p95_ratio:.2f} (lower is better)")
+        print(f"for reference, API/trivial DRF view: {api.rps / trivial.rps:.2f} throughput; "
+              f"baseline/trivial: {base.rps / trivial.rps:.2f} (the serializer's share)")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Benchmark settings: the test settings (no collectstatic needed) with DEBUG off, as served
-in production, and a URLconf that adds a minimal baseline view to the portal's."""
+in production (no query log), logging at WARNING (LOG_LEVEL), and a URLconf that adds a
+minimal baseline view to the portal's."""
 
 from __future__ import annotations
 
@@ -13,3 +14,12 @@ from portal.settings_test import *  # noqa: E402,F403
 DEBUG = False
 ROOT_URLCONF = "bench.urls"
 LOGGING["root"]["level"] = os.environ.get("LOG_LEVEL", "WARNING")  # noqa: F405
+
+# Under ASGI each request runs in its own context, so it opens its own database connection.
+# With the portal's CONN_MAX_AGE (60 s) that connection is not closed when the request ends,
+# only when it is garbage collected: 20 concurrent clients then reach PostgreSQL's
+# max_connections and requests fail with "too many clients already". The web benchmarks
+# (``_ui_stack``) set BENCH_CONN_MAX_AGE=0, Django's default: closed at the end of each
+# request. Without the variable (the watcher) the portal's own value stays.
+if os.environ.get("BENCH_CONN_MAX_AGE") and "CONN_MAX_AGE" in DATABASES["default"]:  # noqa: F405
+    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ["BENCH_CONN_MAX_AGE"])  # noqa: F405

@@ -30,12 +30,12 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 
 # Throwaway databases named bench_<name>_<pid> are created next to this one (a superuser role:
-# the benchmarks create and drop databases) and dropped at the end; Redis databases 11-13 keep
-# clear of the test suite's 0-2.
+# the benchmarks create and drop databases) and dropped at the end; Redis databases 12-14 keep
+# clear of the test suite's (0-2, and 11 for the worker-kill test's own broker).
 export DATABASE_URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench}
-export REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/11}
-export CHANNELS_REDIS_URL=${BENCH_CHANNELS_REDIS_URL:-redis://127.0.0.1:6379/12}
-export CACHE_REDIS_URL=${BENCH_CACHE_REDIS_URL:-redis://127.0.0.1:6379/13}
+export REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/12}
+export CHANNELS_REDIS_URL=${BENCH_CHANNELS_REDIS_URL:-redis://127.0.0.1:6379/13}
+export CACHE_REDIS_URL=${BENCH_CACHE_REDIS_URL:-redis://127.0.0.1:6379/14}
 unset DJANGO_SETTINGS_MODULE KUBECONFIG
 
 names=("$@")

@@ -30,7 +30,7 @@ from billing.models import (
     UsageSegment,
     VatRate,
 )
-from portal.admin_site import AuditedAdminMixin
+from portal.admin_site import AuditedAdminMixin, ReadOnlyAdminMixin
 from portal.audit import Actor, client_ip
 from portal.models import AuditEntry
 
@@ -39,15 +39,8 @@ def staff_actor(request: HttpRequest) -> Actor:
     return Actor(user=request.user, via=AuditEntry.Via.ADMIN, ip=client_ip(request))
 
 
-class ReadOnlyAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class ReadOnlyAdmin(ReadOnlyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
+    """Rows written by metering and billing only; staff read them here."""
 
 
 # --------------------------------------------------------------------------- price book
@@ -205,7 +198,7 @@ class InvoiceActionForm(ActionForm):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class InvoiceAdmin(ReadOnlyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     """Read-only: invoices change only through the actions (finalize, void, resend)."""
 
     audit_actions = False  # each action's billing.actions function records it
@@ -216,15 +209,6 @@ class InvoiceAdmin(AuditedAdminMixin, admin.ModelAdmin):
     inlines = [InvoiceLineInline, DeliveryInline]
     action_form = InvoiceActionForm
     actions = ["finalize_now", "void_with_credit_note", "resend"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def _run(self, request: HttpRequest, queryset: QuerySet[Invoice], run: Any, done: str) -> None:
         ok = 0

@@ -28,7 +28,7 @@ from django.views.decorators.http import require_POST
 from clusters import staff_actions
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Offering, Operation
 from clusters.platform import catalog
-from portal.admin_site import AuditedAdminMixin
+from portal.admin_site import AuditedAdminMixin, ReadOnlyAdminMixin
 from portal.audit import actor_from_request, record
 from portal.models import AuditEntry
 
@@ -43,18 +43,9 @@ def error_text(exc: Exception) -> str:
     return str(exc) or _("Not allowed.")
 
 
-class ReadOnlyAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     # The staff actions call clusters.staff_actions, which record each of them.
     audit_actions = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class OperateMixin:

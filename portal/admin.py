@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from portal import actions
-from portal.admin_site import AuditedAdminMixin
+from portal.admin_site import AuditedAdminMixin, ReadOnlyAdminMixin
 from portal.audit import actor_from_request
 from portal.models import Announcement, AuditEntry, Invitation, Membership, Tenant
 from portal.permissions import Role
@@ -183,7 +183,7 @@ def _number(value: Any) -> str:
 
 
 @admin.register(Membership)
-class MembershipAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class MembershipAdmin(ReadOnlyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     """Read-only: members are added, changed and removed on the tenant's page, where the rule
     that a tenant with members keeps an owner holds. Those changes are recorded with the verbs
     below, like the tenant's own (``membership.role_change``), and always name the member."""
@@ -194,15 +194,6 @@ class MembershipAdmin(AuditedAdminMixin, admin.ModelAdmin):
     search_fields = ["tenant__slug", "user__email"]
     list_select_related = ["tenant", "user"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def audit_changes(self, obj: Any, event: str, changes: dict[str, list[Any]]
                       ) -> dict[str, list[Any]]:
         if event == "update":
@@ -211,7 +202,7 @@ class MembershipAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class InvitationAdmin(ReadOnlyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     """Invitations are made through the tenant's "Invite someone" action (``do_invite``), which
     sends the email with the one-time code; a row added here would have no usable code. They
     are revoked, never deleted, so the tenant's history keeps them."""
@@ -224,15 +215,6 @@ class InvitationAdmin(AuditedAdminMixin, admin.ModelAdmin):
                        "revoked_at"]
     actions = ["revoke"]
     audit_actions = False  # do_revoke_invitation records each revocation
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("portal.change_invitation")
@@ -266,22 +248,13 @@ class InvitationAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["at", "actor_label", "via", "tenant_slug", "verb", "object_repr", "ip"]
     list_filter = ["via", "verb"]
     search_fields = ["actor_label", "tenant_slug", "verb", "object_repr"]
     date_hierarchy = "at"
     actions = ["export_csv"]
     audit_actions = False  # reading the log changes nothing
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     @admin.action(description=gettext_lazy("Export selected entries to CSV"))
     def export_csv(self, request: HttpRequest, queryset) -> HttpResponse:

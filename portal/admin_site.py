@@ -125,6 +125,19 @@ def _changed_labels(message: Any) -> list[str]:
     return sorted(str(label) for label in labels)
 
 
+class ReadOnlyAdminMixin:
+    """Staff read these rows here; they change only through the portal's own actions."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class AuditedAdminMixin:
     """Every change a staff member makes through this admin leaves one audit entry per object:
     who (with their IP address), the verb, the tenant concerned and a before/after summary of

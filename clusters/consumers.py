@@ -4,16 +4,22 @@ At connect a consumer checks the session user's membership once (outsiders and a
 sockets are closed), joins the cluster's channel group, sends the current state at once (so a
 reconnecting page catches up) and from then on forwards the HTML ``clusters.live`` rendered
 for its language and role tier. It never renders per change.
+
+A detail page registers in ``clusters.live``'s presence registry for as long as it is open
+(on connect, then by a heartbeat, and off on disconnect; a page whose process died drops out
+when its entry expires): the detail regions are rendered only for clusters with a page open.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.loader import render_to_string
@@ -22,6 +28,7 @@ from django.utils import translation
 from clusters import live, queries
 from clusters.broadcast import cluster_group, tenant_group
 from clusters.models import Cluster
+from portal.consumers import PushConsumer
 from portal.permissions import Perm
 from portal.tenancy import IMPERSONATION_SESSION_KEY, TenantContext, access_tenant
 
@@ -39,8 +46,10 @@ def _authorize(scope: dict[str, Any], slug: str) -> TenantContext | None:
         return None
 
 
-class _LiveConsumer(AsyncWebsocketConsumer):
+class _LiveConsumer(PushConsumer):
     joined: list[str]
+    # They only forward the HTML in the message: straight from the event loop, no thread hop.
+    push_types = frozenset({"cluster.row", "cluster.detail"})
 
     def _query(self) -> dict[str, str]:
         raw = parse_qs(self.scope.get("query_string", b"").decode(), keep_blank_values=True)
@@ -63,6 +72,9 @@ class _LiveConsumer(AsyncWebsocketConsumer):
 class ClusterDetailConsumer(_LiveConsumer):
     """``/ws/t/<slug>/clusters/<name>/``: one cluster's detail page."""
 
+    presence: live.DetailPresence | None = None
+    heartbeat: asyncio.Task[None] | None = None
+
     async def connect(self) -> None:
         kwargs = self.scope["url_route"]["kwargs"]
         self.lang = live.pick_language(self._query().get("lang"))
@@ -72,9 +84,11 @@ class ClusterDetailConsumer(_LiveConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.tier, cluster_id, tenant_id = found
+        self.presence = live.DetailPresence(cluster_id, self.lang, self.tier)
         await self._join([cluster_group(tenant_id, cluster_id)])
         await self.accept()
         snapshot = await database_sync_to_async(self._snapshot)(cluster_id)
+        self.heartbeat = asyncio.create_task(self._beat())
         if snapshot:
             await self.send(text_data=snapshot)
 
@@ -89,16 +103,48 @@ class ClusterDetailConsumer(_LiveConsumer):
         return live.tier_of(ctx), cluster, ctx.tenant.pk
 
     def _snapshot(self, cluster_id: int) -> str:
+        # Registered before the state is read: a change broadcast without this page's
+        # variant was committed before that, so the snapshot has it.
+        self._register()
         state = queries.cluster_state_by_id(cluster_id)
         if state is None:
             return ""
         with translation.override(self.lang):
             return live.render_detail(state, self.tier)
 
+    def _register(self) -> None:
+        if self.presence is None:
+            return
+        try:
+            self.presence.beat()
+        except Exception:  # the heartbeat tries again; the page has its snapshot meanwhile
+            logger.warning("cluster.live.register_failed", exc_info=True)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(live.PRESENCE_SECONDS / 3)
+            if self.presence is not None and self.presence.due():
+                await sync_to_async(self._register, thread_sensitive=False)()
+
+    async def disconnect(self, code: int) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.heartbeat
+        if self.presence is not None:
+            try:
+                await sync_to_async(self.presence.leave, thread_sensitive=False)()
+            except Exception:  # the entry expires by itself; never fail a disconnect
+                logger.warning("cluster.live.unregister_failed", exc_info=True)
+        await super().disconnect(code)
+
     async def cluster_detail(self, event: dict[str, Any]) -> None:
-        variants = event["html"].get(self.lang) or next(iter(event["html"].values()), None)
-        if variants:
-            await self.send(text_data=variants["common"] + variants[self.tier])
+        # Rendered only for the pages registered at the time; one that registered since has
+        # the change in its snapshot.
+        variants = event["html"].get(self.lang, {})
+        tiered = variants.get(self.tier)
+        if tiered is not None:
+            await self.send(text_data=variants["common"] + tiered)
 
 
 class ClusterListConsumer(_LiveConsumer):

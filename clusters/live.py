@@ -5,6 +5,12 @@ watcher, web). It renders the page regions a single time per language and per ro
 action buttons differ by role), never per socket, and puts the HTML in the channel-layer
 message; consumers only pick their variant and forward it. 1,000 open pages cost one render.
 
+The detail regions are far dearer than a list row (every action form, per language and tier),
+and most clusters have no detail page open. So an open detail page is registered in the cache
+(``DetailPresence``) and the detail regions are rendered only for the clusters, languages and
+tiers that have one. A page that opens in between loses nothing: it registers before it reads
+its snapshot, so a change it was not rendered for is already in that snapshot.
+
 The same partials render the first page load, the polling fallback and these pushes, so the
 three can never drift.
 """
@@ -13,6 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +40,7 @@ from clusters.specjson import spec_to_json
 from portal.permissions import Perm
 from portal.tenancy import TenantContext
 
+logger = logging.getLogger("clusters.live")
 VIEW, CHANGE, MANAGE = "view", "change", "manage"
 TIERS = (VIEW, CHANGE, MANAGE)
 DETAIL_TEMPLATE = "clusters/detail.html"
@@ -126,17 +137,112 @@ def render_detail(state: ClusterState, tier: str) -> str:
             + render_to_string(f"{DETAIL_TEMPLATE}#live_tiered", context))
 
 
-def _detail_variants(state: ClusterState) -> dict[str, dict[str, str]]:
+def _detail_variants(state: ClusterState,
+                     viewers: set[tuple[str, str]]) -> dict[str, dict[str, str]]:
+    """The regions for each (language, tier) in ``viewers``: ``{lang: {"common", tier...}}``."""
     variants: dict[str, dict[str, str]] = {}
-    for lang in languages():
+    for lang in sorted({lang for lang, _tier in viewers}):
+        tiers = [tier for tier in TIERS if (lang, tier) in viewers]
         with translation.override(lang):
             common = render_to_string(f"{DETAIL_TEMPLATE}#live_common",
                                       region_context(state, VIEW, oob=True))
             tiered = {tier: render_to_string(f"{DETAIL_TEMPLATE}#live_tiered",
                                              region_context(state, tier, oob=True))
-                      for tier in TIERS}
+                      for tier in tiers}
         variants[lang] = {"common": common, **tiered}
     return variants
+
+
+# --------------------------------------------------------------------------- open detail pages
+
+
+PRESENCE_SECONDS = 30.0
+"""Open detail pages count in time slots of this length: a page beats at least once per slot
+and counts in the slot of its beat and the next one, so a page whose process died stops
+counting within two slots (the cache keys expire a slot later), with no decrement needed."""
+
+
+def _clock() -> float:
+    return time.time()
+
+
+def _slot(now: float) -> int:
+    return math.floor(now / PRESENCE_SECONDS)
+
+
+def _presence_timeout() -> int:
+    return max(1, math.ceil(3 * PRESENCE_SECONDS))
+
+
+def _presence_key(cluster_id: int, lang: str, tier: str, slot: int) -> str:
+    return f"clusters:detail-open:{cluster_id}:{lang}:{tier}:{slot}"
+
+
+class DetailPresence:
+    """One open detail page in the registry: ``beat()`` on connect and then more often than
+    every ``PRESENCE_SECONDS`` (so that it beats in every slot), ``leave()`` on disconnect.
+
+    Each slot holds a counter per cluster, language and tier; a page adds itself once to the
+    counter of each slot it beats in and takes itself off the counters that still count when
+    it leaves, so closing the last page stops the rendering at once.
+    """
+
+    def __init__(self, cluster_id: int, lang: str, tier: str) -> None:
+        self.cluster_id, self.lang, self.tier = cluster_id, lang, tier
+        self.counted: set[int] = set()
+        self.left = False
+        # A heartbeat still running in its thread must not count the page again after it left.
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        """Whether ``beat()`` has anything to write (cheap: no cache access)."""
+        return not self.left and _slot(_clock()) not in self.counted
+
+    def beat(self) -> None:
+        with self._lock:
+            slot = _slot(_clock())
+            if self.left or slot in self.counted:
+                return
+            key = _presence_key(self.cluster_id, self.lang, self.tier, slot)
+            cache.add(key, 0, timeout=_presence_timeout())
+            try:
+                cache.incr(key)
+            except ValueError:  # gone between the two calls (evicted): start it again
+                cache.set(key, 1, timeout=_presence_timeout())
+            self.counted = {counted for counted in self.counted if counted >= slot - 1}
+            self.counted.add(slot)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.left = True
+            slot = _slot(_clock())
+            for counted in sorted(self.counted):
+                if counted >= slot - 1:
+                    try:
+                        cache.decr(_presence_key(self.cluster_id, self.lang, self.tier,
+                                                 counted))
+                    except ValueError:  # already expired
+                        pass
+            self.counted = set()
+
+
+def detail_viewers(cluster_id: int) -> set[tuple[str, str]]:
+    """The (language, tier) pairs in which the cluster's detail page is open somewhere.
+
+    When the registry cannot be read, every pair: a change is then rendered for nothing
+    rather than missed by a page that is open.
+    """
+    slot = _slot(_clock())
+    keys = {(lang, tier, counted): _presence_key(cluster_id, lang, tier, counted)
+            for lang in languages() for tier in TIERS for counted in (slot, slot - 1)}
+    try:
+        found = cache.get_many(list(keys.values()))
+    except Exception:
+        logger.warning("cluster.live.presence_unreadable", exc_info=True,
+                       extra={"cluster_id": cluster_id})
+        return {(lang, tier) for lang in languages() for tier in TIERS}
+    return {(lang, tier) for (lang, tier, _counted), key in keys.items()
+            if (found.get(key) or 0) > 0}
 
 
 # --------------------------------------------------------------------------- list rows
@@ -192,7 +298,8 @@ def render_cluster_messages(cluster_id: int) -> Iterator[tuple[str, dict[str, An
     """The channel-layer messages for one change of ``cluster_id`` (pre-rendered HTML).
 
     A generator, so the caller sends the list row (cheap, watched by every list page) before
-    the detail regions are rendered.
+    the detail regions are rendered. Those are rendered only in the languages and tiers of the
+    detail pages open on this cluster, and not at all when none is.
     """
     row = cluster_row(cluster_id)
     if row is None:
@@ -204,9 +311,12 @@ def render_cluster_messages(cluster_id: int) -> Iterator[tuple[str, dict[str, An
         "version": cluster.version, "name": cluster.name, "deleted": gone,
         "html": {} if gone else _row_variants(row, cluster.tenant.slug),
     }
+    viewers = detail_viewers(cluster.pk)
+    if not viewers:
+        return
     state = cluster_state_by_id(cluster_id)
     if state is not None:
         yield cluster_group(cluster.tenant_id, cluster.pk), {
             "type": "cluster.detail", "cluster_id": cluster.pk,
-            "html": _detail_variants(state),
+            "html": _detail_variants(state, viewers),
         }

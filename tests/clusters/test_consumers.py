@@ -3,8 +3,12 @@ current state sent at once, and a broadcast after a change reaching the page pre
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
@@ -174,3 +178,148 @@ async def test_a_filtered_list_socket_ignores_clusters_outside_its_filter():
     await database_sync_to_async(broadcast.cluster_changed)(cluster.pk)  # still running
     assert await communicator.receive_nothing(timeout=0.3)
     await communicator.disconnect()
+
+
+# --------------------------------------------------------------------------- who gets what
+
+
+def _broadcast_kinds(cluster_id: int) -> dict[str, dict]:
+    """The channel-layer messages a change of the cluster makes, by type."""
+    from clusters.live import render_cluster_messages
+
+    return {message["type"]: message for _group, message in render_cluster_messages(cluster_id)}
+
+
+async def test_detail_regions_are_rendered_only_while_a_detail_page_is_open():
+    world = await database_sync_to_async(_setup)((Role.OWNER, Role.VIEWER))
+    cluster = world["cluster"]
+    assert set(await database_sync_to_async(_broadcast_kinds)(cluster.pk)) == {"cluster.row"}
+
+    viewer, _ = await connect(DETAIL, world["users"][Role.VIEWER])
+    owner, _ = await connect("/ws/t/acme/clusters/demo/?lang=fr", world["users"][Role.OWNER])
+    await viewer.receive_from(timeout=5)
+    await owner.receive_from(timeout=5)
+    sent = await database_sync_to_async(_broadcast_kinds)(cluster.pk)
+    # Only the languages and role tiers of the open pages.
+    assert {lang: set(parts) for lang, parts in sent["cluster.detail"]["html"].items()} == {
+        "en": {"common", "view"}, "fr": {"common", "manage"}}
+
+    await viewer.disconnect()
+    sent = await database_sync_to_async(_broadcast_kinds)(cluster.pk)
+    assert set(sent["cluster.detail"]["html"]) == {"fr"}
+    await owner.disconnect()
+    assert set(await database_sync_to_async(_broadcast_kinds)(cluster.pk)) == {"cluster.row"}
+
+
+async def test_the_list_page_gets_its_row_while_no_detail_page_is_open():
+    world = await database_sync_to_async(_setup)((Role.MEMBER,))
+    communicator, _ = await connect(LIST, world["users"][Role.MEMBER])
+    await communicator.receive_from(timeout=5)
+    cluster = world["cluster"]
+
+    def degrade() -> set[str]:
+        Cluster.objects.filter(pk=cluster.pk).update(
+            phase=Cluster.Phase.DEGRADED, status_message="Degraded: 1 of 3 workers ready.")
+        broadcast.cluster_changed(cluster.pk)
+        return set(_broadcast_kinds(cluster.pk))
+
+    assert await database_sync_to_async(degrade)() == {"cluster.row"}
+    update = await communicator.receive_from(timeout=5)
+    assert f'<tbody id="cluster-{cluster.pk}"' in update and "Degraded: 1 of 3" in update
+    await communicator.disconnect()
+
+
+async def test_a_detail_page_whose_process_died_drops_out_when_its_presence_expires(
+        monkeypatch):
+    from clusters import live
+
+    world = await database_sync_to_async(_setup)()
+    cluster = world["cluster"]
+    now = [1_000_000.0]
+    monkeypatch.setattr(live, "_clock", lambda: now[0])
+    page = live.DetailPresence(cluster.pk, "en", live.MANAGE)
+    await database_sync_to_async(page.beat)()  # and then nothing: no heartbeat, no disconnect
+    assert "cluster.detail" in await database_sync_to_async(_broadcast_kinds)(cluster.pk)
+
+    now[0] += live.PRESENCE_SECONDS  # a heartbeat late by up to a slot still counts
+    assert "cluster.detail" in await database_sync_to_async(_broadcast_kinds)(cluster.pk)
+    now[0] += live.PRESENCE_SECONDS
+    assert set(await database_sync_to_async(_broadcast_kinds)(cluster.pk)) == {"cluster.row"}
+
+
+async def test_a_detail_page_open_for_longer_than_its_presence_lasts_keeps_getting_pushes(
+        monkeypatch):
+    from clusters import live
+
+    monkeypatch.setattr(live, "PRESENCE_SECONDS", 0.3)
+    world = await database_sync_to_async(_setup)()
+    communicator, _ = await connect(DETAIL, world["users"][Role.OWNER])
+    await communicator.receive_from(timeout=5)
+    await asyncio.sleep(1.2)  # four slots: only the heartbeat keeps the page registered
+    cluster = world["cluster"]
+
+    def fail() -> None:
+        Cluster.objects.filter(pk=cluster.pk).update(phase=Cluster.Phase.FAILED,
+                                                      last_error="Helm install failed: boom")
+        broadcast.cluster_changed(cluster.pk)
+
+    await database_sync_to_async(fail)()
+    assert "Helm install failed: boom" in await communicator.receive_from(timeout=5)
+    await communicator.disconnect()
+
+
+async def test_pushes_reach_the_page_without_a_hop_to_the_database_thread(monkeypatch):
+    import channels.consumer
+
+    world = await database_sync_to_async(_setup)((Role.MEMBER,))
+    communicator, _ = await connect(LIST, world["users"][Role.MEMBER])
+    await communicator.receive_from(timeout=5)
+    cluster = world["cluster"]
+    message = await database_sync_to_async(_broadcast_kinds)(cluster.pk)
+    hops = []
+    original = channels.consumer.aclose_old_connections
+
+    async def counted() -> None:
+        hops.append(1)
+        await original()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+
+    await get_channel_layer().group_send(broadcast.tenant_group(cluster.tenant_id),
+                                         message["cluster.row"])
+
+    assert f'<tbody id="cluster-{cluster.pk}"' in await communicator.receive_from(timeout=5)
+    assert hops == []
+    await communicator.disconnect()
+    assert hops  # the socket's own events keep channels' path
+
+
+async def test_the_coalescer_pushes_the_oldest_change_first_in_bounded_batches():
+    release = threading.Event()
+    sent: list[int] = []
+    coalescer = broadcast.Coalescer(interval=0.05, send=lambda cluster_id: push(cluster_id),
+                                    batch=2)
+
+    def push(cluster_id: int) -> None:
+        if not sent:
+            release.wait(5)  # the first push is slow: a backlog builds up behind it
+        if cluster_id == 30:
+            coalescer.submit(1)  # changes again while its turn has not come: no second push
+        sent.append(cluster_id)
+
+    coalescer.start()
+    try:
+        coalescer.submit(50)
+        await asyncio.sleep(0.1)
+        for cluster_id in (30, 9, 40, 9, 30, 1):  # 9 and 30 change again: they keep their place
+            coalescer.submit(cluster_id)
+        release.set()
+        for _ in range(100):
+            if len(sent) >= 5:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+    finally:
+        coalescer.stop()
+
+    assert sent == [50, 30, 9, 40, 1]

@@ -382,9 +382,11 @@ class Offering(models.Model):
 
 
 def forget_offerings() -> None:
-    """Drop the cached view of what is hidden, so pickers follow a staff change at once."""
+    """Drop the cached views of what is hidden and what reached its end of life, so pickers
+    and lists follow a staff change at once."""
     from django.core.cache import cache
 
+    from clusters.offerings import END_OF_LIFE_CACHE_KEY
     from clusters.queries import OFFERINGS_CACHE_KEY
 
-    cache.delete(OFFERINGS_CACHE_KEY)
+    cache.delete_many([OFFERINGS_CACHE_KEY, END_OF_LIFE_CACHE_KEY])

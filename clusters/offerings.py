@@ -46,6 +46,25 @@ def end_of_life_versions(today: date | None = None) -> dict[str, Offering]:
     return {row.name: row for row in rows}
 
 
+END_OF_LIFE_CACHE_KEY = "clusters:end-of-life:v1"
+END_OF_LIFE_CACHE_SECONDS = 30
+
+
+def end_of_life_dates(today: date | None = None) -> dict[str, date]:
+    """``end_of_life_versions`` as dates only, for lists (cached briefly; every version with
+    a date is cached, so the cached answer stays right when the day changes)."""
+    from django.core.cache import cache
+
+    def load() -> list[tuple[str, date]]:
+        return list(Offering.objects.filter(kind=Offering.Kind.VERSION,
+                                            end_of_life_on__isnull=False)
+                    .values_list("name", "end_of_life_on"))
+
+    today = today or timezone.now().date()
+    dated = cache.get_or_set(END_OF_LIFE_CACHE_KEY, load, END_OF_LIFE_CACHE_SECONDS)
+    return {name: when for name, when in dated if when <= today}
+
+
 def version_warning(version: str, today: date | None = None) -> str:
     """A sentence for a cluster on an end-of-life version (empty when it is supported)."""
     from django.utils.translation import gettext as _

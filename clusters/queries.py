@@ -1,23 +1,25 @@
 """Scoped reads for the cluster pages and their live pushes.
 
 Every read starts from a tenant (``Cluster.objects.for_tenant``), so nothing here can return
-another tenant's rows. The list loads in a constant number of queries whatever its length:
-clusters with sub-query annotations, then their live node groups, then their latest
-operations.
+another tenant's rows. A page of the list is one query, whatever its length: the clusters'
+shown columns, each with its live node groups summed up, its latest operation and its last
+event fetched by correlated sub-queries (each an index lookup per listed cluster).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, JSONField, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import JSONObject
 
 from clusters import presentation
-from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
+from clusters.models import Cluster, ClusterEvent, ClusterQuerySet, NodeGroup, Operation
 from clusters.platform import catalog
 from portal.models import Tenant
 
@@ -43,43 +45,109 @@ def hidden_offerings() -> dict[str, frozenset[str]]:
     return cache.get_or_set(OFFERINGS_CACHE_KEY, load, OFFERINGS_CACHE_SECONDS)
 
 
-def _live_groups() -> Prefetch:
-    return Prefetch("node_groups", queryset=NodeGroup.objects.filter(removed_at__isnull=True)
-                    .order_by("position", "name"), to_attr="groups")
+# --------------------------------------------------------------------------- list
+
+_PHASE_LABELS = dict(Cluster.Phase.choices)
 
 
-def _annotated(qs: QuerySet[Cluster]) -> QuerySet[Cluster]:
-    latest_op = Operation.objects.filter(cluster=OuterRef("pk")).order_by("-created_at", "-id")
-    latest_event = ClusterEvent.objects.filter(cluster=OuterRef("pk")).order_by("-at", "-id")
-    return qs.annotate(latest_operation_id=Subquery(latest_op.values("id")[:1]),
-                       last_change_at=Subquery(latest_event.values("at")[:1]))
+@dataclass(frozen=True, slots=True)
+class ListedCluster:
+    """The columns of a cluster the list shows (and its row fingerprint reads)."""
+
+    pk: int
+    name: str
+    phase: str
+    status_message: str
+    version: str
+    last_error: str
+    updated_at: datetime | None
+
+    def get_phase_display(self) -> str:
+        return str(_PHASE_LABELS.get(self.phase, self.phase))
+
+
+@dataclass(frozen=True, slots=True)
+class ListedOperation:
+    """What a row shows of a cluster's latest operation; ``steps`` only while it is active
+    (the running step's detail can explain a stall)."""
+
+    pk: int
+    state: str
+    error_class: str
+    error_message: str
+    steps: list[dict[str, Any]]
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in Operation.ACTIVE_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTotals:
+    ready: int = 0
+    observed: int = 0
+    min: int = 0
+    max: int = 0
+
+
+_CLUSTER_COLUMNS = ("pk", "name", "phase", "status_message", "version", "last_error",
+                    "updated_at")
+
+
+def _row_annotations() -> dict[str, Any]:
+    """Per cluster: its live node groups summed up, its latest operation (as a JSON object),
+    that operation's steps if it is active, and the time of its latest event."""
+    groups = (NodeGroup.objects.filter(cluster=OuterRef("pk"), removed_at__isnull=True)
+              .order_by().values("cluster")
+              .annotate(totals=JSONObject(
+                  ready=Sum("ready_nodes"), observed=Sum("observed_nodes"),
+                  min=Sum("min_replicas"), max=Sum("max_replicas")))
+              .values("totals"))
+    latest_op = (Operation.objects.filter(cluster=OuterRef("pk")).order_by("-created_at", "-id")
+                 .values(data=JSONObject(id="id", state="state", error_class="error_class",
+                                         error_message="error_message"))[:1])
+    # At most one operation per cluster is active (a unique constraint), so this is the
+    # latest one whenever the latest one is active.
+    active_steps = (Operation.objects.filter(cluster=OuterRef("pk"),
+                                             state__in=Operation.ACTIVE_STATES)
+                    .order_by().values("steps")[:1])
+    latest_event = (ClusterEvent.objects.filter(cluster=OuterRef("pk")).order_by("-at", "-id")
+                    .values("at")[:1])
+    return {"group_totals": Subquery(groups, output_field=JSONField()),
+            "latest_operation": Subquery(latest_op, output_field=JSONField()),
+            "active_steps": Subquery(active_steps, output_field=JSONField()),
+            "last_change_at": Subquery(latest_event)}
+
+
+_ROW_COLUMNS = (*_CLUSTER_COLUMNS, "group_totals", "latest_operation", "active_steps",
+                "last_change_at")
 
 
 @dataclass
 class ClusterRow:
     """One line of the list: the cluster, its groups summed up, its latest operation."""
 
-    cluster: Cluster
-    groups: list[NodeGroup]
-    operation: Operation | None
+    cluster: ListedCluster | Cluster
+    operation: ListedOperation | None
     last_change_at: datetime | None
+    groups: GroupTotals = field(default_factory=GroupTotals)
     end_of_life_on: date | None = None  # the cluster's version is past its end of life
 
     @property
     def nodes_ready(self) -> int:
-        return sum(g.ready_nodes for g in self.groups)
+        return self.groups.ready
 
     @property
     def nodes_observed(self) -> int:
-        return sum(g.observed_nodes for g in self.groups)
+        return self.groups.observed
 
     @property
     def nodes_min(self) -> int:
-        return sum(g.min_replicas for g in self.groups)
+        return self.groups.min
 
     @property
     def nodes_max(self) -> int:
-        return sum(g.max_replicas for g in self.groups)
+        return self.groups.max
 
     @property
     def style(self) -> str:
@@ -87,7 +155,7 @@ class ClusterRow:
 
     @property
     def problem(self) -> presentation.Problem | None:
-        return presentation.problem_for(self.cluster, self.operation)
+        return presentation.problem_for(self.cluster, self.operation)  # type: ignore[arg-type]
 
     @property
     def stamp(self) -> int:
@@ -100,10 +168,9 @@ class ClusterRow:
     def fingerprint(self) -> str:
         """Changes whenever anything the row shows changes: its rendered HTML can be cached
         under it (per language) and never go stale."""
-        c, op = self.cluster, self.operation
+        c, op, g = self.cluster, self.operation, self.groups
         basis = (c.pk, c.name, c.phase, c.status_message, c.version, c.last_error,
-                 tuple((g.min_replicas, g.max_replicas, g.observed_nodes, g.ready_nodes)
-                       for g in self.groups),
+                 (g.ready, g.observed, g.min, g.max),
                  (op.pk, op.state, op.error_class, op.error_message, op.steps) if op else None,
                  self.last_change_at.isoformat() if self.last_change_at else "",
                  self.end_of_life_on.isoformat() if self.end_of_life_on else "")
@@ -114,20 +181,32 @@ class ClusterRow:
                 and (not version or self.cluster.version == version))
 
 
-def _rows(clusters: list[Cluster]) -> list[ClusterRow]:
-    from clusters.offerings import end_of_life_versions
+def _row(cluster: ListedCluster | Cluster, totals: dict[str, int] | None,
+         latest: dict[str, Any] | None, steps: list[dict[str, Any]] | None,
+         last_change_at: datetime | None, retired: dict[str, date]) -> ClusterRow:
+    operation = None
+    if latest is not None:
+        operation = ListedOperation(latest["id"], latest["state"], latest["error_class"],
+                                    latest["error_message"],
+                                    (steps or []) if latest["state"] in Operation.ACTIVE_STATES
+                                    else [])
+    groups = GroupTotals(**{k: v or 0 for k, v in totals.items()}) if totals else GroupTotals()
+    return ClusterRow(cluster, operation, last_change_at or cluster.updated_at, groups,
+                      retired.get(cluster.version))
 
-    op_ids = [c.latest_operation_id for c in clusters if c.latest_operation_id]
-    operations = {op.pk: op for op in Operation.objects.filter(pk__in=op_ids)} if op_ids else {}
-    retired = end_of_life_versions() if clusters else {}
-    return [ClusterRow(c, list(c.groups), operations.get(c.latest_operation_id),
-                       c.last_change_at or c.updated_at,
-                       retired[c.version].end_of_life_on if c.version in retired else None)
-            for c in clusters]
+
+def _rows(values: list[tuple[Any, ...]]) -> list[ClusterRow]:
+    from clusters.offerings import end_of_life_dates
+
+    retired = end_of_life_dates() if values else {}
+    return [_row(ListedCluster(*v[:7]), *v[7:], retired) for v in values]
 
 
-def cluster_list(tenant: Tenant, *, phase: str = "", version: str = "") -> QuerySet[Cluster]:
-    qs = Cluster.objects.for_tenant(tenant).live()
+def cluster_list(tenant: Tenant, *, phase: str = "", version: str = "",
+                 qs: ClusterQuerySet | None = None) -> ClusterQuerySet:
+    """The tenant's live clusters by name, narrowed to ``phase`` and ``version`` when given
+    (from ``qs`` when given, else from every cluster)."""
+    qs = (qs if qs is not None else Cluster.objects.all()).for_tenant(tenant).live()
     if phase:
         qs = qs.filter(phase=phase)
     if version:
@@ -135,30 +214,42 @@ def cluster_list(tenant: Tenant, *, phase: str = "", version: str = "") -> Query
     return qs.order_by("name")
 
 
+@functools.cache
+def _listing() -> ClusterQuerySet:
+    """Every cluster as the row's columns. Building the sub-queries costs more than running
+    them, so this is built once per process and only ever narrowed down (never evaluated)."""
+    return cast(ClusterQuerySet, Cluster.objects.annotate(**_row_annotations())
+                .values_list(*_ROW_COLUMNS))
+
+
 def cluster_rows_page(tenant: Tenant, *, phase: str = "", version: str = "", page: Any = 1,
                       per_page: int = LIST_PAGE_SIZE, facets: Facets | None = None
                       ) -> tuple[Page, list[ClusterRow]]:
-    """One page of the list in three queries (clusters, node groups, operations); the total
-    comes from ``facets`` when given, else from a COUNT."""
-    paginator = Paginator(cluster_list(tenant, phase=phase, version=version), per_page)
+    """One page of the list in one query; the total comes from ``facets`` when given, else
+    from a COUNT."""
+    paginator = Paginator(cluster_list(tenant, phase=phase, version=version, qs=_listing()),
+                          per_page)
     if facets is not None:
         paginator.count = facets.count(phase=phase, version=version)  # type: ignore[misc]
     current = paginator.get_page(page)
-    clusters = list(_annotated(current.object_list).prefetch_related(_live_groups()))
-    return current, _rows(clusters)
+    return current, _rows(list(current.object_list))
 
 
 def cluster_row(cluster_id: int) -> ClusterRow | None:
-    """The row of one cluster, deleted ones included (the live list removes those)."""
-    cluster = (_annotated(Cluster.objects.filter(pk=cluster_id))
-               .prefetch_related(_live_groups()).select_related("tenant").first())
-    return _rows([cluster])[0] if cluster is not None else None
+    """The row of one cluster, deleted ones included (the live list removes those); its
+    ``cluster`` is the whole model, with its tenant."""
+    from clusters.offerings import end_of_life_dates
+
+    cluster = (Cluster.objects.filter(pk=cluster_id).select_related("tenant")
+               .annotate(**_row_annotations()).first())
+    if cluster is None:
+        return None
+    annotations = (getattr(cluster, name) for name in _ROW_COLUMNS[len(_CLUSTER_COLUMNS):])
+    return _row(cluster, *annotations, end_of_life_dates())
 
 
 def cluster_row_ids(tenant: Tenant, ids: list[int]) -> list[ClusterRow]:
-    clusters = list(_annotated(Cluster.objects.for_tenant(tenant).filter(pk__in=ids))
-                    .prefetch_related(_live_groups()))
-    return _rows(clusters)
+    return _rows(list(_listing().for_tenant(tenant).filter(pk__in=ids)))
 
 
 @dataclass(frozen=True)

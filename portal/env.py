@@ -56,10 +56,21 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def parse_database_url(url: str, *, base_dir: Path) -> dict[str, object]:
-    """Turn ``postgres://user:pass@host:port/name`` or ``sqlite:///path`` into Django settings."""
+def parse_database_url(url: str, *, base_dir: Path, conn_max_age: int = 0,
+                       pool_size: int = 0) -> dict[str, object]:
+    """Turn ``postgres://user:pass@host:port/name`` or ``sqlite:///path`` into Django settings.
+
+    ``conn_max_age`` keeps a connection open that many seconds after a request (Django's
+    ``CONN_MAX_AGE``); ``pool_size`` > 0 gives each process a pool of at most that many
+    PostgreSQL connections instead (psycopg's pool; the two exclude each other).
+    """
     parsed = urlparse(url)
     scheme = parsed.scheme
+    if pool_size and conn_max_age:
+        raise ImproperEnvironment(
+            "DATABASE_POOL_SIZE and DATABASE_CONN_MAX_AGE exclude each other: set one of them")
+    if pool_size and scheme not in ("postgres", "postgresql", "pgsql"):
+        raise ImproperEnvironment("DATABASE_POOL_SIZE needs a postgres:// DATABASE_URL")
     if scheme == "sqlite":
         raw_path = unquote(parsed.path)
         if raw_path.startswith("//"):  # sqlite:////absolute/path
@@ -70,11 +81,17 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict[str, object]:
             path = Path(raw_path.lstrip("/"))
             if not path.is_absolute():
                 path = base_dir / path
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(path)}
+        config: dict[str, object] = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(path)}
+        if conn_max_age:
+            config["CONN_MAX_AGE"] = conn_max_age
+        return config
     if scheme in ("postgres", "postgresql", "pgsql"):
         if not parsed.path.strip("/"):
             raise ImproperEnvironment("DATABASE_URL must name a database, e.g. .../portal")
-        options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        options: dict[str, object] = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        if pool_size:
+            # A request waits up to ``timeout`` seconds for a free connection, then fails.
+            options["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 10}
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parsed.path.lstrip("/")),
@@ -83,7 +100,7 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict[str, object]:
             "HOST": parsed.hostname or "",
             "PORT": str(parsed.port or ""),
             "OPTIONS": options,
-            "CONN_MAX_AGE": 60,
+            "CONN_MAX_AGE": conn_max_age,
             "CONN_HEALTH_CHECKS": True,
         }
     raise ImproperEnvironment(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -206,6 +206,20 @@ class AuditEntry(models.Model):
         raise PermissionError("audit entries are append-only")
 
 
+class AnnouncementQuerySet(models.QuerySet["Announcement"]):
+    """Bulk changes (the admin's "delete selected") drop the cached announcements too."""
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        result = super().delete()
+        transaction.on_commit(forget_announcements)
+        return result
+
+    def update(self, **kwargs: Any) -> int:
+        count = super().update(**kwargs)
+        transaction.on_commit(forget_announcements)
+        return count
+
+
 class Announcement(models.Model):
     """A banner shown to every tenant, or only to the selected ones, between two instants."""
 
@@ -221,22 +235,66 @@ class Announcement(models.Model):
     tenants = models.ManyToManyField(Tenant, blank=True, related_name="announcements",
                                      help_text=_("Leave empty to show it to every tenant."))
 
+    objects = AnnouncementQuerySet.as_manager()
+
     class Meta:
         ordering = ["-starts_at"]
 
     def __str__(self) -> str:
         return self.message[:60]
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        transaction.on_commit(forget_announcements)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().delete(*args, **kwargs)
+        transaction.on_commit(forget_announcements)
+        return result
+
+
+ANNOUNCEMENTS_CACHE_KEY = "portal:announcements:v1"
+ANNOUNCEMENTS_CACHE_SECONDS = 30
+_ANNOUNCEMENT_FIELDS = ("id", "message", "level", "starts_at", "ends_at")
+
+
+def _announcements_not_over() -> list[tuple[tuple[Any, ...], frozenset[int]]]:
+    """Every announcement not over yet (started or not) with the tenants it is for, cached
+    briefly: every page shows them. Plain values, so the cache holds no model pickles. Saving
+    or deleting announcements, one or in bulk, drops the entry after commit (the admin saves
+    the tenants in the same transaction)."""
+    from django.core.cache import cache
+
+    def load() -> list[tuple[tuple[Any, ...], frozenset[int]]]:
+        rows = list(Announcement.objects.filter(models.Q(ends_at__isnull=True)
+                                                | models.Q(ends_at__gt=timezone.now()))
+                    .values_list(*_ANNOUNCEMENT_FIELDS))
+        targets: dict[int, set[int]] = {}
+        if rows:
+            for announcement_id, tenant_id in Announcement.tenants.through.objects.filter(
+                    announcement_id__in=[row[0] for row in rows]).values_list(
+                    "announcement_id", "tenant_id"):
+                targets.setdefault(announcement_id, set()).add(tenant_id)
+        return [(row, frozenset(targets.get(row[0], ()))) for row in rows]
+
+    return cache.get_or_set(ANNOUNCEMENTS_CACHE_KEY, load, ANNOUNCEMENTS_CACHE_SECONDS)
+
+
+def forget_announcements() -> None:
+    from django.core.cache import cache
+
+    cache.delete(ANNOUNCEMENTS_CACHE_KEY)
+
 
 def active_announcements(tenant: Tenant | None) -> list[Announcement]:
+    """What runs now for everyone, or for ``tenant`` among others; newest first."""
     now = timezone.now()
-    rows = (Announcement.objects.filter(starts_at__lte=now)
-            .filter(models.Q(ends_at__isnull=True) | models.Q(ends_at__gt=now))
-            .prefetch_related("tenants"))
     shown = []
-    for row in rows:
-        targets = list(row.tenants.all())
-        if not targets or (tenant is not None and tenant in targets):
+    for values, targets in _announcements_not_over():
+        row = Announcement(**dict(zip(_ANNOUNCEMENT_FIELDS, values, strict=True)))
+        if row.starts_at > now or (row.ends_at is not None and row.ends_at <= now):
+            continue
+        if not targets or (tenant is not None and tenant.pk in targets):
             shown.append(row)
     return shown
 

@@ -83,9 +83,14 @@ TEMPLATES = [
     }
 ]
 
+# Connections are closed at the end of each request by default: under ASGI every request runs
+# in a thread context of its own, so a connection kept for reuse is never reused and only
+# piles up until PostgreSQL refuses more clients. DATABASE_POOL_SIZE reuses them instead.
 DATABASES = {
     "default": parse_database_url(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"), base_dir=BASE_DIR
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"), base_dir=BASE_DIR,
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
+        pool_size=env_int("DATABASE_POOL_SIZE", 0, minimum=0),
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -94,7 +99,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+    # Django's Redis cache, with one connection pool per process instead of one per request
+    # (see portal/cache.py).
+    CACHES = {"default": {"BACKEND": "portal.cache.RedisCache",
                           "LOCATION": env_str("CACHE_REDIS_URL", REDIS_URL)}}
     CHANNEL_LAYERS = {
         "default": {

@@ -54,13 +54,20 @@ class TenantContext:
 
 
 def access_tenant(user: Any, slug: str, perm: str | None = None, *,
-                  impersonate_tenant_id: int | None = None) -> TenantContext:
-    """The tenant ``slug`` as seen by ``user``; 404 for outsiders, 403 without ``perm``."""
+                  impersonate_tenant_id: int | None = None,
+                  memberships: list[Membership] | None = None) -> TenantContext:
+    """The tenant ``slug`` as seen by ``user``; 404 for outsiders, 403 without ``perm``.
+
+    ``memberships`` are all of ``user``'s when the caller has them (``user_memberships``),
+    so the lookup needs no query of its own.
+    """
     if not getattr(user, "is_authenticated", False):
         raise Http404
-    membership = (
-        Membership.objects.select_related("tenant").filter(user=user, tenant__slug=slug).first()
-    )
+    if memberships is None:
+        membership = (Membership.objects.select_related("tenant")
+                      .filter(user=user, tenant__slug=slug).first())
+    else:
+        membership = next((m for m in memberships if m.tenant.slug == slug), None)
     if membership is not None:
         ctx = TenantContext(membership.tenant, membership.role, membership)
     elif user.is_staff and impersonate_tenant_id is not None:
@@ -77,8 +84,12 @@ def access_tenant(user: Any, slug: str, perm: str | None = None, *,
 
 def tenant_context_for_request(request: HttpRequest, slug: str,
                                perm: str | None = None) -> TenantContext:
+    # One query for the page's membership and its tenant switcher (``user_tenants``).
+    memberships = user_memberships(request.user)
+    request.user_tenants = [(m.tenant, m.role) for m in memberships]  # type: ignore[attr-defined]
     ctx = access_tenant(request.user, slug, perm,
-                        impersonate_tenant_id=request.session.get(IMPERSONATION_SESSION_KEY))
+                        impersonate_tenant_id=request.session.get(IMPERSONATION_SESSION_KEY),
+                        memberships=memberships)
     request.impersonating = ctx.read_only  # type: ignore[attr-defined]
     request.tenant_ctx = ctx  # type: ignore[attr-defined]
     return ctx
@@ -108,8 +119,13 @@ def tenant_view(
     return decorator
 
 
-def user_tenants(user: Any) -> list[tuple[Tenant, str]]:
+def user_memberships(user: Any) -> list[Membership]:
+    """Every membership of ``user`` with its tenant, by tenant name."""
     if not getattr(user, "is_authenticated", False):
         return []
-    rows = Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name")
-    return [(m.tenant, m.role) for m in rows]
+    return list(Membership.objects.filter(user=user).select_related("tenant")
+                .order_by("tenant__name"))
+
+
+def user_tenants(user: Any) -> list[tuple[Tenant, str]]:
+    return [(m.tenant, m.role) for m in user_memberships(user)]

@@ -57,3 +57,22 @@ def test_pickers_follow_a_staff_change_at_once(db, django_capture_on_commit_call
     with django_capture_on_commit_callbacks(execute=True):
         row.delete()
     assert "u1.large" not in hidden_offerings()[Offering.Kind.INSTANCE_TYPE]
+
+
+def test_end_of_life_dates_follow_a_staff_change_at_once_and_the_calendar(
+        db, django_capture_on_commit_callbacks, django_assert_num_queries):
+    from datetime import date
+
+    from clusters.offerings import end_of_life_dates
+
+    assert end_of_life_dates() == {}  # now cached
+    with django_capture_on_commit_callbacks(execute=True):
+        row = Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.33",
+                                      end_of_life_on=date(2030, 6, 1))
+    with django_assert_num_queries(1):
+        assert end_of_life_dates(today=date(2030, 5, 31)) == {}
+    with django_assert_num_queries(0):  # the cached dates serve every day
+        assert end_of_life_dates(today=date(2030, 6, 1)) == {"v1.33": date(2030, 6, 1)}
+    with django_capture_on_commit_callbacks(execute=True):
+        row.delete()
+    assert end_of_life_dates(today=date(2030, 6, 1)) == {}

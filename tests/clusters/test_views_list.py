@@ -211,7 +211,7 @@ def test_rows_on_an_end_of_life_version_carry_a_marker(client_for, viewer, tenan
 
 
 def test_a_cached_row_gets_the_marker_as_soon_as_its_version_reaches_end_of_life(
-        client_for, viewer, tenant):
+        client_for, viewer, tenant, django_capture_on_commit_callbacks):
     import datetime
 
     from clusters.models import Offering
@@ -220,8 +220,60 @@ def test_a_cached_row_gets_the_marker_as_soon_as_its_version_reaches_end_of_life
     client = client_for(viewer)
     assert "End of life" not in rows(client.get(url("list", tenant)))["a"]
 
-    Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.33",
-                            end_of_life_on=datetime.date(2020, 1, 1))
+    with django_capture_on_commit_callbacks(execute=True):
+        Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.33",
+                                end_of_life_on=datetime.date(2020, 1, 1))
 
     assert "End of life" in rows(client.get(url("list", tenant)))["a"]
     assert "End of life" in rows(client.get(url("list_live", tenant)))["a"]
+
+
+def test_a_stalled_operation_explains_itself_in_its_row(client_for, viewer, tenant):
+    from clusters import progress
+
+    cluster = make_cluster(tenant, "slow", phase=Cluster.Phase.UPDATING)
+    operation = make_operation(cluster, Operation.Kind.SCALE, state=Operation.State.RUNNING,
+                               submitted=False)
+    operation.steps = progress.set_step(operation.steps, "submit", progress.RUNNING,
+                                        "The platform is unreachable; retrying.")
+    operation.save()
+
+    errors = by_testid(client_for(viewer).get(url("list", tenant)), "row-error")
+
+    assert len(errors) == 1 and errors[0].startswith("Platform incident")
+    assert "(The platform is unreachable; retrying.)" in errors[0]
+
+
+def test_a_cached_row_shows_its_operation_failing_and_its_groups_changing(client_for, viewer,
+                                                                          tenant):
+    from clusters.models import NodeGroup
+
+    cluster = make_cluster(tenant, "a", groups=[{"name": "md0"}, {"name": "md1"}])
+    operation = make_operation(cluster, Operation.Kind.SCALE, state=Operation.State.RUNNING)
+    client = client_for(viewer)
+    assert "4 of 4" in rows(client.get(url("list", tenant)))["a"]
+    assert not by_testid(client.get(url("list", tenant)), "row-error")
+
+    Operation.objects.filter(pk=operation.pk).update(
+        state=Operation.State.FAILED, error_class="timeout", error_message="Took too long.")
+    NodeGroup.objects.filter(cluster=cluster, name="md1").update(removed_at=timezone.now())
+
+    page = client.get(url("list", tenant))
+    assert "2 of 2" in rows(page)["a"] and "1–3" in rows(page)["a"]
+    assert len(by_testid(page, "row-error")) == 1
+
+
+def test_the_list_reads_the_memberships_once_and_offerings_from_the_cache(client_for, viewer,
+                                                                          tenant):
+    make_cluster(tenant, "a")
+    client = client_for(viewer)
+    client.get(url("list", tenant))
+
+    with CaptureQueriesContext(connection) as captured:
+        page = client.get(url("list", tenant))
+
+    tables = [q["sql"].split(" FROM ", 1)[1].split()[0] for q in captured.captured_queries
+              if " FROM " in q["sql"]]
+    assert tables.count('"portal_membership"') == 1
+    assert '"clusters_offering"' not in tables and '"portal_announcement"' not in tables
+    assert "ACME" in " ".join(by_testid(page, "tenant-switcher"))

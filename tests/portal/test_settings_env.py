@@ -86,8 +86,31 @@ def test_a_postgres_url_becomes_django_settings():
     assert config == {
         "ENGINE": "django.db.backends.postgresql", "NAME": "portal_prod", "USER": "portal",
         "PASSWORD": "s@cret", "HOST": "db.internal", "PORT": "6432",
-        "OPTIONS": {"sslmode": "require"}, "CONN_MAX_AGE": 60, "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {"sslmode": "require"}, "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": True,
     }
+
+
+def test_connections_are_kept_only_when_asked():
+    kept = parse_database_url("postgres://u@h/db", base_dir=BASE, conn_max_age=60)
+    assert kept["CONN_MAX_AGE"] == 60 and "pool" not in kept["OPTIONS"]
+
+
+def test_a_pool_size_gives_each_process_a_bounded_connection_pool():
+    config = parse_database_url("postgres://u@h/db?sslmode=require", base_dir=BASE,
+                                pool_size=8)
+    assert config["CONN_MAX_AGE"] == 0
+    assert config["OPTIONS"] == {"sslmode": "require",
+                                 "pool": {"min_size": 1, "max_size": 8, "timeout": 10}}
+
+
+def test_a_pool_and_kept_connections_exclude_each_other():
+    with pytest.raises(ImproperEnvironment, match="DATABASE_POOL_SIZE and DATABASE_CONN_MAX_AGE"):
+        parse_database_url("postgres://u@h/db", base_dir=BASE, conn_max_age=60, pool_size=8)
+
+
+def test_a_pool_needs_postgres():
+    with pytest.raises(ImproperEnvironment, match="DATABASE_POOL_SIZE needs a postgres://"):
+        parse_database_url("sqlite:///var/portal.sqlite3", base_dir=BASE, pool_size=8)
 
 
 @pytest.mark.parametrize("scheme", ["postgres", "postgresql", "pgsql"])

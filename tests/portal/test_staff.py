@@ -529,6 +529,42 @@ def test_an_announcement_for_selected_tenants_shows_only_to_them(client_for, own
     assert 'class="alert alert-danger"' in client_for(owner).get("/t/acme/").content.decode()
 
 
+def test_announcement_changes_show_at_once_though_pages_cache_them(
+        client_for, owner, tenant, django_capture_on_commit_callbacks):
+    client = client_for(owner)
+    assert banners(client, "/t/acme/") == []  # now cached
+    with django_capture_on_commit_callbacks(execute=True):
+        announcement = Announcement.objects.create(message="Maintenance tonight",
+                                                   starts_at=timezone.now())
+    assert banners(client, "/t/acme/") == ["Maintenance tonight"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        announcement.message = "Maintenance moved to tomorrow"
+        announcement.save()
+    assert banners(client, "/t/acme/members/") == ["Maintenance moved to tomorrow"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        announcement.delete()
+        Announcement.objects.create(message="Upgrade window", starts_at=timezone.now())
+    assert banners(client, "/t/acme/") == ["Upgrade window"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        Announcement.objects.all().delete()  # the admin's "delete selected"
+    assert banners(client, "/t/acme/") == []
+
+
+def test_announcements_are_read_from_the_cache_between_changes(client_for, owner, tenant):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    Announcement.objects.create(message="Now for all", starts_at=timezone.now())
+    client = client_for(owner)
+    assert banners(client, "/t/acme/") == ["Now for all"]
+    with CaptureQueriesContext(connection) as captured:
+        assert banners(client, "/t/acme/") == ["Now for all"]
+    assert not [q for q in captured.captured_queries if "portal_announcement" in q["sql"]]
+
+
 # --------------------------------------------------------------------------- the audit log
 
 

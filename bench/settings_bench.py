@@ -15,11 +15,10 @@ DEBUG = False
 ROOT_URLCONF = "bench.urls"
 LOGGING["root"]["level"] = os.environ.get("LOG_LEVEL", "WARNING")  # noqa: F405
 
-# Under ASGI each request runs in its own context, so it opens its own database connection.
-# With the portal's CONN_MAX_AGE (60 s) that connection is not closed when the request ends,
-# only when it is garbage collected: 20 concurrent clients then reach PostgreSQL's
-# max_connections and requests fail with "too many clients already". The web benchmarks
-# (``_ui_stack``) set BENCH_CONN_MAX_AGE=0, Django's default: closed at the end of each
-# request. Without the variable (the watcher) the portal's own value stays.
+# Under ASGI each request runs in its own context, so it opens its own database connection;
+# a connection kept for CONN_MAX_AGE seconds is not closed when the request ends, and 20
+# concurrent clients then reach PostgreSQL's max_connections. The portal's default is 0
+# (DATABASE_CONN_MAX_AGE); the web benchmarks (``_ui_stack``) still set BENCH_CONN_MAX_AGE=0 so
+# that a different value in the environment cannot skew them.
 if os.environ.get("BENCH_CONN_MAX_AGE") and "CONN_MAX_AGE" in DATABASES["default"]:  # noqa: F405
     DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ["BENCH_CONN_MAX_AGE"])  # noqa: F405

@@ -610,6 +610,23 @@ def test_staff_remove_an_offering_row_and_it_is_audited(client_for, staff):
     assert entry.changes["note"] == ["Withdrawn", None]
 
 
+def test_a_bulk_removal_of_offerings_reaches_the_pickers_at_once(
+        client_for, staff, django_capture_on_commit_callbacks):
+    from clusters.queries import hidden_offerings
+
+    with django_capture_on_commit_callbacks(execute=True):
+        row = Offering.objects.create(kind=Offering.Kind.INSTANCE_TYPE, name="u1.large",
+                                      hidden=True)
+    assert "u1.large" in hidden_offerings()[Offering.Kind.INSTANCE_TYPE]  # cached now
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(staff).post(reverse("admin:clusters_offering_changelist"), {
+            "action": "delete_selected", "_selected_action": [row.pk], "post": "yes"})
+
+    assert response.status_code == 302 and not Offering.objects.exists()
+    assert "u1.large" not in hidden_offerings()[Offering.Kind.INSTANCE_TYPE]
+
+
 @REFUSED
 @pytest.mark.usefixtures("offline_platform")
 def test_offerings_cannot_be_hidden_from_the_list_or_removed(client_for, refused):

@@ -187,6 +187,17 @@ def _locate(namespace: str, name: str) -> Cluster | None:
     return _admit(key, cluster)
 
 
+def reevaluate(namespace: str, name: str, *, at: datetime | None = None) -> None:
+    """Weigh the cluster's operation in flight against what is stored, even when the latest
+    observation changed nothing: someone else (the watcher) may have applied the same state
+    before the operation was recorded as sent, when there was nothing to weigh it against."""
+    with batch():
+        cluster = _locate(namespace, name)
+        if cluster is not None and cluster.operations.filter(
+                state__in=Operation.ACTIVE_STATES, submitted_at__isnull=False).exists():
+            refresh(cluster, at=at, meter=False)
+
+
 def refresh(cluster: Cluster, *, at: datetime | None = None, meter: bool = True) -> None:
     """Recompute progress, phase and usage of ``cluster`` (row-locked by the caller) once the
     current batch ends, or now outside a batch; live pages are told after commit.

@@ -336,15 +336,27 @@ def _cleanup_after_failed_create(cluster: Cluster) -> None:
 
 
 def observe_cluster(cluster: Cluster) -> None:
-    """Read everything the platform says about one cluster and apply it (the watcher's twin)."""
+    """Read everything the platform says about one cluster and apply it (the watcher's twin),
+    then weigh its operation in flight against the result."""
     gateway = get_gateway()
     namespace = cluster.tenant.namespace
     obj = gateway.get_cluster(namespace, cluster.name)
-    observe.apply_cluster_object(namespace, obj, name=cluster.name)
     if obj is None:
+        observe.apply_cluster_object(namespace, obj, name=cluster.name)
         return
+    mds = gateway.list_machine_deployments(namespace, cluster.name)
+    kubeconfig = gateway.kubeconfig_exists(namespace, cluster.name)
+    with observe.batch():  # everything read above, applied in one transaction
+        _apply_observed(cluster, obj, mds, kubeconfig)
+        observe.reevaluate(namespace, cluster.name)
+
+
+def _apply_observed(cluster: Cluster, obj: dict[str, Any], mds: list[dict[str, Any]],
+                    kubeconfig: bool) -> None:
+    namespace = cluster.tenant.namespace
+    observe.apply_cluster_object(namespace, obj, name=cluster.name)
     seen = set()
-    for md in gateway.list_machine_deployments(namespace, cluster.name):
+    for md in mds:
         located = observe.group_of(md)
         if located:
             seen.add(located[1])
@@ -355,8 +367,7 @@ def observe_cluster(cluster: Cluster) -> None:
             absent = {"metadata": {"name": f"{release}-{group.name}",
                                    "labels": {"cluster.x-k8s.io/cluster-name": release}}}
             observe.apply_machine_deployment(namespace, absent, deleted=True)
-    observe.apply_kubeconfig_presence(namespace, cluster.name,
-                                      gateway.kubeconfig_exists(namespace, cluster.name))
+    observe.apply_kubeconfig_presence(namespace, cluster.name, kubeconfig)
 
 
 @shared_task(name="clusters.poll_operation", bind=True, **TASK_OPTIONS)

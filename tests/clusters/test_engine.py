@@ -313,6 +313,32 @@ def test_staff_are_told_of_a_platform_failure_and_only_of_those(
         f"[Portal] Platform error: Scale of {other.tenant.slug}/other"]
 
 
+def test_a_poll_finishes_an_operation_whose_state_the_watcher_applied_before_it_was_sent(
+        engine):
+    from clusters import watcher
+    from clusters.platform.gateway import get_gateway
+
+    cluster = engine.create()
+    engine.outbox.run("clusters.apply_operation")
+    operation = engine.operation(cluster)
+    sent_at = operation.submitted_at
+    # The worker's POST landed but its answer is not recorded yet, while the platform comes
+    # up and the watcher applies all of it.
+    Operation.objects.filter(pk=operation.pk).update(submitted_at=None)
+    engine.platform.advance(5.0)
+    watcher.sync_all(get_gateway())
+    cluster.refresh_from_db()
+    assert cluster.platform_ready and cluster.phase == Cluster.Phase.CREATING
+    Operation.objects.filter(pk=operation.pk).update(submitted_at=sent_at)
+
+    engine.outbox.run("clusters.poll_operation")  # observes nothing new, still weighs it
+
+    operation.refresh_from_db()
+    assert operation.state == Operation.State.SUCCEEDED, operation.steps
+    cluster.refresh_from_db()
+    assert cluster.phase == Cluster.Phase.RUNNING
+
+
 def test_a_conflict_on_replace_is_retried_and_the_change_lands(engine):
     cluster = running(engine)
     engine.platform.faults.add(Fault(method="PUT", path="kuberneteses/demo", status=409,

@@ -313,6 +313,10 @@ class PortalAdminSite(admin.AdminSite):
         user = request.user
         return bool(user.is_active and user.is_staff and user_has_mfa(user))
 
+    def password_change(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        """One password page for everyone: the portal's own, which records the change."""
+        return redirect("account_change_password")
+
     def login(self, request: HttpRequest, extra_context=None) -> HttpResponse:
         """Sign-in goes through the portal's own login (with its MFA step), never a side door."""
         user = request.user

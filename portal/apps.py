@@ -9,6 +9,11 @@ class PortalConfig(AppConfig):
     name = "portal"
     verbose_name = "Portal"
 
+    def ready(self) -> None:
+        from portal import account_audit
+
+        account_audit.connect()
+
 
 class PortalAdminConfig(admin_apps.AdminConfig):
     default = False

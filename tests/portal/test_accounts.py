@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.urls import reverse
 
+from portal.models import AuditEntry
 from tests.factories import PASSWORD, UserFactory
 from tests.portal.conftest import give_totp
 from tests.portal.pages import field_errors, form_errors, visible_text
@@ -173,6 +174,19 @@ def test_password_reset_by_code_reaches_the_change_step_and_sets_the_password(cl
     other = client.__class__()
     assert log_in(other, user.email, PASSWORD).status_code == 200  # old password refused
     assert log_in(other, user.email, NEW_PASSWORD).status_code == 302
+    entry, = AuditEntry.objects.filter(verb="account.password_reset")
+    assert (entry.actor_id, entry.object_id, entry.tenant_id) == (user.pk, str(user.pk), None)
+    assert NEW_PASSWORD not in str(entry.changes)
+
+
+def test_changing_the_password_is_recorded_without_the_password(client_for, user):
+    client = client_for(user)
+    response = client.post(reverse("account_change_password"), {
+        "oldpassword": PASSWORD, "password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    assert response.status_code == 302
+    entry, = AuditEntry.objects.filter(verb="account.password_change")
+    assert (entry.actor_id, entry.ip, entry.via) == (user.pk, "127.0.0.1", "web")
+    assert entry.changes == {}
 
 
 def test_a_wrong_reset_code_does_not_reach_the_change_step(client, user):
@@ -277,15 +291,20 @@ def open_totp_activation(client, user):
     return page
 
 
-def test_activating_totp_creates_recovery_codes(client, user, tolerant_totp):
+def test_activating_totp_creates_recovery_codes(client, user, tolerant_totp,
+                                               django_capture_on_commit_callbacks):
     open_totp_activation(client, user)
     secret = client.session[SECRET_SESSION_KEY]
 
-    response = client.post(reverse("mfa_activate_totp"), {"code": current_code(secret)})
+    with django_capture_on_commit_callbacks(execute=True):  # allauth signals on commit
+        response = client.post(reverse("mfa_activate_totp"), {"code": current_code(secret)})
 
     assert response.status_code == 302
     types = set(Authenticator.objects.filter(user=user).values_list("type", flat=True))
     assert types == {Authenticator.Type.TOTP, Authenticator.Type.RECOVERY_CODES}
+    added = AuditEntry.objects.filter(verb="account.mfa_add", actor=user)
+    assert sorted(e.changes["authenticator"][1] for e in added) == ["recovery_codes", "totp"]
+    assert not any(secret in str(e.changes) for e in added)
     codes = client.get(reverse("mfa_view_recovery_codes"))
     assert codes.status_code == 200
     shown = re.findall(r"\b[0-9a-f]{8}\b", codes.content.decode())

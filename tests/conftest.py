@@ -100,3 +100,14 @@ def isolated_cache(settings):
     keys = list(redis.scan_iter(match=f"{prefix}:*"))
     if keys:
         redis.delete(*keys)
+
+
+@pytest.fixture
+def refused(request, db):
+    """Turned away from staff pages (see ``tests.staffing.REFUSED``): staff without
+    two-factor authentication, or a signed-in user who is not staff."""
+    from tests.factories import UserFactory
+
+    if request.param == "staff_without_mfa":
+        return UserFactory(is_staff=True, is_superuser=True)
+    return UserFactory()

@@ -24,6 +24,7 @@ from tests.billing.conftest import NODE_SKU, T0, make_rig
 from tests.factories import UserFactory
 from tests.portal.conftest import give_totp
 from tests.portal.pages import visible_text
+from tests.staffing import REFUSED, audit
 
 MARCH = Period(date(2026, 3, 1))
 
@@ -33,20 +34,6 @@ def staff(db):
     user = UserFactory(is_staff=True, is_superuser=True, email="billing-ops@example.org")
     give_totp(user)
     return user
-
-
-@pytest.fixture
-def refused(request, db):
-    if request.param == "staff_without_mfa":
-        return UserFactory(is_staff=True, is_superuser=True)
-    return UserFactory()
-
-
-REFUSED = pytest.mark.parametrize("refused", ["staff_without_mfa", "non_staff"], indirect=True)
-
-
-def audit(verb: str) -> list[AuditEntry]:
-    return list(AuditEntry.objects.filter(verb=verb).order_by("at", "id"))
 
 
 @pytest.fixture

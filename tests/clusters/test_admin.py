@@ -26,6 +26,7 @@ from tests.clusters.ui import make_cluster, make_operation, offline_platform
 from tests.factories import UserFactory
 from tests.portal.conftest import give_totp
 from tests.portal.pages import visible_text
+from tests.staffing import REFUSED, audit
 
 __all__ = ["offline_platform"]
 
@@ -35,17 +36,6 @@ def staff(db):
     user = UserFactory(is_staff=True, is_superuser=True, email="ops@example.org")
     give_totp(user)
     return user
-
-
-@pytest.fixture
-def refused(request, db):
-    """The two personas who must be turned away: staff without MFA, and a non-staff user."""
-    if request.param == "staff_without_mfa":
-        return UserFactory(is_staff=True, is_superuser=True)
-    return UserFactory()
-
-
-REFUSED = pytest.mark.parametrize("refused", ["staff_without_mfa", "non_staff"], indirect=True)
 
 
 def change_url(cluster: Cluster) -> str:
@@ -59,10 +49,6 @@ def staff_url(cluster: Cluster, name: str) -> str:
 def list_action(client, action: str, objects, *, model: str = "cluster", **extra):
     return client.post(reverse(f"admin:clusters_{model}_changelist"), {
         "action": action, "_selected_action": [o.pk for o in objects], **extra}, follow=True)
-
-
-def audit(verb: str) -> list[AuditEntry]:
-    return list(AuditEntry.objects.filter(verb=verb).order_by("at", "id"))
 
 
 def stuck_deletion(tenant, *, name: str = "doomed") -> tuple[Cluster, Operation]:

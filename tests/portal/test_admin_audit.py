@@ -23,21 +23,7 @@ from portal.permissions import Role
 from tests.factories import MembershipFactory, UserFactory
 from tests.portal.conftest import give_totp
 from tests.portal.pages import visible_text
-
-
-@pytest.fixture
-def refused(request, db):
-    """Turned away: staff without two-factor authentication, and a signed-in non-staff user."""
-    if request.param == "staff_without_mfa":
-        return request.getfixturevalue("staff_without_mfa")
-    return UserFactory()
-
-
-REFUSED = pytest.mark.parametrize("refused", ["staff_without_mfa", "non_staff"], indirect=True)
-
-
-def audit(verb: str) -> list[AuditEntry]:
-    return list(AuditEntry.objects.filter(verb=verb).order_by("at", "id"))
+from tests.staffing import REFUSED, audit
 
 
 class _FormReader(HTMLParser):

@@ -22,6 +22,7 @@ from tests.clusters.conftest import engine, platform, pushed, task_outbox
 from tests.clusters.ui import make_cluster, make_operation, offline_platform
 from tests.factories import UserFactory
 from tests.portal.pages import by_testid, visible_text
+from tests.staffing import audit
 from tests.test_url_isolation import TENANT_PATTERNS, _url, world
 
 __all__ = ["engine", "offline_platform", "platform", "pushed", "task_outbox", "world"]
@@ -32,10 +33,6 @@ def impersonating(client_for, staff, slug: str = "acme"):
     response = client.post(reverse("staff_impersonate"), {"tenant": slug})
     assert response.status_code == 302, response.status_code
     return client
-
-
-def audit(verb: str) -> list[AuditEntry]:
-    return list(AuditEntry.objects.filter(verb=verb).order_by("at", "id"))
 
 
 # --------------------------------------------------------------------------- starting, stopping

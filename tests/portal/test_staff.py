@@ -26,23 +26,9 @@ from tests.clusters.conftest import platform
 from tests.clusters.ui import make_cluster, make_operation, offline_platform
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
 from tests.portal.pages import by_testid, table_rows, visible_text
+from tests.staffing import REFUSED, audit
 
 __all__ = ["offline_platform", "platform"]
-
-
-@pytest.fixture
-def refused(request, db):
-    """Turned away: staff without two-factor authentication, and a signed-in non-staff user."""
-    if request.param == "staff_without_mfa":
-        return request.getfixturevalue("staff_without_mfa")
-    return UserFactory()
-
-
-REFUSED = pytest.mark.parametrize("refused", ["staff_without_mfa", "non_staff"], indirect=True)
-
-
-def audit(verb: str) -> list[AuditEntry]:
-    return list(AuditEntry.objects.filter(verb=verb).order_by("at", "id"))
 
 
 def tenant_action(client, action: str, tenants, **extra):

@@ -63,6 +63,20 @@ say "lint"
 .venv/bin/ruff check .
 say "django checks"
 $PY manage.py check
+# The migration check reads the migration history of the database in DATABASE_URL; the tests
+# themselves use a throwaway test_ database beside it. An empty one is enough.
+$PY - <<'PYEOF' || die "could not reach the database in DATABASE_URL"
+import os
+from urllib.parse import urlparse, urlunparse
+
+import psycopg
+
+url = urlparse(os.environ["DATABASE_URL"])
+name = url.path.lstrip("/")
+with psycopg.connect(urlunparse(url._replace(path="/postgres")), autocommit=True) as conn:
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+        conn.execute(f'CREATE DATABASE "{name}"')
+PYEOF
 $PY manage.py makemigrations --check --dry-run >/dev/null \
   || die "models changed without a migration: run manage.py makemigrations"
 

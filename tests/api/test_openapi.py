@@ -117,3 +117,15 @@ def test_swagger_ui_is_served_from_package_assets_not_a_cdn():
     assert not re.search(r"https?://(cdn|unpkg|fastly|cdnjs)", page)
     asset = re.search(r'src="([^"]*swagger-ui-bundle\.js)"', page).group(1)
     assert Client().get(asset).status_code == 200
+
+
+def test_redoc_is_served_from_package_assets_not_a_cdn():
+    response = Client().get("/api/redoc/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    # Every script and stylesheet the page loads comes from this server.
+    sources = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', page)
+    assert any("drf_spectacular_sidecar/redoc" in s for s in sources)
+    assert all(s.startswith("/") and not s.startswith("//") for s in sources), sources
+    for source in sources:
+        assert Client().get(source).status_code == 200

@@ -18,6 +18,22 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 pytest_plugins = ["tests.fixtures.simulator", "tests.fixtures.processes"]
 
 
+def pytest_sessionstart(session) -> None:
+    """The suite runs against PostgreSQL and Redis, as production does (``make test`` sets
+    them up): its database guards, metering function and Redis paths have no SQLite or
+    in-process twin to test instead, so a run without them stops here rather than skipping."""
+    from django.conf import settings
+
+    missing = []
+    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+        missing.append("DATABASE_URL=postgres://…")
+    if not settings.REDIS_URL:
+        missing.append("REDIS_URL=redis://…")
+    if missing:
+        pytest.exit("The test suite needs PostgreSQL and Redis: run `make test`, or set "
+                    + " and ".join(missing) + ".", returncode=2)
+
+
 @pytest.fixture
 def tenant(db):
     return TenantFactory(slug="acme", name="ACME")

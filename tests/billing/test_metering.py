@@ -150,7 +150,6 @@ def test_the_database_allows_one_open_segment_per_key(rig_factory):
                                     quantity=Decimal(1), start=at(2))
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL guards")
 def test_postgres_refuses_overlapping_and_rewritten_segments(rig_factory):
     from django.db import DatabaseError
 

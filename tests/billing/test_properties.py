@@ -11,7 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -51,8 +51,6 @@ def _expected(obs: dict) -> dict[tuple[str | None, str], int]:
 def metering_path(request, monkeypatch):
     """Both implementations of the metering diff: the PostgreSQL statement and the Python one
     (the only one on SQLite)."""
-    if request.param == "native" and connection.vendor != "postgresql":
-        pytest.skip("the native path is the portable one on this database")
     monkeypatch.setattr(metering, "FORCE_PORTABLE", request.param == "portable")
     return request.param
 
@@ -155,8 +153,6 @@ def test_billed_seconds_equal_observed_seconds(tenant, price_book, metering_path
 @given(sequence=st.lists(observation, min_size=1, max_size=10),
        tail=st.integers(min_value=1, max_value=20_000), delete=st.booleans())
 def test_both_metering_paths_write_the_same_ledger(tenant, price_book, sequence, tail, delete):
-    if connection.vendor != "postgresql":
-        pytest.skip("one path only on this database")
     ledgers = []
     with transaction.atomic():
         for portable in (False, True):

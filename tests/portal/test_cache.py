@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from django.core.cache import caches
-
-
-@pytest.fixture
-def redis_cache(settings):
-    if settings.CACHES["default"]["BACKEND"] != "portal.cache.RedisCache":
-        pytest.skip("the cache is not Redis in this configuration (REDIS_URL unset)")
 
 
 def _as_requests(count: int) -> list:
@@ -31,7 +24,7 @@ def _as_requests(count: int) -> list:
     return asyncio.run(requests())
 
 
-def test_requests_in_contexts_of_their_own_share_one_redis_connection(redis_cache):
+def test_requests_in_contexts_of_their_own_share_one_redis_connection():
     [first] = _as_requests(1)
     pool = first._cache.get_client().connection_pool
     created = pool._created_connections

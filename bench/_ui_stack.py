@@ -198,11 +198,9 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _client(host: str, port: int, path: str, cookie: str, until: float,
+async def _client(host: str, port: int, request: bytes, until: float,
                   latencies: list[float], errors: list[int]) -> None:
     reader, writer = await asyncio.open_connection(host, port)
-    request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nCookie: {cookie}\r\n"
-               f"Accept: text/html\r\n\r\n").encode()
     try:
         while time.perf_counter() < until:
             started = time.perf_counter()
@@ -216,15 +214,24 @@ async def _client(host: str, port: int, path: str, cookie: str, until: float,
         writer.close()
 
 
-def load(host: str, port: int, path: str, cookie: str, *, clients: int, seconds: float) -> Load:
+def load(host: str, port: int, path: str, headers: str = "", *, clients: int, seconds: float,
+         accept: str = "text/html") -> Load:
+    """``clients`` keep-alive connections sending GET ``path`` back to back for ``seconds``;
+    ``headers`` are extra header lines, each ending in CRLF (``cookie_header``, a token)."""
+    request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{headers}"
+               f"Accept: {accept}\r\n\r\n").encode()
     latencies: list[float] = []
     errors: list[int] = []
 
     async def main() -> None:
         until = time.perf_counter() + seconds
-        await asyncio.gather(*(_client(host, port, path, cookie, until, latencies, errors)
+        await asyncio.gather(*(_client(host, port, request, until, latencies, errors)
                                for _ in range(clients)))
 
     started = time.perf_counter()
     asyncio.run(main())
     return Load(latencies, len(errors), time.perf_counter() - started)
+
+
+def cookie_header(cookie: str) -> str:
+    return f"Cookie: {cookie}\r\n"

@@ -19,7 +19,6 @@ p50/p95 latency of each, and the ratios (goal: throughput ratio API / baseline >
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import subprocess
@@ -37,14 +36,15 @@ if str(ROOT) not in sys.path:
 from bench._ui_stack import (  # noqa: E402
     LOGS,
     SETTINGS,
-    Load,
-    _read_response,
     free_port,
+    load,
     merge,
     percentile,
     seed,
     throwaway_database,
 )
+
+JSON = "application/json"
 
 BASELINE_PATH = "/bench/api-baseline/"
 TRIVIAL_PATH = "/bench/api-trivial/"
@@ -145,39 +145,6 @@ def server(*, workers: int) -> Iterator[tuple[str, int]]:
         log_path.unlink(missing_ok=True)
 
 
-async def _client(host: str, port: int, path: str, headers: str, until: float,
-                  latencies: list[float], errors: list[int]) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{headers}"
-               f"Accept: application/json\r\n\r\n").encode()
-    try:
-        while time.perf_counter() < until:
-            started = time.perf_counter()
-            writer.write(request)
-            status = await _read_response(reader)
-            if status == 200:
-                latencies.append(time.perf_counter() - started)
-            else:
-                errors.append(status)
-    finally:
-        writer.close()
-
-
-def load(host: str, port: int, path: str, headers: str, *, clients: int,
-         seconds: float) -> Load:
-    latencies: list[float] = []
-    errors: list[int] = []
-
-    async def main() -> None:
-        until = time.perf_counter() + seconds
-        await asyncio.gather(*(_client(host, port, path, headers, until, latencies, errors)
-                               for _ in range(clients)))
-
-    started = time.perf_counter()
-    asyncio.run(main())
-    return Load(latencies, len(errors), time.perf_counter() - started)
-
-
 def queries_per_request(path: str, token: str) -> tuple[int, int]:
     from django.db import connection
     from django.test import Client
@@ -213,15 +180,15 @@ def main() -> None:
         auth = f"Authorization: Bearer {token}\r\n"
         with server(workers=args.workers) as (host, port):
             for path, headers in ((BASELINE_PATH, ""), (api_path, auth), (TRIVIAL_PATH, "")):
-                load(host, port, path, headers, clients=2, seconds=1.5)  # warm up
+                load(host, port, path, headers, clients=2, seconds=1.5, accept=JSON)  # warm up
             base_runs, api_runs, trivial_runs = [], [], []
             for _ in range(args.rounds):
                 base_runs.append(load(host, port, BASELINE_PATH, "", clients=args.clients,
-                                      seconds=args.seconds))
+                                      seconds=args.seconds, accept=JSON))
                 api_runs.append(load(host, port, api_path, auth, clients=args.clients,
-                                     seconds=args.seconds))
+                                     seconds=args.seconds, accept=JSON))
                 trivial_runs.append(load(host, port, TRIVIAL_PATH, "", clients=args.clients,
-                                         seconds=args.seconds / 2))
+                                         seconds=args.seconds / 2, accept=JSON))
         base, api, trivial = merge(base_runs), merge(api_runs), merge(trivial_runs)
         print(f"uvicorn workers: {args.workers}, clients: {args.clients}, "
               f"{args.rounds} × {args.seconds:.0f} s each, {args.clusters} clusters per answer")

@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._ui_stack import (  # noqa: E402
+    cookie_header,
     load,
     merge,
     percentile,
@@ -64,7 +65,7 @@ def main() -> None:
         few, many = count_queries(small, small_owner), count_queries(tenant, owner)
         print(f"SQL queries per list page: {few} with 5 clusters, {many} with "
               f"{args.clusters} clusters (constant: {few == many})")
-        cookie = session_cookie(owner)
+        cookie = cookie_header(session_cookie(owner))
         list_path = f"/t/{tenant.slug}/clusters/"
         with uvicorn(workers=args.workers) as (host, port):
             for path in ("/bench/minimal/", list_path):  # warm up: imports, templates, pools

@@ -40,9 +40,9 @@ class LenientChoiceField(forms.CharField):
 
 
 def version_choices(versions: Iterable[str]) -> list[tuple[str, str]]:
-    from clusters.offerings import end_of_life_versions
+    from clusters.offerings import end_of_life_dates
 
-    retired = end_of_life_versions()
+    retired = end_of_life_dates()
     choices = []
     for name in versions:
         known = catalog.get_version(name)
@@ -51,7 +51,7 @@ def version_choices(versions: Iterable[str]) -> list[tuple[str, str]]:
             label = f"{name} ({known.patch})"
         if name in retired:
             label = _("%(v)s, end of life since %(d)s") % {
-                "v": label, "d": retired[name].end_of_life_on.isoformat()}
+                "v": label, "d": retired[name].isoformat()}
         elif known and known.is_default:
             label = _("%(v)s, recommended") % {"v": label}
         choices.append((name, label))

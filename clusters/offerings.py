@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from django.utils import timezone
 
@@ -38,31 +38,36 @@ def offered_versions(*, keep: set[str] | frozenset[str] = frozenset()
     return [v for v in catalog.versions() if v.name not in hidden]
 
 
-def end_of_life_versions(today: date | None = None) -> dict[str, Offering]:
-    """Versions at or past their end of life today, with the staff note."""
-    today = today or timezone.now().date()
-    rows = Offering.objects.filter(kind=Offering.Kind.VERSION, end_of_life_on__isnull=False,
-                                   end_of_life_on__lte=today)
-    return {row.name: row for row in rows}
-
-
-END_OF_LIFE_CACHE_KEY = "clusters:end-of-life:v1"
+END_OF_LIFE_CACHE_KEY = "clusters:end-of-life:v2"
 END_OF_LIFE_CACHE_SECONDS = 30
 
 
-def end_of_life_dates(today: date | None = None) -> dict[str, date]:
-    """``end_of_life_versions`` as dates only, for lists (cached briefly; every version with
-    a date is cached, so the cached answer stays right when the day changes)."""
+class Retirement(NamedTuple):
+    """A version's end of life as staff set it."""
+
+    end_of_life_on: date
+    note: str
+
+
+def end_of_life_versions(today: date | None = None) -> dict[str, Retirement]:
+    """Versions at or past their end of life today, with the staff note. Cached briefly and
+    dropped when an offering changes (``clusters.models.forget_offerings``); every dated
+    version is cached, so the answer stays right when the day changes."""
     from django.core.cache import cache
 
-    def load() -> list[tuple[str, date]]:
+    def load() -> list[tuple[str, date, str]]:
         return list(Offering.objects.filter(kind=Offering.Kind.VERSION,
                                             end_of_life_on__isnull=False)
-                    .values_list("name", "end_of_life_on"))
+                    .values_list("name", "end_of_life_on", "note"))
 
     today = today or timezone.now().date()
     dated = cache.get_or_set(END_OF_LIFE_CACHE_KEY, load, END_OF_LIFE_CACHE_SECONDS)
-    return {name: when for name, when in dated if when <= today}
+    return {name: Retirement(when, note) for name, when, note in dated if when <= today}
+
+
+def end_of_life_dates(today: date | None = None) -> dict[str, date]:
+    """``end_of_life_versions`` as dates only, for lists."""
+    return {name: r.end_of_life_on for name, r in end_of_life_versions(today).items()}
 
 
 def version_warning(version: str, today: date | None = None) -> str:

@@ -661,13 +661,16 @@ def test_a_version_whose_end_of_life_is_in_the_future_shows_no_warning_yet(db):
 
 
 @pytest.mark.usefixtures("offline_platform")
-def test_the_warning_costs_one_query_per_version_on_a_list(db, django_assert_num_queries):
+def test_the_warning_costs_one_query_for_a_whole_list(db, django_assert_num_queries):
     Offering.objects.create(kind="version", name="v1.33", end_of_life_on=date(2020, 1, 1))
     template = Template("{% load offering_tags %}"
                         "{% for v in versions %}{% eol_warning v %}{% endfor %}")
 
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(1):  # every dated version, read once and cached
         template.render(Context({"versions": ["v1.33"] * 20 + ["v1.34"] * 20}))
+    with django_assert_num_queries(0):
+        html = template.render(Context({"versions": ["v1.33", "v1.34"]}))
+    assert html.count('data-testid="eol-warning"') == 1
 
 
 # --------------------------------------------------------------------------- hidden offerings

@@ -193,8 +193,15 @@ def reevaluate(namespace: str, name: str, *, at: datetime | None = None) -> None
     before the operation was recorded as sent, when there was nothing to weigh it against."""
     with batch():
         cluster = _locate(namespace, name)
-        if cluster is not None and cluster.operations.filter(
-                state__in=Operation.ACTIVE_STATES, submitted_at__isnull=False).exists():
+        if cluster is None or cluster.pk in _local.batch.dirty:
+            return  # gone, or weighed anyway when the batch ends
+        active = cluster.operations.filter(state__in=Operation.ACTIVE_STATES,
+                                           submitted_at__isnull=False).first()
+        if active is None:
+            return
+        live = [g for g in _groups(cluster) if g.removed_at is None]
+        verdict = progress.evaluate(active, cluster, live, now=at)
+        if verdict.outcome is not None or verdict.steps != active.steps:
             refresh(cluster, at=at, meter=False)
 
 

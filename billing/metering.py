@@ -153,8 +153,8 @@ def _current(cluster_id: int, at: datetime) -> list[tuple]:
                 .values_list("pk", "node_group_id", "sku", "quantity", "start", "end"))
 
 
-# On PostgreSQL the function ``billing_observe`` (migration 0005) does what
-# ``_observe_portable`` does, in one short call whose plans stay cached: metering runs in the
+# On PostgreSQL the function ``billing_observe`` (migrations 0005 and 0007) does what
+# ``_observe_portable`` does, in one statement whose plan stays cached: metering runs in the
 # watcher's hot path. Tests run both on PostgreSQL and compare the ledgers they write.
 _PG_OBSERVE = ("SELECT stale, closed, opened FROM billing_observe(%s, %s, %s, %s::bigint[], "
                "%s::varchar[], %s::numeric[], %s::boolean[])")

@@ -167,6 +167,20 @@ def test_postgres_refuses_overlapping_and_rewritten_segments(rig_factory):
         cursor.execute('DELETE FROM billing_usagesegment WHERE "end" IS NOT NULL')
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute('UPDATE billing_usagesegment SET quantity = 5 WHERE "end" IS NULL')
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE billing_usagesegment SET start = start - interval '1 second' "
+                       'WHERE "end" IS NULL')
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute('UPDATE billing_usagesegment SET "end" = "end" + interval \'1 second\' '
+                       'WHERE "end" IS NOT NULL')
+    # Closing an open segment is the one change allowed, and rewriting a column with its own
+    # value is not a change.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute('UPDATE billing_usagesegment SET sku = sku, quantity = quantity '
+                       'WHERE "end" IS NULL')
+        cursor.execute('UPDATE billing_usagesegment SET "end" = %s WHERE "end" IS NULL',
+                       [at(3)])
+        transaction.set_rollback(True)
 
 
 def test_reconcile_closes_clusters_deleted_while_nobody_watched(rig_factory):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -38,6 +39,45 @@ def cluster_costs_mtd(tenant: Tenant, *, now: datetime | None = None) -> dict[in
                                   tenant_ids=[tenant.pk]):
         totals[line.cluster_id] += line.amount
     return dict(totals)
+
+
+MTD_SNAPSHOT_SECONDS = 60
+"""How long the cluster pages reuse one month-to-date figure of a tenant. The pages say when it
+was taken, and refresh it on this period; a change of size only changes what accrues next, so
+the figure is at most this many seconds of usage behind (the usage page and invoices compute
+theirs on the spot)."""
+
+
+@dataclass(frozen=True)
+class MonthToDate:
+    """A tenant's month-to-date cost (CHF, before VAT) per cluster id, as of ``as_of``."""
+
+    as_of: datetime
+    per_cluster: dict[int, Decimal]
+
+    def of(self, cluster_id: int) -> Decimal:
+        return self.per_cluster.get(cluster_id, rating.ZERO)
+
+    @property
+    def total(self) -> Decimal:
+        return rating.sum_amounts(self.per_cluster.values())
+
+
+def month_to_date(tenant_id: int) -> MonthToDate:
+    """The tenant's month-to-date snapshot for the cluster pages: from the cache when one was
+    taken in the last ``MTD_SNAPSHOT_SECONDS`` of the current month, else two queries."""
+    now = timezone.now().replace(microsecond=0)
+    key = f"billing:mtd:{tenant_id}:{Period.current(now).start:%Y-%m}"
+    snapshot = cache.get(key)
+    if snapshot is None:
+        totals: dict[int, Decimal] = defaultdict(lambda: rating.ZERO)
+        period = Period.current(now)
+        for line in rating.rate_usage([(period.start_at, period.end_at)], as_of=now,
+                                      tenant_ids=[tenant_id]):
+            totals[line.cluster_id] += line.amount
+        snapshot = MonthToDate(as_of=now, per_cluster=dict(totals))
+        cache.set(key, snapshot, MTD_SNAPSHOT_SECONDS)
+    return snapshot
 
 
 def tenant_cost_mtd(tenant: Tenant, *, now: datetime | None = None) -> Decimal:

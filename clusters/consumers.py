@@ -25,6 +25,7 @@ from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils import translation
 
+from billing.queries import month_to_date
 from clusters import live, queries
 from clusters.broadcast import cluster_group, tenant_group
 from clusters.models import Cluster
@@ -179,7 +180,8 @@ class ClusterListConsumer(_LiveConsumer):
             return render_to_string(f"{live.LIST_TEMPLATE}#rows", {
                 "rows": rows, "row_html": live.rows_html(rows, self.tenant.slug),
                 "page": page, "tenant_slug": self.tenant.slug, "oob": True,
-                "facets": facets, "filters": {"phase": self.phase, "version": self.version}})
+                "facets": facets, "filters": {"phase": self.phase, "version": self.version},
+                "costs": month_to_date(self.tenant.pk)})
 
     async def cluster_row(self, event: dict[str, Any]) -> None:
         cluster_id = event["cluster_id"]

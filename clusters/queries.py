@@ -12,7 +12,8 @@ import functools
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, cast
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, cast
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, JSONField, OuterRef, Q, Subquery, Sum
@@ -22,6 +23,9 @@ from clusters import presentation
 from clusters.models import Cluster, ClusterEvent, ClusterQuerySet, NodeGroup, Operation
 from clusters.platform import catalog
 from portal.models import Tenant
+
+if TYPE_CHECKING:
+    from billing.queries import MonthToDate
 
 LIST_PAGE_SIZE = 50
 TIMELINE_LENGTH = 50
@@ -132,6 +136,7 @@ class ClusterRow:
     last_change_at: datetime | None
     groups: GroupTotals = field(default_factory=GroupTotals)
     end_of_life_on: date | None = None  # the cluster's version is past its end of life
+    cost_mtd: Decimal | None = None  # this month so far (CHF, before VAT)
 
     @property
     def nodes_ready(self) -> int:
@@ -173,7 +178,8 @@ class ClusterRow:
                  (g.ready, g.observed, g.min, g.max),
                  (op.pk, op.state, op.error_class, op.error_message, op.steps) if op else None,
                  self.last_change_at.isoformat() if self.last_change_at else "",
-                 self.end_of_life_on.isoformat() if self.end_of_life_on else "")
+                 self.end_of_life_on.isoformat() if self.end_of_life_on else "",
+                 str(self.cost_mtd))
         return hashlib.sha1(repr(basis).encode(), usedforsecurity=False).hexdigest()
 
     def matches(self, phase: str = "", version: str = "") -> bool:
@@ -183,7 +189,8 @@ class ClusterRow:
 
 def _row(cluster: ListedCluster | Cluster, totals: dict[str, int] | None,
          latest: dict[str, Any] | None, steps: list[dict[str, Any]] | None,
-         last_change_at: datetime | None, retired: dict[str, date]) -> ClusterRow:
+         last_change_at: datetime | None, retired: dict[str, date],
+         costs: MonthToDate | None = None) -> ClusterRow:
     operation = None
     if latest is not None:
         operation = ListedOperation(latest["id"], latest["state"], latest["error_class"],
@@ -192,14 +199,23 @@ def _row(cluster: ListedCluster | Cluster, totals: dict[str, int] | None,
                                     else [])
     groups = GroupTotals(**{k: v or 0 for k, v in totals.items()}) if totals else GroupTotals()
     return ClusterRow(cluster, operation, last_change_at or cluster.updated_at, groups,
-                      retired.get(cluster.version))
+                      retired.get(cluster.version),
+                      costs.of(cluster.pk) if costs is not None else None)
 
 
-def _rows(values: list[tuple[Any, ...]]) -> list[ClusterRow]:
+def _month_to_date(tenant_id: int) -> MonthToDate:
+    from billing.queries import month_to_date
+
+    return month_to_date(tenant_id)
+
+
+def _rows(values: list[tuple[Any, ...]], tenant: Tenant) -> list[ClusterRow]:
     from clusters.offerings import end_of_life_dates
 
-    retired = end_of_life_dates() if values else {}
-    return [_row(ListedCluster(*v[:7]), *v[7:], retired) for v in values]
+    if not values:
+        return []
+    retired, costs = end_of_life_dates(), _month_to_date(tenant.pk)
+    return [_row(ListedCluster(*v[:7]), *v[7:], retired, costs) for v in values]
 
 
 def cluster_list(tenant: Tenant, *, phase: str = "", version: str = "",
@@ -232,7 +248,7 @@ def cluster_rows_page(tenant: Tenant, *, phase: str = "", version: str = "", pag
     if facets is not None:
         paginator.count = facets.count(phase=phase, version=version)  # type: ignore[misc]
     current = paginator.get_page(page)
-    return current, _rows(list(current.object_list))
+    return current, _rows(list(current.object_list), tenant)
 
 
 def cluster_row(cluster_id: int) -> ClusterRow | None:
@@ -245,11 +261,11 @@ def cluster_row(cluster_id: int) -> ClusterRow | None:
     if cluster is None:
         return None
     annotations = (getattr(cluster, name) for name in _ROW_COLUMNS[len(_CLUSTER_COLUMNS):])
-    return _row(cluster, *annotations, end_of_life_dates())
+    return _row(cluster, *annotations, end_of_life_dates(), _month_to_date(cluster.tenant_id))
 
 
 def cluster_row_ids(tenant: Tenant, ids: list[int]) -> list[ClusterRow]:
-    return _rows(list(_listing().for_tenant(tenant).filter(pk__in=ids)))
+    return _rows(list(_listing().for_tenant(tenant).filter(pk__in=ids)), tenant)
 
 
 @dataclass(frozen=True)
@@ -304,6 +320,11 @@ class ClusterState:
     events: list[ClusterEvent]
     upgrade_target: str | None = None
     node_counts: dict[str, int] = field(default_factory=dict)
+    costs: MonthToDate | None = None  # the tenant's month-to-date snapshot
+
+    @property
+    def cost_mtd(self) -> Decimal | None:
+        return self.costs.of(self.cluster.pk) if self.costs is not None else None
 
     @property
     def style(self) -> str:
@@ -372,7 +393,8 @@ def cluster_state(cluster: Cluster) -> ClusterState:
     # The end-of-life warning is rendered by ``{% eol_warning %}`` in the page's language.
     return ClusterState(cluster=cluster, groups=groups, operation=operation, events=events,
                         upgrade_target=target,
-                        node_counts={g.name: g.observed_nodes for g in groups})
+                        node_counts={g.name: g.observed_nodes for g in groups},
+                        costs=_month_to_date(cluster.tenant_id))
 
 
 def cluster_state_by_id(cluster_id: int) -> ClusterState | None:

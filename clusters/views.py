@@ -66,7 +66,16 @@ def _list_context(request: HttpRequest, ctx: TenantContext) -> dict[str, Any]:
             "page": page, "tenant_slug": ctx.tenant.slug,
             "facets": facets, "phases": Cluster.Phase.choices,
             "filters": {"phase": phase, "version": version},
-            "can_change": ctx.can(Perm.CLUSTERS_CHANGE)}
+            "can_change": ctx.can(Perm.CLUSTERS_CHANGE), **_costs_context(ctx)}
+
+
+def _costs_context(ctx: TenantContext) -> dict[str, Any]:
+    """The tenant's month-to-date snapshot, for roles that see costs (every cluster reader)."""
+    from billing.queries import MTD_SNAPSHOT_SECONDS, month_to_date
+
+    if not ctx.can(Perm.COSTS_VIEW):
+        return {}
+    return {"costs": month_to_date(ctx.tenant.pk), "costs_refresh_seconds": MTD_SNAPSHOT_SECONDS}
 
 
 @tenant_view(Perm.CLUSTERS_VIEW)
@@ -167,7 +176,8 @@ def _detail_context(request: HttpRequest, ctx: TenantContext, state: queries.Clu
     context.update(ctx=ctx, kubeconfig_form=KubeconfigForm(
         allow_super_admin=ctx.can(Perm.KUBECONFIG_SUPER_ADMIN)),
         can_kubeconfig=ctx.can(Perm.KUBECONFIG_ADMIN),
-        kubeconfig_file=_kubeconfig_filename(ctx, state.cluster, KubeconfigForm.ADMIN))
+        kubeconfig_file=_kubeconfig_filename(ctx, state.cluster, KubeconfigForm.ADMIN),
+        **_costs_context(ctx))
     context.update(extra)
     return context
 

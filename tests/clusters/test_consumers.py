@@ -131,6 +131,9 @@ async def test_the_list_socket_sends_rows_and_follows_changes_new_clusters_and_d
     cluster = world["cluster"]
     assert snapshot.lstrip().startswith('<div id="cluster-list" class="card" hx-swap-oob="true">')
     assert f'id="cluster-{cluster.pk}"' in snapshot
+    # The tenant's month-to-date cost above the rows, each row's own in its last cell.
+    assert 'data-testid="tenant-mtd"' in snapshot and "CHF 0.00" in snapshot
+    assert 'data-testid="cost">CHF 0.00</td>' in snapshot
 
     def fail() -> None:
         Cluster.objects.filter(pk=cluster.pk).update(phase=Cluster.Phase.FAILED,

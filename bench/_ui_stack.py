@@ -57,6 +57,9 @@ def throwaway_database(prefix: str) -> Iterator[str]:
     started = time.perf_counter()
     call_command("migrate", verbosity=0)
     print(f"database {name}: migrated in {time.perf_counter() - started:.1f} s")
+    from django.core.cache import cache
+
+    cache.clear()  # nothing cached by an earlier run (same ids, other rows) may be served
     try:
         yield os.environ["DATABASE_URL"]
     finally:
@@ -95,7 +98,34 @@ def seed(slug: str, clusters: int, *, groups: int = 2, events: int = 3):
     ClusterEvent.objects.bulk_create([
         ClusterEvent(tenant=tenant, cluster=c, source="platform", reason="Test",
                      message=f"event {e}", at=now) for c in rows for e in range(events)])
+    _meter(rows, now)
     return tenant, owner
+
+
+def _meter(clusters, now) -> None:
+    """A month of usage in the ledger, as the watcher records it: one node per group from the
+    start of the month, two for the last hour (so each cluster has closed and open segments
+    for its nodes, disks and control plane, and a month-to-date cost)."""
+    from datetime import timedelta
+
+    from django.db import transaction
+
+    from billing import metering
+    from billing.periods import Period
+    from clusters.models import NodeGroup
+
+    start = Period.current(now).start_at
+    groups: dict[int, list] = {}
+    for group in NodeGroup.objects.filter(cluster__in=clusters).order_by("position"):
+        groups.setdefault(group.cluster_id, []).append(group)
+    with transaction.atomic():
+        for cluster in clusters:
+            mine = groups.get(cluster.pk, [])
+            for when, nodes in ((start, 1), (max(start + timedelta(seconds=1),
+                                                 now - timedelta(hours=1)), 2)):
+                for group in mine:
+                    group.observed_nodes = nodes
+                metering.observe_cluster(cluster, mine, when)
 
 
 def session_cookie(user) -> str:

@@ -23,7 +23,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -277,6 +277,50 @@ def rows_html(rows: list[ClusterRow], tenant_slug: str) -> list[str]:
     return result
 
 
+# --------------------------------------------------------------------------- the list region
+
+LIST_REGION_SECONDS = 60
+"""How long a rendered part of a list page may serve further requests. Every change of a
+cluster replaces its tenant's generation (``forget_list``) when its push is rendered, and a
+staff change of the offerings replaces every tenant's, so this only bounds how far the
+month-to-date figures (themselves a snapshot of up to a minute) and a change that bypassed
+the pushes can lag."""
+
+_GENERATION_ALL = "clusters:list:gen"
+
+
+def _generation_key(tenant_id: int) -> str:
+    return f"clusters:list:gen:{tenant_id}"
+
+
+def forget_list(tenant_id: int | None = None) -> None:
+    """The tenant's cached list regions (every tenant's with ``None``) are out of date."""
+    cache.set(_generation_key(tenant_id) if tenant_id is not None else _GENERATION_ALL,
+              time.time_ns(), None)
+
+
+def list_fragment(tenant_id: int, view: list[Any], render: Callable[[], str]) -> str:
+    """A rendered part of the tenant's list page for ``view`` (what it depends on besides the
+    tenant's clusters: fragment, filters, page, role, ...) and the active language: from the
+    cache when it was rendered since the last change, else ``render()`` (and kept).
+
+    One round trip reads the generations and the fragment together; a fragment rendered
+    under older generations is never served (a change while rendering makes the result miss
+    at once, never linger).
+    """
+    digest = hashlib.sha1(json.dumps([translation.get_language(), *view]).encode(),
+                          usedforsecurity=False).hexdigest()
+    key = f"clusters:list:{tenant_id}:{digest}"
+    found = cache.get_many([_GENERATION_ALL, _generation_key(tenant_id), key])
+    generation = (found.get(_GENERATION_ALL, 0), found.get(_generation_key(tenant_id), 0))
+    cached = found.get(key)
+    if cached is not None and cached[0] == generation:
+        return cached[1]
+    html = render()
+    cache.set(key, (generation, html), LIST_REGION_SECONDS)
+    return html
+
+
 def render_row(row: ClusterRow, tenant_slug: str) -> str:
     """One row as an out-of-band swap (the cached page row, marked to replace its twin)."""
     html = rows_html([row], tenant_slug)[0]
@@ -305,6 +349,7 @@ def render_cluster_messages(cluster_id: int) -> Iterator[tuple[str, dict[str, An
     if row is None:
         return
     cluster = row.cluster
+    forget_list(cluster.tenant_id)
     gone = cluster.deleted_at is not None or cluster.phase == Cluster.Phase.DELETED
     yield tenant_group(cluster.tenant_id), {
         "type": "cluster.row", "cluster_id": cluster.pk, "phase": cluster.phase,

@@ -390,3 +390,6 @@ def forget_offerings() -> None:
     from clusters.queries import OFFERINGS_CACHE_KEY
 
     cache.delete_many([OFFERINGS_CACHE_KEY, END_OF_LIFE_CACHE_KEY])
+    from clusters.live import forget_list
+
+    forget_list()  # rows mark versions past their end of life

@@ -17,7 +17,9 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils.cache import add_never_cache_headers
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
 from clusters import actions, live, queries
@@ -43,7 +45,7 @@ from clusters.platform.validation import allowed_versions_from_schema
 from clusters.quotas import quota_lines
 from clusters.schema import platform_schema
 from portal.audit import actor_from_request, record
-from portal.htmx import htmx_partial, redirect_after_post, render_invalid, render_region
+from portal.htmx import htmx_partial, redirect_after_post, render_invalid
 from portal.permissions import Perm
 from portal.tenancy import TenantContext, tenant_view
 
@@ -55,13 +57,17 @@ DETAIL = "clusters/detail.html"
 # --------------------------------------------------------------------------- list
 
 
-def _list_context(request: HttpRequest, ctx: TenantContext) -> dict[str, Any]:
+def _list_filters(request: HttpRequest) -> tuple[str, str, str]:
     phase = request.GET.get("phase", "")
     phase = phase if phase in Cluster.Phase.values else ""
-    version = request.GET.get("version", "")[:16]
+    return phase, request.GET.get("version", "")[:16], request.GET.get("page", "")[:8]
+
+
+def _list_context(request: HttpRequest, ctx: TenantContext) -> dict[str, Any]:
+    phase, version, page_number = _list_filters(request)
     facets = queries.list_facets(ctx.tenant)
     page, rows = queries.cluster_rows_page(ctx.tenant, phase=phase, version=version,
-                                           page=request.GET.get("page"), facets=facets)
+                                           page=page_number, facets=facets)
     return {"ctx": ctx, "rows": rows, "row_html": live.rows_html(rows, ctx.tenant.slug),
             "page": page, "tenant_slug": ctx.tenant.slug,
             "facets": facets, "phases": Cluster.Phase.choices,
@@ -80,7 +86,20 @@ def _costs_context(ctx: TenantContext) -> dict[str, Any]:
 
 @tenant_view(Perm.CLUSTERS_VIEW)
 def cluster_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    return render_region(request, LIST, "live", _list_context(request, ctx))
+    """The list page. What it shows of the tenant (header, filters, rows, costs, pagination) is
+    rendered once per change of the tenant's clusters and per view (filters, page, language,
+    role), then served from the cache until the next change; open pages follow changes over
+    their socket meanwhile. An htmx filter change gets the live region only."""
+    phase, version, page = _list_filters(request)
+    fragment = "live" if htmx_partial(request) else "page"
+    view = [fragment, phase, version, page, ctx.can(Perm.CLUSTERS_CHANGE),
+            ctx.can(Perm.COSTS_VIEW), ctx.tenant.name]
+    html = live.list_fragment(ctx.tenant.pk, view, lambda: render_to_string(
+        f"{LIST}#{fragment}", _list_context(request, ctx), request))
+    if fragment == "live":
+        return HttpResponse(html)
+    # Our own template's output, escaped there.
+    return render(request, LIST, {"ctx": ctx, "page_html": mark_safe(html)})  # noqa: S308
 
 
 @tenant_view(Perm.CLUSTERS_VIEW)

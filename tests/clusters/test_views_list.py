@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from clusters import broadcast, live
 from clusters.models import Cluster, Operation
 from tests.clusters.ui import (
     by_testid,
@@ -112,12 +113,14 @@ def test_the_list_costs_the_same_number_of_queries_for_5_or_40_clusters(client_f
         make_operation(cluster)
         make_event(cluster, "hello")
     client.get(url("list", tenant))  # warm up the session and caches
+    live.forget_list(tenant.pk)  # as a change would: the next page renders its region anew
     with CaptureQueriesContext(connection) as few:
         assert client.get(url("list", tenant)).status_code == 200
     for i in range(5, 40):
         cluster = make_cluster(tenant, f"c{i:02d}", groups=[{"name": "md0"}, {"name": "md1"}])
         make_operation(cluster, state=Operation.State.FAILED, error_class="timeout")
         make_event(cluster, "hello")
+    live.forget_list(tenant.pk)
     with CaptureQueriesContext(connection) as many:
         page = client.get(url("list", tenant))
     assert len(rows(page)) == 40
@@ -179,11 +182,14 @@ def test_rows_served_from_the_row_cache_never_show_an_old_state(client_for, view
     client = client_for(viewer)
     assert "2 of 2" in rows(client.get(url("list", tenant)))["a"]
 
+    # Every writer announces its change once committed (``broadcast``), as here.
     NodeGroup.objects.filter(cluster=cluster).update(observed_nodes=3, ready_nodes=1)
+    broadcast.cluster_changed(cluster.pk)
     assert "1 of 3" in rows(client.get(url("list", tenant)))["a"]
 
     cluster.phase, cluster.status_message = Cluster.Phase.DEGRADED, "Degraded: 1 of 3 ready."
     cluster.save()
+    broadcast.cluster_changed(cluster.pk)
     assert "Degraded: 1 of 3 ready." in rows(client.get(url("list", tenant)))["a"]
 
 
@@ -257,6 +263,7 @@ def test_a_cached_row_shows_its_operation_failing_and_its_groups_changing(client
     Operation.objects.filter(pk=operation.pk).update(
         state=Operation.State.FAILED, error_class="timeout", error_message="Took too long.")
     NodeGroup.objects.filter(cluster=cluster, name="md1").update(removed_at=timezone.now())
+    broadcast.cluster_changed(cluster.pk)
 
     page = client.get(url("list", tenant))
     assert "2 of 2" in rows(page)["a"] and "1–3" in rows(page)["a"]
@@ -277,3 +284,62 @@ def test_the_list_reads_the_memberships_once_and_offerings_from_the_cache(client
     assert tables.count('"portal_membership"') == 1
     assert '"clusters_offering"' not in tables and '"portal_announcement"' not in tables
     assert "ACME" in " ".join(by_testid(page, "tenant-switcher"))
+
+
+def test_a_page_served_from_the_cache_reads_no_cluster_and_follows_each_change(
+        client_for, viewer, tenant):
+    cluster = make_cluster(tenant, "a")
+    client = client_for(viewer)
+    assert "Running" in rows(client.get(url("list", tenant)))["a"]
+
+    with CaptureQueriesContext(connection) as captured:
+        page = client.get(url("list", tenant))
+    assert "Running" in rows(page)["a"]
+    tables = [q["sql"].split(" FROM ", 1)[1].split()[0] for q in captured.captured_queries
+              if " FROM " in q["sql"]]
+    assert not [t for t in tables if t.startswith('"clusters_') or t.startswith('"billing_')]
+
+    Cluster.objects.filter(pk=cluster.pk).update(phase=Cluster.Phase.FAILED,
+                                                  last_error="Helm install failed")
+    broadcast.cluster_changed(cluster.pk)
+    assert "Failed" in rows(client.get(url("list", tenant)))["a"]
+    # So does the region an htmx filter change asks for.
+    region = client.get(url("list", tenant), {"phase": "failed"}, headers={"HX-Request": "true"})
+    assert region.content.decode().lstrip().startswith("<div id=\"cluster-live\"")
+    assert "Helm install failed" in region.content.decode()
+
+
+def test_cached_regions_are_kept_apart_by_role_language_and_filters(
+        client_for, viewer, member, tenant):
+    make_cluster(tenant, "a", phase=Cluster.Phase.FAILED)
+    as_viewer, as_member = client_for(viewer), client_for(member)
+    create = url("create", tenant)
+
+    assert create not in as_viewer.get(url("list", tenant), {"phase": "running"}).content.decode()
+    assert create in as_member.get(url("list", tenant), {"phase": "running"}).content.decode()
+    # The empty-state link to create one is inside the cached region: never shown to a viewer.
+    empty = as_viewer.get(url("list", tenant), {"phase": "running"}).content.decode()
+    assert "No cluster matches these filters." in empty and create not in empty
+
+    assert set(rows(as_viewer.get(url("list", tenant), {"phase": "failed"}))) == {"a"}
+    assert rows(as_viewer.get(url("list", tenant), {"phase": "running"})) == {}
+
+    french = as_viewer.get(url("list", tenant), headers={"Accept-Language": "fr"})
+    assert "Ce mois-ci" in french.content.decode()
+    english = as_viewer.get(url("list", tenant), headers={"Accept-Language": "en"})
+    assert "This month" in english.content.decode()
+
+
+def test_a_staff_change_of_the_offerings_reaches_cached_pages(
+        client_for, viewer, tenant, django_capture_on_commit_callbacks):
+    import datetime
+
+    from clusters.models import Offering
+
+    make_cluster(tenant, "a", version="v1.33")
+    client = client_for(viewer)
+    assert "End of life" not in rows(client.get(url("list", tenant)))["a"]
+    with django_capture_on_commit_callbacks(execute=True):
+        Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.33",
+                                end_of_life_on=datetime.date(2020, 1, 1))
+    assert "End of life" in rows(client.get(url("list", tenant)))["a"]

@@ -216,7 +216,7 @@ def test_rows_on_an_end_of_life_version_carry_a_marker(client_for, viewer, tenan
         page.content.decode()
 
 
-def test_a_cached_row_gets_the_marker_as_soon_as_its_version_reaches_end_of_life(
+def test_a_cached_row_and_page_get_the_marker_as_soon_as_its_version_reaches_end_of_life(
         client_for, viewer, tenant, django_capture_on_commit_callbacks):
     import datetime
 
@@ -329,17 +329,3 @@ def test_cached_regions_are_kept_apart_by_role_language_and_filters(
     english = as_viewer.get(url("list", tenant), headers={"Accept-Language": "en"})
     assert "This month" in english.content.decode()
 
-
-def test_a_staff_change_of_the_offerings_reaches_cached_pages(
-        client_for, viewer, tenant, django_capture_on_commit_callbacks):
-    import datetime
-
-    from clusters.models import Offering
-
-    make_cluster(tenant, "a", version="v1.33")
-    client = client_for(viewer)
-    assert "End of life" not in rows(client.get(url("list", tenant)))["a"]
-    with django_capture_on_commit_callbacks(execute=True):
-        Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.33",
-                                end_of_life_on=datetime.date(2020, 1, 1))
-    assert "End of life" in rows(client.get(url("list", tenant)))["a"]

@@ -94,8 +94,10 @@ def backward(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         from importlib import import_module
 
-        schema_editor.execute("DROP TRIGGER IF EXISTS billing_usage_segment_closed_guard "
-                              "ON billing_usagesegment", params=None)
+        for trigger in ("billing_usage_segment_closed_guard",
+                        "billing_usage_segment_delete_guard"):  # 0006 creates it again
+            schema_editor.execute(f"DROP TRIGGER IF EXISTS {trigger} ON billing_usagesegment",
+                                  params=None)
         for name in ("0005_postgres_observe_function", "0006_segment_guard_when"):
             previous = import_module(f"billing.migrations.{name}")
             schema_editor.execute(previous.FORWARD, params=None)

@@ -26,7 +26,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from clusters import staff_actions
-from clusters.models import Cluster, ClusterEvent, NodeGroup, Offering, Operation, forget_offerings
+from clusters.models import Cluster, ClusterEvent, NodeGroup, Offering, Operation
 from clusters.platform import catalog
 from portal.admin_site import AuditedAdminMixin, ReadOnlyAdminMixin
 from portal.audit import actor_from_request, record
@@ -472,10 +472,6 @@ class OfferingAdmin(AuditedAdminMixin, admin.ModelAdmin):
         else:
             groups = groups.filter(gpu_model=obj.name)
         return groups.values("cluster").distinct().count()
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Offering]) -> None:
-        super().delete_queryset(request, queryset)  # a bulk delete skips Offering.delete()
-        transaction.on_commit(forget_offerings)
 
     def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> Any:
         kwargs.setdefault("form", OfferingListForm)

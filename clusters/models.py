@@ -10,12 +10,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models, transaction
+from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from clusters.platform import catalog
 from clusters.platform.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
+from portal.caching import CachedRows
 from portal.models import Tenant
 
 CLUSTER_NAME_MAX = 42
@@ -341,7 +342,7 @@ class ClusterEvent(models.Model):
         return f"{self.at:%H:%M:%S} {self.reason}: {self.message[:60]}"
 
 
-class Offering(models.Model):
+class Offering(CachedRows):
     """Staff's choices over the platform catalogue: hide an item, or mark a version end-of-life.
 
     The catalogue itself (instance types, GPU models, versions) comes from the platform; a row
@@ -371,14 +372,9 @@ class Offering(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.name}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        super().save(*args, **kwargs)
-        transaction.on_commit(forget_offerings)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        result = super().delete(*args, **kwargs)
-        transaction.on_commit(forget_offerings)
-        return result
+    @classmethod
+    def forget_cached(cls) -> None:
+        forget_offerings()
 
 
 def forget_offerings() -> None:

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator, RegexValidator
-from django.db import models, transaction
+from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from portal.caching import CachedRows
 from portal.permissions import Role
 
 if TYPE_CHECKING:
@@ -206,21 +207,7 @@ class AuditEntry(models.Model):
         raise PermissionError("audit entries are append-only")
 
 
-class AnnouncementQuerySet(models.QuerySet["Announcement"]):
-    """Bulk changes (the admin's "delete selected") drop the cached announcements too."""
-
-    def delete(self) -> tuple[int, dict[str, int]]:
-        result = super().delete()
-        transaction.on_commit(forget_announcements)
-        return result
-
-    def update(self, **kwargs: Any) -> int:
-        count = super().update(**kwargs)
-        transaction.on_commit(forget_announcements)
-        return count
-
-
-class Announcement(models.Model):
+class Announcement(CachedRows):
     """A banner shown to every tenant, or only to the selected ones, between two instants."""
 
     class Level(models.TextChoices):
@@ -235,7 +222,6 @@ class Announcement(models.Model):
     tenants = models.ManyToManyField(Tenant, blank=True, related_name="announcements",
                                      help_text=_("Leave empty to show it to every tenant."))
 
-    objects = AnnouncementQuerySet.as_manager()
 
     class Meta:
         ordering = ["-starts_at"]
@@ -243,14 +229,9 @@ class Announcement(models.Model):
     def __str__(self) -> str:
         return self.message[:60]
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        super().save(*args, **kwargs)
-        transaction.on_commit(forget_announcements)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        result = super().delete(*args, **kwargs)
-        transaction.on_commit(forget_announcements)
-        return result
+    @classmethod
+    def forget_cached(cls) -> None:
+        forget_announcements()
 
 
 ANNOUNCEMENTS_CACHE_KEY = "portal:announcements:v1"

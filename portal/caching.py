@@ -1,0 +1,48 @@
+"""Rows that caches are built from: every change drops those caches once it commits.
+
+A model lists what to drop in ``forget_cached``; saving or deleting one row, and deleting or
+updating a queryset (the admin's "delete selected" and list edits), each call it once the
+transaction commits, so readers never rebuild a cache from rows that are about to roll back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models, transaction
+
+
+class CachedRowsQuerySet(models.QuerySet):
+    def delete(self) -> tuple[int, dict[str, int]]:
+        result = super().delete()
+        self.model.forget_on_commit()
+        return result
+
+    def update(self, **kwargs: Any) -> int:
+        count = super().update(**kwargs)
+        self.model.forget_on_commit()
+        return count
+
+
+class CachedRows(models.Model):
+    objects = CachedRowsQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        self.forget_on_commit()
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().delete(*args, **kwargs)
+        self.forget_on_commit()
+        return result
+
+    @classmethod
+    def forget_cached(cls) -> None:
+        raise NotImplementedError(f"{cls.__name__} must say which caches to drop")
+
+    @classmethod
+    def forget_on_commit(cls) -> None:
+        transaction.on_commit(cls.forget_cached)

@@ -11,7 +11,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -211,15 +211,7 @@ class InvoiceAdmin(ReadOnlyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     actions = ["finalize_now", "void_with_credit_note", "resend"]
 
     def _run(self, request: HttpRequest, queryset: QuerySet[Invoice], run: Any, done: str) -> None:
-        ok = 0
-        for invoice in queryset.order_by("period_start", "id"):
-            try:
-                run(invoice)
-            except (ValidationError, PermissionDenied) as exc:
-                text = "; ".join(getattr(exc, "messages", [str(exc)]))
-                self.message_user(request, f"{invoice}: {text}", messages.ERROR)
-            else:
-                ok += 1
+        ok = self.run_each(request, queryset.order_by("period_start", "id"), run)
         if ok:
             self.message_user(request, f"{done}: {ok}", messages.SUCCESS)
 

@@ -28,19 +28,13 @@ from django.views.decorators.http import require_POST
 from clusters import staff_actions
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Offering, Operation
 from clusters.platform import catalog
-from portal.admin_site import AuditedAdminMixin, ReadOnlyAdminMixin
+from portal.admin_site import AuditedAdminMixin, ReadOnlyAdminMixin, refusal_text
 from portal.audit import actor_from_request, record
 from portal.models import AuditEntry
 
 
 def staff_actor(request: HttpRequest):
     return actor_from_request(request, via=AuditEntry.Via.ADMIN)
-
-
-def error_text(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return " ".join(exc.messages)
-    return str(exc) or _("Not allowed.")
 
 
 class ReadOnlyAdmin(ReadOnlyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
@@ -199,7 +193,7 @@ class ClusterAdmin(OperateMixin, ReadOnlyAdmin):
         try:
             run(cluster)
         except (ValidationError, PermissionDenied) as exc:
-            self.message_user(request, f"{cluster}: {error_text(exc)}", messages.ERROR)
+            self.message_user(request, f"{cluster}: {refusal_text(exc)}", messages.ERROR)
         else:
             self.message_user(request, f"{cluster}: {done}", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:clusters_cluster_change", args=[cluster.pk]))
@@ -239,14 +233,7 @@ class ClusterAdmin(OperateMixin, ReadOnlyAdmin):
 
     def _run_each(self, request: HttpRequest, queryset: QuerySet[Cluster], run: Any,
                   done: str) -> None:
-        ok = 0
-        for cluster in queryset.select_related("tenant").order_by("pk"):
-            try:
-                run(cluster)
-            except (ValidationError, PermissionDenied) as exc:
-                self.message_user(request, f"{cluster}: {error_text(exc)}", messages.ERROR)
-            else:
-                ok += 1
+        ok = self.run_each(request, queryset.select_related("tenant").order_by("pk"), run)
         if ok:
             self.message_user(request, done % {"n": ok}, messages.SUCCESS)
 
@@ -353,14 +340,8 @@ class OperationAdmin(OperateMixin, ReadOnlyAdmin):
 
     def _run_each(self, request: HttpRequest, queryset: QuerySet[Operation], run: Any,
                   done: str) -> None:
-        ok = 0
-        for operation in queryset.select_related("cluster__tenant").order_by("pk"):
-            try:
-                run(operation.pk)
-            except (ValidationError, PermissionDenied) as exc:
-                self.message_user(request, f"{operation}: {error_text(exc)}", messages.ERROR)
-            else:
-                ok += 1
+        ok = self.run_each(request, queryset.select_related("cluster__tenant").order_by("pk"),
+                           lambda operation: run(operation.pk))
         if ok:
             self.message_user(request, done % {"n": ok}, messages.SUCCESS)
 

@@ -231,16 +231,10 @@ class InvitationAdmin(ReadOnlyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
         from portal.tenancy import TenantContext
 
         actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
-        done = 0
-        for invitation in queryset.select_related("tenant").order_by("pk"):
-            try:
-                actions.do_revoke_invitation(
-                    actor, TenantContext(invitation.tenant, Role.OWNER, None), invitation.pk)
-            except (ValidationError, PermissionDenied) as exc:
-                text = " ".join(getattr(exc, "messages", [str(exc)]))
-                self.message_user(request, f"{invitation}: {text}", messages.ERROR)
-            else:
-                done += 1
+        done = self.run_each(
+            request, queryset.select_related("tenant").order_by("pk"),
+            lambda invitation: actions.do_revoke_invitation(
+                actor, TenantContext(invitation.tenant, Role.OWNER, None), invitation.pk))
         if done:
             self.message_user(request, ngettext("Revoked %(n)s invitation.",
                                                 "Revoked %(n)s invitations.", done)

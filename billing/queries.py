@@ -32,11 +32,14 @@ def cluster_costs_mtd(tenant: Tenant, *, now: datetime | None = None) -> dict[in
     Each cluster's figure is the sum of its rounded invoice lines, so the clusters add up to
     ``tenant_cost_mtd`` and to the draft invoice's subtotal.
     """
-    now = now or timezone.now()
+    return _costs_by_cluster(tenant.pk, now or timezone.now())
+
+
+def _costs_by_cluster(tenant_id: int, now: datetime) -> dict[int, Decimal]:
     period = Period.current(now)
     totals: dict[int, Decimal] = defaultdict(lambda: rating.ZERO)
     for line in rating.rate_usage([(period.start_at, period.end_at)], as_of=now,
-                                  tenant_ids=[tenant.pk]):
+                                  tenant_ids=[tenant_id]):
         totals[line.cluster_id] += line.amount
     return dict(totals)
 
@@ -70,12 +73,7 @@ def month_to_date(tenant_id: int) -> MonthToDate:
     key = f"billing:mtd:{tenant_id}:{Period.current(now).start:%Y-%m}"
     snapshot = cache.get(key)
     if snapshot is None:
-        totals: dict[int, Decimal] = defaultdict(lambda: rating.ZERO)
-        period = Period.current(now)
-        for line in rating.rate_usage([(period.start_at, period.end_at)], as_of=now,
-                                      tenant_ids=[tenant_id]):
-            totals[line.cluster_id] += line.amount
-        snapshot = MonthToDate(as_of=now, per_cluster=dict(totals))
+        snapshot = MonthToDate(as_of=now, per_cluster=_costs_by_cluster(tenant_id, now))
         cache.set(key, snapshot, MTD_SNAPSHOT_SECONDS)
     return snapshot
 

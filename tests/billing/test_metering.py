@@ -231,3 +231,35 @@ def test_an_add_on_sku_added_later_is_metered_from_the_next_observation(rig_fact
     rig.observe(at(1), md0=1)
     assert UsageSegment.objects.get(sku="addon.lateaddon").start == datetime(
         2026, 3, 1, 1, tzinfo=UTC)
+
+
+ODD_TEXT = ["node.u1.large", "gpu.nvidia.com/AD102GL_L40S", 'say "hi"', "back\\slash\\",
+            "NULL", "", "a,b", "{braces}", " padded ", "ünïcode", None]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL array input")
+@pytest.mark.django_db
+def test_metering_arrays_reach_postgres_unchanged():
+    """Every value survives ``_pg_array`` and the server's array input, whatever it holds."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::varchar[], %s::bigint[], %s::numeric[], %s::boolean[], "
+                       "%s::bigint[]",
+                       [metering._pg_array(ODD_TEXT), metering._pg_array([1, None, 2**62]),
+                        metering._pg_array([Decimal("2"), Decimal("0.0001"), Decimal("1E+3")]),
+                        metering._pg_array(["t", "f"]), metering._pg_array([])])
+        assert cursor.fetchone() == (ODD_TEXT, [1, None, 2**62],
+                                     [Decimal("2"), Decimal("0.0001"), Decimal("1000")],
+                                     [True, False], [])
+
+
+def test_an_odd_gpu_model_is_metered_under_its_own_name(rig_factory):
+    model = 'lab\\"gpu", {v2}'
+    rig = rig_factory(groups={"md0": {"gpu_model": model, "gpus_per_node": 1}})
+    rig.observe(at(0), md0=2)
+    rig.observe(at(5), md0=3)
+    assert segments(rig) == [
+        ("md0", f"gpu.{model}", Decimal(2), at(0), at(5)),
+        ("md0", f"gpu.{model}", Decimal(3), at(5), None),
+        ("md0", NODE_SKU, Decimal(2), at(0), at(5)),
+        ("md0", NODE_SKU, Decimal(3), at(5), None),
+    ]

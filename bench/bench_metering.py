@@ -13,7 +13,8 @@ ways, each observation in its own transaction:
   (partial unique index, btree_gist exclusion constraint, guard trigger);
 * metering without the exclusion constraint (to show what the constraint itself costs);
 * baseline: a plain INSERT of the rows metering opened for that observation into a table
-  with no index and no constraint.
+  with no index and no constraint (an observation that only closes segments, such as a
+  scale to zero, costs the baseline nothing).
 
 Prints observations per second and the ratio metering / baseline (goal ≥ 0.5).
 """

@@ -1,6 +1,7 @@
 """Rows that caches are built from: every change drops those caches once it commits.
 
-A model lists what to drop in ``forget_cached``; saving or deleting one row, and deleting or
+A model says what to drop in its ``forget_cached`` class method (a model without one is
+refused when its class is defined); saving or deleting one row, and deleting or
 updating a queryset (the admin's "delete selected" and list edits), each call it once the
 transaction commits, so readers never rebuild a cache from rows that are about to roll back.
 """
@@ -30,6 +31,11 @@ class CachedRows(models.Model):
     class Meta:
         abstract = True
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not callable(getattr(cls, "forget_cached", None)):
+            raise TypeError(f"{cls.__name__} must say which caches to drop in forget_cached()")
+
     def save(self, *args: Any, **kwargs: Any) -> None:
         super().save(*args, **kwargs)
         self.forget_on_commit()
@@ -38,10 +44,6 @@ class CachedRows(models.Model):
         result = super().delete(*args, **kwargs)
         self.forget_on_commit()
         return result
-
-    @classmethod
-    def forget_cached(cls) -> None:
-        raise NotImplementedError(f"{cls.__name__} must say which caches to drop")
 
     @classmethod
     def forget_on_commit(cls) -> None:

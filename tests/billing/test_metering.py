@@ -237,7 +237,6 @@ ODD_TEXT = ["node.u1.large", "gpu.nvidia.com/AD102GL_L40S", 'say "hi"', "back\\s
             "NULL", "", "a,b", "{braces}", " padded ", "ünïcode", None]
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL array input")
 @pytest.mark.django_db
 def test_metering_arrays_reach_postgres_unchanged():
     """Every value survives ``_pg_array`` and the server's array input, whatever it holds."""

@@ -281,6 +281,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "displayRequestDuration": True},
     "REDOC_DIST": "SIDECAR",
+    # System fonts: the page loads nothing from outside the portal (templates/drf_spectacular).
+    "REDOC_UI_SETTINGS": {"theme": {"typography": {
+        "fontFamily": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+        "headings": {"fontFamily": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"},
+    }}},
 }
 
 # The management cluster. KUBECONFIG names a kubeconfig file; PLATFORM_IN_CLUSTER uses the

@@ -123,7 +123,8 @@ def test_redoc_is_served_from_package_assets_not_a_cdn():
     response = Client().get("/api/redoc/")
     assert response.status_code == 200
     page = response.content.decode()
-    # Every script and stylesheet the page loads comes from this server.
+    # Every script, stylesheet and font the page loads comes from this server.
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', page), page
     sources = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', page)
     assert any("drf_spectacular_sidecar/redoc" in s for s in sources)
     assert all(s.startswith("/") and not s.startswith("//") for s in sources), sources

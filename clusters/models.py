@@ -382,10 +382,9 @@ def forget_offerings() -> None:
     and lists follow a staff change at once."""
     from django.core.cache import cache
 
+    from clusters.live import forget_list
     from clusters.offerings import END_OF_LIFE_CACHE_KEY
     from clusters.queries import OFFERINGS_CACHE_KEY
 
     cache.delete_many([OFFERINGS_CACHE_KEY, END_OF_LIFE_CACHE_KEY])
-    from clusters.live import forget_list
-
     forget_list()  # rows mark versions past their end of life

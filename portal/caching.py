@@ -1,9 +1,10 @@
 """Rows that caches are built from: every change drops those caches once it commits.
 
 A model says what to drop in its ``forget_cached`` class method (a model without one is
-refused when its class is defined); saving or deleting one row, and deleting or
-updating a queryset (the admin's "delete selected" and list edits), each call it once the
-transaction commits, so readers never rebuild a cache from rows that are about to roll back.
+refused when its class is defined); saving or deleting one row, and creating, updating or
+deleting rows in bulk (the admin's catalogue import, "delete selected" and list edits), each
+call it once the transaction commits, so readers never rebuild a cache from rows that are
+about to roll back.
 """
 
 from __future__ import annotations
@@ -14,6 +15,16 @@ from django.db import models, transaction
 
 
 class CachedRowsQuerySet(models.QuerySet):
+    def bulk_create(self, *args: Any, **kwargs: Any) -> list[Any]:
+        created = super().bulk_create(*args, **kwargs)
+        self.model.forget_on_commit()
+        return created
+
+    def bulk_update(self, *args: Any, **kwargs: Any) -> int:
+        count = super().bulk_update(*args, **kwargs)
+        self.model.forget_on_commit()
+        return count
+
     def delete(self) -> tuple[int, dict[str, int]]:
         result = super().delete()
         self.model.forget_on_commit()

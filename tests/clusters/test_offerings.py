@@ -76,3 +76,19 @@ def test_end_of_life_dates_follow_a_staff_change_at_once_and_the_calendar(
     with django_capture_on_commit_callbacks(execute=True):
         row.delete()
     assert end_of_life_dates(today=date(2030, 6, 1)) == {}
+
+
+def test_pickers_follow_offerings_created_and_updated_in_bulk(
+        db, django_capture_on_commit_callbacks):
+    from clusters.queries import hidden_offerings
+
+    assert "u1.large" not in hidden_offerings()[Offering.Kind.INSTANCE_TYPE]  # now cached
+    with django_capture_on_commit_callbacks(execute=True):
+        Offering.objects.bulk_create([Offering(kind=Offering.Kind.INSTANCE_TYPE,
+                                               name="u1.large", hidden=True)])
+    assert "u1.large" in hidden_offerings()[Offering.Kind.INSTANCE_TYPE]
+    row = Offering.objects.get(name="u1.large")
+    row.hidden = False
+    with django_capture_on_commit_callbacks(execute=True):
+        Offering.objects.bulk_update([row], ["hidden"])
+    assert "u1.large" not in hidden_offerings()[Offering.Kind.INSTANCE_TYPE]

@@ -222,7 +222,6 @@ class Announcement(CachedRows):
     tenants = models.ManyToManyField(Tenant, blank=True, related_name="announcements",
                                      help_text=_("Leave empty to show it to every tenant."))
 
-
     class Meta:
         ordering = ["-starts_at"]
 

@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clusters.platform.simulator import ManualClock, SimulatedPlatform  # noqa: E402
-from clusters.platform.simulator.kubeconfig import admin_kubeconfig_secret  # noqa: E402
-from clusters.platform.simulator.resources import (  # noqa: E402
+from cozystack.simulator import ManualClock, SimulatedPlatform  # noqa: E402
+from cozystack.simulator.kubeconfig import admin_kubeconfig_secret  # noqa: E402
+from cozystack.simulator.resources import (  # noqa: E402
     MACHINE_DEPLOYMENTS,
     SECRETS,
 )

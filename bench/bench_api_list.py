@@ -63,8 +63,8 @@ def __getattr__(name: str) -> Any:
     from rest_framework.response import Response
     from rest_framework.views import APIView
 
-    from clusters.api.serializers import ClusterSerializer
-    from clusters.api.views import cluster_queryset
+    from clusters.web.api.serializers import ClusterSerializer
+    from clusters.web.api.views import cluster_queryset
     from portal.models import Tenant
     from portal.tenancy import TenantContext
     from portal.urls import urlpatterns as portal_urlpatterns

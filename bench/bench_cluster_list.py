@@ -12,7 +12,7 @@ request's database connection is closed when it ends (see settings_bench.py). Ev
 has a month of usage in the ledger (the list shows month-to-date costs). Printed: SQL queries
 per list page (5 vs N clusters, rendered afresh and from the cache), throughput and latency of
 both, and the ratios (goal: throughput ratio >= 0.5). The load runs between changes, so pages
-are served from the cache of rendered list pages (``clusters.live.list_fragment``) after the
+are served from the cache of rendered list pages (``clusters.web.live.list_fragment``) after the
 first. Nothing is asserted; the constant query count is asserted in
 tests/clusters/test_views_list.py.
 """
@@ -45,7 +45,7 @@ def count_queries(tenant, user) -> tuple[int, int]:
     from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
 
-    from clusters.live import forget_list
+    from clusters.web.live import forget_list
 
     client = Client()
     client.force_login(user)

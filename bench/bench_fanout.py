@@ -102,9 +102,9 @@ def watcher_process(cluster_id: int) -> None:
     from channels.layers import get_channel_layer
     from django.db import transaction
 
-    from clusters import broadcast
-    from clusters.live import render_cluster_messages
     from clusters.models import Cluster
+    from clusters.web import broadcast
+    from clusters.web.live import render_cluster_messages
 
     # The baseline's message: the row as rendered for this state, its marker replaced per send.
     Cluster.objects.filter(pk=cluster_id).update(status_message="Running: bench-seq-0")

@@ -64,7 +64,7 @@ def main() -> None:
         django.setup()
         import urllib3
 
-        from clusters.platform.gateway import get_gateway
+        from cozystack.gateway import get_gateway
 
         gateway = get_gateway()
         gateway.create_cluster({

@@ -161,7 +161,7 @@ def commit_baseline(samples: int = 200) -> list[float]:
 
 def delivery_baseline(driver: Driver, rate: float, seconds: float) -> list[float]:
     """Seconds from a change on the platform to its event reaching a bare watch here."""
-    from clusters.platform.gateway import MACHINE_DEPLOYMENTS, get_gateway
+    from cozystack.gateway import MACHINE_DEPLOYMENTS, get_gateway
 
     gateway = get_gateway()
     _items, rv = gateway.list_resource(MACHINE_DEPLOYMENTS, namespace="tenant-t000")
@@ -194,8 +194,9 @@ class Instrumented:
     ``real_push`` is False), with the time from a cluster's first unpushed commit to its push."""
 
     def __init__(self, *, real_push: bool = True) -> None:
-        from clusters import broadcast, observe
+        from clusters import observe
         from clusters.models import Cluster
+        from clusters.web import broadcast
 
         self.committed: dict[str, float] = {}
         self.pushes = 0
@@ -274,8 +275,8 @@ def lag_and_throughput(args: argparse.Namespace, base_url: str) -> None:
     import django
 
     django.setup()
-    from clusters.platform.gateway import get_gateway
     from clusters.watcher import Watcher
+    from cozystack.gateway import get_gateway
 
     try:
         setup_rows(driver.inventory)
@@ -333,8 +334,8 @@ def memory(args: argparse.Namespace, base_url: str) -> None:
     import django
 
     django.setup()
-    from clusters.platform.gateway import get_gateway
     from clusters.watcher import Watcher
+    from cozystack.gateway import get_gateway
 
     try:
         setup_rows(driver.inventory)

@@ -26,7 +26,7 @@ from django.utils import timezone
 from billing import metering, rating
 from billing.invoicing import KIND_ORDER, sku_catalogue, sku_info
 from billing.models import CURRENCY, Price
-from clusters.platform.specs import ClusterSpec, NodeGroupSpec
+from cozystack.specs import ClusterSpec, NodeGroupSpec
 
 HOURS_PER_MONTH = 730
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600

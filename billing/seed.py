@@ -52,7 +52,7 @@ VAT_RATES = [
 
 def example_book() -> list[dict[str, Any]]:
     """``[{code, kind, unit, description, per_hour}]`` for every SKU of the example book."""
-    from clusters.platform import catalog
+    from cozystack import catalog
 
     rows: list[dict[str, Any]] = []
     for it in catalog.instance_types():

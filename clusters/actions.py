@@ -20,17 +20,18 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import broadcast, observe, progress
+from clusters import observe, progress
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation, addons_to_json
 from clusters.offerings import check_offered
-from clusters.platform import catalog
-from clusters.platform.manifests import render_kubernetes
-from clusters.platform.rules import FieldError
-from clusters.platform.specs import AddonSpec, ClusterSpec, NodeGroupSpec
-from clusters.platform.validation import validate_manifest
 from clusters.quotas import check_quota
 from clusters.schema import platform_schema
-from clusters.specjson import spec_from_json, spec_to_json
+from clusters.web import broadcast
+from cozystack import catalog
+from cozystack.manifests import render_kubernetes
+from cozystack.rules import FieldError
+from cozystack.specjson import spec_from_json, spec_to_json
+from cozystack.specs import AddonSpec, ClusterSpec, NodeGroupSpec
+from cozystack.validation import validate_manifest
 from portal.audit import Actor, record
 from portal.models import Tenant
 from portal.permissions import Perm

@@ -14,8 +14,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from clusters.platform import catalog
-from clusters.platform.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
+from cozystack import catalog
+from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
 from portal.caching import CachedRows
 from portal.models import Tenant
 
@@ -382,9 +382,9 @@ def forget_offerings() -> None:
     and lists follow a staff change at once."""
     from django.core.cache import cache
 
-    from clusters.live import forget_list
     from clusters.offerings import END_OF_LIFE_CACHE_KEY
     from clusters.queries import OFFERINGS_CACHE_KEY
+    from clusters.web.live import forget_list
 
     cache.delete_many([OFFERINGS_CACHE_KEY, END_OF_LIFE_CACHE_KEY])
     forget_list()  # rows mark versions past their end of life

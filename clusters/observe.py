@@ -27,9 +27,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing import metering
-from clusters import alerts, broadcast, progress
+from clusters import progress
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
-from clusters.platform.gateway import CLUSTER_LABEL
+from clusters.web import broadcast
+from cozystack.gateway import CLUSTER_LABEL
+from staff import alerts
 
 logger = logging.getLogger("clusters.observe")
 RELEASE_PREFIX = "kubernetes-"

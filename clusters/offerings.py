@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, NamedTuple
 from django.utils import timezone
 
 from clusters.models import Offering
-from clusters.platform import catalog
+from cozystack import catalog
 
 if TYPE_CHECKING:
-    from clusters.platform.rules import FieldError
-    from clusters.platform.specs import ClusterSpec
+    from cozystack.rules import FieldError
+    from cozystack.specs import ClusterSpec
 
 
 def _hidden(kind: str) -> set[str]:
@@ -96,7 +96,7 @@ def check_offered(spec: ClusterSpec, previous: ClusterSpec | None = None) -> lis
     """
     from django.utils.translation import gettext as _
 
-    from clusters.platform.rules import FieldError
+    from cozystack.rules import FieldError
 
     hidden: dict[str, set[str]] = {kind: set() for kind in Offering.Kind.values}
     for kind, name in Offering.objects.filter(hidden=True).values_list("kind", "name"):

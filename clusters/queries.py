@@ -19,9 +19,9 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, JSONField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import JSONObject
 
-from clusters import presentation
 from clusters.models import Cluster, ClusterEvent, ClusterQuerySet, NodeGroup, Operation
-from clusters.platform import catalog
+from clusters.web import presentation
+from cozystack import catalog
 from portal.models import Tenant
 
 if TYPE_CHECKING:

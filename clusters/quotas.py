@@ -12,9 +12,9 @@ from decimal import Decimal
 from django.utils.translation import gettext as _
 
 from clusters.models import Cluster, NodeGroup
-from clusters.platform import catalog
-from clusters.platform.rules import FieldError
-from clusters.platform.specs import ClusterSpec, NodeGroupSpec, parse_quantity
+from cozystack import catalog
+from cozystack.rules import FieldError
+from cozystack.specs import ClusterSpec, NodeGroupSpec, parse_quantity
 from portal.models import Tenant
 
 DIMENSIONS = ("clusters", "vcpu", "memory_gib", "gpus")

@@ -14,9 +14,9 @@ from typing import Any
 
 from django.core.cache import cache
 
-from clusters.platform import catalog
-from clusters.platform.gateway import PlatformError, get_gateway
-from clusters.platform.validation import schema_from_application_definition
+from cozystack import catalog
+from cozystack.gateway import PlatformError, get_gateway
+from cozystack.validation import schema_from_application_definition
 
 logger = logging.getLogger("clusters.schema")
 CACHE_KEY = "clusters:platform-schema:v2"

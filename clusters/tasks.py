@@ -24,10 +24,12 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import alerts, broadcast, observe, progress
+from clusters import observe, progress
 from clusters.models import Cluster, ClusterEvent, Operation
-from clusters.platform import catalog
-from clusters.platform.gateway import (
+from clusters.schema import platform_schema
+from clusters.web import broadcast
+from cozystack import catalog
+from cozystack.gateway import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     Applied,
@@ -38,9 +40,9 @@ from clusters.platform.gateway import (
     PlatformUnavailable,
     get_gateway,
 )
-from clusters.platform.validation import validate_manifest
-from clusters.schema import platform_schema
-from clusters.specjson import spec_from_json
+from cozystack.specjson import spec_from_json
+from cozystack.validation import validate_manifest
+from staff import alerts
 
 logger = logging.getLogger("clusters.tasks")
 TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True,

@@ -31,9 +31,10 @@ from django.db import close_old_connections, connection, connections
 from django.utils import timezone
 
 from billing import metering
-from clusters import broadcast, observe, schema
+from clusters import observe, schema
 from clusters.models import Cluster, NodeGroup
-from clusters.platform.gateway import (
+from clusters.web import broadcast
+from cozystack.gateway import (
     APP_DEFINITIONS,
     APPS,
     MACHINE_DEPLOYMENTS,

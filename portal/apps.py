@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
-from django.contrib.admin import apps as admin_apps
 
 
 class PortalConfig(AppConfig):
@@ -13,8 +12,3 @@ class PortalConfig(AppConfig):
         from portal import account_audit
 
         account_audit.connect()
-
-
-class PortalAdminConfig(admin_apps.AdminConfig):
-    default = False
-    default_site = "portal.admin_site.PortalAdminSite"

@@ -31,7 +31,7 @@ def _check_redis() -> None:
 
 
 def _check_platform() -> None:
-    from clusters.platform.gateway import get_gateway
+    from cozystack.gateway import get_gateway
 
     get_gateway().ping()
 

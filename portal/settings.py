@@ -24,7 +24,7 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
     "daphne",
-    "portal.apps.PortalAdminConfig",
+    "staff.apps.StaffAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "portal",
     "clusters",
     "billing",
+    "staff",
 ]
 
 MIDDLEWARE = [
@@ -62,6 +63,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "portal.urls"
+# WebSocket routes, collected by portal.routing in this order.
+WEBSOCKET_ROUTES = ["clusters.web.routing", "staff.routing"]
 WSGI_APPLICATION = "portal.wsgi.application"
 ASGI_APPLICATION = "portal.asgi.application"
 
@@ -79,6 +82,12 @@ TEMPLATES = [
                 "portal.context_processors.navigation",
             ],
             "builtins": ["django.templatetags.i18n", "template_partials.templatetags.partials"],
+            # The web floor's tag libraries live beside its views, not in an app's templatetags.
+            "libraries": {
+                "cluster_tags": "clusters.web.templatetags.cluster_tags",
+                "offering_tags": "clusters.web.templatetags.offering_tags",
+                "billing_tags": "billing.web.templatetags.billing_tags",
+            },
         },
     }
 ]
@@ -267,7 +276,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "OperationKindEnum": "clusters.models.Operation.Kind",
         "OperationStateEnum": "clusters.models.Operation.State",
-        "StepStateEnum": "clusters.api.serializers.STEP_STATES",
+        "StepStateEnum": "clusters.web.api.serializers.STEP_STATES",
         "ClusterPhaseEnum": "clusters.models.Cluster.Phase",
         "InvoiceKindEnum": "billing.models.Invoice.Kind",
         "InvoiceStatusEnum": "billing.models.Invoice.Status",

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.i18n import set_language
 
-from portal import health, staff, views
+from portal import health, views
 
 tenant_patterns = [
     path("", views.tenant_home, name="tenant_home"),
@@ -18,8 +18,8 @@ tenant_patterns = [
          name="invitation_revoke"),
     path("leave/", views.tenant_leave, name="tenant_leave"),
     path("audit/", views.audit_log, name="audit_log"),
-    path("clusters/", include("clusters.urls")),
-    path("billing/", include("billing.urls")),
+    path("clusters/", include("clusters.web.urls")),
+    path("billing/", include("billing.web.urls")),
 ]
 
 urlpatterns = [
@@ -35,9 +35,7 @@ urlpatterns = [
     path("i18n/setlang/", set_language, name="set_language"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path("staff/", staff.console, name="staff_console"),
-    path("staff/impersonate/", staff.impersonate, name="staff_impersonate"),
-    path("staff/impersonate/stop/", staff.impersonate_stop, name="staff_impersonate_stop"),
+    path("staff/", include("staff.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("portal.api.urls")),
 ]

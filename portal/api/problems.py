@@ -38,7 +38,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from clusters.platform.gateway import PlatformError, PlatformUnavailable
+from cozystack.gateway import PlatformError, PlatformUnavailable
 
 logger = logging.getLogger("portal.api")
 

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from clusters.platform import catalog
+from cozystack import catalog
 from portal.models import ApiToken
 from portal.permissions import Role, perms_for
 from portal.tenancy import TenantContext

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.urls import include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from billing.api.views import EstimateView
+from billing.web.api.views import EstimateView
 from portal.api import views
 from portal.api.converters import ObjectIdConverter
 
@@ -23,8 +23,8 @@ v1 = [
     path("me/", views.MeView.as_view(), name="me"),
     path("tenants/", views.TenantListView.as_view(), name="tenants"),
     path(tenant, views.TenantDetailView.as_view(), name="tenant"),
-    path(tenant, include("clusters.api.urls")),
-    path(tenant, include("billing.api.urls")),
+    path(tenant, include("clusters.web.api.urls")),
+    path(tenant, include("billing.web.api.urls")),
     path("estimate/", EstimateView.as_view(), name="estimate"),
     path("catalog/versions/", views.VersionListView.as_view(), name="catalog_versions"),
     path("catalog/instance-types/", views.InstanceTypeListView.as_view(),

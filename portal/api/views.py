@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from clusters import offerings
-from clusters.platform import catalog
+from cozystack import catalog
 from portal.api import serializers as s
 from portal.api.authentication import request_token
 from portal.api.base import ApiView

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from clusters import progress
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
-from clusters.specjson import spec_to_json
+from cozystack.specjson import spec_to_json
 from portal.models import ApiToken
 
 

@@ -7,8 +7,8 @@ import yaml
 from django.test import Client
 
 from clusters.actions import PORTAL_LABELS
-from clusters.platform.gateway import get_gateway, reset_gateway
-from clusters.platform.manifests import render_kubernetes
+from cozystack.gateway import get_gateway, reset_gateway
+from cozystack.manifests import render_kubernetes
 from portal.models import ApiToken, AuditEntry, IdempotencyRecord
 
 pytestmark = pytest.mark.django_db

@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
 from billing.models import Invoice
 from billing.periods import Period
 from clusters.models import Operation
-from clusters.platform.gateway import reset_gateway
+from cozystack.gateway import reset_gateway
 from tests.api.factories import make_cluster, make_operation, make_token
 
 # `make test` runs a bounded sweep; API_FUZZ_DEEP=1 adds the exhaustive coverage phase and
@@ -76,7 +76,7 @@ def platform():
     than the requests); nothing here changes it except the kubeconfig reads."""
     from django.test.utils import override_settings
 
-    from clusters.platform.simulator import ManualClock, SimulatedPlatform
+    from cozystack.simulator import ManualClock, SimulatedPlatform
     from tests.fixtures.simulator import UPSTREAM_SCHEMA
 
     simulated = SimulatedPlatform(schema_path=UPSTREAM_SCHEMA, clock=ManualClock()).start()

@@ -12,9 +12,9 @@ from django.core.cache import cache
 
 from billing import queries
 from billing.periods import Period
-from billing.templatetags.billing_tags import chf
-from clusters import live
+from billing.web.templatetags.billing_tags import chf
 from clusters import queries as cluster_queries
+from clusters.web import live
 from tests.billing.conftest import make_rig
 from tests.clusters.ui import offline_platform, text_of, url
 

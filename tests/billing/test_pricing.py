@@ -8,7 +8,7 @@ import pytest
 
 from billing.pricing import PriceTable, estimate_change, estimate_spec
 from billing.rating import line_amount, money, vat_amount
-from clusters.platform.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
+from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
 
 D = Decimal
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from clusters import schema
-from clusters.platform.gateway import Gateway, get_gateway, reset_gateway
-from clusters.platform.simulator import SimulatedPlatform
+from cozystack.gateway import Gateway, get_gateway, reset_gateway
+from cozystack.simulator import SimulatedPlatform
 
 NS = "tenant-acme"
 
@@ -116,7 +116,7 @@ def point_portal_at(platform: SimulatedPlatform, settings) -> None:
 def group(name: str = "md0", *, instance_type: str = "u1.large", min_replicas: int = 1,
           max_replicas: int = 3, disk: int = 30, roles: tuple[str, ...] = ("ingress-nginx",),
           gpus: tuple[str, ...] = ()) -> Any:
-    from clusters.platform.specs import NodeGroupSpec
+    from cozystack.specs import NodeGroupSpec
 
     return NodeGroupSpec(name=name, instance_type=instance_type, min_replicas=min_replicas,
                          max_replicas=max_replicas, ephemeral_storage_gib=disk, roles=roles,
@@ -125,7 +125,7 @@ def group(name: str = "md0", *, instance_type: str = "u1.large", min_replicas: i
 
 def cluster_spec(name: str = "demo", *, version: str = "v1.34", groups: tuple[Any, ...] = (),
                  addons: tuple[Any, ...] = ()) -> Any:
-    from clusters.platform.specs import ClusterSpec
+    from cozystack.specs import ClusterSpec
 
     return ClusterSpec(name=name, namespace=NS, version=version,
                        node_groups=groups or (group(),), addons=addons)
@@ -187,7 +187,7 @@ class Engine:
 @pytest.fixture
 def pushed(monkeypatch) -> list[int]:
     """Cluster ids pushed to live pages, in order (rendering is the UI's business)."""
-    from clusters import broadcast
+    from clusters.web import broadcast
 
     sent: list[int] = []
     monkeypatch.setattr(broadcast, "_sink", sent.append)

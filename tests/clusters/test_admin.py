@@ -20,7 +20,7 @@ from billing import metering
 from billing.models import UsageSegment
 from clusters import actions, progress
 from clusters.models import Cluster, ClusterEvent, Offering, Operation
-from clusters.platform import catalog
+from cozystack import catalog
 from portal.models import AuditEntry
 from tests.clusters.ui import make_cluster, make_operation, offline_platform
 from tests.factories import UserFactory
@@ -222,7 +222,7 @@ def test_force_resync_is_refused(client_for, refused, engine):
 
 
 def failed_upgrade(engine) -> tuple[Cluster, Operation]:
-    from clusters.platform.simulator import Fault
+    from cozystack.simulator import Fault
 
     cluster = engine.create()
     engine.settle(cluster)

@@ -12,8 +12,8 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from clusters import broadcast
 from clusters.models import Cluster
+from clusters.web import broadcast
 from portal.asgi import application
 from portal.permissions import Role
 from tests.clusters.ui import make_cluster, offline_platform
@@ -188,7 +188,7 @@ async def test_a_filtered_list_socket_ignores_clusters_outside_its_filter():
 
 def _broadcast_kinds(cluster_id: int) -> dict[str, dict]:
     """The channel-layer messages a change of the cluster makes, by type."""
-    from clusters.live import render_cluster_messages
+    from clusters.web.live import render_cluster_messages
 
     return {message["type"]: message for _group, message in render_cluster_messages(cluster_id)}
 
@@ -234,7 +234,7 @@ async def test_the_list_page_gets_its_row_while_no_detail_page_is_open():
 
 async def test_a_detail_page_whose_process_died_drops_out_when_its_presence_expires(
         monkeypatch):
-    from clusters import live
+    from clusters.web import live
 
     world = await database_sync_to_async(_setup)()
     cluster = world["cluster"]
@@ -252,7 +252,7 @@ async def test_a_detail_page_whose_process_died_drops_out_when_its_presence_expi
 
 async def test_a_detail_page_open_for_longer_than_its_presence_lasts_keeps_getting_pushes(
         monkeypatch):
-    from clusters import live
+    from clusters.web import live
 
     monkeypatch.setattr(live, "PRESENCE_SECONDS", 0.3)
     world = await database_sync_to_async(_setup)()

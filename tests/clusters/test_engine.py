@@ -16,8 +16,8 @@ from django.core.exceptions import ValidationError
 from billing.models import UsageSegment
 from clusters import actions, tasks
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
-from clusters.platform.simulator import Fault
-from clusters.platform.specs import AddonSpec
+from cozystack.simulator import Fault
+from cozystack.specs import AddonSpec
 from tests.clusters.conftest import NS, cluster_spec, group, point_portal_at
 from tests.factories import UserFactory
 
@@ -316,7 +316,7 @@ def test_staff_are_told_of_a_platform_failure_and_only_of_those(
 def test_a_poll_finishes_an_operation_whose_state_the_watcher_applied_before_it_was_sent(
         engine):
     from clusters import watcher
-    from clusters.platform.gateway import get_gateway
+    from cozystack.gateway import get_gateway
 
     cluster = engine.create()
     engine.outbox.run("clusters.apply_operation")
@@ -384,7 +384,7 @@ def test_an_invalid_spec_is_refused_by_the_action_with_the_field_in_words(engine
 
 
 def test_a_create_that_fails_permanently_leaves_no_object_on_the_platform(engine, settings):
-    from clusters.platform.gateway import reset_gateway
+    from cozystack.gateway import reset_gateway
     from tests.fixtures.processes import eventually
 
     settings.PLATFORM_REQUEST_TIMEOUT = 0.3

@@ -17,8 +17,8 @@ import pytest
 
 from clusters import actions
 from clusters.models import Cluster, Operation
-from clusters.platform.gateway import reset_gateway
-from clusters.platform.simulator import Fault
+from cozystack.gateway import reset_gateway
+from cozystack.simulator import Fault
 from portal.audit import Actor
 from portal.permissions import Role
 from portal.tenancy import TenantContext

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.http import QueryDict
 
-from clusters.forms import AddonsForm, SpecForm, next_group_name, row_keys
-from clusters.platform.rules import FieldError
+from clusters.web.forms import AddonsForm, SpecForm, next_group_name, row_keys
+from cozystack.rules import FieldError
 from tests.clusters.ui import offline_platform
 
 # Node-group forms ask which GPU models staff still offer (one cached query).
@@ -132,8 +132,8 @@ def choice_values(form, name: str) -> list[str]:
 
 
 def test_node_group_pickers_offer_what_staff_offer_plus_what_the_group_already_has():
-    from clusters.forms import NodeGroupForm
     from clusters.models import Offering
+    from clusters.web.forms import NodeGroupForm
 
     gpu = "nvidia.com/H100_94GB"
     Offering.objects.create(kind=Offering.Kind.INSTANCE_TYPE, name="u1.large", hidden=True)

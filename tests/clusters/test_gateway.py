@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from clusters.platform.gateway import (
+from cozystack.gateway import (
     APPS,
     MACHINE_DEPLOYMENTS,
     SECRETS,
@@ -26,7 +26,7 @@ from clusters.platform.gateway import (
     PlatformUnavailable,
     WatchEvent,
 )
-from clusters.platform.simulator import Fault, SimulatedPlatform
+from cozystack.simulator import Fault, SimulatedPlatform
 from tests.clusters.conftest import NS
 
 LABELS = {"app.kubernetes.io/managed-by": "kube-portal"}
@@ -231,7 +231,7 @@ def test_a_dropped_connection_and_a_platform_that_is_down_are_transient(gateway,
 
 
 def test_a_slow_platform_times_out_as_transient(platform, settings):
-    from clusters.platform.gateway import build_api_client
+    from cozystack.gateway import build_api_client
 
     slow = Gateway(build_api_client(kubeconfig=str(platform.kubeconfig_path)),
                    request_timeout=0.3)
@@ -257,7 +257,7 @@ def test_refusals_are_permanent_and_say_what_to_do(gateway, platform):
 
 
 def test_a_wrong_token_is_refused_with_a_credentials_message(platform, tmp_path):
-    from clusters.platform.gateway import build_api_client
+    from cozystack.gateway import build_api_client
 
     path = tmp_path / "wrong"
     path.write_text(platform.kubeconfig_path.read_text().replace(platform.token, "nope"))

@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 
 from clusters import actions
 from clusters.models import Cluster, Operation
-from clusters.platform.specs import AddonSpec
 from clusters.quotas import check_quota, tenant_footprint
+from cozystack.specs import AddonSpec
 from tests.clusters.conftest import cluster_spec, group, replace_group
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from clusters.platform.manifests import render_kubernetes
+from cozystack.manifests import render_kubernetes
 from portal.models import AuditEntry
 from tests.clusters.ui import make_cluster, signed_in, url
 

@@ -8,8 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from clusters import broadcast, live
 from clusters.models import Cluster, Operation
+from clusters.web import broadcast, live
 from tests.clusters.ui import (
     by_testid,
     make_cluster,

@@ -15,11 +15,11 @@ import pytest
 from django.db import connection
 
 from clusters import actions, schema
-from clusters.broadcast import Coalescer
 from clusters.models import Cluster, ClusterEvent, Operation
-from clusters.platform.gateway import get_gateway
-from clusters.platform.simulator import Fault
 from clusters.watcher import LeaderLock, Watcher
+from clusters.web.broadcast import Coalescer
+from cozystack.gateway import get_gateway
+from cozystack.simulator import Fault
 from tests.clusters.conftest import NS, Engine
 from tests.fixtures.processes import eventually
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from clusters import progress, schema
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
-from clusters.platform.gateway import reset_gateway
+from cozystack.gateway import reset_gateway
 from tests.factories import PASSWORD
 from tests.portal.pages import by_testid, field_errors, visible_text  # noqa: F401 (re-export)
 
@@ -70,7 +70,7 @@ def make_operation(cluster: Cluster, kind: str = Operation.Kind.CREATE, *,
     for key, value in (step_states or {}).items():
         steps = progress.set_step(steps, key, value, now=created)
     spec = cluster.to_spec()
-    from clusters.specjson import spec_to_json
+    from cozystack.specjson import spec_to_json
 
     return Operation.objects.create(
         tenant=cluster.tenant, cluster=cluster, kind=kind, state=state, steps=steps,

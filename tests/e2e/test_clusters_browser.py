@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 
 from clusters import actions
 from clusters.models import Cluster, Offering
-from clusters.platform.specs import ClusterSpec, NodeGroupSpec
+from cozystack.specs import ClusterSpec, NodeGroupSpec
 from portal.audit import Actor
 from portal.models import AuditEntry
 from portal.permissions import Role

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from clusters.platform import catalog
+from cozystack import catalog
 
 SCHEMA = catalog.bundled_kubernetes_schema()
 SCHEMA_ADDONS = SCHEMA["properties"]["addons"]["properties"]

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 
-from clusters.platform import catalog
-from clusters.platform.manifests import (
+from cozystack import catalog
+from cozystack.manifests import (
     AddonSpec,
     ClusterSpec,
     ControlPlaneSpec,
@@ -33,7 +33,7 @@ from clusters.platform.manifests import (
     spec_from_platform,
     to_yaml,
 )
-from clusters.platform.validation import (
+from cozystack.validation import (
     FieldError,
     allowed_versions_from_schema,
     check_cluster_spec,

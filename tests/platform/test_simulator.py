@@ -23,7 +23,7 @@ import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from clusters.platform.simulator import Fault, SimulatedPlatform
+from cozystack.simulator import Fault, SimulatedPlatform
 from tests.fixtures.simulator import UPSTREAM_SCHEMA
 
 NS = "tenant-acme"

@@ -17,9 +17,9 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.admin_site import AuditedAdminMixin
 from portal.models import Announcement, AuditEntry, Invitation, Membership
 from portal.permissions import Role
+from staff.admin_site import AuditedAdminMixin
 from tests.factories import MembershipFactory, UserFactory
 from tests.portal.conftest import give_totp
 from tests.portal.pages import visible_text

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from clusters.platform.gateway import reset_gateway
-from clusters.platform.simulator.kubeconfig import kubeconfig_yaml
+from cozystack.gateway import reset_gateway
+from cozystack.simulator.kubeconfig import kubeconfig_yaml
 
 
 def free_port() -> int:

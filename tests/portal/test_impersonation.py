@@ -300,7 +300,7 @@ def test_kubeconfigs_are_not_handed_to_an_impersonating_staff_member(
 
 
 def test_the_live_updates_of_an_impersonated_tenant_are_read_only(staff_with_mfa, tenant):
-    from clusters import live
+    from clusters.web import live
     from portal.tenancy import access_tenant
 
     ctx = access_tenant(staff_with_mfa, "acme", impersonate_tenant_id=tenant.pk)

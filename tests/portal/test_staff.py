@@ -653,7 +653,7 @@ async def test_the_console_socket_is_closed_to_all_but_staff_with_mfa(who):
 async def test_the_console_socket_sends_the_board_then_what_changed(settings):
     from channels.db import database_sync_to_async
 
-    from portal.staff import notify_staff
+    from staff.views import notify_staff
 
     staff = await database_sync_to_async(_staff)(True)
     tenant = await database_sync_to_async(TenantFactory)(slug="acme", name="ACME")

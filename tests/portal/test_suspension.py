@@ -228,8 +228,8 @@ def quota_message(exc: ValidationError) -> str:
 
 
 def small(name: str, nodes: int, *, itype: str = "u1.medium", gpus: tuple[str, ...] = ()):
-    from clusters.platform import catalog
-    from clusters.platform.specs import AddonSpec
+    from cozystack import catalog
+    from cozystack.specs import AddonSpec
 
     addons = (AddonSpec(key=catalog.GPU_OPERATOR, enabled=True),) if gpus else ()
     return cluster_spec(name, groups=(group("md0", instance_type=itype, min_replicas=1,

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from clusters.platform.simulator import SimulatedPlatform
+from cozystack.simulator import SimulatedPlatform
 
 
 def _interrupt(signum: int, frame: Any) -> None:

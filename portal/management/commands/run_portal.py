@@ -71,7 +71,7 @@ class Command(BaseCommand):
         self._spawn([sys.executable, "manage.py", "simulate_platform", "--host", "127.0.0.1",
                      "--port", str(options["platform_port"]), "--token", token,
                      "--ready-after", str(options["ready_after"]),
-                     "--schema", str(ROOT / "clusters/platform/data/kubernetes.values.schema.json"),
+                     "--schema", str(ROOT / "cozystack/data/kubernetes.values.schema.json"),
                      "--kubeconfig-out", str(kubeconfig)], env)
         deadline = time.monotonic() + 30
         while not kubeconfig.exists():

@@ -1,0 +1,28 @@
+"""Mounted under ``/api/v1/tenants/<slug:tenant_slug>/`` by ``portal.api.urls``."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from clusters.web.api import views
+
+cluster = "clusters/<slug:cluster_name>/"
+operation = "operations/<apiid:operation_id>/"
+
+urlpatterns = [
+    path("clusters/", views.ClusterListView.as_view(), name="clusters"),
+    path(cluster, views.ClusterDetailView.as_view(), name="cluster"),
+    path(cluster + "upgrade/", views.ClusterUpgradeView.as_view(), name="cluster_upgrade"),
+    path(cluster + "kubeconfig/", views.KubeconfigView.as_view(), name="cluster_kubeconfig"),
+    path(cluster + "manifest/", views.ClusterManifestView.as_view(), name="cluster_manifest"),
+    path(cluster + "events/", views.ClusterEventListView.as_view(), name="cluster_events"),
+    path(cluster + "operations/", views.ClusterOperationListView.as_view(),
+         name="cluster_operations"),
+    path(cluster + "node-groups/", views.NodeGroupListView.as_view(), name="node_groups"),
+    path(cluster + "node-groups/<slug:group_name>/", views.NodeGroupDetailView.as_view(),
+         name="node_group"),
+    path("operations/", views.OperationListView.as_view(), name="operations"),
+    path(operation, views.OperationDetailView.as_view(), name="operation"),
+    path(operation + "retry/", views.OperationRetryView.as_view(), name="operation_retry"),
+    path(operation + "cancel/", views.OperationCancelView.as_view(), name="operation_cancel"),
+]

@@ -1,0 +1,589 @@
+"""Forms for the cluster pages: the create form (cluster, node-group rows, add-ons) and the small
+action forms of the detail page.
+
+Django only parses here (numbers, YAML); every rule about what the platform accepts lives in
+``clusters.actions.check_spec``, whose errors (``node_groups[1].max_replicas``, ``quota`` …)
+``SpecForm.apply_errors`` puts beside the field they are about. So the create page, the
+validate-as-you-type endpoint and the actions all say the same sentence for the same mistake.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import yaml
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.choices import BaseChoiceIterator
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from cozystack import catalog
+from cozystack.rules import FieldError
+from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
+
+DEFAULT_INSTANCE_TYPE = "u1.medium"
+DEFAULT_MIN_NODES, DEFAULT_MAX_NODES = 1, 3
+MAX_GROUP_ROWS = 10
+ROWS_FIELD = "groups"  # hidden inputs naming the node-group rows, in order
+
+
+class LenientChoiceField(forms.CharField):
+    """A select whose value the platform rules check (they say which values exist, in words)."""
+
+    def __init__(self, *, choices: Iterable[tuple[str, str]] = (), **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(widget=forms.Select(choices=list(choices)), **kwargs)
+
+
+def version_choices(versions: Iterable[str]) -> list[tuple[str, str]]:
+    from clusters.offerings import end_of_life_dates
+
+    retired = end_of_life_dates()
+    choices = []
+    for name in versions:
+        known = catalog.get_version(name)
+        label = name
+        if known and known.patch:
+            label = f"{name} ({known.patch})"
+        if name in retired:
+            label = _("%(v)s, end of life since %(d)s") % {
+                "v": label, "d": retired[name].isoformat()}
+        elif known and known.is_default:
+            label = _("%(v)s, recommended") % {"v": label}
+        choices.append((name, label))
+    return choices
+
+
+def preset_choices() -> list[tuple[str, str]]:
+    return [(p.name, _("%(name)s · %(cpu)s CPU · %(mem)s RAM")
+             % {"name": p.name, "cpu": p.cpu, "mem": p.memory})
+            for p in catalog.control_plane_presets()]
+
+
+def storage_choices() -> list[tuple[str, str]]:
+    return [(s.name, s.label) for s in catalog.storage_classes()]
+
+
+def _kept(values: Iterable[Any]) -> frozenset[str]:
+    return frozenset(str(v) for v in values if v)
+
+
+def gpu_choices(keep: Iterable[Any] = ()) -> list[tuple[str, str]]:
+    """The GPU models staff offer, plus ``keep`` (what the group being edited already has)."""
+    from clusters.offerings import offered_gpu_models
+
+    return [("", _("No GPU"))] + [(g.name, g.label)
+                                  for g in offered_gpu_models(keep=_kept(keep))]
+
+
+def instance_type_choices(keep: Iterable[Any] = ()) -> list[tuple[str, str]]:
+    """The instance types staff offer, plus ``keep`` (what the group being edited runs)."""
+    from clusters.offerings import offered_instance_types
+
+    return [(t.name, t.label) for t in offered_instance_types(keep=_kept(keep))] + [
+        ("", _("Custom size (set CPU and memory)"))]
+
+
+def default_instance_type() -> str:
+    """``u1.medium`` while it is offered, else the smallest offered type like it (a hidden
+    default must not be preselected: the picker keeps whatever value a form starts with)."""
+    from clusters.offerings import offered_instance_types
+
+    offered = offered_instance_types()
+    names = [t.name for t in offered]
+    if DEFAULT_INSTANCE_TYPE in names:
+        return DEFAULT_INSTANCE_TYPE
+    series = DEFAULT_INSTANCE_TYPE.split(".", 1)[0]
+    for candidates in ([t for t in offered if t.documented and t.series == series],
+                       [t for t in offered if t.documented], offered):
+        if candidates:
+            return candidates[0].name
+    return ""  # nothing offered: a custom size
+
+
+def expose_choices() -> list[tuple[str, str]]:
+    return [(m.name, m.label) for m in catalog.expose_methods()]
+
+
+class _LazyChoices(BaseChoiceIterator):
+    """Choices computed on first use and then kept: a select reads them more than once."""
+
+    def __init__(self, load: Callable[[], list[tuple[str, str]]]) -> None:
+        self.load = load
+        self.loaded: list[tuple[str, str]] | None = None
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        if self.loaded is None:
+            self.loaded = self.load()
+        return iter(self.loaded)
+
+
+# --------------------------------------------------------------------------- the cluster
+
+
+class ClusterForm(forms.Form):
+    name = forms.CharField(
+        label=gettext_lazy("Name"), required=False, max_length=200,
+        help_text=gettext_lazy("Lowercase letters, digits and dashes; at most 42 characters. "
+                               "Cannot change later."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false",
+                                      "placeholder": "my-cluster", "autofocus": True}))
+    version = LenientChoiceField(label=gettext_lazy("Kubernetes version"))
+    control_plane_replicas = forms.IntegerField(
+        label=gettext_lazy("Control-plane replicas"),
+        initial=catalog.DEFAULT_CONTROL_PLANE_REPLICAS,
+        help_text=gettext_lazy("API-server pods run by the platform (1 to 5). Two survive the "
+                               "loss of one."),
+        widget=forms.NumberInput(attrs={"min": catalog.MIN_CONTROL_PLANE_REPLICAS,
+                                        "max": catalog.MAX_CONTROL_PLANE_REPLICAS}))
+    control_plane_preset = LenientChoiceField(label=gettext_lazy("API-server size"),
+                                              initial="large")
+    storage_class = LenientChoiceField(
+        label=gettext_lazy("Storage class"), initial=catalog.DEFAULT_STORAGE_CLASS,
+        help_text=gettext_lazy("Where the cluster's persistent volumes live. Cannot change "
+                               "later."))
+    host = forms.CharField(
+        label=gettext_lazy("API host name (optional)"), required=False, max_length=300,
+        help_text=gettext_lazy("Leave empty for kubernetes-<name>.<tenant domain>. A custom "
+                               "name needs a DNS record pointing at the platform ingress. "
+                               "Cannot change later."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false",
+                                      "placeholder": "api.example.com"}))
+
+    def __init__(self, *args: Any, versions: Iterable[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        versions = list(versions)
+        self.fields["version"].widget.choices = version_choices(versions)
+        default = catalog.default_version().name
+        self.fields["version"].initial = default if default in versions else (
+            versions[0] if versions else default)
+        self.fields["control_plane_preset"].widget.choices = preset_choices()
+        self.fields["storage_class"].widget.choices = storage_choices()
+
+
+# --------------------------------------------------------------------------- node groups
+
+
+class NodeGroupForm(forms.Form):
+    name = forms.CharField(label=gettext_lazy("Group name"), required=False, max_length=200,
+                           widget=forms.TextInput(attrs={"autocomplete": "off",
+                                                         "spellcheck": "false"}))
+    instance_type = LenientChoiceField(label=gettext_lazy("Instance type"),
+                                       initial=DEFAULT_INSTANCE_TYPE)
+    cpu = forms.CharField(label=gettext_lazy("CPU (custom size)"), required=False,
+                          max_length=20, widget=forms.TextInput(attrs={"placeholder": "4"}))
+    memory = forms.CharField(label=gettext_lazy("Memory (custom size)"), required=False,
+                             max_length=20, widget=forms.TextInput(attrs={"placeholder": "16Gi"}))
+    min_replicas = forms.IntegerField(label=gettext_lazy("Minimum nodes"),
+                                      initial=DEFAULT_MIN_NODES,
+                                      widget=forms.NumberInput(attrs={"min": 0}))
+    max_replicas = forms.IntegerField(label=gettext_lazy("Maximum nodes"),
+                                      initial=DEFAULT_MAX_NODES,
+                                      widget=forms.NumberInput(attrs={"min": 1}))
+    disk_gib = forms.IntegerField(label=gettext_lazy("Disk per node (GiB)"),
+                                  initial=catalog.DEFAULT_EPHEMERAL_STORAGE_GIB,
+                                  widget=forms.NumberInput(attrs={
+                                      "min": catalog.MIN_EPHEMERAL_STORAGE_GIB,
+                                      "max": catalog.MAX_EPHEMERAL_STORAGE_GIB}))
+    ingress = forms.BooleanField(label=gettext_lazy("Ingress nodes (role ingress-nginx)"),
+                                 required=False)
+    gpu_model = LenientChoiceField(label=gettext_lazy("GPU model"), initial="")
+    gpu_count = forms.IntegerField(label=gettext_lazy("GPUs per node"), initial=1,
+                                   required=False,
+                                   widget=forms.NumberInput(attrs={
+                                       "min": 1, "max": catalog.MAX_GPUS_PER_NODE}))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Only what staff offer, plus the value this form starts from or was posted with, so
+        # a group keeps showing a type or GPU that was hidden after it was created. Lazy: the
+        # lists are read only when the select is rendered.
+        for name, choices in (("instance_type", instance_type_choices),
+                              ("gpu_model", gpu_choices)):
+            keep = (self.initial.get(name), self.data.get(self.add_prefix(name)))
+            self.fields[name].widget.choices = _LazyChoices(
+                lambda choices=choices, keep=keep: choices(keep))
+
+    def value(self, name: str) -> Any:
+        """The cleaned value, or the initial one when the field did not parse (for previews)."""
+        data = getattr(self, "cleaned_data", {})
+        if name in data and data[name] is not None:
+            return data[name]
+        if name in ("name", "instance_type", "cpu", "memory", "gpu_model") and self.is_bound:
+            return (self.data.get(self.add_prefix(name)) or "").strip()
+        initial = self.initial.get(name, self.fields[name].initial)
+        return initial if initial is not None else ""
+
+    def to_spec(self, name: str | None = None) -> NodeGroupSpec:
+        gpu_model = self.value("gpu_model")
+        count = self.value("gpu_count") or 0
+        instance_type = self.value("instance_type")
+        return NodeGroupSpec(
+            name=name if name is not None else self.value("name"),
+            instance_type=instance_type,
+            min_replicas=_int(self.value("min_replicas"), DEFAULT_MIN_NODES),
+            max_replicas=_int(self.value("max_replicas"), DEFAULT_MAX_NODES),
+            ephemeral_storage_gib=_int(self.value("disk_gib"),
+                                       catalog.DEFAULT_EPHEMERAL_STORAGE_GIB),
+            roles=(catalog.INGRESS_NGINX_ROLE,) if self.value("ingress") else (),
+            gpus=(gpu_model,) * max(count, 1) if gpu_model else (),
+            cpu=self.value("cpu") or None if not instance_type else None,
+            memory=self.value("memory") or None if not instance_type else None,
+        )
+
+
+def group_initial(group: NodeGroupSpec) -> dict[str, Any]:
+    return {"name": group.name, "instance_type": group.instance_type, "cpu": group.cpu or "",
+            "memory": group.memory or "", "min_replicas": group.min_replicas,
+            "max_replicas": group.max_replicas, "disk_gib": group.ephemeral_storage_gib,
+            "ingress": catalog.INGRESS_NGINX_ROLE in group.roles,
+            "gpu_model": group.gpus[0] if group.gpus else "",
+            "gpu_count": len(group.gpus) or 1}
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+# --------------------------------------------------------------------------- add-ons
+
+
+def _values_field(key: str) -> str:
+    return f"{key}_values"
+
+
+class AddonsForm(forms.Form):
+    """A toggle per add-on, Ingress NGINX's options, and an advanced YAML values box each."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for addon in catalog.addons():
+            if addon.has_enabled:
+                self.fields[f"{addon.key}_enabled"] = forms.BooleanField(
+                    label=addon.label, required=False, help_text=addon.description)
+            if addon.key == catalog.INGRESS_NGINX:
+                self.fields[f"{addon.key}_expose_method"] = LenientChoiceField(
+                    label=_("Expose method"), choices=expose_choices(),
+                    initial=catalog.DEFAULT_EXPOSE_METHOD)
+                self.fields[f"{addon.key}_hosts"] = forms.CharField(
+                    label=_("Hosts routed to the cluster"), required=False, max_length=4000,
+                    help_text=_("One DNS name per line (Proxied only)."),
+                    widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false",
+                                                 "placeholder": "app.example.com"}))
+            if addon.has_values_override:
+                roots = ", ".join(f"{r}:" for r in addon.value_roots)
+                self.fields[_values_field(addon.key)] = forms.CharField(
+                    label=_("Advanced values for %(addon)s (YAML)") % {"addon": addon.label},
+                    required=False, max_length=20000,
+                    help_text=_("Nest everything under %(roots)s; other keys are ignored by "
+                                "the platform.") % {"roots": roots},
+                    widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false",
+                                                 "class": "font-monospace"}))
+
+    def sections(self) -> list[dict[str, Any]]:
+        """The fields of each add-on, for the template."""
+        result = []
+        for addon in catalog.addons():
+            fields = {"addon": addon}
+            for suffix, key in (("enabled", "enabled"), ("expose_method", "expose_method"),
+                                ("hosts", "hosts"), ("values", "yaml")):
+                name = f"{addon.key}_{suffix}"
+                if name in self.fields:
+                    fields[key] = self[name]
+            result.append(fields)
+        return result
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for addon in catalog.addons():
+            name = _values_field(addon.key)
+            if name not in self.fields:
+                continue
+            data[f"{addon.key}_parsed"] = self._parse_yaml(name, data.get(name) or "")
+        return data
+
+    def _parse_yaml(self, name: str, text: str) -> Any:
+        if not text.strip():
+            return {}
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = (_(" (line %(line)s, column %(col)s)")
+                     % {"line": mark.line + 1, "col": mark.column + 1}) if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            self.add_error(name, _("This is not valid YAML%(where)s: %(problem)s.")
+                           % {"where": where, "problem": problem})
+            return None
+        return {} if parsed is None else parsed
+
+    def to_addons(self) -> tuple[AddonSpec, ...]:
+        data = getattr(self, "cleaned_data", {})
+        raw = self.data if self.is_bound else {}
+        specs = []
+        for addon in catalog.addons():
+            enabled_name = f"{addon.key}_enabled"
+            if self.is_bound:
+                enabled = bool(data.get(enabled_name)) if enabled_name in data else \
+                    bool(raw.get(self.add_prefix(enabled_name)))
+            else:
+                enabled = bool(self.initial.get(enabled_name))
+            values = data.get(f"{addon.key}_parsed")
+            if values is None:
+                values = self.initial.get(f"{addon.key}_parsed") or {}
+            expose = catalog.DEFAULT_EXPOSE_METHOD
+            hosts: tuple[str, ...] = ()
+            if addon.key == catalog.INGRESS_NGINX:
+                expose = self._text(f"{addon.key}_expose_method") or expose
+                hosts = tuple(h for h in re.split(r"[\s,]+", self._text(f"{addon.key}_hosts"))
+                              if h)
+            specs.append(AddonSpec(key=addon.key, enabled=enabled and addon.has_enabled,
+                                   values_override=values if values is not None else {},
+                                   expose_method=expose, hosts=hosts))
+        return tuple(specs)
+
+    def _text(self, name: str) -> str:
+        if self.is_bound:
+            return str(self.data.get(self.add_prefix(name)) or "").strip()
+        return str(self.initial.get(name) or "").strip()
+
+
+def addons_initial(addons: Iterable[AddonSpec]) -> dict[str, Any]:
+    initial: dict[str, Any] = {}
+    for addon in addons:
+        initial[f"{addon.key}_enabled"] = addon.enabled
+        if addon.values_override:
+            initial[_values_field(addon.key)] = yaml.safe_dump(
+                addon.values_override, sort_keys=False, default_flow_style=False)
+            initial[f"{addon.key}_parsed"] = addon.values_override
+        if addon.key == catalog.INGRESS_NGINX:
+            initial[f"{addon.key}_expose_method"] = addon.expose_method
+            initial[f"{addon.key}_hosts"] = "\n".join(addon.hosts)
+    return initial
+
+
+def addon_errors_field(path: str) -> str | None:
+    """``addons.ingressNginx.hosts[0]`` → the add-ons form field ``ingressNginx_hosts``."""
+    match = re.match(r"^addons\.(\w+)(?:\.(\w+))?", path)
+    if not match:
+        return None
+    key, part = match.group(1), match.group(2) or "enabled"
+    suffix = {"enabled": "enabled", "expose_method": "expose_method", "hosts": "hosts",
+              "values_override": "values"}.get(part)
+    return f"{key}_{suffix}" if suffix else None
+
+
+# --------------------------------------------------------------------------- the whole spec
+
+_GROUP_PATH = re.compile(r"^node_groups\[(\d+)\](?:\.(\w+))?")
+_GROUP_FIELDS = {"name": "name", "instance_type": "instance_type", "cpu": "cpu",
+                 "memory": "memory", "min_replicas": "min_replicas",
+                 "max_replicas": "max_replicas", "ephemeral_storage_gib": "disk_gib",
+                 "roles": "ingress", "gpus": "gpu_model"}
+_CLUSTER_FIELDS = {"name": "name", "version": "version", "storage_class": "storage_class",
+                   "host": "host", "control_plane.replicas": "control_plane_replicas",
+                   "control_plane.api_server_preset": "control_plane_preset",
+                   "control_plane": "control_plane_preset"}
+
+
+def row_keys(data: Any) -> list[int]:
+    """The node-group row keys a bound form posted, in order, without duplicates."""
+    keys: list[int] = []
+    for raw in data.getlist(ROWS_FIELD) if hasattr(data, "getlist") else data.get(ROWS_FIELD, []):
+        if str(raw).isdigit() and int(raw) not in keys and len(keys) < MAX_GROUP_ROWS:
+            keys.append(int(raw))
+    return keys
+
+
+def next_group_name(names: Iterable[str]) -> str:
+    taken = set(names)
+    return next(f"md{i}" for i in range(100) if f"md{i}" not in taken)
+
+
+class SpecForm:
+    """The create form as one object: cluster fields, node-group rows and add-ons.
+
+    Node-group rows have stable keys (prefix ``ng-<key>``) so a row can be added or removed in
+    place; ``node_groups[i]`` in an error means the i-th posted row.
+    """
+
+    def __init__(self, data: Any = None, *, versions: Iterable[str],
+                 add_row: bool = False, remove_row: int | None = None) -> None:
+        self.is_bound = data is not None
+        self.cluster = ClusterForm(data, versions=versions)
+        keys = row_keys(data) if data is not None else [0]
+        if data is not None and not keys:
+            keys = [0]
+        self.rows: list[tuple[int, NodeGroupForm]] = []
+        for key in keys:
+            if key == remove_row and len(keys) > 1:
+                continue
+            initial = group_initial(self._default_group("md0")) if key == 0 and \
+                data is None else {}
+            self.rows.append((key, NodeGroupForm(data, prefix=f"ng-{key}", initial=initial)))
+        if add_row and len(self.rows) < MAX_GROUP_ROWS:
+            key = max(k for k, _f in self.rows) + 1 if self.rows else 0
+            names = [f.value("name") for _k, f in self.rows]
+            initial = group_initial(dataclasses.replace(
+                self._default_group(next_group_name(names)), roles=()))
+            self.rows.append((key, NodeGroupForm(prefix=f"ng-{key}", initial=initial)))
+        self.addons = AddonsForm(data, prefix="addon")
+        self.quota_errors: list[str] = []
+        self.other_errors: list[str] = []
+        self.group_errors: list[str] = []
+        self._valid: bool | None = None
+
+    @staticmethod
+    def _default_group(name: str) -> NodeGroupSpec:
+        return NodeGroupSpec(name=name, instance_type=default_instance_type(),
+                             min_replicas=DEFAULT_MIN_NODES, max_replicas=DEFAULT_MAX_NODES,
+                             ephemeral_storage_gib=catalog.DEFAULT_EPHEMERAL_STORAGE_GIB,
+                             roles=(catalog.INGRESS_NGINX_ROLE,))
+
+    def forms(self) -> Iterator[forms.Form]:
+        yield self.cluster
+        for _key, form in self.rows:
+            yield form
+        yield self.addons
+
+    def is_valid(self) -> bool:
+        """Django-level parsing only (numbers, YAML); the platform rules come from the action."""
+        if self._valid is None:
+            self._valid = all([form.is_valid() for form in self.forms()])
+        return self._valid
+
+    def cluster_value(self, name: str) -> Any:
+        data = getattr(self.cluster, "cleaned_data", {})
+        if data.get(name) not in (None, ""):
+            return data[name]
+        if self.is_bound and name not in ("control_plane_replicas",):
+            posted = str(self.cluster.data.get(name) or "").strip()
+            if posted or name in ("name", "host"):
+                return posted
+        return self.cluster.fields[name].initial
+
+    def to_spec(self, namespace: str) -> ClusterSpec:
+        """The spec as far as it parses; fields that did not parse keep their defaults."""
+        self.is_valid()
+        replicas = self.cluster_value("control_plane_replicas")
+        return ClusterSpec(
+            name=str(self.cluster_value("name") or ""),
+            namespace=namespace,
+            version=str(self.cluster_value("version") or ""),
+            storage_class=str(self.cluster_value("storage_class") or ""),
+            host=str(self.cluster_value("host") or ""),
+            control_plane=ControlPlaneSpec(
+                replicas=_int(replicas, catalog.DEFAULT_CONTROL_PLANE_REPLICAS),
+                api_server_preset=str(self.cluster_value("control_plane_preset") or "large")),
+            node_groups=tuple(form.to_spec() for _key, form in self.rows),
+            addons=self.addons.to_addons(),
+        )
+
+    def apply_errors(self, errors: Iterable[FieldError], *, quiet_required: bool = False,
+                     trigger: str = "") -> None:
+        """Put each rule's message beside its field; quota and unplaced ones in their panels.
+
+        ``quiet_required`` (validate-as-you-type) drops "required" messages for blank fields
+        the person has not reached yet, so the form does not start out red.
+        """
+        for error in errors:
+            form, name = self._locate(error.field)
+            if quiet_required and error.code == "required" and form is not None and name and \
+                    form.add_prefix(name) != trigger:
+                continue
+            if error.field == "quota":
+                self.quota_errors.append(error.message)
+            elif form is not None and name in form.fields:
+                if error.message not in form.errors.get(name, []):
+                    form.add_error(name, error.message)
+            elif error.field.startswith(("node_groups", "nodeGroups")):
+                self.group_errors.append(error.message)
+            else:
+                self.other_errors.append(error.message)
+        self._valid = False if any(f.errors for f in self.forms()) or self.quota_errors or \
+            self.other_errors or self.group_errors else self._valid
+
+    def _locate(self, path: str) -> tuple[forms.Form | None, str | None]:
+        if path in _CLUSTER_FIELDS:
+            return self.cluster, _CLUSTER_FIELDS[path]
+        if path.startswith("control_plane"):
+            return self.cluster, "control_plane_preset"
+        match = _GROUP_PATH.match(path)
+        if match:
+            index, part = int(match.group(1)), match.group(2)
+            if index < len(self.rows):
+                return self.rows[index][1], _GROUP_FIELDS.get(part or "", None)
+            return None, None
+        if path.startswith("addons"):
+            return self.addons, addon_errors_field(path)
+        return None, None
+
+    @property
+    def error_count(self) -> int:
+        count = sum(len(errors) for form in self.forms() for errors in form.errors.values())
+        return count + len(self.quota_errors) + len(self.other_errors) + len(self.group_errors)
+
+    def bound_fields(self) -> Iterator[forms.BoundField]:
+        for form in self.forms():
+            yield from form
+
+
+def apply_validation_error(spec_form: SpecForm, exc: ValidationError) -> None:
+    """An action's ValidationError (keys are form-style paths) onto the spec form."""
+    spec_form.apply_errors(validation_field_errors(exc))
+
+
+def validation_field_errors(exc: ValidationError) -> list[FieldError]:
+    if hasattr(exc, "error_dict"):
+        return [FieldError(key, message, getattr(error, "code", "") or "")
+                for key, errors in exc.error_dict.items()
+                for error in errors for message in error.messages]
+    return [FieldError("__all__", message, getattr(exc, "code", "") or "")
+            for message in exc.messages]
+
+
+# --------------------------------------------------------------------------- detail actions
+
+
+class ConfirmForm(forms.Form):
+    """Every action of the detail page shows its consequences first; ``confirm`` sends it."""
+
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+
+class ScaleForm(ConfirmForm):
+    min_replicas = forms.IntegerField(label=gettext_lazy("Minimum nodes"), min_value=0,
+                                      widget=forms.NumberInput(attrs={"min": 0}))
+    max_replicas = forms.IntegerField(label=gettext_lazy("Maximum nodes"), min_value=0,
+                                      widget=forms.NumberInput(attrs={"min": 1}))
+
+
+class UpgradeForm(ConfirmForm):
+    version = forms.CharField(max_length=16, widget=forms.HiddenInput)
+
+
+class DeleteForm(forms.Form):
+    confirm_name = forms.CharField(label=gettext_lazy("Type the cluster name to confirm"),
+                                   max_length=200, required=False,
+                                   widget=forms.TextInput(attrs={"autocomplete": "off",
+                                                                 "spellcheck": "false"}))
+
+
+class KubeconfigForm(forms.Form):
+    ADMIN, SUPER_ADMIN = "admin", "super-admin"
+    KEYS = {ADMIN: "admin.conf", SUPER_ADMIN: "super-admin.conf"}
+
+    kind = forms.ChoiceField(label=gettext_lazy("Which kubeconfig"), widget=forms.RadioSelect,
+                             initial=ADMIN)
+
+    def __init__(self, *args: Any, allow_super_admin: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(self.ADMIN, _("Admin: cluster-admin within Kubernetes RBAC (recommended)"))]
+        if allow_super_admin:
+            choices.append((self.SUPER_ADMIN, _(
+                "Super-admin: break-glass, bypasses RBAC. Use only to repair access.")))
+        self.fields["kind"].choices = choices

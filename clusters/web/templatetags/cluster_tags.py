@@ -1,0 +1,134 @@
+"""Template helpers for the cluster pages: form widgets with Tabler classes, the instance-type
+picker, phase badges, durations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django import forms, template
+from django.utils import timezone
+
+from clusters.web import presentation
+from cozystack import catalog
+
+register = template.Library()
+
+
+@register.filter
+def widget(field: forms.BoundField, extra: str = "") -> str:
+    """The field's input with Tabler's classes, marked invalid when it has errors, and tied to
+    its error container for screen readers."""
+    w = field.field.widget
+    if isinstance(w, forms.CheckboxInput):
+        css = "form-check-input"
+    elif isinstance(w, forms.Select):
+        css = "form-select"
+    else:
+        css = "form-control"
+    if field.errors:
+        css += " is-invalid"
+    if extra:
+        css += f" {extra}"
+    attrs = {"class": css, "aria-describedby": f"errors-{field.html_name}"}
+    return field.as_widget(attrs=attrs)
+
+
+@register.inclusion_tag("clusters/_instance_type_picker.html")
+def instance_type_picker(field: forms.BoundField) -> dict[str, Any]:
+    """A select of instance types grouped by series, each option carrying vCPU and RAM so the
+    filters beside it can narrow the list without a round trip."""
+    from clusters.models import Offering
+    from clusters.queries import hidden_offerings
+
+    value = field.value()
+    value = "" if value is None else str(value)
+    hidden = hidden_offerings().get(Offering.Kind.INSTANCE_TYPE, frozenset()) - {value}
+    offered = [t for t in catalog.instance_types() if t.name not in hidden]
+    series = []
+    for s in catalog.instance_series():
+        series.append({"label": f"{s.label} ({s.key}, vCPU:RAM {s.vcpu_to_ram})",
+                       "types": [t for t in offered if t.series == s.key and t.documented]})
+    others = [t for t in offered if not t.documented]
+    known = {t.name for t in catalog.instance_types()}
+    return {"field": field, "value": value, "series": series, "others": others,
+            "unknown": value if value and value not in known else "",
+            "invalid": bool(field.errors)}
+
+
+@register.filter
+def phase_style(phase: str) -> str:
+    return presentation.PHASE_STYLE.get(phase, "idle")
+
+
+@register.filter
+def badge_style(phase: str) -> str:
+    return presentation.BADGE_STYLE[presentation.PHASE_STYLE.get(phase, "idle")]
+
+
+@register.filter
+def duration(seconds: int | None) -> str:
+    return presentation.duration_words(seconds)
+
+
+@register.filter
+def iso(value: datetime | None) -> str:
+    return value.isoformat() if value else ""
+
+
+@register.filter
+def ago_seconds(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    return max(0, int((timezone.now() - value).total_seconds()))
+
+
+@register.simple_tag
+def cluster_summary(tenant: Any) -> dict[str, Any]:
+    """Counts for the clusters card of the tenant home page."""
+    from clusters.queries import tenant_summary
+
+    return tenant_summary(tenant)
+
+
+@register.filter
+def instance_label(name: str) -> str:
+    """``u1.medium · 1 vCPU · 4 GiB``; custom sizes and unknown types as they are."""
+    if not name:
+        from django.utils.translation import gettext
+
+        return gettext("custom size")
+    known = catalog.get_instance_type(name)
+    return known.label if known else name
+
+
+@register.filter
+def gpu_label(name: str) -> str:
+    known = catalog.get_gpu_model(name)
+    return known.label if known else name
+
+
+@register.filter
+def replaces_nodes(changes: Any) -> bool:
+    return any(getattr(c, "replaces_nodes", False) for c in changes or ())
+
+
+@register.filter
+def ago(value: datetime | None) -> str:
+    """``12 s ago``, ``3 min 5 s ago``: precise enough for a page that changes by the second."""
+    from django.utils.translation import gettext
+
+    seconds = ago_seconds(value)
+    if seconds is None:
+        return ""
+    if seconds < 5:
+        return gettext("just now")
+    return gettext("%(duration)s ago") % {"duration": presentation.duration_words(seconds)}
+
+
+
+@register.filter
+def signed(value: Any) -> str:
+    """``+12.50`` / ``-3.00`` / ``0.00``: a change of cost reads as a change."""
+    text = f"{value:.2f}" if value is not None else ""
+    return f"+{text}" if value and value > 0 else text

@@ -1,0 +1,36 @@
+"""Cluster pages, under ``/t/<tenant_slug>/clusters/``.
+
+Pages about the list live under ``-/`` so that no cluster name (which must start with a
+letter) can ever collide with them.
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from clusters.web import views
+
+app_name = "clusters"
+
+cluster = "<slug:cluster_name>/"
+group = cluster + "groups/<slug:group_name>/"
+operation = cluster + "operations/<int:operation_id>/"
+
+urlpatterns = [
+    path("", views.cluster_list, name="list"),
+    path("-/live/", views.cluster_list_live, name="list_live"),
+    path("-/new/", views.cluster_create, name="create"),
+    path("-/new/check/", views.cluster_create_check, name="create_check"),
+    path(cluster, views.cluster_detail, name="detail"),
+    path(cluster + "live/", views.cluster_detail_live, name="detail_live"),
+    path(cluster + "kubeconfig/", views.kubeconfig, name="kubeconfig"),
+    path(cluster + "upgrade/", views.cluster_upgrade, name="upgrade"),
+    path(cluster + "addons/", views.cluster_addons, name="addons"),
+    path(cluster + "delete/", views.cluster_delete, name="delete"),
+    path(cluster + "groups/add/", views.group_add, name="group_add"),
+    path(group + "scale/", views.group_scale, name="group_scale"),
+    path(group + "update/", views.group_update, name="group_update"),
+    path(group + "remove/", views.group_remove, name="group_remove"),
+    path(operation + "retry/", views.operation_retry, name="operation_retry"),
+    path(operation + "cancel/", views.operation_cancel, name="operation_cancel"),
+]

@@ -1,0 +1,549 @@
+"""Cluster pages: list, create, detail with its actions, kubeconfig download.
+
+Thin views: access (tenant and role by ``tenant_view``, the cluster by ``access_cluster``) →
+form → action → response. Writes only happen in ``clusters.actions``; every action of the
+detail page answers its first POST with the consequences and runs on the confirmed one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.utils.cache import add_never_cache_headers
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+
+from clusters import actions, queries
+from clusters.models import Cluster
+from clusters.quotas import quota_lines
+from clusters.schema import platform_schema
+from clusters.web import live
+from clusters.web.forms import (
+    AddonsForm,
+    ConfirmForm,
+    DeleteForm,
+    KubeconfigForm,
+    NodeGroupForm,
+    ScaleForm,
+    SpecForm,
+    UpgradeForm,
+    addon_errors_field,
+    validation_field_errors,
+)
+from cozystack import catalog
+from cozystack.gateway import NotFound, PlatformError, get_gateway
+from cozystack.manifests import cluster_changes, render_kubernetes, to_yaml
+from cozystack.rules import FieldError
+from cozystack.specs import ClusterSpec
+from cozystack.validation import allowed_versions_from_schema
+from portal.audit import actor_from_request, record
+from portal.htmx import htmx_partial, redirect_after_post, render_invalid
+from portal.permissions import Perm
+from portal.tenancy import TenantContext, tenant_view
+
+LIST = "clusters/list.html"
+CREATE = "clusters/create.html"
+DETAIL = "clusters/detail.html"
+
+
+# --------------------------------------------------------------------------- list
+
+
+def _list_filters(request: HttpRequest) -> tuple[str, str, str]:
+    phase = request.GET.get("phase", "")
+    phase = phase if phase in Cluster.Phase.values else ""
+    return phase, request.GET.get("version", "")[:16], request.GET.get("page", "")[:8]
+
+
+def _list_context(request: HttpRequest, ctx: TenantContext) -> dict[str, Any]:
+    phase, version, page_number = _list_filters(request)
+    facets = queries.list_facets(ctx.tenant)
+    page, rows = queries.cluster_rows_page(ctx.tenant, phase=phase, version=version,
+                                           page=page_number, facets=facets)
+    return {"ctx": ctx, "rows": rows, "row_html": live.rows_html(rows, ctx.tenant.slug),
+            "page": page, "tenant_slug": ctx.tenant.slug,
+            "facets": facets, "phases": Cluster.Phase.choices,
+            "filters": {"phase": phase, "version": version},
+            "can_change": ctx.can(Perm.CLUSTERS_CHANGE), **_costs_context(ctx)}
+
+
+def _costs_context(ctx: TenantContext) -> dict[str, Any]:
+    """The tenant's month-to-date snapshot, for roles that see costs (every cluster reader)."""
+    from billing.queries import MTD_SNAPSHOT_SECONDS, month_to_date
+
+    if not ctx.can(Perm.COSTS_VIEW):
+        return {}
+    return {"costs": month_to_date(ctx.tenant.pk), "costs_refresh_seconds": MTD_SNAPSHOT_SECONDS}
+
+
+@tenant_view(Perm.CLUSTERS_VIEW)
+def cluster_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    """The list page. What it shows of the tenant (header, filters, rows, costs, pagination) is
+    rendered once per change of the tenant's clusters and per view (filters, page, language,
+    role), then served from the cache until the next change; open pages follow changes over
+    their socket meanwhile. An htmx filter change gets the live region only."""
+    phase, version, page = _list_filters(request)
+    fragment = "live" if htmx_partial(request) else "page"
+    view = [fragment, phase, version, page, ctx.can(Perm.CLUSTERS_CHANGE),
+            ctx.can(Perm.COSTS_VIEW), ctx.tenant.name]
+    html = live.list_fragment(ctx.tenant.pk, view, lambda: render_to_string(
+        f"{LIST}#{fragment}", _list_context(request, ctx), request))
+    if fragment == "live":
+        return HttpResponse(html)
+    # Our own template's output, escaped there.
+    return render(request, LIST, {"ctx": ctx, "page_html": mark_safe(html)})  # noqa: S308
+
+
+@tenant_view(Perm.CLUSTERS_VIEW)
+def cluster_list_live(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    """The list's rows as out-of-band swaps: what pages poll when WebSockets are unavailable."""
+    return render(request, f"{LIST}#rows", {**_list_context(request, ctx), "oob": True})
+
+
+# --------------------------------------------------------------------------- create
+
+
+def _versions() -> list[str]:
+    """What the platform accepts, minus what staff stopped offering."""
+    from clusters.models import Offering
+
+    hidden = queries.hidden_offerings().get(Offering.Kind.VERSION, frozenset())
+    return [v for v in allowed_versions_from_schema(platform_schema()) if v not in hidden]
+
+
+def _remove_key(request: HttpRequest) -> int | None:
+    raw = request.POST.get("_remove", "")
+    return int(raw) if raw.isdigit() else None
+
+
+def _bind_spec_form(request: HttpRequest) -> SpecForm:
+    return SpecForm(request.POST, versions=_versions(),
+                    add_row=request.POST.get("_action") == "add_group",
+                    remove_row=_remove_key(request))
+
+
+def _create_context(ctx: TenantContext, form: SpecForm, spec: ClusterSpec | None = None,
+                    **extra: Any) -> dict[str, Any]:
+    spec = spec or form.to_spec(ctx.tenant.namespace)
+    manifest = render_kubernetes(spec, labels=actions.PORTAL_LABELS)
+    nodes_min = sum(g.min_replicas for g in spec.node_groups)
+    nodes_max = sum(g.max_replicas for g in spec.node_groups)
+    from billing.pricing import estimate_spec
+
+    return {"ctx": ctx, "form": form, "spec": spec, "manifest": to_yaml(manifest),
+            "estimate": estimate_spec(spec),
+            "quota": quota_lines(ctx.tenant, spec), "nodes_min": nodes_min,
+            "nodes_max": nodes_max, "tenant_slug": ctx.tenant.slug,
+            "storage_classes": catalog.storage_classes(), **extra}
+
+
+@tenant_view(Perm.CLUSTERS_CHANGE, methods=("GET", "HEAD", "POST"))
+def cluster_create(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    if request.method != "POST":
+        return render(request, CREATE, _create_context(ctx, SpecForm(versions=_versions())))
+    form = _bind_spec_form(request)
+    spec = form.to_spec(ctx.tenant.namespace)
+    if request.POST.get("_action") or _remove_key(request) is not None:
+        # Adding or removing a node-group row without JavaScript: show the form again.
+        form.apply_errors(actions.check_spec(ctx, spec), quiet_required=True)
+        return render(request, CREATE, _create_context(ctx, form, spec))
+    if form.is_valid():
+        try:
+            cluster = actions.do_create_cluster(actor_from_request(request), ctx, spec)
+        except ValidationError as exc:
+            form.apply_errors(validation_field_errors(exc))
+        else:
+            messages.success(request, _("Cluster %(name)s requested. This page follows its "
+                                        "creation live.") % {"name": cluster.name})
+            return redirect_after_post(request, "clusters:detail", tenant_slug=ctx.tenant.slug,
+                                       cluster_name=cluster.name)
+    else:
+        form.apply_errors(actions.check_spec(ctx, spec))
+    return render_invalid(request, CREATE, "form", _create_context(ctx, form, spec))
+
+
+@tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
+def cluster_create_check(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    """Validate as you type: every field's errors, the manifest, quota and the submit button,
+    as out-of-band swaps. With ``_action``/``_remove`` it also answers the node-group rows."""
+    form = _bind_spec_form(request)
+    spec = form.to_spec(ctx.tenant.namespace)
+    form.is_valid()
+    form.apply_errors(actions.check_spec(ctx, spec), quiet_required=True,
+                      trigger=request.POST.get("_field", ""))
+    rows_changed = bool(request.POST.get("_action")) or _remove_key(request) is not None
+    region = "rows_response" if rows_changed else "check"
+    return render(request, f"{CREATE}#{region}",
+                  _create_context(ctx, form, spec, oob=True, skip_rows=rows_changed))
+
+
+# --------------------------------------------------------------------------- detail
+
+
+def _detail_context(request: HttpRequest, ctx: TenantContext, state: queries.ClusterState,
+                    **extra: Any) -> dict[str, Any]:
+    tier = live.tier_of(ctx)
+    context = live.region_context(state, tier, bound=extra.pop("bound", None))
+    context.update(ctx=ctx, kubeconfig_form=KubeconfigForm(
+        allow_super_admin=ctx.can(Perm.KUBECONFIG_SUPER_ADMIN)),
+        can_kubeconfig=ctx.can(Perm.KUBECONFIG_ADMIN),
+        kubeconfig_file=_kubeconfig_filename(ctx, state.cluster, KubeconfigForm.ADMIN),
+        **_costs_context(ctx))
+    context.update(extra)
+    return context
+
+
+@tenant_view(Perm.CLUSTERS_VIEW)
+def cluster_detail(request: HttpRequest, ctx: TenantContext, cluster_name: str) -> HttpResponse:
+    state = queries.cluster_state(actions.access_cluster(ctx, cluster_name))
+    return render(request, DETAIL, _detail_context(request, ctx, state))
+
+
+@tenant_view(Perm.CLUSTERS_VIEW)
+def cluster_detail_live(request: HttpRequest, ctx: TenantContext,
+                        cluster_name: str) -> HttpResponse:
+    """Every live region of the detail page: the polling fallback and reconnect catch-up."""
+    state = queries.cluster_state(actions.access_cluster(ctx, cluster_name))
+    return HttpResponse(live.render_detail(state, live.tier_of(ctx)))
+
+
+# --------------------------------------------------------------------------- actions
+
+_GROUP_FIELD_ALIASES = {"ephemeral_storage_gib": "disk_gib", "roles": "ingress",
+                        "gpus": "gpu_model"}
+
+
+def _place_errors(form: Any, errors: list[FieldError]) -> None:
+    """A rule's message beside the action form's field it is about, else above the form."""
+    for error in errors:
+        name = error.field.rsplit(".", 1)[-1] if "." in error.field else error.field
+        name = _GROUP_FIELD_ALIASES.get(name, name)
+        if error.field.startswith("addons"):
+            name = addon_errors_field(error.field) or ""
+        if name in form.fields and name != "confirm":
+            form.add_error(name, error.message)
+        else:
+            form.add_error(None, error.message)
+
+
+def _respond_with_actions(request: HttpRequest, ctx: TenantContext, cluster: Cluster, *,
+                          status: int = 200, **extra: Any) -> HttpResponse:
+    state = queries.cluster_state(cluster)
+    context = _detail_context(request, ctx, state, **extra)
+    if htmx_partial(request):
+        return render(request, f"{DETAIL}#action_response", context, status=status)
+    return render(request, DETAIL, context, status=status)
+
+
+def _done(request: HttpRequest, ctx: TenantContext, cluster: Cluster, message: str
+          ) -> HttpResponse:
+    if htmx_partial(request):
+        return _respond_with_actions(request, ctx, cluster, done=message)
+    messages.success(request, message)
+    return redirect("clusters:detail", tenant_slug=ctx.tenant.slug, cluster_name=cluster.name)
+
+
+def _confirm_or_run(request: HttpRequest, ctx: TenantContext, cluster: Cluster, *,
+                    action: str, form: Any, after: Callable[[ClusterSpec], ClusterSpec] | None,
+                    run: Callable[[Any], Any], done: str, extra_forms: dict[str, Any] | None = None
+                    ) -> HttpResponse:
+    """First POST: the consequences in words (nothing changes). Confirmed POST: the action."""
+    bound = {action: getattr(form, "form", form), **(extra_forms or {})}
+    if not form.is_valid():
+        return _respond_with_actions(request, ctx, cluster, status=422, bound=bound,
+                                     open_action=action)
+    state = queries.cluster_state(cluster)
+    before = cluster.to_spec(state.groups)
+    try:
+        proposed = after(before) if after is not None else None
+    except ValidationError as exc:
+        _place_errors(form, validation_field_errors(exc))
+        return _respond_with_actions(request, ctx, cluster, status=422, bound=bound,
+                                     open_action=action)
+    if proposed is not None:
+        errors = [] if proposed != before else [FieldError(
+            "__all__", _("Nothing to change: this is the current configuration."), "no_change")]
+        errors = errors or actions.check_spec(ctx, proposed, previous=before,
+                                              cluster_id=cluster.pk)
+        if errors:
+            _place_errors(form, errors)
+            return _respond_with_actions(request, ctx, cluster, status=422, bound=bound,
+                                         open_action=action)
+    if not form.cleaned_data.get("confirm"):
+        from billing.pricing import estimate_change
+
+        changes = cluster_changes(before, proposed, node_counts=state.node_counts) \
+            if proposed is not None else []
+        cost = estimate_change(before, proposed) if proposed is not None else None
+        return _respond_with_actions(request, ctx, cluster, bound=bound, open_action=action,
+                                     confirming=action, changes=changes, cost=cost)
+    try:
+        run(actor_from_request(request))
+    except ValidationError as exc:
+        _place_errors(form, validation_field_errors(exc))
+        return _respond_with_actions(request, ctx, cluster, status=422, bound=bound,
+                                     open_action=action)
+    return _done(request, ctx, cluster, done)
+
+
+def _replace_group(spec: ClusterSpec, name: str, fn: Callable[[Any], Any]) -> ClusterSpec:
+    if spec.group(name) is None:
+        raise Http404
+    return dataclasses.replace(spec, node_groups=tuple(
+        fn(g) if g.name == name else g for g in spec.node_groups))
+
+
+@tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
+def group_scale(request: HttpRequest, ctx: TenantContext, cluster_name: str,
+                group_name: str) -> HttpResponse:
+    cluster = actions.access_cluster(ctx, cluster_name)
+    action = f"scale-{group_name}"
+    form = ScaleForm(request.POST, prefix=action)
+    data = form.cleaned_data if form.is_valid() else {}
+    return _confirm_or_run(
+        request, ctx, cluster, action=action, form=form,
+        after=lambda spec: _replace_group(spec, group_name, lambda g: dataclasses.replace(
+            g, min_replicas=data["min_replicas"], max_replicas=data["max_replicas"])),
+        run=lambda actor: actions.do_scale_node_group(
+            actor, ctx, cluster.name, group_name, min_replicas=data["min_replicas"],
+            max_replicas=data["max_replicas"]),
+        done=_("Scaling of %(group)s to %(min)s–%(max)s nodes requested.")
+        % {"group": group_name, "min": data.get("min_replicas"), "max": data.get("max_replicas")})
+
+
+@tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
+def group_update(request: HttpRequest, ctx: TenantContext, cluster_name: str,
+                 group_name: str) -> HttpResponse:
+    cluster = actions.access_cluster(ctx, cluster_name)
+    action = f"edit-{group_name}"
+    form = NodeGroupForm(request.POST, prefix=action)
+    form.is_valid()
+    group = form.to_spec(name=group_name)
+    return _confirm_or_run(
+        request, ctx, cluster, action=action, form=_WithConfirm(form, request, action),
+        after=lambda spec: _replace_group(spec, group_name, lambda _g: group),
+        run=lambda actor: actions.do_update_node_group(actor, ctx, cluster.name, group),
+        done=_("Change of node group %(group)s requested.") % {"group": group_name})
+
+
+@tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
+def group_add(request: HttpRequest, ctx: TenantContext, cluster_name: str) -> HttpResponse:
+    cluster = actions.access_cluster(ctx, cluster_name)
+    form = NodeGroupForm(request.POST, prefix="add")
+    form.is_valid()
+    group = form.to_spec()
+
+    def add(spec: ClusterSpec) -> ClusterSpec:
+        if spec.group(group.name) is not None:
+            raise ValidationError({"name": _("A node group with this name already exists.")})
+        return dataclasses.replace(spec, node_groups=(*spec.node_groups, group))
+
+    return _confirm_or_run(
+        request, ctx, cluster, action="add", form=_WithConfirm(form, request, "add"), after=add,
+        run=lambda actor: actions.do_add_node_group(actor, ctx, cluster.name, group),
+        done=_("Node group %(group)s requested.") % {"group": group.name})
+
+
+@tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
+def group_remove(request: HttpRequest, ctx: TenantContext, cluster_name: str,
+                 group_name: str) -> HttpResponse:
+    cluster = actions.access_cluster(ctx, cluster_name)
+    action = f"remove-{group_name}"
+
+    def remove(spec: ClusterSpec) -> ClusterSpec:
+        if spec.group(group_name) is None:
+            raise Http404
+        if len(spec.node_groups) == 1:
+            raise ValidationError(_("A cluster needs at least one node group; delete the "
+                                    "cluster instead."))
+        return dataclasses.replace(spec, node_groups=tuple(
+            g for g in spec.node_groups if g.name != group_name))
+
+    return _confirm_or_run(
+        request, ctx, cluster, action=action, form=ConfirmForm(request.POST, prefix=action),
+        after=remove, run=lambda actor: actions.do_remove_node_group(actor, ctx, cluster.name,
+                                                                     group_name),
+        done=_("Removal of node group %(group)s requested.") % {"group": group_name})
+
+
+@tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
+def cluster_upgrade(request: HttpRequest, ctx: TenantContext, cluster_name: str
+                    ) -> HttpResponse:
+    cluster = actions.access_cluster(ctx, cluster_name)
+    form = UpgradeForm(request.POST, prefix="upgrade")
+    version = request.POST.get("upgrade-version", "")
+    return _confirm_or_run(
+        request, ctx, cluster, action="upgrade", form=form,
+        after=lambda spec: dataclasses.replace(spec, version=version),
+        run=lambda actor: actions.do_upgrade_cluster(actor, ctx, cluster.name, version),
+        done=_("Upgrade to %(v)s requested.") % {"v": version})
+
+
+@tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
+def cluster_addons(request: HttpRequest, ctx: TenantContext, cluster_name: str
+                   ) -> HttpResponse:
+    cluster = actions.access_cluster(ctx, cluster_name)
+    form = AddonsForm(request.POST, prefix="addon")
+    valid = form.is_valid()
+    addons = form.to_addons() if valid else ()
+    return _confirm_or_run(
+        request, ctx, cluster, action="addons", form=_WithConfirm(form, request, "addons"),
+        after=lambda spec: dataclasses.replace(spec, addons=addons),
+        run=lambda actor: actions.do_set_addons(actor, ctx, cluster.name, addons),
+        done=_("Add-on change requested."))
+
+
+@tenant_view(Perm.CLUSTERS_DELETE, methods=("POST",))
+def cluster_delete(request: HttpRequest, ctx: TenantContext, cluster_name: str) -> HttpResponse:
+    cluster = actions.access_cluster(ctx, cluster_name)
+    form = DeleteForm(request.POST, prefix="delete")
+    if form.is_valid():
+        try:
+            actions.do_delete_cluster(actor_from_request(request), ctx, cluster.name,
+                                      confirm=form.cleaned_data["confirm_name"].strip())
+        except ValidationError as exc:
+            errors = validation_field_errors(exc)
+            for error in errors:
+                form.add_error("confirm_name" if error.field == "confirm" else None,
+                               error.message)
+        else:
+            return _done(request, ctx, cluster, _(
+                "Deletion of %(name)s requested. The platform removes its nodes and volumes; "
+                "this page follows it.") % {"name": cluster.name})
+    return _respond_with_actions(request, ctx, cluster, status=422, bound={"delete": form},
+                                 open_action="delete")
+
+
+def _operation_action(request: HttpRequest, ctx: TenantContext, cluster_name: str,
+                      run: Callable[[Any], Any], done: str) -> HttpResponse:
+    cluster = actions.access_cluster(ctx, cluster_name)
+    try:
+        operation = run(actor_from_request(request))
+    except ValidationError as exc:
+        if htmx_partial(request):
+            return _respond_with_actions(request, ctx, cluster, status=422,
+                                         operation_error=" ".join(exc.messages))
+        for message in exc.messages:
+            messages.error(request, message)
+        return redirect("clusters:detail", tenant_slug=ctx.tenant.slug, cluster_name=cluster.name)
+    if operation.cluster_id != cluster.pk:
+        raise Http404
+    return _done(request, ctx, cluster, done)
+
+
+@tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
+def operation_retry(request: HttpRequest, ctx: TenantContext, cluster_name: str,
+                    operation_id: int) -> HttpResponse:
+    _operation_of(ctx, cluster_name, operation_id)
+    return _operation_action(
+        request, ctx, cluster_name,
+        lambda actor: actions.do_retry_operation(actor, ctx, operation_id),
+        _("Retry requested."))
+
+
+@tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
+def operation_cancel(request: HttpRequest, ctx: TenantContext, cluster_name: str,
+                     operation_id: int) -> HttpResponse:
+    _operation_of(ctx, cluster_name, operation_id)
+    return _operation_action(
+        request, ctx, cluster_name,
+        lambda actor: actions.do_cancel_operation(actor, ctx, operation_id),
+        _("Operation cancelled; its change was undone."))
+
+
+def _operation_of(ctx: TenantContext, cluster_name: str, operation_id: int) -> None:
+    """404 unless the operation belongs to this cluster of this tenant."""
+    cluster = actions.access_cluster(ctx, cluster_name)
+    if not cluster.operations.filter(pk=operation_id).exists():
+        raise Http404
+
+
+class _WithConfirm:
+    """A data form (node group, add-ons) plus the hidden ``confirm`` flag of its action."""
+
+    def __init__(self, form: Any, request: HttpRequest, prefix: str) -> None:
+        self.form = form
+        self.confirm = ConfirmForm(request.POST, prefix=prefix)
+        self.confirm.is_valid()
+
+    def is_valid(self) -> bool:
+        return self.form.is_valid()
+
+    @property
+    def cleaned_data(self) -> dict[str, Any]:
+        return {**self.form.cleaned_data, "confirm": self.confirm.cleaned_data.get("confirm")}
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return self.form.fields
+
+    def add_error(self, field: str | None, error: Any) -> None:
+        self.form.add_error(field, error)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.form, name)
+
+
+# --------------------------------------------------------------------------- kubeconfig
+
+
+def _kubeconfig_filename(ctx: TenantContext, cluster: Cluster, kind: str) -> str:
+    suffix = "-super-admin" if kind == KubeconfigForm.SUPER_ADMIN else ""
+    return f"{ctx.tenant.slug}-{cluster.name}{suffix}-kubeconfig.yaml"
+
+
+def _recently_signed_in(request: HttpRequest) -> bool:
+    """A sign-in or re-authentication within ACCOUNT_REAUTHENTICATION_TIMEOUT.
+
+    allauth's own check only counts re-authentications; a password sign-in a minute ago is
+    just as recent, so both records count here.
+    """
+    from allauth.account.internal.flows.login import get_authentication_records
+
+    records = get_authentication_records(request, request.user)
+    latest = max((r.get("at", 0) for r in records), default=0)
+    return time.time() - latest < settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
+
+
+@tenant_view(Perm.KUBECONFIG_ADMIN, methods=("POST",))
+def kubeconfig(request: HttpRequest, ctx: TenantContext, cluster_name: str) -> HttpResponse:
+    """The kubeconfig, fetched from the platform now and never stored; audited."""
+    from allauth.core.exceptions import ReauthenticationRequired
+
+    cluster = actions.access_cluster(ctx, cluster_name)
+    form = KubeconfigForm(request.POST, allow_super_admin=ctx.can(Perm.KUBECONFIG_SUPER_ADMIN))
+    if not form.is_valid():
+        raise PermissionDenied(_("Your role does not allow this kubeconfig."))
+    if not _recently_signed_in(request):
+        raise ReauthenticationRequired  # allauth asks for the password, then replays this POST
+    kind = form.cleaned_data["kind"]
+    try:
+        content = get_gateway().read_kubeconfig(ctx.tenant.namespace, cluster.name,
+                                                KubeconfigForm.KEYS[kind])
+    except NotFound:
+        problem = _("The platform has not issued the kubeconfig yet: it appears once the "
+                    "control plane is ready. This page shows when it is available.")
+    except PlatformError as exc:
+        problem = _("The platform could not be reached to fetch the kubeconfig (%(e)s). Try "
+                    "again in a minute.") % {"e": exc.message}
+    else:
+        record(actor_from_request(request), f"cluster.kubeconfig.{kind}", cluster,
+               tenant=ctx.tenant, changes={"kubeconfig": [None, kind]})
+        response = HttpResponse(content, content_type="application/yaml")
+        response["Content-Disposition"] = (
+            f'attachment; filename="{_kubeconfig_filename(ctx, cluster, kind)}"')
+        add_never_cache_headers(response)
+        response["Cache-Control"] = "no-store, no-cache, must-revalidate, private, max-age=0"
+        response["Pragma"] = "no-cache"
+        return response
+    messages.error(request, problem)
+    return redirect("clusters:detail", tenant_slug=ctx.tenant.slug, cluster_name=cluster.name)

@@ -1,0 +1,7 @@
+"""The staff admin: tenancy, clusters and billing, registered on the staff site."""
+
+from __future__ import annotations
+
+from staff.admin import billing, clusters, tenancy
+
+__all__ = ["billing", "clusters", "tenancy"]

@@ -1,0 +1,66 @@
+"""Telling staff about failures that are theirs to act on.
+
+A tenant's page says "staff are notified" for platform-side failures (unreachable platform,
+platform error, no convergence in time); this is what makes that true: every active staff
+member gets one email per failed operation, and open operations consoles refresh at once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from clusters.models import Operation
+
+logger = logging.getLogger("staff.alerts")
+
+STAFF_ERROR_CLASSES = frozenset({
+    Operation.ErrorClass.PLATFORM_UNAVAILABLE,
+    Operation.ErrorClass.PLATFORM_ERROR,
+    Operation.ErrorClass.TIMEOUT,
+})
+
+
+def operation_failed_on_commit(operation: Operation) -> None:
+    """Alert staff once the failure of ``operation`` is committed (platform-side classes only)."""
+    if operation.error_class not in STAFF_ERROR_CLASSES:
+        return
+    operation_id = operation.pk
+    transaction.on_commit(lambda: _alert(operation_id))
+
+
+def _alert(operation_id: int) -> None:
+    from staff.views import notify_staff
+
+    notify_staff()
+    operation = (Operation.objects.select_related("cluster__tenant")
+                 .filter(pk=operation_id).first())
+    if operation is None:
+        return
+    recipients = list(get_user_model().objects.filter(is_staff=True, is_active=True)
+                      .exclude(email="").values_list("email", flat=True))
+    if not recipients:
+        return
+    cluster = operation.cluster
+    facts = {"error": operation.get_error_class_display(), "kind": operation.get_kind_display(),
+             "tenant": cluster.tenant.slug, "cluster": cluster.name}
+    subject = _("[Portal] %(error)s: %(kind)s of %(tenant)s/%(cluster)s") % facts
+    body = "\n".join([
+        _("Tenant: %(name)s (%(slug)s)") % {"name": cluster.tenant.name,
+                                            "slug": cluster.tenant.slug},
+        _("Cluster: %(name)s") % {"name": cluster.name},
+        _("Operation: %(kind)s #%(id)s") % {"kind": facts["kind"], "id": operation.pk},
+        _("Error class: %(error)s") % facts,
+        _("Message: %(message)s") % {"message": operation.error_message},
+        "",
+        _("Operations console: %(path)s") % {"path": reverse("staff_console")},
+    ])
+    try:
+        send_mail(subject, body, None, recipients)
+    except Exception:  # an alert that cannot be sent must not undo the failure it reports
+        logger.exception("operation.alert.failed", extra={"operation_id": operation_id})

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
+
+
+class StaffConfig(AppConfig):
+    default = True
+    name = "staff"
+    verbose_name = "Staff"
+
+
+class StaffAdminConfig(admin_apps.AdminConfig):
+    """Django's admin, on the staff site (second factor required, every change audited)."""
+
+    default = False
+    default_site = "staff.admin_site.PortalAdminSite"

@@ -1,0 +1,131 @@
+"""The operations console's WebSocket: pushes the board to staff as it changes.
+
+Only active staff with two-factor authentication connect (others are closed with 4403, as on the
+tenant pages). The socket joins the ``staff`` group and sends the board at once (delivery is at
+most once and browsers reconnect). The board differs from the tenant pages in two ways that shape
+this consumer: what it shows changes with time alone (an operation *becomes* stuck, "last event
+30 s ago" ages), and each socket picks its own "stuck after" threshold. So it renders the board
+itself, for its own threshold and language, when the ``staff`` group says something changed and
+at least every few seconds otherwise, and sends it only when it differs from the last one sent.
+Staff sockets are few; the tenant pages keep the render-once-per-change design.
+
+``PushConsumer``, the base of the portal's consumers (this one and the cluster pages'), runs
+channel-layer pushes straight on the event loop (see there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import translation
+
+from staff import views as staff
+
+logger = logging.getLogger("staff.consumers")
+CLOSE_FORBIDDEN = 4403
+REFRESH_SECONDS = 5.0  # the board re-reads at least this often (time passes, ages change)
+MIN_GAP_SECONDS = 1.0  # and at most once a second, however many changes are announced
+_READ_AT = re.compile(r'<p [^>]*data-testid="refreshed-at"[^>]*>.*?</p>', re.S)
+
+
+class PushConsumer(AsyncWebsocketConsumer):
+    """A consumer whose channel-layer messages of ``push_types`` go straight to their handler.
+
+    Channels' ``dispatch`` first closes stale database connections, on the single thread that
+    runs synchronous code, before every message. With a thousand sockets in a worker, each
+    push queued a thousand such hops on that one thread: a third of the worker's time, and
+    most of the delay until the last page had the change. Push handlers never use a database
+    connection on the event loop (a query they need goes through ``database_sync_to_async``,
+    which closes stale connections around it by itself), so for them the hop buys nothing.
+    The socket's own events (connect, receive, disconnect) keep channels' path.
+    """
+
+    push_types: frozenset[str] = frozenset()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("type") in self.push_types:
+            await getattr(self, get_handler_name(message))(message)
+        else:
+            await super().dispatch(message)
+
+
+def _is_staff_with_mfa(user: Any) -> bool:
+    from staff.admin_site import user_has_mfa
+
+    return bool(user is not None and getattr(user, "is_authenticated", False)
+                and user.is_active and user.is_staff and user_has_mfa(user))
+
+
+class StaffConsoleConsumer(PushConsumer):
+    """``/ws/staff/?stuck=<minutes>&lang=<code>``: the board of ``/staff/``."""
+
+    push_types = frozenset({"staff.changed"})  # renders through database_sync_to_async
+
+    async def connect(self) -> None:
+        if not await database_sync_to_async(_is_staff_with_mfa)(self.scope.get("user")):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        self.stuck = staff.stuck_minutes_from((query.get("stuck") or [""])[-1])
+        lang = (query.get("lang") or [""])[-1]
+        self.lang = lang if lang in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+        self.digest = ""
+        self.dirty = False
+        self.rendered_at = 0.0
+        await self.channel_layer.group_add(staff.STAFF_GROUP, self.channel_name)
+        self.joined = True
+        await self.accept()
+        await self.push()
+        self.ticker = asyncio.create_task(self._tick())
+
+    async def disconnect(self, code: int) -> None:
+        ticker = getattr(self, "ticker", None)
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await ticker
+        if getattr(self, "joined", False):
+            try:
+                await self.channel_layer.group_discard(staff.STAFF_GROUP, self.channel_name)
+            except Exception:  # the group entry expires by itself; never fail a disconnect
+                logger.warning("staff.live.discard_failed")
+
+    async def staff_changed(self, event: dict[str, Any]) -> None:
+        self.dirty = True
+        if time.monotonic() - self.rendered_at >= MIN_GAP_SECONDS:
+            await self.push()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(MIN_GAP_SECONDS)
+            due = time.monotonic() - self.rendered_at >= REFRESH_SECONDS
+            if self.dirty or due:
+                try:
+                    await self.push()
+                except Exception:  # keep the socket: the next tick tries again
+                    logger.exception("staff.live.render_failed")
+
+    async def push(self) -> None:
+        self.dirty = False
+        self.rendered_at = time.monotonic()
+        html = await database_sync_to_async(self._render)()
+        digest = hashlib.sha1(_READ_AT.sub("", html).encode(),
+                              usedforsecurity=False).hexdigest()
+        if digest != self.digest:
+            self.digest = digest
+            await self.send(text_data=html)
+
+    def _render(self) -> str:
+        with translation.override(self.lang):
+            return staff.render_board(self.stuck)

@@ -6,8 +6,8 @@
 The portal runs under uvicorn (``--workers`` processes, Redis channel layer) on a throwaway
 database. ``--clients`` WebSocket clients sign in with a session cookie and open the list
 page's socket; each first gets the snapshot. A separate process plays the watcher, as
-``manage.py watch_platform`` runs it: a ``broadcast.Coalescer`` is installed, the change of
-one cluster is committed with ``broadcast.on_commit`` (what ``clusters.observe`` does), and
+``manage.py watch_platform`` runs it: an ``events.Coalescer`` is installed, the change of
+one cluster is committed with ``events.cluster_changed`` (what ``clusters.observe`` does), and
 the coalescer's thread renders the messages once per language and sends them to the tenant
 group. Timed: from the commit until every client has the new row. (The watcher has its own
 process so that its rendering does not compete with the clients for this interpreter.)
@@ -102,14 +102,14 @@ def watcher_process(cluster_id: int) -> None:
     from channels.layers import get_channel_layer
     from django.db import transaction
 
+    from clusters import events
     from clusters.models import Cluster
-    from clusters.web import broadcast
     from clusters.web.live import render_cluster_messages
 
     # The baseline's message: the row as rendered for this state, its marker replaced per send.
     Cluster.objects.filter(pk=cluster_id).update(status_message="Running: bench-seq-0")
     group, message = next(iter(render_cluster_messages(cluster_id)))
-    coalescer = broadcast.Coalescer().start()  # as Watcher.start() installs it
+    coalescer = events.Coalescer().start()  # as Watcher.start() installs it
     layer = get_channel_layer()
     print("READY", flush=True)
     for line in sys.stdin:
@@ -121,7 +121,7 @@ def watcher_process(cluster_id: int) -> None:
                 cluster.status_message = f"Running: bench-seq-{n}"
                 cluster.save(update_fields=["status_message", "updated_at"])
                 transaction.on_commit(lambda done=committed: done.append(time.time()))
-                broadcast.on_commit(cluster_id)  # → coalescer thread → cluster_changed
+                events.cluster_changed(cluster_id)  # → coalescer thread → broadcast
             print(f"T {committed[0]}", flush=True)
         elif kind == "base":
             html = {lang: text.replace("bench-seq-0", f"bench-base-{n}")

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from billing import exports, invoicing
 from billing.budgets import billing_contacts
+from billing.events import BudgetChanged
 from billing.invoicing import InvoiceError
 from billing.models import (
     DEFAULT_THRESHOLDS,
@@ -34,6 +35,7 @@ from billing.models import (
     UsageSegment,
 )
 from billing.periods import Period
+from portal import events
 from portal.audit import Actor, diff, record
 from portal.permissions import Perm
 from portal.tenancy import TenantContext
@@ -90,18 +92,8 @@ def do_set_budget(actor: Actor, ctx: TenantContext, *, amount: Decimal,
         budget.save()
         record(actor, "budget.set", budget, tenant=ctx.tenant,
                changes=diff(before, {"amount": str(amount), "thresholds": values}))
-    tenant_id = ctx.tenant.pk
-    transaction.on_commit(lambda: _check_soon(tenant_id))
+    events.publish(BudgetChanged(ctx.tenant.pk))
     return budget
-
-
-def _check_soon(tenant_id: int) -> None:
-    from billing.tasks import check_budgets
-
-    try:
-        check_budgets.delay(tenant_ids=[tenant_id])
-    except Exception:  # noqa: BLE001 - the beat check catches up; never fail the request
-        logger.warning("billing.budget.check_enqueue_failed", extra={"tenant_id": tenant_id})
 
 
 def do_remove_budget(actor: Actor, ctx: TenantContext) -> None:

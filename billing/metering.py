@@ -38,6 +38,7 @@ from billing.models import MeteringRun, Sku, UsageSegment
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from clusters.events import ClusterObserved, WatcherStarted
     from clusters.models import Cluster, NodeGroup
 
 logger = logging.getLogger("billing.metering")
@@ -294,3 +295,13 @@ def reconcile_ledger(at: datetime | None = None, *, trigger: str = "watcher") ->
         logger.info("billing.metering.reconciled",
                     extra={"clusters": clusters, "segments": segments, "trigger": trigger})
     return run
+
+
+def on_cluster_observed(event: ClusterObserved) -> None:
+    """Meter what an observation shows, in the transaction that applies it."""
+    observe_cluster(event.cluster, event.groups, event.at)
+
+
+def on_watcher_started(event: WatcherStarted) -> None:
+    """Close what the ledger left open while nobody watched the platform."""
+    reconcile_ledger(event.at)

@@ -3,11 +3,15 @@ idempotent, so a redelivery after a worker crash (``acks_late``) does no harm.""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import shared_task
 
 from billing import actions, budgets, metering
+from billing.events import BudgetChanged
+
+logger = logging.getLogger("billing.tasks")
 
 TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True,
                                 "max_retries": 0}
@@ -44,3 +48,12 @@ def reconcile_ledger() -> dict[str, int]:
     """
     run = metering.reconcile_ledger(trigger="beat")
     return {"clusters": run.clusters_closed, "segments": run.segments_closed}
+
+
+def check_budgets_soon(event: BudgetChanged) -> None:
+    """After a budget change commits, check its thresholds now rather than at the next beat."""
+    try:
+        check_budgets.delay(tenant_ids=[event.tenant_id])
+    except Exception:  # noqa: BLE001 - the beat check catches up; never fail the request
+        logger.warning("billing.budget.check_enqueue_failed",
+                       extra={"tenant_id": event.tenant_id})

@@ -20,12 +20,12 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import observe, progress
-from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation, addons_to_json
+from clusters import events, observe, progress
+from clusters.desired import write_desired_rows
+from clusters.models import Cluster, ClusterEvent, Operation
 from clusters.offerings import check_offered
 from clusters.quotas import check_quota
 from clusters.schema import platform_schema
-from clusters.web import broadcast
 from cozystack import catalog
 from cozystack.manifests import render_kubernetes
 from cozystack.rules import FieldError
@@ -79,46 +79,6 @@ def access_cluster(ctx: TenantContext, name: str, *, for_update: bool = False) -
     return cluster
 
 
-def write_desired_rows(cluster: Cluster, spec: ClusterSpec) -> None:
-    """Make the desired rows say ``spec``. Groups no longer in it are kept as removed history.
-
-    A group that comes back before the platform removed it (a cancelled or failed removal)
-    gets its row back, with the node counts still observed on it.
-    """
-    cluster.version = spec.version
-    cluster.storage_class = spec.storage_class
-    cluster.host = spec.host
-    cluster.control_plane_replicas = spec.control_plane.replicas
-    cluster.control_plane_preset = spec.control_plane.api_server_preset
-    cluster.addons = addons_to_json(spec.addons)
-    cluster.save()
-    existing = {g.name: g for g in cluster.node_groups.filter(removed_at__isnull=True)}
-    now = timezone.now()
-    for position, group in enumerate(spec.node_groups):
-        row = existing.pop(group.name, None) or _returning_group(cluster, group.name) \
-            or NodeGroup(cluster=cluster, name=group.name)
-        row.removed_at = None
-        gpu_models = sorted(set(group.gpus))
-        row.position = position
-        row.instance_type = group.instance_type
-        row.min_replicas = group.min_replicas
-        row.max_replicas = group.max_replicas
-        row.disk_gib = group.ephemeral_storage_gib
-        row.gpu_model = gpu_models[0] if gpu_models else ""
-        row.gpus_per_node = len(group.gpus)
-        row.roles = list(group.roles)
-        row.full_clean(exclude=["cluster"], validate_constraints=False)
-        row.save()
-    for row in existing.values():
-        row.removed_at = now
-        row.save(update_fields=["removed_at"])
-
-
-def _returning_group(cluster: Cluster, name: str) -> NodeGroup | None:
-    return (cluster.node_groups.filter(name=name, removed_at__isnull=False)
-            .exclude(observed_phase="Deleted").order_by("-removed_at").first())
-
-
 def _start_operation(actor: Actor, cluster: Cluster, kind: str, spec: ClusterSpec, *,
                      before: ClusterSpec | None, params: dict[str, Any], summary: str,
                      idempotency_key: str = "") -> Operation:
@@ -153,7 +113,7 @@ def _enqueue_on_commit(operation: Operation) -> None:
 
     op_id = operation.pk
     transaction.on_commit(lambda: tasks.apply_operation.delay(op_id))
-    broadcast.on_commit(operation.cluster_id)
+    events.cluster_changed(operation.cluster_id)
 
 
 def do_create_cluster(actor: Actor, ctx: TenantContext, spec: ClusterSpec, *,
@@ -470,7 +430,7 @@ def _cancel(actor: Actor, operation: Operation, *, reason: str) -> None:
         tenant=cluster.tenant, cluster=cluster, operation=operation,
         source=ClusterEvent.Source.PORTAL, reason="operation.cancelled",
         message=reason, actor_label=actor.label)
-    broadcast.on_commit(cluster.pk)
+    events.cluster_changed(cluster.pk)
 
 
 def do_cancel_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> Operation:

@@ -14,6 +14,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from clusters import events
 from cozystack import catalog
 from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
 from portal.caching import CachedRows
@@ -374,17 +375,4 @@ class Offering(CachedRows):
 
     @classmethod
     def forget_cached(cls) -> None:
-        forget_offerings()
-
-
-def forget_offerings() -> None:
-    """Drop the cached views of what is hidden and what reached its end of life, so pickers
-    and lists follow a staff change at once."""
-    from django.core.cache import cache
-
-    from clusters.offerings import END_OF_LIFE_CACHE_KEY
-    from clusters.queries import OFFERINGS_CACHE_KEY
-    from clusters.web.live import forget_list
-
-    cache.delete_many([OFFERINGS_CACHE_KEY, END_OF_LIFE_CACHE_KEY])
-    forget_list()  # rows mark versions past their end of life
+        events.publish(events.OfferingsChanged())

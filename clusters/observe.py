@@ -26,12 +26,9 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from billing import metering
-from clusters import progress
+from clusters import events, progress
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
-from clusters.web import broadcast
 from cozystack.gateway import CLUSTER_LABEL
-from staff import alerts
 
 logger = logging.getLogger("clusters.observe")
 RELEASE_PREFIX = "kubernetes-"
@@ -507,8 +504,8 @@ def _refresh(cluster: Cluster, *, at: datetime, before: tuple[Any, ...] | None =
     cluster.phase, cluster.status_message = phase, message[:500]
     _save_if_changed(cluster, before, at=at)
     if meter or cluster.deleted_at is not None or (before and before[0] != cluster.phase):
-        metering.observe_cluster(cluster, metered_groups(groups), at)
-    broadcast.on_commit(cluster.pk)
+        events.publish(events.ClusterObserved(cluster, metered_groups(groups), at))
+    events.cluster_changed(cluster.pk)
 
 
 def _save_if_changed(cluster: Cluster, before: tuple[Any, ...], *,
@@ -556,6 +553,6 @@ def finish_if_converged(operation: Operation, cluster: Cluster, groups: list[Nod
                 tenant_id=cluster.tenant_id, cluster=cluster, operation=operation,
                 source=ClusterEvent.Source.PORTAL, severity=ClusterEvent.Severity.ERROR,
                 reason=f"operation.{operation.kind}.failed", message=verdict.message)
-            alerts.operation_failed_on_commit(operation)
+        events.publish(events.OperationFinished(operation))
     if fields:
         operation.save(update_fields=fields)

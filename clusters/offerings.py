@@ -5,14 +5,32 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, NamedTuple
 
+from django.core.cache import cache
 from django.utils import timezone
 
+from clusters.events import OfferingsChanged
 from clusters.models import Offering
 from cozystack import catalog
 
 if TYPE_CHECKING:
     from cozystack.rules import FieldError
     from cozystack.specs import ClusterSpec
+
+
+OFFERINGS_CACHE_KEY = "clusters:hidden-offerings:v1"
+OFFERINGS_CACHE_SECONDS = 30
+
+
+def hidden_offerings() -> dict[str, frozenset[str]]:
+    """What staff hid from tenants, per ``Offering.Kind`` (cached briefly: forms render the
+    pickers many times per page and per live push)."""
+    def load() -> dict[str, frozenset[str]]:
+        hidden: dict[str, set[str]] = {kind: set() for kind in Offering.Kind.values}
+        for kind, name in Offering.objects.filter(hidden=True).values_list("kind", "name"):
+            hidden.setdefault(kind, set()).add(name)
+        return {kind: frozenset(names) for kind, names in hidden.items()}
+
+    return cache.get_or_set(OFFERINGS_CACHE_KEY, load, OFFERINGS_CACHE_SECONDS)
 
 
 def _hidden(kind: str) -> set[str]:
@@ -51,9 +69,8 @@ class Retirement(NamedTuple):
 
 def end_of_life_versions(today: date | None = None) -> dict[str, Retirement]:
     """Versions at or past their end of life today, with the staff note. Cached briefly and
-    dropped when an offering changes (``clusters.models.forget_offerings``); every dated
+    dropped when an offering changes (``forget_offerings``); every dated
     version is cached, so the answer stays right when the day changes."""
-    from django.core.cache import cache
 
     def load() -> list[tuple[str, date, str]]:
         return list(Offering.objects.filter(kind=Offering.Kind.VERSION,
@@ -121,3 +138,9 @@ def check_offered(spec: ClusterSpec, previous: ClusterSpec | None = None) -> lis
                 "The GPU model %(m)s is no longer offered; choose another one.")
                 % {"m": model}, "not_offered"))
     return errors
+
+
+def forget_offerings(event: OfferingsChanged | None = None) -> None:
+    """Drop the cached views of what is hidden and what reached its end of life, so pickers
+    follow a staff change at once (subscribed to ``OfferingsChanged``)."""
+    cache.delete_many([OFFERINGS_CACHE_KEY, END_OF_LIFE_CACHE_KEY])

@@ -24,10 +24,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import observe, progress
+from clusters import events, observe, progress
+from clusters.desired import write_desired_rows
 from clusters.models import Cluster, ClusterEvent, Operation
 from clusters.schema import platform_schema
-from clusters.web import broadcast
 from cozystack import catalog
 from cozystack.gateway import (
     MANAGED_BY,
@@ -42,7 +42,6 @@ from cozystack.gateway import (
 )
 from cozystack.specjson import spec_from_json
 from cozystack.validation import validate_manifest
-from staff import alerts
 
 logger = logging.getLogger("clusters.tasks")
 TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True,
@@ -102,7 +101,7 @@ def schedule_poll(operation_id: int) -> None:
 def _save_steps(operation: Operation, steps: list[dict[str, Any]]) -> None:
     operation.steps = steps
     Operation.objects.filter(pk=operation.pk).update(steps=steps)
-    broadcast.on_commit(operation.cluster_id)
+    events.cluster_changed(operation.cluster_id)
 
 
 # --------------------------------------------------------------------------- failing
@@ -137,18 +136,16 @@ def fail_operation(operation_id: int, error_class: str, message: str) -> None:
             tenant_id=cluster.tenant_id, cluster=cluster, operation=operation,
             source=ClusterEvent.Source.PORTAL, severity=ClusterEvent.Severity.ERROR,
             reason=f"operation.{operation.kind}.failed", message=message)
-        alerts.operation_failed_on_commit(operation)
+        events.publish(events.OperationFinished(operation))
         if operation.submitted_at is None and operation.kind == Operation.Kind.CREATE:
             cluster.phase = Cluster.Phase.FAILED
             cluster.status_message = (_("Failed: %(message)s") % {"message": message})[:500]
             cluster.last_error = message
             cluster.save()
-            broadcast.on_commit(cluster.pk)
+            events.cluster_changed(cluster.pk)
         else:
             if operation.submitted_at is None and operation.params.get("before") \
                     and operation.kind != Operation.Kind.DELETE:
-                from clusters.actions import write_desired_rows
-
                 write_desired_rows(cluster, spec_from_json(operation.params["before"]))
             observe.refresh(cluster)
     logger.warning("cluster.operation.failed",
@@ -244,7 +241,7 @@ def _retry_later(operation: Operation, error: PlatformError | str) -> None:
         Operation.objects.filter(pk=operation.pk).update(
             lease_until=now + timedelta(seconds=countdown) + lease(), lease_token=token,
             steps=steps)
-        broadcast.on_commit(operation.cluster_id)
+        events.cluster_changed(operation.cluster_id)
     logger.info("cluster.operation.retry", extra={"operation_id": operation.pk,
                                                    "countdown": countdown, "error": message})
     apply_operation.apply_async((operation.pk,), {"token": token}, countdown=countdown)
@@ -268,7 +265,7 @@ def _record_submitted(operation: Operation, cluster: Cluster, applied: Applied |
             source=ClusterEvent.Source.PORTAL, reason="operation.submitted",
             message=_("The platform accepted the change.") if applied is None or applied.changed
             else _("The platform already had this configuration."))
-        broadcast.on_commit(cluster.pk)
+        events.cluster_changed(cluster.pk)
 
 
 @shared_task(name="clusters.apply_operation", bind=True, **TASK_OPTIONS)
@@ -282,7 +279,7 @@ def apply_operation(self: Any, operation_id: int, token: str = "") -> None:
     nothing: the platform never holds two objects and the intent is never lost. A spec that
     fails the platform's published schema is never sent.
     """
-    with broadcast.batched():
+    with events.batched():
         _apply_operation(operation_id, token)
 
 
@@ -380,7 +377,7 @@ def poll_operation(self: Any, operation_id: int) -> None:
     Changes only what observation changes (rows, steps, the outcome) plus ``next_poll_at``.
     Safe to repeat: a second poll chain for the same operation ends at its first step.
     """
-    with broadcast.batched():
+    with events.batched():
         _poll_operation(operation_id)
 
 

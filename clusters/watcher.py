@@ -30,10 +30,8 @@ from django.core.cache import cache
 from django.db import close_old_connections, connection, connections
 from django.utils import timezone
 
-from billing import metering
-from clusters import observe, schema
+from clusters import events, observe, schema
 from clusters.models import Cluster, NodeGroup
-from clusters.web import broadcast
 from cozystack.gateway import (
     APP_DEFINITIONS,
     APPS,
@@ -256,7 +254,7 @@ class Watcher:
     def __init__(self, gateway: Gateway | None = None, *, watch_timeout: int = 300,
                  max_backoff: float = 30.0, min_backoff: float = 0.5,
                  broadcast_interval: float = 0.25, max_batch: int = 200,
-                 push: Callable[[int], None] = broadcast.cluster_changed) -> None:
+                 push: Callable[[int], None] = events.deliver_changed) -> None:
         self.gateway = gateway or get_gateway()
         self.watch_timeout = watch_timeout
         self.max_backoff = max_backoff
@@ -264,7 +262,7 @@ class Watcher:
         self.stopping = threading.Event()
         self.health = WatcherHealth()
         self.threads: list[threading.Thread] = []
-        self.coalescer = broadcast.Coalescer(broadcast_interval, send=push)
+        self.coalescer = events.Coalescer(broadcast_interval, send=push)
         self.max_batch = max_batch
         self.synced = threading.Event()
         self._synced_streams: set[str] = set()
@@ -273,7 +271,7 @@ class Watcher:
         self._lock = threading.Lock()
 
     def start(self) -> Watcher:
-        metering.reconcile_ledger(timezone.now())
+        events.publish(events.WatcherStarted(timezone.now()))
         self.coalescer.start()
         all_streams = streams()
         for stream in all_streams:

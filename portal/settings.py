@@ -43,7 +43,9 @@ INSTALLED_APPS = [
     "allauth.mfa",
     "portal",
     "clusters",
+    "clusters.web",
     "billing",
+    "billing.web",
     "staff",
 ]
 
@@ -82,12 +84,6 @@ TEMPLATES = [
                 "portal.context_processors.navigation",
             ],
             "builtins": ["django.templatetags.i18n", "template_partials.templatetags.partials"],
-            # The web floor's tag libraries live beside its views, not in an app's templatetags.
-            "libraries": {
-                "cluster_tags": "clusters.web.templatetags.cluster_tags",
-                "offering_tags": "clusters.web.templatetags.offering_tags",
-                "billing_tags": "billing.web.templatetags.billing_tags",
-            },
         },
     }
 ]

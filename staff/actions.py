@@ -15,9 +15,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing import metering
-from clusters import actions, progress
+from clusters import actions, events, progress
 from clusters.models import Cluster, ClusterEvent, Operation
-from clusters.web import broadcast
 from cozystack.gateway import PlatformError
 from portal.audit import Actor, record
 from portal.permissions import Role
@@ -177,6 +176,6 @@ def do_mark_for_manual_cleanup(actor: Actor, cluster_id: int, *, note: str) -> C
                changes={"phase": [before_phase, Cluster.Phase.DELETED], "note": [None, note],
                         "operation": [active.pk if active else None, None],
                         "usage_segments_closed": [None, closed.closed]})
-        broadcast.on_commit(cluster.pk)
+        events.cluster_changed(cluster.pk)
         notify_staff_on_commit()
     return cluster

@@ -11,11 +11,12 @@ import logging
 
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import transaction
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from clusters.events import OperationFinished
 from clusters.models import Operation
+from staff.views import notify_staff
 
 logger = logging.getLogger("staff.alerts")
 
@@ -26,17 +27,14 @@ STAFF_ERROR_CLASSES = frozenset({
 })
 
 
-def operation_failed_on_commit(operation: Operation) -> None:
-    """Alert staff once the failure of ``operation`` is committed (platform-side classes only)."""
-    if operation.error_class not in STAFF_ERROR_CLASSES:
-        return
-    operation_id = operation.pk
-    transaction.on_commit(lambda: _alert(operation_id))
+def on_operation_finished(event: OperationFinished) -> None:
+    """Alert staff once an operation's failure is committed (platform-side classes only)."""
+    operation = event.operation
+    if operation.state == Operation.State.FAILED and operation.error_class in STAFF_ERROR_CLASSES:
+        _alert(operation.pk)
 
 
 def _alert(operation_id: int) -> None:
-    from staff.views import notify_staff
-
     notify_staff()
     operation = (Operation.objects.select_related("cluster__tenant")
                  .filter(pk=operation_id).first())

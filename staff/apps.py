@@ -9,6 +9,13 @@ class StaffConfig(AppConfig):
     name = "staff"
     verbose_name = "Staff"
 
+    def ready(self) -> None:
+        from clusters import events  # start-up order: apps are ready only now
+        from staff import alerts
+
+        events.subscribe(events.OperationFinished, alerts.on_operation_finished,
+                         moment="after_commit")
+
 
 class StaffAdminConfig(admin_apps.AdminConfig):
     """Django's admin, on the staff site (second factor required, every change audited)."""

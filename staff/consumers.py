@@ -9,8 +9,8 @@ itself, for its own threshold and language, when the ``staff`` group says someth
 at least every few seconds otherwise, and sends it only when it differs from the last one sent.
 Staff sockets are few; the tenant pages keep the render-once-per-change design.
 
-``PushConsumer``, the base of the portal's consumers (this one and the cluster pages'), runs
-channel-layer pushes straight on the event loop (see there).
+``PushConsumer`` (``portal.consumers``), the base of the portal's consumers, runs channel-layer
+pushes straight on the event loop (see there).
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import translation
 
+from portal.consumers import PushConsumer
 from staff import views as staff
+from staff.admin_site import user_has_mfa
 
 logger = logging.getLogger("staff.consumers")
 CLOSE_FORBIDDEN = 4403
@@ -39,30 +39,7 @@ MIN_GAP_SECONDS = 1.0  # and at most once a second, however many changes are ann
 _READ_AT = re.compile(r'<p [^>]*data-testid="refreshed-at"[^>]*>.*?</p>', re.S)
 
 
-class PushConsumer(AsyncWebsocketConsumer):
-    """A consumer whose channel-layer messages of ``push_types`` go straight to their handler.
-
-    Channels' ``dispatch`` first closes stale database connections, on the single thread that
-    runs synchronous code, before every message. With a thousand sockets in a worker, each
-    push queued a thousand such hops on that one thread: a third of the worker's time, and
-    most of the delay until the last page had the change. Push handlers never use a database
-    connection on the event loop (a query they need goes through ``database_sync_to_async``,
-    which closes stale connections around it by itself), so for them the hop buys nothing.
-    The socket's own events (connect, receive, disconnect) keep channels' path.
-    """
-
-    push_types: frozenset[str] = frozenset()
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        if message.get("type") in self.push_types:
-            await getattr(self, get_handler_name(message))(message)
-        else:
-            await super().dispatch(message)
-
-
 def _is_staff_with_mfa(user: Any) -> bool:
-    from staff.admin_site import user_has_mfa
-
     return bool(user is not None and getattr(user, "is_authenticated", False)
                 and user.is_active and user.is_staff and user_has_mfa(user))
 

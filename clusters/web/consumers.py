@@ -26,13 +26,12 @@ from django.template.loader import render_to_string
 from django.utils import translation
 
 from billing.queries import month_to_date
-from clusters import queries
 from clusters.models import Cluster
-from clusters.web import live
-from clusters.web.broadcast import cluster_group, tenant_group
+from clusters.web import live, queries
+from clusters.web.groups import cluster_group, tenant_group
+from portal.consumers import PushConsumer
 from portal.permissions import Perm
 from portal.tenancy import IMPERSONATION_SESSION_KEY, TenantContext, access_tenant
-from staff.consumers import PushConsumer
 
 logger = logging.getLogger("clusters.web.consumers")
 CLOSE_FORBIDDEN = 4403

@@ -32,10 +32,11 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.safestring import mark_safe
 
+from clusters.events import OfferingsChanged
 from clusters.models import Cluster
-from clusters.queries import ClusterRow, ClusterState, cluster_row, cluster_state_by_id
 from clusters.web import forms as cluster_forms
-from clusters.web.broadcast import cluster_group, tenant_group
+from clusters.web.groups import cluster_group, tenant_group
+from clusters.web.queries import ClusterRow, ClusterState, cluster_row, cluster_state_by_id
 from cozystack.specjson import spec_to_json
 from portal.permissions import Perm
 from portal.tenancy import TenantContext
@@ -291,6 +292,10 @@ _GENERATION_ALL = "clusters:list:gen"
 
 def _generation_key(tenant_id: int) -> str:
     return f"clusters:list:gen:{tenant_id}"
+
+
+def on_offerings_changed(event: OfferingsChanged) -> None:
+    forget_list()  # rows mark versions past their end of life
 
 
 def forget_list(tenant_id: int | None = None) -> None:

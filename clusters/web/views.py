@@ -22,11 +22,11 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
-from clusters import actions, queries
+from clusters import actions, offerings
 from clusters.models import Cluster
 from clusters.quotas import quota_lines
 from clusters.schema import platform_schema
-from clusters.web import live
+from clusters.web import live, queries
 from clusters.web.forms import (
     AddonsForm,
     ConfirmForm,
@@ -116,7 +116,7 @@ def _versions() -> list[str]:
     """What the platform accepts, minus what staff stopped offering."""
     from clusters.models import Offering
 
-    hidden = queries.hidden_offerings().get(Offering.Kind.VERSION, frozenset())
+    hidden = offerings.hidden_offerings().get(Offering.Kind.VERSION, frozenset())
     return [v for v in allowed_versions_from_schema(platform_schema()) if v not in hidden]
 
 

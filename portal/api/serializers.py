@@ -1,35 +1,17 @@
-"""Representations of the caller, tenants and the platform catalogue."""
+"""Representations of the caller and their tenants."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from django.urls import reverse
-from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from cozystack import catalog
 from portal.models import ApiToken
 from portal.permissions import Role, perms_for
 from portal.tenancy import TenantContext
-
-
-def addon_api_key(platform_key: str) -> str:
-    """``ingressNginx`` → ``ingress_nginx``; ``gatewayAPI`` → ``gateway_api``."""
-    out = ""
-    for index, char in enumerate(platform_key):
-        previous = platform_key[index - 1] if index else ""
-        if char.isupper() and index and not previous.isupper():
-            out += "_"
-        out += char.lower()
-    return out
-
-
-ADDON_API_KEYS = {addon.key: addon_api_key(addon.key) for addon in catalog.addons()}
-ADDON_PLATFORM_KEYS = {api: platform for platform, api in ADDON_API_KEYS.items()}
 
 
 class QuotaSerializer(serializers.Serializer):
@@ -90,131 +72,3 @@ class MeSerializer(serializers.Serializer):
     name = serializers.CharField(help_text=_("First and last name."))
     token = TokenInfoSerializer(allow_null=True,
                                 help_text=_("The token of this request; null for a session."))
-
-
-# --------------------------------------------------------------------------- catalogue
-
-
-class VersionSerializer(serializers.Serializer):
-    name = serializers.CharField(help_text=_("What a cluster spec carries, e.g. `v1.34`."))
-    patch = serializers.CharField(help_text=_("The patch release the platform runs."))
-    is_default = serializers.BooleanField(help_text=_("Used when a spec names no version."))
-    upgrade_to = serializers.SerializerMethodField(
-        help_text=_("The only version a cluster on this one may upgrade to (one minor at a "
-                    "time), or null."))
-
-    end_of_life_on = serializers.SerializerMethodField(
-        help_text=_("From this date the platform team asks clusters on it to upgrade; null "
-                    "when no end is set."))
-
-    def get_upgrade_to(self, version: catalog.KubernetesVersion) -> str | None:
-        return catalog.next_minor(version.name)
-
-    def get_end_of_life_on(self, version: catalog.KubernetesVersion) -> date | None:
-        ends = self.context.get("_end_of_life")
-        if ends is None:
-            from clusters.models import Offering
-
-            ends = self.context["_end_of_life"] = dict(
-                Offering.objects.filter(kind=Offering.Kind.VERSION, end_of_life_on__isnull=False)
-                .values_list("name", "end_of_life_on"))
-        return ends.get(version.name)
-
-
-class InstanceTypeSerializer(serializers.Serializer):
-    name = serializers.CharField(help_text=_("What a node group's `instance_type` carries."))
-    series = serializers.CharField(help_text=_("`s1` (1:2), `u1` (1:4) or `m1` (1:8)…"))
-    series_label = serializers.SerializerMethodField(help_text=_("The series, in words."))
-    vcpu = serializers.IntegerField(help_text=_("Virtual CPUs per node."))
-    memory_gib = serializers.DecimalField(max_digits=8, decimal_places=2, coerce_to_string=False,
-                                          help_text=_("Memory per node in GiB."))
-    gpu_capable = serializers.SerializerMethodField(
-        help_text=_("Enough memory for GPU passthrough (the NVIDIA driver needs 4 GiB)."))
-    recommended_max_gpus = serializers.SerializerMethodField(
-        help_text=_("GPUs per node this size suits (8–16 vCPU per GPU are recommended)."))
-    documented = serializers.BooleanField(
-        help_text=_("False for types the platform has but does not document."))
-    note = serializers.CharField(allow_blank=True, help_text=_("Anything worth knowing."))
-
-    def get_series_label(self, item: catalog.InstanceType) -> str:
-        return _t(item.series_label)
-
-    def get_gpu_capable(self, item: catalog.InstanceType) -> bool:
-        return item.memory_gib >= catalog.MIN_GPU_NODE_MEMORY_GIB
-
-    def get_recommended_max_gpus(self, item: catalog.InstanceType) -> int:
-        if item.memory_gib < catalog.MIN_GPU_NODE_MEMORY_GIB:
-            return 0
-        return min(catalog.MAX_GPUS_PER_NODE, item.vcpu // catalog.RECOMMENDED_VCPU_PER_GPU[0])
-
-
-class GpuModelSerializer(serializers.Serializer):
-    name = serializers.CharField(help_text=_("What a node group's `gpu_model` carries."))
-    model = serializers.CharField(help_text=_("The GPU, e.g. `NVIDIA L40S`."))
-    memory_gb = serializers.IntegerField(help_text=_("GPU memory in GB."))
-    architecture = serializers.CharField(help_text=_("e.g. `Ada Lovelace`."))
-    typical_use = serializers.CharField(help_text=_("What it is good for."))
-
-
-class StorageClassSerializer(serializers.Serializer):
-    name = serializers.CharField(help_text=_("What a cluster's `storage_class` carries."))
-    label = serializers.SerializerMethodField(help_text=_("The class, in words."))
-    description = serializers.SerializerMethodField(help_text=_("What it means for data."))
-    is_default = serializers.BooleanField(help_text=_("Used when a spec names none."))
-
-    def get_label(self, item: catalog.StorageClass) -> str:
-        return _t(item.label)
-
-    def get_description(self, item: catalog.StorageClass) -> str:
-        return _t(item.description)
-
-
-class AddonSerializer(serializers.Serializer):
-    key = serializers.SerializerMethodField(
-        help_text=_("The key under a cluster's `addons`, e.g. `ingress_nginx`."))
-    platform_key = serializers.CharField(source="key",
-                                         help_text=_("The key in the platform manifest."))
-    label = serializers.SerializerMethodField(help_text=_("The add-on, in words."))
-    description = serializers.SerializerMethodField(help_text=_("What it installs."))
-    can_enable = serializers.BooleanField(
-        source="has_enabled",
-        help_text=_("False for add-ons that are always installed or follow another one; "
-                    "only their values can be tuned."))
-    always_installed = serializers.BooleanField(
-        help_text=_("Part of every cluster (e.g. the network)."))
-    values_override_roots = serializers.ListField(
-        source="value_roots", child=serializers.CharField(),
-        help_text=_("The only top-level keys `values_override` may use; empty: no custom "
-                    "values."))
-    notes = serializers.SerializerMethodField(help_text=_("Conditions and side effects."))
-
-    def get_key(self, item: catalog.Addon) -> str:
-        return ADDON_API_KEYS[item.key]
-
-    def get_label(self, item: catalog.Addon) -> str:
-        return _t(item.label)
-
-    def get_description(self, item: catalog.Addon) -> str:
-        return _t(item.description)
-
-    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
-    def get_notes(self, item: catalog.Addon) -> list[str]:
-        return [_t(note) for note in item.notes]
-
-
-class ControlPlanePresetSerializer(serializers.Serializer):
-    name = serializers.CharField(help_text=_("What `control_plane.api_server_preset` carries."))
-    cpu = serializers.CharField(help_text=_("CPU limit (Kubernetes quantity)."))
-    memory = serializers.CharField(help_text=_("Memory limit (Kubernetes quantity)."))
-
-
-class NodeRoleSerializer(serializers.Serializer):
-    name = serializers.CharField(help_text=_("What a node group's `roles` may carry."))
-    label = serializers.SerializerMethodField(help_text=_("The role, in words."))
-    description = serializers.SerializerMethodField(help_text=_("What nodes with it do."))
-
-    def get_label(self, item: catalog.NodeRole) -> str:
-        return _t(item.label)
-
-    def get_description(self, item: catalog.NodeRole) -> str:
-        return _t(item.description)

@@ -1,7 +1,8 @@
 """Everything under ``/api/``: version 1 of the API, its OpenAPI document and docs.
 
-Clusters and billing mount their endpoints under ``v1/tenants/<slug>/``; unknown paths answer
-with a problem-details 404 rather than an HTML page.
+Clusters and billing mount their endpoints under ``v1/tenants/<slug>/``, the catalogue under
+``v1/catalog/`` and the estimate at ``v1/estimate/``; unknown paths answer with a problem-details
+404 rather than an HTML page.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from django.urls import include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from billing.web.api.views import EstimateView
 from portal.api import views
 from portal.api.converters import ObjectIdConverter
 
@@ -25,17 +25,8 @@ v1 = [
     path(tenant, views.TenantDetailView.as_view(), name="tenant"),
     path(tenant, include("clusters.web.api.urls")),
     path(tenant, include("billing.web.api.urls")),
-    path("estimate/", EstimateView.as_view(), name="estimate"),
-    path("catalog/versions/", views.VersionListView.as_view(), name="catalog_versions"),
-    path("catalog/instance-types/", views.InstanceTypeListView.as_view(),
-         name="catalog_instance_types"),
-    path("catalog/gpu-models/", views.GpuModelListView.as_view(), name="catalog_gpu_models"),
-    path("catalog/storage-classes/", views.StorageClassListView.as_view(),
-         name="catalog_storage_classes"),
-    path("catalog/addons/", views.AddonListView.as_view(), name="catalog_addons"),
-    path("catalog/control-plane-presets/", views.ControlPlanePresetListView.as_view(),
-         name="catalog_control_plane_presets"),
-    path("catalog/node-roles/", views.NodeRoleListView.as_view(), name="catalog_node_roles"),
+    path("", include("billing.web.api.estimate_urls")),
+    path("catalog/", include("clusters.web.api.catalog_urls")),
 ]
 
 urlpatterns = [

@@ -1,4 +1,4 @@
-"""The caller (``me``), their tenants, and the platform catalogue."""
+"""The caller (``me``) and their tenants."""
 
 from __future__ import annotations
 
@@ -9,16 +9,12 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from clusters import offerings
-from cozystack import catalog
 from portal.api import serializers as s
 from portal.api.authentication import request_token
 from portal.api.base import ApiView
 from portal.api.problems import problem_response
 from portal.models import Membership, Tenant
 from portal.permissions import Perm
-
-CATALOG_TAG = "Catalogue"
 
 
 class MeView(ApiView):
@@ -64,43 +60,6 @@ class TenantDetailView(ApiView):
         tenant = self.tenant_ctx.tenant
         tenant.api_role = self.tenant_ctx.role
         return Response(s.TenantSerializer(tenant, context=self.serializer_context()).data)
-
-
-# --------------------------------------------------------------------------- catalogue
-
-
-def _catalog(name: str, serializer: Any, items: Any, summary: str, description: str) -> Any:
-    @extend_schema(operation_id=f"catalog_{name}_list", tags=[CATALOG_TAG],
-                   responses=serializer(many=True), summary=summary, description=description)
-    def get(self: ApiView, request: Request) -> Response:
-        return self.sequence_page(items(), serializer)
-
-    return type(f"{name.title().replace('_', '')}View", (ApiView,), {"get": get})
-
-
-VersionListView = _catalog(
-    "versions", s.VersionSerializer, offerings.offered_versions, "Kubernetes versions",
-    "Versions a new cluster may run, newest first; `upgrade_to` is the one step an existing "
-    "cluster may take from each.")
-InstanceTypeListView = _catalog(
-    "instance_types", s.InstanceTypeSerializer, offerings.offered_instance_types,
-    "Instance types",
-    "Node sizes offered, with vCPU, memory and GPU suitability; documented types first.")
-GpuModelListView = _catalog(
-    "gpu_models", s.GpuModelSerializer, offerings.offered_gpu_models, "GPU models",
-    "GPUs a node group can pass through to every node (`gpu_model`, `gpus_per_node`).")
-StorageClassListView = _catalog(
-    "storage_classes", s.StorageClassSerializer, catalog.storage_classes, "Storage classes",
-    "Where the cluster's persistent volumes live; chosen at creation, cannot change.")
-AddonListView = _catalog(
-    "addons", s.AddonSerializer, catalog.addons, "Add-ons",
-    "Add-ons a cluster can enable or tune under `addons`, with the keys of their values.")
-ControlPlanePresetListView = _catalog(
-    "control_plane_presets", s.ControlPlanePresetSerializer, catalog.control_plane_presets,
-    "Control-plane sizes", "Sizes for `control_plane.api_server_preset`.")
-NodeRoleListView = _catalog(
-    "node_roles", s.NodeRoleSerializer, catalog.node_roles, "Node roles",
-    "Roles a node group's nodes can carry.")
 
 
 def api_not_found(request: Any, *args: Any, **kwargs: Any) -> Any:

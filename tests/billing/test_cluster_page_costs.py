@@ -13,8 +13,8 @@ from django.core.cache import cache
 from billing import queries
 from billing.periods import Period
 from billing.web.templatetags.billing_tags import chf
-from clusters import queries as cluster_queries
 from clusters.web import live
+from clusters.web import queries as cluster_queries
 from tests.billing.conftest import make_rig
 from tests.clusters.ui import offline_platform, text_of, url
 

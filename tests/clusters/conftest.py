@@ -187,10 +187,10 @@ class Engine:
 @pytest.fixture
 def pushed(monkeypatch) -> list[int]:
     """Cluster ids pushed to live pages, in order (rendering is the UI's business)."""
-    from clusters.web import broadcast
+    from clusters import events
 
     sent: list[int] = []
-    monkeypatch.setattr(broadcast, "_sink", sent.append)
+    monkeypatch.setattr(events, "_sink", sent.append)
     return sent
 
 

@@ -598,7 +598,7 @@ def test_staff_remove_an_offering_row_and_it_is_audited(client_for, staff):
 
 def test_a_bulk_removal_of_offerings_reaches_the_pickers_at_once(
         client_for, staff, django_capture_on_commit_callbacks):
-    from clusters.queries import hidden_offerings
+    from clusters.offerings import hidden_offerings
 
     with django_capture_on_commit_callbacks(execute=True):
         row = Offering.objects.create(kind=Offering.Kind.INSTANCE_TYPE, name="u1.large",

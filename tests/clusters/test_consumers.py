@@ -12,8 +12,9 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from clusters import events
 from clusters.models import Cluster
-from clusters.web import broadcast
+from clusters.web import broadcast, groups
 from portal.asgi import application
 from portal.permissions import Role
 from tests.clusters.ui import make_cluster, offline_platform
@@ -288,7 +289,7 @@ async def test_pushes_reach_the_page_without_a_hop_to_the_database_thread(monkey
 
     monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
 
-    await get_channel_layer().group_send(broadcast.tenant_group(cluster.tenant_id),
+    await get_channel_layer().group_send(groups.tenant_group(cluster.tenant_id),
                                          message["cluster.row"])
 
     assert f'<tbody id="cluster-{cluster.pk}"' in await communicator.receive_from(timeout=5)
@@ -300,7 +301,7 @@ async def test_pushes_reach_the_page_without_a_hop_to_the_database_thread(monkey
 async def test_the_coalescer_pushes_the_oldest_change_first_in_bounded_batches():
     release = threading.Event()
     sent: list[int] = []
-    coalescer = broadcast.Coalescer(interval=0.05, send=lambda cluster_id: push(cluster_id),
+    coalescer = events.Coalescer(interval=0.05, send=lambda cluster_id: push(cluster_id),
                                     batch=2)
 
     def push(cluster_id: int) -> None:

@@ -47,7 +47,7 @@ def test_a_cluster_keeps_a_hidden_instance_type_it_already_runs(platform, ctx, o
 
 
 def test_pickers_follow_a_staff_change_at_once(db, django_capture_on_commit_callbacks):
-    from clusters.queries import hidden_offerings
+    from clusters.offerings import hidden_offerings
 
     assert "u1.large" not in hidden_offerings()[Offering.Kind.INSTANCE_TYPE]  # now cached
     with django_capture_on_commit_callbacks(execute=True):
@@ -80,7 +80,7 @@ def test_end_of_life_dates_follow_a_staff_change_at_once_and_the_calendar(
 
 def test_pickers_follow_offerings_created_and_updated_in_bulk(
         db, django_capture_on_commit_callbacks):
-    from clusters.queries import hidden_offerings
+    from clusters.offerings import hidden_offerings
 
     assert "u1.large" not in hidden_offerings()[Offering.Kind.INSTANCE_TYPE]  # now cached
     with django_capture_on_commit_callbacks(execute=True):

@@ -286,8 +286,7 @@ def test_a_supported_version_or_a_future_end_of_life_shows_no_warning(client_for
 
 
 def test_the_live_regions_of_a_deleted_cluster_say_so_and_retire_the_kubeconfig(tenant):
-    from clusters import queries
-    from clusters.web import live
+    from clusters.web import live, queries
 
     retire()
     cluster = make_cluster(tenant, phase=Cluster.Phase.DELETED, kubeconfig_ready=True)

@@ -15,9 +15,9 @@ import pytest
 from django.db import connection
 
 from clusters import actions, schema
+from clusters.events import Coalescer
 from clusters.models import Cluster, ClusterEvent, Operation
 from clusters.watcher import LeaderLock, Watcher
-from clusters.web.broadcast import Coalescer
 from cozystack.gateway import get_gateway
 from cozystack.simulator import Fault
 from tests.clusters.conftest import NS, Engine

@@ -19,10 +19,10 @@ from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
+from clusters.web.api.catalog import ADDON_API_KEYS
 from cozystack import catalog
 from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
 from portal.api.fields import FreeFormObjectField, StrictSerializer
-from portal.api.serializers import ADDON_API_KEYS
 
 MAX_NODE_GROUPS = 20
 MAX_HOSTS = 50

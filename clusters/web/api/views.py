@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from clusters import actions
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
 from clusters.web.api import serializers as s
+from clusters.web.api.catalog import ADDON_API_KEYS
 from cozystack import catalog
 from cozystack.gateway import NotFound, get_gateway
 from cozystack.manifests import render_kubernetes
@@ -32,7 +33,6 @@ from portal.api.base import ApiView
 from portal.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from portal.api.problems import ApiProblem, Path, field_error
 from portal.api.renderers import YamlFileRenderer
-from portal.api.serializers import ADDON_API_KEYS
 from portal.audit import record
 from portal.permissions import Perm
 

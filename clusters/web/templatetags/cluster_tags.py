@@ -39,7 +39,7 @@ def instance_type_picker(field: forms.BoundField) -> dict[str, Any]:
     """A select of instance types grouped by series, each option carrying vCPU and RAM so the
     filters beside it can narrow the list without a round trip."""
     from clusters.models import Offering
-    from clusters.queries import hidden_offerings
+    from clusters.offerings import hidden_offerings
 
     value = field.value()
     value = "" if value is None else str(value)
@@ -86,7 +86,7 @@ def ago_seconds(value: datetime | None) -> int | None:
 @register.simple_tag
 def cluster_summary(tenant: Any) -> dict[str, Any]:
     """Counts for the clusters card of the tenant home page."""
-    from clusters.queries import tenant_summary
+    from clusters.web.queries import tenant_summary
 
     return tenant_summary(tenant)
 

@@ -13,42 +13,21 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, JSONField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import JSONObject
 
+from billing.queries import MonthToDate, month_to_date
+from clusters import offerings
 from clusters.models import Cluster, ClusterEvent, ClusterQuerySet, NodeGroup, Operation
 from clusters.web import presentation
 from cozystack import catalog
 from portal.models import Tenant
 
-if TYPE_CHECKING:
-    from billing.queries import MonthToDate
-
 LIST_PAGE_SIZE = 50
 TIMELINE_LENGTH = 50
-OFFERINGS_CACHE_KEY = "clusters:hidden-offerings:v1"
-OFFERINGS_CACHE_SECONDS = 30
-
-
-def hidden_offerings() -> dict[str, frozenset[str]]:
-    """What staff hid from tenants, per ``Offering.Kind`` (cached briefly: forms render the
-    pickers many times per page and per live push)."""
-    from django.core.cache import cache
-
-    from clusters.models import Offering
-
-    def load() -> dict[str, frozenset[str]]:
-        hidden: dict[str, set[str]] = {kind: set() for kind in Offering.Kind.values}
-        for kind, name in Offering.objects.filter(hidden=True).values_list("kind", "name"):
-            hidden.setdefault(kind, set()).add(name)
-        return {kind: frozenset(names) for kind, names in hidden.items()}
-
-    return cache.get_or_set(OFFERINGS_CACHE_KEY, load, OFFERINGS_CACHE_SECONDS)
-
-
 # --------------------------------------------------------------------------- list
 
 _PHASE_LABELS = dict(Cluster.Phase.choices)
@@ -204,7 +183,6 @@ def _row(cluster: ListedCluster | Cluster, totals: dict[str, int] | None,
 
 
 def _month_to_date(tenant_id: int) -> MonthToDate:
-    from billing.queries import month_to_date
 
     return month_to_date(tenant_id)
 
@@ -388,7 +366,7 @@ def cluster_state(cluster: Cluster) -> ClusterState:
     from clusters.models import Offering
 
     target = catalog.next_minor(cluster.version)
-    if target in hidden_offerings().get(Offering.Kind.VERSION, frozenset()):
+    if target in offerings.hidden_offerings().get(Offering.Kind.VERSION, frozenset()):
         target = None
     # The end-of-life warning is rendered by ``{% eol_warning %}`` in the page's language.
     return ClusterState(cluster=cluster, groups=groups, operation=operation, events=events,

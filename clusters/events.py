@@ -1,0 +1,211 @@
+"""Domain events of the clusters domain (published through ``portal.events``).
+
+Subscribers register in their ``AppConfig.ready``: billing meters ``ClusterObserved`` in the
+applying transaction, the web floor pushes ``ClusterChanged`` to open pages, staff are alerted
+of ``OperationFinished`` failures. The domain imports none of them.
+
+``ClusterChanged`` is delivered with care for its volume: ``batched()`` collects the clusters a
+block changed and delivers each once at its end, and a process that applies many changes (the
+watcher) installs a ``Coalescer`` that delivers from a background thread, at most once per
+cluster per interval.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.db import close_old_connections, connections
+
+from portal.events import deliver, publish, subscribe
+
+if TYPE_CHECKING:  # the events name models in their fields only
+    from clusters.models import Cluster, NodeGroup, Operation
+
+__all__ = ["ClusterChanged", "ClusterObserved", "Coalescer", "OfferingsChanged",
+           "OperationFinished", "WatcherStarted", "batched", "cluster_changed",
+           "deliver_changed", "on_delivery_thread", "publish", "subscribe"]
+
+
+@dataclass(frozen=True)
+class ClusterChanged:
+    """A cluster's committed state changed: whatever shows it should show it anew."""
+
+    cluster_id: int
+
+
+@dataclass(frozen=True)
+class ClusterObserved:
+    """The platform's view of a cluster was applied (in the applying transaction).
+
+    ``groups`` are the node groups that still have nodes on the platform: live ones, and removed
+    ones whose nodes are not gone yet.
+    """
+
+    cluster: Cluster
+    groups: list[NodeGroup]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class OperationFinished:
+    """An operation reached a final state (succeeded, failed or cancelled)."""
+
+    operation: Operation
+
+
+@dataclass(frozen=True)
+class OfferingsChanged:
+    """Staff changed what tenants are offered (hidden items, end-of-life dates)."""
+
+
+@dataclass(frozen=True)
+class WatcherStarted:
+    """The platform watcher starts following the platform (before its first event)."""
+
+    at: datetime
+
+
+_delivery_contexts: list[Callable[[], ContextManager[Any]]] = []
+
+
+def on_delivery_thread(context: Callable[[], ContextManager[Any]]) -> None:
+    """Enter ``context()`` around the life of every background delivery thread (a subscriber
+    that keeps per-thread resources, such as an event loop for its sends, sets them up there)."""
+    if context not in _delivery_contexts:
+        _delivery_contexts.append(context)
+
+
+# ClusterChanged: batched within a block, or coalesced by an installed Coalescer.
+
+_local = threading.local()
+_sink: Callable[[int], None] | None = None
+
+
+def deliver_changed(cluster_id: int) -> None:
+    """Deliver one ``ClusterChanged`` to its after-commit subscribers, now, in this thread."""
+    deliver(ClusterChanged(cluster_id))
+
+
+def _changed(cluster_id: int) -> None:
+    pending = getattr(_local, "pending", None)
+    if pending is not None:
+        pending.add(cluster_id)
+    elif _sink is not None:
+        _sink(cluster_id)
+    else:
+        deliver_changed(cluster_id)
+
+
+def cluster_changed(cluster_id: int) -> None:
+    """Publish that ``cluster_id`` changed (delivered once the current transaction commits,
+    batched or coalesced)."""
+    publish(ClusterChanged(cluster_id), after_commit=lambda: _changed(cluster_id))
+
+
+@contextmanager
+def batched() -> Iterator[None]:
+    """Deliver each cluster changed inside the block once, when the block ends (a task that
+    commits several steps of one change sends one push, with the final state)."""
+    if getattr(_local, "pending", None) is not None:
+        yield
+        return
+    _local.pending = pending = set()
+    try:
+        yield
+    finally:
+        _local.pending = None
+        for cluster_id in sorted(pending):
+            _changed(cluster_id)
+
+
+class Coalescer:
+    """Background delivery: many changes of one cluster within ``interval`` make one.
+
+    Clusters are delivered in the order of their oldest change not yet delivered, ``batch`` at
+    a time: when deliveries fall behind, a cluster waits only for those that changed before it
+    (a cluster that changes again meanwhile keeps its place), never for one big batch taken as
+    a whole. A cluster just delivered waits ``interval`` before its next delivery, so a busy one
+    cannot take the place of the others.
+    """
+
+    def __init__(self, interval: float = 0.25,
+                 send: Callable[[int], None] = deliver_changed, batch: int = 20) -> None:
+        self.interval = interval
+        self.send = send
+        self.batch = batch
+        self._pending: dict[int, None] = {}  # insertion order: oldest undelivered change first
+        self._resting: dict[int, float] = {}  # cluster → when its next delivery may leave
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.sent = 0
+
+    def submit(self, cluster_id: int) -> None:
+        with self._cond:
+            if cluster_id not in self._pending:
+                self._pending[cluster_id] = None
+                self._cond.notify()
+
+    def start(self) -> Coalescer:
+        global _sink
+        self._thread = threading.Thread(target=self._run, name="broadcast", daemon=True)
+        self._thread.start()
+        _sink = self.submit
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        global _sink
+        if _sink == self.submit:
+            _sink = None
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _take(self) -> list[int]:
+        """The next batch, oldest first, waiting for one if need be; empty once stopped and
+        nothing is left (what is pending at stop leaves at once, resting or not)."""
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                self._resting = {c: at for c, at in self._resting.items() if at > now}
+                batch: list[int] = []
+                wake: float | None = None
+                for cluster_id in self._pending:
+                    at = self._resting.get(cluster_id)
+                    if at is None or self._stopping:
+                        batch.append(cluster_id)
+                        if len(batch) == self.batch:
+                            break
+                    elif wake is None or at < wake:
+                        wake = at
+                if batch:
+                    for cluster_id in batch:
+                        del self._pending[cluster_id]
+                    return batch
+                if self._stopping:
+                    return []
+                self._cond.wait(None if wake is None else wake - now)
+
+    def _run(self) -> None:
+        with ExitStack() as stack:
+            for context in _delivery_contexts:
+                stack.enter_context(context())
+            try:
+                while batch := self._take():
+                    close_old_connections()
+                    for cluster_id in batch:
+                        self.send(cluster_id)
+                        self.sent += 1
+                        with self._cond:
+                            self._resting[cluster_id] = time.monotonic() + self.interval
+            finally:
+                connections.close_all()

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class ClustersWebConfig(AppConfig):
+    """The web floor of clusters: pages, API, live pushes. It reacts to domain events here."""
+
+    name = "clusters.web"
+    label = "clusters_web"
+    verbose_name = "Clusters (web)"
+
+    def ready(self) -> None:
+        from clusters import events  # start-up order: apps are ready only now
+        from clusters.web import broadcast, live
+
+        events.subscribe(events.ClusterChanged, broadcast.on_cluster_changed,
+                         moment="after_commit")
+        events.on_delivery_thread(broadcast.delivery_loop)
+        events.subscribe(events.OfferingsChanged, live.on_offerings_changed,
+                         moment="in_transaction")

@@ -19,8 +19,10 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
+from billing.pricing import estimate_change, estimate_spec
+from billing.queries import MTD_SNAPSHOT_SECONDS, month_to_date
 from clusters import actions, offerings
-from clusters.models import Cluster
+from clusters.models import Cluster, Offering
 from clusters.quotas import quota_lines
 from clusters.schema import platform_schema
 from clusters.web import kubeconfig as kubeconfigs
@@ -76,8 +78,6 @@ def _list_context(request: HttpRequest, ctx: TenantContext) -> dict[str, Any]:
 
 def _costs_context(ctx: TenantContext) -> dict[str, Any]:
     """The tenant's month-to-date snapshot, for roles that see costs (every cluster reader)."""
-    from billing.queries import MTD_SNAPSHOT_SECONDS, month_to_date
-
     if not ctx.can(Perm.COSTS_VIEW):
         return {}
     return {"costs": month_to_date(ctx.tenant.pk), "costs_refresh_seconds": MTD_SNAPSHOT_SECONDS}
@@ -112,8 +112,6 @@ def cluster_list_live(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 def _versions() -> list[str]:
     """What the platform accepts, minus what staff stopped offering."""
-    from clusters.models import Offering
-
     hidden = offerings.hidden_offerings().get(Offering.Kind.VERSION, frozenset())
     return [v for v in allowed_versions_from_schema(platform_schema()) if v not in hidden]
 
@@ -135,8 +133,6 @@ def _create_context(ctx: TenantContext, form: SpecForm, spec: ClusterSpec | None
     manifest = render_kubernetes(spec, labels=actions.PORTAL_LABELS)
     nodes_min = sum(g.min_replicas for g in spec.node_groups)
     nodes_max = sum(g.max_replicas for g in spec.node_groups)
-    from billing.pricing import estimate_spec
-
     return {"ctx": ctx, "form": form, "spec": spec, "manifest": to_yaml(manifest),
             "estimate": estimate_spec(spec),
             "quota": quota_lines(ctx.tenant, spec), "nodes_min": nodes_min,
@@ -277,8 +273,6 @@ def _confirm_or_run(request: HttpRequest, ctx: TenantContext, cluster: Cluster, 
             return _respond_with_actions(request, ctx, cluster, status=422, bound=bound,
                                          open_action=action)
     if not form.cleaned_data.get("confirm"):
-        from billing.pricing import estimate_change
-
         changes = cluster_changes(before, proposed, node_counts=state.node_counts) \
             if proposed is not None else []
         cost = estimate_change(before, proposed) if proposed is not None else None

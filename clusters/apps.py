@@ -2,6 +2,14 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from cozystack.gateway import get_gateway
+from portal import health
+
+
+def ping_management_cluster() -> None:
+    """/readyz: the management cluster answers (the gateway in use at the time of the check)."""
+    get_gateway().ping()
+
 
 class ClustersConfig(AppConfig):
     name = "clusters"
@@ -11,3 +19,4 @@ class ClustersConfig(AppConfig):
 
         events.subscribe(events.OfferingsChanged, offerings.forget_offerings,
                          moment="in_transaction")
+        health.register_check("management_cluster", ping_management_cluster)

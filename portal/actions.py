@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
@@ -122,8 +123,6 @@ def do_revoke_invitation(actor: Actor, ctx: TenantContext, invitation_id: int) -
 
 
 def _user_emails(user: AbstractBaseUser) -> set[str]:
-    from allauth.account.models import EmailAddress
-
     emails = {e.lower() for e in EmailAddress.objects.filter(user=user, verified=True)
               .values_list("email", flat=True)}
     return emails

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from portal import reauthentication
+
 
 class PortalConfig(AppConfig):
     default = True
@@ -9,6 +11,8 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self) -> None:
+        # Start-up order: the audit log's models exist only once the apps are ready.
         from portal import account_audit
 
         account_audit.connect()
+        reauthentication.connect()

@@ -1,14 +1,30 @@
-"""/healthz (the process answers) and /readyz (its dependencies answer), both JSON."""
+"""/healthz (the process answers) and /readyz (its dependencies answer), both JSON.
+
+The foundation checks its own dependencies (the database, Redis when configured); an app that
+depends on more registers a named check at start-up (``register_check``), as the clusters app
+does for the management cluster.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
+import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
+
+Check = Callable[[], None]
+
+_REGISTERED: dict[str, Check] = {}
+
+
+def register_check(name: str, check: Check) -> None:
+    """Report ``check`` in /readyz under ``name``, after the foundation's own. A check returns
+    when its dependency answers and raises (with the reason) when it does not."""
+    _REGISTERED[name] = check
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -21,8 +37,6 @@ def _check_database() -> None:
 
 
 def _check_redis() -> None:
-    import redis
-
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
     try:
         client.ping()
@@ -30,18 +44,11 @@ def _check_redis() -> None:
         client.close()
 
 
-def _check_platform() -> None:
-    from cozystack.gateway import get_gateway
-
-    get_gateway().ping()
-
-
-def _checks() -> dict[str, Callable[[], None]]:
+def _checks() -> dict[str, Check]:
     checks = {"database": _check_database}
     if settings.REDIS_URL:
         checks["redis"] = _check_redis
-    checks["management_cluster"] = _check_platform
-    return checks
+    return {**checks, **_REGISTERED}
 
 
 @never_cache

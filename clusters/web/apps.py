@@ -4,7 +4,8 @@ from django.apps import AppConfig
 
 
 class ClustersWebConfig(AppConfig):
-    """The web floor of clusters: pages, API, live pushes. It reacts to domain events here."""
+    """The web floor of clusters: pages, API, live pushes. It reacts to domain events here and
+    tells the API how to answer the platform's errors."""
 
     name = "clusters.web"
     label = "clusters_web"
@@ -13,9 +14,11 @@ class ClustersWebConfig(AppConfig):
     def ready(self) -> None:
         from clusters import events  # start-up order: apps are ready only now
         from clusters.web import broadcast, live
+        from clusters.web.api import problems
 
         events.subscribe(events.ClusterChanged, broadcast.on_cluster_changed,
                          moment="after_commit")
         events.on_delivery_thread(broadcast.delivery_loop)
         events.subscribe(events.OfferingsChanged, live.on_offerings_changed,
                          moment="in_transaction")
+        problems.register()

@@ -21,6 +21,7 @@ from django.utils.choices import BaseChoiceIterator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from clusters.web.kubeconfig import Kind
 from cozystack import catalog
 from cozystack.rules import FieldError
 from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
@@ -574,16 +575,14 @@ class DeleteForm(forms.Form):
 
 
 class KubeconfigForm(forms.Form):
-    ADMIN, SUPER_ADMIN = "admin", "super-admin"
-    KEYS = {ADMIN: "admin.conf", SUPER_ADMIN: "super-admin.conf"}
-
     kind = forms.ChoiceField(label=gettext_lazy("Which kubeconfig"), widget=forms.RadioSelect,
-                             initial=ADMIN)
+                             initial=Kind.ADMIN)
 
     def __init__(self, *args: Any, allow_super_admin: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        choices = [(self.ADMIN, _("Admin: cluster-admin within Kubernetes RBAC (recommended)"))]
+        choices = [(Kind.ADMIN.value,
+                    _("Admin: cluster-admin within Kubernetes RBAC (recommended)"))]
         if allow_super_admin:
-            choices.append((self.SUPER_ADMIN, _(
+            choices.append((Kind.SUPER_ADMIN.value, _(
                 "Super-admin: break-glass, bypasses RBAC. Use only to repair access.")))
         self.fields["kind"].choices = choices

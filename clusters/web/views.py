@@ -8,24 +8,24 @@ detail page answers its first POST with the consequences and runs on the confirm
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.utils.cache import add_never_cache_headers
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
+from billing.pricing import estimate_change, estimate_spec
+from billing.queries import MTD_SNAPSHOT_SECONDS, month_to_date
 from clusters import actions, offerings
-from clusters.models import Cluster
+from clusters.models import Cluster, Offering
 from clusters.quotas import quota_lines
 from clusters.schema import platform_schema
+from clusters.web import kubeconfig as kubeconfigs
 from clusters.web import live, queries
 from clusters.web.forms import (
     AddonsForm,
@@ -40,12 +40,12 @@ from clusters.web.forms import (
     validation_field_errors,
 )
 from cozystack import catalog
-from cozystack.gateway import NotFound, PlatformError, get_gateway
+from cozystack.gateway import NotFound, PlatformError
 from cozystack.manifests import cluster_changes, render_kubernetes, to_yaml
 from cozystack.rules import FieldError
 from cozystack.specs import ClusterSpec
 from cozystack.validation import allowed_versions_from_schema
-from portal.audit import actor_from_request, record
+from portal.audit import actor_from_request
 from portal.htmx import htmx_partial, redirect_after_post, render_invalid
 from portal.permissions import Perm
 from portal.tenancy import TenantContext, tenant_view
@@ -78,8 +78,6 @@ def _list_context(request: HttpRequest, ctx: TenantContext) -> dict[str, Any]:
 
 def _costs_context(ctx: TenantContext) -> dict[str, Any]:
     """The tenant's month-to-date snapshot, for roles that see costs (every cluster reader)."""
-    from billing.queries import MTD_SNAPSHOT_SECONDS, month_to_date
-
     if not ctx.can(Perm.COSTS_VIEW):
         return {}
     return {"costs": month_to_date(ctx.tenant.pk), "costs_refresh_seconds": MTD_SNAPSHOT_SECONDS}
@@ -114,8 +112,6 @@ def cluster_list_live(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 def _versions() -> list[str]:
     """What the platform accepts, minus what staff stopped offering."""
-    from clusters.models import Offering
-
     hidden = offerings.hidden_offerings().get(Offering.Kind.VERSION, frozenset())
     return [v for v in allowed_versions_from_schema(platform_schema()) if v not in hidden]
 
@@ -137,8 +133,6 @@ def _create_context(ctx: TenantContext, form: SpecForm, spec: ClusterSpec | None
     manifest = render_kubernetes(spec, labels=actions.PORTAL_LABELS)
     nodes_min = sum(g.min_replicas for g in spec.node_groups)
     nodes_max = sum(g.max_replicas for g in spec.node_groups)
-    from billing.pricing import estimate_spec
-
     return {"ctx": ctx, "form": form, "spec": spec, "manifest": to_yaml(manifest),
             "estimate": estimate_spec(spec),
             "quota": quota_lines(ctx.tenant, spec), "nodes_min": nodes_min,
@@ -196,7 +190,7 @@ def _detail_context(request: HttpRequest, ctx: TenantContext, state: queries.Clu
     context.update(ctx=ctx, kubeconfig_form=KubeconfigForm(
         allow_super_admin=ctx.can(Perm.KUBECONFIG_SUPER_ADMIN)),
         can_kubeconfig=ctx.can(Perm.KUBECONFIG_ADMIN),
-        kubeconfig_file=_kubeconfig_filename(ctx, state.cluster, KubeconfigForm.ADMIN),
+        kubeconfig_file=kubeconfigs.filename(ctx, state.cluster.name, kubeconfigs.Kind.ADMIN),
         **_costs_context(ctx))
     context.update(extra)
     return context
@@ -279,8 +273,6 @@ def _confirm_or_run(request: HttpRequest, ctx: TenantContext, cluster: Cluster, 
             return _respond_with_actions(request, ctx, cluster, status=422, bound=bound,
                                          open_action=action)
     if not form.cleaned_data.get("confirm"):
-        from billing.pricing import estimate_change
-
         changes = cluster_changes(before, proposed, node_counts=state.node_counts) \
             if proposed is not None else []
         cost = estimate_change(before, proposed) if proposed is not None else None
@@ -496,54 +488,22 @@ class _WithConfirm:
 # --------------------------------------------------------------------------- kubeconfig
 
 
-def _kubeconfig_filename(ctx: TenantContext, cluster: Cluster, kind: str) -> str:
-    suffix = "-super-admin" if kind == KubeconfigForm.SUPER_ADMIN else ""
-    return f"{ctx.tenant.slug}-{cluster.name}{suffix}-kubeconfig.yaml"
-
-
-def _recently_signed_in(request: HttpRequest) -> bool:
-    """A sign-in or re-authentication within ACCOUNT_REAUTHENTICATION_TIMEOUT.
-
-    allauth's own check only counts re-authentications; a password sign-in a minute ago is
-    just as recent, so both records count here.
-    """
-    from allauth.account.internal.flows.login import get_authentication_records
-
-    records = get_authentication_records(request, request.user)
-    latest = max((r.get("at", 0) for r in records), default=0)
-    return time.time() - latest < settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
-
-
 @tenant_view(Perm.KUBECONFIG_ADMIN, methods=("POST",))
 def kubeconfig(request: HttpRequest, ctx: TenantContext, cluster_name: str) -> HttpResponse:
-    """The kubeconfig, fetched from the platform now and never stored; audited."""
-    from allauth.core.exceptions import ReauthenticationRequired
-
-    cluster = actions.access_cluster(ctx, cluster_name)
+    """The kubeconfig the form asks for (``clusters.web.kubeconfig``). Without a recent
+    sign-in, allauth asks for the password, then replays this POST."""
     form = KubeconfigForm(request.POST, allow_super_admin=ctx.can(Perm.KUBECONFIG_SUPER_ADMIN))
     if not form.is_valid():
         raise PermissionDenied(_("Your role does not allow this kubeconfig."))
-    if not _recently_signed_in(request):
-        raise ReauthenticationRequired  # allauth asks for the password, then replays this POST
-    kind = form.cleaned_data["kind"]
     try:
-        content = get_gateway().read_kubeconfig(ctx.tenant.namespace, cluster.name,
-                                                KubeconfigForm.KEYS[kind])
+        return kubeconfigs.download(request, ctx, cluster_name,
+                                    kubeconfigs.Kind(form.cleaned_data["kind"]),
+                                    actor=actor_from_request(request))
     except NotFound:
         problem = _("The platform has not issued the kubeconfig yet: it appears once the "
                     "control plane is ready. This page shows when it is available.")
     except PlatformError as exc:
         problem = _("The platform could not be reached to fetch the kubeconfig (%(e)s). Try "
                     "again in a minute.") % {"e": exc.message}
-    else:
-        record(actor_from_request(request), f"cluster.kubeconfig.{kind}", cluster,
-               tenant=ctx.tenant, changes={"kubeconfig": [None, kind]})
-        response = HttpResponse(content, content_type="application/yaml")
-        response["Content-Disposition"] = (
-            f'attachment; filename="{_kubeconfig_filename(ctx, cluster, kind)}"')
-        add_never_cache_headers(response)
-        response["Cache-Control"] = "no-store, no-cache, must-revalidate, private, max-age=0"
-        response["Pragma"] = "no-cache"
-        return response
     messages.error(request, problem)
-    return redirect("clusters:detail", tenant_slug=ctx.tenant.slug, cluster_name=cluster.name)
+    return redirect("clusters:detail", tenant_slug=ctx.tenant.slug, cluster_name=cluster_name)

@@ -15,6 +15,10 @@ message. Statuses mean one thing each:
 * 422: well-formed, but refused by the platform rules or the quota;
 * 429: too many requests (``Retry-After`` says when to come back);
 * 502/503: the management cluster refused or could not be reached (``Retry-After`` on 503).
+
+The foundation knows no domain: an app whose errors have an answer of their own registers a
+mapper for them at start-up (``register_problem_type``), as the clusters web floor does for
+the platform's errors.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -38,13 +42,10 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from cozystack.gateway import PlatformError, PlatformUnavailable
-
 logger = logging.getLogger("portal.api")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:kube-portal:problem:"
-PLATFORM_RETRY_AFTER_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ NON_BODY_ROOTS = frozenset({"quota", "node_group", "confirm", "__all__", "non_fi
 
 Path = list[str | int]
 PathRewriter = Callable[[Path, "str | None"], Path]
+E = TypeVar("E", bound=Exception)
 
 
 class ApiProblem(exceptions.APIException):
@@ -112,6 +114,27 @@ class ApiProblem(exceptions.APIException):
         self.errors = errors
         self.headers = headers or {}
         super().__init__(detail or force_str(problem.title), self.problem_code)
+
+
+# --------------------------------------------------------------------------- domain errors
+
+# Each mapper takes the exception type it was registered for, hence Any for the argument.
+_MAPPERS: dict[type[Exception], Callable[[Any], ApiProblem]] = {}
+
+
+def register_problem_type(exc_type: type[E], mapper: Callable[[E], ApiProblem]) -> None:
+    """Answer ``exc_type``, and its subclasses without a mapper of their own, with the problem
+    ``mapper`` makes of it. Apps register their own errors at start-up (``AppConfig.ready``)."""
+    _MAPPERS[exc_type] = mapper
+
+
+def registered_problem(exc: Exception) -> ApiProblem | None:
+    """The problem the closest registered type of ``exc`` maps it to, if any."""
+    for klass in type(exc).__mro__:
+        mapper = _MAPPERS.get(klass)
+        if mapper is not None:
+            return mapper(exc)
+    return None
 
 
 # --------------------------------------------------------------------------- field paths
@@ -247,9 +270,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """DRF's ``EXCEPTION_HANDLER``: any exception → a problem-details response."""
     request = context.get("request")
     set_rollback()
-    if isinstance(exc, ApiProblem):
-        return problem_response(request, exc.slug, force_str(exc.detail), code=exc.problem_code,
-                                errors=exc.errors, headers=exc.headers)
+    problem = exc if isinstance(exc, ApiProblem) else registered_problem(exc)
+    if problem is not None:
+        return problem_response(request, problem.slug, force_str(problem.detail),
+                                code=problem.problem_code, errors=problem.errors,
+                                headers=problem.headers)
     if isinstance(exc, Http404):
         return problem_response(request, "not-found")
     if isinstance(exc, SuspiciousOperation):  # e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -261,14 +286,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DjangoValidationError):
         return from_django_validation_error(request, exc, _rewriter(context),
                                             _body_roots(context))
-    if isinstance(exc, PlatformUnavailable):
-        return problem_response(
-            request, "platform-unavailable",
-            _("The platform cannot be reached right now; try again shortly."),
-            headers={"Retry-After": str(PLATFORM_RETRY_AFTER_SECONDS)})
-    if isinstance(exc, PlatformError):
-        logger.warning("api.platform_error", extra={"error": str(exc)})
-        return problem_response(request, "platform-error", exc.message)
     if isinstance(exc, exceptions.ValidationError):
         # Input errors are about the body, except on reads (query parameters).
         safe = getattr(request, "method", "GET") in ("GET", "HEAD", "OPTIONS")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 import yaml
 from django.test import Client
+from django.utils import timezone
 
 from clusters.actions import PORTAL_LABELS
+from clusters.models import Cluster
 from cozystack.gateway import get_gateway, reset_gateway
 from cozystack.manifests import render_kubernetes
+from cozystack.simulator.faults import Fault
 from portal.models import ApiToken, AuditEntry, IdempotencyRecord
 
 pytestmark = pytest.mark.django_db
@@ -86,6 +89,27 @@ def test_an_unreachable_platform_is_a_503_with_retry_after(owner, api, platform,
     assert response.status_code == 503, response.content
     assert response["Content-Type"] == "application/problem+json"
     assert int(response["Retry-After"]) > 0
+
+
+def test_a_deleted_cluster_has_no_kubeconfig_even_while_the_platform_still_has_it(
+        owner, api, provisioned):
+    Cluster.objects.filter(pk=provisioned.pk).update(phase=Cluster.Phase.DELETED,
+                                                     deleted_at=timezone.now())
+    assert get_gateway().kubeconfig_exists("tenant-acme", "prod-eu")
+
+    response = api(owner).get(URL)
+
+    assert response.status_code == 404, response.content
+    assert not AuditEntry.objects.filter(verb__startswith="cluster.kubeconfig").exists()
+
+
+def test_the_platform_refusing_is_a_502_with_its_reason(owner, api, platform, provisioned):
+    platform.faults.add(Fault(path="admin-kubeconfig", status=403, times=2))
+    response = api(owner).get(URL)
+    assert response.status_code == 502, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "platform_error"
+    assert "platform credentials" in response.json()["detail"]
 
 
 def test_an_unknown_kind_is_a_400(owner, api, cluster):

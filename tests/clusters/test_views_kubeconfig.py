@@ -7,8 +7,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.utils import timezone
 
+from clusters.models import Cluster
 from cozystack.manifests import render_kubernetes
+from portal import reauthentication
 from portal.models import AuditEntry
 from tests.clusters.ui import make_cluster, signed_in, url
 
@@ -79,6 +82,16 @@ def test_an_outsider_gets_not_found(outsider, tenant, ready_cluster):
     assert download(signed_in(outsider), tenant).status_code == 404
 
 
+def test_a_deleted_cluster_has_no_kubeconfig_even_while_the_platform_still_has_it(
+        member, tenant, gateway, ready_cluster):
+    Cluster.objects.filter(pk=ready_cluster.pk).update(phase=Cluster.Phase.DELETED,
+                                                       deleted_at=timezone.now())
+    assert gateway.kubeconfig_exists(tenant.namespace, "demo")
+
+    assert download(signed_in(member), tenant).status_code == 404
+    assert not AuditEntry.objects.filter(verb__startswith="cluster.kubeconfig").exists()
+
+
 def test_the_kubeconfig_is_never_served_by_get(member, tenant, ready_cluster):
     response = signed_in(member).get(url("kubeconfig", tenant, cluster_name="demo"))
     assert response.status_code == 405
@@ -90,10 +103,9 @@ def test_a_sign_in_older_than_15_minutes_asks_for_the_password_first(member, ten
 
     client = signed_in(member)
     session = client.session
-    records = session["account_authentication_methods"]
-    for record in records:
-        record["at"] = time.time() - 16 * 60
-    session["account_authentication_methods"] = records
+    signed_in_at = session[reauthentication.SESSION_KEY]
+    signed_in_at["at"] = time.time() - 16 * 60
+    session[reauthentication.SESSION_KEY] = signed_in_at
     session.save()
 
     asked = download(client, tenant)

@@ -10,6 +10,7 @@ import pytest
 
 from cozystack.gateway import reset_gateway
 from cozystack.simulator.kubeconfig import kubeconfig_yaml
+from portal import health
 
 
 def free_port() -> int:
@@ -107,6 +108,18 @@ def test_readyz_reports_the_management_cluster_ok_when_it_answers(
 
     assert body["checks"]["management_cluster"]["ok"] is True, body
     assert body["checks"]["database"]["ok"] is True
+
+
+def test_readyz_reports_the_foundations_checks_then_those_the_apps_registered(
+        client, db, platform_at, simulated_platform, monkeypatch):
+    platform_at(simulated_platform.kubeconfig_path)
+    monkeypatch.setattr(health, "_REGISTERED", dict(health._REGISTERED))
+    health.register_check("mail", lambda: None)
+
+    checks = client.get("/readyz").json()["checks"]
+
+    assert list(checks) == ["database", "redis", "management_cluster", "mail"]
+    assert checks["mail"]["ok"] is True
 
 
 def test_readyz_is_never_cached(client, db):

@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from billing.models import Budget
 from clusters.models import Cluster, NodeGroup, Operation
+from portal import reauthentication
 from portal.models import ApiToken, AuditEntry, Invitation, Membership, Tenant
 from portal.tenancy import IMPERSONATION_SESSION_KEY
 from tests.api.factories import make_token
@@ -287,8 +288,7 @@ def test_kubeconfigs_are_not_handed_to_an_impersonating_staff_member(
     engine.settle(cluster)
     client = impersonating(client_for, staff_with_mfa)
     session = client.session
-    session["account_authentication_methods"] = [{"method": "password", "at": time.time()}]
-    session["account_authentication_methods_user"] = str(staff_with_mfa.pk)
+    session[reauthentication.SESSION_KEY] = {"user": str(staff_with_mfa.pk), "at": time.time()}
     session.save()
 
     api = client.get("/api/v1/tenants/acme/clusters/demo/kubeconfig/", {"kind": "super_admin"})

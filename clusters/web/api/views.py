@@ -7,10 +7,9 @@ rights, platform rules and quota and do the writing; a write that starts a chang
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from django.conf import settings
+from allauth.core.exceptions import ReauthenticationRequired
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpResponse
@@ -23,17 +22,17 @@ from rest_framework.response import Response
 
 from clusters import actions
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
+from clusters.web import kubeconfig as kubeconfigs
 from clusters.web.api import serializers as s
 from clusters.web.api.catalog import ADDON_API_KEYS
 from cozystack import catalog
-from cozystack.gateway import NotFound, get_gateway
+from cozystack.gateway import NotFound
 from cozystack.manifests import render_kubernetes
 from portal.api.authentication import request_token
 from portal.api.base import ApiView
 from portal.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from portal.api.problems import ApiProblem, Path, field_error
 from portal.api.renderers import YamlFileRenderer
-from portal.audit import record
 from portal.permissions import Perm
 
 TAG_CLUSTERS = "Clusters"
@@ -267,8 +266,6 @@ class ClusterManifestView(ClusterApiView):
 # --------------------------------------------------------------------------- kubeconfig
 
 
-KUBECONFIG_KINDS = {"admin": ("admin.conf", Perm.KUBECONFIG_ADMIN),
-                    "super_admin": ("super-admin.conf", Perm.KUBECONFIG_SUPER_ADMIN)}
 KUBECONFIG_DESCRIPTION = (
     "The cluster's kubeconfig, fetched from the platform on each request and never stored or "
     "cached by the portal (certificates rotate). `admin` is the normal cluster-admin "
@@ -286,44 +283,23 @@ class KubeconfigView(ClusterApiView):
     renderer_classes = [JSONRenderer, YamlFileRenderer]
     problem_statuses = {"GET": (409, 502, 503), "POST": (409, 502, 503)}
 
-    def _check_recent_sign_in(self) -> None:
-        """A browser session must have signed in recently, as on the cluster page (a token is
-        itself the deliberate credential)."""
-        if request_token(self.request) is not None:
-            return
-        from allauth.account.internal.flows.login import get_authentication_records
-
-        records = get_authentication_records(self.request._request, self.request.user)
-        latest = max((r.get("at", 0) for r in records), default=0)
-        if time.time() - latest >= settings.ACCOUNT_REAUTHENTICATION_TIMEOUT:
+    def _download(self, cluster_name: str, kind: str) -> HttpResponse:
+        """``clusters.web.kubeconfig``, with the API's answers where there is no file."""
+        try:
+            return kubeconfigs.download(
+                self.request._request, self.tenant_ctx, cluster_name,
+                kubeconfigs.Kind(kind.replace("_", "-")), actor=self.actor,
+                by_token=request_token(self.request) is not None)
+        except ReauthenticationRequired:
             raise ApiProblem("permission-denied", _(
                 "Confirm your password on the cluster page first (kubeconfigs need a recent "
-                "sign-in), or use a personal access token."), code="reauthentication_required")
-
-    def _download(self, cluster_name: str, kind: str) -> HttpResponse:
-        key, perm = KUBECONFIG_KINDS[kind]
-        ctx = self.tenant_ctx
-        ctx.require(perm)
-        self._check_recent_sign_in()
-        cluster = actions.access_cluster(ctx, cluster_name)
-        try:
-            content = get_gateway().read_kubeconfig(ctx.tenant.namespace, cluster.name, key)
+                "sign-in), or use a personal access token."),
+                code="reauthentication_required") from None
         except NotFound:
             raise ApiProblem("conflict", _(
                 "The platform has not issued credentials for this cluster yet; they appear "
                 "once its control plane is up."), code="kubeconfig_not_ready",
-                headers={"Retry-After": "10"})
-        # The same audit entry and file name as the browser's download.
-        audited = kind.replace("_", "-")
-        record(self.actor, f"cluster.kubeconfig.{audited}", cluster, tenant=ctx.tenant,
-               changes={"kubeconfig": [None, audited]})
-        response = HttpResponse(content, content_type="application/yaml; charset=utf-8")
-        suffix = "-super-admin" if kind == "super_admin" else ""
-        filename = f"{ctx.tenant.slug}-{cluster.name}{suffix}-kubeconfig.yaml"
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        response["Cache-Control"] = "no-store"
-        response["Pragma"] = "no-cache"
-        return response
+                headers={"Retry-After": "10"}) from None
 
     @extend_schema(
         operation_id="clusters_kubeconfig_retrieve", tags=[TAG_CLUSTERS],

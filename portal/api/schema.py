@@ -52,7 +52,8 @@ class ProblemSerializer(serializers.Serializer):
     code = serializers.CharField(
         help_text=_("Stable machine code; for conflicts it says which one (e.g. `busy`, "
                     "`no_change`, `idempotency_key_reused`)."))
-    errors = ProblemFieldErrorSerializer(
+    # DRF's metaclass takes declared fields off the class: this does not replace `.errors`.
+    errors = ProblemFieldErrorSerializer(  # type: ignore[assignment]  # see above
         many=True, required=False,
         help_text=_("One entry per problem with a field, for 400, 409 and 422."))
     request_id = serializers.CharField(

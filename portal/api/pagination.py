@@ -53,7 +53,7 @@ class PageSizeMixin:
     max_page_size: int | None = MAX_PAGE_SIZE
     page_size_query_description: str = gettext_lazy(  # type: ignore[assignment]  # DRF and drf-spectacular take lazy text; the stubs want str
         "How many items per page (1–200, default 50).")
-    cursor_query_description: str = gettext_lazy(  # type: ignore[assignment]  # as above
+    cursor_query_description: str = gettext_lazy(  # type: ignore[assignment]  # lazy text, as DRF takes it
         "Opaque position from the `next` or `previous` link of a previous page.")
 
     def get_page_size(self, request: Any) -> int:
@@ -102,9 +102,8 @@ class CursorPage(PageSizeMixin, CursorPagination):
             raise _invalid_cursor()
         if position is not None:
             self._check_position(position)
-        # DRF's cursor positions are the text of the ordering field; its stubs say int.
         return Cursor(offset=offset, reverse=reverse,
-                      position=position)  # type: ignore[arg-type]  # see above
+                      position=position)  # type: ignore[arg-type]  # DRF's positions are text; its stubs say int
 
     def _check_position(self, position: str) -> None:
         if "\x00" in position or len(position) > 300:

@@ -37,8 +37,11 @@ messages: $(STAMP)
 	DEBUG=true $(PY) manage.py makemessages -d djangojs -l fr --no-obsolete --no-location -i node_modules -i .venv -i staticfiles
 	$(PY) scripts/compile_messages.py
 
+# Style, types (mypy reads [tool.mypy] in pyproject.toml) and the floors' import contracts.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	PYTHONPATH=. $(VENV)/bin/lint-imports
 
 bench: install
 	bash scripts/bench.sh

@@ -218,13 +218,14 @@ def do_void_invoice(actor: Actor, invoice_id: int, *, reason: str, reissue: bool
                    changes={"credit_note": [None, note.number], "reason": [None, note.reason]})
             _send_after_commit(note.pk, actor)
         if reissue:
+            voided = note.cancelled_invoice
             try:
-                draft = invoicing.next_revision(note.credits)
+                draft = invoicing.next_revision(voided)
             except InvoiceError as exc:
                 raise _refuse(exc) from None
             new, _changed = invoicing.finalize(draft.pk, now=now)
             record(actor, "invoice.reissue", new, tenant=new.tenant,
-                   changes={"number": [None, new.number], "replaces": [None, note.credits.number]})
+                   changes={"number": [None, new.number], "replaces": [None, voided.number]})
             _send_after_commit(new.pk, actor)
     return note
 

@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from decimal import Decimal
+from typing import TypedDict
 from xml.sax.saxutils import escape as _e
 
 from django.conf import settings
@@ -64,10 +65,10 @@ def invoice_csv(invoice: Invoice | None, draft: InvoiceDraft) -> str:
         writer.writerow([number, draft.period.key, line.cluster_name, line.sku,
                          line.description, line.unit, line.unit_seconds, hours(line.unit_seconds),
                          "" if line.unit_price is None else line.unit_price, line.amount])
-    subtotal = invoice.subtotal if invoice and not invoice.is_draft else draft.subtotal
-    vat = invoice.vat_amount if invoice and not invoice.is_draft else draft.vat_amount
-    total = invoice.total if invoice and not invoice.is_draft else draft.total
-    rate = invoice.vat_rate if invoice and not invoice.is_draft else draft.vat_rate
+    if invoice and not invoice.is_draft:
+        subtotal, rate, vat, total = invoice.amounts
+    else:
+        subtotal, rate, vat, total = draft.subtotal, draft.vat_rate, draft.vat_amount, draft.total
     writer.writerow([number, draft.period.key, "", "", "subtotal", "", "", "", "", subtotal])
     writer.writerow([number, draft.period.key, "", "", f"VAT {rate * 100:.1f} %", "", "", "",
                      "", vat])
@@ -76,7 +77,17 @@ def invoice_csv(invoice: Invoice | None, draft: InvoiceDraft) -> str:
     return out.getvalue()
 
 
-def issuer() -> dict[str, object]:
+class Issuer(TypedDict):
+    """Who issues invoices, from the settings."""
+
+    name: str
+    address: list[str]
+    vat_id: str
+    iban: str
+    email: str
+
+
+def issuer() -> Issuer:
     return {
         "name": settings.BILLING_ISSUER_NAME,
         "address": [line for line in settings.BILLING_ISSUER_ADDRESS.split("|") if line.strip()],
@@ -115,7 +126,7 @@ def invoice_pdf(invoice: Invoice, draft: InvoiceDraft) -> bytes:
     story: list = []
 
     issuer_lines = [f"<b>{_e(str(info['name']))}</b>",
-                    *[_e(line) for line in info["address"]]]  # type: ignore[attr-defined]
+                    *[_e(line) for line in info["address"]]]
     if info["vat_id"]:
         issuer_lines.append(_e(_("VAT no. %(id)s") % {"id": info["vat_id"]}))
     customer_lines = [f"<b>{_e(_('Bill to'))}</b>", _e(invoice.tenant_name or invoice.tenant.name),
@@ -134,7 +145,7 @@ def invoice_pdf(invoice: Invoice, draft: InvoiceDraft) -> bytes:
         [_("Issued"), f"{issued:%Y-%m-%d}" if final else _("not yet")],
     ]
     if invoice.is_credit_note and invoice.credits_id:
-        meta.append([_("Cancels invoice"), invoice.credits.number])
+        meta.append([_("Cancels invoice"), invoice.cancelled_invoice.number or ""])
         if invoice.reason:
             meta.append([_("Reason"), invoice.reason])
     elif final:

@@ -220,8 +220,11 @@ def ensure_draft(tenant_id: int, period: Period) -> Invoice:
             return Invoice.objects.create(tenant=tenant, period_start=period.start,
                                           period_end=period.end, tenant_name=tenant.name)
     except IntegrityError:
-        return (Invoice.objects.filter(tenant_id=tenant_id, period_start=period.start,
-                                       kind=Invoice.Kind.INVOICE).order_by("-revision").first())
+        winner = (Invoice.objects.filter(tenant_id=tenant_id, period_start=period.start,
+                                         kind=Invoice.Kind.INVOICE).order_by("-revision").first())
+        if winner is None:  # the conflict was not another creator's invoice
+            raise
+        return winner
 
 
 def _store_lines(invoice: Invoice, lines: list[DraftLine], *, sign: int = 1) -> None:
@@ -289,10 +292,11 @@ def credit(invoice_id: int, *, reason: str, now: datetime | None = None) -> tupl
     note.number = next_number(CREDIT_NOTE_SERIES, now.year)
     note.status = Invoice.Status.FINALIZED
     note.issued_at = now
-    note.subtotal = -invoice.subtotal
-    note.vat_rate = invoice.vat_rate
-    note.vat_amount = -invoice.vat_amount
-    note.total = -invoice.total
+    amounts = invoice.amounts
+    note.subtotal = -amounts.subtotal
+    note.vat_rate = amounts.vat_rate
+    note.vat_amount = -amounts.vat_amount
+    note.total = -amounts.total
     note.has_unpriced = invoice.has_unpriced
     note.save()
     return note, True
@@ -321,7 +325,7 @@ def periods_due(now: datetime, *, grace_days: int, lookback: int) -> list[Period
     """Months whose end plus the grace period has passed, newest first (``lookback`` of them)."""
     from datetime import timedelta
 
-    periods = []
+    periods: list[Period] = []
     period = Period.current(now).previous
     while len(periods) < lookback:
         if period.end_at + timedelta(days=grace_days) <= now:

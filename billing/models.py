@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -81,12 +81,12 @@ class PriceQuerySet(models.QuerySet["Price"]):
     def in_force(self, at: datetime) -> PriceQuerySet:
         return self.filter(effective_from__lte=at)
 
-    def update(self, **kwargs: Any) -> int:  # type: ignore[override]
+    def update(self, **kwargs: Any) -> int:
         if self.filter(effective_from__lte=timezone.now()).exists():
             raise ImmutableRecord("prices in force are never changed; add a new price instead")
         return super().update(**kwargs)
 
-    def delete(self) -> tuple[int, dict[str, int]]:  # type: ignore[override]
+    def delete(self) -> tuple[int, dict[str, int]]:
         if self.filter(effective_from__lte=timezone.now()).exists():
             raise ImmutableRecord("prices in force are never deleted")
         return super().delete()
@@ -276,12 +276,12 @@ class InvoiceQuerySet(models.QuerySet["Invoice"]):
     def final(self) -> InvoiceQuerySet:
         return self.filter(status=Invoice.Status.FINALIZED)
 
-    def update(self, **kwargs: Any) -> int:  # type: ignore[override]
+    def update(self, **kwargs: Any) -> int:
         if self.exclude(status=Invoice.Status.DRAFT).exists():
             raise ImmutableRecord("finalized invoices are immutable")
         return super().update(**kwargs)
 
-    def delete(self) -> tuple[int, dict[str, int]]:  # type: ignore[override]
+    def delete(self) -> tuple[int, dict[str, int]]:
         if self.exclude(status=Invoice.Status.DRAFT).exists():
             raise ImmutableRecord("finalized invoices are immutable")
         return super().delete()
@@ -361,6 +361,21 @@ class Invoice(models.Model):
         return self.status == self.Status.DRAFT
 
     @property
+    def amounts(self) -> FinalAmounts:
+        """The amounts of a final invoice or credit note (a draft gets them when finalized)."""
+        if (self.subtotal is None or self.vat_rate is None or self.vat_amount is None
+                or self.total is None):
+            raise ValueError(f"invoice {self.pk} is a draft: it has no amounts yet")
+        return FinalAmounts(self.subtotal, self.vat_rate, self.vat_amount, self.total)
+
+    @property
+    def cancelled_invoice(self) -> Invoice:
+        """The invoice a credit note cancels (the database requires one)."""
+        if self.credits is None:
+            raise ValueError(f"invoice {self.pk} is not a credit note")
+        return self.credits
+
+    @property
     def is_credit_note(self) -> bool:
         return self.kind == self.Kind.CREDIT_NOTE
 
@@ -381,16 +396,23 @@ class Invoice(models.Model):
         return stored is not None and stored != self.Status.DRAFT
 
 
+class FinalAmounts(NamedTuple):
+    subtotal: Decimal
+    vat_rate: Decimal
+    vat_amount: Decimal
+    total: Decimal
+
+
 class InvoiceLineQuerySet(models.QuerySet["InvoiceLine"]):
     def _frozen(self) -> bool:
         return self.exclude(invoice__status=Invoice.Status.DRAFT).exists()
 
-    def update(self, **kwargs: Any) -> int:  # type: ignore[override]
+    def update(self, **kwargs: Any) -> int:
         if self._frozen():
             raise ImmutableRecord("lines of finalized invoices are immutable")
         return super().update(**kwargs)
 
-    def delete(self) -> tuple[int, dict[str, int]]:  # type: ignore[override]
+    def delete(self) -> tuple[int, dict[str, int]]:
         if self._frozen():
             raise ImmutableRecord("lines of finalized invoices are immutable")
         return super().delete()

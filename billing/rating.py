@@ -183,13 +183,17 @@ _SQLITE_ONE_CUT = (",\n       SUM(CAST(ROUND(seg.quantity * {scale}) AS INTEGER)
                    "FILTER (WHERE seg.start < %s)")
 
 
-def _param(value: datetime) -> object:
+# What the rating query binds: instants (adapted to text on SQLite), bucket indexes and ids.
+_Param = datetime | str | int | None
+
+
+def _param(value: datetime) -> _Param:
     if connection.vendor == "postgresql":
         return value
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def _ids_clause(column: str, ids: Sequence[int] | None, params: list[object]) -> str:
+def _ids_clause(column: str, ids: Sequence[int] | None, params: list[_Param]) -> str:
     if ids is None:
         return ""
     ids = [int(i) for i in ids] or [-1]
@@ -220,7 +224,7 @@ def rate_usage(
     lowest = min(lo for _i, lo, _hi in clipped)
     highest = max(hi for _i, _lo, hi in clipped)
     cuts = prices.changes_between(lowest, highest)
-    params: list[object] = []
+    params: list[_Param] = []
     if len(clipped) == 1:
         idx, lo, hi = clipped[0]
         template = _PG_ONE if postgres else _SQLITE_ONE.replace("{scale}", str(_QTY_SCALE))
@@ -284,7 +288,9 @@ def rate_usage(
                             unit_seconds.quantize(_QTY_PLACES), line_amount(unit_seconds, per_hour))
 
 
-def _units(value: object, postgres: bool) -> Decimal:
+def _units(value: Decimal | int | None, postgres: bool) -> Decimal:
+    """A unit-seconds column: NUMERIC on PostgreSQL, an integer scaled by ``_QTY_SCALE`` on
+    SQLite."""
     if value is None:
         return Decimal(0)
     if postgres:

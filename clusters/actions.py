@@ -385,7 +385,7 @@ def do_retry_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> O
             write_desired_rows(cluster, after)
         cluster.phase = {Operation.Kind.CREATE: Cluster.Phase.CREATING,
                          Operation.Kind.DELETE: Cluster.Phase.DELETING}.get(
-            old.kind, Cluster.Phase.UPDATING)
+            Operation.Kind(old.kind), Cluster.Phase.UPDATING)
         cluster.last_error = ""
         cluster.save(update_fields=["phase", "last_error", "updated_at"])
         before = spec_from_json(old.params["before"]) if old.params.get("before") else None

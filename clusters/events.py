@@ -116,7 +116,8 @@ def batched() -> Iterator[None]:
     if getattr(_local, "pending", None) is not None:
         yield
         return
-    _local.pending = pending = set()
+    pending: set[int] = set()
+    _local.pending = pending
     try:
         yield
     finally:

@@ -77,7 +77,7 @@ def _save_many(rows: list[tuple[Any, tuple[str, ...]]]) -> None:
     for obj, fields in rows:
         by_fields.setdefault((type(obj), fields), []).append(obj)
     for (model, names), objs in by_fields.items():
-        opts = model._meta
+        opts = model._meta  # type: ignore[attr-defined]  # the class of a model instance
         columns = [opts.get_field(name) for name in names]
         # Only quoted model column names are interpolated; every value is a parameter.
         sql = "UPDATE {} SET {} WHERE {} = %s".format(  # noqa: S608
@@ -157,9 +157,9 @@ def lock_clusters(keys: Iterable[tuple[str, str]]) -> None:
 
 def _admit(key: tuple[str, str], cluster: Cluster | None) -> Cluster | None:
     current: Batch = _local.batch
-    if cluster is not None and not cluster.platform_resource_version and \
-            not cluster.has_active_operation and \
-            not cluster.operations.filter(submitted_at__isnull=False).exists():
+    if cluster is not None and not cluster.platform_resource_version and (
+            not cluster.has_active_operation  # type: ignore[attr-defined]  # annotated by the batch's query
+            and not cluster.operations.filter(submitted_at__isnull=False).exists()):
         # The portal never sent this cluster (a POST whose answer was lost, from a creation
         # that then failed): not ours to show or meter; the orphan cleanup removes it. While
         # its operation runs, the object may show up before the worker records the answer:

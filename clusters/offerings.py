@@ -11,6 +11,7 @@ from django.utils import timezone
 from clusters.events import OfferingsChanged
 from clusters.models import Offering
 from cozystack import catalog
+from portal.caching import get_or_load
 
 if TYPE_CHECKING:
     from cozystack.rules import FieldError
@@ -30,7 +31,7 @@ def hidden_offerings() -> dict[str, frozenset[str]]:
             hidden.setdefault(kind, set()).add(name)
         return {kind: frozenset(names) for kind, names in hidden.items()}
 
-    return cache.get_or_set(OFFERINGS_CACHE_KEY, load, OFFERINGS_CACHE_SECONDS)
+    return get_or_load(OFFERINGS_CACHE_KEY, load, OFFERINGS_CACHE_SECONDS)
 
 
 def _hidden(kind: str) -> set[str]:
@@ -73,12 +74,12 @@ def end_of_life_versions(today: date | None = None) -> dict[str, Retirement]:
     version is cached, so the answer stays right when the day changes."""
 
     def load() -> list[tuple[str, date, str]]:
-        return list(Offering.objects.filter(kind=Offering.Kind.VERSION,
-                                            end_of_life_on__isnull=False)
-                    .values_list("name", "end_of_life_on", "note"))
+        rows = (Offering.objects.filter(kind=Offering.Kind.VERSION, end_of_life_on__isnull=False)
+                .values_list("name", "end_of_life_on", "note"))
+        return [(name, when, note) for name, when, note in rows if when is not None]
 
     today = today or timezone.now().date()
-    dated = cache.get_or_set(END_OF_LIFE_CACHE_KEY, load, END_OF_LIFE_CACHE_SECONDS)
+    dated = get_or_load(END_OF_LIFE_CACHE_KEY, load, END_OF_LIFE_CACHE_SECONDS)
     return {name: Retirement(when, note) for name, when, note in dated if when <= today}
 
 

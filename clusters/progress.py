@@ -31,7 +31,7 @@ STEP_LABELS = {
     "teardown": gettext_noop("Platform removes the cluster and its volumes"),
 }
 
-STEPS_BY_KIND = {
+STEPS_BY_KIND: dict[str, list[str]] = {
     Operation.Kind.CREATE: ["validate", "submit", "control_plane", "kubeconfig", "workers"],
     Operation.Kind.UPGRADE: ["validate", "submit", "upgrade", "workers"],
     Operation.Kind.DELETE: ["submit", "teardown"],

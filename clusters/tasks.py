@@ -231,8 +231,8 @@ def _retry_later(operation: Operation, error: PlatformError | str) -> None:
                        % {"e": message})
         return
     token = uuid.uuid4().hex
-    key = "submit" if operation.step("validate") is None or \
-        operation.step("validate")["state"] == progress.DONE else "validate"
+    validate = operation.step("validate")
+    key = "submit" if validate is None or validate["state"] == progress.DONE else "validate"
     steps = progress.set_step(
         operation.steps, key, progress.RUNNING,
         _("The platform is unreachable; retrying in %(s)s s (attempt %(n)s).")

@@ -229,9 +229,8 @@ class Gateway:
             response = self.api_client.call_api("GET", url, header_params=headers,
                                                 _request_timeout=timeout or self.timeout)
             if not 200 <= response.status <= 299:
-                response.read()
                 raise ApiException.from_response(
-                    http_resp=response, body=response.data.decode(errors="replace"), data=None)
+                    http_resp=response, body=response.read().decode(errors="replace"), data=None)
         except Exception as exc:  # classified below; anything unknown is re-raised
             raise classify(exc, what() if callable(what) else what) from exc
         return response.response
@@ -241,7 +240,10 @@ class Gateway:
         """``what`` may be a callable: the sentence is only translated if something fails."""
         response = self._get(what, path, query)
         try:
-            return json.loads(response.data)
+            body = json.loads(response.data)
+            if not isinstance(body, dict):  # re-raised as is, like a body that is not JSON
+                raise ValueError(f"{path} answered JSON that is not an object")
+            return body
         except Exception as exc:
             raise classify(exc, what() if callable(what) else what) from exc
         finally:
@@ -353,10 +355,12 @@ class Gateway:
 
     def patch_cluster(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """JSON merge-patch (applied by the platform on the defaulted object)."""
-        return self._call(_("update cluster %(name)s") % {"name": name},
-                          self.custom.patch_namespaced_custom_object,
-                          *APPS[:2], namespace, APPS[2], name, patch,
-                          _content_type="application/merge-patch+json")
+        patched: dict[str, Any] = self._call(
+            _("update cluster %(name)s") % {"name": name},
+            self.custom.patch_namespaced_custom_object,
+            *APPS[:2], namespace, APPS[2], name, patch,
+            _content_type="application/merge-patch+json")
+        return patched
 
     def delete_cluster(self, namespace: str, name: str) -> bool:
         """Ask for deletion; True if the object existed. A repeated delete is harmless."""

@@ -201,7 +201,7 @@ def _schema_defaults(node: Mapping[str, Any]) -> Any:
         child_value = _schema_defaults(child)
         if child_value is not _MISSING:
             children[key] = child_value
-    if value is _MISSING:
+    if not isinstance(value, dict):  # no default here (a non-object one returned above)
         return children if children else _MISSING
     for key, child_value in children.items():
         value.setdefault(key, child_value)

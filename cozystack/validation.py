@@ -66,7 +66,10 @@ def schema_from_application_definition(obj: Mapping[str, Any]) -> dict[str, Any]
         return raw
     if not isinstance(raw, str) or not raw.strip():
         raise ValueError("ApplicationDefinition has no spec.application.openAPISchema")
-    return json.loads(raw)
+    schema = json.loads(raw)
+    if not isinstance(schema, dict):
+        raise ValueError("ApplicationDefinition's spec.application.openAPISchema is not an object")
+    return schema
 
 
 # --------------------------------------------------------------------------- portal rules
@@ -248,7 +251,7 @@ def _expectation(error: ValidationError, place: _Place) -> str:
             if isinstance(error.validator_value, list)
             else [error.validator_value]
         )
-        return f"must be {' or '.join(_TYPE_WORDS.get(t, t) for t in types)}"
+        return f"must be {' or '.join(_TYPE_WORDS.get(t, str(t)) for t in types)}"
     if validator == "enum":
         choices = join(str(c) for c in error.validator_value)
         return f"{quote(error.instance)} is not allowed; choose one of {choices}"

@@ -25,7 +25,7 @@ from portal.permissions import Perm, Role, assignable_roles
 from portal.tenancy import TenantContext
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 
 def _check_writable(actor: Actor) -> None:
@@ -41,7 +41,7 @@ def do_create_tenant(actor: Actor, *, slug: str, name: str) -> Tenant:
     try:
         with transaction.atomic():
             tenant.save()
-            Membership.objects.create(tenant=tenant, user=actor.user, role=Role.OWNER)
+            Membership.objects.create(tenant=tenant, user=actor.person, role=Role.OWNER)
             record(actor, "tenant.create", tenant, tenant=tenant,
                    changes={"slug": [None, slug], "name": [None, name]})
     except IntegrityError:
@@ -122,7 +122,7 @@ def do_revoke_invitation(actor: Actor, ctx: TenantContext, invitation_id: int) -
     return invitation
 
 
-def _user_emails(user: AbstractBaseUser) -> set[str]:
+def _user_emails(user: User) -> set[str]:
     emails = {e.lower() for e in EmailAddress.objects.filter(user=user, verified=True)
               .values_list("email", flat=True)}
     return emails
@@ -131,6 +131,7 @@ def _user_emails(user: AbstractBaseUser) -> set[str]:
 def do_accept_invitation(actor: Actor, token: str) -> Membership:
     """Join the invitation's tenant. The token is single-use and bound to the invited address."""
     _check_writable(actor)
+    user = actor.person
     token = (token or "").strip()
     if not token or len(token) > 200:
         raise ValidationError({"token": _("This invitation code is not valid.")})
@@ -146,16 +147,16 @@ def do_accept_invitation(actor: Actor, token: str) -> Membership:
             raise ValidationError({"token": _("This invitation was revoked.")})
         if state == "expired":
             raise ValidationError({"token": _("This invitation has expired; ask for a new one.")})
-        if invitation.email.lower() not in _user_emails(actor.user):
+        if invitation.email.lower() not in _user_emails(user):
             raise ValidationError({"token": _(
                 "This invitation was sent to another email address. Sign in with that address, "
                 "or add and verify it on your profile.")})
-        if Membership.objects.filter(tenant=invitation.tenant, user=actor.user).exists():
+        if Membership.objects.filter(tenant=invitation.tenant, user=user).exists():
             raise ValidationError({"token": _("You are already a member of this tenant.")})
-        membership = Membership.objects.create(tenant=invitation.tenant, user=actor.user,
+        membership = Membership.objects.create(tenant=invitation.tenant, user=user,
                                                role=invitation.role)
         invitation.accepted_at = timezone.now()
-        invitation.accepted_by = actor.user
+        invitation.accepted_by = user
         invitation.save(update_fields=["accepted_at", "accepted_by"])
         record(actor, "invitation.accept", invitation, tenant=invitation.tenant,
                changes={"role": [None, invitation.role]})
@@ -165,7 +166,7 @@ def do_accept_invitation(actor: Actor, token: str) -> Membership:
 def do_update_profile(actor: Actor, *, first_name: str, last_name: str) -> None:
     """Change the actor's own name; audited without a tenant (it belongs to the person)."""
     _check_writable(actor)
-    user = actor.user
+    user = actor.person
     with transaction.atomic():
         before = {"first_name": user.first_name, "last_name": user.last_name}
         after = {"first_name": first_name, "last_name": last_name}
@@ -240,6 +241,8 @@ def do_transfer_ownership(actor: Actor, ctx: TenantContext, membership_id: int) 
     """Make another member the owner; the current owner stays on as admin."""
     _check_writable(actor)
     ctx.require(Perm.OWNERSHIP_TRANSFER)
+    if ctx.membership is None:
+        raise PermissionDenied
     with transaction.atomic():
         target = _locked_membership(ctx, membership_id)
         me = _locked_membership(ctx, ctx.membership.pk)

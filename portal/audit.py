@@ -9,16 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import PermissionDenied
+
 from portal.models import AuditEntry, Tenant
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
     from django.http import HttpRequest
 
 
 @dataclass(frozen=True)
 class Actor:
-    user: AbstractBaseUser | None
+    user: User | None
     via: str = AuditEntry.Via.WEB
     ip: str | None = None
     token_name: str = ""
@@ -29,6 +31,13 @@ class Actor:
         if self.user is None:
             return "system"
         return getattr(self.user, "email", "") or str(self.user)
+
+    @property
+    def person(self) -> User:
+        """The person acting, for what only a person does (own a tenant, join one, a profile)."""
+        if self.user is None:
+            raise PermissionDenied("the system cannot act as a person")
+        return self.user
 
     @classmethod
     def system(cls) -> Actor:

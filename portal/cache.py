@@ -11,14 +11,23 @@ per cache call, which costs about as much as the round trip to Redis.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, ClassVar
 
+import redis
 from django.core.cache.backends import redis as django_redis
 
 
 class SharedRedisCacheClient(django_redis.RedisCacheClient):
     _shared: ClassVar[dict[str, Any]] = {}  # (server, pool options) → redis.Redis
     _lock: ClassVar[threading.Lock] = threading.Lock()
+    # What Django's client sets up and this one reuses; private there, so not in its stubs
+    # (declared only: the values and the method stay Django's).
+    _servers: list[str]
+    _pool_options: dict[str, Any]
+    _pool_class: type[redis.ConnectionPool]
+    _client: type[redis.Redis]
+    _get_connection_pool_index: Callable[[bool], int]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -9,12 +9,23 @@ about to roll back.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
+from django.core.cache import cache
 from django.db import models, transaction
 
+_T = TypeVar("_T")
 
-class CachedRowsQuerySet(models.QuerySet):
+
+def get_or_load(key: str, load: Callable[[], _T], seconds: int) -> _T:
+    """``load()``'s answer, kept in the cache under ``key`` for ``seconds``. ``load`` never
+    answers None here, so the cache's None (no value, no default) cannot come back."""
+    value = cache.get_or_set(key, load, seconds)
+    return load() if value is None else value
+
+
+class CachedRowsQuerySet(models.QuerySet["CachedRows"]):
     def bulk_create(self, *args: Any, **kwargs: Any) -> list[Any]:
         created = super().bulk_create(*args, **kwargs)
         self.model.forget_on_commit()
@@ -38,6 +49,9 @@ class CachedRowsQuerySet(models.QuerySet):
 
 class CachedRows(models.Model):
     objects = CachedRowsQuerySet.as_manager()
+    # Each concrete model defines it as a class method (declared here, not defined, so that
+    # ``__init_subclass__`` can refuse a model that forgets it).
+    forget_cached: ClassVar[Callable[[], None]]
 
     class Meta:
         abstract = True

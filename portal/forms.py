@@ -1,10 +1,23 @@
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from portal.models import TENANT_SLUG_MAX, AuditEntry, Tenant, slug_validator
 from portal.permissions import Role
+
+_Field = TypeVar("_Field", bound=forms.Field)
+
+
+def declared_field(form: forms.BaseForm, name: str, kind: type[_Field]) -> _Field:
+    """The form's own copy of its field ``name``, as the kind of field it was declared, for
+    setting what only that kind has (choices, a queryset) when the form is made."""
+    field = form.fields[name]
+    if not isinstance(field, kind):
+        raise TypeError(f"{type(form).__name__}.{name} is not a {kind.__name__}")
+    return field
 
 
 class TenantCreateForm(forms.Form):
@@ -33,7 +46,7 @@ class InviteForm(forms.Form):
     def __init__(self, *args, roles: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         labels = dict(Role.choices)
-        self.fields["role"].choices = [(r, labels[r]) for r in roles]
+        declared_field(self, "role", forms.ChoiceField).choices = [(r, labels[r]) for r in roles]
         self.fields["role"].initial = Role.MEMBER if Role.MEMBER in roles else None
 
 
@@ -43,7 +56,7 @@ class RoleForm(forms.Form):
     def __init__(self, *args, roles: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         labels = dict(Role.choices)
-        self.fields["role"].choices = [(r, labels[r]) for r in roles]
+        declared_field(self, "role", forms.ChoiceField).choices = [(r, labels[r]) for r in roles]
 
 
 class TransferForm(forms.Form):
@@ -53,7 +66,7 @@ class TransferForm(forms.Form):
     def __init__(self, *args, members: list[tuple[int, str]], slug: str, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.slug = slug
-        self.fields["member"].choices = members
+        declared_field(self, "member", forms.TypedChoiceField).choices = members
 
     def clean_confirm(self) -> str:
         value = self.cleaned_data["confirm"].strip()

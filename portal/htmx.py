@@ -11,7 +11,9 @@ from django.shortcuts import render
 def htmx_partial(request: HttpRequest) -> bool:
     """True for an htmx request that wants a region, not a whole page (boosted ones want pages)."""
     htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.boosted
+    if not htmx:
+        return False
+    return not htmx.boosted
 
 
 def render_region(request: HttpRequest, template: str, region: str, context: dict[str, Any],

@@ -17,15 +17,15 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.id = uuid.uuid4().hex[:16]  # type: ignore[attr-defined]
+        request.id = uuid.uuid4().hex[:16]  # type: ignore[attr-defined]  # the request's id, for logs and problems
         started = time.monotonic()
         response = self.get_response(request)
-        response["X-Request-ID"] = request.id  # type: ignore[attr-defined]
+        response["X-Request-ID"] = request.id  # type: ignore[attr-defined]  # set above
         if not request.path.startswith("/static/"):
             logger.info(
                 "http.request",
                 extra={
-                    "request_id": request.id,  # type: ignore[attr-defined]
+                    "request_id": request.id,  # type: ignore[attr-defined]  # set above
                     "method": request.method,
                     "path": request.path,  # never the query string: it may carry codes
                     "status": response.status_code,

@@ -13,7 +13,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from portal.caching import CachedRows
+from portal.caching import CachedRows, get_or_load
 from portal.permissions import Role
 
 if TYPE_CHECKING:
@@ -156,10 +156,10 @@ class Invitation(models.Model):
 
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
-    def update(self, **kwargs):  # type: ignore[override]
+    def update(self, **kwargs):
         raise PermissionError("audit entries are append-only")
 
-    def delete(self):  # type: ignore[override]
+    def delete(self):
         raise PermissionError("audit entries are append-only")
 
 
@@ -243,7 +243,6 @@ def _announcements_not_over() -> list[tuple[tuple[Any, ...], frozenset[int]]]:
     briefly: every page shows them. Plain values, so the cache holds no model pickles. Saving
     or deleting announcements, one or in bulk, drops the entry after commit (the admin saves
     the tenants in the same transaction)."""
-    from django.core.cache import cache
 
     def load() -> list[tuple[tuple[Any, ...], frozenset[int]]]:
         rows = list(Announcement.objects.filter(models.Q(ends_at__isnull=True)
@@ -257,7 +256,7 @@ def _announcements_not_over() -> list[tuple[tuple[Any, ...], frozenset[int]]]:
                 targets.setdefault(announcement_id, set()).add(tenant_id)
         return [(row, frozenset(targets.get(row[0], ()))) for row in rows]
 
-    return cache.get_or_set(ANNOUNCEMENTS_CACHE_KEY, load, ANNOUNCEMENTS_CACHE_SECONDS)
+    return get_or_load(ANNOUNCEMENTS_CACHE_KEY, load, ANNOUNCEMENTS_CACHE_SECONDS)
 
 
 def forget_announcements() -> None:

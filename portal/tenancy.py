@@ -13,16 +13,23 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseNotAllowed
+from django.http import Http404, HttpRequest, HttpResponseNotAllowed
 from django.utils.translation import gettext as _
 
 from portal.models import Membership, Tenant
 from portal.permissions import CREDENTIAL_PERMS, WRITE_PERMS, Role, perms_for, role_has
 
 if TYPE_CHECKING:
-    from django.http import HttpRequest, HttpResponse
+    from django.contrib.auth.models import User
+    from django.http.response import HttpResponseBase
 
 IMPERSONATION_SESSION_KEY = "impersonate_tenant_id"
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    """The request a view behind ``login_required`` receives: its user is signed in."""
+
+    user: User
 
 
 @dataclass
@@ -86,34 +93,34 @@ def tenant_context_for_request(request: HttpRequest, slug: str,
                                perm: str | None = None) -> TenantContext:
     # One query for the page's membership and its tenant switcher (``user_tenants``).
     memberships = user_memberships(request.user)
-    request.user_tenants = [(m.tenant, m.role) for m in memberships]  # type: ignore[attr-defined]
+    request.user_tenants = [(m.tenant, m.role) for m in memberships]  # type: ignore[attr-defined]  # for the page's tenant switcher
     ctx = access_tenant(request.user, slug, perm,
                         impersonate_tenant_id=request.session.get(IMPERSONATION_SESSION_KEY),
                         memberships=memberships)
-    request.impersonating = ctx.read_only  # type: ignore[attr-defined]
-    request.tenant_ctx = ctx  # type: ignore[attr-defined]
+    request.impersonating = ctx.read_only  # type: ignore[attr-defined]  # read by actor_from_request
+    request.tenant_ctx = ctx  # type: ignore[attr-defined]  # for templates and context processors
     return ctx
 
 
 def tenant_view(
     perm: str, methods: tuple[str, ...] = ("GET", "HEAD")
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
     """Decorate ``view(request, ctx, **kwargs)`` for URLs with a ``tenant_slug`` parameter.
 
     Only ``methods`` are accepted (GET and HEAD unless the view says otherwise), so a page that
     only reads can never be made to write by another verb.
     """
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @login_required
         @wraps(view)
-        def wrapper(request: HttpRequest, tenant_slug: str, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, tenant_slug: str, **kwargs: Any) -> HttpResponseBase:
             ctx = tenant_context_for_request(request, tenant_slug, perm)
             if request.method not in methods:
                 return HttpResponseNotAllowed(methods)
             return view(request, ctx, **kwargs)
 
-        wrapper.tenant_perm = perm  # type: ignore[attr-defined]
+        wrapper.tenant_perm = perm  # type: ignore[attr-defined]  # read by the test that walks every URL
         return wrapper
 
     return decorator

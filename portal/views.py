@@ -31,7 +31,7 @@ from portal.forms import (
 from portal.htmx import redirect_after_post, render_invalid, render_region
 from portal.models import AuditEntry, Membership
 from portal.permissions import PERMISSION_TABLE, ROLE_DESCRIPTIONS, Perm, Role, assignable_roles
-from portal.tenancy import TenantContext, tenant_view, user_tenants
+from portal.tenancy import AuthenticatedHttpRequest, TenantContext, tenant_view, user_tenants
 
 
 class LoginView(allauth_views.LoginView):
@@ -119,9 +119,9 @@ def _members_context(ctx: TenantContext, **forms) -> dict:
         "invite_form": forms.get("invite_form") or InviteForm(roles=roles),
         "transfer_form": forms.get("transfer_form")
         or TransferForm(members=others, slug=ctx.tenant.slug),
-        "role_choices": [(r, dict(Role.choices)[r]) for r in roles],
+        "role_choices": [(r, Role(r).label) for r in roles],
         "permission_table": PERMISSION_TABLE,
-        "role_list": [(value, label, ROLE_DESCRIPTIONS[value]) for value, label in Role.choices],
+        "role_list": [(role.value, role.label, ROLE_DESCRIPTIONS[role]) for role in Role],
     }
     return context
 
@@ -189,7 +189,7 @@ def member_remove(request: HttpRequest, ctx: TenantContext, membership_id: int) 
 @tenant_view(Perm.OWNERSHIP_TRANSFER, methods=("POST",))
 def ownership_transfer(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     others = [(m.pk, m.user.email) for m in ctx.tenant.memberships.select_related("user")
-              if m.pk != ctx.membership.pk]
+              if ctx.membership is None or m.pk != ctx.membership.pk]
     form = TransferForm(request.POST, members=others, slug=ctx.tenant.slug)
     if form.is_valid():
         try:
@@ -264,7 +264,7 @@ def invitation_accept(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def profile(request: HttpRequest) -> HttpResponse:
+def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
     form = ProfileForm(request.POST or None,
                        initial={"first_name": user.first_name, "last_name": user.last_name})

@@ -61,6 +61,10 @@ mkdir -p test-artifacts
 
 say "lint"
 .venv/bin/ruff check .
+say "types (mypy)"
+.venv/bin/mypy
+say "import contracts (import-linter)"
+PYTHONPATH=. .venv/bin/lint-imports
 say "django checks"
 $PY manage.py check
 # The migration check reads the migration history of the database in DATABASE_URL; the tests

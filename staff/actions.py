@@ -73,7 +73,7 @@ def do_force_resync(actor: Actor, cluster_id: int) -> Cluster:
                 transaction.on_commit(lambda: tasks.apply_operation.delay(op_id))
         after = {"phase": cluster.phase, "platform_ready": cluster.platform_ready}
         changes = {key: [before[key], after[key]] for key in after if before[key] != after[key]}
-        if kicked:
+        if active is not None and kicked:
             changes["operation"] = [None, f"{active.pk} ({kicked})"]
         record(actor, "cluster.resync", cluster, tenant=cluster.tenant, changes=changes)
         notify_staff_on_commit()

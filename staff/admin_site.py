@@ -47,7 +47,7 @@ def audit_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         # Without the database's padding (0.420000), but money keeps its cents (500.00).
         value = value.normalize()
-        if value.as_tuple().exponent > -2:  # type: ignore[operator]
+        if value.as_tuple().exponent > -2:
             value = value.quantize(Decimal("0.01"))
         return f"{value:f}"
     if hasattr(value, "isoformat"):
@@ -180,7 +180,7 @@ class AuditedAdminMixin:
             try:
                 run(obj)
             except (ValidationError, PermissionDenied) as exc:
-                self.message_user(request, f"{obj}: {refusal_text(exc)}",  # type: ignore[attr-defined]
+                self.message_user(request, f"{obj}: {refusal_text(exc)}",  # type: ignore[attr-defined]  # a mixin of ModelAdmin
                                   messages.ERROR)
             else:
                 done += 1
@@ -228,7 +228,7 @@ class AuditedAdminMixin:
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         # After the many-to-many rows and inlines are saved, so the entry names the final state.
         with transaction.atomic():
-            super().save_related(request, form, formsets, change)  # type: ignore[misc]
+            super().save_related(request, form, formsets, change)  # type: ignore[misc]  # a mixin: ModelAdmin follows it in each admin's bases
             changes = form_changes(form, created=not change, secret=self.audit_secret_fields)
             if changes or not change:
                 self.audit_record(request, "update" if change else "create", form.instance,
@@ -245,7 +245,7 @@ class AuditedAdminMixin:
                         k: [v, None] for k, v in object_values(
                             gone.instance, secret=owner.audit_secret_fields).items()})
             new = {id(f) for f in formset.forms if f.instance.pk is None}
-            super().save_formset(request, form, formset, change)  # type: ignore[misc]
+            super().save_formset(request, form, formset, change)  # type: ignore[misc]  # a mixin: ModelAdmin follows it in each admin's bases
             for inline in formset.forms:
                 if inline in formset.deleted_forms or inline.instance.pk is None \
                         or not inline.has_changed():
@@ -264,18 +264,18 @@ class AuditedAdminMixin:
     def delete_model(self, request: HttpRequest, obj: models.Model) -> None:
         with transaction.atomic():
             self._record_deletion(request, obj)
-            super().delete_model(request, obj)  # type: ignore[misc]
+            super().delete_model(request, obj)  # type: ignore[misc]  # a mixin: ModelAdmin follows it in each admin's bases
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         with transaction.atomic():
             for obj in queryset:
                 self._record_deletion(request, obj)
-            super().delete_queryset(request, queryset)  # type: ignore[misc]
+            super().delete_queryset(request, queryset)  # type: ignore[misc]  # a mixin: ModelAdmin follows it in each admin's bases
 
     # -- list actions -------------------------------------------------------------------------
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)  # type: ignore[misc]
+        actions = super().get_actions(request)  # type: ignore[misc]  # a mixin: ModelAdmin follows it in each admin's bases
         if not self.audit_actions:
             return actions
         # Deletions are recorded object by object by delete_queryset.
@@ -306,11 +306,11 @@ class AuditedAdminMixin:
 
     def log_addition(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
         self._fallback(request, "create", obj, message)
-        return super().log_addition(request, obj, message)  # type: ignore[misc]
+        return super().log_addition(request, obj, message)  # type: ignore[misc]  # a mixin: ModelAdmin follows it in each admin's bases
 
     def log_change(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
         self._fallback(request, "update", obj, message)
-        return super().log_change(request, obj, message)  # type: ignore[misc]
+        return super().log_change(request, obj, message)  # type: ignore[misc]  # a mixin: ModelAdmin follows it in each admin's bases
 
 
 def audited(admin_class: type[admin.ModelAdmin]) -> type[admin.ModelAdmin]:
@@ -338,7 +338,8 @@ class PortalAdminSite(admin.AdminSite):
         user = request.user
         return bool(user.is_active and user.is_staff and user_has_mfa(user))
 
-    def password_change(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+    def password_change(  # type: ignore[override]  # a redirect, not the admin's page
+            self, request: HttpRequest, extra_context=None) -> HttpResponse:
         """One password page for everyone: the portal's own, which records the change."""
         return redirect("account_change_password")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -30,10 +30,11 @@ def _period(request: HttpRequest, now) -> Period:
     return min(period, current)
 
 
-def _months(now, tenant_created: date) -> list[Period]:
+def _months(now: datetime, tenant_created: date) -> list[Period]:
     """The months a person can pick: this one and the previous ones since the tenant exists."""
     first = Period.of(tenant_created)
-    months, period = [], Period.current(now)
+    months: list[Period] = []
+    period = Period.current(now)
     while len(months) < MONTHS_OFFERED and period >= first:
         months.append(period)
         period = period.previous

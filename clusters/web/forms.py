@@ -10,6 +10,7 @@ validate-as-you-type endpoint and the actions all say the same sentence for the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 from django import forms
 from django.core.exceptions import ValidationError
+from django.forms import BoundField, Form
 from django.utils.choices import BaseChoiceIterator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -25,6 +27,7 @@ from clusters.web.kubeconfig import Kind
 from cozystack import catalog
 from cozystack.rules import FieldError
 from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
+from portal.forms import declared_field
 
 DEFAULT_INSTANCE_TYPE = "u1.medium"
 DEFAULT_MIN_NODES, DEFAULT_MAX_NODES = 1, 3
@@ -206,8 +209,7 @@ class NodeGroupForm(forms.Form):
         for name, choices in (("instance_type", instance_type_choices),
                               ("gpu_model", gpu_choices)):
             keep = (self.initial.get(name), self.data.get(self.add_prefix(name)))
-            self.fields[name].widget.choices = _LazyChoices(
-                lambda choices=choices, keep=keep: choices(keep))
+            self.fields[name].widget.choices = _LazyChoices(functools.partial(choices, keep))
 
     def value(self, name: str) -> Any:
         """The cleaned value, or the initial one when the field did not parse (for previews)."""
@@ -289,7 +291,7 @@ class AddonsForm(forms.Form):
         """The fields of each add-on, for the template."""
         result = []
         for addon in catalog.addons():
-            fields = {"addon": addon}
+            fields: dict[str, Any] = {"addon": addon}
             for suffix, key in (("enabled", "enabled"), ("expose_method", "expose_method"),
                                 ("hosts", "hosts"), ("values", "yaml")):
                 name = f"{addon.key}_{suffix}"
@@ -299,7 +301,8 @@ class AddonsForm(forms.Form):
         return result
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         for addon in catalog.addons():
             name = _values_field(addon.key)
             if name not in self.fields:
@@ -508,7 +511,7 @@ class SpecForm:
         self._valid = False if any(f.errors for f in self.forms()) or self.quota_errors or \
             self.other_errors or self.group_errors else self._valid
 
-    def _locate(self, path: str) -> tuple[forms.Form | None, str | None]:
+    def _locate(self, path: str) -> tuple[Form | None, str | None]:
         if path in _CLUSTER_FIELDS:
             return self.cluster, _CLUSTER_FIELDS[path]
         if path.startswith("control_plane"):
@@ -528,7 +531,7 @@ class SpecForm:
         count = sum(len(errors) for form in self.forms() for errors in form.errors.values())
         return count + len(self.quota_errors) + len(self.other_errors) + len(self.group_errors)
 
-    def bound_fields(self) -> Iterator[forms.BoundField]:
+    def bound_fields(self) -> Iterator[BoundField]:
         for form in self.forms():
             yield from form
 
@@ -585,4 +588,4 @@ class KubeconfigForm(forms.Form):
         if allow_super_admin:
             choices.append((Kind.SUPER_ADMIN.value, _(
                 "Super-admin: break-glass, bypasses RBAC. Use only to repair access.")))
-        self.fields["kind"].choices = choices
+        declared_field(self, "kind", forms.ChoiceField).choices = choices

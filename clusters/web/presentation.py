@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from clusters import progress
 from clusters.models import Cluster, Operation
 
-PHASE_STYLE = {
+PHASE_STYLE: dict[str, str] = {
     Cluster.Phase.CREATING: "progress",
     Cluster.Phase.UPDATING: "progress",
     Cluster.Phase.DELETING: "progress",
@@ -108,7 +108,33 @@ def classify(error_class: str, message: str, *, retrying: bool = False,
     return classify(progress.classify_failure(message), message, retryable=retryable)
 
 
-def problem_for(cluster: Cluster, operation: Operation | None) -> Problem | None:
+class ShownCluster(Protocol):
+    """What ``problem_for`` reads of a cluster: the model, or a row of the list."""
+
+    @property
+    def phase(self) -> str: ...
+    @property
+    def last_error(self) -> str: ...
+    @property
+    def status_message(self) -> str: ...
+
+
+class ShownOperation(Protocol):
+    """What ``problem_for`` reads of an operation: the model, or a row's latest operation."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def error_class(self) -> str: ...
+    @property
+    def error_message(self) -> str: ...
+    @property
+    def steps(self) -> list[dict[str, Any]]: ...
+    @property
+    def is_active(self) -> bool: ...
+
+
+def problem_for(cluster: ShownCluster, operation: ShownOperation | None) -> Problem | None:
     """The failure to show for a cluster, if any: its operation's, else the platform's."""
     if operation is not None and operation.state == Operation.State.FAILED:
         return classify(operation.error_class, operation.error_message or cluster.last_error)

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, JSONField, OuterRef, Q, Subquery, Sum
@@ -106,11 +106,15 @@ _ROW_COLUMNS = (*_CLUSTER_COLUMNS, "group_totals", "latest_operation", "active_s
                 "last_change_at")
 
 
+# A row of the list reads the cluster's listed columns; the row of one cluster has the model.
+_Listed = TypeVar("_Listed", ListedCluster, Cluster)
+
+
 @dataclass
-class ClusterRow:
+class ClusterRow(Generic[_Listed]):
     """One line of the list: the cluster, its groups summed up, its latest operation."""
 
-    cluster: ListedCluster | Cluster
+    cluster: _Listed
     operation: ListedOperation | None
     last_change_at: datetime | None
     groups: GroupTotals = field(default_factory=GroupTotals)
@@ -139,7 +143,7 @@ class ClusterRow:
 
     @property
     def problem(self) -> presentation.Problem | None:
-        return presentation.problem_for(self.cluster, self.operation)  # type: ignore[arg-type]
+        return presentation.problem_for(self.cluster, self.operation)
 
     @property
     def stamp(self) -> int:
@@ -166,10 +170,18 @@ class ClusterRow:
                 and (not version or self.cluster.version == version))
 
 
-def _row(cluster: ListedCluster | Cluster, totals: dict[str, int] | None,
-         latest: dict[str, Any] | None, steps: list[dict[str, Any]] | None,
-         last_change_at: datetime | None, retired: dict[str, date],
-         costs: MonthToDate | None = None) -> ClusterRow:
+class _Computed(NamedTuple):
+    """A row's computed columns: ``_ROW_COLUMNS`` after the cluster's own."""
+
+    totals: dict[str, int] | None
+    latest: dict[str, Any] | None
+    steps: list[dict[str, Any]] | None
+    last_change_at: datetime | None
+
+
+def _row(cluster: _Listed, computed: _Computed, retired: dict[str, date],
+         costs: MonthToDate | None = None) -> ClusterRow[_Listed]:
+    totals, latest, steps, last_change_at = computed
     operation = None
     if latest is not None:
         operation = ListedOperation(latest["id"], latest["state"], latest["error_class"],
@@ -187,13 +199,13 @@ def _month_to_date(tenant_id: int) -> MonthToDate:
     return month_to_date(tenant_id)
 
 
-def _rows(values: list[tuple[Any, ...]], tenant: Tenant) -> list[ClusterRow]:
+def _rows(values: list[tuple[Any, ...]], tenant: Tenant) -> list[ClusterRow[ListedCluster]]:
     from clusters.offerings import end_of_life_dates
 
     if not values:
         return []
     retired, costs = end_of_life_dates(), _month_to_date(tenant.pk)
-    return [_row(ListedCluster(*v[:7]), *v[7:], retired, costs) for v in values]
+    return [_row(ListedCluster(*v[:7]), _Computed(*v[7:]), retired, costs) for v in values]
 
 
 def cluster_list(tenant: Tenant, *, phase: str = "", version: str = "",
@@ -218,18 +230,18 @@ def _listing() -> ClusterQuerySet:
 
 def cluster_rows_page(tenant: Tenant, *, phase: str = "", version: str = "", page: Any = 1,
                       per_page: int = LIST_PAGE_SIZE, facets: Facets | None = None
-                      ) -> tuple[Page, list[ClusterRow]]:
+                      ) -> tuple[Page, list[ClusterRow[ListedCluster]]]:
     """One page of the list in one query; the total comes from ``facets`` when given, else
     from a COUNT."""
     paginator = Paginator(cluster_list(tenant, phase=phase, version=version, qs=_listing()),
                           per_page)
     if facets is not None:
-        paginator.count = facets.count(phase=phase, version=version)  # type: ignore[misc]
+        paginator.count = facets.count(phase=phase, version=version)
     current = paginator.get_page(page)
-    return current, _rows(list(current.object_list), tenant)
+    return current, _rows(list(current.object_list), tenant)  # type: ignore[arg-type]  # as in cluster_row_ids
 
 
-def cluster_row(cluster_id: int) -> ClusterRow | None:
+def cluster_row(cluster_id: int) -> ClusterRow[Cluster] | None:
     """The row of one cluster, deleted ones included (the live list removes those); its
     ``cluster`` is the whole model, with its tenant."""
     from clusters.offerings import end_of_life_dates
@@ -238,12 +250,14 @@ def cluster_row(cluster_id: int) -> ClusterRow | None:
                .annotate(**_row_annotations()).first())
     if cluster is None:
         return None
-    annotations = (getattr(cluster, name) for name in _ROW_COLUMNS[len(_CLUSTER_COLUMNS):])
-    return _row(cluster, *annotations, end_of_life_dates(), _month_to_date(cluster.tenant_id))
+    computed = _Computed(*(getattr(cluster, name)
+                           for name in _ROW_COLUMNS[len(_CLUSTER_COLUMNS):]))
+    return _row(cluster, computed, end_of_life_dates(), _month_to_date(cluster.tenant_id))
 
 
-def cluster_row_ids(tenant: Tenant, ids: list[int]) -> list[ClusterRow]:
-    return _rows(list(_listing().for_tenant(tenant).filter(pk__in=ids)), tenant)
+def cluster_row_ids(tenant: Tenant, ids: list[int]) -> list[ClusterRow[ListedCluster]]:
+    return _rows(list(_listing().for_tenant(tenant).filter(pk__in=ids)),  # type: ignore[arg-type]  # _listing() rows are tuples, cast to keep ClusterQuerySet's methods
+                 tenant)
 
 
 @dataclass(frozen=True)
@@ -317,8 +331,8 @@ class ClusterState:
                  *(s.finished_at or s.started_at for s in self.steps)]
         if op is not None:
             times += [op.created_at, op.finished_at]
-        times = [t for t in times if t]
-        return int(max(times).timestamp() * 1_000_000) if times else 0
+        known = [t for t in times if t is not None]
+        return int(max(known).timestamp() * 1_000_000) if known else 0
 
     @property
     def problem(self) -> presentation.Problem | None:

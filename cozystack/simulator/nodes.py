@@ -181,7 +181,9 @@ class NodeEngine:
             "phase": phase,
         }
 
-    def manifest(self, group: NodeGroup, owner: dict[str, Any], patch_version: str) -> dict:
+    def manifest(
+        self, group: NodeGroup, owner: dict[str, Any], patch_version: str
+    ) -> dict[str, Any]:
         """The MachineDeployment as the chart renders it (replicas owned by the autoscaler)."""
         low, high = group.bounds
         selector = {CLUSTER_LABEL: group.cluster, DEPLOYMENT_LABEL: group.md_name}

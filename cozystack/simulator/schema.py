@@ -150,22 +150,26 @@ def load_schema(path: str | Path | None) -> tuple[dict[str, Any], str]:
 def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
     """Structural defaulting as the apiserver does it: fill missing keys that have a default."""
     if isinstance(value, dict):
-        result = dict(value)
-        properties = schema.get("properties") or {}
-        for key, sub in properties.items():
-            if key not in result and "default" in sub:
-                result[key] = copy.deepcopy(sub["default"])
-            if key in result:
-                result[key] = apply_defaults(sub, result[key])
-        extra = schema.get("additionalProperties")
-        if isinstance(extra, dict):
-            for key in result:
-                if key not in properties:
-                    result[key] = apply_defaults(extra, result[key])
-        return result
+        return _apply_object_defaults(schema, value)
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [apply_defaults(schema["items"], item) for item in value]
     return value
+
+
+def _apply_object_defaults(schema: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
+    result = dict(value)
+    properties = schema.get("properties") or {}
+    for key, sub in properties.items():
+        if key not in result and "default" in sub:
+            result[key] = copy.deepcopy(sub["default"])
+        if key in result:
+            result[key] = apply_defaults(sub, result[key])
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key in result:
+            if key not in properties:
+                result[key] = apply_defaults(extra, result[key])
+    return result
 
 
 def prune_nulls(value: Any) -> Any:
@@ -179,7 +183,7 @@ def prune_nulls(value: Any) -> Any:
 
 def chart_values(schema: dict[str, Any]) -> dict[str, Any]:
     """The chart's values.yaml: every default, including the hidden `md0` group (gotcha 1)."""
-    values = apply_defaults(schema, {})
+    values = _apply_object_defaults(schema, {})
     values.setdefault("nodeGroups", {"md0": copy.deepcopy(HIDDEN_MD0)})
     return values
 

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
@@ -246,7 +247,7 @@ class Handler(BaseHTTPRequestHandler):
         if route.name is None:
             self._collection(method, route, raw)
         else:
-            self._member(method, route, raw)
+            self._member(method, route, route.name, raw)
 
     def _discovery(self) -> Obj | None:
         path = self._path
@@ -359,34 +360,34 @@ class Handler(BaseHTTPRequestHandler):
         else:
             raise ApiError(405, f"{method} is not allowed on a collection", "MethodNotAllowed")
 
-    def _member(self, method: str, route: Route, raw: bytes) -> None:
+    def _member(self, method: str, route: Route, name: str, raw: bytes) -> None:
         store, rtype = self.platform.store, route.rtype
         dry_run = self._query.get("dryRun") == "All"
         if method == "GET":
-            self._send_json(200, store.get(rtype, route.namespace, route.name))
+            self._send_json(200, store.get(rtype, route.namespace, name))
             return
         if method == "PUT":
             body = self._json(raw)
             if not isinstance(body, dict):
                 raise ApiError(400, "the body must be a JSON object", "BadRequest")
-            if (body.get("metadata") or {}).get("name") not in (None, route.name):
+            if (body.get("metadata") or {}).get("name") not in (None, name):
                 raise ApiError(
                     400,
                     f"the name of the object ({body['metadata']['name']}) does not match the "
-                    f"name on the URL ({route.name})",
+                    f"name on the URL ({name})",
                     "BadRequest",
                 )
             result = store.replace(
-                rtype, route.namespace, route.name, body, route.subresource, dry_run
+                rtype, route.namespace, name, body, route.subresource, dry_run
             )
         elif method == "PATCH":
             apply = self._patch_function(rtype, self._json(raw))
             result = store.patch(
-                rtype, route.namespace, route.name, apply, route.subresource, dry_run
+                rtype, route.namespace, name, apply, route.subresource, dry_run
             )
         elif method == "DELETE":
             options = self._json(raw)
-            result, gone = store.delete(rtype, route.namespace, route.name, options, dry_run)
+            result, gone = store.delete(rtype, route.namespace, name, options, dry_run)
             if gone and not rtype.group:
                 meta = result["metadata"]
                 result = success_body(
@@ -397,7 +398,7 @@ class Handler(BaseHTTPRequestHandler):
         self.platform.after_write()
         self._send_json(200, result)
 
-    def _patch_function(self, rtype: ResourceType, patch: Any) -> Any:
+    def _patch_function(self, rtype: ResourceType, patch: Any) -> Callable[[Obj], object]:
         """Pick RFC 7386 or RFC 6902 from Content-Type (a list body is always a JSON patch)."""
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
         if content_type == "application/strategic-merge-patch+json" and rtype.group:
@@ -461,8 +462,9 @@ class Handler(BaseHTTPRequestHandler):
         """Chunked stream of one JSON event per line until timeoutSeconds or shutdown."""
         store = self.platform.store
         selection = self._selection(route)
-        timeout = _number(self._query.get("timeoutSeconds"), "timeoutSeconds")
-        timeout = timeout or self.platform.watch_timeout
+        timeout = _number(self._query.get("timeoutSeconds"), "timeoutSeconds") or (
+            self.platform.watch_timeout
+        )
         deadline = time.monotonic() + timeout
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -506,7 +508,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if not poller.poll(0):
                 return False
-            return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            peeked: bytes = self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            return peeked == b""
         except BlockingIOError:
             return False
         except (OSError, ValueError):
@@ -530,8 +533,11 @@ def _number(value: str | None, name: str) -> int:
         raise ApiError(400, f"invalid {name}: {value!r}", "BadRequest")
 
 
-def _guarded(function: Any) -> Any:
-    def apply(current: Obj) -> Obj:
+def _guarded(function: Callable[[Obj], object]) -> Callable[[Obj], object]:
+    """The patch, with a patch that does not apply as the client's error (422). The store
+    checks that the result is an object."""
+
+    def apply(current: Obj) -> object:
         try:
             return function(current)
         except PatchError as error:

@@ -23,6 +23,9 @@ from .resources import Registry, ResourceType, check_app_spec
 from .selectors import FieldRequirement, Requirement, fields_match, labels_match
 
 Obj = dict[str, Any]
+# Inside `Store`, `list` names its list method, so its signatures spell lists with these.
+Objs = list[Obj]
+Paths = list[str]
 Key = tuple[str, str, str]  # (resource key, namespace or "", name)
 SERVER_OWNED_META = (
     "name",
@@ -146,7 +149,8 @@ class Store:
             self.cond.notify_all()
 
     def _key(self, rtype: ResourceType, namespace: str | None, name: str) -> Key:
-        return (rtype.backing_key, namespace if rtype.namespaced else "", name)
+        # Routing refuses a namespaced object without a namespace, so `or ""` never applies there.
+        return (rtype.backing_key, (namespace or "") if rtype.namespaced else "", name)
 
     def _find(self, rtype: ResourceType, namespace: str | None, name: str) -> Obj:
         obj = self._objects.get(self._key(rtype, namespace, name))
@@ -163,7 +167,7 @@ class Store:
         with self.cond:
             return self._shown(rtype, self._find(rtype, namespace, name))
 
-    def list(self, rtype: ResourceType, selection: Selection) -> tuple[list[Obj], int]:
+    def list(self, rtype: ResourceType, selection: Selection) -> tuple[Objs, int]:
         with self.cond:
             items = []
             for (rkey, namespace, _name), obj in sorted(self._objects.items()):
@@ -180,7 +184,7 @@ class Store:
 
     def list_page(
         self, rtype: ResourceType, selection: Selection, after: tuple[str, str] | None, limit: int
-    ) -> tuple[list[Obj], int, int]:
+    ) -> tuple[Objs, int, int]:
         """One page of `list`: up to `limit` objects sorted after (namespace, name) `after`,
         the resourceVersion, and how many more objects of the type follow (selectors aside).
         Only the page's objects are rendered, so paging through a large list stays linear."""
@@ -211,7 +215,7 @@ class Store:
             obj = self._objects.get(self._key(rtype, namespace, name))
             return copy.deepcopy(obj) if obj is not None else None
 
-    def raw_items(self, rtype: ResourceType) -> list[Obj]:
+    def raw_items(self, rtype: ResourceType) -> Objs:
         with self.cond:
             return [
                 copy.deepcopy(obj)
@@ -328,7 +332,7 @@ class Store:
         rtype: ResourceType,
         namespace: str | None,
         name: str,
-        apply: Callable[[Obj], Obj],
+        apply: Callable[[Obj], object],
         subresource: str | None = None,
         dry_run: bool = False,
     ) -> Obj:
@@ -352,7 +356,7 @@ class Store:
         if wanted and str(wanted) != _meta(old).get("resourceVersion"):
             raise conflict(rtype.qualified, rtype.plural, name)
 
-    def _spec_of(self, rtype: ResourceType, obj: Obj) -> tuple[Obj, list[str]]:
+    def _spec_of(self, rtype: ResourceType, obj: Obj) -> tuple[Obj, Paths]:
         """What a generation bump compares: the spec as shown (so a label patch that stores the
         defaulted spec is no change) plus explicit nulls (so adding `md0: null` is one)."""
         shown = rtype.show(obj)
@@ -395,7 +399,7 @@ class Store:
         new = copy.deepcopy(body)
         new["apiVersion"] = rtype.api_version
         new["kind"] = rtype.kind
-        meta = new.get("metadata") if isinstance(new.get("metadata"), dict) else {}
+        meta: Obj = new["metadata"] if isinstance(new.get("metadata"), dict) else {}
         old_meta = _meta(old)
         for field in SERVER_OWNED_META:
             if field in old_meta:
@@ -521,7 +525,7 @@ class Store:
 
     def watch_open(
         self, rtype: ResourceType, selection: Selection, resource_version: str | None
-    ) -> tuple[list[Obj], int]:
+    ) -> tuple[Objs, int]:
         """Initial events (synthetic ADDED, or nothing when resuming) and the starting cursor."""
         with self.cond:
             if resource_version in (None, "", "0"):
@@ -537,7 +541,7 @@ class Store:
 
     def watch_poll(
         self, rtype: ResourceType, selection: Selection, cursor: int, timeout: float
-    ) -> tuple[list[Obj], int]:
+    ) -> tuple[Objs, int]:
         """Wait up to `timeout` for events after `cursor`; 410 if they were compacted away."""
         with self.cond:
             if self._rv <= cursor and not self.closed:

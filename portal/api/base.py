@@ -9,12 +9,14 @@ one permission table (403) → ``Idempotency-Key`` (replay / 409) → the handle
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import transaction
 from django.http import Http404
 from django.utils.translation import gettext as _
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import SAFE_METHODS
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -26,11 +28,22 @@ from portal.audit import Actor, client_ip
 from portal.models import AuditEntry
 from portal.tenancy import IMPERSONATION_SESSION_KEY, TenantContext, access_tenant
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
+def request_person(request: Request) -> User:
+    """The signed-in caller (every endpoint requires one, so DRF has answered 401 before)."""
+    user = request.user
+    if not user.is_authenticated:
+        raise NotAuthenticated
+    return user
+
 
 def api_tenant_context(request: Any, slug: str) -> TenantContext:
     """The tenant ``slug`` as the caller sees it; 404 for outsiders and other-tenant tokens."""
     token = request_token(request)
-    if token is not None and token.tenant_id is not None and token.tenant.slug != slug:
+    if token is not None and token.tenant is not None and token.tenant.slug != slug:
         raise Http404
     impersonate = None
     if token is None:
@@ -107,6 +120,8 @@ class ApiView(APIView):
             response = super().dispatch(request, *args, **kwargs)
             record = self._idempotency_record
             if record is not None:
+                if not isinstance(response, Response):  # every handler answers with one
+                    raise TypeError(f"{type(self).__name__} answered without a DRF Response")
                 if 200 <= response.status_code < 300:
                     idempotency.store(record, response)
                 else:
@@ -129,7 +144,7 @@ class ApiView(APIView):
     @property
     def actor(self) -> Actor:
         token = request_token(self.request)
-        return Actor(user=self.request.user, via=AuditEntry.Via.API,
+        return Actor(user=request_person(self.request), via=AuditEntry.Via.API,
                      ip=client_ip(self.request), token_name=token.name if token else "",
                      read_only=bool(self.ctx is not None and self.ctx.read_only))
 

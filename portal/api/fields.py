@@ -15,6 +15,14 @@ MAX_JSON_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 20
 
 
+def answer_cache(context: Mapping[str, Any]) -> dict[str, Any]:
+    """A serializer's context, to keep what one answer computes once for all its objects.
+    The API's views pass a dict (DRF's stubs type the context as read-only)."""
+    if not isinstance(context, dict):
+        raise TypeError("serializer context must be a dict to cache in it")
+    return context
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know (the platform silently ignores typos; we do not)."""
 

@@ -8,6 +8,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from portal.api.tokens import EXPIRY_CHOICES_DAYS
+from portal.forms import declared_field
 from portal.models import ApiToken, Tenant
 
 
@@ -32,4 +33,5 @@ class ApiTokenForm(forms.Form):
 
     def __init__(self, user: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["tenant"].queryset = Tenant.objects.for_user(user).order_by("name")
+        declared_field(self, "tenant", forms.ModelChoiceField).queryset = (
+            Tenant.objects.for_user(user).order_by("name"))

@@ -46,28 +46,30 @@ def _page_envelope_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 class PageSizeMixin:
-    page_size = DEFAULT_PAGE_SIZE
-    page_size_query_param = "page_size"
-    max_page_size = MAX_PAGE_SIZE
-    page_size_query_description = gettext_lazy(
+    # Typed as DRF's CursorPagination types them, so the two bases of CursorPage agree; the
+    # page size itself comes from the constants above.
+    page_size: int | None = DEFAULT_PAGE_SIZE
+    page_size_query_param: str | None = "page_size"
+    max_page_size: int | None = MAX_PAGE_SIZE
+    page_size_query_description: str = gettext_lazy(  # type: ignore[assignment]  # DRF and drf-spectacular take lazy text; the stubs want str
         "How many items per page (1–200, default 50).")
-    cursor_query_description = gettext_lazy(
+    cursor_query_description: str = gettext_lazy(  # type: ignore[assignment]  # lazy text, as DRF takes it
         "Opaque position from the `next` or `previous` link of a previous page.")
 
     def get_page_size(self, request: Any) -> int:
-        raw = request.query_params.get(self.page_size_query_param)
+        raw = request.query_params.get("page_size")
         if raw is None:
-            return self.page_size
+            return DEFAULT_PAGE_SIZE
         try:
             value = int(raw)
         except (TypeError, ValueError):
             value = 0
-        if not 1 <= value <= self.max_page_size:
+        if not 1 <= value <= MAX_PAGE_SIZE:
             raise ApiProblem("invalid-request", _("page_size must be a whole number from 1 to "
-                                                  "%(max)d.") % {"max": self.max_page_size},
+                                                  "%(max)d.") % {"max": MAX_PAGE_SIZE},
                              errors=[{"field": "page_size", "pointer": None, "code": "invalid",
                                       "detail": _("Use a whole number from 1 to %(max)d.")
-                                      % {"max": self.max_page_size}}])
+                                      % {"max": MAX_PAGE_SIZE}}])
         return value
 
 
@@ -80,7 +82,7 @@ class CursorPage(PageSizeMixin, CursorPagination):
         ordering = getattr(view, "cursor_ordering", None) or self.ordering
         return (ordering,) if isinstance(ordering, str) else tuple(ordering)
 
-    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> list[Any]:
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> list[Any] | None:
         self._model = queryset.model
         return super().paginate_queryset(queryset, request, view)
 
@@ -100,7 +102,8 @@ class CursorPage(PageSizeMixin, CursorPagination):
             raise _invalid_cursor()
         if position is not None:
             self._check_position(position)
-        return Cursor(offset=offset, reverse=reverse, position=position)
+        return Cursor(offset=offset, reverse=reverse,
+                      position=position)  # type: ignore[arg-type]  # DRF's positions are text; its stubs say int
 
     def _check_position(self, position: str) -> None:
         if "\x00" in position or len(position) > 300:

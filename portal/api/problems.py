@@ -289,13 +289,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.ValidationError):
         # Input errors are about the body, except on reads (query parameters).
         safe = getattr(request, "method", "GET") in ("GET", "HEAD", "OPTIONS")
-        roots = frozenset() if safe else None
+        roots: frozenset[str] | None = frozenset() if safe else None
         errors = [field_error(tokens, message, code, roots)
                   for tokens, message, code in _flatten_drf(exc.detail, [])]
         return problem_response(request, "invalid-request", _summary(errors) if errors
                                 else None, errors=errors)
     if isinstance(exc, exceptions.Throttled):
-        wait = max(1, math.ceil(exc.wait or 1))
+        wait = max(1, math.ceil(exc.wait or 1))  # type: ignore[attr-defined]  # DRF sets it; the stubs omit it
         return problem_response(request, "throttled", force_str(exc.detail),
                                 headers={"Retry-After": str(wait)})
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):

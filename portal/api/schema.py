@@ -52,7 +52,7 @@ class ProblemSerializer(serializers.Serializer):
     code = serializers.CharField(
         help_text=_("Stable machine code; for conflicts it says which one (e.g. `busy`, "
                     "`no_change`, `idempotency_key_reused`)."))
-    errors = ProblemFieldErrorSerializer(
+    errors = ProblemFieldErrorSerializer(  # type: ignore[assignment]  # a declared field: DRF's metaclass takes it off the class
         many=True, required=False,
         help_text=_("One entry per problem with a field, for 400, 409 and 422."))
     request_id = serializers.CharField(

@@ -19,7 +19,10 @@ from portal.api.authentication import request_token
 class _ConfiguredRateThrottle(SimpleRateThrottle):
     def get_rate(self) -> str | None:
         # Read on each request, not at import: settings overrides (tests, benchmarks) apply.
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        if self.scope is None:
+            return None
+        return api_settings.DEFAULT_THROTTLE_RATES.get(  # type: ignore[return-value]  # rates are "N/period" text; the stubs say numbers
+            self.scope)
 
 
 class TokenRateThrottle(_ConfiguredRateThrottle):

@@ -32,7 +32,7 @@ def tokens_for(user: Any) -> list[ApiToken]:
 def do_create_token(actor: Actor, *, name: str, scope: str, expires_in_days: int,
                     tenant: Tenant | None = None) -> NewToken:
     """Create a token for ``actor.user``; the secret is returned once and only its hash kept."""
-    user = actor.user
+    user = actor.person
     if actor.read_only:
         raise ValidationError(_("Tokens cannot be created while viewing as staff."))
     if expires_in_days not in EXPIRY_CHOICES_DAYS:

@@ -7,7 +7,7 @@ Clusters and billing mount their endpoints under ``v1/tenants/<slug>/``, the cat
 
 from __future__ import annotations
 
-from django.urls import include, path, re_path, register_converter
+from django.urls import URLPattern, URLResolver, include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from portal.api import views
@@ -19,7 +19,7 @@ app_name = "api"
 
 tenant = "tenants/<slug:tenant_slug>/"
 
-v1 = [
+v1: list[URLPattern | URLResolver] = [
     path("me/", views.MeView.as_view(), name="me"),
     path("tenants/", views.TenantListView.as_view(), name="tenants"),
     path(tenant, views.TenantDetailView.as_view(), name="tenant"),

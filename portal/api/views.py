@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from portal.api import serializers as s
 from portal.api.authentication import request_token
-from portal.api.base import ApiView
+from portal.api.base import ApiView, request_person
 from portal.api.problems import problem_response
 from portal.models import Membership, Tenant
 from portal.permissions import Perm
@@ -23,14 +23,14 @@ class MeView(ApiView):
                    description="The account and, for token requests, the token being used: a "
                                "quick check that a token works and what it may do.")
     def get(self, request: Request) -> Response:
-        user = request.user
+        user = request_person(request)
         token = request_token(request)
         data = {"email": user.email, "name": user.get_full_name(), "token": token}
         return Response(s.MeSerializer(data, context=self.serializer_context()).data)
 
 
 def _tenants_for(request: Request) -> Any:
-    user = request.user
+    user = request_person(request)
     role = Membership.objects.filter(tenant=OuterRef("pk"), user=user).values("role")[:1]
     qs = Tenant.objects.for_user(user).annotate(api_role=Subquery(role))
     token = request_token(request)
@@ -58,7 +58,7 @@ class TenantDetailView(ApiView):
                    description="The tenant, your role in it and its quota.")
     def get(self, request: Request, tenant_slug: str) -> Response:
         tenant = self.tenant_ctx.tenant
-        tenant.api_role = self.tenant_ctx.role
+        tenant.api_role = self.tenant_ctx.role  # type: ignore[attr-defined]  # what the list annotates; TenantSerializer reads it
         return Response(s.TenantSerializer(tenant, context=self.serializer_context()).data)
 
 

@@ -6,7 +6,7 @@ they call, everything else by ``AuditedAdminMixin`` (staff member, IP, before an
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -30,13 +30,16 @@ from billing.models import (
     UsageSegment,
     VatRate,
 )
-from portal.audit import Actor, client_ip
+from portal.audit import Actor, actor_from_request
 from portal.models import AuditEntry
 from staff.admin_site import AuditedAdminMixin, ReadOnlyAdminMixin
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 
 def staff_actor(request: HttpRequest) -> Actor:
-    return Actor(user=request.user, via=AuditEntry.Via.ADMIN, ip=client_ip(request))
+    return actor_from_request(request, AuditEntry.Via.ADMIN)
 
 
 class ReadOnlyAdmin(ReadOnlyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
@@ -49,8 +52,7 @@ class ReadOnlyAdmin(ReadOnlyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
 class PriceInline(admin.TabularInline):
     model = Price
     extra = 0
-    fields = ["effective_from", "per_hour", "note", "created_by"]
-    readonly_fields = fields
+    fields = readonly_fields = ("effective_from", "per_hour", "note", "created_by")
     ordering = ["-effective_from"]
     can_delete = False
 
@@ -172,8 +174,7 @@ class InvoiceLineInline(admin.TabularInline):
     model = InvoiceLine
     extra = 0
     can_delete = False
-    fields = ["cluster_name", "sku", "unit_seconds", "unit_price", "amount"]
-    readonly_fields = fields
+    fields = readonly_fields = ("cluster_name", "sku", "unit_seconds", "unit_price", "amount")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -186,8 +187,7 @@ class DeliveryInline(admin.TabularInline):
     model = InvoiceDelivery
     extra = 0
     can_delete = False
-    fields = ["sent_at", "recipients", "actor_label"]
-    readonly_fields = fields
+    fields = readonly_fields = ("sent_at", "recipients", "actor_label")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -210,7 +210,8 @@ class InvoiceAdmin(ReadOnlyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     action_form = InvoiceActionForm
     actions = ["finalize_now", "void_with_credit_note", "resend"]
 
-    def _run(self, request: HttpRequest, queryset: QuerySet[Invoice], run: Any, done: str) -> None:
+    def _run(self, request: HttpRequest, queryset: QuerySet[Invoice], run: Any,
+             done: StrOrPromise) -> None:
         ok = self.run_each(request, queryset.order_by("period_start", "id"), run)
         if ok:
             self.message_user(request, f"{done}: {ok}", messages.SUCCESS)

@@ -28,6 +28,7 @@ from django.views.decorators.http import require_POST
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Offering, Operation
 from cozystack import catalog
 from portal.audit import actor_from_request, record
+from portal.forms import declared_field
 from portal.models import AuditEntry
 from staff import actions as staff_actions
 from staff.admin_site import AuditedAdminMixin, ReadOnlyAdminMixin, refusal_text
@@ -54,10 +55,10 @@ class NodeGroupInline(admin.TabularInline):
     model = NodeGroup
     extra = 0
     can_delete = False
-    fields = ["name", "instance_type", "min_replicas", "max_replicas", "disk_gib", "gpu_model",
-              "gpus_per_node", "desired_nodes", "observed_nodes", "ready_nodes",
-              "observed_phase", "removed_at"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "name", "instance_type", "min_replicas", "max_replicas", "disk_gib", "gpu_model",
+        "gpus_per_node", "desired_nodes", "observed_nodes", "ready_nodes", "observed_phase",
+        "removed_at")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -400,10 +401,11 @@ class OfferingForm(forms.ModelForm):
         if current and not any(current == n for items in names.values() for n, _l in items):
             # No longer in the catalogue: keep it visible rather than silently changing it.
             choices.append((current, _("%(name)s (not in the catalogue)") % {"name": current}))
-        self.fields["name"].choices = choices
+        declared_field(self, "name", forms.ChoiceField).choices = choices
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         kind, name = data.get("kind"), data.get("name")
         if kind and name and self.instance.name != name and \
                 name not in {n for n, _l in catalogue_names().get(kind, [])}:
@@ -422,7 +424,8 @@ class OfferingListForm(forms.ModelForm):
         fields = ["hidden", "end_of_life_on"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("end_of_life_on") and self.instance.kind != Offering.Kind.VERSION:
             self.add_error("end_of_life_on", _("Only Kubernetes versions have an end of life."))
         return data

@@ -11,6 +11,7 @@ import csv
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.forms.models import BaseInlineFormSet
@@ -121,7 +122,7 @@ class TenantAdmin(AuditedAdminMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/portal/tenant/suspend.html", {
             **self.admin_site.each_context(request), "tenants": queryset,
             "title": _("Suspend tenants"),
-            "opts": self.model._meta, "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "opts": self.model._meta, "action_checkbox_name": ACTION_CHECKBOX_NAME,
         })
 
     @admin.action(description=gettext_lazy("Lift the suspension of selected tenants"))
@@ -161,7 +162,7 @@ class TenantAdmin(AuditedAdminMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/portal/tenant/invite.html", {
             **self.admin_site.each_context(request), "tenant": tenant, "form": form,
             "title": _("Invite someone to %(name)s") % {"name": tenant.name},
-            "opts": self.model._meta, "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "opts": self.model._meta, "action_checkbox_name": ACTION_CHECKBOX_NAME,
         })
 
     @admin.action(description=gettext_lazy("View as this tenant (read-only, recorded)"))

@@ -137,6 +137,15 @@ def test_final_invoices_refuse_raw_sql(tenant, price_book, sql):
     assert invoice.total == Decimal("7.78")
 
 
+def test_a_draft_has_no_final_amounts_yet(tenant, price_book):
+    _usage(tenant)
+    draft = invoicing.ensure_draft(tenant.pk, MARCH)
+    with pytest.raises(ValueError, match="draft"):
+        _ = draft.amounts
+    assert _final(tenant).amounts == (Decimal("7.20"), Decimal("0.081"), Decimal("0.58"),
+                                      Decimal("7.78"))
+
+
 def test_drafts_can_still_change(tenant, price_book):
     draft = invoicing.ensure_draft(tenant.pk, MARCH)
     Invoice.objects.filter(pk=draft.pk).update(tenant_name="renamed")

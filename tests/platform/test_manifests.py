@@ -1077,6 +1077,9 @@ def test_schema_from_application_definition():
     assert schema_from_application_definition(app_def) == SCHEMA
     with pytest.raises(ValueError, match="openAPISchema"):
         schema_from_application_definition({"spec": {}})
+    not_an_object = {"spec": {"application": {"openAPISchema": "[1, 2]"}}}
+    with pytest.raises(ValueError, match="not an object"):
+        schema_from_application_definition(not_an_object)
 
 
 # --------------------------------------------------------------------------- change wording

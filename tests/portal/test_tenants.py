@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
+from portal.actions import do_create_tenant
+from portal.audit import Actor
 from portal.models import AuditEntry, Membership, Tenant
 from portal.permissions import Role
 from tests.factories import MembershipFactory, TenantFactory
@@ -200,3 +203,10 @@ def test_a_tenant_that_does_not_exist_and_one_that_is_not_yours_look_the_same(
     missing = client.get("/t/doesnotexist/")
     foreign = client.get(home_url(other_tenant))
     assert missing.status_code == foreign.status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_system_cannot_own_a_tenant():
+    with pytest.raises(PermissionDenied):
+        do_create_tenant(Actor.system(), slug="nobody", name="Nobody's")
+    assert not Tenant.objects.filter(slug="nobody").exists()

@@ -96,7 +96,7 @@ class SegmentSerializer(serializers.ModelSerializer):
         return segment.cluster.name
 
     def get_node_group(self, segment: UsageSegment) -> str | None:
-        return segment.node_group.name if segment.node_group_id else None
+        return segment.node_group.name if segment.node_group is not None else None
 
 
 class InvoiceLineSerializer(serializers.Serializer):
@@ -129,9 +129,10 @@ class InvoiceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Invoice
-        fields = ("id", "url", "number", "kind", "status", "month", "revision", "credits", "void",
-                  "reason", "currency", "subtotal", "vat_rate", "vat_amount", "total",
-                  "has_unpriced", "issued_at", "created_at", "pdf_url", "csv_url")
+        fields: tuple[str, ...] = (
+            "id", "url", "number", "kind", "status", "month", "revision", "credits", "void",
+            "reason", "currency", "subtotal", "vat_rate", "vat_amount", "total",
+            "has_unpriced", "issued_at", "created_at", "pdf_url", "csv_url")
         extra_kwargs = {
             "id": {"help_text": _("The invoice's id.")},
             "kind": {"help_text": _("`invoice` or `credit_note`.")},
@@ -184,7 +185,7 @@ class InvoiceDetailSerializer(InvoiceSerializer):
                  "description": line.description, "unit": line.unit,
                  "unit_hours": line.hours, "unit_price": line.unit_price,
                  "amount": line.amount} for line in draft.lines]
-        return InvoiceLineSerializer(rows, many=True).data
+        return InvoiceLineSerializer(rows, many=True).data  # type: ignore[return-value]  # many=True gives a ListSerializer, whose data is a list; the stubs miss it
 
 
 class DraftInvoiceSerializer(serializers.Serializer):

@@ -100,7 +100,7 @@ class Command(BaseCommand):
         while not self.stopping.is_set():
             for proc in self.children:
                 if proc.poll() is not None:
-                    self.stderr.write(f"A role exited ({proc.args[:4]}); stopping.")
+                    self.stderr.write(f"A role exited ({proc.args[:4]}); stopping.")  # type: ignore[index,str-bytes-safe]  # _spawn starts each from a list of words
                     return
             if web.poll() is not None:
                 return

@@ -16,6 +16,7 @@ from clusters import offerings
 from clusters.models import Offering
 from cozystack import catalog
 from portal.api.base import ApiView
+from portal.api.fields import answer_cache
 
 CATALOG_TAG = "Catalogue"
 
@@ -53,7 +54,7 @@ class VersionSerializer(serializers.Serializer):
     def get_end_of_life_on(self, version: catalog.KubernetesVersion) -> date | None:
         ends = self.context.get("_end_of_life")
         if ends is None:
-            ends = self.context["_end_of_life"] = dict(
+            ends = answer_cache(self.context)["_end_of_life"] = dict(
                 Offering.objects.filter(kind=Offering.Kind.VERSION, end_of_life_on__isnull=False)
                 .values_list("name", "end_of_life_on"))
         return ends.get(version.name)
@@ -96,7 +97,7 @@ class GpuModelSerializer(serializers.Serializer):
 
 class StorageClassSerializer(serializers.Serializer):
     name = serializers.CharField(help_text=_("What a cluster's `storage_class` carries."))
-    label = serializers.SerializerMethodField(help_text=_("The class, in words."))
+    label = serializers.SerializerMethodField(help_text=_("The class, in words."))  # type: ignore[assignment]  # a declared field: DRF's metaclass takes it off the class
     description = serializers.SerializerMethodField(help_text=_("What it means for data."))
     is_default = serializers.BooleanField(help_text=_("Used when a spec names none."))
 
@@ -112,7 +113,7 @@ class AddonSerializer(serializers.Serializer):
         help_text=_("The key under a cluster's `addons`, e.g. `ingress_nginx`."))
     platform_key = serializers.CharField(source="key",
                                          help_text=_("The key in the platform manifest."))
-    label = serializers.SerializerMethodField(help_text=_("The add-on, in words."))
+    label = serializers.SerializerMethodField(help_text=_("The add-on, in words."))  # type: ignore[assignment]  # a declared field: DRF's metaclass takes it off the class
     description = serializers.SerializerMethodField(help_text=_("What it installs."))
     can_enable = serializers.BooleanField(
         source="has_enabled",
@@ -148,7 +149,7 @@ class ControlPlanePresetSerializer(serializers.Serializer):
 
 class NodeRoleSerializer(serializers.Serializer):
     name = serializers.CharField(help_text=_("What a node group's `roles` may carry."))
-    label = serializers.SerializerMethodField(help_text=_("The role, in words."))
+    label = serializers.SerializerMethodField(help_text=_("The role, in words."))  # type: ignore[assignment]  # a declared field: DRF's metaclass takes it off the class
     description = serializers.SerializerMethodField(help_text=_("What nodes with it do."))
 
     def get_label(self, item: catalog.NodeRole) -> str:

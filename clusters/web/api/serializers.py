@@ -9,6 +9,7 @@ platform's in camelCase (``ingressNginx``); the API spells them in snake_case
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -22,7 +23,7 @@ from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
 from clusters.web.api.catalog import ADDON_API_KEYS
 from cozystack import catalog
 from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
-from portal.api.fields import FreeFormObjectField, StrictSerializer
+from portal.api.fields import FreeFormObjectField, StrictSerializer, answer_cache
 
 MAX_NODE_GROUPS = 20
 MAX_HOSTS = 50
@@ -34,14 +35,23 @@ def _abs(request: Any, name: str, **kwargs: Any) -> str:
     return request.build_absolute_uri(reverse(f"api:{name}", kwargs=kwargs))
 
 
-def _prefix(context: dict[str, Any], name: str, tenant_slug: str) -> str:
+def _prefix(context: Mapping[str, Any], name: str, tenant_slug: str) -> str:
     """The absolute URL of a tenant's list ``name``, reversed once per answer (a list of 100
     clusters would otherwise reverse hundreds of URLs); object URLs append slug-safe names."""
-    cache = context.setdefault("_url_prefixes", {})
+    cache = answer_cache(context).setdefault("_url_prefixes", {})
     key = (name, tenant_slug)
     if key not in cache:
         cache[key] = _abs(context["request"], name, tenant_slug=tenant_slug)
     return cache[key]
+
+
+def live_groups(cluster: Cluster) -> list[NodeGroup]:
+    """The cluster's live node groups in order: those the API's cluster queryset prefetched
+    (``api_groups``), else read now."""
+    groups: list[NodeGroup] | None = getattr(cluster, "api_groups", None)
+    if groups is None:
+        groups = sorted(cluster.live_node_groups(), key=lambda g: (g.position, g.name))
+    return groups
 
 
 # --------------------------------------------------------------------------- input
@@ -184,7 +194,7 @@ class ClusterSpecInputSerializer(StrictSerializer):
                     "the platform's default)."))
     control_plane = ControlPlaneInputSerializer(
         required=False, help_text=_("Control-plane size (default: 2 replicas, `large`)."))
-    node_groups = NodeGroupInputSerializer(
+    node_groups = NodeGroupInputSerializer(  # type: ignore[call-arg]  # with many=True, max_length goes to its ListSerializer; the stubs miss it
         many=True, max_length=MAX_NODE_GROUPS,
         help_text=_("Worker node groups, at least one."))
     addons = AddonsInputSerializer(
@@ -222,7 +232,7 @@ class ClusterPatchSerializer(ClusterSpecInputSerializer):
     """Only the settings to change (PATCH): add-ons merge key by key; `node_groups`, when
     given, is the whole new list."""
 
-    node_groups = NodeGroupInputSerializer(
+    node_groups = NodeGroupInputSerializer(  # type: ignore[call-arg]  # with many=True, max_length goes to its ListSerializer; the stubs miss it
         many=True, max_length=MAX_NODE_GROUPS, required=False,
         help_text=_("The whole new list of node groups (groups left out are removed)."))
 
@@ -408,14 +418,12 @@ class ClusterSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(NodeGroupSerializer(many=True))
     def get_node_groups(self, cluster: Cluster) -> list[dict[str, Any]]:
-        groups = getattr(cluster, "api_groups", None)
-        if groups is None:
-            groups = sorted(cluster.live_node_groups(), key=lambda g: (g.position, g.name))
+        groups = live_groups(cluster)
         # One group serializer for the whole answer: building one per cluster costs more than
         # the rest of the representation.
         child = self.context.get("_node_group_serializer")
         if child is None:
-            child = self.context["_node_group_serializer"] = NodeGroupSerializer(
+            child = answer_cache(self.context)["_node_group_serializer"] = NodeGroupSerializer(
                 context=self.context)
         result = []
         for group in groups:
@@ -469,7 +477,7 @@ class ClusterSerializer(serializers.ModelSerializer):
 
 class StepSerializer(serializers.Serializer):
     key = serializers.CharField(help_text=_("Stable step name, e.g. `control_plane`."))
-    label = serializers.SerializerMethodField(help_text=_("The step, in words."))
+    label = serializers.SerializerMethodField(help_text=_("The step, in words."))  # type: ignore[assignment]  # a declared field: DRF's metaclass takes it off the class
     state = serializers.ChoiceField(choices=STEP_STATES, help_text=_("Where the step stands."))
     detail = serializers.CharField(allow_blank=True,
                                    help_text=_("What the step is waiting for or did."))
@@ -540,8 +548,9 @@ class OperationSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(StepSerializer(many=True))
     def get_steps(self, operation: Operation) -> list[dict[str, Any]]:
-        return StepSerializer([s for s in operation.steps or [] if isinstance(s, dict)],
-                              many=True, context=self.context).data
+        return StepSerializer(  # type: ignore[return-value]  # many=True gives a ListSerializer, whose data is a list; the stubs miss it
+            [s for s in operation.steps or [] if isinstance(s, dict)],
+            many=True, context=self.context).data
 
     @extend_schema_field(OperationErrorSerializer(allow_null=True))
     def get_error(self, operation: Operation) -> dict[str, Any] | None:
@@ -570,7 +579,8 @@ class OperationSerializer(serializers.ModelSerializer):
 class ClusterEventSerializer(serializers.ModelSerializer):
     id = serializers.IntegerField(help_text=_("The event's id."))
     at = serializers.DateTimeField(help_text=_("When it happened."))
-    source = serializers.ChoiceField(choices=ClusterEvent.Source.choices,
+    source = serializers.ChoiceField(  # type: ignore[assignment]  # a declared field: DRF's metaclass takes it off the class
+                                     choices=ClusterEvent.Source.choices,
                                      help_text=_("`portal` or `platform`."))
     severity = serializers.ChoiceField(choices=ClusterEvent.Severity.choices,
                                        help_text=_("`info`, `warning` or `error`."))

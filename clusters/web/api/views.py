@@ -179,7 +179,7 @@ class ClusterDetailView(ClusterApiView):
     def put(self, request: Request, tenant_slug: str, cluster_name: str) -> Response:
         data = self.parse(s.ClusterReplaceSerializer)
         cluster = self.get_cluster(cluster_name)
-        spec = s.replace_spec(data, cluster.to_spec(cluster.api_groups))
+        spec = s.replace_spec(data, cluster.to_spec(s.live_groups(cluster)))
         operation = actions.do_update_cluster(self.actor, self.tenant_ctx, cluster_name, spec,
                                               idempotency_key=self.idempotency_key)
         return self.accepted(operation)
@@ -197,7 +197,7 @@ class ClusterDetailView(ClusterApiView):
         if not data:
             raise ApiProblem("invalid-request", _("Send at least one setting to change."))
         cluster = self.get_cluster(cluster_name)
-        current = cluster.to_spec(cluster.api_groups)
+        current = cluster.to_spec(s.live_groups(cluster))
         ctx, key = self.tenant_ctx, self.idempotency_key
         if set(data) == {"version"} and data["version"] != current.version:
             operation = actions.do_upgrade_cluster(self.actor, ctx, cluster_name,
@@ -259,7 +259,7 @@ class ClusterManifestView(ClusterApiView):
                     "(camelCase), for those who automate against the platform directly.")
     def get(self, request: Request, tenant_slug: str, cluster_name: str) -> Response:
         cluster = self.get_cluster(cluster_name)
-        return Response(render_kubernetes(cluster.to_spec(cluster.api_groups),
+        return Response(render_kubernetes(cluster.to_spec(s.live_groups(cluster)),
                                           labels=actions.PORTAL_LABELS))
 
 
@@ -348,9 +348,9 @@ class NodeGroupListView(ClusterApiView):
         data = self.parse(s.NodeGroupInputSerializer)
         cluster = self.get_cluster(cluster_name)
         group = s.group_spec(data)
-        if any(g.name == group.name for g in cluster.api_groups):
+        if any(g.name == group.name for g in s.live_groups(cluster)):
             raise _conflict_exists("name", _("A node group with this name already exists."))
-        self.group_index = len(cluster.api_groups)
+        self.group_index = len(s.live_groups(cluster))
         operation = actions.do_add_node_group(self.actor, self.tenant_ctx, cluster_name, group,
                                               idempotency_key=self.idempotency_key)
         return self.accepted(operation)
@@ -363,7 +363,7 @@ class NodeGroupDetailView(ClusterApiView):
 
     def _find(self, cluster_name: str, group_name: str) -> tuple[Cluster, NodeGroup]:
         cluster = self.get_cluster(cluster_name)
-        for index, group in enumerate(cluster.api_groups):
+        for index, group in enumerate(s.live_groups(cluster)):
             if group.name == group_name:
                 group.cluster = cluster
                 self.group_index = index

@@ -30,7 +30,7 @@ def widget(field: forms.BoundField, extra: str = "") -> str:
         css += " is-invalid"
     if extra:
         css += f" {extra}"
-    attrs = {"class": css, "aria-describedby": f"errors-{field.html_name}"}
+    attrs: dict[str, str | bool] = {"class": css, "aria-describedby": f"errors-{field.html_name}"}
     return field.as_widget(attrs=attrs)
 
 

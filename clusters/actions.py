@@ -2,27 +2,26 @@
 
 Each action checks the caller's rights, the platform rules (the published schema after chart
 defaults), and the tenant quota; then writes the desired rows, one ``Operation`` and the audit
-entry in one transaction, and enqueues the work on commit. One operation at a time per cluster:
-the database refuses a second one (partial unique index), and the action says so in words.
+entry in one transaction, and enqueues the work on commit. Operations are started, cancelled
+and retried through ``clusters.operations`` (the one writer of their state), which also holds
+the rule of one operation at a time per cluster.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import events, observe, progress
+from clusters import events, observe, operations
 from clusters.desired import write_desired_rows
-from clusters.models import Cluster, ClusterEvent, Operation
+from clusters.models import Cluster, Operation
 from clusters.offerings import check_offered
 from clusters.quotas import check_quota
 from clusters.schema import platform_schema
@@ -79,31 +78,22 @@ def access_cluster(ctx: TenantContext, name: str, *, for_update: bool = False) -
     return cluster
 
 
+def _manifest(kind: str, spec: ClusterSpec) -> dict[str, Any]:
+    return render_kubernetes(spec, labels=PORTAL_LABELS) if kind != Operation.Kind.DELETE \
+        else {}
+
+
+def _spec_params(spec: ClusterSpec, before: ClusterSpec | None) -> dict[str, Any]:
+    return {"before": spec_to_json(before) if before else None, "after": spec_to_json(spec)}
+
+
 def _start_operation(actor: Actor, cluster: Cluster, kind: str, spec: ClusterSpec, *,
                      before: ClusterSpec | None, params: dict[str, Any], summary: str,
                      idempotency_key: str = "") -> Operation:
-    now = timezone.now()
-    manifest = render_kubernetes(spec, labels=PORTAL_LABELS) if kind != Operation.Kind.DELETE \
-        else {}
-    operation = Operation(
-        tenant=cluster.tenant, cluster=cluster, kind=kind, params={
-            **params, "before": spec_to_json(before) if before else None,
-            "after": spec_to_json(spec)},
-        desired_spec=manifest, steps=progress.initial_steps(kind),
-        requested_by=actor.user, requested_via=actor.via, created_at=now,
-        deadline_at=now + timedelta(seconds=settings.PLATFORM_OPERATION_TIMEOUT),
-        idempotency_key=idempotency_key)
-    try:
-        with transaction.atomic():
-            operation.save()
-    except IntegrityError:
-        raise ValidationError(
-            _("Another change to this cluster is still in progress. Wait for it to finish, or "
-              "cancel it, then try again."), code="busy") from None
-    ClusterEvent.objects.create(
-        tenant=cluster.tenant, cluster=cluster, operation=operation, at=now,
-        source=ClusterEvent.Source.PORTAL, reason=f"operation.{kind}", message=summary,
-        actor_label=actor.label)
+    operation = operations.start(actor, cluster, kind,
+                                 params={**params, **_spec_params(spec, before)},
+                                 desired_spec=_manifest(kind, spec), summary=summary,
+                                 idempotency_key=idempotency_key)
     _enqueue_on_commit(operation)
     return operation
 
@@ -163,10 +153,7 @@ def _change(actor: Actor, ctx: TenantContext, name: str, kind: str,
         cluster = access_cluster(ctx, name, for_update=True)
         if cluster.phase == Cluster.Phase.DELETING:
             raise ValidationError(_("This cluster is being deleted."), code="deleting")
-        if cluster.operations.filter(state__in=Operation.ACTIVE_STATES).exists():
-            raise ValidationError(
-                _("Another change to this cluster is still in progress. Wait for it to finish, "
-                  "or cancel it, then try again."), code="busy")
+        operations.check_idle(cluster)
         before = cluster.to_spec()
         after = mutate(before)
         if after == before:
@@ -316,8 +303,7 @@ def do_delete_cluster(actor: Actor, ctx: TenantContext, name: str, *, confirm: s
         raise ValidationError({"confirm": _("Type the cluster name exactly to confirm.")})
     with transaction.atomic():
         cluster = access_cluster(ctx, name, for_update=True)
-        active = cluster.operations.select_for_update(no_key=True).filter(
-            state__in=Operation.ACTIVE_STATES).first()
+        active = operations.active_operation(cluster, lock=True)
         if active is not None:
             if active.kind == Operation.Kind.DELETE:
                 raise ValidationError(_("This cluster is already being deleted."), code="busy")
@@ -360,21 +346,12 @@ def do_retry_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> O
         cluster_id = access_operation(ctx, operation_id).cluster_id
         cluster = Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
         old = access_operation(ctx, operation_id, for_update=True)
-        if not old.can_retry:
-            raise ValidationError(_("Only a failed or cancelled operation can be retried."),
-                                  code="not_retryable")
+        operations.check_retryable(old)
         if old.kind == Operation.Kind.DELETE:
             _require(actor, ctx, Perm.CLUSTERS_DELETE)
         if cluster.is_deleted:
             raise ValidationError(_("This cluster no longer exists."), code="deleted")
-        newer = cluster.operations.filter(created_at__gt=old.created_at).exists()
-        if newer:
-            raise ValidationError(_("A newer change to this cluster exists; retry that one."),
-                                  code="superseded")
-        if cluster.operations.filter(state__in=Operation.ACTIVE_STATES).exists():
-            raise ValidationError(
-                _("Another change to this cluster is still in progress. Wait for it to finish, "
-                  "or cancel it, then try again."), code="busy")
+        operations.check_retry(old, cluster)
         after = spec_from_json(old.params["after"])
         if old.kind != Operation.Kind.DELETE:
             errors = check_spec(ctx, after, previous=None if old.kind == Operation.Kind.CREATE
@@ -389,12 +366,12 @@ def do_retry_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> O
         cluster.last_error = ""
         cluster.save(update_fields=["phase", "last_error", "updated_at"])
         before = spec_from_json(old.params["before"]) if old.params.get("before") else None
-        operation = _start_operation(actor, cluster, old.kind, after, before=before,
-                                     params={k: v for k, v in old.params.items()
-                                             if k not in ("before", "after")} |
-                                     {"retry_of": old.pk},
+        kept = {k: v for k, v in old.params.items() if k not in ("before", "after", "retry_of")}
+        operation = operations.retry(actor, old, cluster, desired_spec=_manifest(old.kind, after),
+                                     params={**kept, **_spec_params(after, before)},
                                      summary=_("Retry of “%(op)s” requested.")
                                      % {"op": old.get_kind_display()})
+        _enqueue_on_commit(operation)
         record(actor, "operation.retry", operation, tenant=ctx.tenant,
                changes={"retry_of": [None, old.pk]})
     return operation
@@ -407,14 +384,7 @@ def _cancel(actor: Actor, operation: Operation, *, reason: str) -> None:
     """
     cluster = (Cluster.objects.select_for_update(no_key=True, of=("self",))
                .select_related("tenant").get(pk=operation.cluster_id))
-    operation.state = Operation.State.CANCELLED
-    operation.finished_at = timezone.now()
-    operation.error_message = reason
-    operation.steps = progress.cancel_steps(operation.steps)
-    operation.lease_until = None
-    operation.lease_token = ""
-    operation.save(update_fields=["state", "finished_at", "error_message", "steps",
-                                  "lease_until", "lease_token"])
+    operations.cancel(operation, reason, actor_label=actor.label)
     before = operation.params.get("before")
     if operation.kind == Operation.Kind.CREATE:
         cluster.deleted_at = timezone.now()
@@ -426,10 +396,6 @@ def _cancel(actor: Actor, operation: Operation, *, reason: str) -> None:
         if before and operation.kind != Operation.Kind.DELETE:
             write_desired_rows(cluster, spec_from_json(before))
         observe.refresh(cluster)
-    ClusterEvent.objects.create(
-        tenant=cluster.tenant, cluster=cluster, operation=operation,
-        source=ClusterEvent.Source.PORTAL, reason="operation.cancelled",
-        message=reason, actor_label=actor.label)
     events.cluster_changed(cluster.pk)
 
 
@@ -443,10 +409,7 @@ def do_cancel_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> 
         cluster_id = access_operation(ctx, operation_id).cluster_id
         Cluster.objects.select_for_update(no_key=True).filter(pk=cluster_id).first()
         operation = access_operation(ctx, operation_id, for_update=True)
-        if not operation.can_cancel:
-            raise ValidationError(_(
-                "This operation can no longer be cancelled: the platform already has the "
-                "change. Make a new change to undo it."), code="not_cancellable")
+        operations.check_cancellable(operation)
         if operation.kind == Operation.Kind.DELETE:
             _require(actor, ctx, Perm.CLUSTERS_DELETE)
         _cancel(actor, operation, reason=_("Cancelled by %(who)s.") % {"who": actor.label})

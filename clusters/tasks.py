@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import events, observe, operations, progress
+from clusters import events, observe, operations, plans, progress
 from clusters.desired import write_desired_rows
 from clusters.models import Cluster, ClusterEvent, Operation
 from clusters.schema import platform_schema
@@ -145,7 +145,7 @@ def _validate(operation: Operation) -> None:
     errors = validate_manifest(after, schema, creating=operation.kind == Operation.Kind.CREATE,
                                previous=spec_from_json(before) if before else None)
     if operation.params.get("retry_of"):
-        errors = [e for e in errors if e.code not in ("immutable", "no_change")]
+        errors = plans.waived_for_retry(errors)
     if errors:
         # Each sentence names its field in words ("Node group md0: …"); never sent.
         raise SpecRejected(" ".join(e.message for e in errors))

@@ -31,6 +31,11 @@ def tenant_context_for_staff(cluster: Cluster) -> TenantContext:
     return TenantContext(cluster.tenant, Role.OWNER, None)
 
 
+def active_operation(cluster: Cluster) -> Operation | None:
+    """The cluster's operation in progress, if any."""
+    return operations.active_operation(cluster)
+
+
 def last_operation(cluster: Cluster) -> Operation | None:
     """The cluster's latest operation (the active one, if any, is always the latest)."""
     return cluster.operations.order_by("-created_at", "-pk").first()

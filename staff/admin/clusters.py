@@ -25,7 +25,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
-from clusters import operations
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Offering, Operation
 from cozystack import catalog
 from portal.audit import actor_from_request, record
@@ -137,7 +136,7 @@ class ClusterAdmin(OperateMixin, ReadOnlyAdmin):
             "manifest_yaml": manifest,
             "observed_requested": bool(request.GET.get("observed")),
             "can_operate": self.has_operate_permission(request),
-            "active_operation": operations.active_operation(cluster),
+            "active_operation": staff_actions.active_operation(cluster),
             "last_operation": staff_actions.last_operation(cluster),
             "stuck_deletion": staff_actions.is_stuck_deletion(cluster),
             "cleanup_form": ManualCleanupForm(),

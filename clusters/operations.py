@@ -178,7 +178,8 @@ def start(actor: Actor, cluster: Cluster, kind: str, *, params: dict[str, Any],
     operation = Operation(
         tenant_id=cluster.tenant_id, cluster=cluster, kind=kind, state=State.QUEUED,
         params=params, desired_spec=desired_spec, steps=progress.initial_steps(kind),
-        requested_by=actor.user, requested_via=actor.via, created_at=now,
+        requested_by_id=actor.user.pk if actor.user is not None else None,
+        requested_via=actor.via, created_at=now,
         deadline_at=now + timedelta(seconds=settings.PLATFORM_OPERATION_TIMEOUT),
         idempotency_key=idempotency_key)
     try:

@@ -2,31 +2,28 @@
 
 Each action checks the caller's rights, the platform rules (the published schema after chart
 defaults), and the tenant quota; then writes the desired rows, one ``Operation`` and the audit
-entry in one transaction, and enqueues the work on commit. One operation at a time per cluster:
-the database refuses a second one (partial unique index), and the action says so in words.
+entry in one transaction, and enqueues the work on commit. Operations are started, cancelled
+and retried through ``clusters.operations`` (the one writer of their state), which also holds
+the rule of one operation at a time per cluster.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import events, observe, progress
+from clusters import events, observe, operations, plans
 from clusters.desired import write_desired_rows
-from clusters.models import Cluster, ClusterEvent, Operation
+from clusters.models import Cluster, Operation
 from clusters.offerings import check_offered
 from clusters.quotas import check_quota
 from clusters.schema import platform_schema
-from cozystack import catalog
 from cozystack.manifests import render_kubernetes
 from cozystack.rules import FieldError
 from cozystack.specjson import spec_from_json, spec_to_json
@@ -79,31 +76,22 @@ def access_cluster(ctx: TenantContext, name: str, *, for_update: bool = False) -
     return cluster
 
 
+def _manifest(kind: str, spec: ClusterSpec) -> dict[str, Any]:
+    return render_kubernetes(spec, labels=PORTAL_LABELS) if kind != Operation.Kind.DELETE \
+        else {}
+
+
+def _spec_params(spec: ClusterSpec, before: ClusterSpec | None) -> dict[str, Any]:
+    return {"before": spec_to_json(before) if before else None, "after": spec_to_json(spec)}
+
+
 def _start_operation(actor: Actor, cluster: Cluster, kind: str, spec: ClusterSpec, *,
                      before: ClusterSpec | None, params: dict[str, Any], summary: str,
                      idempotency_key: str = "") -> Operation:
-    now = timezone.now()
-    manifest = render_kubernetes(spec, labels=PORTAL_LABELS) if kind != Operation.Kind.DELETE \
-        else {}
-    operation = Operation(
-        tenant=cluster.tenant, cluster=cluster, kind=kind, params={
-            **params, "before": spec_to_json(before) if before else None,
-            "after": spec_to_json(spec)},
-        desired_spec=manifest, steps=progress.initial_steps(kind),
-        requested_by=actor.user, requested_via=actor.via, created_at=now,
-        deadline_at=now + timedelta(seconds=settings.PLATFORM_OPERATION_TIMEOUT),
-        idempotency_key=idempotency_key)
-    try:
-        with transaction.atomic():
-            operation.save()
-    except IntegrityError:
-        raise ValidationError(
-            _("Another change to this cluster is still in progress. Wait for it to finish, or "
-              "cancel it, then try again."), code="busy") from None
-    ClusterEvent.objects.create(
-        tenant=cluster.tenant, cluster=cluster, operation=operation, at=now,
-        source=ClusterEvent.Source.PORTAL, reason=f"operation.{kind}", message=summary,
-        actor_label=actor.label)
+    operation = operations.start(actor, cluster, kind,
+                                 params={**params, **_spec_params(spec, before)},
+                                 desired_spec=_manifest(kind, spec), summary=summary,
+                                 idempotency_key=idempotency_key)
     _enqueue_on_commit(operation)
     return operation
 
@@ -121,12 +109,14 @@ def do_create_cluster(actor: Actor, ctx: TenantContext, spec: ClusterSpec, *,
     """Record a new cluster (rows for it and its node groups, a create ``Operation``, an
     audit entry) and queue its creation on the platform once the transaction commits.
 
-    Repeating it is refused, not duplicated: a second cluster of the same name fails the
-    unique constraint and says so. Quota is checked again under the tenant row lock, so two
+    Repeating it is refused, not duplicated: a name the tenant already uses is refused with
+    the other errors of the spec (``already_exists``), and the unique constraint says the same
+    to a concurrent create. Quota is checked again under the tenant row lock, so two
     concurrent creates cannot both pass it."""
     _require(actor, ctx, Perm.CLUSTERS_CHANGE)
     spec = dataclasses.replace(spec, namespace=ctx.tenant.namespace)
-    errors = check_spec(ctx, spec)
+    taken = Cluster.objects.for_tenant(ctx.tenant).live().filter(name=spec.name).exists()
+    errors = ([_name_taken()] if taken else []) + check_spec(ctx, spec)
     if errors:
         raise errors_to_validation_error(errors)
     try:
@@ -146,54 +136,53 @@ def do_create_cluster(actor: Actor, ctx: TenantContext, spec: ClusterSpec, *,
             record(actor, "cluster.create", cluster, tenant=ctx.tenant,
                    changes={"spec": [None, spec_to_json(spec)]})
     except IntegrityError:
-        raise ValidationError({"name": _("A cluster with this name already exists.")},
-                              code="duplicate") from None
+        raise errors_to_validation_error([_name_taken()]) from None
     return cluster
 
 
-def _change(actor: Actor, ctx: TenantContext, name: str, kind: str,
-            mutate: Callable[[ClusterSpec], ClusterSpec], *, verb: str, summary: str,
-            params: dict[str, Any] | None = None, idempotency_key: str = "") -> Operation:
-    """Every change to an existing cluster: under the tenant and cluster row locks, refuse
-    while another operation runs (the partial unique index backs this), check the platform
-    rules and quota, write the desired rows and the operation, enqueue on commit."""
+def _name_taken() -> FieldError:
+    return FieldError("name", _("A cluster with this name already exists."), "already_exists")
+
+
+def check_plan(ctx: TenantContext, plan: plans.ChangePlan, *, cluster_id: int
+               ) -> list[FieldError]:
+    """Every refusal of a planned change to an existing cluster: nothing to change, then the
+    platform rules, what staff offer, and quota. The preview shows them; the action raises
+    them."""
+    return plan.refusals() or check_spec(ctx, plan.after, previous=plan.before,
+                                         cluster_id=cluster_id)
+
+
+def do_change_cluster(actor: Actor, ctx: TenantContext, name: str, planner: plans.Planner, *,
+                      idempotency_key: str = "") -> Operation:
+    """Apply a change plan to an existing cluster: the desired rows, an operation of the
+    plan's kind, the audit entry, in one transaction; the work is enqueued on commit.
+
+    Under the tenant and cluster row locks it refuses while another operation runs (one at a
+    time per cluster), plans against the spec the cluster has now, and refuses what
+    ``check_plan`` refuses. A repeated request is refused as "nothing to change"."""
     _require(actor, ctx, Perm.CLUSTERS_CHANGE)
     with transaction.atomic():
         _lock_tenant(ctx)
         cluster = access_cluster(ctx, name, for_update=True)
         if cluster.phase == Cluster.Phase.DELETING:
             raise ValidationError(_("This cluster is being deleted."), code="deleting")
-        if cluster.operations.filter(state__in=Operation.ACTIVE_STATES).exists():
-            raise ValidationError(
-                _("Another change to this cluster is still in progress. Wait for it to finish, "
-                  "or cancel it, then try again."), code="busy")
-        before = cluster.to_spec()
-        after = mutate(before)
-        if after == before:
-            raise ValidationError(_("Nothing to change: this is the current configuration."),
-                                  code="no_change")
-        errors = check_spec(ctx, after, previous=before, cluster_id=cluster.pk)
+        operations.check_idle(cluster)
+        plan = planner(cluster.to_spec())
+        errors = check_plan(ctx, plan, cluster_id=cluster.pk)
         if errors:
             raise errors_to_validation_error(errors)
-        write_desired_rows(cluster, after)
+        write_desired_rows(cluster, plan.after)
         cluster.phase = Cluster.Phase.UPDATING
         cluster.status_message = _("Queued: waiting for a worker.")
         cluster.save(update_fields=["phase", "status_message", "updated_at"])
-        operation = _start_operation(actor, cluster, kind, after, before=before,
-                                     params=params or {}, summary=summary,
+        operation = _start_operation(actor, cluster, plan.kind, plan.after, before=plan.before,
+                                     params=plan.params, summary=plan.summary,
                                      idempotency_key=idempotency_key)
-        record(actor, verb, cluster, tenant=ctx.tenant,
-               changes={"spec": [spec_to_json(before), spec_to_json(after)], **(params or {})})
+        record(actor, plan.verb, cluster, tenant=ctx.tenant,
+               changes={"spec": [spec_to_json(plan.before), spec_to_json(plan.after)],
+                        **plan.params})
     return operation
-
-
-def _replace_group(spec: ClusterSpec, name: str, fn: Callable[[NodeGroupSpec], NodeGroupSpec]
-                   ) -> ClusterSpec:
-    if spec.group(name) is None:
-        raise ValidationError({"node_group": _("This cluster has no node group %(name)s.")
-                               % {"name": name}})
-    groups = tuple(fn(g) if g.name == name else g for g in spec.node_groups)
-    return dataclasses.replace(spec, node_groups=groups)
 
 
 def do_update_cluster(actor: Actor, ctx: TenantContext, name: str, spec: ClusterSpec, *,
@@ -201,11 +190,8 @@ def do_update_cluster(actor: Actor, ctx: TenantContext, name: str, spec: Cluster
     """Bring the cluster to ``spec`` as a whole (the API's PUT): desired rows, an update
     operation, the audit entry. A repeat with the same spec is refused ("nothing to change");
     one change runs at a time per cluster."""
-    return _change(actor, ctx, name, Operation.Kind.UPDATE,
-                   lambda before: dataclasses.replace(spec, name=before.name,
-                                                      namespace=before.namespace),
-                   verb="cluster.update", summary=_("Configuration change requested."),
-                   idempotency_key=idempotency_key)
+    return do_change_cluster(actor, ctx, name, plans.update_cluster(spec),
+                             idempotency_key=idempotency_key)
 
 
 def do_scale_node_group(actor: Actor, ctx: TenantContext, name: str, group: str, *,
@@ -213,41 +199,26 @@ def do_scale_node_group(actor: Actor, ctx: TenantContext, name: str, group: str,
                         idempotency_key: str = "") -> Operation:
     """Change a group's autoscaler limits (no node is replaced): the group row, a scale
     operation, the audit entry. Repeating the same limits is refused as "nothing to change"."""
-    return _change(
-        actor, ctx, name, Operation.Kind.SCALE,
-        lambda spec: _replace_group(spec, group, lambda g: dataclasses.replace(
-            g, min_replicas=min_replicas, max_replicas=max_replicas)),
-        verb="cluster.scale", params={"node_group": group},
-        summary=_("Scale of %(group)s to %(min)s–%(max)s nodes requested.")
-        % {"group": group, "min": min_replicas, "max": max_replicas},
+    return do_change_cluster(actor, ctx, name, plans.scale_node_group(
+        group, min_replicas=min_replicas, max_replicas=max_replicas),
         idempotency_key=idempotency_key)
 
 
 def do_update_node_group(actor: Actor, ctx: TenantContext, name: str, group: NodeGroupSpec, *,
                          idempotency_key: str = "") -> Operation:
     """Change a group's template (instance type, disk, roles, GPUs) or limits; a template
-    change replaces every node of the group on the platform. Same rules as ``_change``."""
-    return _change(
-        actor, ctx, name, Operation.Kind.UPDATE,
-        lambda spec: _replace_group(spec, group.name, lambda _g: group),
-        verb="cluster.node_group.update", params={"node_group": group.name},
-        summary=_("Change of node group %(group)s requested.") % {"group": group.name},
-        idempotency_key=idempotency_key)
+    change replaces every node of the group on the platform. Same rules as
+    ``do_change_cluster``."""
+    return do_change_cluster(actor, ctx, name, plans.update_node_group(group),
+                             idempotency_key=idempotency_key)
 
 
 def do_add_node_group(actor: Actor, ctx: TenantContext, name: str, group: NodeGroupSpec, *,
                       idempotency_key: str = "") -> Operation:
     """Add a node group (a new group row, an operation, the audit entry). Adding a name that
     exists is refused."""
-    def add(spec: ClusterSpec) -> ClusterSpec:
-        if spec.group(group.name) is not None:
-            raise ValidationError({"name": _("A node group with this name already exists.")})
-        return dataclasses.replace(spec, node_groups=(*spec.node_groups, group))
-
-    return _change(actor, ctx, name, Operation.Kind.ADD_NODE_GROUP, add,
-                   verb="cluster.node_group.add", params={"node_group": group.name},
-                   summary=_("Node group %(group)s requested.") % {"group": group.name},
-                   idempotency_key=idempotency_key)
+    return do_change_cluster(actor, ctx, name, plans.add_node_group(group),
+                             idempotency_key=idempotency_key)
 
 
 def do_remove_node_group(actor: Actor, ctx: TenantContext, name: str, group: str, *,
@@ -255,20 +226,8 @@ def do_remove_node_group(actor: Actor, ctx: TenantContext, name: str, group: str
     """Remove a node group: its row is kept as history (``removed_at``) and its nodes stay
     metered until the platform has removed them. Removing it again, or the last group, is
     refused."""
-    def remove(spec: ClusterSpec) -> ClusterSpec:
-        if spec.group(group) is None:
-            raise ValidationError({"node_group": _("This cluster has no node group %(name)s.")
-                                   % {"name": group}})
-        if len(spec.node_groups) == 1:
-            raise ValidationError({"node_group": _(
-                "A cluster needs at least one node group; delete the cluster instead.")})
-        return dataclasses.replace(
-            spec, node_groups=tuple(g for g in spec.node_groups if g.name != group))
-
-    return _change(actor, ctx, name, Operation.Kind.REMOVE_NODE_GROUP, remove,
-                   verb="cluster.node_group.remove", params={"node_group": group},
-                   summary=_("Removal of node group %(group)s requested.") % {"group": group},
-                   idempotency_key=idempotency_key)
+    return do_change_cluster(actor, ctx, name, plans.remove_node_group(group),
+                             idempotency_key=idempotency_key)
 
 
 def do_upgrade_cluster(actor: Actor, ctx: TenantContext, name: str, version: str, *,
@@ -276,33 +235,16 @@ def do_upgrade_cluster(actor: Actor, ctx: TenantContext, name: str, version: str
     """Move to the next minor version only (the platform refuses jumps and downgrades):
     the cluster's version, an upgrade operation, the audit entry. Asking again for the version
     the cluster already has is refused in words."""
-
-    def upgrade(spec: ClusterSpec) -> ClusterSpec:
-        target = catalog.next_minor(spec.version)
-        if version == spec.version:
-            raise ValidationError({"version": _("The cluster already runs %(v)s.")
-                                   % {"v": version}})
-        if version != target:
-            raise ValidationError({"version": _(
-                "Upgrades go one minor version at a time: from %(current)s the only target is "
-                "%(target)s.") % {"current": spec.version,
-                                  "target": target or _("none (this is the newest)")}})
-        return dataclasses.replace(spec, version=version)
-
-    return _change(actor, ctx, name, Operation.Kind.UPGRADE, upgrade, verb="cluster.upgrade",
-                   params={"version": version},
-                   summary=_("Upgrade to %(v)s requested.") % {"v": version},
-                   idempotency_key=idempotency_key)
+    return do_change_cluster(actor, ctx, name, plans.upgrade(version),
+                             idempotency_key=idempotency_key)
 
 
 def do_set_addons(actor: Actor, ctx: TenantContext, name: str, addons: tuple[AddonSpec, ...], *,
                   idempotency_key: str = "") -> Operation:
     """Set the add-ons (the cluster's add-on settings, an operation, the audit entry). The
     same settings again are refused as "nothing to change"."""
-    return _change(actor, ctx, name, Operation.Kind.ADDONS,
-                   lambda spec: dataclasses.replace(spec, addons=tuple(addons)),
-                   verb="cluster.addons", summary=_("Add-on change requested."),
-                   idempotency_key=idempotency_key)
+    return do_change_cluster(actor, ctx, name, plans.set_addons(addons),
+                             idempotency_key=idempotency_key)
 
 
 def do_delete_cluster(actor: Actor, ctx: TenantContext, name: str, *, confirm: str,
@@ -316,8 +258,7 @@ def do_delete_cluster(actor: Actor, ctx: TenantContext, name: str, *, confirm: s
         raise ValidationError({"confirm": _("Type the cluster name exactly to confirm.")})
     with transaction.atomic():
         cluster = access_cluster(ctx, name, for_update=True)
-        active = cluster.operations.select_for_update(no_key=True).filter(
-            state__in=Operation.ACTIVE_STATES).first()
+        active = operations.active_operation(cluster, lock=True)
         if active is not None:
             if active.kind == Operation.Kind.DELETE:
                 raise ValidationError(_("This cluster is already being deleted."), code="busy")
@@ -360,26 +301,17 @@ def do_retry_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> O
         cluster_id = access_operation(ctx, operation_id).cluster_id
         cluster = Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
         old = access_operation(ctx, operation_id, for_update=True)
-        if not old.can_retry:
-            raise ValidationError(_("Only a failed or cancelled operation can be retried."),
-                                  code="not_retryable")
+        operations.check_retryable(old)
         if old.kind == Operation.Kind.DELETE:
             _require(actor, ctx, Perm.CLUSTERS_DELETE)
         if cluster.is_deleted:
             raise ValidationError(_("This cluster no longer exists."), code="deleted")
-        newer = cluster.operations.filter(created_at__gt=old.created_at).exists()
-        if newer:
-            raise ValidationError(_("A newer change to this cluster exists; retry that one."),
-                                  code="superseded")
-        if cluster.operations.filter(state__in=Operation.ACTIVE_STATES).exists():
-            raise ValidationError(
-                _("Another change to this cluster is still in progress. Wait for it to finish, "
-                  "or cancel it, then try again."), code="busy")
+        operations.check_retry(old, cluster)
         after = spec_from_json(old.params["after"])
         if old.kind != Operation.Kind.DELETE:
             errors = check_spec(ctx, after, previous=None if old.kind == Operation.Kind.CREATE
                                 else cluster.to_spec(), cluster_id=cluster.pk)
-            errors = [e for e in errors if e.code not in ("immutable", "no_change")]
+            errors = plans.waived_for_retry(errors)
             if errors:
                 raise errors_to_validation_error(errors)
             write_desired_rows(cluster, after)
@@ -389,12 +321,12 @@ def do_retry_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> O
         cluster.last_error = ""
         cluster.save(update_fields=["phase", "last_error", "updated_at"])
         before = spec_from_json(old.params["before"]) if old.params.get("before") else None
-        operation = _start_operation(actor, cluster, old.kind, after, before=before,
-                                     params={k: v for k, v in old.params.items()
-                                             if k not in ("before", "after")} |
-                                     {"retry_of": old.pk},
+        kept = {k: v for k, v in old.params.items() if k not in ("before", "after", "retry_of")}
+        operation = operations.retry(actor, old, cluster, desired_spec=_manifest(old.kind, after),
+                                     params={**kept, **_spec_params(after, before)},
                                      summary=_("Retry of “%(op)s” requested.")
                                      % {"op": old.get_kind_display()})
+        _enqueue_on_commit(operation)
         record(actor, "operation.retry", operation, tenant=ctx.tenant,
                changes={"retry_of": [None, old.pk]})
     return operation
@@ -407,14 +339,7 @@ def _cancel(actor: Actor, operation: Operation, *, reason: str) -> None:
     """
     cluster = (Cluster.objects.select_for_update(no_key=True, of=("self",))
                .select_related("tenant").get(pk=operation.cluster_id))
-    operation.state = Operation.State.CANCELLED
-    operation.finished_at = timezone.now()
-    operation.error_message = reason
-    operation.steps = progress.cancel_steps(operation.steps)
-    operation.lease_until = None
-    operation.lease_token = ""
-    operation.save(update_fields=["state", "finished_at", "error_message", "steps",
-                                  "lease_until", "lease_token"])
+    operations.cancel(operation, reason, actor_label=actor.label)
     before = operation.params.get("before")
     if operation.kind == Operation.Kind.CREATE:
         cluster.deleted_at = timezone.now()
@@ -426,10 +351,6 @@ def _cancel(actor: Actor, operation: Operation, *, reason: str) -> None:
         if before and operation.kind != Operation.Kind.DELETE:
             write_desired_rows(cluster, spec_from_json(before))
         observe.refresh(cluster)
-    ClusterEvent.objects.create(
-        tenant=cluster.tenant, cluster=cluster, operation=operation,
-        source=ClusterEvent.Source.PORTAL, reason="operation.cancelled",
-        message=reason, actor_label=actor.label)
     events.cluster_changed(cluster.pk)
 
 
@@ -443,10 +364,7 @@ def do_cancel_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> 
         cluster_id = access_operation(ctx, operation_id).cluster_id
         Cluster.objects.select_for_update(no_key=True).filter(pk=cluster_id).first()
         operation = access_operation(ctx, operation_id, for_update=True)
-        if not operation.can_cancel:
-            raise ValidationError(_(
-                "This operation can no longer be cancelled: the platform already has the "
-                "change. Make a new change to undo it."), code="not_cancellable")
+        operations.check_cancellable(operation)
         if operation.kind == Operation.Kind.DELETE:
             _require(actor, ctx, Perm.CLUSTERS_DELETE)
         _cancel(actor, operation, reason=_("Cancelled by %(who)s.") % {"who": actor.label})

@@ -55,9 +55,14 @@ class ClusterObserved:
 
 @dataclass(frozen=True)
 class OperationFinished:
-    """An operation reached a final state (succeeded, failed or cancelled)."""
+    """An operation reached a final state (succeeded, failed or cancelled).
+
+    ``actor_label`` names the person who ended it (a cancel, staff taking over); it is empty
+    when the platform or a worker decided.
+    """
 
     operation: Operation
+    actor_label: str = ""
 
 
 @dataclass(frozen=True)

@@ -215,7 +215,10 @@ class NodeGroup(models.Model):
 
 
 class Operation(models.Model):
-    """One change in flight: queued → running → succeeded / failed / cancelled."""
+    """One change in flight: queued → running → succeeded / failed / cancelled.
+
+    Its state is written by ``clusters.operations`` only (the state machine and its checks).
+    """
 
     class Kind(models.TextChoices):
         CREATE = "create", _("Create")
@@ -244,6 +247,7 @@ class Operation(models.Model):
         CONFLICT = "conflict", _("Conflicting change")
 
     ACTIVE_STATES = (State.QUEUED, State.RUNNING)
+    RETRYABLE_STATES = (State.FAILED, State.CANCELLED)
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="operations")
     cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="operations")
@@ -294,7 +298,7 @@ class Operation(models.Model):
 
     @property
     def can_retry(self) -> bool:
-        return self.state in (self.State.FAILED, self.State.CANCELLED)
+        return self.state in self.RETRYABLE_STATES
 
     @property
     def in_flight(self) -> bool:

@@ -26,7 +26,7 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import events, progress
+from clusters import events, operations, progress
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
 from cozystack.gateway import CLUSTER_LABEL
 
@@ -529,30 +529,13 @@ def _save_if_changed(cluster: Cluster, before: tuple[Any, ...], *,
 
 def finish_if_converged(operation: Operation, cluster: Cluster, groups: list[NodeGroup], *,
                         at: datetime | None = None) -> None:
+    """Weigh the operation in flight against what was observed: it moves on, succeeds or
+    fails (the platform reported a failure it cannot get past)."""
     verdict = progress.evaluate(operation, cluster, groups, now=at)
-    fields = []
-    if verdict.steps != operation.steps:
-        operation.steps = verdict.steps
-        fields.append("steps")
-    if verdict.outcome is not None:
-        operation.state = verdict.outcome
-        operation.finished_at = at or timezone.now()
-        operation.error_class = verdict.error_class
-        operation.error_message = verdict.message
-        operation.lease_until = None
-        operation.lease_token = ""
-        fields += ["state", "finished_at", "error_class", "error_message", "lease_until",
-                   "lease_token"]
-        if verdict.outcome == Operation.State.SUCCEEDED:
-            ClusterEvent.objects.create(
-                tenant_id=cluster.tenant_id, cluster=cluster, operation=operation,
-                source=ClusterEvent.Source.PORTAL, reason=f"operation.{operation.kind}.done",
-                message=_("“%(op)s” finished.") % {"op": operation.get_kind_display()})
-        else:
-            ClusterEvent.objects.create(
-                tenant_id=cluster.tenant_id, cluster=cluster, operation=operation,
-                source=ClusterEvent.Source.PORTAL, severity=ClusterEvent.Severity.ERROR,
-                reason=f"operation.{operation.kind}.failed", message=verdict.message)
-        events.publish(events.OperationFinished(operation))
-    if fields:
-        operation.save(update_fields=fields)
+    if verdict.outcome == Operation.State.SUCCEEDED:
+        operations.succeed(operation, steps=verdict.steps, at=at)
+    elif verdict.outcome == Operation.State.FAILED:
+        operations.fail(operation, verdict.error_class, verdict.message, steps=verdict.steps,
+                        at=at)
+    else:
+        operations.follow(operation, verdict.steps)

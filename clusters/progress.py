@@ -54,6 +54,13 @@ def cancel_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**s, "state": SKIPPED} if s["state"] in (PENDING, RUNNING) else s for s in steps]
 
 
+def fail_current(steps: list[dict[str, Any]], message: str, *,
+                 now: datetime | None = None) -> list[dict[str, Any]]:
+    """A copy of ``steps`` with the step in progress (else the last) failed with ``message``."""
+    key = next((s["key"] for s in steps if s["state"] in (PENDING, RUNNING)), steps[-1]["key"])
+    return set_step(steps, key, FAILED, message, now=now)
+
+
 def set_step(steps: list[dict[str, Any]], key: str, state: str, detail: str | None = None,
              *, now: datetime | None = None) -> list[dict[str, Any]]:
     """A copy of ``steps`` with ``key`` moved to ``state`` (timestamps kept from the first move)."""
@@ -167,8 +174,7 @@ def evaluate(operation: Operation, cluster: Cluster, groups: list[NodeGroup], *,
     if ready and ready.get("status") == "False" and ready.get("reason") in FAILED_REASONS:
         raw = ready.get("message") or ready.get("reason") or ""
         error_class, message = explain_failure(raw)
-        key = next((s["key"] for s in steps if s["state"] in (PENDING, RUNNING)), steps[-1]["key"])
-        return Verdict(set_step(steps, key, FAILED, raw, now=now), Operation.State.FAILED,
+        return Verdict(fail_current(steps, raw, now=now), Operation.State.FAILED,
                        error_class, message)
 
     applied = bool(ready and ready.get("status") == "True")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import random
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -19,12 +18,11 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import events, observe, progress
+from clusters import events, observe, operations, plans, progress
 from clusters.desired import write_desired_rows
 from clusters.models import Cluster, ClusterEvent, Operation
 from clusters.schema import platform_schema
@@ -49,10 +47,6 @@ TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True
 STALE_AFTER = timedelta(minutes=1)
 
 
-def lease() -> timedelta:
-    return timedelta(seconds=settings.OPERATION_LEASE_SECONDS)
-
-
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 60.0) -> float:
     """Exponential backoff with jitter, so a platform coming back is not stampeded."""
     return random.uniform(base / 2, min(cap, base * 2 ** max(attempt - 1, 0)))
@@ -62,45 +56,15 @@ class SpecRejected(Exception):
     """The spec fails the platform's published schema or the portal's rules: never sent."""
 
 
-# --------------------------------------------------------------------------- claiming
-
-
-def _claim(operation_id: int, token: str) -> bool:
-    """Take the operation for sending: only while unsent, and only if nobody holds it (or this
-    message is the retry its holder scheduled, carrying the holder's token)."""
-    now = timezone.now()
-    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-    if token:
-        free |= Q(lease_token=token)
-    return bool(
-        Operation.objects.filter(pk=operation_id, state__in=Operation.ACTIVE_STATES,
-                                 submitted_at__isnull=True)
-        .filter(free)
-        .update(state=Operation.State.RUNNING, lease_until=now + lease(), lease_token="",
-                attempts=F("attempts") + 1, started_at=Coalesce("started_at", now))
-    )
-
-
-def _claim_poll(operation_id: int) -> bool:
-    """One poll chain per operation: a poll runs only when the next poll is due (a duplicate
-    chain, from a redelivery or the resync, finds it not due and ends)."""
-    now = timezone.now()
-    interval = timedelta(seconds=settings.OPERATION_POLL_SECONDS)
-    return bool(
-        Operation.objects.filter(pk=operation_id, state__in=Operation.ACTIVE_STATES,
-                                 submitted_at__isnull=False)
-        .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now + interval / 2))
-        .update(next_poll_at=now + interval)
-    )
+# --------------------------------------------------------------------------- polling
 
 
 def schedule_poll(operation_id: int) -> None:
     poll_operation.apply_async((operation_id,), countdown=settings.OPERATION_POLL_SECONDS)
 
 
-def _save_steps(operation: Operation, steps: list[dict[str, Any]]) -> None:
-    operation.steps = steps
-    Operation.objects.filter(pk=operation.pk).update(steps=steps)
+def _step(operation: Operation, key: str, state: str) -> None:
+    operations.step(operation, key, state)
     events.cluster_changed(operation.cluster_id)
 
 
@@ -121,22 +85,7 @@ def fail_operation(operation_id: int, error_class: str, message: str) -> None:
         operation = Operation.objects.select_for_update(no_key=True).get(pk=operation_id)
         if not operation.is_active:
             return
-        key = next((s["key"] for s in operation.steps
-                    if s["state"] in (progress.PENDING, progress.RUNNING)),
-                   operation.steps[-1]["key"])
-        operation.steps = progress.set_step(operation.steps, key, progress.FAILED, message)
-        operation.state = Operation.State.FAILED
-        operation.error_class = error_class
-        operation.error_message = message
-        operation.finished_at = timezone.now()
-        operation.lease_until = None
-        operation.lease_token = ""
-        operation.save()
-        ClusterEvent.objects.create(
-            tenant_id=cluster.tenant_id, cluster=cluster, operation=operation,
-            source=ClusterEvent.Source.PORTAL, severity=ClusterEvent.Severity.ERROR,
-            reason=f"operation.{operation.kind}.failed", message=message)
-        events.publish(events.OperationFinished(operation))
+        operations.fail(operation, error_class, message)
         if operation.submitted_at is None and operation.kind == Operation.Kind.CREATE:
             cluster.phase = Cluster.Phase.FAILED
             cluster.status_message = (_("Failed: %(message)s") % {"message": message})[:500]
@@ -196,7 +145,7 @@ def _validate(operation: Operation) -> None:
     errors = validate_manifest(after, schema, creating=operation.kind == Operation.Kind.CREATE,
                                previous=spec_from_json(before) if before else None)
     if operation.params.get("retry_of"):
-        errors = [e for e in errors if e.code not in ("immutable", "no_change")]
+        errors = plans.waived_for_retry(errors)
     if errors:
         # Each sentence names its field in words ("Node group md0: …"); never sent.
         raise SpecRejected(" ".join(e.message for e in errors))
@@ -230,17 +179,11 @@ def _retry_later(operation: Operation, error: PlatformError | str) -> None:
                        _("The platform stayed unreachable until the deadline: %(e)s")
                        % {"e": message})
         return
-    token = uuid.uuid4().hex
-    validate = operation.step("validate")
-    key = "submit" if validate is None or validate["state"] == progress.DONE else "validate"
-    steps = progress.set_step(
-        operation.steps, key, progress.RUNNING,
-        _("The platform is unreachable; retrying in %(s)s s (attempt %(n)s).")
-        % {"s": max(1, round(countdown)), "n": operation.attempts})
     with transaction.atomic():
-        Operation.objects.filter(pk=operation.pk).update(
-            lease_until=now + timedelta(seconds=countdown) + lease(), lease_token=token,
-            steps=steps)
+        token = operations.back_off(
+            operation, countdown=countdown, now=now,
+            detail=_("The platform is unreachable; retrying in %(s)s s (attempt %(n)s).")
+            % {"s": max(1, round(countdown)), "n": operation.attempts})
         events.cluster_changed(operation.cluster_id)
     logger.info("cluster.operation.retry", extra={"operation_id": operation.pk,
                                                    "countdown": countdown, "error": message})
@@ -252,19 +195,8 @@ def _record_submitted(operation: Operation, cluster: Cluster, applied: Applied |
         now = timezone.now()
         Cluster.objects.select_for_update(no_key=True).filter(pk=cluster.pk).first()
         locked = Operation.objects.select_for_update(no_key=True).get(pk=operation.pk)
-        locked.steps = progress.set_step(operation.steps, "submit", progress.DONE, "", now=now)
-        locked.submitted_at = now
-        locked.lease_until = None
-        locked.lease_token = ""
-        locked.submitted_changed = applied.changed if applied else True
-        locked.baseline_ready = applied.baseline if applied else None
-        locked.save(update_fields=["steps", "submitted_at", "lease_until", "lease_token",
-                                   "submitted_changed", "baseline_ready"])
-        ClusterEvent.objects.create(
-            tenant_id=cluster.tenant_id, cluster=cluster, operation=locked, at=now,
-            source=ClusterEvent.Source.PORTAL, reason="operation.submitted",
-            message=_("The platform accepted the change.") if applied is None or applied.changed
-            else _("The platform already had this configuration."))
+        operations.submit(locked, changed=applied.changed if applied else True,
+                          baseline=applied.baseline if applied else None, now=now)
         events.cluster_changed(cluster.pk)
 
 
@@ -285,7 +217,7 @@ def apply_operation(self: Any, operation_id: int, token: str = "") -> None:
 
 def _apply_operation(operation_id: int, token: str) -> None:
     """The body of ``apply_operation``."""
-    if not _claim(operation_id, token):
+    if not operations.claim(operation_id, token):
         operation = Operation.objects.filter(pk=operation_id).first()
         if operation is not None and operation.is_active and operation.submitted_at:
             schedule_poll(operation_id)
@@ -294,11 +226,10 @@ def _apply_operation(operation_id: int, token: str) -> None:
     cluster = operation.cluster
     try:
         if operation.kind != Operation.Kind.DELETE:
-            _save_steps(operation, progress.set_step(operation.steps, "validate",
-                                                     progress.RUNNING))
+            _step(operation, "validate", progress.RUNNING)
             _validate(operation)
-            _save_steps(operation, progress.set_step(operation.steps, "validate", progress.DONE))
-        _save_steps(operation, progress.set_step(operation.steps, "submit", progress.RUNNING))
+            _step(operation, "validate", progress.DONE)
+        _step(operation, "submit", progress.RUNNING)
         applied = _send(operation, cluster)
     except SpecRejected as exc:
         fail_operation(operation_id, Operation.ErrorClass.INVALID_SPEC, str(exc))
@@ -386,7 +317,7 @@ def _poll_operation(operation_id: int) -> None:
         pk=operation_id).first()
     if operation is None or not operation.is_active or operation.submitted_at is None:
         return
-    if not _claim_poll(operation_id):
+    if not operations.claim_poll(operation_id):
         return
     try:
         observe_cluster(operation.cluster)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing import metering
-from clusters import actions, events, progress
+from clusters import actions, events, operations
 from clusters.models import Cluster, ClusterEvent, Operation
 from cozystack.gateway import PlatformError
 from portal.audit import Actor, record
@@ -31,13 +31,14 @@ def tenant_context_for_staff(cluster: Cluster) -> TenantContext:
     return TenantContext(cluster.tenant, Role.OWNER, None)
 
 
+def active_operation(cluster: Cluster) -> Operation | None:
+    """The cluster's operation in progress, if any."""
+    return operations.active_operation(cluster)
+
+
 def last_operation(cluster: Cluster) -> Operation | None:
     """The cluster's latest operation (the active one, if any, is always the latest)."""
     return cluster.operations.order_by("-created_at", "-pk").first()
-
-
-def active_operation(cluster: Cluster) -> Operation | None:
-    return cluster.operations.filter(state__in=Operation.ACTIVE_STATES).first()
 
 
 def do_force_resync(actor: Actor, cluster_id: int) -> Cluster:
@@ -61,7 +62,7 @@ def do_force_resync(actor: Actor, cluster_id: int) -> Cluster:
                               code="unreachable") from exc
     cluster.refresh_from_db()
     with transaction.atomic():
-        active = active_operation(cluster)
+        active = operations.active_operation(cluster)
         kicked = ""
         if active is not None:
             op_id = active.pk
@@ -104,7 +105,7 @@ def do_retry_current_operation(actor: Actor, cluster_id: int) -> Operation:
 
 def do_cancel_current_operation(actor: Actor, cluster_id: int) -> Operation:
     """Cancel the cluster's operation in progress (only while the platform has not got it)."""
-    active = active_operation(Cluster.objects.get(pk=cluster_id))
+    active = operations.active_operation(Cluster.objects.get(pk=cluster_id))
     if active is None:
         raise ValidationError(_("This cluster has no operation in progress."), code="none")
     return do_staff_cancel_operation(actor, active.pk)
@@ -139,26 +140,9 @@ def do_mark_for_manual_cleanup(actor: Actor, cluster_id: int, *, note: str) -> C
         now = timezone.now()
         message = _("Marked for manual cleanup by %(who)s: %(note)s") % {
             "who": actor.label, "note": note}
-        active = (cluster.operations.select_for_update()
-                  .filter(state__in=Operation.ACTIVE_STATES).first())
+        active = operations.active_operation(cluster, lock=True)
         if active is not None:
-            if active.kind == Operation.Kind.DELETE:
-                active.state = Operation.State.FAILED
-                active.error_class = Operation.ErrorClass.PLATFORM_ERROR
-                key = next((s["key"] for s in active.steps
-                            if s["state"] in (progress.PENDING, progress.RUNNING)),
-                           active.steps[-1]["key"])
-                active.steps = progress.cancel_steps(
-                    progress.set_step(active.steps, key, progress.FAILED, message, now=now))
-            else:
-                active.state = Operation.State.CANCELLED
-                active.steps = progress.cancel_steps(active.steps)
-            active.error_message = message
-            active.finished_at = now
-            active.lease_until = None
-            active.lease_token = ""
-            active.save(update_fields=["state", "error_class", "error_message", "steps",
-                                       "finished_at", "lease_until", "lease_token"])
+            operations.abandon(active, message, actor_label=actor.label, at=now)
         before_phase = cluster.phase
         cluster.platform_deleted_at = cluster.platform_deleted_at or now
         cluster.deleted_at = now

@@ -28,9 +28,11 @@ STAFF_ERROR_CLASSES = frozenset({
 
 
 def on_operation_finished(event: OperationFinished) -> None:
-    """Alert staff once an operation's failure is committed (platform-side classes only)."""
+    """Alert staff once an operation's failure is committed: platform-side classes only, and
+    not when a person ended it (staff taking over a deletion already know)."""
     operation = event.operation
-    if operation.state == Operation.State.FAILED and operation.error_class in STAFF_ERROR_CLASSES:
+    if operation.state == Operation.State.FAILED and operation.error_class in STAFF_ERROR_CLASSES \
+            and not event.actor_label:
         _alert(operation.pk)
 
 

@@ -7,7 +7,6 @@ detail page answers its first POST with the consequences and runs on the confirm
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from billing.pricing import estimate_change, estimate_spec
 from billing.queries import MTD_SNAPSHOT_SECONDS, month_to_date
-from clusters import actions, offerings
+from clusters import actions, offerings, plans
 from clusters.models import Cluster, Offering
 from clusters.quotas import quota_lines
 from clusters.schema import platform_schema
@@ -41,7 +40,7 @@ from clusters.web.forms import (
 )
 from cozystack import catalog
 from cozystack.gateway import NotFound, PlatformError
-from cozystack.manifests import cluster_changes, render_kubernetes, to_yaml
+from cozystack.manifests import render_kubernetes, to_yaml
 from cozystack.rules import FieldError
 from cozystack.specs import ClusterSpec
 from cozystack.validation import allowed_versions_from_schema
@@ -247,51 +246,39 @@ def _done(request: HttpRequest, ctx: TenantContext, cluster: Cluster, message: s
 
 
 def _confirm_or_run(request: HttpRequest, ctx: TenantContext, cluster: Cluster, *,
-                    action: str, form: Any, after: Callable[[ClusterSpec], ClusterSpec] | None,
-                    run: Callable[[Any], Any], done: str, extra_forms: dict[str, Any] | None = None
-                    ) -> HttpResponse:
-    """First POST: the consequences in words (nothing changes). Confirmed POST: the action."""
+                    action: str, form: Any, planner: plans.Planner, done: str,
+                    extra_forms: dict[str, Any] | None = None) -> HttpResponse:
+    """First POST: the change plan's consequences in words (nothing changes). Confirmed POST:
+    the action applies the same plan."""
     bound = {action: getattr(form, "form", form), **(extra_forms or {})}
+
+    def refused(errors: list[FieldError]) -> HttpResponse:
+        _place_errors(form, errors)
+        return _respond_with_actions(request, ctx, cluster, status=422, bound=bound,
+                                     open_action=action)
+
     if not form.is_valid():
-        return _respond_with_actions(request, ctx, cluster, status=422, bound=bound,
-                                     open_action=action)
+        return refused([])
     state = queries.cluster_state(cluster)
-    before = cluster.to_spec(state.groups)
     try:
-        proposed = after(before) if after is not None else None
+        plan = planner(cluster.to_spec(state.groups))
+    except plans.NoSuchNodeGroup:
+        raise Http404 from None  # the group's name came from the URL
     except ValidationError as exc:
-        _place_errors(form, validation_field_errors(exc))
-        return _respond_with_actions(request, ctx, cluster, status=422, bound=bound,
-                                     open_action=action)
-    if proposed is not None:
-        errors = [] if proposed != before else [FieldError(
-            "__all__", _("Nothing to change: this is the current configuration."), "no_change")]
-        errors = errors or actions.check_spec(ctx, proposed, previous=before,
-                                              cluster_id=cluster.pk)
-        if errors:
-            _place_errors(form, errors)
-            return _respond_with_actions(request, ctx, cluster, status=422, bound=bound,
-                                         open_action=action)
+        return refused(validation_field_errors(exc))
+    errors = actions.check_plan(ctx, plan, cluster_id=cluster.pk)
+    if errors:
+        return refused(errors)
     if not form.cleaned_data.get("confirm"):
-        changes = cluster_changes(before, proposed, node_counts=state.node_counts) \
-            if proposed is not None else []
-        cost = estimate_change(before, proposed) if proposed is not None else None
         return _respond_with_actions(request, ctx, cluster, bound=bound, open_action=action,
-                                     confirming=action, changes=changes, cost=cost)
+                                     confirming=action,
+                                     changes=plan.consequences(state.node_counts),
+                                     cost=estimate_change(plan.before, plan.after))
     try:
-        run(actor_from_request(request))
+        actions.do_change_cluster(actor_from_request(request), ctx, cluster.name, planner)
     except ValidationError as exc:
-        _place_errors(form, validation_field_errors(exc))
-        return _respond_with_actions(request, ctx, cluster, status=422, bound=bound,
-                                     open_action=action)
+        return refused(validation_field_errors(exc))
     return _done(request, ctx, cluster, done)
-
-
-def _replace_group(spec: ClusterSpec, name: str, fn: Callable[[Any], Any]) -> ClusterSpec:
-    if spec.group(name) is None:
-        raise Http404
-    return dataclasses.replace(spec, node_groups=tuple(
-        fn(g) if g.name == name else g for g in spec.node_groups))
 
 
 @tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
@@ -303,11 +290,9 @@ def group_scale(request: HttpRequest, ctx: TenantContext, cluster_name: str,
     data = form.cleaned_data if form.is_valid() else {}
     return _confirm_or_run(
         request, ctx, cluster, action=action, form=form,
-        after=lambda spec: _replace_group(spec, group_name, lambda g: dataclasses.replace(
-            g, min_replicas=data["min_replicas"], max_replicas=data["max_replicas"])),
-        run=lambda actor: actions.do_scale_node_group(
-            actor, ctx, cluster.name, group_name, min_replicas=data["min_replicas"],
-            max_replicas=data["max_replicas"]),
+        planner=lambda before: plans.scale_node_group(  # read only once the form is valid
+            group_name, min_replicas=data["min_replicas"],
+            max_replicas=data["max_replicas"])(before),
         done=_("Scaling of %(group)s to %(min)s–%(max)s nodes requested.")
         % {"group": group_name, "min": data.get("min_replicas"), "max": data.get("max_replicas")})
 
@@ -322,8 +307,7 @@ def group_update(request: HttpRequest, ctx: TenantContext, cluster_name: str,
     group = form.to_spec(name=group_name)
     return _confirm_or_run(
         request, ctx, cluster, action=action, form=_WithConfirm(form, request, action),
-        after=lambda spec: _replace_group(spec, group_name, lambda _g: group),
-        run=lambda actor: actions.do_update_node_group(actor, ctx, cluster.name, group),
+        planner=plans.update_node_group(group),
         done=_("Change of node group %(group)s requested.") % {"group": group_name})
 
 
@@ -333,15 +317,9 @@ def group_add(request: HttpRequest, ctx: TenantContext, cluster_name: str) -> Ht
     form = NodeGroupForm(request.POST, prefix="add")
     form.is_valid()
     group = form.to_spec()
-
-    def add(spec: ClusterSpec) -> ClusterSpec:
-        if spec.group(group.name) is not None:
-            raise ValidationError({"name": _("A node group with this name already exists.")})
-        return dataclasses.replace(spec, node_groups=(*spec.node_groups, group))
-
     return _confirm_or_run(
-        request, ctx, cluster, action="add", form=_WithConfirm(form, request, "add"), after=add,
-        run=lambda actor: actions.do_add_node_group(actor, ctx, cluster.name, group),
+        request, ctx, cluster, action="add", form=_WithConfirm(form, request, "add"),
+        planner=plans.add_node_group(group),
         done=_("Node group %(group)s requested.") % {"group": group.name})
 
 
@@ -350,20 +328,9 @@ def group_remove(request: HttpRequest, ctx: TenantContext, cluster_name: str,
                  group_name: str) -> HttpResponse:
     cluster = actions.access_cluster(ctx, cluster_name)
     action = f"remove-{group_name}"
-
-    def remove(spec: ClusterSpec) -> ClusterSpec:
-        if spec.group(group_name) is None:
-            raise Http404
-        if len(spec.node_groups) == 1:
-            raise ValidationError(_("A cluster needs at least one node group; delete the "
-                                    "cluster instead."))
-        return dataclasses.replace(spec, node_groups=tuple(
-            g for g in spec.node_groups if g.name != group_name))
-
     return _confirm_or_run(
         request, ctx, cluster, action=action, form=ConfirmForm(request.POST, prefix=action),
-        after=remove, run=lambda actor: actions.do_remove_node_group(actor, ctx, cluster.name,
-                                                                     group_name),
+        planner=plans.remove_node_group(group_name),
         done=_("Removal of node group %(group)s requested.") % {"group": group_name})
 
 
@@ -374,9 +341,7 @@ def cluster_upgrade(request: HttpRequest, ctx: TenantContext, cluster_name: str
     form = UpgradeForm(request.POST, prefix="upgrade")
     version = request.POST.get("upgrade-version", "")
     return _confirm_or_run(
-        request, ctx, cluster, action="upgrade", form=form,
-        after=lambda spec: dataclasses.replace(spec, version=version),
-        run=lambda actor: actions.do_upgrade_cluster(actor, ctx, cluster.name, version),
+        request, ctx, cluster, action="upgrade", form=form, planner=plans.upgrade(version),
         done=_("Upgrade to %(v)s requested.") % {"v": version})
 
 
@@ -389,8 +354,7 @@ def cluster_addons(request: HttpRequest, ctx: TenantContext, cluster_name: str
     addons = form.to_addons() if valid else ()
     return _confirm_or_run(
         request, ctx, cluster, action="addons", form=_WithConfirm(form, request, "addons"),
-        after=lambda spec: dataclasses.replace(spec, addons=addons),
-        run=lambda actor: actions.do_set_addons(actor, ctx, cluster.name, addons),
+        planner=plans.set_addons(addons),
         done=_("Add-on change requested."))
 
 

@@ -171,6 +171,18 @@ def test_nothing_to_change_is_a_409_no_change(owner, api, cluster):
     assert response.json()["code"] == "no_change"
 
 
+def test_asking_for_the_version_the_cluster_runs_is_a_409_no_change_in_words(owner, api,
+                                                                             cluster):
+    client = api(owner)
+    for response in (client.patch(f"{BASE}prod-eu/", {"version": "v1.34"}, format="json"),
+                     client.post(f"{BASE}prod-eu/upgrade/", {"version": "v1.34"}, format="json")):
+        assert response.status_code == 409, response.content
+        assert response.json()["code"] == "no_change"
+        assert response.json()["errors"] == [{"field": "version", "pointer": "#/version",
+                                              "code": "no_change",
+                                              "detail": "The cluster already runs v1.34."}]
+
+
 def test_put_replaces_the_configuration(owner, api, cluster):
     body = {"version": "v1.34", "node_groups": [
         {"name": "md0", "instance_type": "s1.xlarge", "min_replicas": 1, "max_replicas": 3,

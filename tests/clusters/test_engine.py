@@ -137,8 +137,9 @@ def test_an_upgrade_that_skips_a_minor_is_refused_before_anything_is_sent(engine
     sent = engine.writes()
     with pytest.raises(ValidationError) as error:
         engine.act(actions.do_upgrade_cluster, "demo", "v1.35")
+    # The platform's rule, worded once (cozystack.rules): the page's preview says the same.
     assert error.value.message_dict["version"] == [
-        "Upgrades go one minor version at a time: from v1.33 the only target is v1.34."]
+        "Upgrade one minor version at a time: from v1.33 the next version is v1.34."]
     assert engine.writes() == sent
     assert not cluster.operations.filter(kind=Operation.Kind.UPGRADE).exists()
 

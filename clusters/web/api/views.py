@@ -31,7 +31,7 @@ from cozystack.manifests import render_kubernetes
 from portal.api.authentication import request_token
 from portal.api.base import ApiView
 from portal.api.idempotency import HEADER as IDEMPOTENCY_HEADER
-from portal.api.problems import ApiProblem, Path, field_error
+from portal.api.problems import ApiProblem, Path
 from portal.api.renderers import YamlFileRenderer
 from portal.permissions import Perm
 
@@ -110,11 +110,6 @@ class ClusterApiView(ApiView):
         return Response(s.ClusterSerializer(cluster, context=self.serializer_context()).data)
 
 
-def _conflict_exists(field: str, message: str) -> ApiProblem:
-    return ApiProblem("conflict", message, code="already_exists",
-                      errors=[field_error([field], message, "already_exists")])
-
-
 # --------------------------------------------------------------------------- clusters
 
 
@@ -151,8 +146,6 @@ class ClusterListView(ClusterApiView):
         data = self.parse(s.ClusterCreateSerializer)
         ctx = self.tenant_ctx
         spec = s.create_spec(data, ctx.tenant.namespace)
-        if Cluster.objects.for_tenant(ctx.tenant).live().filter(name=spec.name).exists():
-            raise _conflict_exists("name", _("A cluster with this name already exists."))
         cluster = actions.do_create_cluster(self.actor, ctx, spec,
                                             idempotency_key=self.idempotency_key)
         body = s.ClusterSerializer(self.get_cluster(cluster.name),
@@ -199,7 +192,7 @@ class ClusterDetailView(ClusterApiView):
         cluster = self.get_cluster(cluster_name)
         current = cluster.to_spec(s.live_groups(cluster))
         ctx, key = self.tenant_ctx, self.idempotency_key
-        if set(data) == {"version"} and data["version"] != current.version:
+        if set(data) == {"version"}:
             operation = actions.do_upgrade_cluster(self.actor, ctx, cluster_name,
                                                    data["version"], idempotency_key=key)
         elif set(data) == {"addons"}:
@@ -348,8 +341,6 @@ class NodeGroupListView(ClusterApiView):
         data = self.parse(s.NodeGroupInputSerializer)
         cluster = self.get_cluster(cluster_name)
         group = s.group_spec(data)
-        if any(g.name == group.name for g in s.live_groups(cluster)):
-            raise _conflict_exists("name", _("A node group with this name already exists."))
         self.group_index = len(s.live_groups(cluster))
         operation = actions.do_add_node_group(self.actor, self.tenant_ctx, cluster_name, group,
                                               idempotency_key=self.idempotency_key)

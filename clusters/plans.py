@@ -1,0 +1,171 @@
+"""One change plan per spec change: what a request does to a cluster's spec, computed once.
+
+A planner takes the spec a cluster has and returns its ``ChangePlan``: the spec after, the
+operation kind, what the audit log and the timeline say, and whether anything changes at all.
+It is pure (no database, no platform): the detail page's preview renders the plan (its
+consequences in words come from ``cozystack.changes``), the action applies the same plan under
+the cluster's row lock, and the API answers a refusal whose code names a conflict
+(``already_exists``, ``no_change``) with a 409. Every refusal of a request's intent has its
+home here; the platform's own rules (one minor version at a time, names, sizes) stay in
+``cozystack`` and are checked on the plan's result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from clusters.models import Operation
+from cozystack.changes import Change, cluster_changes
+from cozystack.rules import FieldError
+from cozystack.specs import AddonSpec, ClusterSpec, NodeGroupSpec
+
+
+@dataclass(frozen=True)
+class ChangePlan:
+    """What one request changes: ``before`` → ``after`` as an operation of ``kind``.
+
+    ``verb`` names the audit entry, ``summary`` the timeline entry, ``params`` what the
+    operation and the audit entry keep of the request (the node group, the target version).
+    """
+
+    kind: str
+    before: ClusterSpec
+    after: ClusterSpec
+    verb: str
+    summary: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def changes_anything(self) -> bool:
+        return self.after != self.before
+
+    def refusals(self) -> list[FieldError]:
+        """The plan's own refusal: a request that changes nothing."""
+        if self.changes_anything:
+            return []
+        return [FieldError("__all__", _("Nothing to change: this is the current configuration."),
+                           "no_change")]
+
+    def consequences(self, node_counts: Mapping[str, int] | None = None) -> list[Change]:
+        """What applying it does, in words a person confirms (``node_counts``: nodes running
+        now per group, for "all 3 nodes" and the peak during a replacement)."""
+        return cluster_changes(self.before, self.after, node_counts=node_counts)
+
+
+Planner = Callable[[ClusterSpec], ChangePlan]
+
+
+def waived_for_retry(errors: list[FieldError]) -> list[FieldError]:
+    """A retry applies an intent again, as it was accepted: what cannot change after creation
+    and "nothing to change" (the spec may already be the desired one) do not refuse it."""
+    return [e for e in errors if e.code not in ("immutable", "no_change")]
+
+
+class NoSuchNodeGroup(ValidationError):
+    """The request names a node group the cluster does not have (a page answers 404: the name
+    came from its URL)."""
+
+
+def _group(spec: ClusterSpec, name: str) -> NodeGroupSpec:
+    group = spec.group(name)
+    if group is None:
+        raise NoSuchNodeGroup({"node_group": _("This cluster has no node group %(name)s.")
+                               % {"name": name}})
+    return group
+
+
+def _replace_group(spec: ClusterSpec, name: str,
+                   change: Callable[[NodeGroupSpec], NodeGroupSpec]) -> ClusterSpec:
+    _group(spec, name)
+    return dataclasses.replace(spec, node_groups=tuple(
+        change(g) if g.name == name else g for g in spec.node_groups))
+
+
+def update_cluster(spec: ClusterSpec) -> Planner:
+    """The cluster as a whole becomes ``spec`` (its name and namespace are kept)."""
+    def plan(before: ClusterSpec) -> ChangePlan:
+        after = dataclasses.replace(spec, name=before.name, namespace=before.namespace)
+        return ChangePlan(Operation.Kind.UPDATE, before, after, "cluster.update",
+                          _("Configuration change requested."))
+    return plan
+
+
+def scale_node_group(name: str, *, min_replicas: int, max_replicas: int) -> Planner:
+    """New autoscaler limits for a group (no node is replaced)."""
+    def plan(before: ClusterSpec) -> ChangePlan:
+        after = _replace_group(before, name, lambda g: dataclasses.replace(
+            g, min_replicas=min_replicas, max_replicas=max_replicas))
+        return ChangePlan(Operation.Kind.SCALE, before, after, "cluster.scale",
+                          _("Scale of %(group)s to %(min)s–%(max)s nodes requested.")
+                          % {"group": name, "min": min_replicas, "max": max_replicas},
+                          {"node_group": name})
+    return plan
+
+
+def update_node_group(group: NodeGroupSpec) -> Planner:
+    """A group's template (instance type, disk, roles, GPUs) or limits become ``group``'s."""
+    def plan(before: ClusterSpec) -> ChangePlan:
+        after = _replace_group(before, group.name, lambda _old: group)
+        return ChangePlan(Operation.Kind.UPDATE, before, after, "cluster.node_group.update",
+                          _("Change of node group %(group)s requested.") % {"group": group.name},
+                          {"node_group": group.name})
+    return plan
+
+
+def add_node_group(group: NodeGroupSpec) -> Planner:
+    """A new group; a name the cluster already has is refused."""
+    def plan(before: ClusterSpec) -> ChangePlan:
+        if before.group(group.name) is not None:
+            raise ValidationError({"name": ValidationError(
+                _("A node group with this name already exists."), code="already_exists")})
+        after = dataclasses.replace(before, node_groups=(*before.node_groups, group))
+        return ChangePlan(Operation.Kind.ADD_NODE_GROUP, before, after,
+                          "cluster.node_group.add",
+                          _("Node group %(group)s requested.") % {"group": group.name},
+                          {"node_group": group.name})
+    return plan
+
+
+def remove_node_group(name: str) -> Planner:
+    """A group goes; the last one cannot (the cluster is deleted instead)."""
+    def plan(before: ClusterSpec) -> ChangePlan:
+        _group(before, name)
+        if len(before.node_groups) == 1:
+            raise ValidationError({"node_group": _(
+                "A cluster needs at least one node group; delete the cluster instead.")})
+        after = dataclasses.replace(before, node_groups=tuple(
+            g for g in before.node_groups if g.name != name))
+        return ChangePlan(Operation.Kind.REMOVE_NODE_GROUP, before, after,
+                          "cluster.node_group.remove",
+                          _("Removal of node group %(group)s requested.") % {"group": name},
+                          {"node_group": name})
+    return plan
+
+
+def upgrade(version: str) -> Planner:
+    """Kubernetes ``version``; asking for the version the cluster runs changes nothing. Which
+    versions it may move to is the platform's rule (``cozystack.rules``)."""
+    def plan(before: ClusterSpec) -> ChangePlan:
+        if version == before.version:
+            raise ValidationError({"version": ValidationError(
+                _("The cluster already runs %(v)s.") % {"v": version}, code="no_change")})
+        return ChangePlan(Operation.Kind.UPGRADE, before,
+                          dataclasses.replace(before, version=version), "cluster.upgrade",
+                          _("Upgrade to %(v)s requested.") % {"v": version},
+                          {"version": version})
+    return plan
+
+
+def set_addons(addons: tuple[AddonSpec, ...]) -> Planner:
+    """The add-ons become ``addons``."""
+    def plan(before: ClusterSpec) -> ChangePlan:
+        return ChangePlan(Operation.Kind.ADDONS, before,
+                          dataclasses.replace(before, addons=tuple(addons)), "cluster.addons",
+                          _("Add-on change requested."))
+    return plan

@@ -1,6 +1,7 @@
 """`SimulatedPlatform`: the whole simulated management cluster behind one object.
 
 Runs in-process (tests) or standalone (`manage.py simulate_platform`); it never imports Django.
+It runs one Cozystack release at a time (`releases.py`).
 """
 
 from __future__ import annotations
@@ -14,38 +15,30 @@ from pathlib import Path
 from typing import Any
 
 from .clock import Clock, ManualClock, RealClock
-from .controller import DEFAULT_PATCHES, PlatformController
-from .errors import ApiError
+from .controller import PlatformController
+from .errors import ApiError, not_found
 from .faults import Fault, FaultSet
 from .kubeconfig import kubeconfig_yaml
 from .nodes import Timing
-from .resources import APPLICATION_DEFINITIONS, build_registry
-from .schema import apply_defaults, chart_values, load_schema, prune_nulls
+from .releases import DEFAULT_RELEASE, Release, load_release
+from .resources import APPLICATION_DEFINITIONS, OPTION_SOURCES, OPTIONS, build_registry
+from .schema import apply_defaults, load_schema, prune_nulls
 from .server import RequestRecord, SimulatorHTTPServer
 from .store import Selection, Store
 
 Obj = dict[str, Any]
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-FALLBACK_INSTANCE_TYPES = ("u1.medium", "u1.large", "u1.xlarge", "u1.2xlarge", "s1.large")
-
-
-def load_instance_types(path: Path = DATA_DIR / "instance-types.json") -> list[str]:
-    """Names of the cluster's VirtualMachineClusterInstancetypes (Hikube + upstream-only)."""
-    if not path.exists():
-        return list(FALLBACK_INSTANCE_TYPES)
-    data = json.loads(path.read_text(encoding="utf-8"))
-    entries = data.get("instance_types", []) + data.get(
-        "upstream_only_not_documented_by_hikube", []
-    )
-    return [entry["name"] for entry in entries]
-
-
-def load_patch_versions(path: Path = DATA_DIR / "versions.json") -> dict[str, str]:
-    if not path.exists():
-        return dict(DEFAULT_PATCHES)
-    return dict(
-        json.loads(path.read_text(encoding="utf-8")).get("resolved_patch") or DEFAULT_PATCHES
-    )
+# GPUs the simulated nodes advertise as allocatable (node -> resource name -> count).
+DEFAULT_GPU_NODES: dict[str, dict[str, int]] = {
+    "gpu-node-1": {"nvidia.com/AD102GL_L40S": 4},
+    "gpu-node-2": {"nvidia.com/AD102GL_L40S": 4, "nvidia.com/GA100_A100_PCIE_80GB": 2},
+    "gpu-node-3": {"nvidia.com/GH100_H100L_94GB": 8},
+}
+# StorageClasses of the simulated platform; the flag marks the cluster default.
+DEFAULT_STORAGE_CLASSES: tuple[tuple[str, bool], ...] = (
+    ("local", True),
+    ("replicated", False),
+    ("replicated-async", False),
+)
 
 
 class SimulatedPlatform:
@@ -61,6 +54,7 @@ class SimulatedPlatform:
         host: str = "127.0.0.1",
         port: int = 0,
         token: str = "simulator-token",  # noqa: S107 - a loopback test double, not a secret
+        release: str = DEFAULT_RELEASE,
         schema_path: str | Path | None = None,
         clock: Clock | None = None,
         ready_after: float = 1.0,
@@ -69,9 +63,13 @@ class SimulatedPlatform:
         delete_after: float = 0.5,
         upgrade_after: float = 0.5,
         fail_after: float = 0.2,
+        apply_after: float = 0.2,
+        oidc_after: float = 0.5,
         instance_types: Iterable[str] | None = None,
-        chart_version: str = "0.31.2",
         root_host: str = "example.org",
+        oidc_enabled: bool = True,
+        gpu_nodes: dict[str, dict[str, int]] | None = None,
+        storage_classes: Iterable[tuple[str, bool]] = DEFAULT_STORAGE_CLASSES,
         history_size: int = 1000,
         watch_timeout: float = 1800.0,
         tick_interval: float = 0.05,
@@ -80,22 +78,37 @@ class SimulatedPlatform:
     ) -> None:
         self.host, self.port, self.token = host, port, token
         self.clock: Clock = clock or RealClock()
-        self.schema, self.schema_text = load_schema(schema_path)
+        self.release: Release = load_release(release)
+        if schema_path is not None:
+            self.schema, self.schema_text = load_schema(schema_path)
+        else:
+            self.schema, self.schema_text = self.release.schema, self.release.schema_text
         self.registry = build_registry(self._present_kubernetes)
+        if self.release.serves_options:
+            self.registry.add(OPTIONS)
         self.store = Store(self.clock, self.registry, history_size)
         self.timing = Timing(
-            ready_after, node_ready_after, settle_after, delete_after, upgrade_after, fail_after
+            ready_after,
+            node_ready_after,
+            settle_after,
+            delete_after,
+            upgrade_after,
+            fail_after,
+            apply_after,
+            oidc_after,
         )
         self.controller = PlatformController(
             self.store,
             self.clock,
+            self.release,
             self.schema,
             self.timing,
-            load_instance_types() if instance_types is None else instance_types,
-            chart_version=chart_version,
+            instance_types,
             root_host=root_host,
-            patch_versions=load_patch_versions(),
+            oidc_enabled=oidc_enabled,
         )
+        self.gpu_nodes = copy.deepcopy(DEFAULT_GPU_NODES if gpu_nodes is None else gpu_nodes)
+        self.storage_classes = tuple(storage_classes)
         self.faults = FaultSet()
         self.server_errors: list[Obj] = []
         self.request_log: list[RequestRecord] = []
@@ -261,11 +274,11 @@ class SimulatedPlatform:
         self.store.compact()
 
     def publish_schema(self, schema: Obj) -> None:
-        """Simulate a platform upgrade that changes the published chart schema."""
+        """Publish (and validate against) another schema with the same chart values, e.g. a
+        schema a release of the portal does not know."""
         with self.controller.lock:
             self.schema, self.schema_text = schema, json.dumps(schema, indent=2)
             self.controller.schema = schema
-            self.controller.chart_values = chart_values(schema)
             self._publish_application_definition()
 
     def get_object(self, kind: str, namespace: str | None, name: str) -> Obj | None:
@@ -310,6 +323,57 @@ class SimulatedPlatform:
             {"method": method, "path": path, "message": repr(error), "traceback": trace}
         )
 
+    # --- releases ------------------------------------------------------------------------------
+
+    def set_tenant_etcd(self, namespace: str, has_etcd: bool = True) -> None:
+        """Give or take a tenant's etcd DataStore. Without one, v1.6 renders only the
+        `kubernetes-<name>-awaiting-etcd` ConfigMap and still reports Ready; v1.3 fails."""
+        self.controller.set_tenant_etcd(namespace, has_etcd)
+        self._wake = True
+        self.after_write()
+
+    def oidc_bindings(self, namespace: str, name: str) -> dict[str, str]:
+        """The ClusterRoleBindings the OIDC bootstrap Job made inside the tenant cluster
+        (email -> ClusterRole), as of its last run."""
+        with self.controller.lock:
+            state = self.controller.states.get((namespace, name))
+            return dict(state.oidc_bindings) if state else {}
+
+    # --- Option API (v1.6) ---------------------------------------------------------------------
+
+    def option(self, namespace: str, name: str) -> Obj:
+        """`core.cozystack.io/v1alpha1` Option `name`, computed on read like cozystack-api does."""
+        if name not in OPTION_SOURCES:
+            raise not_found(OPTIONS.qualified, OPTIONS.plural, name)
+        return {
+            "apiVersion": OPTIONS.api_version,
+            "kind": OPTIONS.kind,
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": "0"},
+            "spec": {"items": self._option_items(name)},
+        }
+
+    def _option_items(self, name: str) -> list[Obj]:
+        if name == "instancetype":
+            items = [{"value": kind} for kind in self.controller.instance_types]
+        elif name == "storageclass":
+            items = [
+                {"value": klass, "label": f"{klass} (default)", "default": True}
+                if default
+                else {"value": klass}
+                for klass, default in self.storage_classes
+            ]
+        else:
+            items = [self._gpu_item(resource) for resource in self.release.gpu_names]
+        return sorted(items, key=lambda item: item["value"])
+
+    def _gpu_item(self, resource: str) -> Obj:
+        """Permitted GPU with what the nodes advertise: "N available on node-a, node-b"."""
+        nodes = sorted(node for node, gpus in self.gpu_nodes.items() if gpus.get(resource, 0) > 0)
+        total = sum(self.gpu_nodes[node][resource] for node in nodes)
+        if not total:
+            return {"value": resource, "description": "not currently available on any node"}
+        return {"value": resource, "description": f"{total} available on {', '.join(nodes)}"}
+
     # --- internals -----------------------------------------------------------------------------
 
     def _present_kubernetes(self, obj: Obj) -> Obj:
@@ -322,33 +386,7 @@ class SimulatedPlatform:
         return shown
 
     def _publish_application_definition(self) -> None:
-        body = {
-            "metadata": {"name": "kubernetes"},
-            "spec": {
-                "application": {
-                    "kind": "Kubernetes",
-                    "plural": "kuberneteses",
-                    "singular": "kubernetes",
-                    "openAPISchema": self.schema_text,
-                },
-                "release": {
-                    "prefix": "kubernetes-",
-                    "labels": {"cozystack.io/ui": "true"},
-                    "chart": {
-                        "name": "kubernetes",
-                        "sourceRef": {
-                            "kind": "HelmRepository",
-                            "name": "cozystack-apps",
-                            "namespace": "cozy-public",
-                        },
-                    },
-                },
-                "secrets": {
-                    "exclude": [],
-                    "include": [{"resourceNames": ["kubernetes-{{ .name }}-admin-kubeconfig"]}],
-                },
-            },
-        }
+        body = self.release.application_definition_body(self.schema_text)
         self.store.apply(APPLICATION_DEFINITIONS, None, "kubernetes", body)
 
     # --- HTTP control endpoints (/_sim/...) ----------------------------------------------------
@@ -400,6 +438,11 @@ class SimulatedPlatform:
         if (method, action) == ("POST", "advance"):
             self.advance(float(data["seconds"]))
             return 200, {"time": self.clock.time()}
+        if (method, action) == ("GET", "release"):
+            return 200, {"release": self.release.name, "chartVersion": self.release.chart_version}
+        if (method, action) == ("POST", "etcd"):
+            self.set_tenant_etcd(str(data["namespace"]), bool(data.get("etcd", True)))
+            return 200, {"namespace": data["namespace"], "etcd": bool(data.get("etcd", True))}
         raise ApiError(
             404, f"unknown simulator control endpoint {method} /_sim/{action}", "NotFound"
         )

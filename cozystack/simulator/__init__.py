@@ -7,6 +7,7 @@ platform = SimulatedPlatform(clock=ManualClock(), release="1.3.6").start()
 platform.kubeconfig(tmp_path / "kubeconfig")   # for kubernetes.config.new_client_from_config
 ...                                              # drive it with the real kubernetes client
 platform.advance(2.0)                            # ManualClock: control plane up, nodes ready
+platform.upgrade("1.6.2")                        # a live platform upgrade (from 1.3.6)
 platform.stop()
 """
 

@@ -1,7 +1,8 @@
 """`SimulatedPlatform`: the whole simulated management cluster behind one object.
 
 Runs in-process (tests) or standalone (`manage.py simulate_platform`); it never imports Django.
-It runs one Cozystack release at a time (`releases.py`).
+It runs one Cozystack release at a time (`releases.py`) and can be upgraded to a newer one while
+it serves (`upgrade`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,22 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from . import migrations
 from .clock import Clock, ManualClock, RealClock
 from .controller import PlatformController
 from .errors import ApiError, not_found
 from .faults import Fault, FaultSet
 from .kubeconfig import kubeconfig_yaml
 from .nodes import Timing
+from .patch import merge_patch
 from .releases import DEFAULT_RELEASE, Release, load_release
-from .resources import APPLICATION_DEFINITIONS, OPTION_SOURCES, OPTIONS, build_registry
+from .resources import (
+    APPLICATION_DEFINITIONS,
+    KUBERNETES,
+    OPTION_SOURCES,
+    OPTIONS,
+    build_registry,
+)
 from .schema import apply_defaults, load_schema, prune_nulls
 from .server import RequestRecord, SimulatorHTTPServer
 from .store import Selection, Store
@@ -275,7 +284,7 @@ class SimulatedPlatform:
 
     def publish_schema(self, schema: Obj) -> None:
         """Publish (and validate against) another schema with the same chart values, e.g. a
-        schema a release of the portal does not know."""
+        schema a release of the portal does not know; `upgrade` moves to a real release."""
         with self.controller.lock:
             self.schema, self.schema_text = schema, json.dumps(schema, indent=2)
             self.controller.schema = schema
@@ -324,6 +333,61 @@ class SimulatedPlatform:
         )
 
     # --- releases ------------------------------------------------------------------------------
+
+    def upgrade(self, release: str) -> Obj:
+        """Upgrade the running platform to a newer Cozystack release, as the platform chart does:
+        the migrations rewrite live objects (`migrations.py`), the ApplicationDefinition then
+        publishes the new schema, and every HelmRelease renders again with the new chart."""
+        target = load_release(release)
+        with self.controller.lock:
+            current = self.release
+            if target.key <= current.key:
+                raise ValueError(
+                    f"the platform runs Cozystack {current.name}; it can only be upgraded to a "
+                    "newer release"
+                )
+            steps = migrations.between(current.dialect, target.dialect)
+            migrated: dict[str, list[str]] = {}
+            for step in (s for s in steps if s.before_schema):
+                migrated[str(step.number)] = self._migrate(step)
+            self._use_release(target)
+            for step in (s for s in steps if not s.before_schema):
+                migrated[str(step.number)] = self._migrate(step)
+        self._wake = True
+        self.after_write()
+        return {
+            "from": current.name,
+            "release": target.name,
+            "chartVersion": target.chart_version,
+            "migrated": migrated,
+        }
+
+    def _migrate(self, step: migrations.Migration) -> list[str]:
+        """One migration over every `Kubernetes` object, read and patched through the API."""
+        rtype = self.registry.lookup(KUBERNETES.kind)
+        patched = []
+        for raw in self.store.raw_items(rtype):
+            meta = raw["metadata"]
+            shown = self.store.get(rtype, meta["namespace"], meta["name"])
+            change = step.transform(shown.get("spec") or {})
+            if change is None:
+                continue
+            self.store.patch(
+                rtype,
+                meta["namespace"],
+                meta["name"],
+                lambda current, change=change: merge_patch(current, change),
+            )
+            patched.append(f"{meta['namespace']}/{meta['name']}")
+        return patched
+
+    def _use_release(self, release: Release) -> None:
+        self.release = release
+        self.schema, self.schema_text = release.schema, release.schema_text
+        self.controller.set_release(release, self.schema)
+        if release.serves_options:
+            self.registry.add(OPTIONS)
+        self._publish_application_definition()
 
     def set_tenant_etcd(self, namespace: str, has_etcd: bool = True) -> None:
         """Give or take a tenant's etcd DataStore. Without one, v1.6 renders only the
@@ -440,6 +504,8 @@ class SimulatedPlatform:
             return 200, {"time": self.clock.time()}
         if (method, action) == ("GET", "release"):
             return 200, {"release": self.release.name, "chartVersion": self.release.chart_version}
+        if (method, action) == ("POST", "upgrade"):
+            return 200, self.upgrade(str(data["release"]))
         if (method, action) == ("POST", "etcd"):
             self.set_tenant_etcd(str(data["namespace"]), bool(data.get("etcd", True)))
             return 200, {"namespace": data["namespace"], "etcd": bool(data.get("etcd", True))}

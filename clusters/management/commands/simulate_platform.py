@@ -2,15 +2,24 @@
 
     manage.py simulate_platform --release 1.6.2
         serve Cozystack 1.6.2
+
+    manage.py simulate_platform --upgrade 1.6.2 [--kubeconfig var/platform.kubeconfig]
+        upgrade the simulator that kubeconfig points at (e.g. the one `make run` started) to
+        1.6.2 while it serves: migrations, new schema, every cluster re-rendered
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+import yaml
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cozystack.simulator import DEFAULT_RELEASE, RELEASES, SimulatedPlatform
 
@@ -38,8 +47,16 @@ class Command(BaseCommand):
         parser.add_argument("--upgrade-after", type=float, default=5.0, help="Helm upgrade (s)")
         parser.add_argument("--apply-after", type=float, default=2.0,
                             help="v1.6: manifests applied, Ready=True (s)")
+        parser.add_argument("--upgrade", choices=RELEASES, default=None, metavar="RELEASE",
+                            help="do not serve: upgrade the running simulator to RELEASE")
+        parser.add_argument("--kubeconfig", default=None,
+                            help="with --upgrade: the running simulator's kubeconfig "
+                                 "(default: the portal's)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["upgrade"]:
+            self._upgrade_running(options["upgrade"], options["kubeconfig"])
+            return
         platform = SimulatedPlatform(
             host=options["host"],
             port=options["port"],
@@ -70,3 +87,35 @@ class Command(BaseCommand):
         finally:
             platform.stop()
 
+    def _upgrade_running(self, release: str, kubeconfig: str | None) -> None:
+        """POST /_sim/upgrade to the simulator a kubeconfig points at."""
+        path = kubeconfig or settings.PLATFORM_KUBECONFIG
+        try:
+            with open(path, encoding="utf-8") as handle:
+                config = yaml.safe_load(handle)
+            server = config["clusters"][0]["cluster"]["server"]
+            token = config["users"][0]["user"]["token"]
+        except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError) as error:
+            raise CommandError(f"no simulator kubeconfig at {path}: {error}") from error
+        if not str(server).startswith(("http://", "https://")):
+            raise CommandError(f"{path} does not point at an HTTP server: {server}")
+        request = urllib.request.Request(  # noqa: S310 - the scheme is checked just above
+            f"{server}/_sim/upgrade",
+            data=json.dumps({"release": release}).encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                answer = json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            detail = json.loads(error.read() or b"{}").get("message", error.reason)
+            raise CommandError(f"the simulator refused the upgrade: {detail}") from error
+        except (urllib.error.URLError, OSError) as error:
+            raise CommandError(f"no simulator answers at {server}: {error}") from error
+        self.stdout.write(
+            f"Upgraded the simulated platform from Cozystack {answer['from']} to "
+            f"{answer['release']} (chart {answer['chartVersion']})."
+        )
+        for number, names in answer["migrated"].items():
+            self.stdout.write(f"  migration {number}: {len(names)} object(s) {' '.join(names)}")

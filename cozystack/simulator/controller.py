@@ -16,6 +16,7 @@ a platform upgrade swaps it and every HelmRelease is rendered again with the new
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import threading
 from collections.abc import Iterable
@@ -31,7 +32,7 @@ from .kubeconfig import (
     oidc_kubeconfig_secret,
     oidc_kubeconfig_yaml,
 )
-from .nodes import NodeEngine, NodeGroup, Timing
+from .nodes import Machine, NodeEngine, NodeGroup, Timing
 from .releases import InstanceType, Release
 from .render import RenderContext, failure
 from .resources import CONFIG_MAPS, EVENTS, KUBERNETES, MACHINE_DEPLOYMENTS, SECRETS
@@ -102,6 +103,24 @@ class ClusterState:
             "controller": True,
             "blockOwnerDeletion": True,
         }
+
+    def to_dict(self) -> Obj:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Obj) -> ClusterState:
+        """The inverse of `to_dict` (JSON turned the condition tuples into lists)."""
+        values = dict(data)
+        for key in ("ready", "released", "forced"):
+            values[key] = tuple(values[key]) if values.get(key) else None
+        if values.get("attempt"):
+            values["attempt"] = Attempt(**values["attempt"])
+        groups = {}
+        for name, group in (values.get("groups") or {}).items():
+            machines = [Machine(**machine) for machine in group.get("machines") or []]
+            groups[name] = NodeGroup(**{**group, "machines": machines})
+        values["groups"] = groups
+        return cls(**values)
 
 
 def _minor(version: Any) -> int | None:
@@ -572,6 +591,24 @@ class PlatformController:
             state.forced = ("False", reason, message)
             self._release_event(state, "Warning", reason, message)
             self._write_status(state, self.clock.time())
+
+    # --- saved state ---------------------------------------------------------------------------
+
+    def snapshot(self) -> Obj:
+        """Everything the controller knows beyond the stored objects (for a restart)."""
+        with self.lock:
+            return {
+                "states": [state.to_dict() for state in self.states.values()],
+                "demand": [[*key, replicas] for key, replicas in self.demand.items()],
+                "withoutEtcd": sorted(self.without_etcd),
+            }
+
+    def restore(self, data: Obj) -> None:
+        with self.lock:
+            states = [ClusterState.from_dict(item) for item in data.get("states") or []]
+            self.states = {(state.namespace, state.name): state for state in states}
+            self.demand = {tuple(item[:3]): int(item[3]) for item in data.get("demand") or []}
+            self.without_etcd = set(data.get("withoutEtcd") or [])
 
     # --- events --------------------------------------------------------------------------------
 

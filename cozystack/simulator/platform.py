@@ -2,7 +2,7 @@
 
 Runs in-process (tests) or standalone (`manage.py simulate_platform`); it never imports Django.
 It runs one Cozystack release at a time (`releases.py`) and can be upgraded to a newer one while
-it serves (`upgrade`).
+it serves (`upgrade`); with a `state_path` it keeps its objects across restarts (`persist.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .faults import Fault, FaultSet
 from .kubeconfig import kubeconfig_yaml
 from .nodes import Timing
 from .patch import merge_patch
+from .persist import FORMAT, StateError, StateWriter, read_state
 from .releases import DEFAULT_RELEASE, Release, load_release
 from .resources import (
     APPLICATION_DEFINITIONS,
@@ -65,6 +66,7 @@ class SimulatedPlatform:
         token: str = "simulator-token",  # noqa: S107 - a loopback test double, not a secret
         release: str = DEFAULT_RELEASE,
         schema_path: str | Path | None = None,
+        state_path: str | Path | None = None,
         clock: Clock | None = None,
         ready_after: float = 1.0,
         node_ready_after: float = 0.5,
@@ -84,10 +86,14 @@ class SimulatedPlatform:
         tick_interval: float = 0.05,
         tick_on_write: bool = True,
         request_log_limit: int = 100_000,
+        state_interval: float = 0.5,
     ) -> None:
         self.host, self.port, self.token = host, port, token
         self.clock: Clock = clock or RealClock()
-        self.release: Release = load_release(release)
+        self.state_path = Path(state_path) if state_path is not None else None
+        saved = read_state(self.state_path) if self.state_path is not None else None
+        wanted = load_release(release)
+        self.release, self.notice = self._saved_release(saved, wanted)
         if schema_path is not None:
             self.schema, self.schema_text = load_schema(schema_path)
         else:
@@ -133,7 +139,30 @@ class SimulatedPlatform:
         self._threads: list[threading.Thread] = []
         self._stop_ticking = threading.Event()
         self._wake = False
+        self._writer: StateWriter | None = None
+        self.state_interval = state_interval
+        if saved is not None:
+            self._restore(saved)
         self._publish_application_definition()
+        if wanted.key > self.release.key:
+            self.upgrade(wanted.name)
+
+    def _saved_release(self, saved: Obj | None, wanted: Release) -> tuple[Release, str]:
+        """The release to start with: a saved platform keeps its own (it may have been
+        upgraded, and never goes back); a newer `wanted` one is an upgrade done at start."""
+        if saved is None:
+            return wanted, ""
+        try:
+            release = load_release(str(saved.get("release")))
+        except ValueError as error:
+            raise StateError(f"{self.state_path}: {error}") from error
+        if release.key <= wanted.key:
+            return release, ""
+        return release, (
+            f"The saved platform in {self.state_path} runs Cozystack {release.name} (it was "
+            f"upgraded); it cannot go back to {wanted.name}. Move the file away to start an "
+            "empty platform."
+        )
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -148,6 +177,11 @@ class SimulatedPlatform:
         )
         serve.start()
         self._threads.append(serve)
+        if self.state_path is not None and self._writer is None:
+            self._writer = StateWriter(
+                self.state_path, self.snapshot, self._state_marker, self.state_interval
+            )
+            self._writer.start()
         if not getattr(self.clock, "manual", False):
             ticker = threading.Thread(target=self._tick_forever, name="simulator-tick", daemon=True)
             ticker.start()
@@ -167,6 +201,9 @@ class SimulatedPlatform:
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
 
     def __enter__(self) -> SimulatedPlatform:
         return self.start() if self._server is None else self
@@ -438,6 +475,35 @@ class SimulatedPlatform:
             return {"value": resource, "description": "not currently available on any node"}
         return {"value": resource, "description": f"{total} available on {', '.join(nodes)}"}
 
+    # --- saved state ---------------------------------------------------------------------------
+
+    def snapshot(self) -> Obj:
+        """Everything a restart needs, taken consistently (controller, then store)."""
+        with self.controller.lock, self.store.cond:
+            return {
+                "format": FORMAT,
+                "release": self.release.name,
+                "clock": self.clock.time(),
+                "store": self.store.dump(),
+                "controller": self.controller.snapshot(),
+            }
+
+    def save_state(self) -> bool:
+        """Write the state file now if anything changed (the writer also does it every
+        `state_interval` seconds and at stop)."""
+        return self._writer.save_if_changed() if self._writer is not None else False
+
+    def _state_marker(self) -> tuple[Any, ...]:
+        with self.controller.lock, self.store.cond:
+            controller = json.dumps(self.controller.snapshot(), sort_keys=True)
+            return self.release.name, self.store.resource_version, controller
+
+    def _restore(self, saved: Obj) -> None:
+        if isinstance(self.clock, ManualClock):
+            self.clock.set(float(saved.get("clock") or 0.0))
+        self.store.load(saved.get("store") or {})
+        self.controller.restore(saved.get("controller") or {})
+
     # --- internals -----------------------------------------------------------------------------
 
     def _present_kubernetes(self, obj: Obj) -> Obj:
@@ -509,6 +575,8 @@ class SimulatedPlatform:
         if (method, action) == ("POST", "etcd"):
             self.set_tenant_etcd(str(data["namespace"]), bool(data.get("etcd", True)))
             return 200, {"namespace": data["namespace"], "etcd": bool(data.get("etcd", True))}
+        if (method, action) == ("POST", "save"):
+            return 200, {"saved": self.save_state()}
         raise ApiError(
             404, f"unknown simulator control endpoint {method} /_sim/{action}", "NotFound"
         )

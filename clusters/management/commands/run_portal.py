@@ -8,7 +8,8 @@ explicit KUBECONFIG the simulator is started and used; with one, the portal talk
 management cluster. Ctrl-C stops everything this command started.
 
 The simulator runs the Cozystack release `--platform-release` (SIMULATOR_RELEASE, default
-`DEFAULT_RELEASE`).
+`DEFAULT_RELEASE`) and keeps its objects in `var/simulator.json` (SIMULATOR_STATE), so a restart
+finds every cluster where it was. `manage.py simulate_platform --upgrade 1.6.2` upgrades it live.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ class Command(BaseCommand):
         parser.add_argument("--platform-release", choices=RELEASES,
                             default=os.environ.get("SIMULATOR_RELEASE") or DEFAULT_RELEASE,
                             help="Cozystack release the simulated platform runs")
+        parser.add_argument("--platform-state",
+                            default=os.environ.get("SIMULATOR_STATE")
+                            or str(Path(settings.VAR_DIR) / "simulator.json"),
+                            help="file keeping the simulated platform across restarts")
 
     def handle(self, *args, **options) -> None:
         self.children: list[subprocess.Popen] = []
@@ -80,6 +85,7 @@ class Command(BaseCommand):
                      "--port", str(options["platform_port"]), "--token", token,
                      "--ready-after", str(options["ready_after"]),
                      "--release", options["platform_release"],
+                     "--state", options["platform_state"],
                      "--kubeconfig-out", str(kubeconfig)], env)
         deadline = time.monotonic() + 30
         while not kubeconfig.exists():

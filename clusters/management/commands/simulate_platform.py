@@ -1,7 +1,7 @@
 """`manage.py simulate_platform`: run the simulated management cluster until Ctrl-C.
 
-    manage.py simulate_platform --release 1.6.2
-        serve Cozystack 1.6.2
+    manage.py simulate_platform --release 1.6.2 --state var/simulator.json
+        serve Cozystack 1.6.2; objects survive a restart through the state file
 
     manage.py simulate_platform --upgrade 1.6.2 [--kubeconfig var/platform.kubeconfig]
         upgrade the simulator that kubeconfig points at (e.g. the one `make run` started) to
@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cozystack.simulator import DEFAULT_RELEASE, RELEASES, SimulatedPlatform
+from cozystack.simulator.persist import StateError
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -39,6 +40,8 @@ class Command(BaseCommand):
                             help=f"Cozystack release to run (default {DEFAULT_RELEASE})")
         parser.add_argument("--schema", default=None,
                             help="publish this values schema JSON instead of the release's")
+        parser.add_argument("--state", default=None,
+                            help="keep the platform's objects in this file across restarts")
         parser.add_argument("--kubeconfig-out", default=None, help="write a kubeconfig here")
         parser.add_argument("--ready-after", type=float, default=8.0, help="control plane up (s)")
         parser.add_argument("--node-ready-after", type=float, default=5.0, help="node Ready (s)")
@@ -57,19 +60,25 @@ class Command(BaseCommand):
         if options["upgrade"]:
             self._upgrade_running(options["upgrade"], options["kubeconfig"])
             return
-        platform = SimulatedPlatform(
-            host=options["host"],
-            port=options["port"],
-            token=options["token"],
-            release=options["release"],
-            schema_path=options["schema"],
-            ready_after=options["ready_after"],
-            node_ready_after=options["node_ready_after"],
-            settle_after=options["settle_after"],
-            delete_after=options["delete_after"],
-            upgrade_after=options["upgrade_after"],
-            apply_after=options["apply_after"],
-        ).start()
+        try:
+            platform = SimulatedPlatform(
+                host=options["host"],
+                port=options["port"],
+                token=options["token"],
+                release=options["release"],
+                schema_path=options["schema"],
+                state_path=options["state"],
+                ready_after=options["ready_after"],
+                node_ready_after=options["node_ready_after"],
+                settle_after=options["settle_after"],
+                delete_after=options["delete_after"],
+                upgrade_after=options["upgrade_after"],
+                apply_after=options["apply_after"],
+            ).start()
+        except StateError as error:
+            raise CommandError(str(error)) from error
+        if platform.notice:
+            self.stderr.write(platform.notice)
         if options["kubeconfig_out"]:
             path = platform.kubeconfig(options["kubeconfig_out"])
             self.stdout.write(f"kubeconfig written to {path}")

@@ -5,12 +5,18 @@ one along the timeline below, writing only what changed (so watches see real tra
 
     create / spec change  -> Ready=Unknown Progressing ("Helm install in progress")
     +fail_after (invalid) -> Ready=False InstallFailed/UpgradeFailed with Helm's message
-    +ready_after (valid)  -> kubeconfig Secret, Ready=True InstallSucceeded, WorkloadsReady
+    v1.3: +ready_after    -> kubeconfig Secret, Ready=True InstallSucceeded, WorkloadsReady
+    v1.6: +apply_after    -> Ready=True InstallSucceeded (manifests applied, nothing waited for)
+          +ready_after    -> control plane up: kubeconfig Secret, then WorkloadsReady
     delete                -> Ready=False Deleting; +delete_after the object and dependents go
+
+The release (`releases.py`) decides the chart values, the render guards and these behaviours;
+a platform upgrade swaps it and every HelmRelease is rendered again with the new chart.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import threading
 from collections.abc import Iterable
@@ -19,23 +25,31 @@ from typing import Any
 
 from .clock import Clock, rfc3339
 from .errors import ApiError
-from .kubeconfig import admin_kubeconfig_secret, api_host
-from .nodes import NodeEngine, NodeGroup, Timing
-from .resources import EVENTS, KUBERNETES, MACHINE_DEPLOYMENTS, SECRETS
-from .schema import chart_values, coalesce, helm_schema_failure, validate
+from .kubeconfig import (
+    OIDC_PLACEHOLDER,
+    admin_kubeconfig_secret,
+    api_host,
+    oidc_kubeconfig_secret,
+    oidc_kubeconfig_yaml,
+)
+from .nodes import Machine, NodeEngine, NodeGroup, Timing
+from .releases import InstanceType, Release
+from .render import RenderContext, failure
+from .resources import CONFIG_MAPS, EVENTS, KUBERNETES, MACHINE_DEPLOYMENTS, SECRETS
+from .schema import coalesce, helm_schema_failure, validate
 from .store import Store
 
 Obj = dict[str, Any]
 Cond = tuple[str, str, str]  # (status, reason, message)
-DEFAULT_PATCHES = {
-    "v1.35": "v1.35.1",
-    "v1.34": "v1.34.4",
-    "v1.33": "v1.33.8",
-    "v1.32": "v1.32.12",
-    "v1.31": "v1.31.14",
-    "v1.30": "v1.30.14",
-}
 HELM_COMPONENT = "helm-controller"
+NOT_OPERATIONAL = "One or more workloads are not operational"
+AWAITING_ETCD_MESSAGE = (
+    "No DataStore is available for this tenant Kubernetes cluster. The parent\n"
+    "Tenant application has not populated _namespace.etcd. Set spec.etcd: true\n"
+    "on an ancestor Tenant (usually tenant-root) and wait for its HelmRelease\n"
+    "to reconcile - this HelmRelease will pick up the DataStore on its next\n"
+    "5m reconcile loop and provision the cluster.\n"
+)
 
 
 @dataclass
@@ -48,6 +62,8 @@ class Attempt:
     revision: int
     values: Obj
     done: bool = False
+    started: float = 0.0
+    awaiting: bool = False  # the tenant has no etcd: only the beacon ConfigMap renders (v1.6)
 
 
 @dataclass
@@ -56,17 +72,22 @@ class ClusterState:
     name: str
     uid: str
     seen_generation: int = 0
+    chart: str = ""  # the chart revision the current values were last rendered with
+    rerender: bool = False  # render again without a spec change (the tenant's etcd changed)
     revision: int = 0
     attempt: Attempt | None = None
     installed: bool = False
     deployed_version: str | None = None
     applied: Obj | None = None
+    awaiting: bool = False
     cp_ready_at: float | None = None
     ready: Cond | None = None
     released: Cond | None = None
     forced: Cond | None = None
     deleting_since: float | None = None
     uninstalled: bool = False
+    oidc_due: float | None = None  # when the OIDC bootstrap Job next finishes
+    oidc_bindings: dict[str, str] = field(default_factory=dict)  # email -> ClusterRole
     groups: dict[str, NodeGroup] = field(default_factory=dict)
 
     @property
@@ -83,12 +104,35 @@ class ClusterState:
             "blockOwnerDeletion": True,
         }
 
+    def to_dict(self) -> Obj:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Obj) -> ClusterState:
+        """The inverse of `to_dict` (JSON turned the condition tuples into lists)."""
+        values = dict(data)
+        for key in ("ready", "released", "forced"):
+            values[key] = tuple(values[key]) if values.get(key) else None
+        if values.get("attempt"):
+            values["attempt"] = Attempt(**values["attempt"])
+        groups = {}
+        for name, group in (values.get("groups") or {}).items():
+            machines = [Machine(**machine) for machine in group.get("machines") or []]
+            groups[name] = NodeGroup(**{**group, "machines": machines})
+        values["groups"] = groups
+        return cls(**values)
+
 
 def _minor(version: Any) -> int | None:
     try:
         return int(str(version).removeprefix("v").split(".")[1])
     except (IndexError, ValueError):
         return None
+
+
+def _oidc(values: Obj | None) -> Obj:
+    oidc = (values or {}).get("oidc")
+    return oidc if isinstance(oidc, dict) else {}
 
 
 class PlatformController:
@@ -98,26 +142,43 @@ class PlatformController:
         self,
         store: Store,
         clock: Clock,
+        release: Release,
         schema: Obj,
         timing: Timing,
-        instance_types: Iterable[str],
-        chart_version: str = "0.31.2",
+        instance_types: Iterable[str] | None = None,
         root_host: str = "example.org",
-        patch_versions: dict[str, str] | None = None,
+        oidc_enabled: bool = True,
     ) -> None:
         self.store = store
         self.clock = clock
-        self.schema = schema
         self.timing = timing
-        self.instance_types = set(instance_types)
-        self.chart_version = chart_version
         self.root_host = root_host
-        self.patch_versions = patch_versions or dict(DEFAULT_PATCHES)
-        self.chart_values = chart_values(schema)
+        self.oidc_enabled = oidc_enabled
+        self.instance_type_names = None if instance_types is None else tuple(instance_types)
         self.nodes = NodeEngine(timing)
         self.states: dict[tuple[str, str], ClusterState] = {}
         self.demand: dict[tuple[str, str, str], int] = {}
+        self.without_etcd: set[str] = set()
         self.lock = threading.RLock()
+        self.set_release(release, schema)
+
+    def set_release(self, release: Release, schema: Obj) -> None:
+        """Run `release`'s chart from now on; every cluster renders again at its next tick."""
+        with self.lock:
+            self.release = release
+            self.schema = schema
+            self.chart_values = release.chart_values()
+            self.chart_version = release.chart_version
+            self.patch_versions = dict(release.patch_versions)
+            self.instance_types = self._instance_types(release)
+
+    def _instance_types(self, release: Release) -> dict[str, InstanceType]:
+        if self.instance_type_names is None:
+            return dict(release.instance_types)
+        return {
+            name: release.instance_types.get(name) or InstanceType(name, 1.0, 4.0 * 2**30)
+            for name in self.instance_type_names
+        }
 
     # --- driving -----------------------------------------------------------------------------
 
@@ -140,6 +201,7 @@ class PlatformController:
                     times.append(state.attempt.due)
                 if state.deleting_since is not None and not state.uninstalled:
                     times.append(state.deleting_since + self.timing.delete_after)
+                times += [t for t in (state.cp_ready_at, state.oidc_due) if t is not None]
                 for group in state.groups.values():
                     demand = self.demand.get((state.namespace, state.name, group.name))
                     times += self.nodes.due_times(group, demand, state.cp_ready_at)
@@ -167,15 +229,20 @@ class PlatformController:
             self._reconcile_delete(state, now)
             return
         generation = int(meta.get("generation") or 1)
-        if generation != state.seen_generation:
-            state.seen_generation = generation
-            state.forced = None
+        if (
+            generation != state.seen_generation
+            or state.chart != self.chart_version
+            or state.rerender
+        ):
+            state.seen_generation, state.chart = generation, self.chart_version
+            state.rerender, state.forced = False, None
             self._start_attempt(state, obj.get("spec") or {}, now)
         attempt = state.attempt
         if attempt and not attempt.done and now >= attempt.due:
             self._finish_attempt(state, attempt)
         self._reconcile_groups(state, now)
-        self._ensure_kubeconfig(state)
+        self._ensure_kubeconfig(state, now)
+        self._run_oidc_job(state, now)
         self._write_status(state, now)
 
     # --- Helm ----------------------------------------------------------------------------------
@@ -184,17 +251,28 @@ class PlatformController:
         values = coalesce(spec, self.chart_values)
         action = "upgrade" if state.installed else "install"
         state.revision += 1
-        error = self._helm_error(state, values, action)
+        has_etcd = state.namespace not in self.without_etcd
+        awaiting = not has_etcd and self.release.renders_etcd_beacon
+        error = self._helm_error(state, values, action, has_etcd, awaiting)
         if error:
             delay = self.timing.fail_after
         else:
-            delay = self.timing.ready_after if action == "install" else self.timing.upgrade_after
-            state.applied = values
-        state.attempt = Attempt(action, now + delay, error, state.revision, values)
+            if not self.release.ready_waits_for_control_plane:
+                delay = self.timing.apply_after
+            elif action == "install":
+                delay = self.timing.ready_after
+            else:
+                delay = self.timing.upgrade_after
+            state.applied, state.awaiting = values, awaiting
+        state.attempt = Attempt(
+            action, now + delay, error, state.revision, values, started=now, awaiting=awaiting
+        )
         progressing = ("Unknown", "Progressing", f"Helm {action} in progress")
         state.ready = state.released = progressing
 
-    def _helm_error(self, state: ClusterState, values: Obj, action: str) -> str | None:
+    def _helm_error(
+        self, state: ClusterState, values: Obj, action: str, has_etcd: bool, awaiting: bool
+    ) -> str | None:
         prefix = (
             f"Helm {action} failed for release {state.namespace}/{state.release} "
             f"with chart kubernetes@{self.chart_version}: "
@@ -202,13 +280,17 @@ class PlatformController:
         problems = validate(self.schema, values)
         if problems:
             return prefix + helm_schema_failure(problems)
-        for group in (values.get("nodeGroups") or {}).values():
-            kind = group.get("instanceType") if isinstance(group, dict) else None
-            if kind and kind not in self.instance_types:
-                return (
-                    prefix + "execution error at (kubernetes/templates/cluster.yaml:213:10): "
-                    f"Specified instancetype not exists in cluster: {kind}"
-                )
+        context = RenderContext(state.namespace, has_etcd, self.oidc_enabled, self.instance_types)
+        rendered = failure(self.release, values, context)
+        if rendered:
+            return prefix + rendered
+        if awaiting:
+            return None
+        if not has_etcd:
+            return (
+                prefix + f'KamajiControlPlane "{state.release}" has an empty dataStoreName: no '
+                "DataStore is available for this tenant (set etcd: true on an ancestor Tenant)"
+            )
         refusal = self._version_refusal(state.deployed_version, values.get("version"))
         if refusal:
             return (
@@ -241,15 +323,47 @@ class PlatformController:
             self._release_event(state, "Warning", f"{verb}Failed", attempt.error)
             return
         state.installed = True
-        state.deployed_version = attempt.values.get("version")
         message = (
             f"Helm {attempt.action} succeeded for release {state.namespace}/{state.release}"
             f".v{attempt.revision} with chart kubernetes@{self.chart_version}"
         )
         state.ready = state.released = ("True", f"{verb}Succeeded", message)
-        if state.cp_ready_at is None:
-            state.cp_ready_at = attempt.due
+        if attempt.awaiting:
+            self._await_etcd(state)
+        else:
+            state.deployed_version = attempt.values.get("version")
+            self._delete(CONFIG_MAPS, state.namespace, f"{state.release}-awaiting-etcd")
+            if state.cp_ready_at is None:
+                state.cp_ready_at = max(attempt.due, attempt.started + self.timing.ready_after)
+        self._apply_oidc(state, attempt)
         self._release_event(state, "Normal", f"{verb}Succeeded", message)
+
+    def _await_etcd(self, state: ClusterState) -> None:
+        """v1.6 with no DataStore: the chart renders only a status ConfigMap (and no control
+        plane, so a control plane that was running goes with its kubeconfig)."""
+        body: Obj = {
+            "metadata": {
+                "name": f"{state.release}-awaiting-etcd",
+                "namespace": state.namespace,
+                "labels": {
+                    "app.kubernetes.io/managed-by": "Helm",
+                    "app.kubernetes.io/name": "kubernetes",
+                    "app.kubernetes.io/instance": state.release,
+                },
+                "ownerReferences": [state.owner()],
+            },
+            "data": {"status": "awaiting-etcd", "message": AWAITING_ETCD_MESSAGE},
+        }
+        self.store.apply(CONFIG_MAPS, state.namespace, body["metadata"]["name"], body)
+        if state.cp_ready_at is not None:
+            state.cp_ready_at = None
+            self._delete(SECRETS, state.namespace, f"{state.release}-admin-kubeconfig")
+
+    def _delete(self, rtype: Any, namespace: str, name: str) -> None:
+        try:
+            self.store.delete(rtype, namespace, name)
+        except ApiError:
+            pass
 
     # --- deletion ------------------------------------------------------------------------------
 
@@ -283,34 +397,45 @@ class PlatformController:
     def _reconcile_groups(self, state: ClusterState, now: float) -> None:
         if state.applied is None:
             return
-        wanted = state.applied.get("nodeGroups") or {}
+        release = self.release
+        wanted = {} if state.awaiting else release.node_groups(state.applied)
         version = str(state.applied.get("version") or "")
         patch = self.patch_versions.get(version, version)
         for name, spec in wanted.items():
             group = state.groups.get(name)
             if group is None:
+                low = spec.get("minReplicas")
+                low = low if isinstance(low, int) and not isinstance(low, bool) else 0
                 group = state.groups[name] = NodeGroup(
-                    state.namespace, state.release, name, {}, version, now, last_change=now
+                    state.namespace,
+                    state.release,
+                    name,
+                    {},
+                    version,
+                    now,
+                    replicas=release.initial_replicas(max(0, low)),
+                    last_change=now,
                 )
-            group.update(spec, version, now)
+            template = release.template_inputs(spec, state.applied)
+            group.update(spec, version, now, template, clamp=release.v16)
             self._step_group(state, group, now, patch)
         for name in list(state.groups):
             if name not in wanted:
                 group = state.groups.pop(name)
-                try:
-                    self.store.delete(MACHINE_DEPLOYMENTS, state.namespace, group.md_name)
-                except ApiError:
-                    pass
+                self._delete(MACHINE_DEPLOYMENTS, state.namespace, group.md_name)
 
     def _step_group(self, state: ClusterState, group: NodeGroup, now: float, patch: str) -> None:
         demand = self.demand.get((state.namespace, state.name, group.name))
         moved = self.nodes.autoscale(group, demand, state.cp_ready_at, now)
         self.nodes.roll(group, state.cp_ready_at, now)
+        bootstrap = self.release.bootstrap_ref(
+            group.md_name, state.namespace, f"{group.md_name}-{group.template}"
+        )
         written = self.store.apply(
             MACHINE_DEPLOYMENTS,
             state.namespace,
             group.md_name,
-            self.nodes.manifest(group, state.owner(), patch),
+            self.nodes.manifest(group, state.owner(), patch, bootstrap),
         )
         generation = int(written["metadata"].get("generation") or 1)
         status = self.nodes.status(group, state.cp_ready_at, now, generation)
@@ -332,6 +457,7 @@ class PlatformController:
         with self.lock:
             self.states.clear()
             self.demand.clear()
+            self.without_etcd.clear()
 
     def set_demand(self, namespace: str, cluster: str, group: str, replicas: int) -> None:
         with self.lock:
@@ -340,33 +466,91 @@ class PlatformController:
             if state and group in state.groups:
                 state.groups[group].last_change = self.clock.time()
 
-    # --- kubeconfig and status -----------------------------------------------------------------
+    def set_tenant_etcd(self, namespace: str, has_etcd: bool) -> None:
+        """The tenant (namespace) gains or loses its DataStore; its clusters render again, as
+        Flux's periodic reconcile would pick it up."""
+        with self.lock:
+            if has_etcd:
+                self.without_etcd.discard(namespace)
+            else:
+                self.without_etcd.add(namespace)
+            for state in self.states.values():
+                if state.namespace == namespace:
+                    state.rerender = True
 
-    def _ensure_kubeconfig(self, state: ClusterState) -> None:
+    # --- kubeconfigs and status ----------------------------------------------------------------
+
+    def _host(self, state: ClusterState) -> str:
+        spec_host = str((state.applied or {}).get("host") or "")
+        return api_host(state.namespace, state.name, spec_host, self.root_host)
+
+    def _ensure_kubeconfig(self, state: ClusterState, now: float) -> None:
         """Kamaji writes the admin kubeconfig once the control plane is up (404 before)."""
-        if state.cp_ready_at is None:
+        if state.cp_ready_at is None or now < state.cp_ready_at:
             return
         name = f"{state.release}-admin-kubeconfig"
         if self.store.raw(SECRETS, state.namespace, name) is not None:
             return
-        spec_host = str((state.applied or {}).get("host") or "")
-        host = api_host(state.namespace, state.name, spec_host, self.root_host)
+        host = self._host(state)
         secret = admin_kubeconfig_secret(state.namespace, state.name, host, state.owner())
         self.store.apply(SECRETS, state.namespace, name, secret)
 
+    def _apply_oidc(self, state: ClusterState, attempt: Attempt) -> None:
+        """Manifests applied: `System` renders the OIDC kubeconfig Secret as a placeholder (kept
+        if the Job filled it already); the bootstrap Job (a hook, run on every upgrade) is due
+        once the admin kubeconfig exists. `None` removes the Secret and the bindings."""
+        mode = _oidc(attempt.values).get("mode") or "None"
+        name = f"{state.release}-oidc-kubeconfig"
+        if mode == "System":
+            if self.store.raw(SECRETS, state.namespace, name) is None:
+                secret = oidc_kubeconfig_secret(
+                    state.namespace, state.name, state.owner(), self.chart_version, OIDC_PLACEHOLDER
+                )
+                self.store.apply(SECRETS, state.namespace, name, secret)
+        else:
+            self._delete(SECRETS, state.namespace, name)
+        if mode == "None":
+            state.oidc_due, state.oidc_bindings = None, {}
+            return
+        state.oidc_due = attempt.due + self.timing.oidc_after
+
+    def _run_oidc_job(self, state: ClusterState, now: float) -> None:
+        """The OIDC bootstrap Job: waits for the admin kubeconfig, binds `oidc.users` inside the
+        tenant cluster, then (`System`) replaces the placeholder with an `oidc-login` kubeconfig."""
+        if state.oidc_due is None or state.cp_ready_at is None:
+            return
+        due = max(state.oidc_due, state.cp_ready_at + self.timing.oidc_after)
+        if now < due:
+            return
+        state.oidc_due = None
+        oidc = _oidc(state.applied)
+        state.oidc_bindings = {
+            str(user.get("email")): "cluster-admin" if user.get("role") == "admin" else "view"
+            for user in oidc.get("users") or []
+            if isinstance(user, dict)
+        }
+        if oidc.get("mode") != "System":
+            return
+        text = oidc_kubeconfig_yaml(
+            state.namespace, state.name, self._host(state), state.uid, self.root_host
+        )
+        secret = oidc_kubeconfig_secret(
+            state.namespace, state.name, state.owner(), self.chart_version, text
+        )
+        self.store.apply(SECRETS, state.namespace, secret["metadata"]["name"], secret)
+
     def _workloads(self, state: ClusterState, now: float) -> Cond | None:
         """cozystack-api's WorkloadsReady, from WorkloadMonitors (absent until they exist)."""
-        if state.applied is None:
+        if state.applied is None or state.awaiting:
             return None
         if state.cp_ready_at is None or now < state.cp_ready_at:
+            if self.release.v16 and state.installed:
+                # Manifests applied, so the monitors exist; the control plane is not up yet.
+                return ("False", "WorkloadMonitorCheck", NOT_OPERATIONAL)
             return ("Unknown", "Pending", "Workload monitors are not reconciled yet")
         for group in state.groups.values():
             if self.nodes.ready_count(group, state.cp_ready_at, now) < group.bounds[0]:
-                return (
-                    "False",
-                    "WorkloadMonitorCheck",
-                    "One or more workloads are not operational",
-                )
+                return ("False", "WorkloadMonitorCheck", NOT_OPERATIONAL)
         return ("True", "WorkloadMonitorCheck", "All workloads are operational")
 
     def _write_status(self, state: ClusterState, now: float) -> None:
@@ -407,6 +591,24 @@ class PlatformController:
             state.forced = ("False", reason, message)
             self._release_event(state, "Warning", reason, message)
             self._write_status(state, self.clock.time())
+
+    # --- saved state ---------------------------------------------------------------------------
+
+    def snapshot(self) -> Obj:
+        """Everything the controller knows beyond the stored objects (for a restart)."""
+        with self.lock:
+            return {
+                "states": [state.to_dict() for state in self.states.values()],
+                "demand": [[*key, replicas] for key, replicas in self.demand.items()],
+                "withoutEtcd": sorted(self.without_etcd),
+            }
+
+    def restore(self, data: Obj) -> None:
+        with self.lock:
+            states = [ClusterState.from_dict(item) for item in data.get("states") or []]
+            self.states = {(state.namespace, state.name): state for state in states}
+            self.demand = {tuple(item[:3]): int(item[3]) for item in data.get("demand") or []}
+            self.without_etcd = set(data.get("withoutEtcd") or [])
 
     # --- events --------------------------------------------------------------------------------
 

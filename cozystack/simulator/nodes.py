@@ -1,9 +1,9 @@
 """Worker node groups: MachineDeployments, their machines, the cluster-autoscaler and rollouts.
 
-Reproduces what the portal must meter and display (PLATFORM.md e, gotchas 2 and 11): every group
-starts at 2 machines, the autoscaler then moves `spec.replicas` into [min, max], nodes become
-Ready some time after their machine exists, and a template change replaces every node with a
-surge of up to 2x.
+Reproduces what the portal must meter and display (PLATFORM.md e, gotchas 2 and 11): a group
+starts at 2 machines at v1.3 (from `minReplicas` at v1.6), the autoscaler then moves
+`spec.replicas` into [min, max], nodes become Ready some time after their machine exists, and a
+template change replaces every node with a surge of up to 2x.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-# Changing any of these produces a new KubevirtMachineTemplate, hence new nodes.
-TEMPLATE_KEYS = ("instanceType", "ephemeralStorage", "resources", "roles", "gpus")
-INITIAL_REPLICAS = 2  # hard-coded in the chart at v1.3.6
 MIN_SIZE = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"
 MAX_SIZE = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size"
 CLUSTER_LABEL = "cluster.x-k8s.io/cluster-name"
@@ -32,6 +29,10 @@ class Timing:
     delete_after: float = 0.5
     upgrade_after: float = 0.5
     fail_after: float = 0.2
+    # v1.6 installs without waiting: Ready=True once the manifests are applied.
+    apply_after: float = 0.2
+    # The OIDC bootstrap Job fills the OIDC kubeconfig this long after the control plane is up.
+    oidc_after: float = 0.5
 
 
 @dataclass
@@ -55,7 +56,7 @@ class NodeGroup:
     spec: dict[str, Any]
     version: str
     created: float
-    replicas: int = INITIAL_REPLICAS
+    replicas: int = 2
     template: str = ""
     machines: list[Machine] = field(default_factory=list)
     last_change: float = 0.0
@@ -75,8 +76,17 @@ class NodeGroup:
         wanted = low if demand is None else demand
         return max(low, min(high, wanted))
 
-    def update(self, spec: dict[str, Any], version: str, now: float) -> None:
-        """Apply rendered values; min/max changes only re-arm the autoscaler."""
+    def update(
+        self,
+        spec: dict[str, Any],
+        version: str,
+        now: float,
+        template: dict[str, Any],
+        clamp: bool = False,
+    ) -> None:
+        """Apply rendered values; min/max changes only re-arm the autoscaler (and, with `clamp`,
+        CAPI keeps the live replicas inside the new bounds at once). `template` holds what the
+        machine template is made of: any change replaces every node."""
         if (spec.get("minReplicas"), spec.get("maxReplicas")) != (
             self.spec.get("minReplicas"),
             self.spec.get("maxReplicas"),
@@ -84,9 +94,11 @@ class NodeGroup:
             self.last_change = now
         self.spec = spec
         self.version = version
-        template = {key: spec.get(key) for key in TEMPLATE_KEYS}
-        template["version"] = version
-        digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+        if clamp:
+            low, high = self.bounds
+            self.replicas = max(low, min(high, self.replicas))
+        inputs = {**template, "version": version}
+        digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
         self.template = digest[:8]
 
 
@@ -182,9 +194,14 @@ class NodeEngine:
         }
 
     def manifest(
-        self, group: NodeGroup, owner: dict[str, Any], patch_version: str
+        self,
+        group: NodeGroup,
+        owner: dict[str, Any],
+        patch_version: str,
+        bootstrap: dict[str, Any],
     ) -> dict[str, Any]:
-        """The MachineDeployment as the chart renders it (replicas owned by the autoscaler)."""
+        """The live MachineDeployment (replicas owned by the autoscaler); `bootstrap` is the
+        release's bootstrap config reference."""
         low, high = group.bounds
         selector = {CLUSTER_LABEL: group.cluster, DEPLOYMENT_LABEL: group.md_name}
         template_labels = dict(selector)
@@ -223,13 +240,7 @@ class NodeEngine:
                     "spec": {
                         "clusterName": group.cluster,
                         "version": patch_version,
-                        "bootstrap": {
-                            "configRef": {
-                                "apiVersion": "bootstrap.cluster.x-k8s.io/v1beta1",
-                                "kind": "KubeadmConfigTemplate",
-                                "name": template_name,
-                            }
-                        },
+                        "bootstrap": {"configRef": bootstrap},
                         "infrastructureRef": {
                             "apiVersion": "infrastructure.cluster.x-k8s.io/v1alpha1",
                             "kind": "KubevirtMachineTemplate",

@@ -1,6 +1,8 @@
 """`SimulatedPlatform`: the whole simulated management cluster behind one object.
 
 Runs in-process (tests) or standalone (`manage.py simulate_platform`); it never imports Django.
+It runs one Cozystack release at a time (`releases.py`) and can be upgraded to a newer one while
+it serves (`upgrade`); with a `state_path` it keeps its objects across restarts (`persist.py`).
 """
 
 from __future__ import annotations
@@ -9,43 +11,44 @@ import copy
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from . import migrations
 from .clock import Clock, ManualClock, RealClock
-from .controller import DEFAULT_PATCHES, PlatformController
-from .errors import ApiError
+from .controller import PlatformController
+from .errors import ApiError, not_found
 from .faults import Fault, FaultSet
 from .kubeconfig import kubeconfig_yaml
 from .nodes import Timing
-from .resources import APPLICATION_DEFINITIONS, build_registry
-from .schema import apply_defaults, chart_values, load_schema, prune_nulls
+from .patch import merge_patch
+from .persist import FORMAT, StateError, StateWriter, read_state
+from .releases import DEFAULT_RELEASE, Release, load_release
+from .resources import (
+    APPLICATION_DEFINITIONS,
+    KUBERNETES,
+    OPTION_SOURCES,
+    OPTIONS,
+    build_registry,
+)
+from .schema import apply_defaults, load_schema, prune_nulls
 from .server import RequestRecord, SimulatorHTTPServer
 from .store import Selection, Store
 
 Obj = dict[str, Any]
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-FALLBACK_INSTANCE_TYPES = ("u1.medium", "u1.large", "u1.xlarge", "u1.2xlarge", "s1.large")
-
-
-def load_instance_types(path: Path = DATA_DIR / "instance-types.json") -> list[str]:
-    """Names of the cluster's VirtualMachineClusterInstancetypes (Hikube + upstream-only)."""
-    if not path.exists():
-        return list(FALLBACK_INSTANCE_TYPES)
-    data = json.loads(path.read_text(encoding="utf-8"))
-    entries = data.get("instance_types", []) + data.get(
-        "upstream_only_not_documented_by_hikube", []
-    )
-    return [entry["name"] for entry in entries]
-
-
-def load_patch_versions(path: Path = DATA_DIR / "versions.json") -> dict[str, str]:
-    if not path.exists():
-        return dict(DEFAULT_PATCHES)
-    return dict(
-        json.loads(path.read_text(encoding="utf-8")).get("resolved_patch") or DEFAULT_PATCHES
-    )
+# GPUs the simulated nodes advertise as allocatable (node -> resource name -> count).
+DEFAULT_GPU_NODES: dict[str, dict[str, int]] = {
+    "gpu-node-1": {"nvidia.com/AD102GL_L40S": 4},
+    "gpu-node-2": {"nvidia.com/AD102GL_L40S": 4, "nvidia.com/GA100_A100_PCIE_80GB": 2},
+    "gpu-node-3": {"nvidia.com/GH100_H100L_94GB": 8},
+}
+# StorageClasses of the simulated platform; the flag marks the cluster default.
+DEFAULT_STORAGE_CLASSES: tuple[tuple[str, bool], ...] = (
+    ("local", True),
+    ("replicated", False),
+    ("replicated-async", False),
+)
 
 
 class SimulatedPlatform:
@@ -61,7 +64,9 @@ class SimulatedPlatform:
         host: str = "127.0.0.1",
         port: int = 0,
         token: str = "simulator-token",  # noqa: S107 - a loopback test double, not a secret
+        release: str = DEFAULT_RELEASE,
         schema_path: str | Path | None = None,
+        state_path: str | Path | None = None,
         clock: Clock | None = None,
         ready_after: float = 1.0,
         node_ready_after: float = 0.5,
@@ -69,33 +74,56 @@ class SimulatedPlatform:
         delete_after: float = 0.5,
         upgrade_after: float = 0.5,
         fail_after: float = 0.2,
+        apply_after: float = 0.2,
+        oidc_after: float = 0.5,
         instance_types: Iterable[str] | None = None,
-        chart_version: str = "0.31.2",
         root_host: str = "example.org",
+        oidc_enabled: bool = True,
+        gpu_nodes: dict[str, dict[str, int]] | None = None,
+        storage_classes: Iterable[tuple[str, bool]] = DEFAULT_STORAGE_CLASSES,
         history_size: int = 1000,
         watch_timeout: float = 1800.0,
         tick_interval: float = 0.05,
         tick_on_write: bool = True,
         request_log_limit: int = 100_000,
+        state_interval: float = 0.5,
     ) -> None:
         self.host, self.port, self.token = host, port, token
         self.clock: Clock = clock or RealClock()
-        self.schema, self.schema_text = load_schema(schema_path)
+        self.state_path = Path(state_path) if state_path is not None else None
+        saved = read_state(self.state_path) if self.state_path is not None else None
+        wanted = load_release(release)
+        self.release, self.notice = self._saved_release(saved, wanted)
+        if schema_path is not None:
+            self.schema, self.schema_text = load_schema(schema_path)
+        else:
+            self.schema, self.schema_text = self.release.schema, self.release.schema_text
         self.registry = build_registry(self._present_kubernetes)
+        if self.release.serves_options:
+            self.registry.add(OPTIONS)
         self.store = Store(self.clock, self.registry, history_size)
         self.timing = Timing(
-            ready_after, node_ready_after, settle_after, delete_after, upgrade_after, fail_after
+            ready_after,
+            node_ready_after,
+            settle_after,
+            delete_after,
+            upgrade_after,
+            fail_after,
+            apply_after,
+            oidc_after,
         )
         self.controller = PlatformController(
             self.store,
             self.clock,
+            self.release,
             self.schema,
             self.timing,
-            load_instance_types() if instance_types is None else instance_types,
-            chart_version=chart_version,
+            instance_types,
             root_host=root_host,
-            patch_versions=load_patch_versions(),
+            oidc_enabled=oidc_enabled,
         )
+        self.gpu_nodes = copy.deepcopy(DEFAULT_GPU_NODES if gpu_nodes is None else gpu_nodes)
+        self.storage_classes = tuple(storage_classes)
         self.faults = FaultSet()
         self.server_errors: list[Obj] = []
         self.request_log: list[RequestRecord] = []
@@ -111,7 +139,30 @@ class SimulatedPlatform:
         self._threads: list[threading.Thread] = []
         self._stop_ticking = threading.Event()
         self._wake = False
+        self._writer: StateWriter | None = None
+        self.state_interval = state_interval
+        if saved is not None:
+            self._restore(saved)
         self._publish_application_definition()
+        if wanted.key > self.release.key:
+            self.upgrade(wanted.name)
+
+    def _saved_release(self, saved: Obj | None, wanted: Release) -> tuple[Release, str]:
+        """The release to start with: a saved platform keeps its own (it may have been
+        upgraded, and never goes back); a newer `wanted` one is an upgrade done at start."""
+        if saved is None:
+            return wanted, ""
+        try:
+            release = load_release(str(saved.get("release")))
+        except ValueError as error:
+            raise StateError(f"{self.state_path}: {error}") from error
+        if release.key <= wanted.key:
+            return release, ""
+        return release, (
+            f"The saved platform in {self.state_path} runs Cozystack {release.name} (it was "
+            f"upgraded); it cannot go back to {wanted.name}. Move the file away to start an "
+            "empty platform."
+        )
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -126,6 +177,11 @@ class SimulatedPlatform:
         )
         serve.start()
         self._threads.append(serve)
+        if self.state_path is not None and self._writer is None:
+            self._writer = StateWriter(
+                self.state_path, self.snapshot, self._state_marker, self.state_interval
+            )
+            self._writer.start()
         if not getattr(self.clock, "manual", False):
             ticker = threading.Thread(target=self._tick_forever, name="simulator-tick", daemon=True)
             ticker.start()
@@ -145,6 +201,9 @@ class SimulatedPlatform:
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
 
     def __enter__(self) -> SimulatedPlatform:
         return self.start() if self._server is None else self
@@ -261,11 +320,11 @@ class SimulatedPlatform:
         self.store.compact()
 
     def publish_schema(self, schema: Obj) -> None:
-        """Simulate a platform upgrade that changes the published chart schema."""
+        """Publish (and validate against) another schema with the same chart values, e.g. a
+        schema a release of the portal does not know; `upgrade` moves to a real release."""
         with self.controller.lock:
             self.schema, self.schema_text = schema, json.dumps(schema, indent=2)
             self.controller.schema = schema
-            self.controller.chart_values = chart_values(schema)
             self._publish_application_definition()
 
     def get_object(self, kind: str, namespace: str | None, name: str) -> Obj | None:
@@ -310,6 +369,137 @@ class SimulatedPlatform:
             {"method": method, "path": path, "message": repr(error), "traceback": trace}
         )
 
+    # --- releases ------------------------------------------------------------------------------
+
+    def upgrade(self, release: str) -> Obj:
+        """Upgrade the running platform to a newer Cozystack release, as the platform chart does:
+        the migrations rewrite live objects (`migrations.py`), the ApplicationDefinition then
+        publishes the new schema, and every HelmRelease renders again with the new chart."""
+        target = load_release(release)
+        with self.controller.lock:
+            current = self.release
+            if target.key <= current.key:
+                raise ValueError(
+                    f"the platform runs Cozystack {current.name}; it can only be upgraded to a "
+                    "newer release"
+                )
+            steps = migrations.between(current.dialect, target.dialect)
+            migrated: dict[str, list[str]] = {}
+            for step in (s for s in steps if s.before_schema):
+                migrated[str(step.number)] = self._migrate(step)
+            self._use_release(target)
+            for step in (s for s in steps if not s.before_schema):
+                migrated[str(step.number)] = self._migrate(step)
+        self._wake = True
+        self.after_write()
+        return {
+            "from": current.name,
+            "release": target.name,
+            "chartVersion": target.chart_version,
+            "migrated": migrated,
+        }
+
+    def _migrate(self, step: migrations.Migration) -> list[str]:
+        """One migration over every `Kubernetes` object, read and patched through the API."""
+        rtype = self.registry.lookup(KUBERNETES.kind)
+        patched = []
+        for raw in self.store.raw_items(rtype):
+            meta = raw["metadata"]
+            shown = self.store.get(rtype, meta["namespace"], meta["name"])
+            change = step.transform(shown.get("spec") or {})
+            if change is None:
+                continue
+            self.store.patch(rtype, meta["namespace"], meta["name"], _merge_with(change))
+            patched.append(f"{meta['namespace']}/{meta['name']}")
+        return patched
+
+    def _use_release(self, release: Release) -> None:
+        self.release = release
+        self.schema, self.schema_text = release.schema, release.schema_text
+        self.controller.set_release(release, self.schema)
+        if release.serves_options:
+            self.registry.add(OPTIONS)
+        self._publish_application_definition()
+
+    def set_tenant_etcd(self, namespace: str, has_etcd: bool = True) -> None:
+        """Give or take a tenant's etcd DataStore. Without one, v1.6 renders only the
+        `kubernetes-<name>-awaiting-etcd` ConfigMap and still reports Ready; v1.3 fails."""
+        self.controller.set_tenant_etcd(namespace, has_etcd)
+        self._wake = True
+        self.after_write()
+
+    def oidc_bindings(self, namespace: str, name: str) -> dict[str, str]:
+        """The ClusterRoleBindings the OIDC bootstrap Job made inside the tenant cluster
+        (email -> ClusterRole), as of its last run."""
+        with self.controller.lock:
+            state = self.controller.states.get((namespace, name))
+            return dict(state.oidc_bindings) if state else {}
+
+    # --- Option API (v1.6) ---------------------------------------------------------------------
+
+    def option(self, namespace: str, name: str) -> Obj:
+        """`core.cozystack.io/v1alpha1` Option `name`, computed on read like cozystack-api does."""
+        if name not in OPTION_SOURCES:
+            raise not_found(OPTIONS.qualified, OPTIONS.plural, name)
+        return {
+            "apiVersion": OPTIONS.api_version,
+            "kind": OPTIONS.kind,
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": "0"},
+            "spec": {"items": self._option_items(name)},
+        }
+
+    def _option_items(self, name: str) -> list[Obj]:
+        items: list[Obj]
+        if name == "instancetype":
+            items = [{"value": kind} for kind in self.controller.instance_types]
+        elif name == "storageclass":
+            items = [
+                {"value": klass, "label": f"{klass} (default)", "default": True}
+                if default
+                else {"value": klass}
+                for klass, default in self.storage_classes
+            ]
+        else:
+            items = [self._gpu_item(resource) for resource in self.release.gpu_names]
+        return sorted(items, key=lambda item: item["value"])
+
+    def _gpu_item(self, resource: str) -> Obj:
+        """Permitted GPU with what the nodes advertise: "N available on node-a, node-b"."""
+        nodes = sorted(node for node, gpus in self.gpu_nodes.items() if gpus.get(resource, 0) > 0)
+        total = sum(self.gpu_nodes[node][resource] for node in nodes)
+        if not total:
+            return {"value": resource, "description": "not currently available on any node"}
+        return {"value": resource, "description": f"{total} available on {', '.join(nodes)}"}
+
+    # --- saved state ---------------------------------------------------------------------------
+
+    def snapshot(self) -> Obj:
+        """Everything a restart needs, taken consistently (controller, then store)."""
+        with self.controller.lock, self.store.cond:
+            return {
+                "format": FORMAT,
+                "release": self.release.name,
+                "clock": self.clock.time(),
+                "store": self.store.dump(),
+                "controller": self.controller.snapshot(),
+            }
+
+    def save_state(self) -> bool:
+        """Write the state file now if anything changed (the writer also does it every
+        `state_interval` seconds and at stop)."""
+        return self._writer.save_if_changed() if self._writer is not None else False
+
+    def _state_marker(self) -> tuple[Any, ...]:
+        with self.controller.lock, self.store.cond:
+            controller = json.dumps(self.controller.snapshot(), sort_keys=True)
+            return self.release.name, self.store.resource_version, controller
+
+    def _restore(self, saved: Obj) -> None:
+        if isinstance(self.clock, ManualClock):
+            self.clock.set(float(saved.get("clock") or 0.0))
+        self.store.load(saved.get("store") or {})
+        self.controller.restore(saved.get("controller") or {})
+
     # --- internals -----------------------------------------------------------------------------
 
     def _present_kubernetes(self, obj: Obj) -> Obj:
@@ -322,33 +512,7 @@ class SimulatedPlatform:
         return shown
 
     def _publish_application_definition(self) -> None:
-        body = {
-            "metadata": {"name": "kubernetes"},
-            "spec": {
-                "application": {
-                    "kind": "Kubernetes",
-                    "plural": "kuberneteses",
-                    "singular": "kubernetes",
-                    "openAPISchema": self.schema_text,
-                },
-                "release": {
-                    "prefix": "kubernetes-",
-                    "labels": {"cozystack.io/ui": "true"},
-                    "chart": {
-                        "name": "kubernetes",
-                        "sourceRef": {
-                            "kind": "HelmRepository",
-                            "name": "cozystack-apps",
-                            "namespace": "cozy-public",
-                        },
-                    },
-                },
-                "secrets": {
-                    "exclude": [],
-                    "include": [{"resourceNames": ["kubernetes-{{ .name }}-admin-kubeconfig"]}],
-                },
-            },
-        }
+        body = self.release.application_definition_body(self.schema_text)
         self.store.apply(APPLICATION_DEFINITIONS, None, "kubernetes", body)
 
     # --- HTTP control endpoints (/_sim/...) ----------------------------------------------------
@@ -400,6 +564,25 @@ class SimulatedPlatform:
         if (method, action) == ("POST", "advance"):
             self.advance(float(data["seconds"]))
             return 200, {"time": self.clock.time()}
+        if (method, action) == ("GET", "release"):
+            return 200, {"release": self.release.name, "chartVersion": self.release.chart_version}
+        if (method, action) == ("POST", "upgrade"):
+            return 200, self.upgrade(str(data["release"]))
+        if (method, action) == ("POST", "etcd"):
+            self.set_tenant_etcd(str(data["namespace"]), bool(data.get("etcd", True)))
+            return 200, {"namespace": data["namespace"], "etcd": bool(data.get("etcd", True))}
+        if (method, action) == ("POST", "save"):
+            return 200, {"saved": self.save_state()}
         raise ApiError(
             404, f"unknown simulator control endpoint {method} /_sim/{action}", "NotFound"
         )
+
+
+def _merge_with(change: Obj) -> Callable[[Obj], Obj]:
+    """A store patch that merge-patches ``change`` into the current object."""
+
+    def apply(current: Obj) -> Obj:
+        merged: Obj = merge_patch(current, change)  # an object patched with an object
+        return merged
+
+    return apply

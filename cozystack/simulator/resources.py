@@ -53,6 +53,8 @@ class ResourceType:
     view_of: str | None = None
     present: Callable[[Obj], Obj] | None = None
     view_filter: Callable[[Obj], bool] | None = None
+    # Read verbs when not get/list/watch (a computed resource that cannot be watched).
+    verbs: tuple[str, ...] | None = None
 
     @property
     def key(self) -> str:
@@ -80,7 +82,7 @@ class ResourceType:
         return self.present(obj) if self.present else obj
 
     def discovery(self) -> Obj:
-        verbs = ["get", "list", "watch"]
+        verbs = list(self.verbs or ("get", "list", "watch"))
         if not self.read_only:
             verbs += ["create", "update", "patch", "delete", "deletecollection"]
         return {
@@ -209,16 +211,41 @@ SECRETS = ResourceType(
     generation=False,
     fields=("metadata.name", "metadata.namespace", "type"),
 )
+CONFIG_MAPS = ResourceType("", "v1", "configmaps", "ConfigMap", generation=False)
 EVENTS = ResourceType("", "v1", "events", "Event", generation=False, fields=EVENT_FIELDS)
+OPTION_SOURCES = ("gpu", "instancetype", "storageclass")
+# Computed on read from the platform's catalogues (never stored); served from v1.6 only.
+OPTIONS = ResourceType(
+    "core.cozystack.io",
+    "v1alpha1",
+    "options",
+    "Option",
+    read_only=True,
+    generation=False,
+    verbs=("get", "list"),
+)
 
 
 class Registry:
     """Lookup of served types by (group, version, plural) and by kind."""
 
     def __init__(self, types: list[ResourceType]) -> None:
-        self.types = types
-        self._by_path = {(t.group, t.version, t.plural): t for t in types}
-        self._by_key = {t.key: t for t in types}
+        self.types: list[ResourceType] = []
+        self._by_path: dict[tuple[str, str, str], ResourceType] = {}
+        self._by_key: dict[str, ResourceType] = {}
+        for rtype in types:
+            self.add(rtype)
+
+    def add(self, rtype: ResourceType) -> None:
+        """Serve one more type (a platform upgrade can add an API); adding twice is a no-op."""
+        if rtype.key in self._by_key:
+            return
+        self.types = [*self.types, rtype]
+        self._by_path[(rtype.group, rtype.version, rtype.plural)] = rtype
+        self._by_key[rtype.key] = rtype
+
+    def has(self, rtype: ResourceType) -> bool:
+        return rtype.key in self._by_key
 
     def find(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._by_path.get((group, version, plural))
@@ -254,6 +281,7 @@ def build_registry(present_kubernetes: Callable[[Obj], Obj]) -> Registry:
             MACHINE_DEPLOYMENTS,
             APPLICATION_DEFINITIONS,
             SECRETS,
+            CONFIG_MAPS,
             EVENTS,
         ]
     )

@@ -2,7 +2,8 @@
 
 The platform behaves in two steps that the portal must respect (PLATFORM.md a, gotcha 8): the
 API fills schema defaults into what GET returns, and Helm later validates the *user values merged
-over the chart's values.yaml*. Both are reproduced here so the simulator fails the same specs.
+over the chart's values.yaml* (each release's own, see `releases.py`). Both are reproduced here so
+the simulator fails the same specs.
 """
 
 from __future__ import annotations
@@ -14,132 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-VERSIONS = ("v1.35", "v1.34", "v1.33", "v1.32", "v1.31", "v1.30")
-PRESETS = ("nano", "micro", "small", "medium", "large", "xlarge", "2xlarge")
-QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
-    r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
-)
-# values.yaml of the chart at v1.3.6 ships this group; Helm merges it into every release.
-HIDDEN_MD0: dict[str, Any] = {
-    "minReplicas": 0,
-    "maxReplicas": 10,
-    "instanceType": "u1.medium",
-    "ephemeralStorage": "20Gi",
-    "resources": {},
-    "roles": ["ingress-nginx"],
-    "gpus": [],
-}
-ADDONS_WITH_ENABLE = ("certManager", "fluxcd", "gpuOperator", "monitoringAgents", "velero")
 
-
-def _quantity() -> dict[str, Any]:
-    return {
-        "anyOf": [{"type": "integer"}, {"type": "string"}],
-        "pattern": QUANTITY_PATTERN,
-        "x-kubernetes-int-or-string": True,
-    }
-
-
-def _obj(props: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": props, **extra}
-    if required:
-        schema["required"] = list(required)
-    return schema
-
-
-def _resources() -> dict[str, Any]:
-    return _obj({"cpu": _quantity(), "memory": _quantity()}, default={})
-
-
-def _component(preset: str) -> dict[str, Any]:
-    props = {
-        "resources": _resources(),
-        "resourcesPreset": {"type": "string", "default": preset, "enum": list(PRESETS)},
-    }
-    return _obj(props, ("resources", "resourcesPreset"), default={})
-
-
-def _override() -> dict[str, Any]:
-    return {"type": "object", "default": {}, "x-kubernetes-preserve-unknown-fields": True}
-
-
-def _addons() -> dict[str, Any]:
-    addons: dict[str, Any] = {}
-    for name in ADDONS_WITH_ENABLE:
-        props = {"enabled": {"type": "boolean", "default": False}, "valuesOverride": _override()}
-        addons[name] = _obj(props, ("enabled", "valuesOverride"), default={})
-    for name in ("cilium", "coredns", "verticalPodAutoscaler"):
-        addons[name] = _obj({"valuesOverride": _override()}, ("valuesOverride",), default={})
-    addons["gatewayAPI"] = _obj(
-        {"enabled": {"type": "boolean", "default": False}}, ("enabled",), default={}
-    )
-    ingress = {
-        "enabled": {"type": "boolean", "default": False},
-        "exposeMethod": {
-            "type": "string",
-            "default": "Proxied",
-            "enum": ["Proxied", "LoadBalancer"],
-        },
-        "hosts": {"type": "array", "default": [], "items": {"type": "string"}},
-        "valuesOverride": _override(),
-    }
-    addons["ingressNginx"] = _obj(
-        ingress, ("enabled", "exposeMethod", "valuesOverride"), default={}
-    )
-    return _obj(addons, tuple(sorted(addons)), default={})
-
-
-def builtin_schema() -> dict[str, Any]:
-    """A compact equivalent of the upstream schema, used when no schema file is given."""
-    group = _obj(
-        {
-            "minReplicas": {"type": "integer", "default": 0},
-            "maxReplicas": {"type": "integer", "default": 10},
-            "instanceType": {"type": "string", "default": "u1.medium"},
-            "ephemeralStorage": {**_quantity(), "default": "20Gi"},
-            "resources": _obj({"cpu": _quantity(), "memory": _quantity()}),
-            "roles": {"type": "array", "items": {"type": "string"}},
-            "gpus": {
-                "type": "array",
-                "items": _obj({"name": {"type": "string"}}, ("name",)),
-            },
-        },
-        ("ephemeralStorage", "instanceType", "maxReplicas", "minReplicas", "resources"),
-    )
-    control_plane = _obj(
-        {
-            "replicas": {"type": "integer", "default": 2},
-            "apiServer": _component("large"),
-            "controllerManager": _component("micro"),
-            "scheduler": _component("micro"),
-            "konnectivity": _obj({"server": _component("micro")}, ("server",), default={}),
-        },
-        ("apiServer", "controllerManager", "konnectivity", "replicas", "scheduler"),
-        default={},
-    )
-    return _obj(
-        {
-            "version": {"type": "string", "default": "v1.35", "enum": list(VERSIONS)},
-            "storageClass": {"type": "string", "default": "replicated"},
-            "host": {"type": "string", "default": ""},
-            "nodeGroups": {
-                "type": "object",
-                "default": {"md0": copy.deepcopy(HIDDEN_MD0)},
-                "additionalProperties": group,
-            },
-            "addons": _addons(),
-            "controlPlane": control_plane,
-        },
-        title="Chart Values",
-    )
-
-
-def load_schema(path: str | Path | None) -> tuple[dict[str, Any], str]:
+def load_schema(path: str | Path) -> tuple[dict[str, Any], str]:
     """Return the schema and its JSON text (published verbatim in the ApplicationDefinition)."""
-    if path is None:
-        schema = builtin_schema()
-        return schema, json.dumps(schema, indent=2)
     text = Path(path).read_text(encoding="utf-8")
     return json.loads(text), text
 
@@ -179,13 +57,6 @@ def prune_nulls(value: Any) -> Any:
     if isinstance(value, list):
         return [prune_nulls(item) for item in value]
     return value
-
-
-def chart_values(schema: dict[str, Any]) -> dict[str, Any]:
-    """The chart's values.yaml: every default, including the hidden `md0` group (gotcha 1)."""
-    values = _apply_object_defaults(schema, {})
-    values.setdefault("nodeGroups", {"md0": copy.deepcopy(HIDDEN_MD0)})
-    return values
 
 
 def coalesce(user: Any, chart: Any) -> Any:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .errors import ApiError, status_body, success_body
 from .patch import PatchError, json_patch, merge_patch
-from .resources import ResourceType
+from .resources import OPTION_SOURCES, OPTIONS, ResourceType
 from .selectors import parse_field_selector, parse_label_selector
 from .store import Selection
 
@@ -244,10 +244,32 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, discovery)
             return
         route = self._route()
-        if route.name is None:
+        if route.rtype.key == OPTIONS.key:
+            self._options(method, route)
+        elif route.name is None:
             self._collection(method, route, raw)
         else:
             self._member(method, route, route.name, raw)
+
+    def _options(self, method: str, route: Route) -> None:
+        """The Option API: computed on every read, get and list only (as cozystack-api)."""
+        if method != "GET" or route.watch:
+            verb = "watch" if route.watch else method
+            raise ApiError(405, f"{verb} is not supported on options", "MethodNotAllowed")
+        namespace = route.namespace or ""
+        if route.name is not None:
+            self._send_json(200, self.platform.option(namespace, route.name))
+            return
+        items = [self.platform.option(namespace, name) for name in OPTION_SOURCES]
+        self._send_json(
+            200,
+            {
+                "apiVersion": OPTIONS.api_version,
+                "kind": "OptionList",
+                "metadata": {"resourceVersion": "0"},
+                "items": items,
+            },
+        )
 
     def _discovery(self) -> Obj | None:
         path = self._path

@@ -148,6 +148,26 @@ class Store:
             self.closed = True
             self.cond.notify_all()
 
+    def dump(self) -> Obj:
+        """Every object and the resourceVersion counter, for a restart (`load`)."""
+        with self.cond:
+            return {
+                "resourceVersion": self._rv,
+                "objects": [[list(key), obj] for key, obj in sorted(self._objects.items())],
+                "held": sorted(list(key) for key in self._held),
+            }
+
+    def load(self, data: Obj) -> None:
+        """Start from a dump: same objects and resourceVersions, no watch history (a watcher
+        resuming from an older resourceVersion relists after a 410)."""
+        with self.cond:
+            self._objects = {tuple(key): obj for key, obj in data.get("objects") or []}
+            self._held = {tuple(key) for key in data.get("held") or []}
+            self._rv = max(self._rv, int(data.get("resourceVersion") or 0))
+            self._history.clear()
+            self._floor = self._rv
+            self.cond.notify_all()
+
     def _key(self, rtype: ResourceType, namespace: str | None, name: str) -> Key:
         # Routing refuses a namespaced object without a namespace, so `or ""` never applies there.
         return (rtype.backing_key, (namespace or "") if rtype.namespaced else "", name)

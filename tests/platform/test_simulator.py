@@ -1,6 +1,6 @@
 """The simulated management cluster, driven through the real `kubernetes` client over HTTP.
 
-These tests pin the platform behaviour the portal relies on (PLATFORM.md): asynchronous
+These tests pin the v1.3.6 platform behaviour the portal relies on (PLATFORM.md): asynchronous
 validation, defaults on GET, the hidden md0 group, replicas starting at 2, watch resume and 410,
 terminating deletes, Kamaji's upgrade rules, and the faults used to test resilience.
 """
@@ -13,8 +13,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +22,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from cozystack.simulator import Fault, SimulatedPlatform
-from tests.fixtures.simulator import UPSTREAM_SCHEMA
+from tests.fixtures.simulator import release_schema
 
 NS = "tenant-acme"
 APPS = ("apps.cozystack.io", "v1alpha1")
@@ -33,20 +31,10 @@ TENANT_SECRETS = ("core.cozystack.io", "v1alpha1")
 
 
 @pytest.fixture
-def api(simulated_platform: SimulatedPlatform) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(config_file=str(simulated_platform.kubeconfig_path))
-    yield api_client
-    api_client.close()
-
-
-@pytest.fixture
-def custom(api: client.ApiClient) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api)
-
-
-@pytest.fixture
-def core(api: client.ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(api)
+def simulated_platform(simulated_platform_factory) -> SimulatedPlatform:
+    """These tests pin v1.3.6 behaviour (hidden md0, two machines at start, ephemeralStorage);
+    `test_simulator_releases.py` covers v1.6.2."""
+    return simulated_platform_factory(release="1.3.6")
 
 
 def group_spec(**overrides: Any) -> dict[str, Any]:
@@ -262,7 +250,8 @@ def test_application_definition_publishes_the_running_schema(simulated_platform,
     )
     application = appdef["spec"]["application"]
     assert (application["kind"], application["plural"]) == ("Kubernetes", "kuberneteses")
-    assert json.loads(application["openAPISchema"]) == json.loads(Path(UPSTREAM_SCHEMA).read_text())
+    published = json.loads(application["openAPISchema"])
+    assert published == json.loads(release_schema("1.3.6").read_text())
     assert appdef["spec"]["release"]["prefix"] == "kubernetes-"
     include = appdef["spec"]["secrets"]["include"]
     assert include == [{"resourceNames": ["kubernetes-{{ .name }}-admin-kubeconfig"]}]
@@ -801,7 +790,7 @@ def test_discovery_and_version_answer(simulated_platform, api):
 
 def test_real_clock_platform_moves_on_its_own(simulated_platform_factory):
     platform = simulated_platform_factory(
-        clock=None, ready_after=0.2, node_ready_after=0.1, settle_after=0.1
+        release="1.3.6", clock=None, ready_after=0.2, node_ready_after=0.1, settle_after=0.1
     )
     api_client = config.new_client_from_config(config_file=str(platform.kubeconfig_path))
     try:

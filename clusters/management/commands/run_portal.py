@@ -6,6 +6,10 @@ process; the simulated management cluster runs beside it as a child process over
 With DATABASE_URL or REDIS_URL set, each role runs as its own process instead. Without an
 explicit KUBECONFIG the simulator is started and used; with one, the portal talks to that
 management cluster. Ctrl-C stops everything this command started.
+
+The simulator runs the Cozystack release `--platform-release` (SIMULATOR_RELEASE, default
+`DEFAULT_RELEASE`) and keeps its objects in `var/simulator.json` (SIMULATOR_STATE), so a restart
+finds every cluster where it was. `manage.py simulate_platform --upgrade 1.6.2` upgrades it live.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from cozystack.simulator import DEFAULT_RELEASE, RELEASES
+
 ROOT = Path(settings.BASE_DIR)
 
 
@@ -35,6 +41,13 @@ class Command(BaseCommand):
         parser.add_argument("--ready-after", type=float,
                             default=float(os.environ.get("SIMULATOR_READY_AFTER", 20)),
                             help="seconds the simulated control plane takes to become ready")
+        parser.add_argument("--platform-release", choices=RELEASES,
+                            default=os.environ.get("SIMULATOR_RELEASE") or DEFAULT_RELEASE,
+                            help="Cozystack release the simulated platform runs")
+        parser.add_argument("--platform-state",
+                            default=os.environ.get("SIMULATOR_STATE")
+                            or str(Path(settings.VAR_DIR) / "simulator.json"),
+                            help="file keeping the simulated platform across restarts")
 
     def handle(self, *args, **options) -> None:
         self.children: list[subprocess.Popen] = []
@@ -71,7 +84,8 @@ class Command(BaseCommand):
         self._spawn([sys.executable, "manage.py", "simulate_platform", "--host", "127.0.0.1",
                      "--port", str(options["platform_port"]), "--token", token,
                      "--ready-after", str(options["ready_after"]),
-                     "--schema", str(ROOT / "cozystack/data/kubernetes.values.schema.json"),
+                     "--release", options["platform_release"],
+                     "--state", options["platform_state"],
                      "--kubeconfig-out", str(kubeconfig)], env)
         deadline = time.monotonic() + 30
         while not kubeconfig.exists():

@@ -18,6 +18,7 @@ from clusters.platform import catalog
 from clusters.platform.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
 from portal.caching import CachedRows
 from portal.models import Tenant
+from portal.validators import validate_visible_text
 
 CLUSTER_NAME_MAX = 42
 GROUP_NAME_MAX = 39  # and len(cluster) + len(group) <= 39: checked by the platform rules
@@ -363,7 +364,7 @@ class Offering(CachedRows):
         _("end of life"), null=True, blank=True,
         help_text=_("Versions only: from this date tenants see a warning and an upgrade "
                     "suggestion."))
-    note = models.CharField(max_length=300, blank=True)
+    note = models.CharField(max_length=300, blank=True, validators=[validate_visible_text])
 
     class Meta:
         ordering = ["kind", "name"]

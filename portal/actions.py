@@ -22,6 +22,7 @@ from portal.audit import Actor, diff, record
 from portal.models import Invitation, Membership, Tenant
 from portal.permissions import Perm, Role, assignable_roles
 from portal.tenancy import TenantContext
+from portal.validators import check_visible_text, clean_text_fields
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -166,6 +167,7 @@ def do_accept_invitation(actor: Actor, token: str) -> Membership:
 def do_update_profile(actor: Actor, *, first_name: str, last_name: str) -> None:
     """Change the actor's own name; audited without a tenant (it belongs to the person)."""
     _check_writable(actor)
+    check_visible_text(first_name=first_name, last_name=last_name)
     user = actor.user
     with transaction.atomic():
         before = {"first_name": user.first_name, "last_name": user.last_name}
@@ -267,6 +269,7 @@ def do_suspend_tenant(actor: Actor, tenant: Tenant, *, reason: str) -> Tenant:
         before = {"suspended": tenant.is_suspended, "reason": tenant.suspension_reason}
         tenant.suspended_at = tenant.suspended_at or timezone.now()
         tenant.suspension_reason = reason[:300]
+        clean_text_fields(tenant, ["suspension_reason"])
         tenant.save(update_fields=["suspended_at", "suspension_reason"])
         record(actor, "tenant.suspend", tenant, tenant=tenant,
                changes=diff(before, {"suspended": True, "reason": tenant.suspension_reason}))

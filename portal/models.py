@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.caching import CachedRows
 from portal.permissions import Role
+from portal.validators import validate_visible_text
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -40,10 +41,12 @@ class Tenant(models.Model):
         validators=[slug_validator, MaxLengthValidator(TENANT_SLUG_MAX)],
         help_text=_("Used in URLs and the platform namespace tenant-<slug>. Cannot change."),
     )
-    name = models.CharField(_("display name"), max_length=100)
+    name = models.CharField(_("display name"), max_length=100,
+                            validators=[validate_visible_text])
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     suspended_at = models.DateTimeField(null=True, blank=True)
-    suspension_reason = models.CharField(max_length=300, blank=True)
+    suspension_reason = models.CharField(max_length=300, blank=True,
+                                         validators=[validate_visible_text])
     quota_clusters = models.PositiveIntegerField(null=True, blank=True)
     quota_vcpu = models.PositiveIntegerField(null=True, blank=True)
     quota_memory_gib = models.PositiveIntegerField(null=True, blank=True)
@@ -215,7 +218,8 @@ class Announcement(CachedRows):
         WARNING = "warning", _("Warning")
         DANGER = "danger", _("Incident")
 
-    message = models.CharField(_("message"), max_length=500)
+    message = models.CharField(_("message"), max_length=500,
+                               validators=[validate_visible_text])
     level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
     starts_at = models.DateTimeField(default=timezone.now)
     ends_at = models.DateTimeField(null=True, blank=True)
@@ -304,7 +308,7 @@ class ApiToken(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                              related_name="api_tokens")
-    name = models.CharField(_("name"), max_length=100)
+    name = models.CharField(_("name"), max_length=100, validators=[validate_visible_text])
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     prefix = models.CharField(max_length=12, editable=False,
                               help_text=_("The first characters, to recognise the token."))

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters import broadcast, observe, progress
+from clusters.hosts import check_api_host, host_in_use
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation, addons_to_json
 from clusters.offerings import check_offered
 from clusters.platform import catalog
@@ -54,6 +55,8 @@ def check_spec(ctx: TenantContext, spec: ClusterSpec, *, previous: ClusterSpec |
     errors = validate_manifest(spec, platform_schema(), creating=previous is None,
                                previous=previous)
     errors += check_offered(spec, previous)
+    if previous is None:  # the host is chosen at creation and never changes
+        errors += check_api_host(ctx.tenant, spec, cluster_id=cluster_id)
     return errors + check_quota(ctx.tenant, spec, cluster_id=cluster_id)
 
 
@@ -185,9 +188,17 @@ def do_create_cluster(actor: Actor, ctx: TenantContext, spec: ClusterSpec, *,
             record(actor, "cluster.create", cluster, tenant=ctx.tenant,
                    changes={"spec": [None, spec_to_json(spec)]})
     except IntegrityError:
-        raise ValidationError({"name": _("A cluster with this name already exists.")},
-                              code="duplicate") from None
+        raise _lost_race(ctx, spec) from None
     return cluster
+
+
+def _lost_race(ctx: TenantContext, spec: ClusterSpec) -> ValidationError:
+    """Which unique rule a concurrent creation took first: the API host (across tenants) or the
+    name (in the tenant). Both checks passed before the insert, so the other one committed."""
+    if spec.host and Cluster.objects.live().filter(host=spec.host).exists():
+        return errors_to_validation_error([host_in_use(spec.host)])
+    return ValidationError({"name": _("A cluster with this name already exists.")},
+                           code="duplicate")
 
 
 def _change(actor: Actor, ctx: TenantContext, name: str, kind: str,

@@ -96,6 +96,10 @@ class Cluster(models.Model):
             models.UniqueConstraint(fields=["tenant", "name"],
                                     condition=models.Q(deleted_at__isnull=True),
                                     name="cluster_name_unique_per_tenant"),
+            # The platform routes API traffic by host name, across every tenant.
+            models.UniqueConstraint(
+                fields=["host"], condition=models.Q(deleted_at__isnull=True) & ~models.Q(host=""),
+                name="cluster_host_unique_live"),
         ]
         indexes = [models.Index(fields=["tenant", "deleted_at"])]
 

@@ -22,7 +22,8 @@ def _check(env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
 
 def test_deploy_check_is_clean_with_production_settings(tmp_path):
     result = _check({"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(64),
-                     "ALLOWED_HOSTS": "portal.example.ch", "PORTAL_VAR_DIR": str(tmp_path)})
+                     "ALLOWED_HOSTS": "portal.example.ch", "PLATFORM_ROOT_HOST": "example.ch",
+                     "PORTAL_VAR_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 

@@ -6,6 +6,7 @@ import signal
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from clusters.platform.simulator import SimulatedPlatform
@@ -41,6 +42,7 @@ class Command(BaseCommand):
             settle_after=options["settle_after"],
             delete_after=options["delete_after"],
             upgrade_after=options["upgrade_after"],
+            root_host=settings.PLATFORM_ROOT_HOST or "example.org",
         ).start()
         if options["kubeconfig_out"]:
             path = platform.kubeconfig(options["kubeconfig_out"])

@@ -68,6 +68,11 @@ class AcceptInvitationForm(forms.Form):
                             widget=forms.TextInput(attrs={"autocomplete": "off"}))
 
 
+class MfaEnrolmentForm(forms.Form):
+    token = forms.CharField(label=_("Enrolment code"), max_length=200,
+                            widget=forms.TextInput(attrs={"autocomplete": "off"}))
+
+
 class ProfileForm(forms.Form):
     first_name = forms.CharField(label=_("First name"), max_length=150, required=False,
                                  validators=[validate_visible_text])

@@ -5,6 +5,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 logger = logging.getLogger("portal.request")
@@ -34,3 +35,20 @@ class RequestContextMiddleware:
                 },
             )
         return response
+
+
+class ImpersonationStandingMiddleware:
+    """Every request of a staff impersonation session re-checks the staff member's standing
+    (``portal.staff.check_impersonation``): losing it, by being made non-staff, deactivated or
+    by removing the authenticator the session passed, ends the read-only view at once."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        # Without a session cookie there is no impersonation, and no reason to load a session.
+        if settings.SESSION_COOKIE_NAME in request.COOKIES:
+            from portal.staff import check_impersonation
+
+            check_impersonation(request)
+        return self.get_response(request)

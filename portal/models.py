@@ -158,6 +158,56 @@ class Invitation(models.Model):
         return "pending"
 
 
+class MfaEnrolmentLinkQuerySet(models.QuerySet["MfaEnrolmentLink"]):
+    def usable(self) -> MfaEnrolmentLinkQuerySet:
+        return self.filter(used_at__isnull=True, expires_at__gt=timezone.now())
+
+
+class MfaEnrolmentLink(models.Model):
+    """A one-time link with which a staff member sets up their first authenticator app, sent to
+    the account's verified address (``portal.mfa``). Only the token's hash is stored; the token
+    travels in the email, in the link's fragment, which browsers never send to a server."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="+")
+    email = models.EmailField(_("email"))
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                  null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MfaEnrolmentLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    @classmethod
+    def new_token(cls) -> tuple[str, str]:
+        token = secrets.token_urlsafe(32)
+        return token, _hash_token(token)
+
+    @classmethod
+    def hash_token(cls, token: str) -> str:
+        return _hash_token(token)
+
+    @classmethod
+    def default_expiry(cls):
+        return timezone.now() + timedelta(hours=settings.MFA_ENROLMENT_LINK_TTL_HOURS)
+
+    @property
+    def state(self) -> str:
+        if self.used_at:
+            return "used"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "usable"
+
+
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
     def update(self, **kwargs):  # type: ignore[override]
         raise PermissionError("audit entries are append-only")

@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "portal.middleware.ImpersonationStandingMiddleware",
     "portal.middleware.RequestContextMiddleware",
 ]
 
@@ -308,6 +309,8 @@ TENANT_DEFAULT_QUOTA = {
     "gpus": env_int("TENANT_QUOTA_GPUS", 4, minimum=0),
 }
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72, minimum=1)
+# How long a link to set up a staff member's first authenticator app stays usable (portal.mfa).
+MFA_ENROLMENT_LINK_TTL_HOURS = env_int("MFA_ENROLMENT_LINK_TTL_HOURS", 24, minimum=1)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {

@@ -124,3 +124,26 @@ def secret_key(*, debug: bool, key_file: Path) -> str:
     key_file.write_text(value)
     key_file.chmod(0o600)
     return value
+
+
+CONSOLE_EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+SMTP_EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+
+def email_backend(*, debug: bool) -> str:
+    """The email backend: ``EMAIL_BACKEND`` when given, else the console in development and SMTP
+    through ``EMAIL_HOST`` in production.
+
+    With DEBUG off the console is never chosen by default: it would write sign-up codes,
+    password-reset codes and invitation links to the web log.
+    """
+    explicit = os.environ.get("EMAIL_BACKEND", "").strip()
+    if explicit:
+        return explicit
+    if debug:
+        return CONSOLE_EMAIL_BACKEND
+    if os.environ.get("EMAIL_HOST", "").strip():
+        return SMTP_EMAIL_BACKEND
+    raise ImproperEnvironment(
+        "EMAIL_HOST is required when DEBUG is off (or set EMAIL_BACKEND explicitly): "
+        "without it, emails with sign-in codes and invitation links would be printed to the log")

@@ -311,13 +311,20 @@ TENANT_DEFAULT_QUOTA = {
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72, minimum=1)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+# uvicorn's own loggers (its access log included) go through the same redacting JSON handler,
+# with query strings cut off; this replaces the handlers uvicorn installs before Django starts.
+# Their levels stay uvicorn's (--log-level).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "portal.logging.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "filters": {"drop_query_strings": {"()": "portal.logging.DropQueryStrings"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
+                             "filters": ["drop_query_strings"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        "uvicorn": {"handlers": ["console"], "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "propagate": False},
         "django.db.backends": {"level": "INFO"},
         "kubernetes": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},

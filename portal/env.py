@@ -6,6 +6,7 @@ error at start-up rather than a surprise at run time.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -54,6 +55,19 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if raw is None:
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[str]:
+    """A comma-separated list of IP addresses and networks (``10.0.0.5, 10.8.0.0/16``)."""
+    networks = []
+    for item in env_list(name):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as exc:
+            raise ImproperEnvironment(
+                f"{name} must list IP addresses or networks (e.g. 10.0.0.5,10.8.0.0/16), "
+                f"got {item!r}") from exc
+    return networks
 
 
 def parse_database_url(url: str, *, base_dir: Path, conn_max_age: int = 0,

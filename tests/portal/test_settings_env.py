@@ -17,6 +17,7 @@ from portal.env import (
     env_bool,
     env_int,
     env_list,
+    env_networks,
     env_str,
     parse_database_url,
     secret_key,
@@ -79,6 +80,22 @@ def test_lists_are_split_on_commas_and_trimmed(monkeypatch):
 def test_strings_default_when_unset(monkeypatch):
     monkeypatch.delenv("SITE_URL", raising=False)
     assert env_str("SITE_URL", "http://127.0.0.1:8000") == "http://127.0.0.1:8000"
+
+
+def test_networks_are_read_as_addresses_and_cidrs(monkeypatch):
+    monkeypatch.setenv("TRUSTED_PROXIES", " 10.0.0.5, 10.8.0.0/16 ,2001:db8::/32,10.9.0.1/16")
+    assert env_networks("TRUSTED_PROXIES") == [
+        "10.0.0.5/32", "10.8.0.0/16", "2001:db8::/32", "10.9.0.0/16"]
+    monkeypatch.delenv("TRUSTED_PROXIES")
+    assert env_networks("TRUSTED_PROXIES") == []
+
+
+@pytest.mark.parametrize("raw", ["*", "proxy.internal", "10.0.0.0/33", "1", "10.0.0.5:80"])
+def test_a_bad_network_names_the_variable(monkeypatch, raw):
+    monkeypatch.setenv("TRUSTED_PROXIES", f"10.0.0.1,{raw}")
+    with pytest.raises(ImproperEnvironment,
+                       match=rf"^TRUSTED_PROXIES must list IP addresses or networks .*{raw!r}"):
+        env_networks("TRUSTED_PROXIES")
 
 
 # -- EMAIL_BACKEND -----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The portal under a real uvicorn, started the way `run_portal` starts the web role: no log
-line carries a query string (tokens and codes travel in them)."""
+line carries a query string (tokens and codes travel in them), and the client's address comes
+from TRUSTED_PROXIES."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def served(tmp_path_factory) -> Iterator[Served]:
     log = tmp_path_factory.mktemp("uvicorn") / "web.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update({"DJANGO_SETTINGS_MODULE": "portal.settings_test", "PYTHONUNBUFFERED": "1",
-                "LOG_LEVEL": "INFO"})
+                "LOG_LEVEL": "INFO", "TRUSTED_PROXIES": "127.0.0.1"})
     with log.open("w") as out:
         # A refused WebSocket keeps a task in uvicorn until it is cancelled: stop within 1 s.
         command = [*web_command("127.0.0.1", port), "--timeout-graceful-shutdown", "1"]
@@ -90,3 +91,10 @@ def test_no_query_string_reaches_the_log(served):
     text = served.log.read_text()
     assert not [secret for secret in SECRETS if secret in text], text
 
+
+def test_uvicorn_names_the_client_behind_a_trusted_proxy(served):
+    assert _get(served, "/api/v1/me/?from=proxy", "192.0.2.1, 198.51.100.23") == 401
+
+    access = eventually(lambda: served.record("uvicorn.access", "198.51.100.23"))
+
+    assert access["event"].startswith("198.51.100.23:0 - ")

@@ -173,6 +173,8 @@ ACCOUNT_CHANGE_EMAIL = True
 ACCOUNT_REAUTHENTICATION_TIMEOUT = 15 * 60
 ACCOUNT_RATE_LIMITS = {
     "login": "30/m/ip",
+    # "key" is the account *and* the client's address (portal.account_adapter): failures from
+    # one address lock that address out of the account, not the owner signing in elsewhere.
     "login_failed": "10/m/ip,5/5m/key",
     "signup": "20/m/ip",
     "reset_password": "20/m/ip,5/m/key",

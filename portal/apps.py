@@ -10,7 +10,7 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self) -> None:
-        from portal import account_audit
+        from portal import account_audit, checks  # noqa: F401 (checks register on import)
 
         account_audit.connect()
 

@@ -7,10 +7,10 @@ with a problem-details 404 rather than an HTML page.
 from __future__ import annotations
 
 from django.urls import include, path, re_path, register_converter
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from billing.api.views import EstimateView
-from portal.api import views
+from portal.api import docs, views
 from portal.api.converters import ObjectIdConverter
 
 register_converter(ObjectIdConverter, "apiid")
@@ -41,7 +41,7 @@ v1 = [
 urlpatterns = [
     path("v1/", include(v1)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("docs/", docs.swagger_ui, name="docs"),
+    path("redoc/", docs.redoc, name="redoc"),
     re_path(r"^", views.api_not_found),
 ]

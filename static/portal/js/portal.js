@@ -11,4 +11,27 @@
     }
   }
   document.addEventListener("DOMContentLoaded", fillInvitationCode);
+
+  // Small behaviours declared by data attributes (the Content-Security-Policy allows no inline
+  // event handlers). Delegated from the document, so content swapped in by htmx has them too.
+  // data-submit-on-change: a select that submits its form as soon as a choice is made.
+  document.addEventListener("change", function (e) {
+    var field = e.target;
+    if (field.hasAttribute && field.hasAttribute("data-submit-on-change") && field.form) {
+      field.form.requestSubmit();
+    }
+  });
+  // data-select-on-click: a read-only field whose whole content is selected for copying.
+  document.addEventListener("click", function (e) {
+    if (e.target.hasAttribute && e.target.hasAttribute("data-select-on-click")) {
+      e.target.select();
+    }
+  });
+  // data-confirm on a form: the question to answer before it is sent.
+  document.addEventListener("submit", function (e) {
+    var question = e.target.getAttribute && e.target.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      e.preventDefault();
+    }
+  });
 })();

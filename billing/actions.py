@@ -39,6 +39,7 @@ from portal import events
 from portal.audit import Actor, diff, record
 from portal.permissions import Perm
 from portal.tenancy import TenantContext
+from portal.validators import check_visible_text
 
 logger = logging.getLogger("billing.actions")
 
@@ -208,6 +209,7 @@ def do_void_invoice(actor: Actor, invoice_id: int, *, reason: str, reissue: bool
     _check_staff(actor)
     if not (reason or "").strip():
         raise ValidationError({"reason": _("Say why the invoice is voided.")})
+    check_visible_text(reason=reason)
     with transaction.atomic():
         try:
             note, created = invoicing.credit(invoice_id, reason=reason.strip(), now=now)

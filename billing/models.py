@@ -31,6 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from portal.models import Tenant
+from portal.validators import validate_visible_text
 
 CURRENCY = "CHF"
 
@@ -65,7 +66,8 @@ class Sku(models.Model):
     code = models.CharField(_("code"), max_length=100, unique=True)
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
     unit = models.CharField(_("unit"), max_length=16, choices=Unit.choices)
-    description = models.CharField(_("description"), max_length=200, blank=True)
+    description = models.CharField(_("description"), max_length=200, blank=True,
+                                   validators=[validate_visible_text])
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -102,7 +104,8 @@ class Price(models.Model):
     per_hour = models.DecimalField(_("CHF per hour"), max_digits=14, decimal_places=6,
                                    validators=[MinValueValidator(Decimal(0))])
     effective_from = models.DateTimeField(_("effective from"))
-    note = models.CharField(_("note"), max_length=200, blank=True)
+    note = models.CharField(_("note"), max_length=200, blank=True,
+                            validators=[validate_visible_text])
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
                                    null=True, blank=True, related_name="+", editable=False)
@@ -148,7 +151,8 @@ class VatRate(models.Model):
     rate = models.DecimalField(_("rate"), max_digits=6, decimal_places=4,
                                help_text=_("As a fraction: 0.0810 for 8.1 %."))
     effective_from = models.DateField(_("effective from"), unique=True)
-    note = models.CharField(_("note"), max_length=200, blank=True)
+    note = models.CharField(_("note"), max_length=200, blank=True,
+                            validators=[validate_visible_text])
 
     class Meta:
         ordering = ["-effective_from"]
@@ -313,7 +317,8 @@ class Invoice(models.Model):
     number = models.CharField(_("number"), max_length=32, unique=True, null=True, blank=True)
     credits = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True,
                                 related_name="credit_notes")
-    reason = models.CharField(_("reason"), max_length=300, blank=True)
+    reason = models.CharField(_("reason"), max_length=300, blank=True,
+                              validators=[validate_visible_text])
     currency = models.CharField(max_length=3, default=CURRENCY, editable=False)
     tenant_name = models.CharField(max_length=100, blank=True)
     subtotal = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 
 from clusters import events, observe, operations, plans
 from clusters.desired import write_desired_rows
+from clusters.hosts import check_api_host, host_in_use
 from clusters.models import Cluster, Operation
 from clusters.offerings import check_offered
 from clusters.quotas import check_quota
@@ -52,6 +53,8 @@ def check_spec(ctx: TenantContext, spec: ClusterSpec, *, previous: ClusterSpec |
     errors = validate_manifest(spec, platform_schema(), creating=previous is None,
                                previous=previous)
     errors += check_offered(spec, previous)
+    if previous is None:  # the host is chosen at creation and never changes
+        errors += check_api_host(ctx.tenant, spec, cluster_id=cluster_id)
     return errors + check_quota(ctx.tenant, spec, cluster_id=cluster_id)
 
 
@@ -136,8 +139,16 @@ def do_create_cluster(actor: Actor, ctx: TenantContext, spec: ClusterSpec, *,
             record(actor, "cluster.create", cluster, tenant=ctx.tenant,
                    changes={"spec": [None, spec_to_json(spec)]})
     except IntegrityError:
-        raise errors_to_validation_error([_name_taken()]) from None
+        raise _lost_race(spec) from None
     return cluster
+
+
+def _lost_race(spec: ClusterSpec) -> ValidationError:
+    """Which unique rule a concurrent creation took first: the API host (across tenants) or the
+    name (in the tenant). Both checks passed before the insert, so the other one committed."""
+    if spec.host and Cluster.objects.live().filter(host=spec.host).exists():
+        return errors_to_validation_error([host_in_use(spec.host)])
+    return errors_to_validation_error([_name_taken()])
 
 
 def _name_taken() -> FieldError:

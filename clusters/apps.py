@@ -15,7 +15,8 @@ class ClustersConfig(AppConfig):
     name = "clusters"
 
     def ready(self) -> None:
-        from clusters import events, offerings  # start-up order: apps are ready only now
+        # Start-up order: apps are ready only now; checks register the system checks on import.
+        from clusters import checks, events, offerings  # noqa: F401
 
         events.subscribe(events.OfferingsChanged, offerings.forget_offerings,
                          moment="in_transaction")

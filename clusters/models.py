@@ -19,6 +19,7 @@ from cozystack import catalog
 from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
 from portal.caching import CachedRows
 from portal.models import Tenant
+from portal.validators import validate_visible_text
 
 CLUSTER_NAME_MAX = 42
 GROUP_NAME_MAX = 39  # and len(cluster) + len(group) <= 39: checked by the platform rules
@@ -96,6 +97,10 @@ class Cluster(models.Model):
             models.UniqueConstraint(fields=["tenant", "name"],
                                     condition=models.Q(deleted_at__isnull=True),
                                     name="cluster_name_unique_per_tenant"),
+            # The platform routes API traffic by host name, across every tenant.
+            models.UniqueConstraint(
+                fields=["host"], condition=models.Q(deleted_at__isnull=True) & ~models.Q(host=""),
+                name="cluster_host_unique_live"),
         ]
         indexes = [models.Index(fields=["tenant", "deleted_at"])]
 
@@ -368,7 +373,7 @@ class Offering(CachedRows):
         _("end of life"), null=True, blank=True,
         help_text=_("Versions only: from this date tenants see a warning and an upgrade "
                     "suggestion."))
-    note = models.CharField(max_length=300, blank=True)
+    note = models.CharField(max_length=300, blank=True, validators=[validate_visible_text])
 
     class Meta:
         ordering = ["kind", "name"]

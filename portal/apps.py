@@ -11,8 +11,9 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self) -> None:
-        # Start-up order: the audit log's models exist only once the apps are ready.
-        from portal import account_audit
+        # Start-up order: the audit log's models exist only once the apps are ready;
+        # checks register the system checks on import.
+        from portal import account_audit, checks  # noqa: F401
 
         account_audit.connect()
         reauthentication.connect()

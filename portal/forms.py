@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.models import TENANT_SLUG_MAX, AuditEntry, Tenant, slug_validator
 from portal.permissions import Role
+from portal.validators import validate_visible_text
 
 _Field = TypeVar("_Field", bound=forms.Field)
 
@@ -80,9 +81,16 @@ class AcceptInvitationForm(forms.Form):
                             widget=forms.TextInput(attrs={"autocomplete": "off"}))
 
 
+class MfaEnrolmentForm(forms.Form):
+    token = forms.CharField(label=_("Enrolment code"), max_length=200,
+                            widget=forms.TextInput(attrs={"autocomplete": "off"}))
+
+
 class ProfileForm(forms.Form):
-    first_name = forms.CharField(label=_("First name"), max_length=150, required=False)
-    last_name = forms.CharField(label=_("Last name"), max_length=150, required=False)
+    first_name = forms.CharField(label=_("First name"), max_length=150, required=False,
+                                 validators=[validate_visible_text])
+    last_name = forms.CharField(label=_("Last name"), max_length=150, required=False,
+                                validators=[validate_visible_text])
 
 
 class AuditFilterForm(forms.Form):

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.caching import CachedRows, get_or_load
 from portal.permissions import Role
+from portal.validators import validate_visible_text
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -40,10 +41,12 @@ class Tenant(models.Model):
         validators=[slug_validator, MaxLengthValidator(TENANT_SLUG_MAX)],
         help_text=_("Used in URLs and the platform namespace tenant-<slug>. Cannot change."),
     )
-    name = models.CharField(_("display name"), max_length=100)
+    name = models.CharField(_("display name"), max_length=100,
+                            validators=[validate_visible_text])
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     suspended_at = models.DateTimeField(null=True, blank=True)
-    suspension_reason = models.CharField(max_length=300, blank=True)
+    suspension_reason = models.CharField(max_length=300, blank=True,
+                                         validators=[validate_visible_text])
     quota_clusters = models.PositiveIntegerField(null=True, blank=True)
     quota_vcpu = models.PositiveIntegerField(null=True, blank=True)
     quota_memory_gib = models.PositiveIntegerField(null=True, blank=True)
@@ -155,6 +158,56 @@ class Invitation(models.Model):
         return "pending"
 
 
+class MfaEnrolmentLinkQuerySet(models.QuerySet["MfaEnrolmentLink"]):
+    def usable(self) -> MfaEnrolmentLinkQuerySet:
+        return self.filter(used_at__isnull=True, expires_at__gt=timezone.now())
+
+
+class MfaEnrolmentLink(models.Model):
+    """A one-time link with which a staff member sets up their first authenticator app, sent to
+    the account's verified address (``portal.mfa``). Only the token's hash is stored; the token
+    travels in the email, in the link's fragment, which browsers never send to a server."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="+")
+    email = models.EmailField(_("email"))
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                  null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MfaEnrolmentLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    @classmethod
+    def new_token(cls) -> tuple[str, str]:
+        token = secrets.token_urlsafe(32)
+        return token, _hash_token(token)
+
+    @classmethod
+    def hash_token(cls, token: str) -> str:
+        return _hash_token(token)
+
+    @classmethod
+    def default_expiry(cls):
+        return timezone.now() + timedelta(hours=settings.MFA_ENROLMENT_LINK_TTL_HOURS)
+
+    @property
+    def state(self) -> str:
+        if self.used_at:
+            return "used"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "usable"
+
+
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
     def update(self, **kwargs):
         raise PermissionError("audit entries are append-only")
@@ -215,7 +268,8 @@ class Announcement(CachedRows):
         WARNING = "warning", _("Warning")
         DANGER = "danger", _("Incident")
 
-    message = models.CharField(_("message"), max_length=500)
+    message = models.CharField(_("message"), max_length=500,
+                               validators=[validate_visible_text])
     level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
     starts_at = models.DateTimeField(default=timezone.now)
     ends_at = models.DateTimeField(null=True, blank=True)
@@ -303,7 +357,7 @@ class ApiToken(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                              related_name="api_tokens")
-    name = models.CharField(_("name"), max_length=100)
+    name = models.CharField(_("name"), max_length=100, validators=[validate_visible_text])
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     prefix = models.CharField(max_length=12, editable=False,
                               help_text=_("The first characters, to recognise the token."))

@@ -21,6 +21,7 @@ from cozystack.gateway import PlatformError
 from portal.audit import Actor, record
 from portal.permissions import Role
 from portal.tenancy import TenantContext
+from portal.validators import check_visible_text
 from staff.views import notify_staff_on_commit
 
 MANUAL_CLEANUP_REASON = "manual_cleanup"
@@ -130,6 +131,7 @@ def do_mark_for_manual_cleanup(actor: Actor, cluster_id: int, *, note: str) -> C
     if not note:
         raise ValidationError({"note": _("Say what is left to clean up and who does it.")},
                               code="required")
+    check_visible_text(note=note)
     with transaction.atomic():
         # Lock order everywhere: cluster row, then its operation.
         cluster = Cluster.objects.select_for_update().select_related("tenant").get(pk=cluster_id)

@@ -1,6 +1,8 @@
 """Staff pages outside the raw admin: the operations console and read-only impersonation.
 
-Only active staff with two-factor authentication reach them, exactly like ``/admin/``.
+Only active staff whose session passed their second factor reach them, exactly like
+``/admin/`` (``portal.mfa``). An impersonation session re-checks that standing on every request
+(``check_impersonation``) and ends when it no longer holds.
 """
 
 from __future__ import annotations
@@ -16,27 +18,27 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from portal.audit import AuditEntry, actor_from_request, record
+from portal.audit import Actor, AuditEntry, actor_from_request, client_ip, record
 from portal.htmx import htmx_partial, redirect_after_post, render_region
+from portal.mfa import Standing, refuse, staff_standing
 from portal.models import Tenant
 from portal.tenancy import IMPERSONATION_SESSION_KEY
-from staff.admin_site import user_has_mfa
 
 
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @login_required
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        user = request.user
-        if not (user.is_active and user.is_staff):
+        standing = staff_standing(request.user, request.session)
+        if standing is Standing.NOT_STAFF:
             raise PermissionDenied(_("Staff only."))
-        if not user_has_mfa(user):
-            return render(request, "portal/admin_mfa_required.html", status=403)
+        if standing is not Standing.TRUSTED:
+            return refuse(request, standing)
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -58,6 +60,39 @@ def start_impersonation(request: HttpRequest, tenant: Tenant) -> None:
             record(actor, "staff.impersonation.stop", previous, tenant=previous)
     request.session[IMPERSONATION_SESSION_KEY] = tenant.pk
     record(actor, "staff.impersonation.start", tenant, tenant=tenant)
+
+
+def _session_user(request: HttpRequest) -> Any:
+    """The person this session signed in, even once they can no longer sign in (deactivated)."""
+    from django.contrib.auth import SESSION_KEY, get_user_model
+
+    if request.user.is_authenticated:
+        return request.user
+    user_id = request.session.get(SESSION_KEY)
+    return get_user_model().objects.filter(pk=user_id).first() if user_id else None
+
+
+def check_impersonation(request: HttpRequest) -> None:
+    """End this session's impersonation unless its staff member still stands: active staff
+    whose session passed a second factor that still exists. Checked on every request of an
+    impersonation session (``ImpersonationStandingMiddleware``); the end is recorded in the
+    tenant's audit log, with the reason, like a stop by hand."""
+    tenant_id = request.session.get(IMPERSONATION_SESSION_KEY)
+    if tenant_id is None:
+        return
+    standing = staff_standing(request.user, request.session)
+    if standing is Standing.TRUSTED:
+        return
+    del request.session[IMPERSONATION_SESSION_KEY]
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return
+    actor = Actor(user=_session_user(request), via=AuditEntry.Via.ADMIN, ip=client_ip(request))
+    record(actor, "staff.impersonation.stop", tenant, tenant=tenant,
+           changes={"reason": [None, standing.value]})
+    messages.warning(request, _("Your read-only view of %(name)s ended: staff pages need active "
+                                "staff whose session passed their second factor.")
+                     % {"name": tenant.name})
 
 
 @staff_required

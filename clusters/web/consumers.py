@@ -38,8 +38,12 @@ CLOSE_FORBIDDEN = 4403
 
 
 def _authorize(scope: dict[str, Any], slug: str) -> TenantContext | None:
+    from portal.mfa import is_trusted_staff
+
     session = scope.get("session")
     impersonate = session.get(IMPERSONATION_SESSION_KEY) if session is not None else None
+    if impersonate is not None and not is_trusted_staff(scope.get("user"), session):
+        impersonate = None  # the session's next request ends the impersonation, recorded
     try:
         return access_tenant(scope.get("user"), slug, Perm.CLUSTERS_VIEW,
                              impersonate_tenant_id=impersonate)

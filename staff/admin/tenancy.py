@@ -1,5 +1,6 @@
 """The staff admin for tenancy: tenants (create, rename, suspend, quotas, members, view as
-tenant), memberships, invitations, the audit log (read-only, CSV) and announcements.
+tenant), memberships, invitations, the audit log (read-only, CSV) and announcements; and users,
+with the action that emails staff a link to set up their first authenticator app.
 
 Every change made here leaves an audit entry with the staff member's name; suspension goes
 through ``portal.actions`` so the tenant's members see the same reason everywhere.
@@ -12,6 +13,8 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.forms.models import BaseInlineFormSet
@@ -308,3 +311,27 @@ class AnnouncementAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).prefetch_related("tenants")
+
+
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class PortalUserAdmin(AuditedAdminMixin, UserAdmin):
+    """Django's user admin, plus the enrolment link for staff without an authenticator app:
+    their first one is never set up with the password alone (``portal.mfa``). The action
+    records its own entries."""
+
+    audit_actions = False
+    actions = ["send_mfa_enrolment_link"]
+
+    @admin.action(description=gettext_lazy("Email a two-factor enrolment link"),
+                  permissions=["change"])
+    def send_mfa_enrolment_link(self, request: HttpRequest, queryset: Any) -> None:
+        actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
+        sent = self.run_each(request, queryset,
+                             lambda user: actions.do_issue_mfa_enrolment_link(actor, user))
+        if sent:
+            self.message_user(request, ngettext(
+                "Sent %(count)d enrolment link.", "Sent %(count)d enrolment links.", sent)
+                % {"count": sent})

@@ -600,23 +600,18 @@ def test_the_audit_log_is_not_exported(client_for, refused, tenant):
 # --------------------------------------------------------------------------- live over a socket
 
 
-def _cookie(user) -> bytes:
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
-async def _connect(user=None, query: str = "stuck=30&lang=en"):
+async def _connect(user=None, query: str = "stuck=30&lang=en", *,
+                   second_factor: bool | None = None):
     from channels.db import database_sync_to_async
     from channels.testing import WebsocketCommunicator
 
     from portal.asgi import application
+    from tests.staffing import session_cookie
 
     headers = [(b"origin", b"http://127.0.0.1")]
     if user is not None:
-        headers.append((b"cookie", await database_sync_to_async(_cookie)(user)))
+        headers.append((b"cookie", await database_sync_to_async(session_cookie)(
+            user, second_factor=second_factor)))
     communicator = WebsocketCommunicator(application, f"/ws/staff/?{query}", headers=headers)
     connected, code = await communicator.connect(timeout=5)
     return communicator, connected, code

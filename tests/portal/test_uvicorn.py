@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from portal.management.commands.run_portal import web_command
 
+from clusters.management.commands.run_portal import web_command
 from tests.fixtures.processes import ROOT, _stop, eventually, free_port, wait_for_port
 
 SECRETS = ("kp_secret_in_the_query", "ABCD-EFGH", "kp_websocket_secret")

@@ -29,6 +29,13 @@ DEFAULT_INSTANCE_TYPE = "u1.medium"
 DEFAULT_MIN_NODES, DEFAULT_MAX_NODES = 1, 3
 MAX_GROUP_ROWS = 10
 ROWS_FIELD = "groups"  # hidden inputs naming the node-group rows, in order
+_ROW_KEY = re.compile(r"[0-9]{1,6}")  # a row key as the page writes it (and no 5,000 digits)
+
+
+def row_key(raw: Any) -> int | None:
+    """A posted node-group row key (``groups``, ``_remove``) as a number, or None."""
+    text = str(raw)
+    return int(text) if _ROW_KEY.fullmatch(text) else None
 
 
 class LenientChoiceField(forms.CharField):
@@ -394,8 +401,9 @@ def row_keys(data: Any) -> list[int]:
     """The node-group row keys a bound form posted, in order, without duplicates."""
     keys: list[int] = []
     for raw in data.getlist(ROWS_FIELD) if hasattr(data, "getlist") else data.get(ROWS_FIELD, []):
-        if str(raw).isdigit() and int(raw) not in keys and len(keys) < MAX_GROUP_ROWS:
-            keys.append(int(raw))
+        key = row_key(raw)
+        if key is not None and key not in keys and len(keys) < MAX_GROUP_ROWS:
+            keys.append(key)
     return keys
 
 

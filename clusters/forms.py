@@ -21,15 +21,23 @@ from django.utils.choices import BaseChoiceIterator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from clusters.platform import catalog
+from clusters.platform import catalog, limits
 from clusters.platform.rules import FieldError
 from clusters.platform.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
 
 DEFAULT_INSTANCE_TYPE = "u1.medium"
 DEFAULT_MIN_NODES, DEFAULT_MAX_NODES = 1, 3
-MAX_GROUP_ROWS = 10
+MAX_GROUP_ROWS = limits.NODE_GROUPS.hi
 ROWS_FIELD = "groups"  # hidden inputs naming the node-group rows, in order
 _ROW_KEY = re.compile(r"[0-9]{1,6}")  # a row key as the page writes it (and no 5,000 digits)
+
+
+def bounded_integer(bound: limits.Range, **kwargs: Any) -> forms.IntegerField:
+    """A whole-number field refusing what ``bound`` refuses (``limits``), so no number outside
+    the range reaches a spec; the browser's number input gets the same range."""
+    return forms.IntegerField(
+        min_value=bound.lo, max_value=bound.hi,
+        widget=forms.NumberInput(attrs={"min": bound.lo, "max": bound.hi}), **kwargs)
 
 
 def row_key(raw: Any) -> int | None:
@@ -140,13 +148,12 @@ class ClusterForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false",
                                       "placeholder": "my-cluster", "autofocus": True}))
     version = LenientChoiceField(label=gettext_lazy("Kubernetes version"))
-    control_plane_replicas = forms.IntegerField(
+    control_plane_replicas = bounded_integer(
+        limits.CONTROL_PLANE_REPLICAS,
         label=gettext_lazy("Control-plane replicas"),
         initial=catalog.DEFAULT_CONTROL_PLANE_REPLICAS,
         help_text=gettext_lazy("API-server pods run by the platform (1 to 5). Two survive the "
-                               "loss of one."),
-        widget=forms.NumberInput(attrs={"min": catalog.MIN_CONTROL_PLANE_REPLICAS,
-                                        "max": catalog.MAX_CONTROL_PLANE_REPLICAS}))
+                               "loss of one."))
     control_plane_preset = LenientChoiceField(label=gettext_lazy("API-server size"),
                                               initial="large")
     storage_class = LenientChoiceField(
@@ -185,24 +192,17 @@ class NodeGroupForm(forms.Form):
                           max_length=20, widget=forms.TextInput(attrs={"placeholder": "4"}))
     memory = forms.CharField(label=gettext_lazy("Memory (custom size)"), required=False,
                              max_length=20, widget=forms.TextInput(attrs={"placeholder": "16Gi"}))
-    min_replicas = forms.IntegerField(label=gettext_lazy("Minimum nodes"),
-                                      initial=DEFAULT_MIN_NODES,
-                                      widget=forms.NumberInput(attrs={"min": 0}))
-    max_replicas = forms.IntegerField(label=gettext_lazy("Maximum nodes"),
-                                      initial=DEFAULT_MAX_NODES,
-                                      widget=forms.NumberInput(attrs={"min": 1}))
-    disk_gib = forms.IntegerField(label=gettext_lazy("Disk per node (GiB)"),
-                                  initial=catalog.DEFAULT_EPHEMERAL_STORAGE_GIB,
-                                  widget=forms.NumberInput(attrs={
-                                      "min": catalog.MIN_EPHEMERAL_STORAGE_GIB,
-                                      "max": catalog.MAX_EPHEMERAL_STORAGE_GIB}))
+    min_replicas = bounded_integer(limits.MIN_NODES, label=gettext_lazy("Minimum nodes"),
+                                   initial=DEFAULT_MIN_NODES)
+    max_replicas = bounded_integer(limits.MAX_NODES, label=gettext_lazy("Maximum nodes"),
+                                   initial=DEFAULT_MAX_NODES)
+    disk_gib = bounded_integer(limits.DISK_GIB, label=gettext_lazy("Disk per node (GiB)"),
+                               initial=catalog.DEFAULT_EPHEMERAL_STORAGE_GIB)
     ingress = forms.BooleanField(label=gettext_lazy("Ingress nodes (role ingress-nginx)"),
                                  required=False)
     gpu_model = LenientChoiceField(label=gettext_lazy("GPU model"), initial="")
-    gpu_count = forms.IntegerField(label=gettext_lazy("GPUs per node"), initial=1,
-                                   required=False,
-                                   widget=forms.NumberInput(attrs={
-                                       "min": 1, "max": catalog.MAX_GPUS_PER_NODE}))
+    gpu_count = bounded_integer(limits.GPUS_PER_NODE, label=gettext_lazy("GPUs per node"),
+                                initial=1, required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -227,7 +227,10 @@ class NodeGroupForm(forms.Form):
 
     def to_spec(self, name: str | None = None) -> NodeGroupSpec:
         gpu_model = self.value("gpu_model")
-        count = self.value("gpu_count") or 0
+        count = self.value("gpu_count")
+        # The list has one entry per GPU: only a count in range is ever multiplied out (a
+        # count that did not parse, or is out of range, has its error beside the field).
+        count = count if limits.GPUS_PER_NODE.allows(count) else limits.GPUS_PER_NODE.lo
         instance_type = self.value("instance_type")
         return NodeGroupSpec(
             name=name if name is not None else self.value("name"),
@@ -237,7 +240,7 @@ class NodeGroupForm(forms.Form):
             ephemeral_storage_gib=_int(self.value("disk_gib"),
                                        catalog.DEFAULT_EPHEMERAL_STORAGE_GIB),
             roles=(catalog.INGRESS_NGINX_ROLE,) if self.value("ingress") else (),
-            gpus=(gpu_model,) * max(count, 1) if gpu_model else (),
+            gpus=(gpu_model,) * count if gpu_model else (),
             cpu=self.value("cpu") or None if not instance_type else None,
             memory=self.value("memory") or None if not instance_type else None,
         )
@@ -564,10 +567,8 @@ class ConfirmForm(forms.Form):
 
 
 class ScaleForm(ConfirmForm):
-    min_replicas = forms.IntegerField(label=gettext_lazy("Minimum nodes"), min_value=0,
-                                      widget=forms.NumberInput(attrs={"min": 0}))
-    max_replicas = forms.IntegerField(label=gettext_lazy("Maximum nodes"), min_value=0,
-                                      widget=forms.NumberInput(attrs={"min": 1}))
+    min_replicas = bounded_integer(limits.MIN_NODES, label=gettext_lazy("Minimum nodes"))
+    max_replicas = bounded_integer(limits.MAX_NODES, label=gettext_lazy("Maximum nodes"))
 
 
 class UpgradeForm(ConfirmForm):

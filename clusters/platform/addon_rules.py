@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from clusters.platform import catalog
+from clusters.platform import catalog, limits
 from clusters.platform.rules import FieldError, is_dns_name, join, quote
 from clusters.platform.specs import AddonSpec, ClusterSpec
 
@@ -99,6 +99,15 @@ def _check_ingress(spec: ClusterSpec, given: AddonSpec) -> list[FieldError]:
                 "invalid_choice",
             )
         )
+    if len(given.hosts) > limits.INGRESS_HOSTS:
+        errors.append(
+            FieldError(
+                f"{prefix}.hosts",
+                f"Ingress NGINX can route at most {limits.INGRESS_HOSTS} host names.",
+                "too_many",
+            )
+        )
+        return errors
     seen: set[str] = set()
     for i, host in enumerate(given.hosts):
         if not is_dns_name(host, allow_wildcard=True):

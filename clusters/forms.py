@@ -21,7 +21,7 @@ from django.utils.choices import BaseChoiceIterator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from clusters.platform import catalog, limits
+from clusters.platform import catalog, limits, values
 from clusters.platform.rules import FieldError
 from clusters.platform.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
 
@@ -286,9 +286,10 @@ class AddonsForm(forms.Form):
                                                  "placeholder": "app.example.com"}))
             if addon.has_values_override:
                 roots = ", ".join(f"{r}:" for r in addon.value_roots)
+                # No max_length: the values loader refuses more than its byte limit.
                 self.fields[_values_field(addon.key)] = forms.CharField(
                     label=_("Advanced values for %(addon)s (YAML)") % {"addon": addon.label},
-                    required=False, max_length=20000,
+                    required=False,
                     help_text=_("Nest everything under %(roots)s; other keys are ignored by "
                                 "the platform.") % {"roots": roots},
                     widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false",
@@ -317,17 +318,16 @@ class AddonsForm(forms.Form):
         return data
 
     def _parse_yaml(self, name: str, text: str) -> Any:
+        """The box's document through the one values loader; a refusal goes beside the box
+        and leaves nothing parsed (the spec keeps no values from it)."""
+        from clusters.presentation import values_error_text
+
         if not text.strip():
             return {}
         try:
-            parsed = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = (_(" (line %(line)s, column %(col)s)")
-                     % {"line": mark.line + 1, "col": mark.column + 1}) if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            self.add_error(name, _("This is not valid YAML%(where)s: %(problem)s.")
-                           % {"where": where, "problem": problem})
+            parsed = values.load_yaml(text)
+        except values.ValuesError as exc:
+            self.add_error(name, values_error_text(exc))
             return None
         return {} if parsed is None else parsed
 

@@ -20,8 +20,9 @@ from rest_framework import serializers
 
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
 from clusters.platform import catalog, limits
+from clusters.platform import values as values_loader
 from clusters.platform.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
-from portal.api.fields import FreeFormObjectField, StrictSerializer
+from portal.api.fields import StrictSerializer
 from portal.api.serializers import ADDON_API_KEYS
 
 STEP_STATES = [(s, s) for s in ("pending", "running", "done", "failed", "skipped")]
@@ -117,6 +118,28 @@ class ControlPlaneInputSerializer(StrictSerializer):
                     "(default `large`)."))
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class ValuesOverrideField(serializers.JSONField):
+    """A JSON object of Helm values, checked by the same values loader as the pages' YAML
+    boxes (size, depth, finite numbers, 64-bit integers, no NUL characters)."""
+
+    default_error_messages = {
+        "not_object": _("Must be a JSON object (a mapping of keys to values)."),
+    }
+
+    def to_internal_value(self, data: Any) -> Any:
+        from clusters.presentation import values_error_text
+
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            self.fail("not_object")
+        try:
+            values_loader.check_document(value)
+        except values_loader.ValuesError as exc:
+            raise serializers.ValidationError(values_error_text(exc), code=exc.code) from None
+        return value
+
+
 def _addon_serializer(addon: catalog.Addon, *, for_input: bool) -> type[serializers.Serializer]:
     fields: dict[str, serializers.Field] = {}
     kwargs: dict[str, Any] = {"required": False} if for_input else {}
@@ -125,7 +148,7 @@ def _addon_serializer(addon: catalog.Addon, *, for_input: bool) -> type[serializ
             help_text=_("Installed in the cluster.") if not for_input else
             _("Install it (default false)."), **kwargs)
     if addon.has_values_override:
-        fields["values_override"] = FreeFormObjectField(
+        fields["values_override"] = ValuesOverrideField(
             help_text=_("Helm values merged over the platform's; top-level keys must be one "
                         "of: %(roots)s.") % {"roots": ", ".join(addon.value_roots)}, **kwargs)
     if addon.key == catalog.INGRESS_NGINX:

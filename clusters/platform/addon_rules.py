@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from clusters.platform import catalog, limits
+from clusters.platform import catalog, limits, values
 from clusters.platform.rules import FieldError, is_dns_name, join, quote
 from clusters.platform.specs import AddonSpec, ClusterSpec
 
@@ -45,6 +45,10 @@ def _check_values_override(addon: catalog.Addon, given: AddonSpec) -> list[Field
                 "invalid_values_override",
             )
         ]
+    try:
+        values.check_document(override)
+    except values.ValuesError as exc:
+        return [FieldError(path, f"Custom values for {addon.label}: {exc.message}", exc.code)]
     if not _json_compatible(override):
         return [
             FieldError(

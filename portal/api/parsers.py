@@ -3,8 +3,9 @@
 Python's JSON decoder recurses once per nesting level, so a body nested 2,000 deep ended in a
 ``RecursionError`` (a 500) before any serializer saw it; and DRF reads the body straight from
 the request stream, past Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``. This parser, the API's only
-one (``REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"]``), reads at most ``MAX_BODY_BYTES`` and counts
-the nesting of the raw text before decoding it; either refusal is a 400 problem. The deepest
+one (``REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"]``), reads no more than that setting allows the
+HTML forms and counts the nesting of the raw text before decoding it; either refusal is a 400
+problem. The deepest
 legitimate body is a cluster spec with add-on values, themselves bounded by
 ``clusters.platform.values``.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.conf import settings
 from django.utils.translation import gettext as _
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -21,7 +23,6 @@ from rest_framework.utils import json
 
 from clusters.platform import values
 
-MAX_BODY_BYTES = 1024 * 1024
 MAX_BODY_DEPTH = values.MAX_DEPTH + 8  # the spec around a values document
 
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
@@ -44,14 +45,16 @@ def nesting_depth(text: str, *, stop_above: int) -> int:
 
 
 class BoundedJSONParser(JSONParser):
-    """JSON bodies of at most ``MAX_BODY_BYTES``, nested at most ``MAX_BODY_DEPTH`` deep."""
+    """JSON bodies of at most ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes, nested at most
+    ``MAX_BODY_DEPTH`` deep."""
 
     def parse(self, stream: Any, media_type: str | None = None,
               parser_context: dict[str, Any] | None = None) -> Any:
-        raw = stream.read(MAX_BODY_BYTES + 1)
-        if len(raw) > MAX_BODY_BYTES:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raw = stream.read(limit + 1)
+        if len(raw) > limit:
             raise ParseError(_("The request body may be at most %(kb)s KB of JSON.")
-                             % {"kb": MAX_BODY_BYTES // 1024})
+                             % {"kb": limit // 1024})
         encoding = (parser_context or {}).get("encoding") or "utf-8"
         try:
             text = raw.decode(encoding)

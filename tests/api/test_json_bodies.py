@@ -4,9 +4,10 @@ deep or larger than the limit is a 400 problem, never a server error, on every w
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 
 from clusters.models import Cluster
-from portal.api.parsers import MAX_BODY_BYTES, MAX_BODY_DEPTH, nesting_depth
+from portal.api.parsers import MAX_BODY_DEPTH, nesting_depth
 from tests.api.test_clusters import BASE, spec
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +35,7 @@ def test_a_body_nested_too_deep_is_a_400_problem(owner, api, cluster, method, pa
 
 @pytest.mark.parametrize(("method", "path"), WRITES)
 def test_a_body_over_the_size_limit_is_a_400_problem(owner, api, cluster, method, path):
-    body = '{"name": "' + "a" * MAX_BODY_BYTES + '"}'
+    body = '{"name": "' + "a" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE + '"}'
     response = getattr(api(owner), method)(path, body, content_type="application/json")
 
     assert response.status_code == 400, response.content

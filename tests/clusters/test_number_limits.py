@@ -292,3 +292,15 @@ def test_the_rules_refuse_more_ingress_hosts_than_the_platform_routes():
 
     assert "addons.ingressNginx.hosts" in {e.field for e in validate_manifest(spec,
                                                                               creating=True)}
+
+
+# --------------------------------------------------------------------------- before pricing
+
+
+def test_a_28_digit_maximum_is_refused_before_the_estimate_is_priced(client_for, member, tenant):
+    response = client_for(member).post(url("create_check", tenant), form_data(
+        **{"ng-0-max_replicas": "1" + "0" * 28}), headers=HTMX)
+
+    assert response.status_code == 200
+    assert field_errors(response, "ng-0-max_replicas")
+

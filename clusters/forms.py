@@ -1,7 +1,9 @@
 """Forms for the cluster pages: the create form (cluster, node-group rows, add-ons) and the small
 action forms of the detail page.
 
-Django only parses here (numbers, YAML); every rule about what the platform accepts lives in
+Django only parses here: numbers within their ranges (``clusters.platform.limits``, so no
+number outside them reaches a spec) and YAML through the one values loader
+(``clusters.platform.values``). Every rule about what the platform accepts lives in
 ``clusters.actions.check_spec``, whose errors (``node_groups[1].max_replicas``, ``quota`` …)
 ``SpecForm.apply_errors`` puts beside the field they are about. So the create page, the
 validate-as-you-type endpoint and the actions all say the same sentence for the same mistake.

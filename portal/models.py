@@ -8,11 +8,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from clusters.platform import limits
 from portal.caching import CachedRows
 from portal.permissions import Role
 from portal.validators import validate_visible_text
@@ -59,6 +61,18 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Quotas within what staff may set (``limits.QUOTA``); empty means the default."""
+        errors = {}
+        for dimension, bound in limits.QUOTA.items():
+            value = getattr(self, f"quota_{dimension}")
+            if value is not None and not bound.allows(value):
+                errors[f"quota_{dimension}"] = ValidationError(
+                    _("A quota is a whole number from %(lo)s to %(hi)s."),
+                    code="out_of_range", params={"lo": bound.lo, "hi": bound.hi})
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def namespace(self) -> str:

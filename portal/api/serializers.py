@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from clusters.platform import catalog
+from clusters.platform import catalog, limits
 from portal.models import ApiToken
 from portal.permissions import Role, perms_for
 from portal.tenancy import TenantContext
@@ -145,7 +145,7 @@ class InstanceTypeSerializer(serializers.Serializer):
     def get_recommended_max_gpus(self, item: catalog.InstanceType) -> int:
         if item.memory_gib < catalog.MIN_GPU_NODE_MEMORY_GIB:
             return 0
-        return min(catalog.MAX_GPUS_PER_NODE, item.vcpu // catalog.RECOMMENDED_VCPU_PER_GPU[0])
+        return min(limits.GPUS_PER_NODE.hi, item.vcpu // catalog.RECOMMENDED_VCPU_PER_GPU[0])
 
 
 class GpuModelSerializer(serializers.Serializer):

@@ -28,6 +28,15 @@ slug_validator = RegexValidator(
     _("Use lowercase letters and digits only, starting with a letter (no dashes)."),
     code="invalid_slug",
 )
+# Slugs whose namespace the platform keeps for itself: ``tenant-root`` is Cozystack's root tenant.
+RESERVED_TENANT_SLUGS = frozenset({"root"})
+
+
+def validate_unreserved_slug(value: str) -> None:
+    if value in RESERVED_TENANT_SLUGS:
+        raise ValidationError(
+            _("“%(slug)s” is reserved: the platform's own tenant lives in tenant-%(slug)s."),
+            code="reserved_slug", params={"slug": value})
 
 
 class TenantQuerySet(models.QuerySet["Tenant"]):
@@ -40,7 +49,8 @@ class TenantQuerySet(models.QuerySet["Tenant"]):
 class Tenant(models.Model):
     slug = models.CharField(
         _("slug"), max_length=TENANT_SLUG_MAX, unique=True,
-        validators=[slug_validator, MaxLengthValidator(TENANT_SLUG_MAX)],
+        validators=[slug_validator, validate_unreserved_slug,
+                    MaxLengthValidator(TENANT_SLUG_MAX)],
         help_text=_("Used in URLs and the platform namespace tenant-<slug>. Cannot change."),
     )
     name = models.CharField(_("display name"), max_length=100,

@@ -30,6 +30,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from cozystack import limits
 from portal.models import Tenant
 from portal.validators import validate_visible_text
 
@@ -515,9 +516,14 @@ DEFAULT_THRESHOLDS = [50, 80, 100]
 
 
 def validate_thresholds(value: Any) -> None:
-    if not isinstance(value, list) or not value or not all(
-            isinstance(v, int) and 1 <= v <= 1000 for v in value):
-        raise ValidationError(_("Thresholds are whole percentages between 1 and 1000."))
+    """One to ``limits.BUDGET_THRESHOLDS`` whole percentages, each within its range."""
+    bound = limits.BUDGET_THRESHOLD_PERCENT
+    if not isinstance(value, list) or not 1 <= len(value) <= limits.BUDGET_THRESHOLDS or \
+            not all(bound.allows(v) for v in value):
+        raise ValidationError(
+            _("Set 1 to %(count)s thresholds, each a whole percentage from %(lo)s to %(hi)s."),
+            code="invalid_thresholds",
+            params={"count": limits.BUDGET_THRESHOLDS, "lo": bound.lo, "hi": bound.hi})
 
 
 class Budget(models.Model):
@@ -525,7 +531,7 @@ class Budget(models.Model):
 
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="budget")
     amount = models.DecimalField(_("monthly budget (CHF)"), max_digits=12, decimal_places=2,
-                                 validators=[MinValueValidator(Decimal("0.01"))])
+                                 validators=[MinValueValidator(limits.BUDGET_CHF.lo)])
     thresholds = models.JSONField(_("alert thresholds (%)"), default=list,
                                   validators=[validate_thresholds])
     updated_at = models.DateTimeField(auto_now=True)

@@ -293,8 +293,6 @@ CONTROL_PLANE_COMPONENTS: tuple[ControlPlaneComponent, ...] = (
 )
 
 DEFAULT_CONTROL_PLANE_REPLICAS = 2
-MIN_CONTROL_PLANE_REPLICAS = 1
-MAX_CONTROL_PLANE_REPLICAS = 5
 CPU_ALLOCATION_RATIO = 10
 
 
@@ -540,13 +538,10 @@ def expose_methods() -> tuple[ExposeMethod, ...]:
     return EXPOSE_METHODS
 
 
-# --------------------------------------------------------------------------- node group limits
+# --------------------------------------------------------------------------- node groups and names
+# (the range of every number is in ``limits``)
 
-MIN_EPHEMERAL_STORAGE_GIB = 10
-MAX_EPHEMERAL_STORAGE_GIB = 2048
 DEFAULT_EPHEMERAL_STORAGE_GIB = 50
-MAX_NODES_PER_GROUP = 100
-MAX_GPUS_PER_NODE = 8
 MAX_CLUSTER_NAME_LENGTH = 42
 MAX_CLUSTER_AND_GROUP_NAME_LENGTH = 39
 PRIMARY_NODE_GROUP = "md0"

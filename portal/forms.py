@@ -5,7 +5,13 @@ from typing import TypeVar
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from portal.models import TENANT_SLUG_MAX, AuditEntry, Tenant, slug_validator
+from portal.models import (
+    TENANT_SLUG_MAX,
+    AuditEntry,
+    Tenant,
+    slug_validator,
+    validate_unreserved_slug,
+)
 from portal.permissions import Role
 from portal.validators import validate_visible_text
 
@@ -24,7 +30,8 @@ def declared_field(form: forms.BaseForm, name: str, kind: type[_Field]) -> _Fiel
 class TenantCreateForm(forms.Form):
     name = forms.CharField(label=_("Display name"), max_length=100)
     slug = forms.CharField(
-        label=_("Slug"), max_length=TENANT_SLUG_MAX, validators=[slug_validator],
+        label=_("Slug"), max_length=TENANT_SLUG_MAX,
+        validators=[slug_validator, validate_unreserved_slug],
         help_text=_("Lowercase letters and digits, starting with a letter, at most 46. "
                     "Becomes the platform namespace tenant-<slug>; it cannot change later."),
     )

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -26,6 +27,19 @@ slug_validator = RegexValidator(
     _("Use lowercase letters and digits only, starting with a letter (no dashes)."),
     code="invalid_slug",
 )
+# Slugs whose namespace the platform keeps for itself: ``tenant-root`` is Cozystack's root tenant.
+RESERVED_TENANT_SLUGS = frozenset({"root"})
+
+
+def validate_unreserved_slug(value: str) -> None:
+    if value in RESERVED_TENANT_SLUGS:
+        raise ValidationError(
+            _("“%(slug)s” is reserved: the platform's own tenant lives in tenant-%(slug)s."),
+            code="reserved_slug", params={"slug": value})
+
+
+QUOTA_MAX = {"clusters": 1_000, "vcpu": 100_000, "memory_gib": 1_000_000, "gpus": 10_000}
+"""What staff may set a tenant's quota to, per dimension: a whole number from 0 to this."""
 
 
 class TenantQuerySet(models.QuerySet["Tenant"]):
@@ -38,7 +52,8 @@ class TenantQuerySet(models.QuerySet["Tenant"]):
 class Tenant(models.Model):
     slug = models.CharField(
         _("slug"), max_length=TENANT_SLUG_MAX, unique=True,
-        validators=[slug_validator, MaxLengthValidator(TENANT_SLUG_MAX)],
+        validators=[slug_validator, validate_unreserved_slug,
+                    MaxLengthValidator(TENANT_SLUG_MAX)],
         help_text=_("Used in URLs and the platform namespace tenant-<slug>. Cannot change."),
     )
     name = models.CharField(_("display name"), max_length=100,
@@ -59,6 +74,18 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Quotas within what staff may set (``QUOTA_MAX``); empty means the default."""
+        errors = {}
+        for dimension, hi in QUOTA_MAX.items():
+            value = getattr(self, f"quota_{dimension}")
+            if value is not None and not (isinstance(value, int) and 0 <= value <= hi):
+                errors[f"quota_{dimension}"] = ValidationError(
+                    _("A quota is a whole number from %(lo)s to %(hi)s."),
+                    code="out_of_range", params={"lo": 0, "hi": hi})
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def namespace(self) -> str:

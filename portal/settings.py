@@ -274,6 +274,12 @@ CONTENT_SECURITY_POLICY = {
 }
 SILENCED_SYSTEM_CHECKS: list[str] = []
 
+# Request bodies: a form post or an API body larger than this is refused with a 400 (the API's
+# JSON parser reads no more either), so no page that shows input back can grow without bound.
+# The largest legitimate body, a cluster spec with add-on values (64 KB each at most), is far
+# smaller.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
 # The REST API (portal/api/): tokens or the browser session, problem-details errors, cursor
 # pages, limits per token / user / address (429 with Retry-After).
 REST_FRAMEWORK = {
@@ -283,7 +289,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["portal.api.parsers.BoundedJSONParser"],
     "DEFAULT_THROTTLE_CLASSES": [
         "portal.api.throttling.TokenRateThrottle",
         "portal.api.throttling.UserRateThrottle",

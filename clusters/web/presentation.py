@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from clusters import progress
 from clusters.models import Cluster, Operation
+from cozystack.values import ValuesError
 
 PHASE_STYLE: dict[str, str] = {
     Cluster.Phase.CREATING: "progress",
@@ -193,3 +194,24 @@ def duration_words(seconds: int | None) -> str:
     if seconds < 3600:
         return _("%(m)s min %(s)s s") % {"m": seconds // 60, "s": seconds % 60}
     return _("%(h)s h %(m)s min") % {"h": seconds // 3600, "m": seconds % 3600 // 60}
+
+
+def values_error_text(error: ValuesError) -> str:
+    """A refused values document (``cozystack.values``) in the reader's language, with
+    the line and column when it came from YAML."""
+    where = _(" (line %(line)s, column %(col)s)") % {"line": error.line, "col": error.column} \
+        if error.line is not None else ""
+    params = {**error.params, "where": where}
+    texts = {
+        "too_large": _("Custom values may be at most %(max_kb)s KB."),
+        "alias": _("Anchors and aliases (& and *) are not allowed in custom values%(where)s; "
+                   "write each value out."),
+        "too_deep": _("Custom values may be nested at most %(max_depth)s levels "
+                      "deep%(where)s."),
+        "not_finite": _("Numbers in custom values must be finite, not .inf or .nan%(where)s."),
+        "int_too_large": _("Whole numbers in custom values must fit in 64 bits, from %(min)s to "
+                           "%(max)s%(where)s."),
+        "nul": _("Text in custom values may not contain NUL characters%(where)s."),
+        "syntax": _("This is not valid YAML%(where)s: %(problem)s."),
+    }
+    return texts[error.code] % params

@@ -287,6 +287,8 @@ NO_FORM: dict[str, str] = {
     "staff_console": "staff only: the owner is turned away",
     "staff_impersonate": "staff only: the owner is turned away",
     "staff_impersonate_stop": "only shown while impersonating",
+    "mfa_enrolment_request": "shown to staff without an authenticator app only, and it takes no "
+                             "field (its refusals are in tests/portal/test_mfa_enrolment.py)",
 }
 FORM_TARGETS = [(name, params) for name, params, _entry, route in PATTERNS
                 if not route.startswith("api/") and name not in PROBES]

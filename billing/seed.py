@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from cozystack import catalog
+
 EXAMPLE_BOOK = "Example price book"
 EXAMPLE_NOTE = f"{EXAMPLE_BOOK}: plausible figures, replace before billing customers"
 EXAMPLE_FROM = datetime(2024, 1, 1, tzinfo=UTC)
@@ -52,8 +54,6 @@ VAT_RATES = [
 
 def example_book() -> list[dict[str, Any]]:
     """``[{code, kind, unit, description, per_hour}]`` for every SKU of the example book."""
-    from cozystack import catalog
-
     rows: list[dict[str, Any]] = []
     for it in catalog.instance_types():
         price = (VCPU_HOUR * it.vcpu + GIB_RAM_HOUR * it.memory_gib).quantize(

@@ -18,7 +18,7 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import events, observe, operations, plans
+from clusters import events, observe, operations, plans, tasks
 from clusters.desired import write_desired_rows
 from clusters.hosts import check_api_host, host_in_use
 from clusters.models import Cluster, Operation
@@ -100,8 +100,6 @@ def _start_operation(actor: Actor, cluster: Cluster, kind: str, spec: ClusterSpe
 
 
 def _enqueue_on_commit(operation: Operation) -> None:
-    from clusters import tasks
-
     op_id = operation.pk
     transaction.on_commit(lambda: tasks.apply_operation.delay(op_id))
     events.cluster_changed(operation.cluster_id)

@@ -2,6 +2,10 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from clusters import (
+    checks,  # noqa: F401 - registers the system checks on import
+    events,
+)
 from cozystack.gateway import get_gateway
 from portal import health
 
@@ -15,8 +19,8 @@ class ClustersConfig(AppConfig):
     name = "clusters"
 
     def ready(self) -> None:
-        # Start-up order: apps are ready only now; checks register the system checks on import.
-        from clusters import checks, events, offerings  # noqa: F401
+        # Start-up order: offerings imports the models, which exist only now.
+        from clusters import offerings  # noqa: PLC0415
 
         events.subscribe(events.OfferingsChanged, offerings.forget_offerings,
                          moment="in_transaction")

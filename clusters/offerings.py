@@ -7,14 +7,15 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from django.core.cache import cache
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from clusters.events import OfferingsChanged
 from clusters.models import Offering
 from cozystack import catalog
+from cozystack.rules import FieldError
 from portal.caching import get_or_load
 
 if TYPE_CHECKING:
-    from cozystack.rules import FieldError
     from cozystack.specs import ClusterSpec
 
 
@@ -90,8 +91,6 @@ def end_of_life_dates(today: date | None = None) -> dict[str, date]:
 
 def version_warning(version: str, today: date | None = None) -> str:
     """A sentence for a cluster on an end-of-life version (empty when it is supported)."""
-    from django.utils.translation import gettext as _
-
     row = end_of_life_versions(today).get(version)
     if row is None:
         return ""
@@ -112,10 +111,6 @@ def check_offered(spec: ClusterSpec, previous: ClusterSpec | None = None) -> lis
     groups that have it, and a cluster keeps its version): hiding only stops new uses. Meant for
     ``clusters.actions.check_spec``, so forms, the API and the actions refuse alike.
     """
-    from django.utils.translation import gettext as _
-
-    from cozystack.rules import FieldError
-
     hidden: dict[str, set[str]] = {kind: set() for kind in Offering.Kind.values}
     for kind, name in Offering.objects.filter(hidden=True).values_list("kind", "name"):
         hidden[kind].add(name)

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.audit import Actor, diff, record
+from portal.mfa import user_has_mfa
 from portal.models import Invitation, Membership, MfaEnrolmentLink, Tenant
 from portal.permissions import Perm, Role, assignable_roles
 from portal.tenancy import TenantContext
@@ -192,8 +193,6 @@ def do_issue_mfa_enrolment_link(actor: Actor, user: User) -> MfaEnrolmentLink:
     refuses them) or by another staff member (from the admin, which only staff whose session
     passed their own second factor enter). An earlier unused link stops working, so only the
     newest can be used. The audit entry names the address, never the token."""
-    from portal.mfa import user_has_mfa
-
     _check_writable(actor)
     if actor.user is None or (actor.user.pk != user.pk and not actor.user.is_staff):
         raise PermissionDenied(_("Only staff send enrolment links."))
@@ -235,8 +234,6 @@ def _send_enrolment_link(link: MfaEnrolmentLink, token: str) -> None:
 def do_use_mfa_enrolment_link(actor: Actor, token: str) -> MfaEnrolmentLink:
     """Spend an enrolment link: it works once, before it expires, for the account it was sent
     to. The caller then lets the session set up the authenticator (``portal.mfa``)."""
-    from portal.mfa import user_has_mfa
-
     _check_writable(actor)
     invalid = ValidationError({"token": _("This enrolment code is not valid.")})
     token = (token or "").strip()

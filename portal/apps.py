@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
-from portal import reauthentication
+from portal import (
+    checks,  # noqa: F401 - registers the system checks on import
+    reauthentication,
+)
 
 
 class PortalConfig(AppConfig):
@@ -11,9 +14,8 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self) -> None:
-        # Start-up order: the audit log's models exist only once the apps are ready;
-        # checks register the system checks on import.
-        from portal import account_audit, checks  # noqa: F401
+        # Start-up order: the audit log's models exist only once the apps are ready.
+        from portal import account_audit  # noqa: PLC0415
 
         account_audit.connect()
         reauthentication.connect()

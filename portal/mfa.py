@@ -20,6 +20,8 @@ from enum import StrEnum
 from types import SimpleNamespace
 from typing import Any
 
+from allauth.account.authentication import get_authentication_records
+from allauth.mfa.models import Authenticator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -40,14 +42,10 @@ class Standing(StrEnum):
 
 def user_has_mfa(user: Any) -> bool:
     """Whether ``user`` has an authenticator app (recovery codes alone are not one)."""
-    from allauth.mfa.models import Authenticator
-
     return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
 
 
 def _passed_authenticator_ids(session: Any, user: Any) -> set[Any]:
-    from allauth.account.authentication import get_authentication_records
-
     # allauth reads the records from ``request.session`` and checks they are this user's.
     records = get_authentication_records(SimpleNamespace(session=session), user)
     return {record.get("id") for record in records
@@ -56,8 +54,6 @@ def _passed_authenticator_ids(session: Any, user: Any) -> set[Any]:
 
 def staff_standing(user: Any, session: Any) -> Standing:
     """Where ``user``, signed in with ``session`` (a request's or a socket scope's), stands."""
-    from allauth.mfa.models import Authenticator
-
     if not (user is not None and getattr(user, "is_authenticated", False)
             and user.is_active and user.is_staff):
         return Standing.NOT_STAFF

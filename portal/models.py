@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, RegexValidator
 from django.db import models
@@ -341,8 +342,6 @@ def _announcements_not_over() -> list[tuple[tuple[Any, ...], frozenset[int]]]:
 
 
 def forget_announcements() -> None:
-    from django.core.cache import cache
-
     cache.delete(ANNOUNCEMENTS_CACHE_KEY)
 
 

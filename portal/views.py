@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from allauth.account import views as allauth_views
+from allauth.mfa.totp.views import activate_totp
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -327,8 +328,6 @@ def mfa_enrolment(request: HttpRequest) -> HttpResponse:
 def mfa_activate_totp(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
     """allauth's page that sets up an authenticator app, closed to staff setting up their first
     one without an enrolment link: the password alone must never be enough."""
-    from allauth.mfa.totp.views import activate_totp
-
     if not mfa.may_enrol(request.user, request.session):
         return mfa.refuse(request, mfa.Standing.NO_AUTHENTICATOR)
     response = activate_totp(request, *args, **kwargs)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing import metering
-from clusters import actions, events, operations
+from clusters import actions, events, operations, tasks
 from clusters.models import Cluster, ClusterEvent, Operation
 from cozystack.gateway import PlatformError
 from portal.audit import Actor, record
@@ -49,8 +49,6 @@ def do_force_resync(actor: Actor, cluster_id: int) -> Cluster:
     Changes only what an observation changes; safe to repeat. Raises ``ValidationError`` when
     the platform cannot be reached (nothing is changed then).
     """
-    from clusters import tasks
-
     cluster = Cluster.objects.select_related("tenant").get(pk=cluster_id)
     if cluster.is_deleted:
         raise ValidationError(_("This cluster is deleted: there is nothing to resync."),

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.exceptions import NotRegistered
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
@@ -19,12 +19,12 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 
+from portal.audit import actor_from_request, record
 from portal.mfa import Standing, is_trusted_staff, refuse, staff_standing
+from portal.models import AuditEntry, Tenant
 
 if TYPE_CHECKING:
     from django.forms import BaseForm
-
-    from portal.models import Tenant
 
 
 # --------------------------------------------------------------------------- the audit trail
@@ -169,8 +169,6 @@ class AuditedAdminMixin:
                  run: Callable[[Any], Any]) -> int:
         """An action over several objects: ``run(obj)`` for each. A refusal is reported beside
         its object and does not stop the others; returns how many went through."""
-        from django.contrib import messages
-
         done = 0
         for obj in objects:
             try:
@@ -188,8 +186,6 @@ class AuditedAdminMixin:
         return f"{self.model._meta.model_name}.{event}"
 
     def audit_tenant(self, obj: models.Model) -> Tenant | None:
-        from portal.models import Tenant
-
         if isinstance(obj, Tenant):
             return obj
         tenant = getattr(obj, "tenant", None)
@@ -202,9 +198,6 @@ class AuditedAdminMixin:
 
     def audit_record(self, request: HttpRequest, event: str, obj: models.Model,
                      changes: dict[str, list[Any]]) -> None:
-        from portal.audit import actor_from_request, record
-        from portal.models import AuditEntry
-
         _audited_objects(request).add(_key(obj))
         verb = self.audit_verb(event)
         if verb is None:

@@ -7,22 +7,34 @@ Only active staff whose session passed their second factor reach them, exactly l
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.contrib import messages
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from billing.queries import revenue_mtd, top_tenants_mtd
+from clusters.models import Cluster, NodeGroup, Operation
+from clusters.offerings import end_of_life_versions
+from clusters.watcher import watcher_health
+from cozystack.gateway import PlatformError, get_gateway
 from portal.audit import Actor, AuditEntry, actor_from_request, client_ip, record
 from portal.htmx import htmx_partial, redirect_after_post, render_region
 from portal.mfa import Standing, refuse, staff_standing
@@ -64,8 +76,6 @@ def start_impersonation(request: HttpRequest, tenant: Tenant) -> None:
 
 def _session_user(request: HttpRequest) -> Any:
     """The person this session signed in, even once they can no longer sign in (deactivated)."""
-    from django.contrib.auth import SESSION_KEY, get_user_model
-
     if request.user.is_authenticated:
         return request.user
     user_id = request.session.get(SESSION_KEY)
@@ -118,8 +128,6 @@ def impersonate_stop(request: HttpRequest) -> HttpResponse:
 # --------------------------------------------------------------------------- the console
 
 def _operations_section(stuck_minutes: int) -> dict[str, Any]:
-    from clusters.models import Operation
-
     now = timezone.now()
     failed_since = now - timedelta(days=7)
     stuck = (Operation.objects.filter(state__in=Operation.ACTIVE_STATES,
@@ -135,9 +143,6 @@ def _operations_section(stuck_minutes: int) -> dict[str, Any]:
 
 
 def _fleet_section() -> dict[str, Any]:
-    from clusters.models import Cluster, NodeGroup
-    from clusters.offerings import end_of_life_versions
-
     eol = end_of_life_versions()
     versions = (Cluster.objects.live().values("version").annotate(n=Count("id"))
                 .order_by("-version"))
@@ -169,10 +174,6 @@ WATCHER_STALE_AFTER = timedelta(minutes=10)
 def _ping_platform() -> tuple[bool, str]:
     """Whether the management cluster answers, remembered a few seconds: every open console
     refreshes every 5 s, and an unreachable platform costs a whole request timeout."""
-    from django.core.cache import cache
-
-    from cozystack.gateway import PlatformError, get_gateway
-
     cached = cache.get(PING_CACHE_KEY)
     if cached is not None:
         return cached
@@ -199,10 +200,6 @@ def _as_datetime(value: Any) -> datetime | None:
 
 
 def _platform_section() -> dict[str, Any]:
-    from django.core.cache import cache
-
-    from clusters.watcher import watcher_health
-
     reachable, detail = _ping_platform()
     now = timezone.now()
     health = watcher_health() or {}
@@ -225,8 +222,6 @@ def _platform_section() -> dict[str, Any]:
 
 
 def _revenue_section() -> dict[str, Any]:
-    from billing.queries import revenue_mtd, top_tenants_mtd
-
     return {"revenue": revenue_mtd(),
             "top_tenants": [{"name": t.name, "slug": t.slug, "amount": amount}
                             for t, amount in top_tenants_mtd(limit=10)]}
@@ -261,8 +256,6 @@ def board_context(stuck_minutes: int) -> dict[str, Any]:
 def render_board(stuck_minutes: int) -> str:
     """The board as an out-of-band swap, for the staff WebSocket (no request: the impersonation
     buttons post through htmx, which sends the page's CSRF token itself)."""
-    from django.template.loader import render_to_string
-
     return render_to_string(f"{CONSOLE_TEMPLATE}#board", {
         **board_context(stuck_minutes), "oob": True, "csrf_token": "NOTPROVIDED"})
 
@@ -283,11 +276,6 @@ STAFF_GROUP = "staff"
 def notify_staff() -> None:
     """Tell open consoles that something they show changed; they re-read it. Never raises: the
     consoles also refresh on their own."""
-    import logging
-
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
-
     try:
         layer = get_channel_layer()
         if layer is not None:
@@ -297,6 +285,4 @@ def notify_staff() -> None:
 
 
 def notify_staff_on_commit() -> None:
-    from django.db import transaction
-
     transaction.on_commit(notify_staff)

@@ -30,6 +30,7 @@ from clusters.models import Cluster
 from clusters.web import live, queries
 from clusters.web.groups import cluster_group, tenant_group
 from portal.consumers import PushConsumer
+from portal.mfa import is_trusted_staff
 from portal.permissions import Perm
 from portal.tenancy import IMPERSONATION_SESSION_KEY, TenantContext, access_tenant
 
@@ -38,8 +39,6 @@ CLOSE_FORBIDDEN = 4403
 
 
 def _authorize(scope: dict[str, Any], slug: str) -> TenantContext | None:
-    from portal.mfa import is_trusted_staff
-
     session = scope.get("session")
     impersonate = session.get(IMPERSONATION_SESSION_KEY) if session is not None else None
     if impersonate is not None and not is_trusted_staff(scope.get("user"), session):

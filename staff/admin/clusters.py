@@ -21,12 +21,16 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
+from clusters.actions import PORTAL_LABELS
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Offering, Operation
 from cozystack import catalog
+from cozystack.gateway import PlatformError, get_gateway
+from cozystack.manifests import render_kubernetes, to_yaml
 from portal.audit import actor_from_request, record
 from portal.forms import declared_field
 from portal.models import AuditEntry
@@ -126,9 +130,6 @@ class ClusterAdmin(OperateMixin, ReadOnlyAdmin):
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def platform_context(self, request: HttpRequest, cluster: Cluster) -> dict[str, Any]:
-        from clusters.actions import PORTAL_LABELS
-        from cozystack.manifests import render_kubernetes, to_yaml
-
         try:
             manifest = to_yaml(render_kubernetes(cluster.to_spec(), labels=PORTAL_LABELS))
         except Exception as exc:  # a row the renderer refuses is exactly what staff must see
@@ -151,9 +152,6 @@ class ClusterAdmin(OperateMixin, ReadOnlyAdmin):
     @staticmethod
     def observed_object(cluster: Cluster) -> dict[str, Any]:
         """The platform's object now (one GET), or why it could not be read."""
-        from cozystack.gateway import PlatformError, get_gateway
-        from cozystack.manifests import to_yaml
-
         try:
             obj = get_gateway().get_cluster(cluster.tenant.namespace, cluster.name)
         except PlatformError as exc:
@@ -327,14 +325,10 @@ class OperationAdmin(OperateMixin, ReadOnlyAdmin):
 
     @admin.display(description=gettext_lazy("age"))
     def age(self, obj: Operation) -> str:
-        from django.utils.timesince import timesince
-
         return timesince(obj.created_at, obj.finished_at or timezone.now())
 
     @admin.display(description=gettext_lazy("manifest sent (YAML)"))
     def desired_manifest(self, obj: Operation) -> str:
-        from cozystack.manifests import to_yaml
-
         if not obj.desired_spec:
             return "—"
         return format_html("<pre>{}</pre>", to_yaml(obj.desired_spec))

@@ -9,6 +9,7 @@ through ``portal.actions`` so the tenant's members see the same reason everywher
 from __future__ import annotations
 
 import csv
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
@@ -17,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -26,10 +28,13 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from clusters.quotas import tenant_footprint
 from portal import actions
 from portal.audit import actor_from_request
+from portal.forms import InviteForm
 from portal.models import Announcement, AuditEntry, Invitation, Membership, Tenant
 from portal.permissions import Role
+from portal.tenancy import TenantContext
 from staff.admin_site import AuditedAdminMixin, ReadOnlyAdminMixin
 from staff.views import start_impersonation
 
@@ -96,8 +101,6 @@ class TenantAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def quota_in_use(self, obj: Tenant) -> str:
         if obj.pk is None:
             return "—"
-        from clusters.quotas import tenant_footprint
-
         used = tenant_footprint(obj)
         labels = {"clusters": _("Clusters"), "vcpu": _("vCPU"),
                   "memory_gib": _("Memory (GiB)"), "gpus": _("GPUs")}
@@ -141,9 +144,6 @@ class TenantAdmin(AuditedAdminMixin, admin.ModelAdmin):
     @admin.action(description=gettext_lazy("Invite someone to the selected tenant (asks for the "
                                             "email and role)"))
     def invite(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
-        from portal.forms import InviteForm
-        from portal.tenancy import TenantContext
-
         if queryset.count() != 1:
             self.message_user(request, _("Select exactly one tenant."), messages.WARNING)
             return None
@@ -179,8 +179,6 @@ class TenantAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 
 def _number(value: Any) -> str:
-    from decimal import Decimal
-
     if isinstance(value, Decimal):
         return f"{value.normalize():f}"
     return str(value)
@@ -232,8 +230,6 @@ class InvitationAdmin(ReadOnlyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     @admin.action(description=gettext_lazy("Revoke the selected invitations"),
                   permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
-        from portal.tenancy import TenantContext
-
         actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
         done = self.run_each(
             request, queryset.select_related("tenant").order_by("pk"),
@@ -276,8 +272,6 @@ class AnnouncementAudience(admin.SimpleListFilter):
                 ("ended", gettext_lazy("Ended"))]
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
-        from django.db.models import Q
-
         now = timezone.now()
         if self.value() == "now":
             return queryset.filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now),

@@ -22,10 +22,14 @@ import threading
 import time
 from pathlib import Path
 
+import uvicorn
+from celery.beat import EmbeddedService
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from clusters.watcher import LeaderLock, Watcher
 from cozystack.simulator import DEFAULT_RELEASE, RELEASES
+from portal.celery import app
 
 ROOT = Path(settings.BASE_DIR)
 
@@ -129,12 +133,6 @@ class Command(BaseCommand):
             self.stopping.wait(1)
 
     def _run_embedded(self, options) -> None:
-        import uvicorn
-        from celery.beat import EmbeddedService
-
-        from clusters.watcher import LeaderLock, Watcher
-        from portal.celery import app
-
         app.loader.import_default_modules()
         worker = app.WorkController(pool_cls="solo", concurrency=1, hostname="embedded@local",
                                     without_heartbeat=True, without_mingle=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -132,14 +132,36 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class SingleUseLink:
+    """A link sent by email that works once before ``expires_at``: only its token's hash is
+    stored (``token_hash``), and the token lives ``ttl_setting`` hours."""
+
+    ttl_setting: str
+
+    @classmethod
+    def new_token(cls) -> tuple[str, str]:
+        token = secrets.token_urlsafe(32)
+        return token, _hash_token(token)
+
+    @classmethod
+    def hash_token(cls, token: str) -> str:
+        return _hash_token(token)
+
+    @classmethod
+    def default_expiry(cls) -> datetime:
+        return timezone.now() + timedelta(hours=getattr(settings, cls.ttl_setting))
+
+
 class InvitationQuerySet(models.QuerySet["Invitation"]):
     def pending(self) -> InvitationQuerySet:
         return self.filter(accepted_at__isnull=True, revoked_at__isnull=True,
                            expires_at__gt=timezone.now())
 
 
-class Invitation(models.Model):
+class Invitation(SingleUseLink, models.Model):
     """An invitation by email. Only the token's hash is stored; the token travels in the email."""
+
+    ttl_setting = "INVITATION_TTL_HOURS"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
     email = models.EmailField(_("email"))
@@ -162,19 +184,6 @@ class Invitation(models.Model):
     def __str__(self) -> str:
         return f"{self.email} → {self.tenant} ({self.role})"
 
-    @classmethod
-    def new_token(cls) -> tuple[str, str]:
-        token = secrets.token_urlsafe(32)
-        return token, _hash_token(token)
-
-    @classmethod
-    def hash_token(cls, token: str) -> str:
-        return _hash_token(token)
-
-    @classmethod
-    def default_expiry(cls):
-        return timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS)
-
     @property
     def state(self) -> str:
         if self.accepted_at:
@@ -191,10 +200,12 @@ class MfaEnrolmentLinkQuerySet(models.QuerySet["MfaEnrolmentLink"]):
         return self.filter(used_at__isnull=True, expires_at__gt=timezone.now())
 
 
-class MfaEnrolmentLink(models.Model):
+class MfaEnrolmentLink(SingleUseLink, models.Model):
     """A one-time link with which a staff member sets up their first authenticator app, sent to
     the account's verified address (``portal.mfa``). Only the token's hash is stored; the token
     travels in the email, in the link's fragment, which browsers never send to a server."""
+
+    ttl_setting = "MFA_ENROLMENT_LINK_TTL_HOURS"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                              related_name="+")
@@ -213,19 +224,6 @@ class MfaEnrolmentLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} ({self.created_at:%Y-%m-%d %H:%M})"
-
-    @classmethod
-    def new_token(cls) -> tuple[str, str]:
-        token = secrets.token_urlsafe(32)
-        return token, _hash_token(token)
-
-    @classmethod
-    def hash_token(cls, token: str) -> str:
-        return _hash_token(token)
-
-    @classmethod
-    def default_expiry(cls):
-        return timezone.now() + timedelta(hours=settings.MFA_ENROLMENT_LINK_TTL_HOURS)
 
     @property
     def state(self) -> str:

@@ -1,10 +1,27 @@
+"""``{% load portal_tags %}``: permissions, roles, form controls, and the htmx attributes and
+message styles every page shares."""
+
 from __future__ import annotations
 
 from django import template
+from django.utils.safestring import SafeString, mark_safe
 
 from portal.permissions import Role
 
 register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def swap_oob(context: template.Context) -> SafeString:
+    """`` hx-swap-oob="true"`` when the region renders as an out-of-band swap (``oob`` in the
+    context: htmx responses and live pushes), nothing on the first page load."""
+    return mark_safe(' hx-swap-oob="true"' if context.get("oob") else "")  # noqa: S308 - a constant
+
+
+@register.filter
+def alert_style(level_tag: str) -> str:
+    """A message's level as an alert style: Django's ``error`` is the framework's ``danger``."""
+    return "danger" if level_tag == "error" else level_tag
 
 
 @register.filter

@@ -95,6 +95,13 @@ def step_icon(state: str) -> SafeString:
 
 
 @register.filter
+def running_step_detail(operation: Any) -> str:
+    """What the running step of ``operation`` is waiting for (empty when none is running)."""
+    return "".join(step.get("detail") or "" for step in operation.steps
+                   if step["state"] == progress.RUNNING)
+
+
+@register.filter
 def source_badge(source: str) -> str:
     return presentation.SOURCE_BADGE.get(source, "bg-secondary-lt")
 

@@ -23,5 +23,5 @@ class ClustersConfig(AppConfig):
         from clusters import offerings  # noqa: PLC0415
 
         events.subscribe(events.OfferingsChanged, offerings.forget_offerings,
-                         moment="in_transaction")
+                         moment="after_commit")
         health.register_check("management_cluster", ping_management_cluster)

@@ -14,10 +14,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from clusters import events
 from cozystack import catalog
 from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
-from portal.caching import CachedRows
 from portal.models import Tenant
 from portal.validators import validate_visible_text
 
@@ -352,11 +350,12 @@ class ClusterEvent(models.Model):
         return f"{self.at:%H:%M:%S} {self.reason}: {self.message[:60]}"
 
 
-class Offering(CachedRows):
+class Offering(models.Model):
     """Staff's choices over the platform catalogue: hide an item, or mark a version end-of-life.
 
     The catalogue itself (instance types, GPU models, versions) comes from the platform; a row
-    here only changes what tenants are offered, without editing code.
+    here only changes what tenants are offered, without editing code. Staff change rows through
+    the actions of ``clusters.offerings``, which tell the caches built from them.
     """
 
     class Kind(models.TextChoices):
@@ -381,7 +380,3 @@ class Offering(CachedRows):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.name}"
-
-    @classmethod
-    def forget_cached(cls) -> None:
-        events.publish(events.OfferingsChanged())

@@ -1,4 +1,10 @@
-"""What tenants are offered: the platform catalogue minus what staff hid (``Offering`` rows)."""
+"""What tenants are offered: the platform catalogue minus what staff hid (``Offering`` rows).
+
+Staff change those rows only through the actions below (``do_save_offering``,
+``do_delete_offerings``, ``do_add_catalogue``): each publishes ``OfferingsChanged``, whose
+subscribers drop the cached views once the change commits. Saving a row by itself has no such
+effect.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,16 @@ from datetime import date
 from typing import TYPE_CHECKING, NamedTuple
 
 from django.core.cache import cache
+from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters.events import OfferingsChanged
+from clusters.events import OfferingsChanged, publish
 from clusters.models import Offering
 from cozystack import catalog
 from cozystack.rules import FieldError
+from portal.audit import Actor, record
 from portal.caching import get_or_load
 
 if TYPE_CHECKING:
@@ -140,3 +149,51 @@ def forget_offerings(event: OfferingsChanged | None = None) -> None:
     """Drop the cached views of what is hidden and what reached its end of life, so pickers
     follow a staff change at once (subscribed to ``OfferingsChanged``)."""
     cache.delete_many([OFFERINGS_CACHE_KEY, END_OF_LIFE_CACHE_KEY])
+
+
+# --------------------------------------------------------------------------- staff's changes
+
+
+def catalogue_names() -> dict[str, list[tuple[str, str]]]:
+    """Every name the platform catalogue has, by offering kind, with a label."""
+    return {
+        Offering.Kind.INSTANCE_TYPE: [(t.name, t.label) for t in catalog.instance_types()],
+        Offering.Kind.GPU_MODEL: [(g.name, g.label) for g in catalog.gpu_models()],
+        Offering.Kind.VERSION: [(v.name, v.label) for v in catalog.versions()],
+    }
+
+
+def do_save_offering(offering: Offering) -> Offering:
+    """Store staff's choice for one catalogue item (added, or edited on its page or in the
+    list). Pickers, lists and warnings follow once it commits (``OfferingsChanged``). Saving
+    the same values again changes nothing but the cache drop."""
+    with transaction.atomic():
+        offering.save()
+        publish(OfferingsChanged())
+    return offering
+
+
+def do_delete_offerings(offerings: QuerySet[Offering]) -> int:
+    """Remove staff's choices (one row or a selection): the items are offered as the catalogue
+    has them again, once the change commits. Returns how many rows went; repeating removes
+    nothing more."""
+    with transaction.atomic():
+        count, _by_model = offerings.delete()
+        publish(OfferingsChanged())
+    return count
+
+
+def do_add_catalogue(actor: Actor) -> list[Offering]:
+    """One row per catalogue item that has none yet (offered, no end of life), so that staff
+    can edit them all in the list; recorded in the audit log when it adds any. Repeating it
+    adds only what the catalogue gained since."""
+    with transaction.atomic():
+        existing = set(Offering.objects.values_list("kind", "name"))
+        new = [Offering(kind=kind, name=name) for kind, items in catalogue_names().items()
+               for name, _label in items if (kind, name) not in existing]
+        if new:
+            Offering.objects.bulk_create(new)
+            record(actor, "offering.import", None, object_type="offering",
+                   changes={"added": [None, [f"{o.kind}:{o.name}" for o in new]]})
+            publish(OfferingsChanged())
+    return new

@@ -1,4 +1,4 @@
-"""Every write to tenancy: tenants, memberships, invitations.
+"""Every write to tenancy: tenants, memberships, invitations, and staff's announcements.
 
 Each action takes the actor explicitly, checks rights, writes in one transaction with its audit
 entry, and defers side effects (email) until commit. Bad input raises ``ValidationError`` keyed by
@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -21,7 +22,14 @@ from django.utils.translation import gettext as _
 
 from portal.audit import Actor, diff, record
 from portal.mfa import user_has_mfa
-from portal.models import Invitation, Membership, MfaEnrolmentLink, Tenant
+from portal.models import (
+    Announcement,
+    Invitation,
+    Membership,
+    MfaEnrolmentLink,
+    Tenant,
+    forget_announcements,
+)
 from portal.permissions import Perm, Role, assignable_roles
 from portal.tenancy import TenantContext
 from portal.validators import check_visible_text, clean_text_fields
@@ -391,3 +399,25 @@ def do_set_quota(actor: Actor, tenant: Tenant, **limits: int | None) -> Tenant:
         tenant.save(update_fields=list(fields))
         record(actor, "tenant.quota", tenant, tenant=tenant, changes=diff(before, fields))
     return tenant
+
+
+# --------------------------------------------------------------------------- announcements
+
+
+def do_save_announcement(announcement: Announcement) -> Announcement:
+    """Store a banner (new or edited). Every page reads the cached announcements, so the cache
+    is dropped once the change commits; the admin saves the tenants it is for in the same
+    transaction, so readers never rebuild it from half of the change. Safe to repeat."""
+    with transaction.atomic():
+        announcement.save()
+        transaction.on_commit(forget_announcements)
+    return announcement
+
+
+def do_delete_announcements(announcements: QuerySet[Announcement]) -> int:
+    """Withdraw banners (one or a selection); pages stop showing them once it commits. Returns
+    how many went; repeating removes nothing more."""
+    with transaction.atomic():
+        count, _by_model = announcements.delete()
+        transaction.on_commit(forget_announcements)
+    return count

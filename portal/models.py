@@ -15,7 +15,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from portal.caching import CachedRows, get_or_load
+from portal.caching import get_or_load
 from portal.permissions import Role
 from portal.validators import validate_visible_text
 
@@ -286,8 +286,12 @@ class AuditEntry(models.Model):
         raise PermissionError("audit entries are append-only")
 
 
-class Announcement(CachedRows):
-    """A banner shown to every tenant, or only to the selected ones, between two instants."""
+class Announcement(models.Model):
+    """A banner shown to every tenant, or only to the selected ones, between two instants.
+
+    Staff change them through ``portal.actions`` (``do_save_announcement``,
+    ``do_delete_announcements``), which drop the cached announcements pages read.
+    """
 
     class Level(models.TextChoices):
         INFO = "info", _("Information")
@@ -308,10 +312,6 @@ class Announcement(CachedRows):
     def __str__(self) -> str:
         return self.message[:60]
 
-    @classmethod
-    def forget_cached(cls) -> None:
-        forget_announcements()
-
 
 ANNOUNCEMENTS_CACHE_KEY = "portal:announcements:v1"
 ANNOUNCEMENTS_CACHE_SECONDS = 30
@@ -320,9 +320,8 @@ _ANNOUNCEMENT_FIELDS = ("id", "message", "level", "starts_at", "ends_at")
 
 def _announcements_not_over() -> list[tuple[tuple[Any, ...], frozenset[int]]]:
     """Every announcement not over yet (started or not) with the tenants it is for, cached
-    briefly: every page shows them. Plain values, so the cache holds no model pickles. Saving
-    or deleting announcements, one or in bulk, drops the entry after commit (the admin saves
-    the tenants in the same transaction)."""
+    briefly: every page shows them. Plain values, so the cache holds no model pickles. The
+    actions that change announcements drop the entry after commit (``forget_announcements``)."""
 
     def load() -> list[tuple[tuple[Any, ...], frozenset[int]]]:
         rows = list(Announcement.objects.filter(models.Q(ends_at__isnull=True)

@@ -22,5 +22,5 @@ class ClustersWebConfig(AppConfig):
                          moment="after_commit")
         events.on_delivery_thread(broadcast.delivery_loop)
         events.subscribe(events.OfferingsChanged, live.on_offerings_changed,
-                         moment="in_transaction")
+                         moment="after_commit")
         problems.register()

@@ -15,7 +15,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from clusters import progress
-from clusters.models import Cluster, Operation
+from clusters.models import Cluster, ClusterEvent, Operation
 from cozystack.values import ValuesError
 
 PHASE_STYLE: dict[str, str] = {
@@ -215,3 +215,50 @@ def values_error_text(error: ValuesError) -> str:
         "syntax": _("This is not valid YAML%(where)s: %(problem)s."),
     }
     return texts[error.code] % params
+
+
+# --------------------------------------------------------------------------- styles and words
+
+OPERATION_BADGE: dict[str, str] = {
+    Operation.State.FAILED: "bg-red-lt", Operation.State.SUCCEEDED: "bg-green-lt",
+    Operation.State.CANCELLED: "bg-secondary-lt"}
+"""An operation's state badge; queued and running ones are yellow."""
+
+STEP_SYMBOL: dict[str, str] = {progress.DONE: "✓", progress.FAILED: "✕", progress.SKIPPED: "–"}
+"""A step's symbol; a pending one is a circle, a running one a spinner."""
+
+SOURCE_BADGE: dict[str, str] = {ClusterEvent.Source.PORTAL: "bg-blue-lt"}
+"""A timeline event's source badge; the platform's are grey."""
+
+SEVERITY_TEXT: dict[str, str] = {ClusterEvent.Severity.ERROR: "text-danger",
+                                 ClusterEvent.Severity.WARNING: "text-warning"}
+"""A timeline message's colour; information keeps the text colour."""
+
+
+def operation_note(operation: Operation) -> str:
+    """What an operation that did not fail still has to say (a retried error, a cancel)."""
+    return operation.error_message if operation.state != Operation.State.FAILED else ""
+
+
+def may_steer(operation: Operation, *, can_change: bool, can_delete: bool) -> bool:
+    """Whether the reader may retry or cancel ``operation``: a deletion needs the right to
+    delete, any other change the right to change."""
+    return can_delete if operation.kind == Operation.Kind.DELETE else can_change
+
+
+@dataclass(frozen=True)
+class KubeconfigStatus:
+    """The kubeconfig card's first line: ``text``, after a status dot of style ``dot``."""
+
+    text: str
+    dot: str = ""
+    deleted: bool = False
+
+
+def kubeconfig_status(cluster: Cluster, *, deleted: bool = False) -> KubeconfigStatus:
+    if deleted or cluster.phase == Cluster.Phase.DELETED:
+        return KubeconfigStatus(_("The cluster is deleted."), deleted=True)
+    if cluster.kubeconfig_ready:
+        return KubeconfigStatus(_("Available from the platform."), "running")
+    return KubeconfigStatus(
+        _("Not issued yet: the platform issues it once the control plane is ready."), "progress")

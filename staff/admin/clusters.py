@@ -15,7 +15,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
@@ -26,12 +25,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
+from clusters import offerings
 from clusters.actions import PORTAL_LABELS
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Offering, Operation
-from cozystack import catalog
 from cozystack.gateway import PlatformError, get_gateway
 from cozystack.manifests import render_kubernetes, to_yaml
-from portal.audit import actor_from_request, record
+from portal.audit import actor_from_request
 from portal.forms import declared_field
 from portal.models import AuditEntry
 from staff import actions as staff_actions
@@ -369,15 +368,6 @@ class ClusterEventAdmin(ReadOnlyAdmin):
 # --------------------------------------------------------------------------- offerings
 
 
-def catalogue_names() -> dict[str, list[tuple[str, str]]]:
-    """Every name the platform catalogue has, by offering kind, with a label."""
-    return {
-        Offering.Kind.INSTANCE_TYPE: [(t.name, t.label) for t in catalog.instance_types()],
-        Offering.Kind.GPU_MODEL: [(g.name, g.label) for g in catalog.gpu_models()],
-        Offering.Kind.VERSION: [(v.name, v.label) for v in catalog.versions()],
-    }
-
-
 class OfferingForm(forms.ModelForm):
     name = forms.ChoiceField(label=gettext_lazy("name"))
 
@@ -387,7 +377,7 @@ class OfferingForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        names = catalogue_names()
+        names = offerings.catalogue_names()
         kinds = dict(Offering.Kind.choices)
         choices: list[Any] = [("", "---------")]
         choices += [(kinds[kind], items) for kind, items in names.items()]
@@ -402,7 +392,7 @@ class OfferingForm(forms.ModelForm):
         data = self.cleaned_data
         kind, name = data.get("kind"), data.get("name")
         if kind and name and self.instance.name != name and \
-                name not in {n for n, _l in catalogue_names().get(kind, [])}:
+                name not in {n for n, _l in offerings.catalogue_names().get(kind, [])}:
             self.add_error("name", _("%(name)s is not a %(kind)s of the catalogue.")
                            % {"name": name, "kind": Offering.Kind(kind).label.lower()})
         if data.get("end_of_life_on") and kind != Offering.Kind.VERSION:
@@ -425,8 +415,23 @@ class OfferingListForm(forms.ModelForm):
         return data
 
 
+class OfferingWrites(admin.ModelAdmin):
+    """Every way the admin changes offerings (add, edit, list edit, delete one or a selection)
+    goes through the offering actions, which tell pickers and lists once the change commits.
+    ``OfferingAdmin`` lists it after ``AuditedAdminMixin``, so the audit trail wraps these."""
+
+    def save_model(self, request: HttpRequest, obj: Offering, form: Any, change: bool) -> None:
+        offerings.do_save_offering(obj)
+
+    def delete_model(self, request: HttpRequest, obj: Offering) -> None:
+        offerings.do_delete_offerings(Offering.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Offering]) -> None:
+        offerings.do_delete_offerings(queryset)
+
+
 @admin.register(Offering)
-class OfferingAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class OfferingAdmin(AuditedAdminMixin, OfferingWrites):
     """Hide an instance type, GPU model or version from tenants, or give a version an end of
     life; every change is audited."""
 
@@ -467,14 +472,7 @@ class OfferingAdmin(AuditedAdminMixin, admin.ModelAdmin):
         """One row per catalogue item (offered, no end of life), to edit them in the list."""
         if not self.has_add_permission(request):
             raise PermissionDenied
-        existing = set(Offering.objects.values_list("kind", "name"))
-        new = [Offering(kind=kind, name=name) for kind, items in catalogue_names().items()
-               for name, _label in items if (kind, name) not in existing]
-        with transaction.atomic():
-            Offering.objects.bulk_create(new)
-            if new:
-                record(staff_actor(request), "offering.import", None, object_type="offering",
-                       changes={"added": [None, [f"{o.kind}:{o.name}" for o in new]]})
+        new = offerings.do_add_catalogue(staff_actor(request))
         self.message_user(request, ngettext("Added %(n)s catalogue item.",
                                             "Added %(n)s catalogue items.", len(new))
                           % {"n": len(new)}, messages.SUCCESS)

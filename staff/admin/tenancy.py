@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -283,8 +283,24 @@ class AnnouncementAudience(admin.SimpleListFilter):
         return queryset
 
 
+class AnnouncementWrites(admin.ModelAdmin):
+    """Every way the admin changes announcements (add, edit, delete one or a selection) goes
+    through the announcement actions, which drop the cached banners once the change commits.
+    ``AnnouncementAdmin`` lists it after ``AuditedAdminMixin``, so the audit trail wraps these."""
+
+    def save_model(self, request: HttpRequest, obj: Announcement, form: Any,
+                   change: bool) -> None:
+        actions.do_save_announcement(obj)
+
+    def delete_model(self, request: HttpRequest, obj: Announcement) -> None:
+        actions.do_delete_announcements(Announcement.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Announcement]) -> None:
+        actions.do_delete_announcements(queryset)
+
+
 @admin.register(Announcement)
-class AnnouncementAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class AnnouncementAdmin(AuditedAdminMixin, AnnouncementWrites):
     """A banner for every tenant (no tenant selected) or only the selected ones, between
     ``starts_at`` and ``ends_at`` (open-ended when empty). Changes are audited."""
 

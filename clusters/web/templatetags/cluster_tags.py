@@ -1,14 +1,19 @@
 """Template helpers for the cluster pages: form widgets with Tabler classes, the instance-type
-picker, phase badges, durations."""
+picker, the styles of phases, operations, steps and timeline events (from
+``clusters.web.presentation``, so templates map no state to CSS themselves), durations."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from django import forms, template
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
+from clusters import progress
 from clusters.web import presentation
 from cozystack import catalog
 
@@ -64,6 +69,64 @@ def phase_style(phase: str) -> str:
 @register.filter
 def badge_style(phase: str) -> str:
     return presentation.BADGE_STYLE[presentation.PHASE_STYLE.get(phase, "idle")]
+
+
+@register.simple_tag
+def list_query(filters: dict[str, str], page: int | str) -> str:
+    """``phase=…&version=…&page=…``: the list's filters and a page, for its links, its poll and
+    its socket (``{% list_query filters page.number as query %}``)."""
+    values = (("phase", filters.get("phase", "")), ("version", filters.get("version", "")),
+              ("page", page))
+    return "&".join(f"{key}={quote(str(value), safe='/')}" for key, value in values)
+
+
+@register.filter
+def operation_badge(state: str) -> str:
+    """``{{ op.state|operation_badge }}``: the badge class of an operation's state."""
+    return presentation.OPERATION_BADGE.get(state, "bg-yellow-lt")
+
+
+@register.filter
+def step_icon(state: str) -> SafeString:
+    """The symbol of a step in its state; a running step spins."""
+    if state == progress.RUNNING:
+        return format_html('<span class="{}"></span>', "spinner-border spinner-border-sm")
+    return format_html("{}", presentation.STEP_SYMBOL.get(state, "○"))
+
+
+@register.filter
+def running_step_detail(operation: Any) -> str:
+    """What the running step of ``operation`` is waiting for (empty when none is running)."""
+    return "".join(step.get("detail") or "" for step in operation.steps
+                   if step["state"] == progress.RUNNING)
+
+
+@register.filter
+def source_badge(source: str) -> str:
+    return presentation.SOURCE_BADGE.get(source, "bg-secondary-lt")
+
+
+@register.filter
+def severity_text(severity: str) -> str:
+    return presentation.SEVERITY_TEXT.get(severity, "")
+
+
+@register.filter
+def operation_note(operation: Any) -> str:
+    return presentation.operation_note(operation)
+
+
+@register.filter
+def kubeconfig_status(state: Any) -> presentation.KubeconfigStatus:
+    """``{% with status=state|kubeconfig_status %}``: the kubeconfig card's first line."""
+    return presentation.kubeconfig_status(state.cluster, deleted=state.is_deleted)
+
+
+@register.filter
+def opens_group(open_action: str | None, group: str) -> bool:
+    """Whether the action a person is at (``scale-md0``, ``edit-md0``...) is one of ``group``'s,
+    so that its section stays open."""
+    return open_action in {f"scale-{group}", f"edit-{group}", f"remove-{group}"}
 
 
 @register.filter

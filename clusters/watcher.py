@@ -30,7 +30,7 @@ from django.core.cache import cache
 from django.db import close_old_connections, connection, connections
 from django.utils import timezone
 
-from clusters import events, observe, schema
+from clusters import events, observe, platform_release, schema
 from clusters.models import Cluster, NodeGroup
 from cozystack.gateway import (
     APP_DEFINITIONS,
@@ -112,8 +112,11 @@ def apply_secret_event(kind: str, obj: dict[str, Any]) -> bool:
 
 
 def apply_schema_event(kind: str, obj: dict[str, Any]) -> bool:
+    """A new or changed schema: cache it and choose the dialect again (a platform upgrade is
+    followed without a restart)."""
     if kind != "DELETED":
         schema.schema_published(obj)
+        platform_release.current()
     return False
 
 
@@ -194,6 +197,7 @@ def sync_kubeconfigs(items: Iterable[dict[str, Any]]) -> int:
 def sync_schema(items: Iterable[dict[str, Any]]) -> int:
     for obj in items:
         schema.schema_published(obj)
+    platform_release.current()
     return 0
 
 

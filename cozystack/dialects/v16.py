@@ -14,6 +14,7 @@ The chart's render-time ``fail``s (PLATFORM-v1.6.md 3, 7, 8, 12) are refused bef
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from collections.abc import Mapping
 from datetime import timedelta
@@ -82,6 +83,11 @@ _PERCENT = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MIB = Decimal(2**20)
 _TRUTHY = ("true", "1", "yes", "on", "y")
+# The chart's helper "kubernetes.nodeGroups" renders this group when ``nodeGroups`` is empty.
+_CHART_DEFAULT_MD0: dict[str, Any] = {
+    "minReplicas": 0, "maxReplicas": 10, "instanceType": "u1.medium", "diskSize": "20Gi",
+    "roles": ["ingress-nginx"], "resources": {}, "gpus": [], "kubelet": {},
+}
 
 V16_ADDONS = tuple(a.key for a in catalog.addons())
 DEPRECATED = {
@@ -124,8 +130,11 @@ class V16(Dialect):
             rendered["maxUnhealthy"] = group.max_unhealthy
         if group.node_startup_timeout:
             rendered["nodeStartupTimeout"] = group.node_startup_timeout
+        # A threshold equal to the chart's default is the default: a GET could not tell them
+        # apart, so it is not sent (reading the object back gives the same spec).
         kubelet = {key: getattr(group.kubelet, attr) for attr, key in _KUBELET_KEYS.items()
-                   if getattr(group.kubelet, attr)}
+                   if getattr(group.kubelet, attr)
+                   and getattr(group.kubelet, attr) != _KUBELET_DEFAULTS.get(key)}
         if kubelet:
             rendered["kubelet"] = kubelet
         return rendered
@@ -304,6 +313,34 @@ class V16(Dialect):
 
     def first_nodes(self, group: NodeGroupSpec) -> int:
         return group.min_replicas  # CAPI seeds the MachineDeployment from the minimum
+
+    def follow_platform_upgrade(self, desired: ClusterSpec, observed: ClusterSpec
+                                ) -> tuple[ClusterSpec, list[str]]:
+        """Upstream's migrations from v1.3: 46 moved ``v1.30`` to ``v1.31`` (Talos does not run
+        v1.30) and 47 pinned the chart's default ``md0`` into objects without one (39 and 41
+        renamed presets and the disk field, which the portal's spec does not name)."""
+        after, said = desired, []
+        offered = self.catalogue.version_names()
+        if desired.version not in offered and observed.version in offered \
+                and observed.version == self.catalogue.next_minor(desired.version):
+            after = dataclasses.replace(after, version=observed.version)
+            said.append(f"Kubernetes {desired.version} → {observed.version}: the platform "
+                        f"upgrade moved the cluster, as {desired.version} is no longer run.")
+        md0 = observed.group(catalog.PRIMARY_NODE_GROUP)
+        if desired.group(catalog.PRIMARY_NODE_GROUP) is None and md0 is not None \
+                and md0 == self.default_group():
+            after = dataclasses.replace(after, node_groups=(*after.node_groups, md0))
+            said.append(f"node group {md0.name} ({md0.min_replicas}–{md0.max_replicas} nodes of "
+                        f"{md0.instance_type}) added by the platform upgrade, which keeps the "
+                        "chart's former default group; remove it if the cluster does not need "
+                        "it.")
+        return after, said
+
+    def default_group(self) -> NodeGroupSpec:
+        """The group the chart renders for an empty ``nodeGroups`` (and migration 47 pins)."""
+        raw = self.chart_values().get("nodeGroups") or {}
+        return self.group_from_platform(catalog.PRIMARY_NODE_GROUP, raw.get(
+            catalog.PRIMARY_NODE_GROUP) or _CHART_DEFAULT_MD0)
 
 
 # --------------------------------------------------------------------------- guard helpers

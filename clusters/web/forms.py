@@ -23,7 +23,7 @@ from django.utils.choices import BaseChoiceIterator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from clusters.platform_release import shown_dialect
+from clusters.platform_release import UNKNOWN_CODE, shown_dialect
 from clusters.web.kubeconfig import Kind
 from cozystack import catalog
 from cozystack.rules import FieldError
@@ -503,6 +503,9 @@ class SpecForm:
         the person has not reached yet, so the form does not start out red.
         """
         for error in errors:
+            if error.code == UNKNOWN_CODE:
+                self._valid = False  # said beside the submit button, once
+                continue
             form, name = self._locate(error.field)
             if quiet_required and error.code == "required" and form is not None and name and \
                     form.add_prefix(name) != trigger:

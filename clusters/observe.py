@@ -27,8 +27,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters import events, operations, progress
+from clusters.desired import write_desired_rows
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
-from clusters.platform_release import note_chart_revision
+from clusters.platform_release import note_chart_revision, observed_dialect
 from cozystack import dialects
 from cozystack.gateway import CLUSTER_LABEL
 
@@ -274,13 +275,14 @@ def apply_cluster_object(namespace: str, obj: dict[str, Any] | None, *, name: st
         values = cluster_values(obj)
         cluster.platform_resource_version = str(
             (obj.get("metadata") or {}).get("resourceVersion") or "")
+        followed = _follow_platform_upgrade(cluster, obj, at)
         before = _conditions_summary(cluster.conditions or [])
         after = _conditions_summary(values["conditions"])
         changed = after != before or any(
             getattr(cluster, key) != value for key, value in values.items()
             if key != "conditions")
         if not changed:
-            return False
+            return followed
         for kind, (state, reason, message) in after.items():
             if before.get(kind) != (state, reason, message) and kind in ("Ready",
                                                                         "WorkloadsReady"):
@@ -298,6 +300,31 @@ def apply_cluster_object(namespace: str, obj: dict[str, Any] | None, *, name: st
             setattr(cluster, key, value)
         refresh(cluster, at=at)
         return True
+
+
+def _follow_platform_upgrade(cluster: Cluster, obj: dict[str, Any], at: datetime) -> bool:
+    """Take into the desired rows what the platform's own upgrade migrations changed in the
+    object (``Dialect.follow_platform_upgrade``), so rows and object agree. Not while a change
+    of the portal's is in flight: its outcome decides what the rows say."""
+    if getattr(cluster, "has_active_operation", True) or obj.get("spec") is None:
+        return False
+    dialect = observed_dialect()
+    desired = cluster.to_spec(_live_groups_for_spec(cluster))
+    after, said = dialect.follow_platform_upgrade(desired, dialect.spec_from_platform(obj))
+    if not said:
+        return False
+    write_desired_rows(cluster, after)
+    getattr(cluster, "_prefetched_objects_cache", {}).pop("node_groups", None)
+    for sentence in said:
+        _event(cluster, "PlatformUpgrade", sentence[0].upper() + sentence[1:], at=at)
+    logger.info("cluster.observe.followed_platform_upgrade",
+                extra={"cluster_id": cluster.pk, "changes": len(said)})
+    refresh(cluster, at=at)
+    return True
+
+
+def _live_groups_for_spec(cluster: Cluster) -> list[NodeGroup]:
+    return [g for g in _groups(cluster) if g.removed_at is None]
 
 
 def _deletion_requested(cluster: Cluster) -> bool:

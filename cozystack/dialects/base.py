@@ -230,6 +230,13 @@ class Dialect:
         """How many machines a new group starts with, before the autoscaler applies its limits."""
         raise NotImplementedError
 
+    def follow_platform_upgrade(self, desired: ClusterSpec, observed: ClusterSpec
+                                ) -> tuple[ClusterSpec, list[str]]:
+        """What the platform's own upgrade migrations changed in a live object, taken into the
+        portal's desired spec so both agree (and nothing the tenant set is lost): the spec
+        after, and a sentence per change. Anything else that differs is left alone."""
+        return desired, []
+
 
 # --------------------------------------------------------------------------- shared helpers
 

@@ -6,6 +6,8 @@ never reached the platform fails or is cancelled.
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.utils import timezone
 
 from clusters.models import Cluster, NodeGroup, addons_to_json
@@ -24,6 +26,8 @@ def write_desired_rows(cluster: Cluster, spec: ClusterSpec) -> None:
     cluster.control_plane_replicas = spec.control_plane.replicas
     cluster.control_plane_preset = spec.control_plane.api_server_preset
     cluster.addons = addons_to_json(spec.addons)
+    cluster.auto_repair = dataclasses.asdict(spec.auto_repair) if spec.auto_repair else None
+    cluster.oidc_users = [{"email": u.email, "role": u.role} for u in spec.oidc_users]
     cluster.save()
     existing = {g.name: g for g in cluster.node_groups.filter(removed_at__isnull=True)}
     now = timezone.now()
@@ -36,10 +40,15 @@ def write_desired_rows(cluster: Cluster, spec: ClusterSpec) -> None:
         row.instance_type = group.instance_type
         row.min_replicas = group.min_replicas
         row.max_replicas = group.max_replicas
-        row.disk_gib = group.ephemeral_storage_gib
+        row.disk_gib = group.disk_gib
         row.gpu_model = gpu_models[0] if gpu_models else ""
         row.gpus_per_node = len(group.gpus)
         row.roles = list(group.roles)
+        row.storage_class = group.storage_class
+        row.max_unhealthy = group.max_unhealthy
+        row.node_startup_timeout = group.node_startup_timeout
+        row.kubelet = {name: value for name, value in dataclasses.asdict(group.kubelet).items()
+                       if value}
         row.full_clean(exclude=["cluster"], validate_constraints=False)
         row.save()
     for row in existing.values():

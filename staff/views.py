@@ -33,6 +33,7 @@ from django.views.decorators.http import require_POST
 from billing.queries import revenue_mtd, top_tenants_mtd
 from clusters.models import Cluster, NodeGroup, Operation
 from clusters.offerings import end_of_life_versions
+from clusters.platform_release import current as current_release
 from clusters.watcher import watcher_health
 from cozystack.gateway import PlatformError, get_gateway
 from portal.audit import Actor, AuditEntry, actor_from_request, client_ip, record
@@ -218,6 +219,7 @@ def _platform_section() -> dict[str, Any]:
         "watcher_published": published,
         "watcher_stale": published is None or now - published > WATCHER_STALE_AFTER,
         "resync": resync,
+        "release": current_release(),
     }
 
 

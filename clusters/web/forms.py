@@ -25,6 +25,7 @@ from django.utils.choices import BaseChoiceIterator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from clusters.platform_release import UNKNOWN_CODE, shown_dialect
 from clusters.web.kubeconfig import Kind
 from cozystack import catalog, limits, values
 from cozystack.rules import FieldError
@@ -64,9 +65,10 @@ def version_choices(versions: Iterable[str]) -> list[tuple[str, str]]:
     from clusters.offerings import end_of_life_dates
 
     retired = end_of_life_dates()
+    offer = shown_dialect().catalogue
     choices = []
     for name in versions:
-        known = catalog.get_version(name)
+        known = offer.get_version(name)
         label = name
         if known and known.patch:
             label = f"{name} ({known.patch})"
@@ -80,9 +82,15 @@ def version_choices(versions: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def preset_choices() -> list[tuple[str, str]]:
+    """The presets the platform's release offers (sizes, never instance types)."""
     return [(p.name, _("%(name)s · %(cpu)s CPU · %(mem)s RAM")
              % {"name": p.name, "cpu": p.cpu, "mem": p.memory})
-            for p in catalog.control_plane_presets()]
+            for p in shown_dialect().catalogue.presets]
+
+
+def offered_addons() -> tuple[catalog.Addon, ...]:
+    """The add-ons of the platform's release, in manifest order."""
+    return shown_dialect().catalogue.addons
 
 
 def storage_choices() -> list[tuple[str, str]]:
@@ -161,7 +169,7 @@ class ClusterForm(forms.Form):
         help_text=gettext_lazy("API-server pods run by the platform (1 to 5). Two survive the "
                                "loss of one."))
     control_plane_preset = LenientChoiceField(label=gettext_lazy("API-server size"),
-                                              initial="large")
+                                              initial=catalog.DEFAULT_API_SERVER_PRESET)
     storage_class = LenientChoiceField(
         label=gettext_lazy("Storage class"), initial=catalog.DEFAULT_STORAGE_CLASS,
         help_text=gettext_lazy("Where the cluster's persistent volumes live. Cannot change "
@@ -178,7 +186,7 @@ class ClusterForm(forms.Form):
         super().__init__(*args, **kwargs)
         versions = list(versions)
         self.fields["version"].widget.choices = version_choices(versions)
-        default = catalog.default_version().name
+        default = shown_dialect().catalogue.default_version().name
         self.fields["version"].initial = default if default in versions else (
             versions[0] if versions else default)
         self.fields["control_plane_preset"].widget.choices = preset_choices()
@@ -203,7 +211,7 @@ class NodeGroupForm(forms.Form):
     max_replicas = bounded_integer(limits.MAX_NODES, label=gettext_lazy("Maximum nodes"),
                                    initial=DEFAULT_MAX_NODES)
     disk_gib = bounded_integer(limits.DISK_GIB, label=gettext_lazy("Disk per node (GiB)"),
-                               initial=catalog.DEFAULT_EPHEMERAL_STORAGE_GIB)
+                               initial=catalog.DEFAULT_DISK_GIB)
     ingress = forms.BooleanField(label=gettext_lazy("Ingress nodes (role ingress-nginx)"),
                                  required=False)
     gpu_model = LenientChoiceField(label=gettext_lazy("GPU model"), initial="")
@@ -242,8 +250,7 @@ class NodeGroupForm(forms.Form):
             instance_type=instance_type,
             min_replicas=_int(self.value("min_replicas"), DEFAULT_MIN_NODES),
             max_replicas=_int(self.value("max_replicas"), DEFAULT_MAX_NODES),
-            ephemeral_storage_gib=_int(self.value("disk_gib"),
-                                       catalog.DEFAULT_EPHEMERAL_STORAGE_GIB),
+            disk_gib=_int(self.value("disk_gib"), catalog.DEFAULT_DISK_GIB),
             roles=(catalog.INGRESS_NGINX_ROLE,) if self.value("ingress") else (),
             gpus=(gpu_model,) * count if gpu_model else (),
             cpu=self.value("cpu") or None if not instance_type else None,
@@ -254,7 +261,7 @@ class NodeGroupForm(forms.Form):
 def group_initial(group: NodeGroupSpec) -> dict[str, Any]:
     return {"name": group.name, "instance_type": group.instance_type, "cpu": group.cpu or "",
             "memory": group.memory or "", "min_replicas": group.min_replicas,
-            "max_replicas": group.max_replicas, "disk_gib": group.ephemeral_storage_gib,
+            "max_replicas": group.max_replicas, "disk_gib": group.disk_gib,
             "ingress": catalog.INGRESS_NGINX_ROLE in group.roles,
             "gpu_model": group.gpus[0] if group.gpus else "",
             "gpu_count": len(group.gpus) or 1}
@@ -276,7 +283,7 @@ class AddonsForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for addon in catalog.addons():
+        for addon in offered_addons():
             if addon.has_enabled:
                 self.fields[f"{addon.key}_enabled"] = forms.BooleanField(
                     label=addon.label, required=False, help_text=addon.description)
@@ -303,7 +310,7 @@ class AddonsForm(forms.Form):
     def sections(self) -> list[dict[str, Any]]:
         """The fields of each add-on, for the template."""
         result = []
-        for addon in catalog.addons():
+        for addon in offered_addons():
             fields: dict[str, Any] = {"addon": addon}
             for suffix, key in (("enabled", "enabled"), ("expose_method", "expose_method"),
                                 ("hosts", "hosts"), ("values", "yaml")):
@@ -316,7 +323,7 @@ class AddonsForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
-        for addon in catalog.addons():
+        for addon in offered_addons():
             name = _values_field(addon.key)
             if name not in self.fields:
                 continue
@@ -341,7 +348,7 @@ class AddonsForm(forms.Form):
         data = getattr(self, "cleaned_data", {})
         raw = self.data if self.is_bound else {}
         specs = []
-        for addon in catalog.addons():
+        for addon in offered_addons():
             enabled_name = f"{addon.key}_enabled"
             if self.is_bound:
                 enabled = bool(data.get(enabled_name)) if enabled_name in data else \
@@ -398,7 +405,7 @@ def addon_errors_field(path: str) -> str | None:
 _GROUP_PATH = re.compile(r"^node_groups\[(\d+)\](?:\.(\w+))?")
 _GROUP_FIELDS = {"name": "name", "instance_type": "instance_type", "cpu": "cpu",
                  "memory": "memory", "min_replicas": "min_replicas",
-                 "max_replicas": "max_replicas", "ephemeral_storage_gib": "disk_gib",
+                 "max_replicas": "max_replicas", "disk_gib": "disk_gib",
                  "roles": "ingress", "gpus": "gpu_model"}
 _CLUSTER_FIELDS = {"name": "name", "version": "version", "storage_class": "storage_class",
                    "host": "host", "control_plane.replicas": "control_plane_replicas",
@@ -458,7 +465,7 @@ class SpecForm:
     def _default_group(name: str) -> NodeGroupSpec:
         return NodeGroupSpec(name=name, instance_type=default_instance_type(),
                              min_replicas=DEFAULT_MIN_NODES, max_replicas=DEFAULT_MAX_NODES,
-                             ephemeral_storage_gib=catalog.DEFAULT_EPHEMERAL_STORAGE_GIB,
+                             disk_gib=catalog.DEFAULT_DISK_GIB,
                              roles=(catalog.INGRESS_NGINX_ROLE,))
 
     def forms(self) -> Iterator[forms.Form]:
@@ -495,7 +502,8 @@ class SpecForm:
             host=str(self.cluster_value("host") or ""),
             control_plane=ControlPlaneSpec(
                 replicas=_int(replicas, catalog.DEFAULT_CONTROL_PLANE_REPLICAS),
-                api_server_preset=str(self.cluster_value("control_plane_preset") or "large")),
+                api_server_preset=str(self.cluster_value("control_plane_preset")
+                                      or catalog.DEFAULT_API_SERVER_PRESET)),
             node_groups=tuple(form.to_spec() for _key, form in self.rows),
             addons=self.addons.to_addons(),
         )
@@ -508,6 +516,9 @@ class SpecForm:
         the person has not reached yet, so the form does not start out red.
         """
         for error in errors:
+            if error.code == UNKNOWN_CODE:
+                self._valid = False  # said beside the submit button, once
+                continue
             form, name = self._locate(error.field)
             if quiet_required and error.code == "required" and form is not None and name and \
                     form.add_prefix(name) != trigger:

@@ -32,6 +32,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.safestring import mark_safe
 
+from clusters import platform_release
 from clusters.events import OfferingsChanged
 from clusters.models import Cluster
 from clusters.web import forms as cluster_forms
@@ -132,6 +133,7 @@ def region_context(state: ClusterState, tier: str, *, oob: bool = False,
             state.operation, can_change=can_change, can_delete=can_delete),
         "actions_key": actions_key(state, tier),
         "forms": action_forms(state, bound) if tier != VIEW and not state.is_deleted else {},
+        "release_known": platform_release.current().known,
         "oob": oob,
     }
 

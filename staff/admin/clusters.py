@@ -28,6 +28,7 @@ from django.views.decorators.http import require_POST
 from clusters import offerings
 from clusters.actions import PORTAL_LABELS
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Offering, Operation
+from clusters.platform_release import shown_dialect
 from cozystack.gateway import PlatformError, get_gateway
 from cozystack.manifests import render_kubernetes, to_yaml
 from portal.audit import actor_from_request
@@ -130,7 +131,8 @@ class ClusterAdmin(OperateMixin, ReadOnlyAdmin):
 
     def platform_context(self, request: HttpRequest, cluster: Cluster) -> dict[str, Any]:
         try:
-            manifest = to_yaml(render_kubernetes(cluster.to_spec(), labels=PORTAL_LABELS))
+            manifest = to_yaml(render_kubernetes(cluster.to_spec(), shown_dialect(),
+                                                 labels=PORTAL_LABELS))
         except Exception as exc:  # a row the renderer refuses is exactly what staff must see
             manifest = _("The manifest cannot be rendered: %(e)s") % {"e": exc}
         context: dict[str, Any] = {

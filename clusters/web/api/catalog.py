@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from clusters import offerings
 from clusters.models import Offering
+from clusters.platform_release import shown_dialect
 from cozystack import catalog, limits
 from portal.api.base import ApiView
 from portal.api.fields import answer_cache
@@ -49,7 +50,10 @@ class VersionSerializer(serializers.Serializer):
                     "when no end is set."))
 
     def get_upgrade_to(self, version: catalog.KubernetesVersion) -> str | None:
-        return catalog.next_minor(version.name)
+        offer = self.context.get("_catalogue")
+        if offer is None:
+            offer = answer_cache(self.context)["_catalogue"] = shown_dialect().catalogue
+        return offer.next_minor(version.name)
 
     def get_end_of_life_on(self, version: catalog.KubernetesVersion) -> date | None:
         ends = self.context.get("_end_of_life")
@@ -183,10 +187,11 @@ StorageClassListView = _catalog(
     "storage_classes", StorageClassSerializer, catalog.storage_classes, "Storage classes",
     "Where the cluster's persistent volumes live; chosen at creation, cannot change.")
 AddonListView = _catalog(
-    "addons", AddonSerializer, catalog.addons, "Add-ons",
+    "addons", AddonSerializer, lambda: shown_dialect().catalogue.addons, "Add-ons",
     "Add-ons a cluster can enable or tune under `addons`, with the keys of their values.")
 ControlPlanePresetListView = _catalog(
-    "control_plane_presets", ControlPlanePresetSerializer, catalog.control_plane_presets,
+    "control_plane_presets", ControlPlanePresetSerializer,
+    lambda: shown_dialect().catalogue.presets,
     "Control-plane sizes", "Sizes for `control_plane.api_server_preset`.")
 NodeRoleListView = _catalog(
     "node_roles", NodeRoleSerializer, catalog.node_roles, "Node roles",

@@ -20,10 +20,11 @@ from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
+from clusters.platform_release import shown_dialect
 from clusters.web.api.catalog import ADDON_API_KEYS
 from cozystack import catalog, limits
 from cozystack import values as values_loader
-from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
+from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, KubeletSpec, NodeGroupSpec
 from portal.api.fields import StrictSerializer, answer_cache
 
 STEP_STATES = [(s, s) for s in ("pending", "running", "done", "failed", "skipped")]
@@ -75,8 +76,8 @@ class NodeGroupInputSerializer(StrictSerializer):
         limits.MAX_NODES, help_text=_("Most nodes the autoscaler may start."))
     ephemeral_storage_gib = bounded_integer(
         limits.DISK_GIB, required=False,
-        help_text=_("Scratch disk per node in GiB (10–2048, default %(d)d).")
-        % {"d": catalog.DEFAULT_EPHEMERAL_STORAGE_GIB})
+        help_text=_("Disk per node in GiB (10–2048, default %(d)d).")
+        % {"d": catalog.DEFAULT_DISK_GIB})
     roles = serializers.ListField(
         child=serializers.CharField(max_length=63), max_length=limits.NODE_ROLES, required=False,
         help_text=_("Node roles, from `GET /api/v1/catalog/node-roles/` (e.g. "
@@ -109,11 +110,14 @@ def group_spec(data: dict[str, Any], base: NodeGroupSpec | None = None, *,
         instance_type=data.get("instance_type", base.instance_type if base else ""),
         min_replicas=data.get("min_replicas", base.min_replicas if base else 0),
         max_replicas=data.get("max_replicas", base.max_replicas if base else 0),
-        ephemeral_storage_gib=data.get(
-            "ephemeral_storage_gib",
-            base.ephemeral_storage_gib if base else catalog.DEFAULT_EPHEMERAL_STORAGE_GIB),
+        disk_gib=data.get("ephemeral_storage_gib",
+                          base.disk_gib if base else catalog.DEFAULT_DISK_GIB),
         roles=tuple(data.get("roles", base.roles if base else ())),
         gpus=(gpu_model,) * count,
+        storage_class=base.storage_class if base else "",
+        max_unhealthy=base.max_unhealthy if base else "",
+        node_startup_timeout=base.node_startup_timeout if base else "",
+        kubelet=base.kubelet if base else KubeletSpec(),
     )
 
 
@@ -125,7 +129,7 @@ class ControlPlaneInputSerializer(StrictSerializer):
     api_server_preset = serializers.CharField(
         max_length=16, required=False,
         help_text=_("API-server size, from `GET /api/v1/catalog/control-plane-presets/` "
-                    "(default `large`)."))
+                    "(default `c1.medium`)."))
 
 
 @extend_schema_field({"type": "object", "additionalProperties": True})
@@ -223,7 +227,7 @@ class ClusterSpecInputSerializer(StrictSerializer):
         help_text=_("Kubernetes major.minor from `GET /api/v1/catalog/versions/` (default: "
                     "the platform's default)."))
     control_plane = ControlPlaneInputSerializer(
-        required=False, help_text=_("Control-plane size (default: 2 replicas, `large`)."))
+        required=False, help_text=_("Control-plane size (default: 2 replicas, `c1.medium`)."))
     node_groups = NodeGroupInputSerializer(  # type: ignore[call-arg]  # with many=True, max_length goes to its ListSerializer; the stubs miss it
         many=True, max_length=limits.NODE_GROUPS.hi,
         help_text=_("Worker node groups, at least one."))
@@ -280,7 +284,7 @@ def create_spec(data: dict[str, Any], namespace: str) -> ClusterSpec:
     return ClusterSpec(
         name=data["name"],
         namespace=namespace,
-        version=data.get("version") or catalog.default_version().name,
+        version=data.get("version") or shown_dialect().catalogue.default_version().name,
         storage_class=data.get("storage_class", catalog.DEFAULT_STORAGE_CLASS),
         host=data.get("host", ""),
         control_plane=control_plane_spec(data.get("control_plane")),
@@ -439,7 +443,10 @@ class ClusterSerializer(serializers.ModelSerializer):
         return f"{_prefix(self.context, 'clusters', cluster.tenant.slug)}{cluster.name}/"
 
     def get_upgrade_to(self, cluster: Cluster) -> str | None:
-        return catalog.next_minor(cluster.version)
+        offer = self.context.get("_catalogue")
+        if offer is None:
+            offer = answer_cache(self.context)["_catalogue"] = shown_dialect().catalogue
+        return offer.next_minor(cluster.version)
 
     @extend_schema_field(ControlPlaneSerializer)
     def get_control_plane(self, cluster: Cluster) -> dict[str, Any]:

@@ -25,8 +25,10 @@ from django.utils.choices import BaseChoiceIterator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from clusters.offerings import end_of_life_dates, offered_gpu_models, offered_instance_types
 from clusters.platform_release import UNKNOWN_CODE, shown_dialect
 from clusters.web.kubeconfig import Kind
+from clusters.web.presentation import values_error_text
 from cozystack import catalog, limits, values
 from cozystack.rules import FieldError
 from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
@@ -62,7 +64,6 @@ class LenientChoiceField(forms.CharField):
 
 
 def version_choices(versions: Iterable[str]) -> list[tuple[str, str]]:
-    from clusters.offerings import end_of_life_dates
 
     retired = end_of_life_dates()
     offer = shown_dialect().catalogue
@@ -103,7 +104,6 @@ def _kept(values: Iterable[Any]) -> frozenset[str]:
 
 def gpu_choices(keep: Iterable[Any] = ()) -> list[tuple[str, str]]:
     """The GPU models staff offer, plus ``keep`` (what the group being edited already has)."""
-    from clusters.offerings import offered_gpu_models
 
     return [("", _("No GPU"))] + [(g.name, g.label)
                                   for g in offered_gpu_models(keep=_kept(keep))]
@@ -111,7 +111,6 @@ def gpu_choices(keep: Iterable[Any] = ()) -> list[tuple[str, str]]:
 
 def instance_type_choices(keep: Iterable[Any] = ()) -> list[tuple[str, str]]:
     """The instance types staff offer, plus ``keep`` (what the group being edited runs)."""
-    from clusters.offerings import offered_instance_types
 
     return [(t.name, t.label) for t in offered_instance_types(keep=_kept(keep))] + [
         ("", _("Custom size (set CPU and memory)"))]
@@ -120,7 +119,6 @@ def instance_type_choices(keep: Iterable[Any] = ()) -> list[tuple[str, str]]:
 def default_instance_type() -> str:
     """``u1.medium`` while it is offered, else the smallest offered type like it (a hidden
     default must not be preselected: the picker keeps whatever value a form starts with)."""
-    from clusters.offerings import offered_instance_types
 
     offered = offered_instance_types()
     names = [t.name for t in offered]
@@ -333,7 +331,6 @@ class AddonsForm(forms.Form):
     def _parse_yaml(self, name: str, text: str) -> Any:
         """The box's document through the one values loader; a refusal goes beside the box
         and leaves nothing parsed (the spec keeps no values from it)."""
-        from clusters.web.presentation import values_error_text
 
         if not text.strip():
             return {}

@@ -21,7 +21,8 @@ from django.db.models.functions import JSONObject
 
 from billing.queries import MonthToDate, month_to_date
 from clusters import offerings, platform_release
-from clusters.models import Cluster, ClusterEvent, ClusterQuerySet, NodeGroup, Operation
+from clusters.models import Cluster, ClusterEvent, ClusterQuerySet, NodeGroup, Offering, Operation
+from clusters.offerings import end_of_life_dates
 from clusters.web import presentation
 from cozystack import catalog
 from portal.models import Tenant
@@ -200,7 +201,6 @@ def _month_to_date(tenant_id: int) -> MonthToDate:
 
 
 def _rows(values: list[tuple[Any, ...]], tenant: Tenant) -> list[ClusterRow[ListedCluster]]:
-    from clusters.offerings import end_of_life_dates
 
     if not values:
         return []
@@ -244,7 +244,6 @@ def cluster_rows_page(tenant: Tenant, *, phase: str = "", version: str = "", pag
 def cluster_row(cluster_id: int) -> ClusterRow[Cluster] | None:
     """The row of one cluster, deleted ones included (the live list removes those); its
     ``cluster`` is the whole model, with its tenant."""
-    from clusters.offerings import end_of_life_dates
 
     cluster = (Cluster.objects.filter(pk=cluster_id).select_related("tenant")
                .annotate(**_row_annotations()).first())
@@ -377,7 +376,6 @@ def cluster_state(cluster: Cluster) -> ClusterState:
                  .order_by("-created_at", "-id").first())
     events = list(ClusterEvent.objects.filter(cluster=cluster).order_by("-at", "-id")
                   [:TIMELINE_LENGTH])
-    from clusters.models import Offering
 
     target = platform_release.next_version(cluster.version)
     if target in offerings.hidden_offerings().get(Offering.Kind.VERSION, frozenset()):

@@ -22,6 +22,7 @@ from rest_framework import serializers
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
 from clusters.platform_release import shown_dialect
 from clusters.web.api.catalog import ADDON_API_KEYS
+from clusters.web.presentation import values_error_text
 from cozystack import catalog, limits
 from cozystack import values as values_loader
 from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, KubeletSpec, NodeGroupSpec
@@ -142,7 +143,6 @@ class ValuesOverrideField(serializers.JSONField):
     }
 
     def to_internal_value(self, data: Any) -> Any:
-        from clusters.web.presentation import values_error_text
 
         value = super().to_internal_value(data)
         if not isinstance(value, dict):

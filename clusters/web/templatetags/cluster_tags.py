@@ -12,10 +12,14 @@ from django import forms, template
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 
 from clusters import progress
+from clusters.models import Offering
+from clusters.offerings import hidden_offerings
 from clusters.platform_release import shown_dialect
 from clusters.web import presentation
+from clusters.web.queries import tenant_summary
 from cozystack import catalog
 
 register = template.Library()
@@ -44,8 +48,6 @@ def widget(field: forms.BoundField, extra: str = "") -> str:
 def instance_type_picker(field: forms.BoundField) -> dict[str, Any]:
     """A select of instance types grouped by series, each option carrying vCPU and RAM so the
     filters beside it can narrow the list without a round trip."""
-    from clusters.models import Offering
-    from clusters.offerings import hidden_offerings
 
     value = field.value()
     value = "" if value is None else str(value)
@@ -151,7 +153,6 @@ def ago_seconds(value: datetime | None) -> int | None:
 @register.simple_tag
 def cluster_summary(tenant: Any) -> dict[str, Any]:
     """Counts for the clusters card of the tenant home page."""
-    from clusters.web.queries import tenant_summary
 
     return tenant_summary(tenant)
 
@@ -160,7 +161,6 @@ def cluster_summary(tenant: Any) -> dict[str, Any]:
 def instance_label(name: str) -> str:
     """``u1.medium · 1 vCPU · 4 GiB``; custom sizes and unknown types as they are."""
     if not name:
-        from django.utils.translation import gettext
 
         return gettext("custom size")
     known = catalog.describe_instance_type(name)
@@ -181,7 +181,6 @@ def replaces_nodes(changes: Any) -> bool:
 @register.filter
 def ago(value: datetime | None) -> str:
     """``12 s ago``, ``3 min 5 s ago``: precise enough for a page that changes by the second."""
-    from django.utils.translation import gettext
 
     seconds = ago_seconds(value)
     if seconds is None:

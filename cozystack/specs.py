@@ -41,11 +41,14 @@ class NodeGroupSpec:
     instance_type: str
     min_replicas: int
     max_replicas: int
-    ephemeral_storage_gib: int
+    disk_gib: int
     roles: tuple[str, ...] = ()
     gpus: tuple[str, ...] = ()
     cpu: str | None = None
     memory: str | None = None
+    storage_class: str = ""
+    max_unhealthy: str = ""
+    node_startup_timeout: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roles", tuple(sorted(_as_tuple(self.roles))))
@@ -92,6 +95,25 @@ class ControlPlaneSpec:
 
 
 @dataclass(frozen=True)
+class AutoRepairSpec:
+    """Node auto-repair (the platform's node health check): a node that stays unhealthy, or
+    never becomes ready within ``node_startup_timeout``, is replaced, as long as no more than
+    ``max_unhealthy`` nodes of its group are unhealthy at once (``"N"`` or ``"N%"``)."""
+
+    enabled: bool = True
+    max_unhealthy: str = "50%"
+    node_startup_timeout: str = "10m"
+
+
+@dataclass(frozen=True)
+class OidcUserSpec:
+    """A person given access to the cluster through the platform's single sign-on."""
+
+    email: str
+    role: str  # "admin" | "view"
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     """The whole desired cluster; ``node_groups`` order is the form's (rendering sorts)."""
 
@@ -103,10 +125,17 @@ class ClusterSpec:
     control_plane: ControlPlaneSpec = field(default_factory=ControlPlaneSpec)
     node_groups: tuple[NodeGroupSpec, ...] = ()
     addons: tuple[AddonSpec, ...] = ()
+    auto_repair: AutoRepairSpec | None = None
+    oidc_users: tuple[OidcUserSpec, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "node_groups", _as_tuple(self.node_groups))
         object.__setattr__(self, "addons", _as_tuple(self.addons))
+        object.__setattr__(
+            self,
+            "oidc_users",
+            tuple(sorted(_as_tuple(self.oidc_users), key=lambda user: user.email)),
+        )
 
     @property
     def release_name(self) -> str:

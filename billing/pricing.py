@@ -142,8 +142,8 @@ def _group_usage(group: NodeGroupSpec, nodes: int) -> dict[str, Decimal]:
     models = sorted(set(group.gpus))
     if models:
         usage[metering.gpu_sku(models[0])] = Decimal(nodes * len(group.gpus))
-    if group.ephemeral_storage_gib:
-        usage[metering.DISK_SKU] = Decimal(nodes * group.ephemeral_storage_gib)
+    if group.disk_gib:
+        usage[metering.DISK_SKU] = Decimal(nodes * group.disk_gib)
     return usage
 
 

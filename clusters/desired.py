@@ -36,7 +36,7 @@ def write_desired_rows(cluster: Cluster, spec: ClusterSpec) -> None:
         row.instance_type = group.instance_type
         row.min_replicas = group.min_replicas
         row.max_replicas = group.max_replicas
-        row.disk_gib = group.ephemeral_storage_gib
+        row.disk_gib = group.disk_gib
         row.gpu_model = gpu_models[0] if gpu_models else ""
         row.gpus_per_node = len(group.gpus)
         row.roles = list(group.roles)

@@ -208,7 +208,7 @@ class NodeGroup(models.Model):
             instance_type=self.instance_type,
             min_replicas=self.min_replicas,
             max_replicas=self.max_replicas,
-            ephemeral_storage_gib=self.disk_gib,
+            disk_gib=self.disk_gib,
             roles=tuple(self.roles or ()),
             gpus=self.gpus,
         )

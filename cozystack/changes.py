@@ -56,8 +56,8 @@ def _replacement_reasons(old: NodeGroupSpec, new: NodeGroupSpec) -> list[str]:
         reasons.append(
             f"instance type {old.instance_type or 'custom'} → {new.instance_type or 'custom'}"
         )
-    if old.ephemeral_storage_gib != new.ephemeral_storage_gib:
-        reasons.append(f"disk {gib(old.ephemeral_storage_gib)} → {gib(new.ephemeral_storage_gib)}")
+    if old.disk_gib != new.disk_gib:
+        reasons.append(f"disk {gib(old.disk_gib)} → {gib(new.disk_gib)}")
     if old.cpu != new.cpu:
         reasons.append(f"CPU {old.cpu or 'from instance type'} → {new.cpu or 'from instance type'}")
     if old.memory != new.memory:

@@ -432,11 +432,11 @@ def _check_disk_and_roles(index: int, group: NodeGroupSpec) -> list[FieldError]:
     prefix = f"node_groups[{index}]"
     errors = []
     lo, hi = catalog.MIN_EPHEMERAL_STORAGE_GIB, catalog.MAX_EPHEMERAL_STORAGE_GIB
-    disk = group.ephemeral_storage_gib
+    disk = group.disk_gib
     if not is_int(disk) or not lo <= disk <= hi:
         errors.append(
             FieldError(
-                f"{prefix}.ephemeral_storage_gib",
+                f"{prefix}.disk_gib",
                 f"The node disk must be a whole number of GiB from {lo} to {hi}.",
                 "out_of_range",
             )

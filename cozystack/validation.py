@@ -119,7 +119,7 @@ _GROUP_FIELDS = {
     "minReplicas": ("min_replicas", "minimum nodes"),
     "maxReplicas": ("max_replicas", "maximum nodes"),
     "instanceType": ("instance_type", "instance type"),
-    "ephemeralStorage": ("ephemeral_storage_gib", "disk size"),
+    "ephemeralStorage": ("disk_gib", "disk size"),
     "resources": ("cpu", "custom CPU and memory"),
     "roles": ("roles", "roles"),
     "gpus": ("gpus", "GPUs"),

@@ -230,7 +230,7 @@ class NodeGroupForm(forms.Form):
             instance_type=instance_type,
             min_replicas=_int(self.value("min_replicas"), DEFAULT_MIN_NODES),
             max_replicas=_int(self.value("max_replicas"), DEFAULT_MAX_NODES),
-            ephemeral_storage_gib=_int(self.value("disk_gib"),
+            disk_gib=_int(self.value("disk_gib"),
                                        catalog.DEFAULT_EPHEMERAL_STORAGE_GIB),
             roles=(catalog.INGRESS_NGINX_ROLE,) if self.value("ingress") else (),
             gpus=(gpu_model,) * max(count, 1) if gpu_model else (),
@@ -242,7 +242,7 @@ class NodeGroupForm(forms.Form):
 def group_initial(group: NodeGroupSpec) -> dict[str, Any]:
     return {"name": group.name, "instance_type": group.instance_type, "cpu": group.cpu or "",
             "memory": group.memory or "", "min_replicas": group.min_replicas,
-            "max_replicas": group.max_replicas, "disk_gib": group.ephemeral_storage_gib,
+            "max_replicas": group.max_replicas, "disk_gib": group.disk_gib,
             "ingress": catalog.INGRESS_NGINX_ROLE in group.roles,
             "gpu_model": group.gpus[0] if group.gpus else "",
             "gpu_count": len(group.gpus) or 1}
@@ -386,7 +386,7 @@ def addon_errors_field(path: str) -> str | None:
 _GROUP_PATH = re.compile(r"^node_groups\[(\d+)\](?:\.(\w+))?")
 _GROUP_FIELDS = {"name": "name", "instance_type": "instance_type", "cpu": "cpu",
                  "memory": "memory", "min_replicas": "min_replicas",
-                 "max_replicas": "max_replicas", "ephemeral_storage_gib": "disk_gib",
+                 "max_replicas": "max_replicas", "disk_gib": "disk_gib",
                  "roles": "ingress", "gpus": "gpu_model"}
 _CLUSTER_FIELDS = {"name": "name", "version": "version", "storage_class": "storage_class",
                    "host": "host", "control_plane.replicas": "control_plane_replicas",
@@ -445,7 +445,7 @@ class SpecForm:
     def _default_group(name: str) -> NodeGroupSpec:
         return NodeGroupSpec(name=name, instance_type=default_instance_type(),
                              min_replicas=DEFAULT_MIN_NODES, max_replicas=DEFAULT_MAX_NODES,
-                             ephemeral_storage_gib=catalog.DEFAULT_EPHEMERAL_STORAGE_GIB,
+                             disk_gib=catalog.DEFAULT_EPHEMERAL_STORAGE_GIB,
                              roles=(catalog.INGRESS_NGINX_ROLE,))
 
     def forms(self) -> Iterator[forms.Form]:

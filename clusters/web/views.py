@@ -211,7 +211,7 @@ def cluster_detail_live(request: HttpRequest, ctx: TenantContext,
 
 # --------------------------------------------------------------------------- actions
 
-_GROUP_FIELD_ALIASES = {"ephemeral_storage_gib": "disk_gib", "roles": "ingress",
+_GROUP_FIELD_ALIASES = {"roles": "ingress",
                         "gpus": "gpu_model"}
 
 

@@ -22,7 +22,7 @@ def spec(*groups: NodeGroupSpec, cp: int = 0, addons: tuple[str, ...] = ()) -> C
 
 def group(name="md0", lo=1, hi=3, disk=0, itype="t1.test", gpus=()) -> NodeGroupSpec:
     return NodeGroupSpec(name=name, instance_type=itype, min_replicas=lo, max_replicas=hi,
-                         ephemeral_storage_gib=disk, gpus=gpus)
+                         disk_gib=disk, gpus=gpus)
 
 
 CASES = [

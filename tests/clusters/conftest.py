@@ -119,7 +119,7 @@ def group(name: str = "md0", *, instance_type: str = "u1.large", min_replicas: i
     from cozystack.specs import NodeGroupSpec
 
     return NodeGroupSpec(name=name, instance_type=instance_type, min_replicas=min_replicas,
-                         max_replicas=max_replicas, ephemeral_storage_gib=disk, roles=roles,
+                         max_replicas=max_replicas, disk_gib=disk, roles=roles,
                          gpus=gpus)
 
 

@@ -41,14 +41,14 @@ def test_an_unbound_form_describes_a_small_working_cluster():
     assert spec.version == "v1.35" and spec.control_plane.replicas == 2
     (group,) = spec.node_groups
     assert (group.name, group.instance_type, group.min_replicas, group.max_replicas,
-            group.ephemeral_storage_gib, group.roles) == ("md0", "u1.medium", 1, 3, 50,
+            group.disk_gib, group.roles) == ("md0", "u1.medium", 1, 3, 50,
                                                           ("ingress-nginx",))
 
 
 def test_rows_keep_their_keys_so_errors_land_on_the_right_row():
     form = bound(name="demo", groups=["3", "7"], **row(3, "md0"), **row(7, "gpu"))
     form.apply_errors([FieldError("node_groups[1].max_replicas", "Too many.", "x"),
-                       FieldError("node_groups[0].ephemeral_storage_gib", "Disk.", "x")])
+                       FieldError("node_groups[0].disk_gib", "Disk.", "x")])
 
     (k0, first), (k1, second) = form.rows
     assert (k0, k1) == (3, 7)

@@ -52,7 +52,7 @@ def create_cluster(stack: Stack, name: str, version: str = "v1.35") -> Cluster:
     """A cluster requested by the owner through the same action the form uses."""
     spec = ClusterSpec(name=name, namespace=stack.namespace, version=version, node_groups=(
         NodeGroupSpec(name="md0", instance_type="u1.medium", min_replicas=1, max_replicas=3,
-                      ephemeral_storage_gib=50, roles=("ingress-nginx",)),))
+                      disk_gib=50, roles=("ingress-nginx",)),))
     return as_owner(stack, actions.do_create_cluster, spec)
 
 

@@ -49,7 +49,7 @@ H100 = "nvidia.com/H100_94GB"
 
 
 def group(name: str = "md0", instance_type: str = "u1.large", lo: int = 1, hi: int = 3, **kw):
-    kw.setdefault("ephemeral_storage_gib", 50)
+    kw.setdefault("disk_gib", 50)
     kw.setdefault("roles", ("ingress-nginx",) if name == "md0" else ())
     return NodeGroupSpec(name, instance_type, lo, hi, **kw)
 
@@ -108,17 +108,17 @@ MATRIX: dict[str, ClusterSpec] = {
     "one-group-no-roles": cluster(group(roles=())),
     "several-groups": cluster(
         group(),
-        group("workers", "s1.xlarge", 2, 10, ephemeral_storage_gib=100),
-        group("memory", "m1.2xlarge", 0, 4, ephemeral_storage_gib=200),
+        group("workers", "s1.xlarge", 2, 10, disk_gib=100),
+        group("memory", "m1.2xlarge", 0, 4, disk_gib=200),
     ),
     "gpu-group": cluster(
         group(),
-        group("gpu", "u1.2xlarge", 1, 2, ephemeral_storage_gib=100, gpus=(L40S,)),
+        group("gpu", "u1.2xlarge", 1, 2, disk_gib=100, gpus=(L40S,)),
         addons=(AddonSpec("gpuOperator", True),),
     ),
     "multi-gpu-group": cluster(
         group(),
-        group("gpu", "u1.8xlarge", 1, 1, ephemeral_storage_gib=500, gpus=(H100, H100, H100, H100)),
+        group("gpu", "u1.8xlarge", 1, 1, disk_gib=500, gpus=(H100, H100, H100, H100)),
         group("mixed", "m1.4xlarge", 2, 3, gpus=(A100, L40S)),
         addons=(AddonSpec("gpuOperator", True),),
     ),
@@ -151,11 +151,11 @@ MATRIX: dict[str, ClusterSpec] = {
     "control-plane-single": cluster(control_plane=ControlPlaneSpec(replicas=1)),
     "md0-absent": cluster(group("general", "u1.xlarge", 1, 5, roles=("ingress-nginx",))),
     "md0-absent-many": cluster(
-        group("a", roles=("ingress-nginx",)), group("b", "s1.small", 0, 2, ephemeral_storage_gib=10)
+        group("a", roles=("ingress-nginx",)), group("b", "s1.small", 0, 2, disk_gib=10)
     ),
     "long-names": cluster(group("g" * 9), name="c" + "x" * 29, addons=(AddonSpec("velero", True),)),
     "max-name-length": cluster(group("w"), name="a" * 38),
-    "limits": cluster(group(lo=100, hi=100, ephemeral_storage_gib=2048)),
+    "limits": cluster(group(lo=100, hi=100, disk_gib=2048)),
 }
 for _version, _storage in itertools.product(catalog.version_names(), catalog.STORAGE_CLASSES):
     MATRIX[f"{_version}-{_storage.name}"] = cluster(version=_version, storage_class=_storage.name)
@@ -250,7 +250,7 @@ def test_custom_sizing_sends_an_empty_instance_type_with_cpu_and_memory():
 
 
 def test_version_is_major_minor_and_disk_a_quantity():
-    rendered = render_spec(cluster(group(ephemeral_storage_gib=75), version="v1.33"))
+    rendered = render_spec(cluster(group(disk_gib=75), version="v1.33"))
     assert rendered["version"] == "v1.33"
     assert rendered["nodeGroups"]["md0"]["ephemeralStorage"] == "75Gi"
 
@@ -682,14 +682,14 @@ NEGATIVE: dict[str, tuple[ClusterSpec, str, str, str]] = {
         "at least 1 node",
     ),
     "disk-small": (
-        with_group(0, ephemeral_storage_gib=5),
-        "node_groups[0].ephemeral_storage_gib",
+        with_group(0, disk_gib=5),
+        "node_groups[0].disk_gib",
         "out_of_range",
         "from 10 to 2048",
     ),
     "disk-huge": (
-        with_group(0, ephemeral_storage_gib=4096),
-        "node_groups[0].ephemeral_storage_gib",
+        with_group(0, disk_gib=4096),
+        "node_groups[0].disk_gib",
         "out_of_range",
         "from 10 to 2048",
     ),
@@ -954,13 +954,13 @@ def broken(**group_changes) -> dict:
         (
             broken(ephemeralStorage="lots"),
             True,
-            "node_groups[1].ephemeral_storage_gib",
+            "node_groups[1].disk_gib",
             "Node group workers: disk size “lots” is not a valid amount; write it like 50Gi.",
         ),
         (
             broken(ephemeralStorage={"size": "50Gi"}),
             True,
-            "node_groups[1].ephemeral_storage_gib",
+            "node_groups[1].disk_gib",
             "Node group workers: disk size must be a whole number or an amount such as 50Gi.",
         ),
         (
@@ -1089,7 +1089,7 @@ def test_schema_from_application_definition():
     ("changes", "replaces"),
     [
         ({"instance_type": "u1.xlarge"}, True),
-        ({"ephemeral_storage_gib": 100}, True),
+        ({"disk_gib": 100}, True),
         ({"instance_type": "", "cpu": "4", "memory": "16Gi"}, True),
         ({"roles": ()}, True),
         ({"gpus": (L40S,)}, True),

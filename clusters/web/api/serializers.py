@@ -101,9 +101,9 @@ def group_spec(data: dict[str, Any], base: NodeGroupSpec | None = None, *,
         instance_type=data.get("instance_type", base.instance_type if base else ""),
         min_replicas=data.get("min_replicas", base.min_replicas if base else 0),
         max_replicas=data.get("max_replicas", base.max_replicas if base else 0),
-        ephemeral_storage_gib=data.get(
+        disk_gib=data.get(
             "ephemeral_storage_gib",
-            base.ephemeral_storage_gib if base else catalog.DEFAULT_EPHEMERAL_STORAGE_GIB),
+            base.disk_gib if base else catalog.DEFAULT_EPHEMERAL_STORAGE_GIB),
         roles=tuple(data.get("roles", base.roles if base else ())),
         gpus=(gpu_model,) * count,
     )

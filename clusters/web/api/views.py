@@ -76,6 +76,8 @@ def cluster_error_path(tokens: Path, code: str | None) -> Path:
     if len(tokens) >= 3 and tokens[0] == "node_groups" and tokens[2] == "gpus":
         field = "gpus_per_node" if code == "too_many" else "gpu_model"
         return [*tokens[:2], field, *tokens[3:]]
+    if len(tokens) >= 3 and tokens[0] == "node_groups" and tokens[2] == "disk_gib":
+        return [*tokens[:2], "ephemeral_storage_gib", *tokens[3:]]
     return tokens
 
 

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from clusters.models import Cluster, NodeGroup, addons_to_json
+from clusters.models import (
+    Cluster,
+    NodeGroup,
+    addons_to_json,
+    auto_repair_to_json,
+    oidc_users_to_json,
+)
 from cozystack.specs import ClusterSpec
 
 
@@ -24,6 +30,8 @@ def write_desired_rows(cluster: Cluster, spec: ClusterSpec) -> None:
     cluster.control_plane_replicas = spec.control_plane.replicas
     cluster.control_plane_preset = spec.control_plane.api_server_preset
     cluster.addons = addons_to_json(spec.addons)
+    cluster.auto_repair = auto_repair_to_json(spec.auto_repair)
+    cluster.oidc_users = oidc_users_to_json(spec.oidc_users)
     cluster.save()
     existing = {g.name: g for g in cluster.node_groups.filter(removed_at__isnull=True)}
     now = timezone.now()
@@ -40,6 +48,9 @@ def write_desired_rows(cluster: Cluster, spec: ClusterSpec) -> None:
         row.gpu_model = gpu_models[0] if gpu_models else ""
         row.gpus_per_node = len(group.gpus)
         row.roles = list(group.roles)
+        row.storage_class = group.storage_class
+        row.max_unhealthy = group.max_unhealthy
+        row.node_startup_timeout = group.node_startup_timeout
         row.full_clean(exclude=["cluster"], validate_constraints=False)
         row.save()
     for row in existing.values():

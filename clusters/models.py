@@ -16,7 +16,14 @@ from django.utils.translation import gettext_lazy as _
 
 from clusters import events
 from cozystack import catalog
-from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
+from cozystack.specs import (
+    AddonSpec,
+    AutoRepairSpec,
+    ClusterSpec,
+    ControlPlaneSpec,
+    NodeGroupSpec,
+    OidcUserSpec,
+)
 from portal.caching import CachedRows
 from portal.models import Tenant
 
@@ -66,6 +73,11 @@ class Cluster(models.Model):
     control_plane_preset = models.CharField(_("control-plane size"), max_length=16,
                                             default="large")
     addons = models.JSONField(_("add-ons"), default=dict, blank=True)
+    # Node auto-repair: null keeps the platform's default; else enabled, max_unhealthy and
+    # node_startup_timeout as the tenant set them.
+    auto_repair = models.JSONField(_("node auto-repair"), null=True, blank=True)
+    # Members given access through the platform's single sign-on: [{"email", "role"}].
+    oidc_users = models.JSONField(_("single sign-on access"), default=list, blank=True)
 
     # Observed state, written by the watcher and the operation poller only.
     phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.CREATING,
@@ -132,7 +144,35 @@ class Cluster(models.Model):
                                            api_server_preset=self.control_plane_preset),
             node_groups=tuple(g.to_spec() for g in sorted(groups, key=lambda g: g.position)),
             addons=addons_from_json(self.addons),
+            auto_repair=auto_repair_from_json(self.auto_repair),
+            oidc_users=oidc_users_from_json(self.oidc_users),
         )
+
+
+def auto_repair_from_json(data: dict[str, Any] | None) -> AutoRepairSpec | None:
+    if not data:
+        return None
+    default = AutoRepairSpec()
+    return AutoRepairSpec(enabled=bool(data.get("enabled", default.enabled)),
+                          max_unhealthy=str(data.get("max_unhealthy") or default.max_unhealthy),
+                          node_startup_timeout=str(data.get("node_startup_timeout")
+                                                   or default.node_startup_timeout))
+
+
+def auto_repair_to_json(spec: AutoRepairSpec | None) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    return {"enabled": spec.enabled, "max_unhealthy": spec.max_unhealthy,
+            "node_startup_timeout": spec.node_startup_timeout}
+
+
+def oidc_users_from_json(data: list[dict[str, Any]] | None) -> tuple[OidcUserSpec, ...]:
+    return tuple(OidcUserSpec(email=str(u["email"]), role=str(u["role"]))
+                 for u in data or () if isinstance(u, dict) and u.get("email"))
+
+
+def oidc_users_to_json(users: tuple[OidcUserSpec, ...]) -> list[dict[str, str]]:
+    return [{"email": u.email, "role": u.role} for u in users]
 
 
 def addons_from_json(data: dict[str, Any]) -> tuple[AddonSpec, ...]:
@@ -173,6 +213,12 @@ class NodeGroup(models.Model):
     gpu_model = models.CharField(_("GPU model"), max_length=64, blank=True)
     gpus_per_node = models.PositiveSmallIntegerField(_("GPUs per node"), default=0)
     roles = models.JSONField(_("roles"), default=list, blank=True)
+    # Empty: the cluster's storage class, the cluster's auto-repair settings.
+    storage_class = models.CharField(_("storage class of the nodes' disks"), max_length=63,
+                                     blank=True)
+    max_unhealthy = models.CharField(_("unhealthy nodes tolerated"), max_length=8, blank=True)
+    node_startup_timeout = models.CharField(_("node start-up timeout"), max_length=16,
+                                            blank=True)
 
     # Observed from the MachineDeployment.
     desired_nodes = models.PositiveIntegerField(default=0)  # spec.replicas (autoscaler target)
@@ -211,6 +257,9 @@ class NodeGroup(models.Model):
             disk_gib=self.disk_gib,
             roles=tuple(self.roles or ()),
             gpus=self.gpus,
+            storage_class=self.storage_class,
+            max_unhealthy=self.max_unhealthy,
+            node_startup_timeout=self.node_startup_timeout,
         )
 
 

@@ -275,6 +275,7 @@ class Operation(models.Model):
         SCALE = "scale", _("Scale")
         UPGRADE = "upgrade", _("Upgrade")
         ADDONS = "addons", _("Change add-ons")
+        ACCESS = "access", _("Change access")
         ADD_NODE_GROUP = "add_node_group", _("Add node group")
         REMOVE_NODE_GROUP = "remove_node_group", _("Remove node group")
         DELETE = "delete", _("Delete")

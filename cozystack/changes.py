@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cozystack import catalog
-from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec, gib
+from cozystack.specs import (
+    AddonSpec,
+    AutoRepairSpec,
+    ClusterSpec,
+    ControlPlaneSpec,
+    NodeGroupSpec,
+    OidcUserSpec,
+    gib,
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,11 @@ def _replacement_reasons(old: NodeGroupSpec, new: NodeGroupSpec) -> list[str]:
         reasons.append(f"roles {', '.join(old.roles) or 'none'} → {', '.join(new.roles) or 'none'}")
     if old.gpus != new.gpus:
         reasons.append(f"GPUs {_gpu_words(old.gpus)} → {_gpu_words(new.gpus)}")
+    if old.storage_class != new.storage_class:
+        reasons.append(
+            f"disk storage class {old.storage_class or 'the cluster’s'} → "
+            f"{new.storage_class or 'the cluster’s'}"
+        )
     return reasons
 
 
@@ -101,10 +114,33 @@ def _group_changes(
         if limits_changed:
             message += f"; {limits}"
         return [Change(path, message, replaces_nodes=True)]
+    changes = []
     if limits_changed:
         message = f"node group {new.name}: {limits}: autoscaler limits only, no replacement"
-        return [Change(path, message)]
-    return []
+        changes.append(Change(path, message))
+    repair = _group_repair_change(old, new)
+    if repair is not None:
+        changes.append(repair)
+    return changes
+
+
+def _repair_words(max_unhealthy: str, startup: str) -> str:
+    return (
+        f"at most {max_unhealthy or 'the cluster’s'} unhealthy, "
+        f"start-up timeout {startup or 'the cluster’s'}"
+    )
+
+
+def _group_repair_change(old: NodeGroupSpec, new: NodeGroupSpec) -> Change | None:
+    before = (old.max_unhealthy, old.node_startup_timeout)
+    after = (new.max_unhealthy, new.node_startup_timeout)
+    if before == after:
+        return None
+    return Change(
+        f"node_groups[{new.name}].auto_repair",
+        f"node group {new.name}: auto-repair {_repair_words(*before)} → {_repair_words(*after)}; "
+        "no node is replaced",
+    )
 
 
 def _group_added(group: NodeGroupSpec) -> Change:
@@ -263,4 +299,47 @@ def cluster_changes(
         if name not in new_groups:
             changes.append(_group_removed(group, counts))
     changes.extend(_addon_changes(old, new))
+    changes.extend(_auto_repair_changes(old.auto_repair, new.auto_repair))
+    changes.extend(_access_changes(old.oidc_users, new.oidc_users))
+    return changes
+
+
+def _auto_repair_words(repair: AutoRepairSpec | None) -> str:
+    if repair is None:
+        return "the platform’s default"
+    if not repair.enabled:
+        return "off"
+    return f"on ({_repair_words(repair.max_unhealthy, repair.node_startup_timeout)})"
+
+
+def _auto_repair_changes(old: AutoRepairSpec | None, new: AutoRepairSpec | None) -> list[Change]:
+    if old == new:
+        return []
+    return [
+        Change(
+            "auto_repair",
+            f"node auto-repair {_auto_repair_words(old)} → {_auto_repair_words(new)}: the "
+            "platform's health checks change; no node is replaced",
+        )
+    ]
+
+
+def _access_changes(old: tuple[OidcUserSpec, ...], new: tuple[OidcUserSpec, ...]) -> list[Change]:
+    before = {u.email: u.role for u in old}
+    after = {u.email: u.role for u in new}
+    changes = []
+    for email, role in after.items():
+        if email not in before:
+            changes.append(
+                Change("oidc_users", f"{email} gets {role} access through single sign-on")
+            )
+        elif before[email] != role:
+            changes.append(
+                Change(
+                    "oidc_users", f"{email}: access {before[email]} → {role} through single sign-on"
+                )
+            )
+    for email in before:
+        if email not in after:
+            changes.append(Change("oidc_users", f"{email} loses access through single sign-on"))
     return changes

@@ -300,6 +300,13 @@ PLATFORM_IN_CLUSTER = env_bool("PLATFORM_IN_CLUSTER", default=False)
 PLATFORM_KUBECONFIG_KEY = env_str("PLATFORM_KUBECONFIG_KEY", "admin.conf")
 PLATFORM_REQUEST_TIMEOUT = env_int("PLATFORM_REQUEST_TIMEOUT", 10, minimum=1)
 PLATFORM_OPERATION_TIMEOUT = env_int("PLATFORM_OPERATION_TIMEOUT", 20 * 60, minimum=60)
+# The platform's root host (Cozystack's publishing host). A tenant's domain is <slug>.<root> and
+# a cluster's default API host kubernetes-<name>.<slug>.<root>; custom API hosts under the root
+# are refused. The simulator serves example.org; `check --deploy` warns when it is unset.
+PLATFORM_ROOT_HOST = env_str("PLATFORM_ROOT_HOST", "example.org" if DEBUG else "")
+# The platform's load balancers speak the PROXY protocol to tenant ingress controllers: then
+# (and only then) tenants are offered the ouroboros add-on, which fixes hairpin traffic.
+PLATFORM_PROXY_PROTOCOL = env_bool("PLATFORM_PROXY_PROTOCOL", default=False)
 
 # Platform-wide default quota for a tenant; staff override it per tenant.
 TENANT_DEFAULT_QUOTA = {

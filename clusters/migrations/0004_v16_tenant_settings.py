@@ -10,6 +10,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AlterField(
+            model_name='operation',
+            name='kind',
+            field=models.CharField(choices=[('create', 'Create'), ('update', 'Update'), ('scale', 'Scale'), ('upgrade', 'Upgrade'), ('addons', 'Change add-ons'), ('access', 'Change access'), ('add_node_group', 'Add node group'), ('remove_node_group', 'Remove node group'), ('delete', 'Delete')], max_length=24),
+        ),
         migrations.AddField(
             model_name='cluster',
             name='auto_repair',

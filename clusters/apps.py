@@ -15,8 +15,10 @@ class ClustersConfig(AppConfig):
     name = "clusters"
 
     def ready(self) -> None:
-        from clusters import events, offerings  # start-up order: apps are ready only now
+        from clusters import access, events, offerings  # start-up order: apps are ready now
+        from portal.member_events import MembershipEnded
 
         events.subscribe(events.OfferingsChanged, offerings.forget_offerings,
                          moment="in_transaction")
+        events.subscribe(MembershipEnded, access.on_membership_ended, moment="after_commit")
         health.register_check("management_cluster", ping_management_cluster)

@@ -19,7 +19,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from portal import events
 from portal.audit import Actor, diff, record
+from portal.member_events import MembershipEnded
 from portal.models import Invitation, Membership, Tenant
 from portal.permissions import Perm, Role, assignable_roles
 from portal.tenancy import TenantContext
@@ -128,6 +130,16 @@ def _user_emails(user: User) -> set[str]:
     return emails
 
 
+def _end_membership(membership: Membership) -> None:
+    """Delete the membership and tell the other domains (after commit: they revoke what it
+    granted)."""
+    user = membership.user
+    emails = frozenset({*_user_emails(user), *([user.email.lower()] if user.email else [])})
+    events.publish(MembershipEnded(tenant_id=membership.tenant_id, user_id=user.pk,
+                                   emails=emails))
+    membership.delete()
+
+
 def do_accept_invitation(actor: Actor, token: str) -> Membership:
     """Join the invitation's tenant. The token is single-use and bound to the invited address."""
     _check_writable(actor)
@@ -220,7 +232,7 @@ def do_remove_member(actor: Actor, ctx: TenantContext, membership_id: int) -> No
             raise ValidationError(_("The last owner cannot be removed."))
         record(actor, "membership.remove", membership, tenant=ctx.tenant,
                changes={"user": [membership.user.email, None], "role": [membership.role, None]})
-        membership.delete()
+        _end_membership(membership)
 
 
 def do_leave_tenant(actor: Actor, ctx: TenantContext) -> None:
@@ -234,7 +246,7 @@ def do_leave_tenant(actor: Actor, ctx: TenantContext) -> None:
                 "You are the last owner. Transfer ownership before leaving."))
         record(actor, "membership.leave", membership, tenant=ctx.tenant,
                changes={"role": [membership.role, None]})
-        membership.delete()
+        _end_membership(membership)
 
 
 def do_transfer_ownership(actor: Actor, ctx: TenantContext, membership_id: int) -> Membership:

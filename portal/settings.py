@@ -341,6 +341,7 @@ OPERATION_POLL_SECONDS = float(env_int("OPERATION_POLL_MS", 3000, minimum=50)) /
 OPERATION_LEASE_SECONDS = env_int("OPERATION_LEASE_SECONDS", 120, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "clusters-resync": {"task": "clusters.resync", "schedule": 60.0},
+    "clusters-sweep-access": {"task": "clusters.sweep_access", "schedule": 600.0},
     "billing-finalize-invoices": {"task": "billing.finalize_invoices", "schedule": 3600.0},
     "billing-check-budgets": {"task": "billing.check_budgets", "schedule": 600.0},
     "billing-reconcile-ledger": {"task": "billing.reconcile_ledger", "schedule": 3600.0},

@@ -33,6 +33,7 @@ MACHINE_DEPLOYMENTS: Kind = ("cluster.x-k8s.io", "v1beta1", "machinedeployments"
 APP_DEFINITIONS: Kind = ("cozystack.io", "v1alpha1", "applicationdefinitions")
 SECRETS = "secrets"  # core v1, watched across namespaces by label
 KUBECONFIG_KEYS = ("admin.conf", "super-admin.conf")
+OIDC_KUBECONFIG_KEY = "kubeconfig"
 CLUSTER_LABEL = "cluster.x-k8s.io/cluster-name"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kube-portal"
@@ -387,9 +388,10 @@ class Gateway:
             return False
         return any(key in data for key in KUBECONFIG_KEYS)
 
-    def _read_kubeconfig_secret(self, namespace: str, cluster_name: str) -> dict[str, str]:
+    def _read_kubeconfig_secret(self, namespace: str, cluster_name: str,
+                                suffix: str = "admin-kubeconfig") -> dict[str, str]:
         """``.data`` of the TenantSecret (what tenant credentials may read), else the Secret."""
-        name = f"kubernetes-{cluster_name}-admin-kubeconfig"
+        name = f"kubernetes-{cluster_name}-{suffix}"
         what = _("read the kubeconfig of %(name)s") % {"name": cluster_name}
         try:
             return self._get_json(what, _path(TENANT_SECRETS, namespace, name)).get("data") or {}
@@ -411,6 +413,19 @@ class Gateway:
                            % {"name": cluster_name})
         # `.data` is base64 exactly once; TenantSecret's stringData (base64 again) is ignored.
         return base64.b64decode(data[key])
+
+    def read_oidc_kubeconfig(self, namespace: str, cluster_name: str) -> bytes:
+        """The single sign-on kubeconfig of a cluster whose access goes through the platform's
+        identity provider (v1.6 ``oidc.mode: System``): Secret
+        ``kubernetes-<name>-oidc-kubeconfig``, key ``kubeconfig``. It holds no credential (each
+        person signs in with ``kubectl oidc-login``). Until the platform's bootstrap Job has
+        written it, it holds a placeholder (``is_placeholder_kubeconfig``); ``NotFound`` when
+        the platform has none."""
+        data = self._read_kubeconfig_secret(namespace, cluster_name, "oidc-kubeconfig")
+        if OIDC_KUBECONFIG_KEY not in data:
+            raise NotFound(_("The platform has no single sign-on kubeconfig for %(name)s.")
+                           % {"name": cluster_name})
+        return base64.b64decode(data[OIDC_KUBECONFIG_KEY])
 
     # -- listing and watching ------------------------------------------------------------------
 
@@ -504,6 +519,13 @@ class Gateway:
                 _("The platform ended a watch: %(message)s") % {"message": obj.get("message")},
                 status=code, reason=str(obj.get("reason") or ""))
         return WatchEvent(str(event.get("type")), obj)
+
+
+def is_placeholder_kubeconfig(content: bytes) -> bool:
+    """True for what the platform writes before the real file (``# awaiting OIDC bootstrap
+    Job …``): nothing but comments and blank lines."""
+    lines = [line.strip() for line in content.decode("utf-8", "replace").splitlines()]
+    return all(not line or line.startswith("#") for line in lines)
 
 
 def _path(kind: Kind | str, namespace: str | None, name: str | None = None) -> str:

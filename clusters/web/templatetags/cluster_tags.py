@@ -53,7 +53,10 @@ def instance_type_picker(field: forms.BoundField) -> dict[str, Any]:
     known = {t.name for t in catalog.instance_types()}
     return {"field": field, "value": value, "series": series, "others": others,
             "unknown": value if value and value not in known else "",
-            "invalid": bool(field.errors)}
+            "invalid": bool(field.errors),
+            # The v1.6 catalogue marks dedicated-vCPU (d1, cx1…) and hugepage types.
+            "has_dedicated": any(getattr(t, "dedicated_cpu", False) for t in offered),
+            "has_hugepages": any(getattr(t, "hugepages", "") for t in offered)}
 
 
 @register.filter

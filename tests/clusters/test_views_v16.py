@@ -1,0 +1,119 @@
+"""The pages against a Cozystack 1.6.2 platform offer what it gives tenants: the node's disk,
+a storage class and auto-repair per group, auto-repair, the v1.6 control-plane sizes, access
+through single sign-on chosen from the members; a 1.3.6 platform offers none of them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from portal.permissions import Role
+from tests.clusters.ui import make_cluster, text_of, url
+from tests.factories import MembershipFactory
+
+pytestmark = pytest.mark.django_db
+V16 = pytest.mark.parametrize("simulated_platform", ["1.6.2"], indirect=True)
+V13 = pytest.mark.parametrize("simulated_platform", ["1.3.6"], indirect=True)
+
+
+def page(client_for, user, tenant, name="create", **kwargs) -> str:
+    response = client_for(user).get(url(name, tenant, **kwargs))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+@V16
+def test_the_create_page_offers_what_v16_gives_tenants(client_for, owner, tenant, platform):
+    html = page(client_for, owner, tenant)
+    assert 'name="ng-0-disk_gib" value="20"' in html
+    assert "persistent disk: it holds the operating system" in html
+    assert 'data-testid="auto-repair"' in html
+    repair = html[html.index('data-testid="auto-repair"'):html.index('data-testid="access"')]
+    assert "50% never repairs a one-node group" in repair
+    advanced = html[html.index('data-testid="group-advanced"'):]
+    assert 'name="ng-0-storage_class"' in advanced and 'name="ng-0-max_unhealthy"' in advanced
+    # Control-plane sizes by family, with CPU and memory, the v1.6 default chosen.
+    assert re.search(r'<optgroup label="c1 family · CPU:memory 1:1">', html)
+    assert '<option value="c1.medium" selected>c1.medium · 2 CPU · 2Gi RAM</option>' in html
+    assert "preset u1.medium is 2 CPU and 8 GiB" in html
+
+
+@V16
+def test_owners_choose_access_from_the_member_list_with_the_roles_each_may_have(
+        client_for, owner, tenant, platform):
+    viewer = MembershipFactory(tenant=tenant, role=Role.VIEWER).user
+    accountant = MembershipFactory(tenant=tenant, role=Role.BILLING).user
+    html = page(client_for, owner, tenant)
+    access = html[html.index('data-testid="access"'):html.index('aria-labelledby="sec-addons"')]
+    assert f'data-member="{owner.email}"' in access
+    viewer_row = access[access.index(f'data-member="{viewer.email}"'):]
+    viewer_select = viewer_row[:viewer_row.index("</select>")]
+    assert 'value="view"' in viewer_select and 'value="admin"' not in viewer_select
+    assert accountant.email not in access
+
+
+@V16
+def test_members_who_may_not_manage_members_choose_no_access(client_for, member, tenant,
+                                                             platform):
+    assert 'data-testid="access"' not in page(client_for, member, tenant)
+
+
+@V16
+def test_a_bad_auto_repair_value_is_shown_beside_its_field_as_you_type(
+        client_for, owner, tenant, platform):
+    data = {"name": "demo", "groups": ["0"], "ng-0-name": "md0", "auto_repair": "on",
+            "repair_max_unhealthy": "lots", "repair_node_startup_timeout": "5s",
+            "ng-0-max_unhealthy": "150%"}
+    response = client_for(owner).post(url("create_check", tenant), data,
+                                      headers={"HX-Request": "true"})
+    html = response.content.decode()
+    assert "Enter a number of nodes such as “1”, or a percentage" in \
+        text_of(html, "errors-repair_max_unhealthy")
+    assert "at least 30 seconds" in text_of(html, "errors-repair_node_startup_timeout")
+    assert "cannot be above 100%" in text_of(html, "errors-ng-0-max_unhealthy")
+
+
+@V16
+def test_the_detail_page_offers_auto_repair_access_and_the_sso_kubeconfig(
+        client_for, owner, tenant, platform):
+    make_cluster(tenant)
+    html = page(client_for, owner, tenant, "detail", cluster_name="demo")
+    assert 'id="act-repair"' in html and 'id="act-access"' in html
+    assert 'data-testid="sso-kubeconfig"' in html
+    assert "Nobody has access through single sign-on yet" in html
+    assert "cannot be rotated: the platform does not offer it" in html
+
+
+@V16
+def test_people_who_change_clusters_but_not_members_see_no_access_action(
+        client_for, member, tenant, platform):
+    make_cluster(tenant)
+    html = page(client_for, member, tenant, "detail", cluster_name="demo")
+    assert 'id="act-repair"' in html and 'id="act-access"' not in html
+
+
+@V16
+def test_the_sso_section_explains_the_oidc_login_plugin_to_whoever_has_access(
+        client_for, member, tenant, platform):
+    cluster = make_cluster(tenant)
+    cluster.oidc_users = [{"email": member.email, "role": "admin"}]
+    cluster.save(update_fields=["oidc_users"])
+    html = page(client_for, member, tenant, "detail", cluster_name="demo")
+    section = html[html.index('data-testid="sso-kubeconfig"'):]
+    assert "You have admin access" in section
+    assert "kubectl krew install oidc-login" in section
+    assert "acme-demo-sso-kubeconfig.yaml" in section
+
+
+@V13
+def test_a_v13_platform_offers_none_of_it(client_for, owner, tenant, platform):
+    html = page(client_for, owner, tenant)
+    assert 'data-testid="auto-repair"' not in html and 'data-testid="access"' not in html
+    assert 'data-testid="group-advanced"' not in html
+    assert 'name="ng-0-disk_gib" value="50"' in html
+    assert '<option value="large" selected>' in html
+    make_cluster(tenant)
+    detail = page(client_for, owner, tenant, "detail", cluster_name="demo")
+    assert 'id="act-repair"' not in detail and 'data-testid="sso-kubeconfig"' not in detail
+    assert "cannot be rotated" in detail

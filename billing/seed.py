@@ -26,17 +26,23 @@ GPU_HOUR = {
     "nvidia.com/AD102GL_L40S": Decimal("1.60"),
     "nvidia.com/GA100_A100_PCIE_80GB": Decimal("2.90"),
     "nvidia.com/H100_94GB": Decimal("4.20"),
+    "nvidia.com/GH100_H100L_94GB": Decimal("4.20"),
 }
 DISK_GIB_HOUR = Decimal("0.000137")  # CHF 0.10 per GiB-month of 730 h
+# Control-plane presets under the portal's names (the v1.6 families); the seven with a v1.3 name
+# keep the price that name had. The others follow their CPU and memory.
 CONTROL_PLANE_REPLICA_HOUR = {
-    "nano": Decimal("0.005"),
-    "micro": Decimal("0.008"),
-    "small": Decimal("0.012"),
-    "medium": Decimal("0.016"),
-    "large": Decimal("0.025"),
-    "xlarge": Decimal("0.045"),
-    "2xlarge": Decimal("0.085"),
+    "t1.nano": Decimal("0.005"),
+    "t1.micro": Decimal("0.008"),
+    "t1.small": Decimal("0.012"),
+    "c1.small": Decimal("0.016"),
+    "c1.medium": Decimal("0.025"),
+    "c1.large": Decimal("0.045"),
+    "c1.xlarge": Decimal("0.085"),
 }
+CONTROL_PLANE_BASE_HOUR = Decimal("0.003")
+CONTROL_PLANE_CPU_HOUR = Decimal("0.009")
+CONTROL_PLANE_GIB_HOUR = Decimal("0.003")
 ADDON_HOUR = {
     "velero": (Decimal("0.010"), "Velero backups"),
     "monitoringAgents": (Decimal("0.015"), "Monitoring agents"),
@@ -51,30 +57,43 @@ VAT_RATES = [
 
 
 def example_book() -> list[dict[str, Any]]:
-    """``[{code, kind, unit, description, per_hour}]`` for every SKU of the example book."""
-    from cozystack import catalog
+    """``[{code, kind, unit, description, per_hour}]`` for every SKU of the example book:
+    what any release the portal speaks offers."""
+    from cozystack import catalog, dialects
 
     rows: list[dict[str, Any]] = []
-    for it in catalog.instance_types():
+    offers = [dialect.catalogue for dialect in dialects.dialects()]
+    types = {it.name: it for offer in offers for it in offer.instance_types}
+    for it in types.values():
         price = (VCPU_HOUR * it.vcpu + GIB_RAM_HOUR * it.memory_gib).quantize(
             Decimal("0.0001"), rounding=ROUND_HALF_UP)
         rows.append({"code": f"node.{it.name}", "kind": "node", "unit": "node-hour",
                      "description": f"Worker node {it.label}", "per_hour": price})
-    for gpu in catalog.gpu_models():
-        if gpu.name in GPU_HOUR:
-            rows.append({"code": f"gpu.{gpu.name}", "kind": "gpu", "unit": "gpu-hour",
-                         "description": f"GPU {gpu.label}", "per_hour": GPU_HOUR[gpu.name]})
+    gpus = {gpu.name: gpu for offer in offers for gpu in offer.gpu_models}
+    for name, price in GPU_HOUR.items():
+        gpu = gpus.get(name) or catalog.describe_gpu(name)
+        rows.append({"code": f"gpu.{name}", "kind": "gpu", "unit": "gpu-hour",
+                     "description": f"GPU {gpu.label if gpu else name}", "per_hour": price})
     rows.append({"code": "disk.gib", "kind": "disk", "unit": "gib-hour",
                  "description": "Node disk (GiB)", "per_hour": DISK_GIB_HOUR})
     for preset in catalog.control_plane_presets():
-        if preset.name in CONTROL_PLANE_REPLICA_HOUR:
-            rows.append({"code": f"cp.{preset.name}", "kind": "cp", "unit": "replica-hour",
-                         "description": f"Control-plane replica {preset.label}",
-                         "per_hour": CONTROL_PLANE_REPLICA_HOUR[preset.name]})
+        rows.append({"code": f"cp.{preset.name}", "kind": "cp", "unit": "replica-hour",
+                     "description": f"Control-plane replica {preset.label}",
+                     "per_hour": control_plane_price(preset)})
     for key, (price, label) in ADDON_HOUR.items():
         rows.append({"code": f"addon.{key}", "kind": "addon", "unit": "cluster-hour",
                      "description": f"Add-on: {label}", "per_hour": price})
     return rows
+
+
+def control_plane_price(preset: Any) -> Decimal:
+    """The example price of one replica-hour of a control-plane preset."""
+    if preset.name in CONTROL_PLANE_REPLICA_HOUR:
+        return CONTROL_PLANE_REPLICA_HOUR[preset.name]
+    cpu = Decimal(preset.cpu_millicores) / 1000
+    gib = Decimal(preset.memory_mib) / 1024
+    return (CONTROL_PLANE_BASE_HOUR + CONTROL_PLANE_CPU_HOUR * cpu
+            + CONTROL_PLANE_GIB_HOUR * gib).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
 
 
 def seed(sku_model: Any, price_model: Any, vat_model: Any) -> dict[str, int]:

@@ -18,12 +18,11 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import events, observe, operations, plans, spec_rules
+from clusters import events, observe, operations, plans, platform_release, spec_rules
 from clusters.desired import write_desired_rows
 from clusters.models import Cluster, Operation
 from clusters.offerings import check_offered
 from clusters.quotas import check_quota
-from clusters.schema import platform_schema
 from cozystack.manifests import render_kubernetes
 from cozystack.rules import FieldError
 from cozystack.specjson import spec_from_json, spec_to_json
@@ -38,6 +37,8 @@ PORTAL_LABELS = {"app.kubernetes.io/managed-by": "kube-portal"}
 
 
 def errors_to_validation_error(errors: list[FieldError]) -> ValidationError:
+    if any(e.code == platform_release.UNKNOWN_CODE for e in errors):
+        return platform_release.PlatformReleaseUnknown()
     by_field: dict[str, list[ValidationError]] = {}
     for error in errors:
         by_field.setdefault(error.field or "__all__", []).append(
@@ -47,10 +48,15 @@ def errors_to_validation_error(errors: list[FieldError]) -> ValidationError:
 
 def check_spec(ctx: TenantContext, spec: ClusterSpec, *, previous: ClusterSpec | None = None,
                cluster_id: int | None = None) -> list[FieldError]:
-    """Every rule a spec must pass before the portal accepts it (platform rules, what staff
-    offer, and quota)."""
-    schema = platform_schema()
-    errors = validate_manifest(spec, schema, creating=previous is None, previous=previous)
+    """Every rule a spec must pass before the portal accepts it: the platform's rules in the
+    dialect of the release it runs (none passes while that release is unknown), what staff
+    offer, the portal's own rules on what tenants set, and quota."""
+    release = platform_release.current()
+    if release.dialect is None:
+        return [platform_release.unknown_release_error()]
+    schema = release.schema
+    errors = validate_manifest(spec, schema, dialect=release.dialect,
+                               creating=previous is None, previous=previous)
     errors += check_offered(spec, previous)
     # The platform's rules speak first; the portal's own only where they said nothing.
     judged = {error.field for error in errors}
@@ -96,8 +102,11 @@ def access_cluster(ctx: TenantContext, name: str, *, for_update: bool = False) -
 
 
 def _manifest(kind: str, spec: ClusterSpec) -> dict[str, Any]:
-    return render_kubernetes(spec, labels=PORTAL_LABELS) if kind != Operation.Kind.DELETE \
-        else {}
+    """The object as the platform's release takes it now, kept for the record (the task renders
+    it again, in the dialect of the release the platform runs when it is sent)."""
+    if kind == Operation.Kind.DELETE:
+        return {}
+    return render_kubernetes(spec, platform_release.current().shown, labels=PORTAL_LABELS)
 
 
 def _spec_params(spec: ClusterSpec, before: ClusterSpec | None) -> dict[str, Any]:
@@ -335,6 +344,8 @@ def do_delete_cluster(actor: Actor, ctx: TenantContext, name: str, *, confirm: s
     _require(actor, ctx, Perm.CLUSTERS_DELETE)
     if confirm != name:
         raise ValidationError({"confirm": _("Type the cluster name exactly to confirm.")})
+    if not platform_release.current().known:
+        raise errors_to_validation_error([platform_release.unknown_release_error()])
     with transaction.atomic():
         cluster = access_cluster(ctx, name, for_update=True)
         active = operations.active_operation(cluster, lock=True)

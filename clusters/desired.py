@@ -6,6 +6,8 @@ never reached the platform fails or is cancelled.
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.utils import timezone
 
 from clusters.models import (
@@ -51,6 +53,8 @@ def write_desired_rows(cluster: Cluster, spec: ClusterSpec) -> None:
         row.storage_class = group.storage_class
         row.max_unhealthy = group.max_unhealthy
         row.node_startup_timeout = group.node_startup_timeout
+        row.kubelet = {name: value for name, value in dataclasses.asdict(group.kubelet).items()
+                       if value}
         row.full_clean(exclude=["cluster"], validate_constraints=False)
         row.save()
     for row in existing.values():

@@ -21,6 +21,7 @@ from cozystack.specs import (
     AutoRepairSpec,
     ClusterSpec,
     ControlPlaneSpec,
+    KubeletSpec,
     NodeGroupSpec,
     OidcUserSpec,
 )
@@ -70,14 +71,16 @@ class Cluster(models.Model):
     control_plane_replicas = models.PositiveSmallIntegerField(
         _("control-plane replicas"), default=catalog.DEFAULT_CONTROL_PLANE_REPLICAS,
         validators=[MinValueValidator(1), MaxValueValidator(5)])
+    # The API server's preset, under the portal's own names (the v1.6 families; a v1.3
+    # platform gets the old name of the same size).
     control_plane_preset = models.CharField(_("control-plane size"), max_length=16,
-                                            default="large")
+                                            default=catalog.DEFAULT_API_SERVER_PRESET)
     addons = models.JSONField(_("add-ons"), default=dict, blank=True)
-    # Node auto-repair: null keeps the platform's default; else enabled, max_unhealthy and
-    # node_startup_timeout as the tenant set them.
-    auto_repair = models.JSONField(_("node auto-repair"), null=True, blank=True)
-    # Members given access through the platform's single sign-on: [{"email", "role"}].
-    oidc_users = models.JSONField(_("single sign-on access"), default=list, blank=True)
+    # None: the platform's own auto-repair setting; else {enabled, max_unhealthy,
+    # node_startup_timeout} (v1.6).
+    auto_repair = models.JSONField(_("auto-repair"), null=True, blank=True)
+    # [{email, role}] given their own access to the cluster (v1.6 OIDC), sorted by email.
+    oidc_users = models.JSONField(_("cluster access"), default=list, blank=True)
 
     # Observed state, written by the watcher and the operation poller only.
     phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.CREATING,
@@ -85,6 +88,9 @@ class Cluster(models.Model):
     status_message = models.CharField(max_length=500, blank=True)
     conditions = models.JSONField(default=list, blank=True)
     platform_ready = models.BooleanField(default=False)
+    # When the portal saw Ready become True (its own clock): how long the platform has said
+    # "applied" without the control plane answering (v1.6).
+    ready_since = models.DateTimeField(null=True, blank=True)
     kubeconfig_ready = models.BooleanField(default=False)
     chart_revision = models.CharField(max_length=64, blank=True)
     platform_resource_version = models.CharField(max_length=32, blank=True)
@@ -209,16 +215,16 @@ class NodeGroup(models.Model):
     instance_type = models.CharField(_("instance type"), max_length=32)
     min_replicas = models.PositiveIntegerField(_("minimum nodes"))
     max_replicas = models.PositiveIntegerField(_("maximum nodes"))
-    disk_gib = models.PositiveIntegerField(_("disk (GiB)"), default=50)
+    disk_gib = models.PositiveIntegerField(_("disk (GiB)"), default=catalog.DEFAULT_DISK_GIB)
     gpu_model = models.CharField(_("GPU model"), max_length=64, blank=True)
     gpus_per_node = models.PositiveSmallIntegerField(_("GPUs per node"), default=0)
     roles = models.JSONField(_("roles"), default=list, blank=True)
-    # Empty: the cluster's storage class, the cluster's auto-repair settings.
-    storage_class = models.CharField(_("storage class of the nodes' disks"), max_length=63,
-                                     blank=True)
-    max_unhealthy = models.CharField(_("unhealthy nodes tolerated"), max_length=8, blank=True)
-    node_startup_timeout = models.CharField(_("node start-up timeout"), max_length=16,
-                                            blank=True)
+    # v1.6 only; empty: the cluster's storage class and auto-repair settings.
+    storage_class = models.CharField(_("storage class"), max_length=63, blank=True)
+    max_unhealthy = models.CharField(_("auto-repair limit"), max_length=8, blank=True)
+    node_startup_timeout = models.CharField(_("node start-up time"), max_length=16, blank=True)
+    # {system_reserved_memory: "1Gi", ...}: only what the tenant set (v1.6).
+    kubelet = models.JSONField(_("kubelet reservations"), default=dict, blank=True)
 
     # Observed from the MachineDeployment.
     desired_nodes = models.PositiveIntegerField(default=0)  # spec.replicas (autoscaler target)
@@ -260,6 +266,7 @@ class NodeGroup(models.Model):
             storage_class=self.storage_class,
             max_unhealthy=self.max_unhealthy,
             node_startup_timeout=self.node_startup_timeout,
+            kubelet=KubeletSpec(**(self.kubelet or {})),
         )
 
 

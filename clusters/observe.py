@@ -27,7 +27,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters import events, operations, progress
+from clusters.desired import write_desired_rows
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
+from clusters.platform_release import note_chart_revision, observed_dialect
+from cozystack import dialects
 from cozystack.gateway import CLUSTER_LABEL
 
 logger = logging.getLogger("clusters.observe")
@@ -37,9 +40,9 @@ KUBECONFIG_SUFFIX = "-admin-kubeconfig"
 # A cluster whose derived state did not change is written at most this often (last_observed_at).
 TOUCH_EVERY = timedelta(seconds=60)
 CLUSTER_STATE_FIELDS = ("phase", "status_message", "conditions", "platform_ready",
-                        "kubeconfig_ready", "chart_revision", "platform_resource_version",
-                        "last_error", "platform_deleted_at", "platform_terminating",
-                        "deleted_at")
+                        "ready_since", "kubeconfig_ready", "chart_revision",
+                        "platform_resource_version", "last_error", "platform_deleted_at",
+                        "platform_terminating", "deleted_at")
 
 
 @dataclass
@@ -272,13 +275,14 @@ def apply_cluster_object(namespace: str, obj: dict[str, Any] | None, *, name: st
         values = cluster_values(obj)
         cluster.platform_resource_version = str(
             (obj.get("metadata") or {}).get("resourceVersion") or "")
+        followed = _follow_platform_upgrade(cluster, obj, at)
         before = _conditions_summary(cluster.conditions or [])
         after = _conditions_summary(values["conditions"])
         changed = after != before or any(
             getattr(cluster, key) != value for key, value in values.items()
             if key != "conditions")
         if not changed:
-            return False
+            return followed
         for kind, (state, reason, message) in after.items():
             if before.get(kind) != (state, reason, message) and kind in ("Ready",
                                                                         "WorkloadsReady"):
@@ -286,10 +290,41 @@ def apply_cluster_object(namespace: str, obj: dict[str, Any] | None, *, name: st
                     "warning" if state == "False" else "info")
                 _event(cluster, reason or kind, f"{kind}={state}: {message}".strip(),
                        severity=severity, at=at)
+        if values["chart_revision"] != cluster.chart_revision:
+            note_chart_revision(values["chart_revision"])
+        if values["platform_ready"] and not cluster.platform_ready:
+            cluster.ready_since = at
+        elif not values["platform_ready"]:
+            cluster.ready_since = None
         for key, value in values.items():
             setattr(cluster, key, value)
         refresh(cluster, at=at)
         return True
+
+
+def _follow_platform_upgrade(cluster: Cluster, obj: dict[str, Any], at: datetime) -> bool:
+    """Take into the desired rows what the platform's own upgrade migrations changed in the
+    object (``Dialect.follow_platform_upgrade``), so rows and object agree. Not while a change
+    of the portal's is in flight: its outcome decides what the rows say."""
+    if getattr(cluster, "has_active_operation", True) or obj.get("spec") is None:
+        return False
+    dialect = observed_dialect()
+    desired = cluster.to_spec(_live_groups_for_spec(cluster))
+    after, said = dialect.follow_platform_upgrade(desired, dialect.spec_from_platform(obj))
+    if not said:
+        return False
+    write_desired_rows(cluster, after)
+    getattr(cluster, "_prefetched_objects_cache", {}).pop("node_groups", None)
+    for sentence in said:
+        _event(cluster, "PlatformUpgrade", sentence[0].upper() + sentence[1:], at=at)
+    logger.info("cluster.observe.followed_platform_upgrade",
+                extra={"cluster_id": cluster.pk, "changes": len(said)})
+    refresh(cluster, at=at)
+    return True
+
+
+def _live_groups_for_spec(cluster: Cluster) -> list[NodeGroup]:
+    return [g for g in _groups(cluster) if g.removed_at is None]
 
 
 def _deletion_requested(cluster: Cluster) -> bool:
@@ -425,9 +460,10 @@ def kubeconfig_cluster(secret_name: str) -> str | None:
 
 # --------------------------------------------------------------------------- derived state
 
-def derive_phase(cluster: Cluster, groups: list[NodeGroup], active: Operation | None
-                 ) -> tuple[str, str]:
-    """The phase and the plain-words status line a person reads."""
+def derive_phase(cluster: Cluster, groups: list[NodeGroup], active: Operation | None,
+                 *, at: datetime | None = None) -> tuple[str, str]:
+    """The phase and the plain-words status line a person reads (what the conditions mean
+    is the platform release's, ``Dialect.health``)."""
     if cluster.platform_deleted_at is not None:
         return Cluster.Phase.DELETED, _("Deleted.")
     if (active is not None and active.kind == Operation.Kind.DELETE) or \
@@ -463,8 +499,13 @@ def derive_phase(cluster: Cluster, groups: list[NodeGroup], active: Operation | 
             return cluster.phase, cluster.status_message  # never seen on the platform yet
         return Cluster.Phase.UPDATING, _("The platform is applying changes: %(message)s") % {
             "message": ready.get("message") or _("in progress")}
-    workloads = cluster.condition("WorkloadsReady") or {}
-    if not settled or workloads.get("status") == "False":
+    health = progress.health_of(cluster, settled, at=at)
+    if health.state == dialects.STARTING:
+        return Cluster.Phase.UPDATING, _("Starting: the platform applied the configuration; "
+                                         "waiting for %(workers)s.") % {"workers": workers}
+    if health.state == dialects.STUCK:
+        return Cluster.Phase.DEGRADED, progress.stuck_words(cluster, at=at)
+    if health.state == dialects.DEGRADED:
         return Cluster.Phase.DEGRADED, _("Degraded: %(workers)s.") % {"workers": workers}
     total = sum(g.ready_nodes for g in groups)
     return Cluster.Phase.RUNNING, _("Running: %(n)s nodes ready.") % {"n": total}
@@ -500,7 +541,7 @@ def _refresh(cluster: Cluster, *, at: datetime, before: tuple[Any, ...] | None =
     ready = cluster.condition("Ready") or {}
     cluster.last_error = (ready.get("message") or "") if ready.get("status") == "False" and \
         ready.get("reason") in progress.FAILED_REASONS else ""
-    phase, message = derive_phase(cluster, live, active)
+    phase, message = derive_phase(cluster, live, active, at=at)
     cluster.phase, cluster.status_message = phase, message[:500]
     _save_if_changed(cluster, before, at=at)
     if meter or cluster.deleted_at is not None or (before and before[0] != cluster.phase):

@@ -1,15 +1,18 @@
-"""What tenants are offered: the platform catalogue minus what staff hid (``Offering`` rows)."""
+"""What tenants are offered: the catalogue of the platform's release minus what staff hid
+(``Offering`` rows)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import date
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from django.core.cache import cache
 from django.utils import timezone
 
 from clusters.events import OfferingsChanged
 from clusters.models import Offering
+from clusters.platform_release import next_version, shown_dialect
 from cozystack import catalog
 from portal.caching import get_or_load
 
@@ -17,6 +20,8 @@ if TYPE_CHECKING:
     from cozystack.rules import FieldError
     from cozystack.specs import ClusterSpec
 
+
+Item = TypeVar("Item")
 
 OFFERINGS_CACHE_KEY = "clusters:hidden-offerings:v1"
 OFFERINGS_CACHE_SECONDS = 30
@@ -42,19 +47,30 @@ def offered_instance_types(*, keep: set[str] | frozenset[str] = frozenset()
                            ) -> list[catalog.InstanceType]:
     """Instance types a tenant may pick; ``keep`` names stay even if hidden (already in use)."""
     hidden = _hidden(Offering.Kind.INSTANCE_TYPE) - set(keep)
-    return [t for t in catalog.instance_types() if t.name not in hidden]
+    offered = [t for t in shown_dialect().catalogue.instance_types if t.name not in hidden]
+    return offered + _still_used(keep, {t.name for t in offered},
+                                 catalog.describe_instance_type)
 
 
 def offered_gpu_models(*, keep: set[str] | frozenset[str] = frozenset()
                        ) -> list[catalog.GpuModel]:
     hidden = _hidden(Offering.Kind.GPU_MODEL) - set(keep)
-    return [g for g in catalog.gpu_models() if g.name not in hidden]
+    offered = [g for g in shown_dialect().catalogue.gpu_models if g.name not in hidden]
+    return offered + _still_used(keep, {g.name for g in offered}, catalog.describe_gpu)
+
+
+def _still_used(keep: Iterable[str], offered: set[str],
+                describe: Callable[[str], Item | None]) -> list[Item]:
+    """What a group runs that the platform's release no longer lists (a platform upgrade
+    dropped it): it stays selectable for that group, like a hidden item."""
+    return [item for name in sorted(set(keep) - offered)
+            if (item := describe(name)) is not None]
 
 
 def offered_versions(*, keep: set[str] | frozenset[str] = frozenset()
                      ) -> list[catalog.KubernetesVersion]:
     hidden = _hidden(Offering.Kind.VERSION) - set(keep)
-    return [v for v in catalog.versions() if v.name not in hidden]
+    return [v for v in shown_dialect().catalogue.versions if v.name not in hidden]
 
 
 END_OF_LIFE_CACHE_KEY = "clusters:end-of-life:v2"
@@ -95,7 +111,7 @@ def version_warning(version: str, today: date | None = None) -> str:
     row = end_of_life_versions(today).get(version)
     if row is None:
         return ""
-    target = catalog.next_minor(version)
+    target = next_version(version)
     message = _("Kubernetes %(v)s reached its end of life on %(d)s.") % {
         "v": version, "d": row.end_of_life_on.isoformat()}
     if target:

@@ -16,7 +16,7 @@ import dataclasses
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -25,6 +25,9 @@ from clusters.models import Operation
 from cozystack.changes import Change, cluster_changes
 from cozystack.rules import FieldError
 from cozystack.specs import AddonSpec, AutoRepairSpec, ClusterSpec, NodeGroupSpec, OidcUserSpec
+
+if TYPE_CHECKING:
+    from cozystack.dialects import Dialect
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,13 @@ class ChangePlan:
         return [FieldError("__all__", _("Nothing to change: this is the current configuration."),
                            "no_change")]
 
-    def consequences(self, node_counts: Mapping[str, int] | None = None) -> list[Change]:
+    def consequences(self, node_counts: Mapping[str, int] | None = None,
+                     dialect: Dialect | None = None) -> list[Change]:
         """What applying it does, in words a person confirms (``node_counts``: nodes running
-        now per group, for "all 3 nodes" and the peak during a replacement)."""
-        return cluster_changes(self.before, self.after, node_counts=node_counts)
+        now per group, for "all 3 nodes" and the peak during a replacement; ``dialect``: the
+        platform's contract, for how a new group starts)."""
+        return cluster_changes(self.before, self.after, node_counts=node_counts,
+                               dialect=dialect)
 
 
 Planner = Callable[[ClusterSpec], ChangePlan]

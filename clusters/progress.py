@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -16,6 +16,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from clusters.models import Cluster, NodeGroup, Operation
+from clusters.platform_release import observed_dialect
+from cozystack import dialects
 from cozystack.gateway import quota_message, quota_shortfalls
 
 PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
@@ -159,6 +161,29 @@ def workers_detail(groups: list[NodeGroup]) -> tuple[bool, str]:
     return settled, detail
 
 
+def _ready_for(cluster: Cluster, at: datetime | None) -> timedelta | None:
+    if cluster.ready_since is None:
+        return None
+    return (at or timezone.now()) - cluster.ready_since
+
+
+def health_of(cluster: Cluster, settled: bool, *, at: datetime | None = None) -> dialects.Health:
+    """What the cluster's conditions mean in the platform's release (``Dialect.health``)."""
+    workloads = cluster.condition("WorkloadsReady") or {}
+    return observed_dialect().health(
+        ready=cluster.platform_ready, workloads_ready=workloads.get("status") or None,
+        kubeconfig=cluster.kubeconfig_ready, settled=settled,
+        ready_for=_ready_for(cluster, at))
+
+
+def stuck_words(cluster: Cluster, *, at: datetime | None = None) -> str:
+    """Ready for minutes, yet no control plane: the platform's side must be looked at."""
+    minutes = int((_ready_for(cluster, at) or timedelta()).total_seconds() // 60)
+    return _("Stuck on the platform side: it reported the cluster applied %(m)s minutes ago, "
+             "but no control plane answers (no kubeconfig, no workloads). The platform team "
+             "needs to look at it.") % {"m": minutes}
+
+
 def evaluate(operation: Operation, cluster: Cluster, groups: list[NodeGroup], *,
              now: datetime | None = None) -> Verdict:
     """Where ``operation`` stands given what was last observed of ``cluster`` and its groups."""
@@ -187,6 +212,15 @@ def evaluate(operation: Operation, cluster: Cluster, groups: list[NodeGroup], *,
     if not applied:
         detail = (ready or {}).get("message") or _("Waiting for the platform.")
         return Verdict(set_step(steps, first_key, RUNNING, detail, now=now), None)
+    dialect = observed_dialect()
+    if operation.kind == Operation.Kind.CREATE and not dialect.control_plane_up(
+            ready=True, kubeconfig=cluster.kubeconfig_ready):
+        # Ready=True only says the manifests were applied (v1.6): the control plane is up when
+        # it has issued its kubeconfig.
+        stuck = health_of(cluster, False, at=now).state == dialects.STUCK
+        detail = stuck_words(cluster, at=now) if stuck else \
+            _("The platform applied the configuration; waiting for the control plane.")
+        return Verdict(set_step(steps, first_key, RUNNING, detail, now=now), None)
     steps = set_step(steps, first_key, DONE, "", now=now)
 
     if operation.kind == Operation.Kind.CREATE:
@@ -199,6 +233,11 @@ def evaluate(operation: Operation, cluster: Cluster, groups: list[NodeGroup], *,
     settled, detail = workers_detail(groups)
     if not settled:
         return Verdict(set_step(steps, "workers", RUNNING, detail, now=now), None)
+    if dialect.waits_for_workloads and (cluster.condition("WorkloadsReady") or {}).get(
+            "status") != "True":
+        return Verdict(set_step(steps, "workers", RUNNING, _(
+            "%(detail)s; waiting for the platform to report the workloads ready.")
+            % {"detail": detail}, now=now), None)
     return Verdict(set_step(steps, "workers", DONE, detail, now=now), Operation.State.SUCCEEDED)
 
 

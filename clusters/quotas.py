@@ -42,7 +42,7 @@ class Footprint:
 def node_size(group: NodeGroupSpec) -> tuple[Decimal, Decimal]:
     """(vCPU, GiB) of one node of the group; custom sizes come from cpu/memory quantities."""
     if group.instance_type:
-        itype = catalog.get_instance_type(group.instance_type)
+        itype = catalog.describe_instance_type(group.instance_type)
         if itype is None:
             return Decimal(0), Decimal(0)
         return Decimal(itype.vcpu), Decimal(itype.memory_gib)

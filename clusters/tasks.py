@@ -22,11 +22,10 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import events, observe, operations, plans, progress
+from clusters import events, observe, operations, plans, platform_release, progress
 from clusters.desired import write_desired_rows
 from clusters.models import Cluster, ClusterEvent, Operation
-from clusters.schema import platform_schema
-from cozystack import catalog
+from cozystack.dialects import Dialect
 from cozystack.gateway import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -39,6 +38,7 @@ from cozystack.gateway import (
     QuotaExceeded,
     get_gateway,
 )
+from cozystack.manifests import render_kubernetes
 from cozystack.specjson import spec_from_json
 from cozystack.validation import validate_manifest
 
@@ -55,6 +55,11 @@ def backoff(attempt: int, *, base: float = 1.0, cap: float = 60.0) -> float:
 
 class SpecRejected(Exception):
     """The spec fails the platform's published schema or the portal's rules: never sent."""
+
+
+class ReleaseUnknown(PlatformUnavailable):
+    """The platform runs a release no dialect knows: nothing is sent, the operation waits (with
+    backoff, until its deadline) for a portal that speaks it."""
 
 
 # --------------------------------------------------------------------------- polling
@@ -132,18 +137,28 @@ def remove_orphan(cluster: Cluster) -> bool:
 # --------------------------------------------------------------------------- sending
 
 
-def _validate(operation: Operation) -> None:
-    """Check the spec against the schema the platform publishes right now (and our rules)."""
+def _release() -> platform_release.PlatformRelease:
+    """The release the platform runs right now, read from its published schema."""
     try:
-        schema = platform_schema(fresh=True)
+        release = platform_release.current(fresh=True)
     except PlatformUnavailable:
         raise
     except PlatformError:
-        logger.warning("cluster.schema.unreadable_using_bundled")
-        schema = catalog.bundled_kubernetes_schema()
+        logger.warning("cluster.schema.unreadable_using_last_known")
+        release = platform_release.current()
+    if release.dialect is None:
+        raise ReleaseUnknown(_(platform_release.UNKNOWN_MESSAGE))
+    return release
+
+
+def _validate(operation: Operation, release: platform_release.PlatformRelease) -> None:
+    """Check the spec against the schema the platform publishes right now (and our rules, in
+    the dialect of the release it runs)."""
+    assert release.dialect is not None  # checked by _release
     after = spec_from_json(operation.params["after"])
     before = operation.params.get("before")
-    errors = validate_manifest(after, schema, creating=operation.kind == Operation.Kind.CREATE,
+    errors = validate_manifest(after, release.schema, dialect=release.dialect,
+                               creating=operation.kind == Operation.Kind.CREATE,
                                previous=spec_from_json(before) if before else None)
     if operation.params.get("retry_of"):
         errors = plans.waived_for_retry(errors)
@@ -152,21 +167,30 @@ def _validate(operation: Operation) -> None:
         raise SpecRejected(" ".join(e.message for e in errors))
 
 
-def _send(operation: Operation, cluster: Cluster) -> Applied | None:
+def manifest_to_send(operation: Operation, dialect: Dialect) -> dict[str, Any]:
+    """The object to write: the operation's desired spec rendered in the dialect of the
+    release the platform runs now (it may have been upgraded since the request), never a copy
+    of what the platform shows (that would carry its defaults, ``talos`` among them)."""
+    return render_kubernetes(spec_from_json(operation.params["after"]), dialect,
+                             labels={MANAGED_BY_LABEL: MANAGED_BY})
+
+
+def _send(operation: Operation, cluster: Cluster, dialect: Dialect | None) -> Applied | None:
     gateway = get_gateway()
     namespace = cluster.tenant.namespace
-    if operation.kind == Operation.Kind.DELETE:
+    if operation.kind == Operation.Kind.DELETE or dialect is None:
         gateway.delete_cluster(namespace, cluster.name)
         return None
+    manifest = manifest_to_send(operation, dialect)
     if operation.kind == Operation.Kind.CREATE:
-        return gateway.create_cluster(operation.desired_spec)
+        return gateway.create_cluster(manifest)
     try:
-        return gateway.replace_cluster(operation.desired_spec)
+        return gateway.replace_cluster(manifest)
     except NotFound:
         if cluster.platform_resource_version:
             raise
         # The creation never reached the platform: the latest desired spec creates it.
-        return gateway.create_cluster(operation.desired_spec)
+        return gateway.create_cluster(manifest)
 
 
 def _retry_later(operation: Operation, error: PlatformError | str) -> None:
@@ -175,16 +199,19 @@ def _retry_later(operation: Operation, error: PlatformError | str) -> None:
     message = error.message if isinstance(error, PlatformError) else error
     countdown = backoff(operation.attempts)
     now = timezone.now()
+    paused = isinstance(error, ReleaseUnknown)
     if operation.deadline_at and now + timedelta(seconds=countdown) >= operation.deadline_at:
         fail_operation(operation.pk, Operation.ErrorClass.PLATFORM_UNAVAILABLE,
+                       message if paused else
                        _("The platform stayed unreachable until the deadline: %(e)s")
                        % {"e": message})
         return
+    retry = {"s": max(1, round(countdown)), "n": operation.attempts}
+    detail = (_("%(message)s Trying again in %(s)s s (attempt %(n)s).")
+              % {"message": message, **retry}) if paused else \
+        _("The platform is unreachable; retrying in %(s)s s (attempt %(n)s).") % retry
     with transaction.atomic():
-        token = operations.back_off(
-            operation, countdown=countdown, now=now,
-            detail=_("The platform is unreachable; retrying in %(s)s s (attempt %(n)s).")
-            % {"s": max(1, round(countdown)), "n": operation.attempts})
+        token = operations.back_off(operation, countdown=countdown, now=now, detail=detail)
         events.cluster_changed(operation.cluster_id)
     logger.info("cluster.operation.retry", extra={"operation_id": operation.pk,
                                                    "countdown": countdown, "error": message})
@@ -226,12 +253,15 @@ def _apply_operation(operation_id: int, token: str) -> None:
     operation = Operation.objects.select_related("cluster__tenant").get(pk=operation_id)
     cluster = operation.cluster
     try:
+        release = _release()
+        dialect = None
         if operation.kind != Operation.Kind.DELETE:
             _step(operation, "validate", progress.RUNNING)
-            _validate(operation)
+            _validate(operation, release)
             _step(operation, "validate", progress.DONE)
+            dialect = release.dialect
         _step(operation, "submit", progress.RUNNING)
-        applied = _send(operation, cluster)
+        applied = _send(operation, cluster, dialect)
     except SpecRejected as exc:
         fail_operation(operation_id, Operation.ErrorClass.INVALID_SPEC, str(exc))
         return

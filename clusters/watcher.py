@@ -30,7 +30,7 @@ from django.core.cache import cache
 from django.db import close_old_connections, connection, connections
 from django.utils import timezone
 
-from clusters import events, observe, schema
+from clusters import events, observe, platform_release, schema
 from clusters.models import Cluster, NodeGroup
 from cozystack.gateway import (
     APP_DEFINITIONS,
@@ -112,9 +112,26 @@ def apply_secret_event(kind: str, obj: dict[str, Any]) -> bool:
 
 
 def apply_schema_event(kind: str, obj: dict[str, Any]) -> bool:
+    """A new or changed schema: cache it and choose the dialect again (a platform upgrade is
+    followed without a restart)."""
     if kind != "DELETED":
         schema.schema_published(obj)
+        return choose_release(get_gateway()) > 0
     return False
+
+
+def choose_release(gateway: Gateway) -> int:
+    """Choose the dialect from the schema just cached; when it changed (a platform upgrade),
+    read every cluster again in the new one, so what the upgrade migrated in the objects is
+    taken into the rows at once. Returns how many clusters changed."""
+    before = platform_release.observed_dialect().name
+    release = platform_release.current()
+    if release.dialect is None or release.dialect.name == before:
+        return 0
+    logger.info("cluster.watch.release_changed",
+                extra={"from": before, "to": release.dialect.name})
+    items, _version = gateway.list_clusters()
+    return sum(bool(apply_cluster_event("MODIFIED", obj)) for obj in items)
 
 
 # --------------------------------------------------------------------------- list and compare
@@ -191,10 +208,10 @@ def sync_kubeconfigs(items: Iterable[dict[str, Any]]) -> int:
     return changed
 
 
-def sync_schema(items: Iterable[dict[str, Any]]) -> int:
+def sync_schema(items: Iterable[dict[str, Any]], gateway: Gateway) -> int:
     for obj in items:
         schema.schema_published(obj)
-    return 0
+    return choose_release(gateway)
 
 
 def sync_all(gateway: Gateway) -> int:
@@ -236,15 +253,16 @@ class Stream:
 
 
 def streams() -> list[Stream]:
+    """The schema first: a relist (and the resync) chooses the dialect before it reads the
+    objects with it."""
     return [
+        Stream("schema", APP_DEFINITIONS, apply_schema_event, sync_schema),
         Stream("clusters", APPS, apply_cluster_event, sync_clusters),
         Stream("machinedeployments", MACHINE_DEPLOYMENTS, apply_md_event,
                lambda items, _gw: sync_machine_deployments(items), parallel=3),
         Stream("kubeconfigs", SECRETS, apply_secret_event,
                lambda items, _gw: sync_kubeconfigs(items),
                label_selector=TENANT_RESOURCE_LABEL),
-        Stream("schema", APP_DEFINITIONS, apply_schema_event,
-               lambda items, _gw: sync_schema(items)),
     ]
 
 

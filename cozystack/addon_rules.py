@@ -137,20 +137,60 @@ def _check_ingress(spec: ClusterSpec, given: AddonSpec) -> list[FieldError]:
     return errors
 
 
-def check_addons(spec: ClusterSpec, monitoring_available: bool | None) -> list[FieldError]:
+def _check_offered(given: AddonSpec, offer: catalog.Catalogue) -> list[FieldError]:
+    """An add-on the platform's release does not have may be listed off, never on."""
+    addon = catalog.get_addon(given.key)
+    if addon is None:
+        return [
+            FieldError(
+                f"addons.{given.key}",
+                f"Unknown add-on {quote(given.key)}; choose one of "
+                f"{join(a.key for a in offer.addons)}.",
+                "invalid_choice",
+            )
+        ]
+    if offer.get_addon(given.key) is None and (given.enabled or given.values_override):
+        return [
+            FieldError(
+                f"addons.{given.key}.enabled",
+                f"{addon.label} is not offered by this platform release; turn it off.",
+                "not_supported",
+            )
+        ]
+    return []
+
+
+def _check_requirements(spec: ClusterSpec, offer: catalog.Catalogue) -> list[FieldError]:
+    """The chart refuses to render an add-on whose companion is off (hami, ouroboros)."""
+    errors = []
+    for addon in offer.addons:
+        if not addon.requires or not spec.addon(addon.key).enabled:
+            continue
+        missing = [key for key in addon.requires if not spec.addon_enabled(key)]
+        for key in missing:
+            needed = catalog.get_addon(key)
+            label = needed.label if needed else key
+            errors.append(
+                FieldError(
+                    f"addons.{addon.key}.enabled",
+                    f"{addon.label} needs {label}; enable {label} too, or turn "
+                    f"{addon.label} off.",
+                    "addon_requires",
+                )
+            )
+    return errors
+
+
+def check_addons(
+    spec: ClusterSpec, monitoring_available: bool | None, offer: catalog.Catalogue
+) -> list[FieldError]:
     errors: list[FieldError] = []
     seen: set[str] = set()
     for given in spec.addons:
+        refusals = _check_offered(given, offer)
         addon = catalog.get_addon(given.key)
-        if addon is None:
-            errors.append(
-                FieldError(
-                    f"addons.{given.key}",
-                    f"Unknown add-on {quote(given.key)}; choose one of "
-                    f"{join(a.key for a in catalog.addons())}.",
-                    "invalid_choice",
-                )
-            )
+        if refusals or addon is None or offer.get_addon(given.key) is None:
+            errors += refusals
             continue
         if given.key in seen:
             errors.append(
@@ -161,6 +201,7 @@ def check_addons(spec: ClusterSpec, monitoring_available: bool | None) -> list[F
         seen.add(given.key)
         errors += _check_values_override(addon, given)
     errors += _check_ingress(spec, spec.addon(catalog.INGRESS_NGINX))
+    errors += _check_requirements(spec, offer)
     if any(g.gpus for g in spec.node_groups) and not spec.addon(catalog.GPU_OPERATOR).enabled:
         errors.append(
             FieldError(

@@ -1,9 +1,16 @@
 """What the platform offers: instance types, GPUs, versions, presets, storage classes, add-ons.
 
-Pure data, loaded once from the JSON files in ``data/`` (copied from the platform contract,
-see PLATFORM.md). Tenants may not be allowed to list the cluster-scoped instance types, so the
-portal ships its own catalogue; the Kubernetes version list can be refreshed from the live
-schema (``validation.allowed_versions_from_schema``) and passed to the validators.
+Pure data, loaded once from the JSON files in ``data/`` (copied from the platform contract, see
+PLATFORM.md and PLATFORM-v1.6.md). What depends on the release the platform runs (versions,
+control-plane presets, instance types, GPUs, the add-on list) is a ``Catalogue``: each dialect
+(``cozystack.dialects``) loads its own from its release's files, and every caller reaches it
+through the dialect the live platform speaks. What does not depend on the release lives here at
+module level: the add-on definitions (each dialect offers a subset), the control-plane preset
+sizes under the portal's own names (the v1.6 families), storage classes, node roles, limits.
+
+Tenants may not be allowed to list the cluster-scoped instance types, so the portal ships its
+own catalogue; the Kubernetes version list is refreshed from the live schema
+(``validation.allowed_versions_from_schema``) and passed to the validators.
 
 Every text here is short plain English; the Django layer wraps it for translation.
 """
@@ -11,13 +18,17 @@ Every text here is short plain English; the Django layer wraps it for translatio
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -29,18 +40,35 @@ def _load_json(filename: str) -> Any:
         return json.load(fh)
 
 
-def bundled_kubernetes_schema() -> dict[str, Any]:
-    """The upstream ``Kubernetes`` values schema shipped with the portal (a fresh copy).
+@functools.cache
+def _load_yaml(filename: str) -> Any:
+    with (DATA_DIR / filename).open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
 
-    The live platform publishes the schema it runs in its ``ApplicationDefinition``; this copy
-    is the fallback when that cannot be read (tests, simulator, offline preview).
+
+def bundled_kubernetes_schema(release_dir: str = "") -> dict[str, Any]:
+    """The upstream ``Kubernetes`` values schema of a release (a fresh copy).
+
+    ``release_dir`` is the release's folder under ``data/`` (``""``: v1.3.6, ``"v1.6.2"``). The
+    live platform publishes the schema it runs in its ``ApplicationDefinition``; these copies
+    are what the dialects recognise it by, and the fallback for offline previews.
     """
-    return copy.deepcopy(_load_json("kubernetes.values.schema.json"))
+    return copy.deepcopy(_load_json(_in(release_dir, "kubernetes.values.schema.json")))
 
 
-def bundled_tenant_schema() -> dict[str, Any]:
+def bundled_chart_values(release_dir: str = "") -> dict[str, Any]:
+    """The chart's ``values.yaml`` of a release (a fresh copy): what Helm merges under a spec."""
+    values = _load_yaml(_in(release_dir, "kubernetes.values.yaml"))
+    return copy.deepcopy(values) if isinstance(values, dict) else {}
+
+
+def bundled_tenant_schema(release_dir: str = "") -> dict[str, Any]:
     """The upstream ``Tenant`` values schema shipped with the portal (a fresh copy)."""
-    return copy.deepcopy(_load_json("tenant.values.schema.json"))
+    return copy.deepcopy(_load_json(_in(release_dir, "tenant.values.schema.json")))
+
+
+def _in(release_dir: str, filename: str) -> str:
+    return f"{release_dir}/{filename}" if release_dir else filename
 
 
 # --------------------------------------------------------------------------- instance types
@@ -58,7 +86,9 @@ class InstanceType:
     """A ``VirtualMachineClusterInstancetype`` a node group may use.
 
     ``documented`` is False for types that upstream Cozystack ships but Hikube does not document;
-    they are listed last so forms can hide or de-emphasise them.
+    they are listed last so forms can hide or de-emphasise them. ``dedicated_cpu`` (pinned vCPUs,
+    the ``d1``/``cx1``/``n1``/``rt1`` series), ``hugepages`` (``"2Mi"``/``"1Gi"``) and
+    ``deprecated`` come from the release's own instance types (v1.6).
     """
 
     name: str
@@ -68,6 +98,9 @@ class InstanceType:
     memory_gib: Decimal
     documented: bool
     note: str = ""
+    dedicated_cpu: bool = False
+    hugepages: str = ""
+    deprecated: bool = False
 
     @property
     def memory_bytes(self) -> int:
@@ -84,20 +117,18 @@ def _fmt_decimal(value: Decimal) -> str:
     return text
 
 
-@functools.cache
-def instance_series() -> tuple[InstanceSeries, ...]:
-    raw = _load_json("instance-types.json")["series"]
+def _instance_series(raw: dict[str, Any]) -> tuple[InstanceSeries, ...]:
     return tuple(
         InstanceSeries(key=key, label=item["label"], vcpu_to_ram=item["vcpu_to_ram"])
-        for key, item in raw.items()
+        for key, item in raw["series"].items()
     )
 
 
-@functools.cache
-def instance_types() -> tuple[InstanceType, ...]:
+def _instance_types(
+    raw: dict[str, Any], series: tuple[InstanceSeries, ...]
+) -> tuple[InstanceType, ...]:
     """Hikube-documented types first (file order), then the upstream-only ones."""
-    raw = _load_json("instance-types.json")
-    labels = {series.key: series.label for series in instance_series()}
+    labels = {item.key: item.label for item in series}
 
     def build(item: dict[str, Any], documented: bool) -> InstanceType:
         return InstanceType(
@@ -108,6 +139,9 @@ def instance_types() -> tuple[InstanceType, ...]:
             memory_gib=Decimal(str(item["memory_gib"])),
             documented=documented,
             note=item.get("note", ""),
+            dedicated_cpu=bool(item.get("dedicated_cpu", False)),
+            hugepages=str(item.get("hugepages") or ""),
+            deprecated=bool(item.get("deprecated", False)),
         )
 
     documented = [build(item, True) for item in raw["instance_types"]]
@@ -116,12 +150,19 @@ def instance_types() -> tuple[InstanceType, ...]:
 
 
 @functools.cache
-def _instance_types_by_name() -> dict[str, InstanceType]:
-    return {item.name: item for item in instance_types()}
+def _described_instance_types() -> dict[str, InstanceType]:
+    described: dict[str, InstanceType] = {}
+    for release_dir in ("v1.6.2", ""):
+        raw = _load_json(_in(release_dir, "instance-types.json"))
+        for item in _instance_types(raw, _instance_series(raw)):
+            described.setdefault(item.name, item)
+    return described
 
 
-def get_instance_type(name: str) -> InstanceType | None:
-    return _instance_types_by_name().get(name)
+def describe_instance_type(name: str) -> InstanceType | None:
+    """The size of an instance type, whichever supported release offers it (quotas and prices
+    count what a group uses; what a platform offers is its catalogue's ``instance_types``)."""
+    return _described_instance_types().get(name)
 
 
 # --------------------------------------------------------------------------- GPUs
@@ -139,6 +180,8 @@ class GpuModel:
 
     @property
     def label(self) -> str:
+        if not self.memory_gb:
+            return self.model
         return f"{self.model} ({self.memory_gb} GB)"
 
 
@@ -146,24 +189,59 @@ MIN_GPU_NODE_MEMORY_GIB = 4
 """The NVIDIA driver needs at least this much RAM per node (schema description)."""
 
 RECOMMENDED_VCPU_PER_GPU = (8, 16)
+_GPU_MEMORY = re.compile(r"_(\d+)GB$")
 
 
-@functools.cache
-def gpu_models() -> tuple[GpuModel, ...]:
-    return tuple(
-        GpuModel(
+def _gpu_from_resource_name(name: str) -> GpuModel:
+    """A GPU the platform permits that Hikube does not describe, named from its resource name
+    (``nvidia.com/GH100_H200_SXM_141GB`` → "NVIDIA GH100 H200 SXM", 141 GB)."""
+    device = name.split("/", 1)[-1]
+    memory = _GPU_MEMORY.search(device)
+    if memory:
+        device = device[: memory.start()]
+    return GpuModel(
+        name=name,
+        model="NVIDIA " + device.replace("_", " "),
+        memory_gb=int(memory.group(1)) if memory else 0,
+        architecture="",
+        typical_use="",
+    )
+
+
+def _gpu_models(raw: dict[str, Any], passthrough: bool) -> tuple[GpuModel, ...]:
+    """Hikube's GPUs; with ``passthrough`` (v1.6, where the platform's GPU operator owns the
+    permitted devices) the upstream passthrough defaults, described from Hikube's list where it
+    knows them."""
+    described = {
+        item["name"]: GpuModel(
             name=item["name"],
             model=item["model"],
             memory_gb=int(item["memory_gb"]),
             architecture=item["architecture"],
             typical_use=item["typical_use"],
         )
-        for item in _load_json("instance-types.json")["gpus"]
-    )
+        for item in raw["gpus"]
+    }
+    if not passthrough:
+        return tuple(described.values())
+    names = [item["name"] for item in raw.get("gpus_upstream_passthrough_defaults") or []]
+    return tuple(described.get(name) or _gpu_from_resource_name(name) for name in names)
 
 
-def get_gpu_model(name: str) -> GpuModel | None:
-    return next((gpu for gpu in gpu_models() if gpu.name == name), None)
+@functools.cache
+def _described_gpus() -> dict[str, GpuModel]:
+    described: dict[str, GpuModel] = {}
+    for release_dir in ("v1.6.2", ""):
+        raw = _load_json(_in(release_dir, "instance-types.json"))
+        for gpu in _gpu_models(raw, passthrough=bool(release_dir)) + _gpu_models(raw, False):
+            described.setdefault(gpu.name, gpu)
+    return described
+
+
+def describe_gpu(name: str) -> GpuModel | None:
+    """What the portal knows of a GPU resource name, whichever release offers it (for words;
+    what a platform offers is its catalogue's ``gpu_models``)."""
+    return _described_gpus().get(name)
 
 
 # --------------------------------------------------------------------------- versions
@@ -191,35 +269,24 @@ def parse_version(name: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-@functools.cache
-def versions() -> tuple[KubernetesVersion, ...]:
+def newest_first(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(names, key=lambda n: parse_version(n) or (0, 0), reverse=True))
+
+
+def _versions(raw: dict[str, Any]) -> tuple[KubernetesVersion, ...]:
     """Allowed versions, newest first."""
-    raw = _load_json("versions.json")
-    names = sorted(raw["allowed"], key=lambda n: parse_version(n) or (0, 0), reverse=True)
     return tuple(
         KubernetesVersion(
             name=name,
             patch=raw.get("resolved_patch", {}).get(name, ""),
             is_default=name == raw["default"],
         )
-        for name in names
+        for name in newest_first(raw["allowed"])
     )
 
 
-def version_names() -> tuple[str, ...]:
-    return tuple(v.name for v in versions())
-
-
-def get_version(name: str) -> KubernetesVersion | None:
-    return next((v for v in versions() if v.name == name), None)
-
-
-def default_version() -> KubernetesVersion:
-    return next(v for v in versions() if v.is_default)
-
-
-def next_minor(version: str, allowed: tuple[str, ...] | list[str] | None = None) -> str | None:
-    """The one version a cluster on ``version`` may move to, if the platform offers it.
+def next_minor(version: str, allowed: Iterable[str]) -> str | None:
+    """The one version a cluster on ``version`` may move to, if ``allowed`` offers it.
 
     Kamaji refuses downgrades and jumps of more than one minor, so this is the only target.
     ``version`` itself need not be offered any more (a platform upgrade may drop it).
@@ -228,18 +295,15 @@ def next_minor(version: str, allowed: tuple[str, ...] | list[str] | None = None)
     if parsed is None:
         return None
     candidate = f"v{parsed[0]}.{parsed[1] + 1}"
-    offered = version_names() if allowed is None else tuple(allowed)
-    return candidate if candidate in offered else None
+    return candidate if candidate in tuple(allowed) else None
 
 
-def upgrade_targets(version: str, allowed: tuple[str, ...] | list[str] | None = None) -> list[str]:
+def upgrade_targets(version: str, allowed: Iterable[str]) -> list[str]:
     target = next_minor(version, allowed)
     return [target] if target else []
 
 
-def is_allowed_upgrade(
-    old: str, new: str, allowed: tuple[str, ...] | list[str] | None = None
-) -> bool:
+def is_allowed_upgrade(old: str, new: str, allowed: Iterable[str]) -> bool:
     """True when ``new`` is ``old`` (no change) or its next offered minor."""
     return new == old or new == next_minor(old, allowed)
 
@@ -249,7 +313,12 @@ def is_allowed_upgrade(
 
 @dataclass(frozen=True)
 class ControlPlanePreset:
-    """Real limits of a ``resourcesPreset`` (PLATFORM.md (a); the Hikube concepts page is stale).
+    """Real limits of a ``resourcesPreset`` (the Hikube concepts page is stale).
+
+    Presets are named by the portal with the v1.6 families (``t1`` "tiny", ``c1`` compute,
+    ``s1``, ``u1``, ``m1``): a v1.3 platform takes the seven of them that have an old name
+    (``LEGACY_PRESET_NAMES``), with the same sizes. A preset is not an instance type:
+    preset ``u1.medium`` is 2 CPU / 8Gi, instance type ``u1.medium`` 1 vCPU / 4 GiB.
 
     CPU request = limit ÷ 10 (platform CPU allocation ratio); memory request = limit.
     """
@@ -261,8 +330,27 @@ class ControlPlanePreset:
     memory_mib: int
 
     @property
+    def family(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
     def label(self) -> str:
         return f"{self.name} · {self.cpu} CPU · {self.memory}"
+
+
+@dataclass(frozen=True)
+class PresetFamily:
+    key: str
+    label: str
+
+
+PRESET_FAMILIES: tuple[PresetFamily, ...] = (
+    PresetFamily("t1", "Tiny (little memory per CPU)"),
+    PresetFamily("c1", "Compute (1 GiB per CPU)"),
+    PresetFamily("s1", "Standard (2 GiB per CPU)"),
+    PresetFamily("u1", "Universal (4 GiB per CPU)"),
+    PresetFamily("m1", "Memory (8 GiB per CPU)"),
+)
 
 
 @dataclass(frozen=True)
@@ -273,37 +361,67 @@ class ControlPlaneComponent:
     default_preset: str
 
 
-CONTROL_PLANE_PRESETS: tuple[ControlPlanePreset, ...] = (
-    ControlPlanePreset("nano", "250m", "128Mi", 250, 128),
-    ControlPlanePreset("micro", "500m", "256Mi", 500, 256),
-    ControlPlanePreset("small", "1", "512Mi", 1000, 512),
-    ControlPlanePreset("medium", "1", "1Gi", 1000, 1024),
-    ControlPlanePreset("large", "2", "2Gi", 2000, 2048),
-    ControlPlanePreset("xlarge", "4", "4Gi", 4000, 4096),
-    ControlPlanePreset("2xlarge", "8", "8Gi", 8000, 8192),
-)
+def _millicores(cpu: str) -> int:
+    return int(cpu[:-1]) if cpu.endswith("m") else int(Decimal(cpu) * 1000)
+
+
+def _mib(memory: str) -> int:
+    return int(memory[:-2]) if memory.endswith("Mi") else int(memory[:-2]) * 1024
+
+
+@functools.cache
+def control_plane_presets() -> tuple[ControlPlanePreset, ...]:
+    """Every preset under the portal's names, smallest family first (the v1.6 table)."""
+    raw = _load_json("v1.6.2/control-plane-presets.json")["presets"]
+    return tuple(
+        ControlPlanePreset(name, item["cpu"], item["memory"], _millicores(item["cpu"]),
+                           _mib(item["memory"]))
+        for name, item in raw.items()
+    )
+
+
+def get_control_plane_preset(name: str) -> ControlPlanePreset | None:
+    return next((p for p in control_plane_presets() if p.name == name), None)
+
+
+LEGACY_PRESET_NAMES: dict[str, str] = {
+    "t1.nano": "nano",
+    "t1.micro": "micro",
+    "t1.small": "small",
+    "c1.small": "medium",
+    "c1.medium": "large",
+    "c1.large": "xlarge",
+    "c1.xlarge": "2xlarge",
+}
+"""Portal name → the v1.3 name of the same size (upstream migration 39, reversed)."""
+
+PRESET_FROM_LEGACY: dict[str, str] = {old: new for new, old in LEGACY_PRESET_NAMES.items()}
+
+
+def neutral_preset(name: str) -> str:
+    """The portal's name for a preset read from anywhere (an old v1.3 name is mapped)."""
+    return PRESET_FROM_LEGACY.get(name, name)
+
+
+DEFAULT_API_SERVER_PRESET = "c1.medium"
+DEFAULT_COMPONENT_PRESET = "t1.micro"
 
 CONTROL_PLANE_COMPONENTS: tuple[ControlPlaneComponent, ...] = (
-    ControlPlaneComponent("apiServer", "api_server_preset", "API server", "large"),
+    ControlPlaneComponent("apiServer", "api_server_preset", "API server",
+                          DEFAULT_API_SERVER_PRESET),
     ControlPlaneComponent(
-        "controllerManager", "controller_manager_preset", "Controller manager", "micro"
+        "controllerManager", "controller_manager_preset", "Controller manager",
+        DEFAULT_COMPONENT_PRESET,
     ),
-    ControlPlaneComponent("scheduler", "scheduler_preset", "Scheduler", "micro"),
-    ControlPlaneComponent("konnectivity", "konnectivity_preset", "Konnectivity server", "micro"),
+    ControlPlaneComponent("scheduler", "scheduler_preset", "Scheduler", DEFAULT_COMPONENT_PRESET),
+    ControlPlaneComponent("konnectivity", "konnectivity_preset", "Konnectivity server",
+                          DEFAULT_COMPONENT_PRESET),
 )
 
 DEFAULT_CONTROL_PLANE_REPLICAS = 2
 MIN_CONTROL_PLANE_REPLICAS = 1
 MAX_CONTROL_PLANE_REPLICAS = 5
 CPU_ALLOCATION_RATIO = 10
-
-
-def control_plane_presets() -> tuple[ControlPlanePreset, ...]:
-    return CONTROL_PLANE_PRESETS
-
-
-def get_control_plane_preset(name: str) -> ControlPlanePreset | None:
-    return next((p for p in CONTROL_PLANE_PRESETS if p.name == name), None)
 
 
 def control_plane_components() -> tuple[ControlPlaneComponent, ...]:
@@ -392,6 +510,8 @@ class Addon:
     verticalPodAutoscaler). ``value_roots`` are the only top-level keys of ``valuesOverride``
     the platform's wrapper chart reads; anything else is silently ignored. An empty
     ``value_roots`` means the add-on takes no ``valuesOverride`` at all (gatewayAPI).
+    ``requires`` are the add-ons that must be enabled with it (the chart fails to render
+    otherwise); ``deprecated`` says why a release's catalogue no longer recommends it.
     """
 
     key: str
@@ -402,6 +522,8 @@ class Addon:
     notes: tuple[str, ...] = ()
     always_installed: bool = False
     extra_keys: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    deprecated: str = ""
 
     @property
     def has_values_override(self) -> bool:
@@ -413,6 +535,9 @@ GPU_OPERATOR = "gpuOperator"
 MONITORING_AGENTS = "monitoringAgents"
 VERTICAL_POD_AUTOSCALER = "verticalPodAutoscaler"
 GATEWAY_API = "gatewayAPI"
+HAMI = "hami"
+OUROBOROS = "ouroboros"
+FLUXCD = "fluxcd"
 
 ADDONS: tuple[Addon, ...] = (
     Addon(
@@ -439,7 +564,7 @@ ADDONS: tuple[Addon, ...] = (
         always_installed=True,
     ),
     Addon(
-        "fluxcd",
+        FLUXCD,
         "Flux",
         "GitOps: the Flux operator and a Flux instance.",
         True,
@@ -460,6 +585,17 @@ ADDONS: tuple[Addon, ...] = (
         True,
         ("gpu-operator",),
         notes=("Required when any node group has GPUs.",),
+    ),
+    Addon(
+        HAMI,
+        "HAMi fractional GPUs",
+        "Shares each GPU between several pods (GPU memory and cores as resources).",
+        True,
+        ("hami",),
+        notes=(
+            "Needs the NVIDIA GPU operator; HAMi replaces its device plugin.",
+        ),
+        requires=(GPU_OPERATOR,),
     ),
     Addon(
         INGRESS_NGINX,
@@ -484,6 +620,16 @@ ADDONS: tuple[Addon, ...] = (
             "Also installs the Vertical Pod Autoscaler and the VictoriaMetrics operator.",
             "Needs a monitoring stack in this tenant or a parent tenant.",
         ),
+    ),
+    Addon(
+        OUROBOROS,
+        "Ouroboros",
+        "Lets pods reach the cluster's own ingress hosts when the platform uses the PROXY "
+        "protocol (hairpin NAT).",
+        True,
+        ("ouroboros",),
+        notes=("Needs Ingress NGINX; only useful with the PROXY protocol.",),
+        requires=(INGRESS_NGINX,),
     ),
     Addon(
         "velero",
@@ -528,7 +674,8 @@ DEFAULT_EXPOSE_METHOD = "Proxied"
 
 
 def addons() -> tuple[Addon, ...]:
-    """All ``spec.addons`` keys, in the order the manifest writes them."""
+    """Every ``spec.addons`` key any supported release knows, in the order the manifest writes
+    them; a release's catalogue offers its own subset (``Catalogue.addons``)."""
     return ADDONS
 
 
@@ -542,12 +689,102 @@ def expose_methods() -> tuple[ExposeMethod, ...]:
 
 # --------------------------------------------------------------------------- node group limits
 
-MIN_EPHEMERAL_STORAGE_GIB = 10
-MAX_EPHEMERAL_STORAGE_GIB = 2048
-DEFAULT_EPHEMERAL_STORAGE_GIB = 50
+MIN_DISK_GIB = 10
+MAX_DISK_GIB = 2048
+DEFAULT_DISK_GIB = 50
 MAX_NODES_PER_GROUP = 100
 MAX_GPUS_PER_NODE = 8
 MAX_CLUSTER_NAME_LENGTH = 42
 MAX_CLUSTER_AND_GROUP_NAME_LENGTH = 39
 PRIMARY_NODE_GROUP = "md0"
 """The chart's built-in default group; the portal uses it as the first group's name."""
+
+
+# --------------------------------------------------------------------------- one release's offer
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What one contract offers: its versions, presets, instance types, GPUs and add-ons.
+
+    Each dialect owns one (``dialect.catalogue``), loaded from its release's files; callers
+    never guess which release the platform runs.
+    """
+
+    release: str
+    versions: tuple[KubernetesVersion, ...]
+    presets: tuple[ControlPlanePreset, ...]
+    instance_series: tuple[InstanceSeries, ...]
+    instance_types: tuple[InstanceType, ...]
+    gpu_models: tuple[GpuModel, ...]
+    addons: tuple[Addon, ...]
+
+    # -- versions
+    def version_names(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.versions)
+
+    def get_version(self, name: str) -> KubernetesVersion | None:
+        return next((v for v in self.versions if v.name == name), None)
+
+    def default_version(self) -> KubernetesVersion:
+        return next(v for v in self.versions if v.is_default)
+
+    def next_minor(self, version: str, allowed: Iterable[str] | None = None) -> str | None:
+        return next_minor(version, self.version_names() if allowed is None else allowed)
+
+    def upgrade_targets(self, version: str, allowed: Iterable[str] | None = None) -> list[str]:
+        return upgrade_targets(version, self.version_names() if allowed is None else allowed)
+
+    def is_allowed_upgrade(self, old: str, new: str,
+                           allowed: Iterable[str] | None = None) -> bool:
+        return is_allowed_upgrade(old, new, self.version_names() if allowed is None else allowed)
+
+    # -- presets, sizes, add-ons
+    def get_control_plane_preset(self, name: str) -> ControlPlanePreset | None:
+        return next((p for p in self.presets if p.name == name), None)
+
+    def get_instance_type(self, name: str) -> InstanceType | None:
+        return self._instance_types_by_name.get(name)
+
+    @functools.cached_property
+    def _instance_types_by_name(self) -> dict[str, InstanceType]:
+        return {item.name: item for item in self.instance_types}
+
+    def get_gpu_model(self, name: str) -> GpuModel | None:
+        return next((gpu for gpu in self.gpu_models if gpu.name == name), None)
+
+    def get_addon(self, key: str) -> Addon | None:
+        return next((a for a in self.addons if a.key == key), None)
+
+
+def load_catalogue(
+    release: str,
+    release_dir: str,
+    *,
+    addon_keys: Iterable[str],
+    presets: Iterable[str],
+    deprecated: dict[str, str] | None = None,
+    gpu_passthrough: bool = False,
+) -> Catalogue:
+    """A release's catalogue from its files under ``data/<release_dir>``.
+
+    ``addon_keys`` and ``presets`` are the add-ons and presets (portal names) the release
+    offers; ``deprecated`` marks add-ons it still takes but no longer recommends.
+    """
+    raw_types = _load_json(_in(release_dir, "instance-types.json"))
+    series = _instance_series(raw_types)
+    keys = set(addon_keys)
+    wanted = set(presets)
+    notes = deprecated or {}
+    return Catalogue(
+        release=release,
+        versions=_versions(_load_json(_in(release_dir, "versions.json"))),
+        presets=tuple(p for p in control_plane_presets() if p.name in wanted),
+        instance_series=series,
+        instance_types=_instance_types(raw_types, series),
+        gpu_models=_gpu_models(raw_types, gpu_passthrough),
+        addons=tuple(
+            dataclasses.replace(a, deprecated=notes.get(a.key, "")) for a in ADDONS
+            if a.key in keys
+        ),
+    )

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cozystack import catalog
-from cozystack.specs import (
-    AddonSpec,
-    AutoRepairSpec,
-    ClusterSpec,
-    ControlPlaneSpec,
-    NodeGroupSpec,
-    OidcUserSpec,
-    gib,
-)
+from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec, gib
+
+if TYPE_CHECKING:
+    from cozystack.dialects import Dialect
 
 
 @dataclass(frozen=True)
@@ -47,7 +43,7 @@ def _gpu_words(gpus: tuple[str, ...]) -> str:
         counts[name] = counts.get(name, 0) + 1
     parts = []
     for name, count in counts.items():
-        model = catalog.get_gpu_model(name)
+        model = catalog.describe_gpu(name)
         parts.append(f"{count}× {model.model if model else name}")
     return ", ".join(parts)
 
@@ -66,6 +62,11 @@ def _replacement_reasons(old: NodeGroupSpec, new: NodeGroupSpec) -> list[str]:
         )
     if old.disk_gib != new.disk_gib:
         reasons.append(f"disk {gib(old.disk_gib)} → {gib(new.disk_gib)}")
+    if old.storage_class != new.storage_class:
+        reasons.append(f"storage class {old.storage_class or 'the cluster’s'} → "
+                       f"{new.storage_class or 'the cluster’s'}")
+    if old.kubelet != new.kubelet:
+        reasons.append("kubelet reservations changed")
     if old.cpu != new.cpu:
         reasons.append(f"CPU {old.cpu or 'from instance type'} → {new.cpu or 'from instance type'}")
     if old.memory != new.memory:
@@ -76,11 +77,6 @@ def _replacement_reasons(old: NodeGroupSpec, new: NodeGroupSpec) -> list[str]:
         reasons.append(f"roles {', '.join(old.roles) or 'none'} → {', '.join(new.roles) or 'none'}")
     if old.gpus != new.gpus:
         reasons.append(f"GPUs {_gpu_words(old.gpus)} → {_gpu_words(new.gpus)}")
-    if old.storage_class != new.storage_class:
-        reasons.append(
-            f"disk storage class {old.storage_class or 'the cluster’s'} → "
-            f"{new.storage_class or 'the cluster’s'}"
-        )
     return reasons
 
 
@@ -118,36 +114,29 @@ def _group_changes(
     if limits_changed:
         message = f"node group {new.name}: {limits}: autoscaler limits only, no replacement"
         changes.append(Change(path, message))
-    repair = _group_repair_change(old, new)
-    if repair is not None:
-        changes.append(repair)
+    repair_old = (old.max_unhealthy, old.node_startup_timeout)
+    repair_new = (new.max_unhealthy, new.node_startup_timeout)
+    if repair_old != repair_new:
+        changes.append(Change(
+            f"{path}.auto_repair",
+            f"node group {new.name}: auto-repair {_repair_words(*repair_old)} → "
+            f"{_repair_words(*repair_new)}; nodes are not touched"))
     return changes
 
 
-def _repair_words(max_unhealthy: str, startup: str) -> str:
-    return (
-        f"at most {max_unhealthy or 'the cluster’s'} unhealthy, "
-        f"start-up timeout {startup or 'the cluster’s'}"
-    )
+def _repair_words(limit: str, timeout: str) -> str:
+    if not limit and not timeout:
+        return "as the cluster"
+    return f"limit {limit or 'as the cluster'}, start-up {timeout or 'as the cluster'}"
 
 
-def _group_repair_change(old: NodeGroupSpec, new: NodeGroupSpec) -> Change | None:
-    before = (old.max_unhealthy, old.node_startup_timeout)
-    after = (new.max_unhealthy, new.node_startup_timeout)
-    if before == after:
-        return None
-    return Change(
-        f"node_groups[{new.name}].auto_repair",
-        f"node group {new.name}: auto-repair {_repair_words(*before)} → {_repair_words(*after)}; "
-        "no node is replaced",
-    )
-
-
-def _group_added(group: NodeGroupSpec) -> Change:
+def _group_added(group: NodeGroupSpec, dialect: Dialect | None) -> Change:
     gpus = f" with {_gpu_words(group.gpus)} per node" if group.gpus else ""
+    start = "its first nodes" if dialect is None \
+        else _plural(dialect.first_nodes(group), "node")
     message = (
         f"node group {group.name} added: {_limits(group)} nodes of {_size_words(group)}{gpus}; "
-        "the platform starts it with 2 nodes, then the autoscaler applies the limits"
+        f"the platform starts it with {start}, then the autoscaler applies the limits"
     )
     return Change(f"node_groups[{group.name}]", message)
 
@@ -277,11 +266,13 @@ def cluster_changes(
     new: ClusterSpec,
     *,
     node_counts: Mapping[str, int] | None = None,
+    dialect: Dialect | None = None,
 ) -> list[Change]:
     """Describe what applying ``new`` over ``old`` does, in the order it happens.
 
     ``node_counts`` (group name → nodes running now, e.g. from the watcher) turns "all nodes"
     into "all 3 nodes" and bounds the transient peak (current + maxSurge = max replicas).
+    ``dialect`` (the platform's contract) says how many nodes a new group starts with.
     """
     counts = node_counts or {}
     changes = _fixed_field_changes(old, new)
@@ -294,52 +285,36 @@ def cluster_changes(
         if name in old_groups:
             changes.extend(_group_changes(old_groups[name], group, counts))
         else:
-            changes.append(_group_added(group))
+            changes.append(_group_added(group, dialect))
     for name, group in old_groups.items():
         if name not in new_groups:
             changes.append(_group_removed(group, counts))
     changes.extend(_addon_changes(old, new))
-    changes.extend(_auto_repair_changes(old.auto_repair, new.auto_repair))
-    changes.extend(_access_changes(old.oidc_users, new.oidc_users))
+    changes.extend(_access_changes(old, new))
     return changes
 
 
-def _auto_repair_words(repair: AutoRepairSpec | None) -> str:
+def _access_changes(old: ClusterSpec, new: ClusterSpec) -> list[Change]:
+    """Auto-repair and per-user access: nothing in the cluster is replaced."""
+    changes = []
+    if old.auto_repair != new.auto_repair:
+        changes.append(Change("auto_repair", f"auto-repair {_cluster_repair(old)} → "
+                                             f"{_cluster_repair(new)}; nodes are not touched"))
+    before = {u.email: u.role for u in old.oidc_users}
+    after = {u.email: u.role for u in new.oidc_users}
+    if before != after:
+        parts = [f"{email} ({role}) added" for email, role in after.items() if email not in before]
+        parts += [f"{email} removed" for email in before if email not in after]
+        parts += [f"{email} {before[email]} → {role}" for email, role in after.items()
+                  if email in before and before[email] != role]
+        changes.append(Change("oidc_users", f"cluster access: {'; '.join(parts)}"))
+    return changes
+
+
+def _cluster_repair(spec: ClusterSpec) -> str:
+    repair = spec.auto_repair
     if repair is None:
-        return "the platform’s default"
+        return "platform default"
     if not repair.enabled:
         return "off"
-    return f"on ({_repair_words(repair.max_unhealthy, repair.node_startup_timeout)})"
-
-
-def _auto_repair_changes(old: AutoRepairSpec | None, new: AutoRepairSpec | None) -> list[Change]:
-    if old == new:
-        return []
-    return [
-        Change(
-            "auto_repair",
-            f"node auto-repair {_auto_repair_words(old)} → {_auto_repair_words(new)}: the "
-            "platform's health checks change; no node is replaced",
-        )
-    ]
-
-
-def _access_changes(old: tuple[OidcUserSpec, ...], new: tuple[OidcUserSpec, ...]) -> list[Change]:
-    before = {u.email: u.role for u in old}
-    after = {u.email: u.role for u in new}
-    changes = []
-    for email, role in after.items():
-        if email not in before:
-            changes.append(
-                Change("oidc_users", f"{email} gets {role} access through single sign-on")
-            )
-        elif before[email] != role:
-            changes.append(
-                Change(
-                    "oidc_users", f"{email}: access {before[email]} → {role} through single sign-on"
-                )
-            )
-    for email in before:
-        if email not in after:
-            changes.append(Change("oidc_users", f"{email} loses access through single sign-on"))
-    return changes
+    return f"on (limit {repair.max_unhealthy}, start-up {repair.node_startup_timeout})"

@@ -210,7 +210,7 @@ def check_storage_and_host(spec: ClusterSpec) -> list[FieldError]:
     return errors
 
 
-def check_control_plane(spec: ClusterSpec) -> list[FieldError]:
+def check_control_plane(spec: ClusterSpec, offer: catalog.Catalogue) -> list[FieldError]:
     cp = spec.control_plane
     errors = []
     lo, hi = catalog.MIN_CONTROL_PLANE_REPLICAS, catalog.MAX_CONTROL_PLANE_REPLICAS
@@ -222,18 +222,19 @@ def check_control_plane(spec: ClusterSpec) -> list[FieldError]:
                 "out_of_range",
             )
         )
-    presets = [p.name for p in catalog.control_plane_presets()]
+    presets = [p.name for p in offer.presets]
     for component in catalog.control_plane_components():
         value = getattr(cp, component.spec_field)
-        if value not in presets:
-            errors.append(
-                FieldError(
-                    f"control_plane.{component.spec_field}",
-                    f"{component.label} size {quote(value)} does not exist; choose one of "
-                    f"{join(presets)}.",
-                    "invalid_choice",
-                )
-            )
+        if value in presets:
+            continue
+        if catalog.get_control_plane_preset(value) is not None:
+            message = (f"{component.label} size {quote(value)} is not offered by this platform "
+                       f"release; choose one of {join(presets)}.")
+        else:
+            message = (f"{component.label} size {quote(value)} does not exist; choose one of "
+                       f"{join(presets)}.")
+        errors.append(
+            FieldError(f"control_plane.{component.spec_field}", message, "invalid_choice"))
     return errors
 
 
@@ -309,7 +310,7 @@ def _check_replicas(index: int, group: NodeGroupSpec) -> list[FieldError]:
 
 
 def _check_sizing(
-    index: int, group: NodeGroupSpec, known_types: set[str]
+    index: int, group: NodeGroupSpec, known_types: set[str], offer: catalog.Catalogue
 ) -> tuple[list[FieldError], Decimal | None]:
     """Errors for instance type / custom size, plus the node memory in bytes when known."""
     prefix = f"node_groups[{index}]"
@@ -334,7 +335,7 @@ def _check_sizing(
                 )
             )
             return errors, None
-        found = catalog.get_instance_type(group.instance_type)
+        found = offer.get_instance_type(group.instance_type)
         return errors, Decimal(found.memory_bytes) if found else None
     return _check_custom_size(prefix, group)
 
@@ -382,12 +383,14 @@ def _check_custom_size(
     return errors, memory
 
 
-def _check_gpus(index: int, group: NodeGroupSpec, memory: Decimal | None) -> list[FieldError]:
+def _check_gpus(
+    index: int, group: NodeGroupSpec, memory: Decimal | None, offer: catalog.Catalogue
+) -> list[FieldError]:
     if not group.gpus:
         return []
     prefix = f"node_groups[{index}]"
     errors = []
-    known = {g.name for g in catalog.gpu_models()}
+    known = {g.name for g in offer.gpu_models}
     unknown = sorted({name for name in group.gpus if name not in known})
     if unknown:
         errors.append(
@@ -431,7 +434,7 @@ def _check_gpus(index: int, group: NodeGroupSpec, memory: Decimal | None) -> lis
 def _check_disk_and_roles(index: int, group: NodeGroupSpec) -> list[FieldError]:
     prefix = f"node_groups[{index}]"
     errors = []
-    lo, hi = catalog.MIN_EPHEMERAL_STORAGE_GIB, catalog.MAX_EPHEMERAL_STORAGE_GIB
+    lo, hi = catalog.MIN_DISK_GIB, catalog.MAX_DISK_GIB
     disk = group.disk_gib
     if not is_int(disk) or not lo <= disk <= hi:
         errors.append(
@@ -460,7 +463,8 @@ def _check_disk_and_roles(index: int, group: NodeGroupSpec) -> list[FieldError]:
 
 
 def check_node_groups(
-    spec: ClusterSpec, known_types: set[str], renamed: Mapping[str, str]
+    spec: ClusterSpec, known_types: set[str], renamed: Mapping[str, str],
+    offer: catalog.Catalogue,
 ) -> list[FieldError]:
     if not spec.node_groups:
         return [
@@ -473,9 +477,9 @@ def check_node_groups(
     for index, group in enumerate(spec.node_groups):
         errors += _check_group_name(index, group, spec.name, seen)
         errors += _check_replicas(index, group)
-        sizing_errors, memory = _check_sizing(index, group, known_types)
+        sizing_errors, memory = _check_sizing(index, group, known_types, offer)
         errors += sizing_errors
-        errors += _check_gpus(index, group, memory)
+        errors += _check_gpus(index, group, memory, offer)
         errors += _check_disk_and_roles(index, group)
     new_index = {g.name: i for i, g in enumerate(spec.node_groups)}
     for old_name, new_name in renamed.items():

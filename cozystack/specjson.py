@@ -1,12 +1,13 @@
 """ClusterSpec <-> JSON, for operation records (what was asked, what to restore on cancel).
 
-Records written before a field existed still load: a missing field takes its default, and the
-node's disk recorded under its former name (``ephemeral_storage_gib``) is read as ``disk_gib``.
+Records written before the release-neutral model still read: a group's
+``ephemeral_storage_gib`` is its ``disk_gib``, an old preset name (``large``) its new one
+(``c1.medium``), and fields a record does not carry take their defaults.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from cozystack.specs import (
@@ -14,6 +15,7 @@ from cozystack.specs import (
     AutoRepairSpec,
     ClusterSpec,
     ControlPlaneSpec,
+    KubeletSpec,
     NodeGroupSpec,
     OidcUserSpec,
 )
@@ -32,24 +34,31 @@ def spec_to_json(spec: ClusterSpec) -> dict[str, Any]:
     return data
 
 
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {key: value for key, value in data.items() if key in names}
+
+
 def _group_from_json(data: dict[str, Any]) -> NodeGroupSpec:
-    fields = dict(data)
-    if "disk_gib" not in fields and "ephemeral_storage_gib" in fields:
-        fields["disk_gib"] = fields.pop("ephemeral_storage_gib")
-    return NodeGroupSpec(**fields)
+    data = dict(data)
+    if "disk_gib" not in data and "ephemeral_storage_gib" in data:
+        data["disk_gib"] = data["ephemeral_storage_gib"]
+    kubelet = data.pop("kubelet", None) or {}
+    return NodeGroupSpec(**_known(NodeGroupSpec, data),
+                         kubelet=KubeletSpec(**_known(KubeletSpec, kubelet)))
 
 
 def spec_from_json(data: dict[str, Any]) -> ClusterSpec:
-    auto_repair = data.get("auto_repair")
+    repair = data.get("auto_repair")
     return ClusterSpec(
         name=data["name"],
         namespace=data["namespace"],
         version=data["version"],
         storage_class=data["storage_class"],
         host=data["host"],
-        control_plane=ControlPlaneSpec(**data["control_plane"]),
+        control_plane=ControlPlaneSpec(**_known(ControlPlaneSpec, data["control_plane"])),
         node_groups=tuple(_group_from_json(g) for g in data["node_groups"]),
         addons=tuple(AddonSpec(**a) for a in data["addons"]),
-        auto_repair=AutoRepairSpec(**auto_repair) if auto_repair is not None else None,
+        auto_repair=AutoRepairSpec(**_known(AutoRepairSpec, repair)) if repair else None,
         oidc_users=tuple(OidcUserSpec(**u) for u in data.get("oidc_users") or ()),
     )

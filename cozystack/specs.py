@@ -1,6 +1,10 @@
 """The portal-side description of a cluster, as plain frozen dataclasses.
 
-The Django models convert themselves to these; rendering (``manifests``), change wording
+This is the portal's own, release-neutral model (SPEC-V16): its names are not any release's
+field names. A dialect (``cozystack.dialects``) renders it for the contract the platform speaks
+(``disk_gib`` becomes ``ephemeralStorage`` at v1.3 and ``diskSize`` at v1.6; control-plane presets
+are named with the v1.6 families and mapped back to the old names for v1.3) and refuses what its
+release cannot do. The Django models convert themselves to these; rendering, change wording
 (``changes``) and validation work on them without touching the database or the network.
 Quantity parsing lives here because sizing rules and rendering both need it.
 """
@@ -30,11 +34,48 @@ def _as_tuple(value: Any) -> tuple[Any, ...]:
 
 
 @dataclass(frozen=True)
+class KubeletSpec:
+    """Kubelet reservations of a group's nodes (v1.6); ``""`` = the platform computes it.
+
+    Memory values are quantities (``"512Mi"``), CPU values millicores or cores (``"100m"``),
+    eviction thresholds a percentage (``"7%"``) or a quantity; hard must stay below soft.
+    """
+
+    system_reserved_memory: str = ""
+    system_reserved_cpu: str = ""
+    kube_reserved_memory: str = ""
+    kube_reserved_cpu: str = ""
+    eviction_hard_memory: str = ""
+    eviction_soft_memory: str = ""
+
+    def __post_init__(self) -> None:
+        for name in KUBELET_FIELDS:
+            object.__setattr__(self, name, str(getattr(self, name) or "").strip())
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(getattr(self, name) for name in KUBELET_FIELDS)
+
+
+KUBELET_FIELDS = (
+    "system_reserved_memory",
+    "system_reserved_cpu",
+    "kube_reserved_memory",
+    "kube_reserved_cpu",
+    "eviction_hard_memory",
+    "eviction_soft_memory",
+)
+
+
+@dataclass(frozen=True)
 class NodeGroupSpec:
     """One worker group. ``gpus`` has one entry per GPU per node (repeat for multi-GPU).
 
     ``roles`` and ``gpus`` are normalised to sorted tuples: their order has no meaning to the
     platform, but it is part of the VM template, so a different order would replace nodes.
+    ``disk_gib`` is the node's disk. ``storage_class`` (``""``: the cluster's),
+    ``max_unhealthy`` and ``node_startup_timeout`` (``""``: the cluster's auto-repair setting)
+    and ``kubelet`` exist from v1.6; the v1.3 dialect refuses anything but their empty values.
     """
 
     name: str
@@ -49,12 +90,19 @@ class NodeGroupSpec:
     storage_class: str = ""
     max_unhealthy: str = ""
     node_startup_timeout: str = ""
+    kubelet: KubeletSpec = field(default_factory=KubeletSpec)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roles", tuple(sorted(_as_tuple(self.roles))))
         object.__setattr__(self, "gpus", tuple(sorted(_as_tuple(self.gpus))))
         object.__setattr__(self, "cpu", _blank_to_none(self.cpu))
         object.__setattr__(self, "memory", _blank_to_none(self.memory))
+        for name in ("storage_class", "max_unhealthy", "node_startup_timeout"):
+            object.__setattr__(self, name, str(getattr(self, name) or "").strip())
+        if isinstance(self.kubelet, dict):
+            object.__setattr__(self, "kubelet", KubeletSpec(**self.kubelet))
+        elif self.kubelet is None:
+            object.__setattr__(self, "kubelet", KubeletSpec())
 
     @property
     def is_custom_size(self) -> bool:
@@ -85,37 +133,54 @@ class AddonSpec:
 
 @dataclass(frozen=True)
 class ControlPlaneSpec:
-    """Kamaji API-server replicas and a size preset per component (PLATFORM.md (a))."""
+    """Kamaji API-server replicas and a size preset per component (PLATFORM.md (a)).
+
+    Presets carry the portal's names (the v1.6 families, ``catalog.control_plane_presets``);
+    an old v1.3 name given here is read as its new name.
+    """
 
     replicas: int = catalog.DEFAULT_CONTROL_PLANE_REPLICAS
-    api_server_preset: str = "large"
-    controller_manager_preset: str = "micro"
-    scheduler_preset: str = "micro"
-    konnectivity_preset: str = "micro"
+    api_server_preset: str = catalog.DEFAULT_API_SERVER_PRESET
+    controller_manager_preset: str = catalog.DEFAULT_COMPONENT_PRESET
+    scheduler_preset: str = catalog.DEFAULT_COMPONENT_PRESET
+    konnectivity_preset: str = catalog.DEFAULT_COMPONENT_PRESET
+
+    def __post_init__(self) -> None:
+        for component in catalog.control_plane_components():
+            value = getattr(self, component.spec_field)
+            if isinstance(value, str):
+                object.__setattr__(self, component.spec_field, catalog.neutral_preset(value))
 
 
 @dataclass(frozen=True)
 class AutoRepairSpec:
-    """Node auto-repair (the platform's node health check): a node that stays unhealthy, or
-    never becomes ready within ``node_startup_timeout``, is replaced, as long as no more than
-    ``max_unhealthy`` nodes of its group are unhealthy at once (``"N"`` or ``"N%"``)."""
+    """Node auto-repair (v1.6 ``nodeHealthCheck``): a node that is unhealthy, or has not joined
+    within ``node_startup_timeout``, is replaced, unless more than ``max_unhealthy`` of its group
+    is unhealthy at once. ``enabled=False`` sends ``maxUnhealthy: "0%"`` (never repair)."""
 
     enabled: bool = True
     max_unhealthy: str = "50%"
     node_startup_timeout: str = "10m"
 
 
+OIDC_ROLES = ("admin", "view")
+
+
 @dataclass(frozen=True)
 class OidcUserSpec:
-    """A person given access to the cluster through the platform's single sign-on."""
+    """A person given access to the tenant cluster with their own login (v1.6 ``oidc.users``)."""
 
     email: str
-    role: str  # "admin" | "view"
+    role: str = "view"
 
 
 @dataclass(frozen=True)
 class ClusterSpec:
-    """The whole desired cluster; ``node_groups`` order is the form's (rendering sorts)."""
+    """The whole desired cluster; ``node_groups`` order is the form's (rendering sorts).
+
+    ``auto_repair`` None means the platform's default (v1.6: on at 50 %/10m; v1.3: no repair).
+    ``oidc_users`` (sorted by email) non-empty means per-user OIDC access (v1.6 only).
+    """
 
     name: str
     namespace: str
@@ -131,11 +196,11 @@ class ClusterSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "node_groups", _as_tuple(self.node_groups))
         object.__setattr__(self, "addons", _as_tuple(self.addons))
-        object.__setattr__(
-            self,
-            "oidc_users",
-            tuple(sorted(_as_tuple(self.oidc_users), key=lambda user: user.email)),
-        )
+        users = tuple(OidcUserSpec(**u) if isinstance(u, dict) else u
+                      for u in _as_tuple(self.oidc_users))
+        object.__setattr__(self, "oidc_users", tuple(sorted(users, key=lambda u: u.email)))
+        if isinstance(self.auto_repair, dict):
+            object.__setattr__(self, "auto_repair", AutoRepairSpec(**self.auto_repair))
 
     @property
     def release_name(self) -> str:

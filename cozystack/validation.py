@@ -9,7 +9,9 @@ that point at a form field and say in a sentence what to do:
 * ``validate_against_schema``: the platform's published JSON schema, after merging the chart
   defaults exactly as Helm does.
 
-``validate_manifest`` runs both; it is what the engine calls before every write.
+Both speak the dialect of the platform's release (``cozystack.dialects``): its catalogue (what
+it offers), what it cannot do, and its chart's render guards. ``validate_manifest`` runs both;
+it is what the actions and the engine call before every write.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft7Validator, ValidationError, validators
 
 from cozystack import catalog
 from cozystack.addon_rules import check_addons
-from cozystack.manifests import chart_defaults, merge_with_defaults, render_spec
+from cozystack.manifests import merge_with_defaults
 from cozystack.rules import (
     FieldError,
     check_control_plane,
@@ -40,6 +42,9 @@ from cozystack.rules import (
 )
 from cozystack.specs import ClusterSpec
 
+if TYPE_CHECKING:
+    from cozystack.dialects import Dialect
+
 __all__ = [
     "FieldError",
     "allowed_versions_from_schema",
@@ -51,12 +56,12 @@ __all__ = [
 ]
 
 
-def allowed_versions_from_schema(schema: Mapping[str, Any]) -> tuple[str, ...]:
-    """The ``version`` enum the platform publishes (newest first), or the bundled list."""
+def allowed_versions_from_schema(schema: Mapping[str, Any], dialect: Dialect) -> tuple[str, ...]:
+    """The ``version`` enum the platform publishes (newest first), or the dialect's list."""
     enum = schema.get("properties", {}).get("version", {}).get("enum")
     if not enum:
-        return catalog.version_names()
-    return tuple(sorted(enum, key=lambda n: catalog.parse_version(n) or (0, 0), reverse=True))
+        return dialect.catalogue.version_names()
+    return catalog.newest_first(enum)
 
 
 def schema_from_application_definition(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,27 +84,24 @@ def check_cluster_spec(
     spec: ClusterSpec,
     *,
     creating: bool,
+    dialect: Dialect,
     previous: ClusterSpec | None = None,
     instance_types: Iterable[Any] | None = None,
     versions: Iterable[Any] | None = None,
     renamed_groups: Mapping[str, str] | None = None,
     monitoring_available: bool | None = None,
 ) -> list[FieldError]:
-    """Every portal rule for a create (``creating=True``) or an edit of ``previous``.
+    """Every portal rule for a create (``creating=True``) or an edit of ``previous``, in the
+    contract of ``dialect``.
 
     ``instance_types`` / ``versions`` accept names or catalogue objects (e.g. the live
-    schema's version enum); the bundled catalogue is used when None. ``renamed_groups``
+    schema's version enum); the dialect's catalogue is used when None. ``renamed_groups``
     (old → new) lets the form layer report a renamed row, which the platform would treat as
     delete + create. ``monitoring_available=False`` rejects monitoring agents.
     """
-    allowed_versions = tuple(
-        sorted(
-            names_of(versions, catalog.versions()),
-            key=lambda n: catalog.parse_version(n) or (0, 0),
-            reverse=True,
-        )
-    )
-    known_types = names_of(instance_types, catalog.instance_types())
+    offer = dialect.catalogue
+    allowed_versions = catalog.newest_first(names_of(versions, offer.versions))
+    known_types = names_of(instance_types, offer.instance_types)
     errors: list[FieldError] = []
     if creating or previous is None:
         errors += check_name(spec)
@@ -107,9 +109,10 @@ def check_cluster_spec(
         errors += check_immutable(spec, previous)
     errors += check_version(spec, None if creating else previous, allowed_versions)
     errors += check_storage_and_host(spec)
-    errors += check_control_plane(spec)
-    errors += check_node_groups(spec, known_types, renamed_groups or {})
-    errors += check_addons(spec, monitoring_available)
+    errors += check_control_plane(spec, offer)
+    errors += check_node_groups(spec, known_types, renamed_groups or {}, offer)
+    errors += check_addons(spec, monitoring_available, offer)
+    errors += dialect.check(spec, previous)
     return errors
 
 
@@ -120,9 +123,14 @@ _GROUP_FIELDS = {
     "maxReplicas": ("max_replicas", "maximum nodes"),
     "instanceType": ("instance_type", "instance type"),
     "ephemeralStorage": ("disk_gib", "disk size"),
+    "diskSize": ("disk_gib", "disk size"),
     "resources": ("cpu", "custom CPU and memory"),
     "roles": ("roles", "roles"),
     "gpus": ("gpus", "GPUs"),
+    "storageClass": ("storage_class", "storage class"),
+    "maxUnhealthy": ("max_unhealthy", "auto-repair limit"),
+    "nodeStartupTimeout": ("node_startup_timeout", "start-up time"),
+    "kubelet": ("kubelet", "kubelet reservations"),
 }
 _RESOURCE_FIELDS = {"cpu": ("cpu", "CPU"), "memory": ("memory", "memory")}
 _TOP_FIELDS = {
@@ -132,6 +140,8 @@ _TOP_FIELDS = {
     "nodeGroups": ("node_groups", "node groups"),
     "addons": ("addons", "add-ons"),
     "controlPlane": ("control_plane", "control plane"),
+    "nodeHealthCheck": ("auto_repair", "auto-repair"),
+    "oidc": ("oidc_users", "cluster access"),
 }
 _ADDON_FIELDS = {
     "enabled": ("enabled", "the on/off switch"),
@@ -281,17 +291,18 @@ def validate_against_schema(
     spec_dict: Mapping[str, Any],
     schema: Mapping[str, Any],
     *,
+    dialect: Dialect,
     spec: ClusterSpec | None = None,
     defaults: Mapping[str, Any] | None = None,
 ) -> list[FieldError]:
-    """Validate like Helm: merge the chart defaults (from ``schema``), then the JSON schema.
+    """Validate like Helm: merge the chart's values (``dialect``'s ``values.yaml``, or
+    ``defaults`` when given), then check the JSON schema.
 
     With ``spec`` given, node-group errors point at ``node_groups[<index>]``; without it they
     keep the platform path (``nodeGroups.md0.minReplicas``).
     """
-    merged = merge_with_defaults(
-        spec_dict, defaults if defaults is not None else chart_defaults(schema)
-    )
+    merged = (merge_with_defaults(spec_dict, defaults) if defaults is not None
+              else dialect.merged_values(spec_dict))
     validator_cls = validators.validator_for(schema, default=Draft7Validator)
     validator = validator_cls(schema)
     errors: list[FieldError] = []
@@ -311,21 +322,25 @@ def validate_manifest(
     spec: ClusterSpec,
     schema: Mapping[str, Any] | None = None,
     *,
+    dialect: Dialect,
     creating: bool,
     previous: ClusterSpec | None = None,
     **kw: Any,
 ) -> list[FieldError]:
-    """Portal rules, then the rendered spec against the platform schema.
+    """Portal rules, then the spec rendered by ``dialect`` against the platform schema
+    (``None``: the dialect's reference schema).
 
     When ``versions`` is not given, the allowed versions come from the schema's enum, so the
     portal offers exactly what the running platform accepts. Schema errors on a field that
     already has a portal error are dropped (the portal's sentence is the better one).
     """
-    schema = schema if schema is not None else catalog.bundled_kubernetes_schema()
-    kw.setdefault("versions", allowed_versions_from_schema(schema))
-    errors = check_cluster_spec(spec, creating=creating, previous=previous, **kw)
+    schema = schema if schema is not None else dialect.bundled_schema()
+    kw.setdefault("versions", allowed_versions_from_schema(schema, dialect))
+    errors = check_cluster_spec(spec, creating=creating, dialect=dialect, previous=previous,
+                                **kw)
     flagged = {e.field for e in errors}
-    for error in validate_against_schema(render_spec(spec), schema, spec=spec):
+    for error in validate_against_schema(dialect.render_spec(spec), schema, dialect=dialect,
+                                         spec=spec):
         if error.field not in flagged:
             errors.append(error)
     return errors

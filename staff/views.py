@@ -166,6 +166,7 @@ def _as_datetime(value: Any) -> datetime | None:
 def _platform_section() -> dict[str, Any]:
     from django.core.cache import cache
 
+    from clusters.platform_release import current as current_release
     from clusters.watcher import watcher_health
 
     reachable, detail = _ping_platform()
@@ -186,6 +187,7 @@ def _platform_section() -> dict[str, Any]:
         "watcher_published": published,
         "watcher_stale": published is None or now - published > WATCHER_STALE_AFTER,
         "resync": resync,
+        "release": current_release(),
     }
 
 

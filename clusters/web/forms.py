@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from clusters import features, spec_rules
+from clusters.platform_release import UNKNOWN_CODE, shown_dialect
 from clusters.web.kubeconfig import Kind
 from cozystack import catalog
 from cozystack.rules import FieldError
@@ -55,9 +56,10 @@ def version_choices(versions: Iterable[str]) -> list[tuple[str, str]]:
     from clusters.offerings import end_of_life_dates
 
     retired = end_of_life_dates()
+    offer = shown_dialect().catalogue
     choices = []
     for name in versions:
-        known = catalog.get_version(name)
+        known = offer.get_version(name)
         label = name
         if known and known.patch:
             label = f"{name} ({known.patch})"
@@ -71,19 +73,22 @@ def version_choices(versions: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def preset_choices() -> list[tuple[str, Any]]:
-    """The control-plane sizes the platform accepts, each with its CPU and memory; grouped by
-    family where it has the v1.6 families (a family's name is no instance type's)."""
-    def option(p: features.Preset) -> tuple[str, str]:
+    """The control-plane sizes the platform's release offers, each with its CPU and memory,
+    grouped by family (sizes, never instance types)."""
+    def option(p: catalog.ControlPlanePreset) -> tuple[str, str]:
         return (p.name, _("%(name)s · %(cpu)s CPU · %(mem)s RAM")
                 % {"name": p.name, "cpu": p.cpu, "mem": p.memory})
 
     presets = features.control_plane_presets()
-    if not any(p.family for p in presets):
-        return [option(p) for p in presets]
-    return [(_("%(family)s family · CPU:memory %(ratio)s")
-             % {"family": f.key, "ratio": f.cpu_to_memory},
-             [option(p) for p in presets if p.family == f.key])
-            for f in features.preset_families()]
+    return [(_(family.label), [option(p) for p in presets if p.family == family.key])
+            for family in features.preset_families()
+            if any(p.family == family.key for p in presets)]
+
+
+def offered_addons() -> tuple[catalog.Addon, ...]:
+    """The add-ons of the platform's release the portal offers, in manifest order
+    (ouroboros only where the platform speaks the PROXY protocol)."""
+    return tuple(a for a in shown_dialect().catalogue.addons if features.addon_offered(a.key))
 
 
 def storage_choices() -> list[tuple[str, str]]:
@@ -163,7 +168,7 @@ class ClusterForm(forms.Form):
         widget=forms.NumberInput(attrs={"min": catalog.MIN_CONTROL_PLANE_REPLICAS,
                                         "max": catalog.MAX_CONTROL_PLANE_REPLICAS}))
     control_plane_preset = LenientChoiceField(
-        label=gettext_lazy("API-server size"), initial="large",
+        label=gettext_lazy("API-server size"), initial=catalog.DEFAULT_API_SERVER_PRESET,
         help_text=gettext_lazy("CPU and memory of each API-server pod on the platform. These "
                                "sizes are not instance types: preset u1.medium is 2 CPU and "
                                "8 GiB, the u1.medium node 1 vCPU and 4 GiB."))
@@ -183,7 +188,7 @@ class ClusterForm(forms.Form):
         super().__init__(*args, **kwargs)
         versions = list(versions)
         self.fields["version"].widget.choices = version_choices(versions)
-        default = catalog.default_version().name
+        default = shown_dialect().catalogue.default_version().name
         self.fields["version"].initial = default if default in versions else (
             versions[0] if versions else default)
         self.fields["control_plane_preset"].widget.choices = preset_choices()
@@ -379,10 +384,10 @@ class NodeGroupForm(forms.Form):
                                       initial=DEFAULT_MAX_NODES,
                                       widget=forms.NumberInput(attrs={"min": 1}))
     disk_gib = forms.IntegerField(label=gettext_lazy("Disk per node (GiB)"),
-                                  initial=catalog.DEFAULT_EPHEMERAL_STORAGE_GIB,
+                                  initial=catalog.DEFAULT_DISK_GIB,
                                   widget=forms.NumberInput(attrs={
-                                      "min": catalog.MIN_EPHEMERAL_STORAGE_GIB,
-                                      "max": catalog.MAX_EPHEMERAL_STORAGE_GIB}))
+                                      "min": catalog.MIN_DISK_GIB,
+                                      "max": catalog.MAX_DISK_GIB}))
     ingress = forms.BooleanField(label=gettext_lazy("Ingress nodes (role ingress-nginx)"),
                                  required=False)
     gpu_model = LenientChoiceField(label=gettext_lazy("GPU model"), initial="")
@@ -494,7 +499,7 @@ class AddonsForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Only what the live platform offers (fractional GPUs and ouroboros are v1.6 ones).
-        self.offered = [a for a in catalog.addons() if features.addon_offered(a.key)]
+        self.offered = offered_addons()
         for addon in self.offered:
             if addon.has_enabled:
                 self.fields[f"{addon.key}_enabled"] = forms.BooleanField(
@@ -728,7 +733,7 @@ class SpecForm:
             control_plane=ControlPlaneSpec(
                 replicas=_int(replicas, catalog.DEFAULT_CONTROL_PLANE_REPLICAS),
                 api_server_preset=str(self.cluster_value("control_plane_preset")
-                                      or features.default_api_server_preset())),
+                                      or catalog.DEFAULT_API_SERVER_PRESET)),
             node_groups=tuple(form.to_spec() for _key, form in self.rows),
             addons=self.addons.to_addons(),
             auto_repair=self.cluster.auto_repair(),
@@ -743,6 +748,9 @@ class SpecForm:
         the person has not reached yet, so the form does not start out red.
         """
         for error in errors:
+            if error.code == UNKNOWN_CODE:
+                self._valid = False  # said beside the submit button, once
+                continue
             form, name = self._locate(error.field)
             if quiet_required and error.code == "required" and form is not None and name and \
                     form.add_prefix(name) != trigger:

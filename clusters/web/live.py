@@ -32,7 +32,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.safestring import mark_safe
 
-from clusters import features
+from clusters import features, platform_release
 from clusters.events import OfferingsChanged
 from clusters.models import Cluster
 from clusters.web import forms as cluster_forms
@@ -149,6 +149,7 @@ def region_context(state: ClusterState, tier: str, *, oob: bool = False,
         "forms": action_forms(state, bound, tier) if tier != VIEW and not state.is_deleted
         else {},
         "offers": offers(),
+        "release_known": platform_release.current().known,
         "oob": oob,
     }
 
@@ -157,7 +158,7 @@ def offers() -> dict[str, bool]:
     """Which v1.6 settings the pages show (what the live platform offers)."""
     return {name: features.supports(name) for name in (
         features.DISK_SIZE, features.PER_GROUP_STORAGE_CLASS, features.AUTO_REPAIR,
-        features.PER_GROUP_AUTO_REPAIR, features.OIDC, features.PRESET_FAMILIES)}
+        features.PER_GROUP_AUTO_REPAIR, features.OIDC)}
 
 
 def render_detail(state: ClusterState, tier: str) -> str:

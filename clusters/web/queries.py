@@ -20,7 +20,7 @@ from django.db.models import Count, JSONField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import JSONObject
 
 from billing.queries import MonthToDate, month_to_date
-from clusters import offerings
+from clusters import offerings, platform_release
 from clusters.models import Cluster, ClusterEvent, ClusterQuerySet, NodeGroup, Operation
 from clusters.web import presentation
 from cozystack import catalog
@@ -379,7 +379,7 @@ def cluster_state(cluster: Cluster) -> ClusterState:
                   [:TIMELINE_LENGTH])
     from clusters.models import Offering
 
-    target = catalog.next_minor(cluster.version)
+    target = platform_release.next_version(cluster.version)
     if target in offerings.hidden_offerings().get(Offering.Kind.VERSION, frozenset()):
         target = None
     # The end-of-life warning is rendered by ``{% eol_warning %}`` in the page's language.

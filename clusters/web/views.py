@@ -20,10 +20,9 @@ from django.utils.translation import gettext as _
 
 from billing.pricing import estimate_change, estimate_spec
 from billing.queries import MTD_SNAPSHOT_SECONDS, month_to_date
-from clusters import actions, features, offerings, plans
+from clusters import actions, features, offerings, plans, platform_release
 from clusters.models import Cluster, Offering
 from clusters.quotas import quota_lines
-from clusters.schema import platform_schema
 from clusters.web import kubeconfig as kubeconfigs
 from clusters.web import live, queries
 from clusters.web.forms import (
@@ -115,7 +114,9 @@ def cluster_list_live(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 def _versions() -> list[str]:
     """What the platform accepts, minus what staff stopped offering."""
     hidden = offerings.hidden_offerings().get(Offering.Kind.VERSION, frozenset())
-    return [v for v in allowed_versions_from_schema(platform_schema()) if v not in hidden]
+    release = platform_release.current()
+    return [v for v in allowed_versions_from_schema(release.schema, release.shown)
+            if v not in hidden]
 
 
 def _remove_key(request: HttpRequest) -> int | None:
@@ -140,14 +141,15 @@ def _bind_spec_form(request: HttpRequest, ctx: TenantContext) -> SpecForm:
 def _create_context(ctx: TenantContext, form: SpecForm, spec: ClusterSpec | None = None,
                     **extra: Any) -> dict[str, Any]:
     spec = spec or form.to_spec(ctx.tenant.namespace)
-    manifest = render_kubernetes(spec, labels=actions.PORTAL_LABELS)
+    release = platform_release.current()
+    manifest = render_kubernetes(spec, release.shown, labels=actions.PORTAL_LABELS)
     nodes_min = sum(g.min_replicas for g in spec.node_groups)
     nodes_max = sum(g.max_replicas for g in spec.node_groups)
     return {"ctx": ctx, "form": form, "spec": spec, "manifest": to_yaml(manifest),
             "estimate": estimate_spec(spec), "offers": live.offers(),
             "quota": quota_lines(ctx.tenant, spec), "nodes_min": nodes_min,
             "nodes_max": nodes_max, "tenant_slug": ctx.tenant.slug,
-            "storage_classes": catalog.storage_classes(), **extra}
+            "storage_classes": catalog.storage_classes(), "release": release, **extra}
 
 
 @tenant_view(Perm.CLUSTERS_CHANGE, methods=("GET", "HEAD", "POST"))
@@ -300,7 +302,8 @@ def _confirm_or_run(request: HttpRequest, ctx: TenantContext, cluster: Cluster, 
     if not form.cleaned_data.get("confirm"):
         return _respond_with_actions(request, ctx, cluster, bound=bound, open_action=action,
                                      confirming=action,
-                                     changes=plan.consequences(state.node_counts),
+                                     changes=plan.consequences(
+                                         state.node_counts, platform_release.shown_dialect()),
                                      cost=estimate_change(plan.before, plan.after))
     try:
         actions.do_change_cluster(actor_from_request(request), ctx, cluster.name, planner)

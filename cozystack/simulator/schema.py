@@ -2,76 +2,35 @@
 
 The platform behaves in two steps that the portal must respect (PLATFORM.md a, gotcha 8): the
 API fills schema defaults into what GET returns, and Helm later validates the *user values merged
-over the chart's values.yaml* (each release's own, see `releases.py`). Both are reproduced here so
-the simulator fails the same specs.
+over the chart's values.yaml* (each release's own, see `releases.py`). Both steps live in the
+contract (`cozystack.helm`), which the portal validates with too; the Helm-worded errors are
+here, so the simulator fails the same specs.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cozystack.helm import apply_defaults, coalesce, prune_nulls
+
+__all__ = [
+    "apply_defaults",
+    "coalesce",
+    "helm_schema_failure",
+    "load_schema",
+    "prune_nulls",
+    "validate",
+]
+
 
 def load_schema(path: str | Path) -> tuple[dict[str, Any], str]:
     """Return the schema and its JSON text (published verbatim in the ApplicationDefinition)."""
     text = Path(path).read_text(encoding="utf-8")
     return json.loads(text), text
-
-
-# --- defaulting and merging -----------------------------------------------------------------
-
-
-def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
-    """Structural defaulting as the apiserver does it: fill missing keys that have a default."""
-    if isinstance(value, dict):
-        return _apply_object_defaults(schema, value)
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [apply_defaults(schema["items"], item) for item in value]
-    return value
-
-
-def _apply_object_defaults(schema: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
-    result = dict(value)
-    properties = schema.get("properties") or {}
-    for key, sub in properties.items():
-        if key not in result and "default" in sub:
-            result[key] = copy.deepcopy(sub["default"])
-        if key in result:
-            result[key] = apply_defaults(sub, result[key])
-    extra = schema.get("additionalProperties")
-    if isinstance(extra, dict):
-        for key in result:
-            if key not in properties:
-                result[key] = apply_defaults(extra, result[key])
-    return result
-
-
-def prune_nulls(value: Any) -> Any:
-    """The API drops `key: null` when it serialises; only Helm ever sees the null."""
-    if isinstance(value, dict):
-        return {k: prune_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [prune_nulls(item) for item in value]
-    return value
-
-
-def coalesce(user: Any, chart: Any) -> Any:
-    """Helm's merge of user values over chart values: maps merge, `null` deletes the key."""
-    if not isinstance(user, dict) or not isinstance(chart, dict):
-        return copy.deepcopy(user)
-    result = copy.deepcopy(chart)
-    for key, value in user.items():
-        if value is None:
-            result.pop(key, None)
-        elif isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = coalesce(value, result[key])
-        else:
-            result[key] = copy.deepcopy(value)
-    return result
 
 
 # --- validation with Helm (gojsonschema) wording --------------------------------------------

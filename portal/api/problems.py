@@ -14,7 +14,9 @@ message. Statuses mean one thing each:
   ``Idempotency-Key`` reused for a different request);
 * 422: well-formed, but refused by the platform rules or the quota;
 * 429: too many requests (``Retry-After`` says when to come back);
-* 502/503: the management cluster refused or could not be reached (``Retry-After`` on 503).
+* 502/503: the management cluster refused or could not be reached (``Retry-After`` on 503);
+  503 also while writes are paused because the platform runs a release the portal does not
+  know yet.
 
 The foundation knows no domain: an app whose errors have an answer of their own registers a
 mapper for them at start-up (``register_problem_type``), as the clusters web floor does for
@@ -79,6 +81,8 @@ PROBLEM_TYPES: dict[str, ProblemType] = {p.slug: p for p in (
     ProblemType("server-error", 500, gettext_lazy("Internal error")),
     ProblemType("platform-error", 502, gettext_lazy("The platform refused the request")),
     ProblemType("platform-unavailable", 503, gettext_lazy("The platform is unreachable")),
+    ProblemType("platform-release-unknown", 503,
+                gettext_lazy("Changes are paused: the platform runs an unknown release")),
 )}
 
 _BY_STATUS = {

@@ -74,7 +74,9 @@ PROBLEM_DESCRIPTIONS: dict[int, Any] = {
            "points at each field."),
     429: _("Too many requests for this token or user; wait `Retry-After` seconds."),
     502: _("The platform refused the request."),
-    503: _("The platform cannot be reached; retry after `Retry-After` seconds."),
+    503: _("The platform cannot be reached, or changes are paused because it runs a release "
+           "the portal does not know yet (`platform_release_unknown`); retry after "
+           "`Retry-After` seconds."),
 }
 
 PROBLEM_EXAMPLES = {
@@ -174,7 +176,7 @@ class PortalAutoSchema(AutoSchema):
         if has_query or "requestBody" in operation or self.method in UNSAFE_METHODS:
             statuses.add(400)
         if self.method in UNSAFE_METHODS:
-            statuses.add(409)
+            statuses |= {409, 503}
         if "requestBody" in operation:
             statuses.add(415)
         statuses |= set(getattr(self.view, "problem_statuses", {}).get(self.method, ()))

@@ -26,7 +26,6 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Offering, Operation
-from cozystack import catalog
 from portal.audit import actor_from_request, record
 from portal.forms import declared_field
 from portal.models import AuditEntry
@@ -127,10 +126,12 @@ class ClusterAdmin(OperateMixin, ReadOnlyAdmin):
 
     def platform_context(self, request: HttpRequest, cluster: Cluster) -> dict[str, Any]:
         from clusters.actions import PORTAL_LABELS
+        from clusters.platform_release import shown_dialect
         from cozystack.manifests import render_kubernetes, to_yaml
 
         try:
-            manifest = to_yaml(render_kubernetes(cluster.to_spec(), labels=PORTAL_LABELS))
+            manifest = to_yaml(render_kubernetes(cluster.to_spec(), shown_dialect(),
+                                                 labels=PORTAL_LABELS))
         except Exception as exc:  # a row the renderer refuses is exactly what staff must see
             manifest = _("The manifest cannot be rendered: %(e)s") % {"e": exc}
         context: dict[str, Any] = {
@@ -376,11 +377,15 @@ class ClusterEventAdmin(ReadOnlyAdmin):
 
 
 def catalogue_names() -> dict[str, list[tuple[str, str]]]:
-    """Every name the platform catalogue has, by offering kind, with a label."""
+    """Every name the catalogue of the platform's release has, by offering kind, with a
+    label."""
+    from clusters.platform_release import shown_dialect
+
+    offer = shown_dialect().catalogue
     return {
-        Offering.Kind.INSTANCE_TYPE: [(t.name, t.label) for t in catalog.instance_types()],
-        Offering.Kind.GPU_MODEL: [(g.name, g.label) for g in catalog.gpu_models()],
-        Offering.Kind.VERSION: [(v.name, v.label) for v in catalog.versions()],
+        Offering.Kind.INSTANCE_TYPE: [(t.name, t.label) for t in offer.instance_types],
+        Offering.Kind.GPU_MODEL: [(g.name, g.label) for g in offer.gpu_models],
+        Offering.Kind.VERSION: [(v.name, v.label) for v in offer.versions],
     }
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from clusters.actions import PORTAL_LABELS
 from clusters.models import Cluster
+from clusters.platform_release import current_dialect
 from cozystack.gateway import get_gateway, reset_gateway
 from cozystack.manifests import render_kubernetes
 from cozystack.simulator.faults import Fault
@@ -29,7 +30,8 @@ def platform(simulated_platform, settings):
 
 @pytest.fixture
 def provisioned(platform, cluster):
-    get_gateway().create_cluster(render_kubernetes(cluster.to_spec(), labels=PORTAL_LABELS))
+    get_gateway().create_cluster(render_kubernetes(cluster.to_spec(), current_dialect(),
+                                                   labels=PORTAL_LABELS))
     for _ in range(20):
         platform.advance(1.0)
     return cluster

@@ -68,14 +68,14 @@ def test_the_catalogue_lists_only_what_staff_offer(owner, api):
     from clusters.models import Offering
 
     Offering.objects.create(kind=Offering.Kind.INSTANCE_TYPE, name="s1.small", hidden=True)
-    Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.30",
+    Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.31",
                             end_of_life_on=date(2026, 1, 31))
     client = api(owner)
     names = {t["name"] for t in client.get("/api/v1/catalog/instance-types/",
                                            {"page_size": 200}).json()["results"]}
     assert "s1.small" not in names and "s1.large" in names
     versions = {v["name"]: v for v in client.get("/api/v1/catalog/versions/").json()["results"]}
-    assert versions["v1.30"]["end_of_life_on"] == "2026-01-31"
+    assert versions["v1.31"]["end_of_life_on"] == "2026-01-31"
     assert versions["v1.34"]["end_of_life_on"] is None
 
 
@@ -88,7 +88,8 @@ def test_the_catalogue_describes_what_a_spec_can_use(owner, api):
     versions = client.get("/api/v1/catalog/versions/").json()["results"]
     assert versions[0]["is_default"] is True and versions[0]["upgrade_to"] is None
     gpus = client.get("/api/v1/catalog/gpu-models/").json()["results"]
-    assert {"nvidia.com/AD102GL_L40S", "nvidia.com/H100_94GB"} <= {g["name"] for g in gpus}
+    assert {"nvidia.com/AD102GL_L40S", "nvidia.com/GH100_H100L_94GB"} <= {
+        g["name"] for g in gpus}
     addons = {a["key"]: a for a in client.get("/api/v1/catalog/addons/").json()["results"]}
     assert addons["ingress_nginx"]["platform_key"] == "ingressNginx"
     assert addons["cilium"]["can_enable"] is False

@@ -20,7 +20,7 @@ from billing import metering
 from billing.models import UsageSegment
 from clusters import actions, progress
 from clusters.models import Cluster, ClusterEvent, Offering, Operation
-from cozystack import catalog
+from cozystack import dialects
 from portal.models import AuditEntry
 from tests.clusters.ui import make_cluster, make_operation, offline_platform
 from tests.factories import UserFactory
@@ -549,7 +549,7 @@ def test_an_offering_names_an_item_of_the_catalogue(client_for, staff):
     add = reverse("admin:clusters_offering_add")
 
     form = client.get(add).content.decode()
-    for name in ("u1.large", "v1.33", catalog.gpu_models()[0].name):
+    for name in ("u1.large", "v1.33", dialects.v13().catalogue.gpu_models[0].name):
         assert f'value="{name}"' in form
 
     made_up = client.post(add, {"kind": "instance_type", "name": "z9.huge"})

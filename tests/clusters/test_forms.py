@@ -40,8 +40,9 @@ def test_an_unbound_form_describes_a_small_working_cluster():
 
     assert spec.version == "v1.35" and spec.control_plane.replicas == 2
     (group,) = spec.node_groups
+    # Offline, forms speak the newest release: v1.6's node disk of 20 GiB.
     assert (group.name, group.instance_type, group.min_replicas, group.max_replicas,
-            group.disk_gib, group.roles) == ("md0", "u1.medium", 1, 3, 50,
+            group.disk_gib, group.roles) == ("md0", "u1.medium", 1, 3, 20,
                                                           ("ingress-nginx",))
 
 

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from clusters.models import Cluster
+from clusters.platform_release import current_dialect
 from cozystack.manifests import render_kubernetes
 from portal import reauthentication
 from portal.models import AuditEntry
@@ -19,7 +20,7 @@ from tests.clusters.ui import make_cluster, signed_in, url
 @pytest.fixture
 def ready_cluster(platform, gateway, tenant):
     cluster = make_cluster(tenant)
-    gateway.create_cluster(render_kubernetes(cluster.to_spec()))
+    gateway.create_cluster(render_kubernetes(cluster.to_spec(), current_dialect()))
     platform.advance(60)
     assert gateway.kubeconfig_exists(tenant.namespace, "demo")
     return cluster

@@ -1,4 +1,6 @@
-"""The portal's catalogue agrees with the platform contract (PLATFORM.md) and its schema."""
+"""The v1.3 catalogue agrees with the platform contract (PLATFORM.md) and its v1.3.6 schema.
+
+(The v1.6 catalogue is checked against its own files in ``test_dialects.py``.)"""
 
 from __future__ import annotations
 
@@ -6,8 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from cozystack import catalog
+from cozystack import catalog, dialects
 
+V13 = dialects.v13().catalogue
 SCHEMA = catalog.bundled_kubernetes_schema()
 SCHEMA_ADDONS = SCHEMA["properties"]["addons"]["properties"]
 
@@ -33,7 +36,7 @@ SCHEMA_ADDONS = SCHEMA["properties"]["addons"]["properties"]
 def test_instance_type_sizes_match_the_platform_table(
     name, series, series_label, vcpu, memory_gib, documented
 ):
-    item = catalog.get_instance_type(name)
+    item = V13.get_instance_type(name)
     assert item is not None
     assert (item.series, item.series_label, item.vcpu, item.memory_gib, item.documented) == (
         series,
@@ -47,18 +50,18 @@ def test_instance_type_sizes_match_the_platform_table(
 
 @pytest.mark.parametrize("name", ["m5.large", "", "u1.LARGE", "s1", "nvidia.com/H100_94GB"])
 def test_unknown_instance_types_are_not_found(name):
-    assert catalog.get_instance_type(name) is None
+    assert V13.get_instance_type(name) is None
 
 
 def test_documented_instance_types_come_before_upstream_only_ones():
-    flags = [item.documented for item in catalog.instance_types()]
+    flags = [item.documented for item in V13.instance_types]
     assert flags == sorted(flags, reverse=True)
     assert flags.count(False) == 4
     assert len(flags) == 24
 
 
 def test_instance_type_names_are_unique():
-    names = [item.name for item in catalog.instance_types()]
+    names = [item.name for item in V13.instance_types]
     assert len(names) == len(set(names))
 
 
@@ -70,7 +73,7 @@ def test_instance_type_names_are_unique():
     ],
 )
 def test_instance_type_label_and_memory(name, label, memory_bytes):
-    item = catalog.get_instance_type(name)
+    item = V13.get_instance_type(name)
     assert item.label == label
     assert item.memory_bytes == memory_bytes
 
@@ -87,25 +90,25 @@ def test_instance_type_label_and_memory(name, label, memory_bytes):
     ],
 )
 def test_gpu_models(name, model, memory_gb, architecture):
-    gpu = catalog.get_gpu_model(name)
+    gpu = V13.get_gpu_model(name)
     assert (gpu.model, gpu.memory_gb, gpu.architecture) == (model, memory_gb, architecture)
     assert gpu.typical_use
 
 
 @pytest.mark.parametrize("name", ["L40S", "nvidia.com/l40s", ""])
 def test_unknown_gpu_models_are_not_found(name):
-    assert catalog.get_gpu_model(name) is None
+    assert V13.get_gpu_model(name) is None
 
 
 def test_three_gpu_models_are_offered():
-    assert len(catalog.gpu_models()) == 3
+    assert len(V13.gpu_models) == 3
 
 
 # --------------------------------------------------------------------------- versions
 
 
 def test_versions_are_newest_first_with_pinned_patches():
-    assert [(v.name, v.patch) for v in catalog.versions()] == [
+    assert [(v.name, v.patch) for v in V13.versions] == [
         ("v1.35", "v1.35.1"),
         ("v1.34", "v1.34.4"),
         ("v1.33", "v1.33.8"),
@@ -117,9 +120,9 @@ def test_versions_are_newest_first_with_pinned_patches():
 
 def test_version_list_matches_the_schema_enum_and_default():
     schema_version = SCHEMA["properties"]["version"]
-    assert set(catalog.version_names()) == set(schema_version["enum"])
-    assert catalog.default_version().name == schema_version["default"] == "v1.35"
-    assert [v.name for v in catalog.versions() if v.is_default] == ["v1.35"]
+    assert set(V13.version_names()) == set(schema_version["enum"])
+    assert V13.default_version().name == schema_version["default"] == "v1.35"
+    assert [v.name for v in V13.versions if v.is_default] == ["v1.35"]
 
 
 @pytest.mark.parametrize(
@@ -137,13 +140,13 @@ def test_version_list_matches_the_schema_enum_and_default():
     ],
 )
 def test_next_minor(version, expected):
-    assert catalog.next_minor(version) == expected
-    assert catalog.upgrade_targets(version) == ([expected] if expected else [])
+    assert V13.next_minor(version) == expected
+    assert V13.upgrade_targets(version) == ([expected] if expected else [])
 
 
 def test_next_minor_respects_a_given_allowed_list():
-    assert catalog.next_minor("v1.35", ["v1.36", "v1.35"]) == "v1.36"
-    assert catalog.next_minor("v1.34", ["v1.34", "v1.33"]) is None
+    assert V13.next_minor("v1.35", ["v1.36", "v1.35"]) == "v1.36"
+    assert V13.next_minor("v1.34", ["v1.34", "v1.33"]) is None
 
 
 @pytest.mark.parametrize(
@@ -159,7 +162,7 @@ def test_next_minor_respects_a_given_allowed_list():
     ],
 )
 def test_is_allowed_upgrade(old, new, allowed):
-    assert catalog.is_allowed_upgrade(old, new) is allowed
+    assert V13.is_allowed_upgrade(old, new) is allowed
 
 
 @pytest.mark.parametrize(
@@ -186,7 +189,8 @@ def test_parse_version(text, parsed):
     ],
 )
 def test_control_plane_presets_have_their_real_sizes(name, cpu, memory, millicores, mib):
-    preset = catalog.get_control_plane_preset(name)
+    # The portal names presets with the v1.6 families; the v1.3 name is the same size.
+    preset = V13.get_control_plane_preset(catalog.neutral_preset(name))
     assert (preset.cpu, preset.memory, preset.cpu_millicores, preset.memory_mib) == (
         cpu,
         memory,
@@ -199,8 +203,9 @@ def test_preset_names_match_the_schema_enum():
     enum = SCHEMA["properties"]["controlPlane"]["properties"]["apiServer"]["properties"][
         "resourcesPreset"
     ]["enum"]
-    assert [p.name for p in catalog.control_plane_presets()] == enum
+    assert [catalog.LEGACY_PRESET_NAMES[p.name] for p in V13.presets] == enum
     assert catalog.get_control_plane_preset("huge") is None
+    assert V13.get_control_plane_preset("u1.medium") is None  # no v1.3 equivalent
 
 
 @pytest.mark.parametrize(
@@ -214,7 +219,8 @@ def test_preset_names_match_the_schema_enum():
 )
 def test_control_plane_component_defaults(key, spec_field, default_preset):
     component = next(c for c in catalog.control_plane_components() if c.key == key)
-    assert (component.spec_field, component.default_preset) == (spec_field, default_preset)
+    assert component.spec_field == spec_field
+    assert catalog.LEGACY_PRESET_NAMES[component.default_preset] == default_preset
 
 
 def test_control_plane_defaults_to_two_replicas():
@@ -245,11 +251,11 @@ def test_default_storage_class_matches_schema():
 
 
 def test_addon_keys_are_exactly_the_schema_addons():
-    assert [a.key for a in catalog.addons()] == sorted(SCHEMA_ADDONS, key=str.lower)
-    assert {a.key for a in catalog.addons()} == set(SCHEMA["properties"]["addons"]["required"])
+    assert [a.key for a in V13.addons] == sorted(SCHEMA_ADDONS, key=str.lower)
+    assert {a.key for a in V13.addons} == set(SCHEMA["properties"]["addons"]["required"])
 
 
-@pytest.mark.parametrize("addon", catalog.addons(), ids=lambda a: a.key)
+@pytest.mark.parametrize("addon", V13.addons, ids=lambda a: a.key)
 def test_addon_flags_match_the_schema(addon):
     props = SCHEMA_ADDONS[addon.key]["properties"]
     assert addon.has_enabled is ("enabled" in props)
@@ -295,7 +301,7 @@ def test_addon_notes_explain_dependencies(key, needle):
 
 
 def test_always_installed_addons():
-    assert [a.key for a in catalog.addons() if a.always_installed] == ["cilium", "coredns"]
+    assert [a.key for a in V13.addons if a.always_installed] == ["cilium", "coredns"]
     assert catalog.get_addon("ingress-nginx") is None
 
 

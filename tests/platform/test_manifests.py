@@ -16,7 +16,7 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 
-from cozystack import catalog
+from cozystack import catalog, dialects
 from cozystack.manifests import (
     AddonSpec,
     ClusterSpec,
@@ -42,6 +42,8 @@ from cozystack.validation import (
     validate_manifest,
 )
 
+# The v1.3 contract (v1.3.6 schema and values.yaml); the v1.6 one is in test_conformance.py.
+V13 = dialects.v13()
 SCHEMA = catalog.bundled_kubernetes_schema()
 L40S = "nvidia.com/AD102GL_L40S"
 A100 = "nvidia.com/GA100_A100_PCIE_80GB"
@@ -157,23 +159,23 @@ MATRIX: dict[str, ClusterSpec] = {
     "max-name-length": cluster(group("w"), name="a" * 38),
     "limits": cluster(group(lo=100, hi=100, disk_gib=2048)),
 }
-for _version, _storage in itertools.product(catalog.version_names(), catalog.STORAGE_CLASSES):
+for _version, _storage in itertools.product(V13.catalogue.version_names(), catalog.STORAGE_CLASSES):
     MATRIX[f"{_version}-{_storage.name}"] = cluster(version=_version, storage_class=_storage.name)
 
 
 @pytest.mark.parametrize("spec", MATRIX.values(), ids=MATRIX.keys())
 def test_every_portal_spec_validates_against_the_upstream_schema(spec):
-    rendered = render_spec(spec)
+    rendered = render_spec(spec, V13)
     assert schema_errors(rendered) == []
-    assert validate_against_schema(rendered, SCHEMA, spec=spec) == []
-    assert check_cluster_spec(spec, creating=True) == []
-    assert validate_manifest(spec, SCHEMA, creating=True) == []
+    assert validate_against_schema(rendered, SCHEMA, spec=spec, dialect=V13) == []
+    assert check_cluster_spec(spec, creating=True, dialect=V13) == []
+    assert validate_manifest(spec, SCHEMA, creating=True, dialect=V13) == []
 
 
 @pytest.mark.parametrize("spec", MATRIX.values(), ids=MATRIX.keys())
 def test_rendered_spec_is_complete_on_its_own(spec):
     """Like PLATFORM.md (h) "Complete spec": valid even without chart defaults."""
-    rendered = render_spec(spec)
+    rendered = render_spec(spec, V13)
     groups = rendered["nodeGroups"]
     assert list(groups)[0] == "md0"
     if groups["md0"] is None:
@@ -194,15 +196,15 @@ def test_rendered_spec_is_complete_on_its_own(spec):
     for component in ("apiServer", "controllerManager", "scheduler"):
         assert rendered["controlPlane"][component]["resources"] == {}
     assert rendered["controlPlane"]["konnectivity"]["server"]["resources"] == {}
-    assert list(rendered["addons"]) == [a.key for a in catalog.addons()]
+    assert list(rendered["addons"]) == [a.key for a in V13.catalogue.addons]
 
 
 @pytest.mark.parametrize("spec", MATRIX.values(), ids=MATRIX.keys())
 def test_platform_round_trip(spec):
-    obj = render_kubernetes(spec)
-    back = spec_from_platform(obj)
+    obj = render_kubernetes(spec, V13)
+    back = spec_from_platform(obj, V13)
     assert (back.name, back.namespace) == (spec.name, spec.namespace)
-    assert render_spec(back) == render_spec(spec)
+    assert render_spec(back, V13) == render_spec(spec, V13)
     assert sorted(back.node_groups, key=lambda g: g.name) == sorted(
         spec.node_groups, key=lambda g: g.name
     )
@@ -211,12 +213,13 @@ def test_platform_round_trip(spec):
 @pytest.mark.parametrize("spec", MATRIX.values(), ids=MATRIX.keys())
 def test_round_trip_from_a_defaulted_get(spec):
     """GET returns schema defaults filled in and may carry quantities as ints or strings."""
-    got = merge_with_defaults(render_spec(spec), chart_defaults())
+    got = merge_with_defaults(render_spec(spec, V13), chart_defaults(SCHEMA))
     for item in got["nodeGroups"].values():
         item["ephemeralStorage"] = int(parse_quantity(item["ephemeralStorage"]))
         item["minReplicas"] = str(item["minReplicas"])
-    back = spec_from_platform({"metadata": {"name": spec.name, "namespace": "ns"}, "spec": got})
-    assert render_spec(back) == render_spec(spec)
+    back = spec_from_platform(
+        {"metadata": {"name": spec.name, "namespace": "ns"}, "spec": got}, V13)
+    assert render_spec(back, V13) == render_spec(spec, V13)
 
 
 def test_round_trip_is_exact_when_every_addon_is_given():
@@ -225,10 +228,10 @@ def test_round_trip_is_exact_when_every_addon_is_given():
         replace(spec.addon(a.key), enabled=a.always_installed or spec.addon(a.key).enabled)
         if a.has_enabled or a.always_installed
         else replace(spec.addon(a.key), enabled=False)  # tuning-only VPA has no switch
-        for a in catalog.addons()
+        for a in V13.catalogue.addons
     )
     spec = replace(spec, addons=addons)
-    back = spec_from_platform(render_kubernetes(spec))
+    back = spec_from_platform(render_kubernetes(spec, V13), V13)
     assert replace(back, node_groups=spec.node_groups) == spec
 
 
@@ -237,20 +240,20 @@ def test_round_trip_is_exact_when_every_addon_is_given():
 
 def test_gpus_are_repeated_per_gpu_and_resources_always_present():
     spec = MATRIX["multi-gpu-group"]
-    groups = render_spec(spec)["nodeGroups"]
+    groups = render_spec(spec, V13)["nodeGroups"]
     assert groups["gpu"]["gpus"] == [{"name": H100}] * 4
     assert groups["mixed"]["gpus"] == [{"name": L40S}, {"name": A100}]  # sorted
     assert groups["gpu"]["resources"] == {}
 
 
 def test_custom_sizing_sends_an_empty_instance_type_with_cpu_and_memory():
-    rendered = render_spec(MATRIX["custom-sizing"])["nodeGroups"]["custom"]
+    rendered = render_spec(MATRIX["custom-sizing"], V13)["nodeGroups"]["custom"]
     assert rendered["instanceType"] == ""
     assert rendered["resources"] == {"cpu": "6", "memory": "24Gi"}
 
 
 def test_version_is_major_minor_and_disk_a_quantity():
-    rendered = render_spec(cluster(group(disk_gib=75), version="v1.33"))
+    rendered = render_spec(cluster(group(disk_gib=75), version="v1.33"), V13)
     assert rendered["version"] == "v1.33"
     assert rendered["nodeGroups"]["md0"]["ephemeralStorage"] == "75Gi"
 
@@ -258,14 +261,14 @@ def test_version_is_major_minor_and_disk_a_quantity():
 def test_values_override_is_passed_through_untouched_but_copied():
     override = {"ingress-nginx": {"controller": {"config": {"use-forwarded-headers": "true"}}}}
     spec = cluster(addons=(AddonSpec("ingressNginx", True, override),))
-    rendered = render_spec(spec)
+    rendered = render_spec(spec, V13)
     assert rendered["addons"]["ingressNginx"]["valuesOverride"] == override
     rendered["addons"]["ingressNginx"]["valuesOverride"]["x"] = 1
     assert "x" not in override
 
 
 def test_always_on_addons_have_no_enabled_key_and_gateway_api_no_values():
-    addons = render_spec(cluster())["addons"]
+    addons = render_spec(cluster(), V13)["addons"]
     for key in ("cilium", "coredns", "verticalPodAutoscaler"):
         assert addons[key] == {"valuesOverride": {}}
     assert addons["gatewayAPI"] == {"enabled": False}
@@ -278,7 +281,7 @@ def test_always_on_addons_have_no_enabled_key_and_gateway_api_no_values():
 
 
 def test_render_kubernetes_envelope():
-    obj = render_kubernetes(cluster(), labels={"portal/tenant": "acme"}, resource_version="42")
+    obj = render_kubernetes(cluster(), V13, labels={"portal/tenant": "acme"}, resource_version="42")
     assert obj["apiVersion"] == "apps.cozystack.io/v1alpha1"
     assert obj["kind"] == "Kubernetes"
     assert obj["metadata"] == {
@@ -287,7 +290,7 @@ def test_render_kubernetes_envelope():
         "labels": {"portal/tenant": "acme"},
         "resourceVersion": "42",
     }
-    assert "labels" not in render_kubernetes(cluster())["metadata"]
+    assert "labels" not in render_kubernetes(cluster(), V13)["metadata"]
     assert list(obj["spec"]) == [
         "version",
         "host",
@@ -302,43 +305,43 @@ def test_render_kubernetes_envelope():
 
 
 def test_absent_md0_is_sent_as_null_first():
-    groups = render_spec(MATRIX["md0-absent"])["nodeGroups"]
+    groups = render_spec(MATRIX["md0-absent"], V13)["nodeGroups"]
     assert list(groups.items())[0] == ("md0", None)
 
 
 def test_null_md0_drops_the_chart_default_group():
-    merged = merge_with_defaults(render_spec(MATRIX["md0-absent"]), chart_defaults())
+    merged = merge_with_defaults(render_spec(MATRIX["md0-absent"], V13), chart_defaults(SCHEMA))
     assert list(merged["nodeGroups"]) == ["general"]
 
 
 def test_without_the_null_the_hidden_md0_comes_back():
     """Gotcha 1: Helm merges maps, so an unsent md0 reappears with the chart defaults."""
-    rendered = render_spec(MATRIX["md0-absent"])
+    rendered = render_spec(MATRIX["md0-absent"], V13)
     del rendered["nodeGroups"]["md0"]
-    merged = merge_with_defaults(rendered, chart_defaults())
+    merged = merge_with_defaults(rendered, chart_defaults(SCHEMA))
     assert sorted(merged["nodeGroups"]) == ["general", "md0"]
     assert merged["nodeGroups"]["md0"]["instanceType"] == "u1.medium"
     assert merged["nodeGroups"]["md0"]["roles"] == ["ingress-nginx"]
 
 
 def test_null_is_re_sent_after_reading_back_a_spec_without_md0():
-    got = merge_with_defaults(render_spec(MATRIX["md0-absent"]), chart_defaults())
-    back = spec_from_platform({"metadata": {"name": "demo"}, "spec": got})
-    assert render_spec(back)["nodeGroups"]["md0"] is None
+    got = merge_with_defaults(render_spec(MATRIX["md0-absent"], V13), chart_defaults(SCHEMA))
+    back = spec_from_platform({"metadata": {"name": "demo"}, "spec": got}, V13)
+    assert render_spec(back, V13)["nodeGroups"]["md0"] is None
 
 
 def test_md0_null_in_a_get_is_skipped():
-    back = spec_from_platform({"spec": {"nodeGroups": {"md0": None, "a": {"minReplicas": 1}}}})
+    back = spec_from_platform({"spec": {"nodeGroups": {"md0": None, "a": {"minReplicas": 1}}}}, V13)
     assert [g.name for g in back.node_groups] == ["a"]
 
 
 def test_md0_without_roles_does_not_inherit_the_default_role():
-    merged = merge_with_defaults(render_spec(cluster(group(roles=()))), chart_defaults())
+    merged = merge_with_defaults(render_spec(cluster(group(roles=())), V13), chart_defaults(SCHEMA))
     assert merged["nodeGroups"]["md0"]["roles"] == []
 
 
 def test_chart_defaults_match_values_yaml():
-    defaults = chart_defaults()
+    defaults = chart_defaults(SCHEMA)
     assert defaults["nodeGroups"] == {
         "md0": {
             "ephemeralStorage": "20Gi",
@@ -446,28 +449,29 @@ def test_complete_example_validates_on_its_own():
 
 def test_complete_example_is_exactly_what_the_portal_renders():
     example = yaml.safe_load(COMPLETE_EXAMPLE)
-    spec = spec_from_platform(example)
-    rendered = render_kubernetes(spec)
+    spec = spec_from_platform(example, V13)
+    rendered = render_kubernetes(spec, V13)
     assert rendered == example
     assert to_yaml(rendered) == to_yaml(example)  # same key order too
-    assert validate_manifest(spec, SCHEMA, creating=True) == []
+    assert validate_manifest(spec, SCHEMA, creating=True, dialect=V13) == []
 
 
 def test_smallest_example_needs_the_chart_defaults():
     example = yaml.safe_load(SMALLEST_EXAMPLE)["spec"]
     assert list(Draft7Validator(SCHEMA).iter_errors(example)) != []
     assert schema_errors(example) == []
-    assert validate_against_schema(example, SCHEMA) == []
+    assert validate_against_schema(example, SCHEMA, dialect=V13) == []
 
 
 def test_smallest_example_read_back_renders_a_valid_complete_spec():
     example = yaml.safe_load(SMALLEST_EXAMPLE)
-    spec = spec_from_platform({"metadata": {"name": "demo", "namespace": "tenant-acme"}, **example})
+    spec = spec_from_platform(
+        {"metadata": {"name": "demo", "namespace": "tenant-acme"}, **example}, V13)
     assert spec.group("gpu").gpus == (L40S,)
     assert spec.group("gpu").roles == ()
     assert spec.addon("gpuOperator").enabled is True
-    assert validate_manifest(spec, SCHEMA, creating=True) == []
-    assert list(Draft7Validator(SCHEMA).iter_errors(render_spec(spec))) == []
+    assert validate_manifest(spec, SCHEMA, creating=True, dialect=V13) == []
+    assert list(Draft7Validator(SCHEMA).iter_errors(render_spec(spec, V13))) == []
 
 
 # --------------------------------------------------------------------------- determinism
@@ -475,13 +479,13 @@ def test_smallest_example_read_back_renders_a_valid_complete_spec():
 
 def test_output_is_deterministic():
     spec = MATRIX["every-addon"]
-    assert to_yaml(render_kubernetes(spec)) == to_yaml(render_kubernetes(spec))
+    assert to_yaml(render_kubernetes(spec, V13)) == to_yaml(render_kubernetes(spec, V13))
 
 
 def test_group_order_and_role_order_do_not_change_the_output():
     a, b, c = group(), group("zeta", "u1.large", 1, 2), group("alpha", "u1.large", 1, 2)
-    one = render_spec(cluster(a, b, c))
-    two = render_spec(cluster(c, b, a))
+    one = render_spec(cluster(a, b, c), V13)
+    two = render_spec(cluster(c, b, a), V13)
     assert to_yaml(one) == to_yaml(two)
     assert list(one["nodeGroups"]) == ["md0", "alpha", "zeta"]
     gpus = group("g", gpus=[L40S, A100])
@@ -498,7 +502,7 @@ def test_to_yaml_is_block_style_without_aliases_or_sorting():
 
 
 def test_preview_of_a_full_object_reads_back_identically():
-    obj = render_kubernetes(MATRIX["every-addon"])
+    obj = render_kubernetes(MATRIX["every-addon"], V13)
     assert yaml.safe_load(to_yaml(obj)) == obj
 
 
@@ -725,7 +729,7 @@ NEGATIVE: dict[str, tuple[ClusterSpec, str, str, str]] = {
         replace(BASE, control_plane=ControlPlaneSpec(scheduler_preset="huge")),
         "control_plane.scheduler_preset",
         "invalid_choice",
-        "nano, micro",
+        "t1.nano, t1.micro",
     ),
     "storage-class-unknown": (
         replace(BASE, storage_class="ssd"),
@@ -843,7 +847,7 @@ NEGATIVE: dict[str, tuple[ClusterSpec, str, str, str]] = {
 
 @pytest.mark.parametrize(("spec", "field", "code", "words"), NEGATIVE.values(), ids=NEGATIVE)
 def test_portal_rules_refuse_with_a_readable_field_error(spec, field, code, words):
-    errors = check_cluster_spec(spec, creating=True)
+    errors = check_cluster_spec(spec, creating=True, dialect=V13)
     matching = [e for e in errors if e.field == field and e.code == code]
     assert matching, errors
     message = matching[0].message
@@ -852,7 +856,7 @@ def test_portal_rules_refuse_with_a_readable_field_error(spec, field, code, word
 
 
 def test_the_base_of_the_negative_cases_is_valid():
-    assert validate_manifest(BASE, SCHEMA, creating=True) == []
+    assert validate_manifest(BASE, SCHEMA, creating=True, dialect=V13) == []
 
 
 @pytest.mark.parametrize(
@@ -861,20 +865,20 @@ def test_the_base_of_the_negative_cases_is_valid():
 )
 def test_validate_manifest_reports_portal_rules_too(spec, field, code, words):
     assert (field, code) in [
-        (e.field, e.code) for e in validate_manifest(spec, SCHEMA, creating=True)
+        (e.field, e.code) for e in validate_manifest(spec, SCHEMA, creating=True, dialect=V13)
     ]
 
 
 def test_monitoring_agents_need_a_monitoring_stack_when_known():
-    errors = check_cluster_spec(BASE, creating=True, monitoring_available=False)
+    errors = check_cluster_spec(BASE, creating=True, dialect=V13, monitoring_available=False)
     assert fields(errors) == ["addons.monitoringAgents.enabled"]
     assert "monitoring stack" in errors[0].message
-    assert check_cluster_spec(BASE, creating=True, monitoring_available=True) == []
+    assert check_cluster_spec(BASE, creating=True, dialect=V13, monitoring_available=True) == []
 
 
 def test_injected_catalogues_replace_the_bundled_ones():
     errors = check_cluster_spec(
-        BASE, creating=True, instance_types=["u1.large"], versions=["v1.35"]
+        BASE, creating=True, dialect=V13, instance_types=["u1.large"], versions=["v1.35"]
     )
     assert sorted(fields(errors)) == ["node_groups[1].instance_type", "version"]
 
@@ -895,7 +899,8 @@ PREVIOUS = replace(BASE, version="v1.33", host="k8s.example.com")
     ],
 )
 def test_edits_refuse_immutable_and_unsafe_changes(changes, field, code, words):
-    errors = check_cluster_spec(replace(PREVIOUS, **changes), creating=False, previous=PREVIOUS)
+    errors = check_cluster_spec(replace(PREVIOUS, **changes), dialect=V13, creating=False,
+                                previous=PREVIOUS)
     assert [(e.field, e.code) for e in errors] == [(field, code)]
     assert words in errors[0].message
 
@@ -904,34 +909,37 @@ def test_edits_allow_the_next_minor_and_scaling():
     new = replace(PREVIOUS, version="v1.34")
     new = replace(new, node_groups=(replace(new.node_groups[0], max_replicas=9),))
     new = replace(new, addons=tuple(a for a in new.addons if a.key != "gpuOperator"))
-    assert check_cluster_spec(new, creating=False, previous=PREVIOUS) == []
+    assert check_cluster_spec(new, dialect=V13, creating=False, previous=PREVIOUS) == []
 
 
 def test_edit_of_a_retired_version_says_to_upgrade():
     old = replace(PREVIOUS, version="v1.29")
-    errors = check_cluster_spec(old, creating=False, previous=old)
+    errors = check_cluster_spec(old, dialect=V13, creating=False, previous=old)
     assert [(e.field, e.code) for e in errors] == [("version", "version_retired")]
     assert "upgrade to v1.30 first" in errors[0].message
-    assert check_cluster_spec(replace(old, version="v1.30"), creating=False, previous=old) == []
+    assert check_cluster_spec(replace(old, version="v1.30"), dialect=V13, creating=False,
+                              previous=old) == []
 
 
 def test_a_renamed_group_is_refused_when_the_form_reports_it():
     new = with_group(1, name="gpus")
-    errors = check_cluster_spec(new, creating=False, previous=BASE, renamed_groups={"gpu": "gpus"})
+    errors = check_cluster_spec(new, dialect=V13, creating=False, previous=BASE,
+                                renamed_groups={"gpu": "gpus"})
     assert [(e.field, e.code) for e in errors] == [("node_groups[1].name", "immutable")]
     assert "add a new group and remove the old one" in errors[0].message
 
 
 def test_name_rules_are_only_checked_on_create():
     legacy = replace(BASE, name="x" * 45, node_groups=(group("a"),))
-    assert "name" not in fields(check_cluster_spec(legacy, creating=False, previous=legacy))
+    assert "name" not in fields(check_cluster_spec(legacy, dialect=V13, creating=False,
+                                                   previous=legacy))
 
 
 # --------------------------------------------------------------------------- schema error wording
 
 
 def broken(**group_changes) -> dict:
-    rendered = render_spec(MATRIX["several-groups"])
+    rendered = render_spec(MATRIX["several-groups"], V13)
     rendered["nodeGroups"]["workers"].update(group_changes)
     return rendered
 
@@ -979,7 +987,7 @@ def broken(**group_changes) -> dict:
 )
 def test_schema_errors_map_to_portal_fields_in_words(rendered, with_spec, field, message):
     spec = MATRIX["several-groups"] if with_spec else None
-    errors = validate_against_schema(rendered, SCHEMA, spec=spec)
+    errors = validate_against_schema(rendered, SCHEMA, spec=spec, dialect=V13)
     assert (field, message) in [(e.field, e.message) for e in errors], errors
 
 
@@ -987,7 +995,7 @@ def test_missing_resources_is_reported_on_the_group():
     rendered = broken()
     del rendered["nodeGroups"]["workers"]["resources"]
     spec = MATRIX["several-groups"]
-    errors = validate_against_schema(rendered, SCHEMA, spec=spec)
+    errors = validate_against_schema(rendered, SCHEMA, spec=spec, dialect=V13)
     assert [(e.field, e.code) for e in errors] == [("node_groups[1]", "schema_required")]
     assert errors[0].message == "Node group workers is missing the required setting “resources”."
 
@@ -1037,36 +1045,37 @@ def test_missing_resources_is_reported_on_the_group():
     ],
 )
 def test_schema_errors_outside_node_groups(path, value, field, words):
-    rendered = render_spec(cluster())
+    rendered = render_spec(cluster(), V13)
     target = rendered
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = value
-    errors = validate_against_schema(rendered, SCHEMA)
+    errors = validate_against_schema(rendered, SCHEMA, dialect=V13)
     assert any(e.field == field and words in e.message for e in errors), errors
 
 
 def test_schema_declared_draft_is_honoured():
     schema = copy.deepcopy(SCHEMA)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    assert validate_against_schema(render_spec(cluster()), schema) == []
-    rendered = render_spec(cluster())
+    assert validate_against_schema(render_spec(cluster(), V13), schema, dialect=V13) == []
+    rendered = render_spec(cluster(), V13)
     rendered["version"] = "v9.99"
-    assert fields(validate_against_schema(rendered, schema)) == ["version"]
+    assert fields(validate_against_schema(rendered, schema, dialect=V13)) == ["version"]
 
 
 def test_validate_manifest_prefers_the_portal_sentence_for_a_field():
     spec = replace(BASE, version="v1.29")
-    errors = [e for e in validate_manifest(spec, SCHEMA, creating=True) if e.field == "version"]
+    errors = [e for e in validate_manifest(spec, SCHEMA, creating=True, dialect=V13)
+              if e.field == "version"]
     assert [e.code for e in errors] == ["invalid_choice"]
 
 
 def test_validate_manifest_follows_the_live_schema_version_enum():
     live = copy.deepcopy(SCHEMA)
     live["properties"]["version"]["enum"] = ["v1.36", "v1.35", "v1.34"]
-    assert allowed_versions_from_schema(live) == ("v1.36", "v1.35", "v1.34")
-    assert validate_manifest(replace(BASE, version="v1.36"), live, creating=True) == []
-    errors = validate_manifest(replace(BASE, version="v1.33"), live, creating=True)
+    assert allowed_versions_from_schema(live, V13) == ("v1.36", "v1.35", "v1.34")
+    assert validate_manifest(replace(BASE, version="v1.36"), live, creating=True, dialect=V13) == []
+    errors = validate_manifest(replace(BASE, version="v1.33"), live, creating=True, dialect=V13)
     assert fields(errors) == ["version"]
 
 
@@ -1151,7 +1160,7 @@ def test_version_upgrade_wording():
 def test_group_added_and_removed():
     old = cluster(group(), group("old", "u1.large", 1, 2))
     new = cluster(group(), group("gpu", "u1.2xlarge", 1, 1, gpus=(H100,)))
-    messages = [c.message for c in cluster_changes(old, new, node_counts={"old": 2})]
+    messages = [c.message for c in cluster_changes(old, new, node_counts={"old": 2}, dialect=V13)]
     assert messages == [
         "node group gpu added: 1–1 nodes of u1.2xlarge with 1× NVIDIA H100 per node; "
         "the platform starts it with 2 nodes, then the autoscaler applies the limits",
@@ -1172,7 +1181,8 @@ def test_control_plane_and_addon_wording():
     messages = [c.message for c in cluster_changes(old, new)]
     assert messages == [
         "control plane replicas 2 → 3: API server pods added or removed; nodes are not touched",
-        "control plane API server preset large → xlarge (2 CPU/2Gi → 4 CPU/4Gi): its pods "
+        "control plane API server preset c1.medium → c1.large (2 CPU/2Gi → 4 CPU/4Gi): its "
+        "pods "
         "restart one at a time; nodes are not touched",
         "add-on cert-manager: custom values changed; its release is upgraded",
         "add-on Ingress NGINX: expose method Proxied → LoadBalancer: takes a public IP address",
@@ -1199,5 +1209,5 @@ def test_immutable_changes_are_described_as_refused():
 
 def test_no_change_no_words():
     assert cluster_changes(BASE, BASE) == []
-    round_tripped = spec_from_platform(render_kubernetes(BASE))
+    round_tripped = spec_from_platform(render_kubernetes(BASE, V13), V13)
     assert cluster_changes(BASE, round_tripped) == []

@@ -23,6 +23,7 @@ from billing.models import CURRENCY, Invoice
 from billing.periods import Period
 from billing.pricing import estimate_spec
 from billing.web.api import serializers as s
+from clusters.platform_release import shown_dialect
 from clusters.web.api.serializers import addon_specs, control_plane_spec, group_spec
 from clusters.web.api.views import CREATE_EXAMPLE
 from cozystack import catalog
@@ -220,7 +221,7 @@ class EstimateView(ApiView):
         data = self.parse(s.EstimateRequestSerializer)
         spec = ClusterSpec(
             name=data.get("name") or "estimate", namespace="",
-            version=data.get("version") or catalog.default_version().name,
+            version=data.get("version") or shown_dialect().catalogue.default_version().name,
             storage_class=data.get("storage_class") or catalog.DEFAULT_STORAGE_CLASS,
             control_plane=control_plane_spec(data.get("control_plane")),
             node_groups=tuple(group_spec(g, path=f"node_groups[{i}].")

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from clusters import features, offerings
 from clusters.models import Offering
+from clusters.platform_release import shown_dialect
 from cozystack import catalog
 from portal.api.base import ApiView
 from portal.api.fields import answer_cache
@@ -49,7 +50,10 @@ class VersionSerializer(serializers.Serializer):
                     "when no end is set."))
 
     def get_upgrade_to(self, version: catalog.KubernetesVersion) -> str | None:
-        return catalog.next_minor(version.name)
+        offer = self.context.get("_catalogue")
+        if offer is None:
+            offer = answer_cache(self.context)["_catalogue"] = shown_dialect().catalogue
+        return offer.next_minor(version.name)
 
     def get_end_of_life_on(self, version: catalog.KubernetesVersion) -> date | None:
         ends = self.context.get("_end_of_life")
@@ -155,9 +159,9 @@ class AddonSerializer(serializers.Serializer):
 class ControlPlanePresetSerializer(serializers.Serializer):
     name = serializers.CharField(help_text=_("What `control_plane.api_server_preset` carries."))
     family = serializers.CharField(
-        allow_blank=True, help_text=_("The family on Cozystack v1.6 (`t1`, `c1`, `s1`, `u1`, "
-                                      "`m1`: memory per CPU grows); empty on v1.3. A preset "
-                                      "is not an instance type of the same name."))
+        help_text=_("The family (`t1`, `c1`, `s1`, `u1`, `m1`: memory per CPU grows; a v1.3 "
+                    "platform takes seven sizes of `t1` and `c1`). A preset is not an instance "
+                    "type of the same name."))
     cpu = serializers.CharField(help_text=_("CPU limit (Kubernetes quantity)."))
     memory = serializers.CharField(help_text=_("Memory limit (Kubernetes quantity)."))
 
@@ -220,13 +224,13 @@ StorageClassListView = _catalog(
     "storage_classes", StorageClassSerializer, catalog.storage_classes, "Storage classes",
     "Where the cluster's persistent volumes live; chosen at creation, cannot change.")
 AddonListView = _catalog(
-    "addons", AddonSerializer, catalog.addons, "Add-ons",
+    "addons", AddonSerializer, lambda: shown_dialect().catalogue.addons, "Add-ons",
     "Add-ons a cluster can enable or tune under `addons`, with the keys of their values.")
 ControlPlanePresetListView = _catalog(
     "control_plane_presets", ControlPlanePresetSerializer, features.control_plane_presets,
     "Control-plane sizes",
     "Sizes for `control_plane.api_server_preset` the platform accepts, with their CPU and "
-    "memory: on Cozystack v1.6 the families `t1` to `m1`.")
+    "memory, by family.")
 NodeRoleListView = _catalog(
     "node_roles", NodeRoleSerializer, catalog.node_roles, "Node roles",
     "Roles a node group's nodes can carry.")

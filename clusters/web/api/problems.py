@@ -2,7 +2,8 @@
 
 Registered with the portal's problem mapper in ``ClustersWebConfig.ready``: 503 with
 ``Retry-After`` while the management cluster is unreachable (retrying later can succeed), 502
-with the platform's reason when it refuses.
+with the platform's reason when it refuses, and 503 while changes are paused because the
+platform runs a release the portal does not know yet.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import logging
 
 from django.utils.translation import gettext as _
 
+from clusters.platform_release import UNKNOWN_CODE, PlatformReleaseUnknown
 from cozystack.gateway import PlatformError, PlatformUnavailable
 from portal.api.problems import ApiProblem, register_problem_type
 
 logger = logging.getLogger("portal.api")
 
 PLATFORM_RETRY_AFTER_SECONDS = 30
+RELEASE_RETRY_AFTER_SECONDS = 300
 
 
 def platform_unavailable(exc: PlatformUnavailable) -> ApiProblem:
@@ -30,6 +33,12 @@ def platform_refused(exc: PlatformError) -> ApiProblem:
     return ApiProblem("platform-error", exc.message)
 
 
+def release_unknown(exc: PlatformReleaseUnknown) -> ApiProblem:
+    return ApiProblem("platform-release-unknown", exc.messages[0], code=UNKNOWN_CODE,
+                      headers={"Retry-After": str(RELEASE_RETRY_AFTER_SECONDS)})
+
+
 def register() -> None:
     register_problem_type(PlatformError, platform_refused)
     register_problem_type(PlatformUnavailable, platform_unavailable)
+    register_problem_type(PlatformReleaseUnknown, release_unknown)

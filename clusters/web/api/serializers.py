@@ -28,6 +28,7 @@ from clusters.models import (
     auto_repair_from_json,
     oidc_users_from_json,
 )
+from clusters.platform_release import shown_dialect
 from clusters.web.api.catalog import ADDON_API_KEYS
 from cozystack import catalog
 from cozystack.specs import (
@@ -35,6 +36,7 @@ from cozystack.specs import (
     AutoRepairSpec,
     ClusterSpec,
     ControlPlaneSpec,
+    KubeletSpec,
     NodeGroupSpec,
     OidcUserSpec,
 )
@@ -151,6 +153,7 @@ def group_spec(data: dict[str, Any], base: NodeGroupSpec | None = None, *,
         max_unhealthy=data.get("max_unhealthy", base.max_unhealthy if base else ""),
         node_startup_timeout=data.get("node_startup_timeout",
                                       base.node_startup_timeout if base else ""),
+        kubelet=base.kubelet if base else KubeletSpec(),
     )
 
 
@@ -162,8 +165,7 @@ class ControlPlaneInputSerializer(StrictSerializer):
     api_server_preset = serializers.CharField(
         max_length=16, required=False,
         help_text=_("API-server size, from `GET /api/v1/catalog/control-plane-presets/` "
-                    "(default `c1.medium` on Cozystack v1.6, `large` on v1.3). A size, not an "
-                    "instance type."))
+                    "(default `c1.medium`). A size, not an instance type."))
 
 
 class AutoRepairSerializer(StrictSerializer):
@@ -262,7 +264,7 @@ class ClusterSpecInputSerializer(StrictSerializer):
         help_text=_("Kubernetes major.minor from `GET /api/v1/catalog/versions/` (default: "
                     "the platform's default)."))
     control_plane = ControlPlaneInputSerializer(
-        required=False, help_text=_("Control-plane size (default: 2 replicas, `large`)."))
+        required=False, help_text=_("Control-plane size (default: 2 replicas, `c1.medium`)."))
     node_groups = NodeGroupInputSerializer(  # type: ignore[call-arg]  # with many=True, max_length goes to its ListSerializer; the stubs miss it
         many=True, max_length=MAX_NODE_GROUPS,
         help_text=_("Worker node groups, at least one."))
@@ -342,7 +344,7 @@ def create_spec(data: dict[str, Any], namespace: str) -> ClusterSpec:
     return ClusterSpec(
         name=data["name"],
         namespace=namespace,
-        version=data.get("version") or catalog.default_version().name,
+        version=data.get("version") or shown_dialect().catalogue.default_version().name,
         storage_class=data.get("storage_class", catalog.DEFAULT_STORAGE_CLASS),
         host=data.get("host", ""),
         control_plane=control_plane_spec(data.get("control_plane")),
@@ -538,7 +540,10 @@ class ClusterSerializer(serializers.ModelSerializer):
         return f"{_prefix(self.context, 'clusters', cluster.tenant.slug)}{cluster.name}/"
 
     def get_upgrade_to(self, cluster: Cluster) -> str | None:
-        return catalog.next_minor(cluster.version)
+        offer = self.context.get("_catalogue")
+        if offer is None:
+            offer = answer_cache(self.context)["_catalogue"] = shown_dialect().catalogue
+        return offer.next_minor(cluster.version)
 
     @extend_schema_field(ControlPlaneSerializer)
     def get_control_plane(self, cluster: Cluster) -> dict[str, Any]:

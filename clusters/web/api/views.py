@@ -22,10 +22,10 @@ from rest_framework.response import Response
 
 from clusters import actions
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
+from clusters.platform_release import shown_dialect
 from clusters.web import kubeconfig as kubeconfigs
 from clusters.web.api import serializers as s
 from clusters.web.api.catalog import ADDON_API_KEYS
-from cozystack import catalog
 from cozystack.gateway import NotFound
 from cozystack.manifests import render_kubernetes
 from portal.api.authentication import request_token
@@ -256,7 +256,7 @@ class ClusterUpgradeView(ClusterApiView):
     def post(self, request: Request, tenant_slug: str, cluster_name: str) -> Response:
         data = self.parse(s.UpgradeSerializer)
         cluster = actions.access_cluster(self.tenant_ctx, cluster_name)
-        version = data.get("version") or catalog.next_minor(cluster.version)
+        version = data.get("version") or shown_dialect().catalogue.next_minor(cluster.version)
         if version is None:
             raise ValidationError({"version": ValidationError(
                 _("%(v)s is the newest version offered: there is nothing to upgrade to.")
@@ -278,7 +278,7 @@ class ClusterManifestView(ClusterApiView):
     def get(self, request: Request, tenant_slug: str, cluster_name: str) -> Response:
         cluster = self.get_cluster(cluster_name)
         return Response(render_kubernetes(cluster.to_spec(s.live_groups(cluster)),
-                                          labels=actions.PORTAL_LABELS))
+                                          shown_dialect(), labels=actions.PORTAL_LABELS))
 
 
 # --------------------------------------------------------------------------- kubeconfig

@@ -9,6 +9,7 @@ from typing import Any
 from django import forms, template
 from django.utils import timezone
 
+from clusters.platform_release import shown_dialect
 from clusters.web import presentation
 from cozystack import catalog
 
@@ -44,13 +45,14 @@ def instance_type_picker(field: forms.BoundField) -> dict[str, Any]:
     value = field.value()
     value = "" if value is None else str(value)
     hidden = hidden_offerings().get(Offering.Kind.INSTANCE_TYPE, frozenset()) - {value}
-    offered = [t for t in catalog.instance_types() if t.name not in hidden]
+    offer = shown_dialect().catalogue
+    offered = [t for t in offer.instance_types if t.name not in hidden]
     series = []
-    for s in catalog.instance_series():
+    for s in offer.instance_series:
         series.append({"label": f"{s.label} ({s.key}, vCPU:RAM {s.vcpu_to_ram})",
                        "types": [t for t in offered if t.series == s.key and t.documented]})
     others = [t for t in offered if not t.documented]
-    known = {t.name for t in catalog.instance_types()}
+    known = {t.name for t in offer.instance_types}
     return {"field": field, "value": value, "series": series, "others": others,
             "unknown": value if value and value not in known else "",
             "invalid": bool(field.errors),
@@ -101,13 +103,13 @@ def instance_label(name: str) -> str:
         from django.utils.translation import gettext
 
         return gettext("custom size")
-    known = catalog.get_instance_type(name)
+    known = catalog.describe_instance_type(name)
     return known.label if known else name
 
 
 @register.filter
 def gpu_label(name: str) -> str:
-    known = catalog.get_gpu_model(name)
+    known = catalog.describe_gpu(name)
     return known.label if known else name
 
 

@@ -119,3 +119,40 @@ def test_a_v13_platform_offers_none_of_it(client_for, owner, tenant, platform):
     detail = page(client_for, owner, tenant, "detail", cluster_name="demo")
     assert 'id="act-repair"' not in detail and 'data-testid="sso-kubeconfig"' not in detail
     assert "cannot be rotated" in detail
+
+
+@V16
+def test_an_owner_gives_a_colleague_access_from_the_cluster_page(
+        client_for, owner, tenant, platform):
+    from clusters.models import Operation
+
+    colleague = MembershipFactory(tenant=tenant, role=Role.MEMBER).user
+    cluster = make_cluster(tenant)
+    membership = colleague.memberships.get(tenant=tenant)
+    client = client_for(owner)
+    data = {f"access-m{membership.pk}": "admin"}
+    review = client.post(url("access", tenant, cluster_name="demo"), data)
+    assert review.status_code == 200
+    html = review.content.decode()
+    assert f"{colleague.email} (admin) added" in html
+    assert not cluster.operations.exists()
+    done = client.post(url("access", tenant, cluster_name="demo"),
+                       {**data, "access-confirm": "True"})
+    assert done.status_code == 302
+    operation = cluster.operations.get()
+    assert operation.kind == Operation.Kind.ACCESS
+    cluster.refresh_from_db()
+    assert cluster.oidc_users == [{"email": colleague.email, "role": "admin"}]
+
+
+@V16
+def test_a_bad_auto_repair_value_on_the_cluster_page_stays_beside_its_field(
+        client_for, owner, tenant, platform):
+    make_cluster(tenant)
+    response = client_for(owner).post(url("auto_repair", tenant, cluster_name="demo"), {
+        "repair-auto_repair": "on", "repair-repair_max_unhealthy": "half",
+        "repair-repair_node_startup_timeout": "10m", "repair-md0__max_unhealthy": "x"})
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert text_of(html, "errors-repair-repair_max_unhealthy")
+    assert text_of(html, "errors-repair-md0__max_unhealthy")

@@ -33,6 +33,7 @@ from cozystack.specs import (
     AutoRepairSpec,
     ClusterSpec,
     ControlPlaneSpec,
+    KubeletSpec,
     NodeGroupSpec,
     OidcUserSpec,
 )
@@ -442,7 +443,8 @@ class NodeGroupForm(forms.Form):
     def to_spec(self, name: str | None = None, *, keep: NodeGroupSpec | None = None
                 ) -> NodeGroupSpec:
         """The group as far as it parses. ``keep``: the group as it is, whose auto-repair
-        overrides stay when the form does not carry them (the node change form)."""
+        overrides stay when the form does not carry them (the node change form), and whose
+        kubelet reservations (which no form shows) stay."""
         gpu_model = self.value("gpu_model")
         count = self.value("gpu_count") or 0
         instance_type = self.value("instance_type")
@@ -459,6 +461,7 @@ class NodeGroupForm(forms.Form):
             storage_class=self.value("storage_class"),
             max_unhealthy=self._kept("max_unhealthy", keep),
             node_startup_timeout=self._kept("node_startup_timeout", keep),
+            kubelet=keep.kubelet if keep is not None else KubeletSpec(),
         )
 
     def _kept(self, name: str, keep: NodeGroupSpec | None) -> str:

@@ -219,13 +219,15 @@ def test_rule_errors_about_access_and_auto_repair_land_beside_their_fields():
     assert form.rows[0][1].errors["storage_class"] == ["No."]
 
 
-def test_the_node_change_form_keeps_the_groups_own_auto_repair():
+def test_the_node_change_form_keeps_the_groups_own_auto_repair_and_kubelet():
     import dataclasses
 
     from clusters.web.forms import NodeGroupForm
+    from cozystack.specs import KubeletSpec
     from tests.clusters.conftest import group
 
-    current = dataclasses.replace(group(), max_unhealthy="1", node_startup_timeout="20m")
+    current = dataclasses.replace(group(), max_unhealthy="1", node_startup_timeout="20m",
+                                  kubelet=KubeletSpec(system_reserved_memory="1Gi"))
     posted = QueryDict(mutable=True)
     for key, value in {"name": "md0", "instance_type": "u1.large", "min_replicas": "1",
                        "max_replicas": "3", "disk_gib": "30"}.items():
@@ -234,6 +236,7 @@ def test_the_node_change_form_keeps_the_groups_own_auto_repair():
     form.is_valid()
     kept = form.to_spec("md0", keep=current)
     assert (kept.max_unhealthy, kept.node_startup_timeout) == ("1", "20m")
+    assert kept.kubelet == current.kubelet
     assert kept.instance_type == "u1.large"
 
 

@@ -32,6 +32,7 @@ from cozystack.simulator.resources import (  # noqa: E402
 )
 
 GROUPS = ("md0", "md1", "md2")
+CHART_VERSION = "1.6.2"  # status.version of the default release's clusters
 TENANTS = 100
 
 
@@ -51,9 +52,10 @@ def populate(platform: SimulatedPlatform, clusters: int) -> list[dict]:
         namespace = f"tenant-t{i % TENANTS:03d}"
         name = f"c{i:05d}"
         release = f"kubernetes-{name}"
+        # The spec the portal sends to the default release (v1.6.2).
         spec = {"version": "v1.34", "nodeGroups": {
             g: {"minReplicas": 1, "maxReplicas": 5, "instanceType": "u1.large",
-                "ephemeralStorage": "30Gi", "resources": {}, "roles": [], "gpus": []}
+                "diskSize": "30Gi", "roles": [], "gpus": []}
             for g in GROUPS}}
         obj = store.apply(kubernetes, namespace, name, {
             "metadata": {"name": name, "namespace": namespace,
@@ -65,7 +67,7 @@ def populate(platform: SimulatedPlatform, clusters: int) -> list[dict]:
             {"type": "WorkloadsReady", "status": "True", "reason": "WorkloadMonitorCheck",
              "message": "All workloads are operational", "lastTransitionTime": now}]
         written = store.write_status(kubernetes, namespace, name,
-                                     {"version": "0.31.2", "conditions": conditions})
+                                     {"version": CHART_VERSION, "conditions": conditions})
         owner = {"apiVersion": "apps.cozystack.io/v1alpha1", "kind": "Kubernetes",
                  "name": name, "uid": obj["metadata"]["uid"]}
         for group in GROUPS:

@@ -129,7 +129,7 @@ def setup_rows(inventory: list[dict[str, Any]]) -> None:
     by_slug = {t.slug: t for t in Tenant.objects.all()}
     clusters = [Cluster(tenant=by_slug[i["namespace"].removeprefix("tenant-")], name=i["name"],
                         version="v1.34", phase=Cluster.Phase.RUNNING, conditions=i["conditions"],
-                        platform_ready=True, kubeconfig_ready=True, chart_revision="0.31.2",
+                        platform_ready=True, kubeconfig_ready=True, chart_revision="1.6.2",
                         platform_resource_version=i["rv"], status_message="Running.")
                 for i in inventory]
     Cluster.objects.bulk_create(clusters, batch_size=2000)

@@ -21,9 +21,9 @@ import yaml
 Obj = dict[str, Any]
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
-# The release `simulate_platform`, `make run` and the test fixtures start by default. One constant
-# on purpose: flipping it to "1.6.2" moves all of them to the current contract at once.
-DEFAULT_RELEASE = "1.3.6"
+# The release `simulate_platform`, `make run` and the test fixtures start by default: the current
+# contract. One constant on purpose: it moves all of them at once (tests of v1.3.6 name it).
+DEFAULT_RELEASE = "1.6.2"
 RELEASES = ("1.3.6", "1.6.2")
 
 # The chart revision HelmRelease `status.lastAttemptedRevision` reports, shown as `status.version`.

@@ -24,6 +24,13 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def simulated_platform(simulated_platform_factory):
+    """These tests follow Cozystack v1.3.6's behaviour (two machines per new group, complete
+    specs); ``test_engine_releases.py`` runs the engine against each release."""
+    return simulated_platform_factory(release="1.3.6")
+
+
 def groups_by_name(cluster: Cluster) -> dict[str, NodeGroup]:
     return {g.name: g for g in cluster.node_groups.filter(removed_at__isnull=True)}
 
@@ -162,7 +169,7 @@ def test_an_upgrade_the_platform_refuses_fails_with_a_classified_message(engine)
 
 def test_an_instance_type_the_platform_does_not_offer_fails_with_words(
         engine, simulated_platform_factory, settings):
-    narrow = simulated_platform_factory(instance_types=["u1.medium"])
+    narrow = simulated_platform_factory(release="1.3.6", instance_types=["u1.medium"])
     point_portal_at(narrow, settings)
     engine.platform = narrow
     cluster = engine.create()

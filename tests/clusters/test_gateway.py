@@ -32,6 +32,12 @@ from tests.clusters.conftest import NS
 LABELS = {"app.kubernetes.io/managed-by": "kube-portal"}
 
 
+@pytest.fixture
+def simulated_platform(simulated_platform_factory) -> SimulatedPlatform:
+    """The gateway's calls pinned against Cozystack v1.3.6 (its manifests below are v1.3's)."""
+    return simulated_platform_factory(release="1.3.6")
+
+
 def manifest(name: str = "demo", **spec: Any) -> dict[str, Any]:
     body = {
         "version": "v1.34",

@@ -165,3 +165,25 @@ def test_pushes_of_a_busy_cluster_are_coalesced():
     finally:
         coalescer.stop()
     assert actions  # the module under test drives these pushes
+
+
+@pytest.mark.parametrize("simulated_platform", ["1.3.6"], indirect=True)
+def test_the_watcher_follows_a_live_platform_upgrade_without_a_restart(engine, watcher):
+    from clusters import platform_release
+    from tests.clusters.conftest import cluster_spec, group
+
+    cluster = engine.create(cluster_spec(name="old", version="v1.30", groups=(
+        group("general", roles=("ingress-nginx",)),)))
+    engine.outbox.run("clusters.apply_operation")
+    engine.outbox.clear()
+    engine.platform.advance(3.0)
+    eventually(lambda: reload(cluster).phase == Cluster.Phase.RUNNING, timeout=10)
+    assert platform_release.current().dialect.name == "v1.3"
+
+    engine.platform.upgrade("1.6.2")  # the watcher alone notices: no resync, no restart
+
+    eventually(lambda: platform_release.observed_dialect().name == "v1.6", timeout=10)
+    eventually(lambda: reload(cluster).version == "v1.31", timeout=10)
+    eventually(lambda: sorted(reload(cluster).node_groups.filter(removed_at__isnull=True)
+                              .values_list("name", flat=True)) == ["general", "md0"], timeout=10)
+    assert engine.writes() == ["POST 201"]  # followed, never written

@@ -286,7 +286,7 @@ def test_memory_holds_at_its_limit(owner, tenant):
 def test_gpus_hold_at_their_limit(owner, tenant):
     tenant.quota_gpus = 2
     tenant.save()
-    gpu = ("nvidia.com/H100_94GB",)
+    gpu = ("nvidia.com/AD102GL_L40S",)  # offered by every release the portal speaks
 
     create(owner, small("ml", 2, itype="u1.2xlarge", gpus=gpu))
     settled("ml")

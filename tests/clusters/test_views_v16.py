@@ -156,3 +156,27 @@ def test_a_bad_auto_repair_value_on_the_cluster_page_stays_beside_its_field(
     html = response.content.decode()
     assert text_of(html, "errors-repair-repair_max_unhealthy")
     assert text_of(html, "errors-repair-md0__max_unhealthy")
+
+
+@V16
+def test_the_add_ons_of_v16_are_offered_with_their_dependency_and_fluxcd_deprecated(
+        client_for, owner, tenant, platform, settings):
+    settings.PLATFORM_PROXY_PROTOCOL = False
+    html = page(client_for, owner, tenant)
+    assert 'data-addon="hami"' in html and 'data-addon="ouroboros"' not in html
+    fluxcd = html[html.index('data-addon="fluxcd"'):]
+    assert 'data-testid="addon-deprecated"' in fluxcd[:fluxcd.index('data-addon=', 20)]
+    settings.PLATFORM_PROXY_PROTOCOL = True
+    assert 'data-addon="ouroboros"' in page(client_for, owner, tenant)
+    response = client_for(owner).post(url("create_check", tenant), {
+        "name": "demo", "groups": ["0"], "ng-0-name": "md0", "addon-hami_enabled": "on"},
+        headers={"HX-Request": "true"})
+    assert "GPU operator" in text_of(response.content.decode(), "errors-addon-hami_enabled")
+
+
+@V13
+def test_a_v13_platform_offers_neither_fractional_gpus_nor_ouroboros(
+        client_for, owner, tenant, platform, settings):
+    settings.PLATFORM_PROXY_PROTOCOL = True
+    html = page(client_for, owner, tenant)
+    assert 'data-addon="hami"' not in html and 'data-addon="ouroboros"' not in html

@@ -4,6 +4,8 @@ through single sign-on chosen from the members; a 1.3.6 platform offers none of 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from portal.permissions import Role
@@ -180,3 +182,20 @@ def test_a_v13_platform_offers_neither_fractional_gpus_nor_ouroboros(
     settings.PLATFORM_PROXY_PROTOCOL = True
     html = page(client_for, owner, tenant)
     assert 'data-addon="hami"' not in html and 'data-addon="ouroboros"' not in html
+
+
+@V16
+def test_the_picker_filters_dedicated_vcpu_and_hugepage_types(client_for, owner, tenant,
+                                                              platform):
+    html = page(client_for, owner, tenant)
+    assert 'data-filter="dedicated"' in html and 'data-filter="hugepages"' in html
+    assert re.search(r'<option value="d1\.large" [^>]*data-dedicated[^>]*>d1\.large · 2 vCPU · '
+                     r'8 GiB · dedicated vCPU</option>', html)
+    assert re.search(r'<option value="m1\.large1gi" [^>]*data-hugepages="1Gi"', html)
+    assert not re.search(r'<option value="u1\.medium" [^>]*data-dedicated', html)
+
+
+@V13
+def test_a_v13_picker_has_no_dedicated_or_hugepage_filter(client_for, owner, tenant, platform):
+    html = page(client_for, owner, tenant)
+    assert 'data-filter="dedicated"' not in html and 'value="d1.large"' not in html

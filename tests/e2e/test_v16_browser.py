@@ -46,6 +46,13 @@ def test_create_with_auto_repair_a_disk_and_access_for_a_colleague(stack: Stack,
     expect(page.locator("#id_ng-0-disk_gib")).to_have_value("20")
     expect(page.get_by_text("The node's persistent disk")).to_be_visible()
     page.fill("#id_ng-0-disk_gib", "40")
+    # The picker narrows to dedicated-vCPU types in the browser, without a round trip.
+    picker = page.locator("[data-instance-picker]").first
+    picker.locator("[data-filter=dedicated]").check()
+    assert picker.locator("option[value='u1.large']").evaluate("o => o.hidden") is True
+    assert picker.locator("option[value='d1.large']").evaluate("o => o.hidden") is False
+    picker.locator("[data-filter=dedicated]").uncheck()
+    assert picker.locator("option[value='u1.large']").evaluate("o => o.hidden") is False
     # Auto-repair in words; a value it cannot take is refused beside the field as you type.
     page.select_option("#id_auto_repair", "on")
     page.fill("#id_repair_max_unhealthy", "lots")

@@ -178,3 +178,19 @@ def test_a_cluster_granting_nobody_access_has_no_sso_kubeconfig(owner, api, tena
     make_cluster(tenant)
     response = api(owner).get(f"{BASE}prod-eu/sso-kubeconfig/")
     assert response.status_code == 409 and response.json()["code"] == "sso_not_enabled"
+
+
+@V16
+def test_a_put_that_leaves_access_out_takes_it_away_and_needs_an_owner(
+        owner, member, api, tenant, platform):
+    cluster = make_cluster(tenant, oidc_users=[{"email": owner.email, "role": "admin"}])
+    make_operation(cluster)
+    body = {"version": "v1.34", "node_groups": [
+        {"name": "md0", "instance_type": "s1.large", "min_replicas": 1, "max_replicas": 3,
+         "disk_gib": 50, "roles": ["ingress-nginx"]}]}
+    assert api(member).put(f"{BASE}prod-eu/", body, format="json").status_code == 403
+    response = api(owner).put(f"{BASE}prod-eu/", body, format="json")
+    assert response.status_code == 202, response.content
+    assert response.json()["kind"] == "update"
+    cluster.refresh_from_db()
+    assert cluster.oidc_users == []

@@ -183,7 +183,9 @@ class ClusterDetailView(ClusterApiView):
         request=s.ClusterReplaceSerializer, responses={202: s.OperationSerializer},
         description="Brings the cluster to this configuration as a whole. The name, storage "
                     "class and host are kept (they cannot change); add-ons left out are turned "
-                    "off. Answers with the operation that applies it.")
+                    "off, `auto_repair` left out is the platform's default, and `oidc_users` "
+                    "left out gives nobody access (a change of access needs an owner or "
+                    "admin). Answers with the operation that applies it.")
     def put(self, request: Request, tenant_slug: str, cluster_name: str) -> Response:
         data = self.parse(s.ClusterReplaceSerializer)
         cluster = self.get_cluster(cluster_name)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 from celery import shared_task
 from django.core.exceptions import ValidationError
@@ -20,12 +19,11 @@ from django.utils.translation import gettext as _
 
 from clusters import actions, events, spec_rules
 from clusters.models import Cluster, ClusterEvent
+from clusters.tasks import TASK_OPTIONS
 from portal.member_events import MembershipEnded
 from portal.models import Tenant
 
 logger = logging.getLogger("clusters.access")
-TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True,
-                                "soft_time_limit": 90, "time_limit": 120}
 BUSY_RETRY_SECONDS = 30
 
 

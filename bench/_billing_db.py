@@ -37,6 +37,7 @@ def throwaway_database(prefix: str, *, keep: bool = False) -> Iterator[str]:
     # Production-like: no query log (DEBUG off); a throwaway key for this process only.
     os.environ.setdefault("DEBUG", "false")
     os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 60)
+    os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django

@@ -8,6 +8,7 @@ import os
 
 os.environ["DEBUG"] = "false"
 os.environ.setdefault("SECURE_COOKIES", "false")
+os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 
 from portal.settings_test import *  # noqa: E402,F403
 

@@ -33,12 +33,15 @@ from billing.models import (
     Price,
     Sku,
     UsageSegment,
+    validate_thresholds,
 )
 from billing.periods import Period
+from cozystack import limits
 from portal import events
 from portal.audit import Actor, diff, record
 from portal.permissions import Perm
 from portal.tenancy import TenantContext
+from portal.validators import check_visible_text
 
 logger = logging.getLogger("billing.actions")
 
@@ -61,10 +64,12 @@ def _check_staff(actor: Actor) -> None:
 
 
 def normalize_thresholds(values: list[int] | None) -> list[int]:
+    """Sorted, without repeats, within ``limits`` (the defaults when none are given)."""
     values = sorted(set(values or DEFAULT_THRESHOLDS))
-    if not values or any(not 1 <= v <= 1000 for v in values):
-        raise ValidationError({"thresholds": _("Thresholds are whole percentages between 1 "
-                                               "and 1000.")})
+    try:
+        validate_thresholds(values)
+    except ValidationError as exc:
+        raise ValidationError({"thresholds": exc.error_list}) from None
     return values
 
 
@@ -77,9 +82,16 @@ def do_set_budget(actor: Actor, ctx: TenantContext, *, amount: Decimal,
     """
     _check_writable(actor)
     ctx.require(Perm.BUDGETS_MANAGE)
-    if amount is None or amount <= 0:
+    try:
+        amount = Decimal(amount)
+    except (TypeError, ValueError, ArithmeticError):
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount <= 0:
         raise ValidationError({"amount": _("The budget must be more than CHF 0.")})
-    amount = Decimal(amount).quantize(Decimal("0.01"))
+    if amount > limits.BUDGET_CHF.hi:
+        raise ValidationError({"amount": _("The budget may be at most CHF %(max)s.")
+                               % {"max": limits.BUDGET_CHF.hi}})
+    amount = amount.quantize(Decimal("0.01"))
     values = normalize_thresholds(thresholds)
     with transaction.atomic():
         budget = Budget.objects.select_for_update().filter(tenant=ctx.tenant).first()
@@ -208,6 +220,7 @@ def do_void_invoice(actor: Actor, invoice_id: int, *, reason: str, reissue: bool
     _check_staff(actor)
     if not (reason or "").strip():
         raise ValidationError({"reason": _("Say why the invoice is voided.")})
+    check_visible_text(reason=reason)
     with transaction.atomic():
         try:
             note, created = invoicing.credit(invoice_id, reason=reason.strip(), now=now)

@@ -2,14 +2,16 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from billing.events import BudgetChanged
+from clusters import events
+
 
 class BillingConfig(AppConfig):
     name = "billing"
 
     def ready(self) -> None:
-        from billing import metering, tasks  # start-up order: apps are ready only now
-        from billing.events import BudgetChanged
-        from clusters import events
+        # Start-up order: metering and the tasks import the models, which exist only now.
+        from billing import metering, tasks  # noqa: PLC0415
 
         events.subscribe(events.ClusterObserved, metering.on_cluster_observed,
                          moment="in_transaction")

@@ -11,8 +11,15 @@ from typing import TypedDict
 from xml.sax.saxutils import escape as _e
 
 from django.conf import settings
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from billing.invoicing import InvoiceDraft
 from billing.models import CURRENCY, Invoice, UsageSegment
@@ -40,8 +47,6 @@ def segments_csv_rows(segments: Iterable[UsageSegment], period: Period) -> Itera
     yield writer.writerow(["segment_id", "cluster", "node_group", "sku", "quantity", "start",
                            "end", "seconds_in_period", "unit_hours_in_period"])
     lo, hi = period.start_at, period.end_at
-    from django.utils import timezone
-
     now = timezone.now()
     for seg in segments:
         start = max(seg.start, lo)
@@ -105,13 +110,6 @@ def _chf(value: Decimal | None) -> str:
 
 def invoice_pdf(invoice: Invoice, draft: InvoiceDraft) -> bytes:
     """A printable A4 invoice: issuer, customer, number, period, lines, subtotal, VAT, total."""
-    from reportlab.lib import colors
-    from reportlab.lib.enums import TA_RIGHT
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
-    from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-
     styles = getSampleStyleSheet()
     small = ParagraphStyle("small", parent=styles["Normal"], fontSize=8.5, leading=11)
     right = ParagraphStyle("right", parent=small, alignment=TA_RIGHT)

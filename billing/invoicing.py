@@ -13,15 +13,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import rating
 from billing.models import CURRENCY, Invoice, InvoiceCounter, InvoiceLine, Sku, VatRate
 from billing.periods import Period
+from clusters.models import Cluster
+from portal.models import Tenant
 
 INVOICE_SERIES = "INV"
 CREDIT_NOTE_SERIES = "CN"
@@ -121,8 +123,6 @@ def vat_rate_on(day: date) -> Decimal:
 
 
 def _cluster_names(ids: set[int]) -> dict[int, str]:
-    from clusters.models import Cluster
-
     return dict(Cluster.objects.filter(pk__in=ids).values_list("pk", "name")) if ids else {}
 
 
@@ -205,10 +205,6 @@ def ensure_draft(tenant_id: int, period: Period) -> Invoice:
     Returns the latest revision; it may be final already. Safe under concurrency: the unique
     constraint on (tenant, month, revision) lets only one creator win.
     """
-    from django.db import IntegrityError
-
-    from portal.models import Tenant
-
     existing = (Invoice.objects.filter(tenant_id=tenant_id, period_start=period.start,
                                        kind=Invoice.Kind.INVOICE)
                 .order_by("-revision").first())
@@ -323,8 +319,6 @@ def is_void(invoice: Invoice) -> bool:
 
 def periods_due(now: datetime, *, grace_days: int, lookback: int) -> list[Period]:
     """Months whose end plus the grace period has passed, newest first (``lookback`` of them)."""
-    from datetime import timedelta
-
     periods: list[Period] = []
     period = Period.current(now).previous
     while len(periods) < lookback:

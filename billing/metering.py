@@ -34,6 +34,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import MeteringRun, Sku, UsageSegment
+from clusters.models import Cluster
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -269,8 +270,6 @@ def reconcile_ledger(at: datetime | None = None, *, trigger: str = "watcher") ->
     still run keep their open segments (the watcher's relist then confirms or corrects them),
     so a watcher restart loses nothing and counts nothing twice. Safe to repeat.
     """
-    from clusters.models import Cluster
-
     at = billing_instant(at or timezone.now())
     run = MeteringRun.objects.create(at=at, trigger=trigger[:32])
     stale = (UsageSegment.objects.filter(end__isnull=True)

@@ -30,7 +30,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from cozystack import limits
 from portal.models import Tenant
+from portal.validators import validate_visible_text
 
 CURRENCY = "CHF"
 
@@ -65,7 +67,8 @@ class Sku(models.Model):
     code = models.CharField(_("code"), max_length=100, unique=True)
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
     unit = models.CharField(_("unit"), max_length=16, choices=Unit.choices)
-    description = models.CharField(_("description"), max_length=200, blank=True)
+    description = models.CharField(_("description"), max_length=200, blank=True,
+                                   validators=[validate_visible_text])
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -102,7 +105,8 @@ class Price(models.Model):
     per_hour = models.DecimalField(_("CHF per hour"), max_digits=14, decimal_places=6,
                                    validators=[MinValueValidator(Decimal(0))])
     effective_from = models.DateTimeField(_("effective from"))
-    note = models.CharField(_("note"), max_length=200, blank=True)
+    note = models.CharField(_("note"), max_length=200, blank=True,
+                            validators=[validate_visible_text])
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
                                    null=True, blank=True, related_name="+", editable=False)
@@ -148,7 +152,8 @@ class VatRate(models.Model):
     rate = models.DecimalField(_("rate"), max_digits=6, decimal_places=4,
                                help_text=_("As a fraction: 0.0810 for 8.1 %."))
     effective_from = models.DateField(_("effective from"), unique=True)
-    note = models.CharField(_("note"), max_length=200, blank=True)
+    note = models.CharField(_("note"), max_length=200, blank=True,
+                            validators=[validate_visible_text])
 
     class Meta:
         ordering = ["-effective_from"]
@@ -313,7 +318,8 @@ class Invoice(models.Model):
     number = models.CharField(_("number"), max_length=32, unique=True, null=True, blank=True)
     credits = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True,
                                 related_name="credit_notes")
-    reason = models.CharField(_("reason"), max_length=300, blank=True)
+    reason = models.CharField(_("reason"), max_length=300, blank=True,
+                              validators=[validate_visible_text])
     currency = models.CharField(max_length=3, default=CURRENCY, editable=False)
     tenant_name = models.CharField(max_length=100, blank=True)
     subtotal = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
@@ -510,9 +516,14 @@ DEFAULT_THRESHOLDS = [50, 80, 100]
 
 
 def validate_thresholds(value: Any) -> None:
-    if not isinstance(value, list) or not value or not all(
-            isinstance(v, int) and 1 <= v <= 1000 for v in value):
-        raise ValidationError(_("Thresholds are whole percentages between 1 and 1000."))
+    """One to ``limits.BUDGET_THRESHOLDS`` whole percentages, each within its range."""
+    bound = limits.BUDGET_THRESHOLD_PERCENT
+    if not isinstance(value, list) or not 1 <= len(value) <= limits.BUDGET_THRESHOLDS or \
+            not all(bound.allows(v) for v in value):
+        raise ValidationError(
+            _("Set 1 to %(count)s thresholds, each a whole percentage from %(lo)s to %(hi)s."),
+            code="invalid_thresholds",
+            params={"count": limits.BUDGET_THRESHOLDS, "lo": bound.lo, "hi": bound.hi})
 
 
 class Budget(models.Model):
@@ -520,7 +531,7 @@ class Budget(models.Model):
 
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="budget")
     amount = models.DecimalField(_("monthly budget (CHF)"), max_digits=12, decimal_places=2,
-                                 validators=[MinValueValidator(Decimal("0.01"))])
+                                 validators=[MinValueValidator(limits.BUDGET_CHF.lo)])
     thresholds = models.JSONField(_("alert thresholds (%)"), default=list,
                                   validators=[validate_thresholds])
     updated_at = models.DateTimeField(auto_now=True)

@@ -15,12 +15,14 @@ from decimal import Decimal
 
 from django.core.cache import cache
 from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from billing import rating
 from billing.invoicing import InvoiceDraft, compute_invoice
 from billing.models import Budget, BudgetAlert, Invoice, MeteringRun, UsageSegment
 from billing.periods import Period
+from clusters.models import Cluster
 from portal.models import Tenant
 
 
@@ -165,8 +167,6 @@ class UsageSummary:
 
 def usage_summary(tenant: Tenant, period: Period, *, now: datetime | None = None) -> UsageSummary:
     """The month's usage by cluster and SKU, hours and cost (its draft invoice, regrouped)."""
-    from clusters.models import Cluster
-
     now = now or timezone.now()
     as_of = min(now, period.end_at)
     draft = compute_invoice(tenant.pk, period, as_of=as_of)
@@ -210,8 +210,6 @@ class DailyCosts:
 def daily_costs(tenant: Tenant, period: Period, *, now: datetime | None = None,
                 names: dict[int, str] | None = None) -> DailyCosts:
     """Cost per day and cluster of ``period`` (each day's lines rounded like invoice lines)."""
-    from clusters.models import Cluster
-
     now = now or timezone.now()
     amounts: dict[tuple[int, int], Decimal] = defaultdict(lambda: rating.ZERO)
     for line in rating.rate_usage(period.day_buckets(), as_of=now, tenant_ids=[tenant.pk]):
@@ -254,8 +252,6 @@ def invoices_for(tenant: Tenant) -> QuerySet[Invoice]:
 
 def access_invoice(tenant: Tenant, invoice_id: int) -> Invoice:
     """One invoice of ``tenant``; another tenant's and a missing one both raise 404."""
-    from django.shortcuts import get_object_or_404
-
     return get_object_or_404(Invoice.objects.select_related("tenant", "credits"),
                              tenant=tenant, pk=invoice_id)
 

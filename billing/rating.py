@@ -30,6 +30,8 @@ from decimal import ROUND_HALF_UP, Context, Decimal
 
 from django.db import connection
 
+from billing.models import Price
+
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 SECONDS_PER_HOUR = Decimal(3600)
@@ -96,8 +98,6 @@ class PriceBook:
     @classmethod
     def load(cls) -> PriceBook:
         """One query (the price table is small: a row per SKU and price change)."""
-        from billing.models import Price
-
         by_sku: dict[str, list[tuple[datetime, Decimal]]] = {}
         for code, start, per_hour in (Price.objects.order_by("sku__code", "effective_from")
                                       .values_list("sku__code", "effective_from", "per_hour")):

@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from cozystack import catalog, dialects
+
 EXAMPLE_BOOK = "Example price book"
 EXAMPLE_NOTE = f"{EXAMPLE_BOOK}: plausible figures, replace before billing customers"
 EXAMPLE_FROM = datetime(2024, 1, 1, tzinfo=UTC)
@@ -59,8 +61,6 @@ VAT_RATES = [
 def example_book() -> list[dict[str, Any]]:
     """``[{code, kind, unit, description, per_hour}]`` for every SKU of the example book:
     what any release the portal speaks offers."""
-    from cozystack import catalog, dialects
-
     rows: list[dict[str, Any]] = []
     offers = [dialect.catalogue for dialect in dialects.dialects()]
     types = {it.name: it for offer in offers for it in offer.instance_types}

@@ -18,8 +18,9 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import events, observe, operations, plans, platform_release, spec_rules
+from clusters import events, observe, operations, plans, platform_release, spec_rules, tasks
 from clusters.desired import write_desired_rows
+from clusters.hosts import check_api_host, host_in_use
 from clusters.models import Cluster, Operation
 from clusters.offerings import check_offered
 from clusters.quotas import check_quota
@@ -58,6 +59,8 @@ def check_spec(ctx: TenantContext, spec: ClusterSpec, *, previous: ClusterSpec |
     errors = validate_manifest(spec, schema, dialect=release.dialect,
                                creating=previous is None, previous=previous)
     errors += check_offered(spec, previous)
+    if previous is None:  # the host is chosen at creation and never changes
+        errors += check_api_host(ctx.tenant, spec, cluster_id=cluster_id)
     # The platform's rules speak first; the portal's own only where they said nothing.
     judged = {error.field for error in errors}
     errors += [error for error in spec_rules.check_tenant_settings(ctx.tenant, spec, previous,
@@ -125,8 +128,6 @@ def _start_operation(actor: Actor, cluster: Cluster, kind: str, spec: ClusterSpe
 
 
 def _enqueue_on_commit(operation: Operation) -> None:
-    from clusters import tasks
-
     op_id = operation.pk
     transaction.on_commit(lambda: tasks.apply_operation.delay(op_id))
     events.cluster_changed(operation.cluster_id)
@@ -165,8 +166,16 @@ def do_create_cluster(actor: Actor, ctx: TenantContext, spec: ClusterSpec, *,
             record(actor, "cluster.create", cluster, tenant=ctx.tenant,
                    changes={"spec": [None, spec_to_json(spec)]})
     except IntegrityError:
-        raise errors_to_validation_error([_name_taken()]) from None
+        raise _lost_race(spec) from None
     return cluster
+
+
+def _lost_race(spec: ClusterSpec) -> ValidationError:
+    """Which unique rule a concurrent creation took first: the API host (across tenants) or the
+    name (in the tenant). Both checks passed before the insert, so the other one committed."""
+    if spec.host and Cluster.objects.live().filter(host=spec.host).exists():
+        return errors_to_validation_error([host_in_use(spec.host)])
+    return errors_to_validation_error([_name_taken()])
 
 
 def _name_taken() -> FieldError:

@@ -2,8 +2,13 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from clusters import (
+    checks,  # noqa: F401 - registers the system checks on import
+    events,
+)
 from cozystack.gateway import get_gateway
 from portal import health
+from portal.member_events import MembershipEnded
 
 
 def ping_management_cluster() -> None:
@@ -15,10 +20,10 @@ class ClustersConfig(AppConfig):
     name = "clusters"
 
     def ready(self) -> None:
-        from clusters import access, events, offerings  # start-up order: apps are ready now
-        from portal.member_events import MembershipEnded
+        # Start-up order: offerings and access import the models, which exist only now.
+        from clusters import access, offerings  # noqa: PLC0415
 
         events.subscribe(events.OfferingsChanged, offerings.forget_offerings,
-                         moment="in_transaction")
+                         moment="after_commit")
         events.subscribe(MembershipEnded, access.on_membership_ended, moment="after_commit")
         health.register_check("management_cluster", ping_management_cluster)

@@ -14,7 +14,6 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from clusters import events
 from cozystack import catalog
 from cozystack.specs import (
     AddonSpec,
@@ -25,8 +24,8 @@ from cozystack.specs import (
     NodeGroupSpec,
     OidcUserSpec,
 )
-from portal.caching import CachedRows
 from portal.models import Tenant
+from portal.validators import validate_visible_text
 
 CLUSTER_NAME_MAX = 42
 GROUP_NAME_MAX = 39  # and len(cluster) + len(group) <= 39: checked by the platform rules
@@ -114,6 +113,10 @@ class Cluster(models.Model):
             models.UniqueConstraint(fields=["tenant", "name"],
                                     condition=models.Q(deleted_at__isnull=True),
                                     name="cluster_name_unique_per_tenant"),
+            # The platform routes API traffic by host name, across every tenant.
+            models.UniqueConstraint(
+                fields=["host"], condition=models.Q(deleted_at__isnull=True) & ~models.Q(host=""),
+                name="cluster_host_unique_live"),
         ]
         indexes = [models.Index(fields=["tenant", "deleted_at"])]
 
@@ -404,11 +407,12 @@ class ClusterEvent(models.Model):
         return f"{self.at:%H:%M:%S} {self.reason}: {self.message[:60]}"
 
 
-class Offering(CachedRows):
+class Offering(models.Model):
     """Staff's choices over the platform catalogue: hide an item, or mark a version end-of-life.
 
     The catalogue itself (instance types, GPU models, versions) comes from the platform; a row
-    here only changes what tenants are offered, without editing code.
+    here only changes what tenants are offered, without editing code. Staff change rows through
+    the actions of ``clusters.offerings``, which tell the caches built from them.
     """
 
     class Kind(models.TextChoices):
@@ -425,7 +429,7 @@ class Offering(CachedRows):
         _("end of life"), null=True, blank=True,
         help_text=_("Versions only: from this date tenants see a warning and an upgrade "
                     "suggestion."))
-    note = models.CharField(max_length=300, blank=True)
+    note = models.CharField(max_length=300, blank=True, validators=[validate_visible_text])
 
     class Meta:
         ordering = ["kind", "name"]
@@ -433,7 +437,3 @@ class Offering(CachedRows):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.name}"
-
-    @classmethod
-    def forget_cached(cls) -> None:
-        events.publish(events.OfferingsChanged())

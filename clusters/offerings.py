@@ -1,5 +1,10 @@
-"""What tenants are offered: the catalogue of the platform's release minus what staff hid
-(``Offering`` rows)."""
+"""What tenants are offered: the platform catalogue minus what staff hid (``Offering`` rows).
+
+Staff change those rows only through the actions below (``do_save_offering``,
+``do_delete_offerings``, ``do_add_catalogue``): each publishes ``OfferingsChanged``, whose
+subscribers drop the cached views once the change commits. Saving a row by itself has no such
+effect.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,20 @@ from datetime import date
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from django.core.cache import cache
+from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from clusters.events import OfferingsChanged
+from clusters.events import OfferingsChanged, publish
 from clusters.models import Offering
 from clusters.platform_release import next_version, shown_dialect
 from cozystack import catalog
+from cozystack.rules import FieldError
+from portal.audit import Actor, record
 from portal.caching import get_or_load
 
 if TYPE_CHECKING:
-    from cozystack.rules import FieldError
     from cozystack.specs import ClusterSpec
 
 
@@ -106,8 +115,6 @@ def end_of_life_dates(today: date | None = None) -> dict[str, date]:
 
 def version_warning(version: str, today: date | None = None) -> str:
     """A sentence for a cluster on an end-of-life version (empty when it is supported)."""
-    from django.utils.translation import gettext as _
-
     row = end_of_life_versions(today).get(version)
     if row is None:
         return ""
@@ -128,10 +135,6 @@ def check_offered(spec: ClusterSpec, previous: ClusterSpec | None = None) -> lis
     groups that have it, and a cluster keeps its version): hiding only stops new uses. Meant for
     ``clusters.actions.check_spec``, so forms, the API and the actions refuse alike.
     """
-    from django.utils.translation import gettext as _
-
-    from cozystack.rules import FieldError
-
     hidden: dict[str, set[str]] = {kind: set() for kind in Offering.Kind.values}
     for kind, name in Offering.objects.filter(hidden=True).values_list("kind", "name"):
         hidden[kind].add(name)
@@ -161,3 +164,53 @@ def forget_offerings(event: OfferingsChanged | None = None) -> None:
     """Drop the cached views of what is hidden and what reached its end of life, so pickers
     follow a staff change at once (subscribed to ``OfferingsChanged``)."""
     cache.delete_many([OFFERINGS_CACHE_KEY, END_OF_LIFE_CACHE_KEY])
+
+
+# --------------------------------------------------------------------------- staff's changes
+
+
+def catalogue_names() -> dict[str, list[tuple[str, str]]]:
+    """Every name the catalogue of the platform's release has, by offering kind, with a
+    label."""
+    offer = shown_dialect().catalogue
+    return {
+        Offering.Kind.INSTANCE_TYPE: [(t.name, t.label) for t in offer.instance_types],
+        Offering.Kind.GPU_MODEL: [(g.name, g.label) for g in offer.gpu_models],
+        Offering.Kind.VERSION: [(v.name, v.label) for v in offer.versions],
+    }
+
+
+def do_save_offering(offering: Offering) -> Offering:
+    """Store staff's choice for one catalogue item (added, or edited on its page or in the
+    list). Pickers, lists and warnings follow once it commits (``OfferingsChanged``). Saving
+    the same values again changes nothing but the cache drop."""
+    with transaction.atomic():
+        offering.save()
+        publish(OfferingsChanged())
+    return offering
+
+
+def do_delete_offerings(offerings: QuerySet[Offering]) -> int:
+    """Remove staff's choices (one row or a selection): the items are offered as the catalogue
+    has them again, once the change commits. Returns how many rows went; repeating removes
+    nothing more."""
+    with transaction.atomic():
+        count, _by_model = offerings.delete()
+        publish(OfferingsChanged())
+    return count
+
+
+def do_add_catalogue(actor: Actor) -> list[Offering]:
+    """One row per catalogue item that has none yet (offered, no end of life), so that staff
+    can edit them all in the list; recorded in the audit log when it adds any. Repeating it
+    adds only what the catalogue gained since."""
+    with transaction.atomic():
+        existing = set(Offering.objects.values_list("kind", "name"))
+        new = [Offering(kind=kind, name=name) for kind, items in catalogue_names().items()
+               for name, _label in items if (kind, name) not in existing]
+        if new:
+            Offering.objects.bulk_create(new)
+            record(actor, "offering.import", None, object_type="offering",
+                   changes={"added": [None, [f"{o.kind}:{o.name}" for o in new]]})
+            publish(OfferingsChanged())
+    return new

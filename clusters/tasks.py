@@ -17,12 +17,13 @@ from typing import Any
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import events, observe, operations, plans, platform_release, progress
+from clusters import events, observe, operations, plans, platform_release, progress, watcher
 from clusters.desired import write_desired_rows
 from clusters.models import Cluster, ClusterEvent, Operation
 from cozystack.dialects import Dialect
@@ -378,8 +379,6 @@ def resync() -> dict[str, int]:
     Re-enqueues operations nobody holds, re-reads the platform in three lists and applies any
     difference, and removes objects left by failed creations. Safe to repeat.
     """
-    from clusters import watcher
-
     now = timezone.now()
     counts = {"requeued": 0, "polled": 0, "changed": 0, "orphans": 0, "unreachable": 0}
     stale = now - STALE_AFTER
@@ -406,6 +405,4 @@ def resync() -> dict[str, int]:
 
 
 def record_resync(counts: dict[str, int]) -> None:
-    from django.core.cache import cache
-
     cache.set("clusters:last-resync", {"at": timezone.now().isoformat(), **counts}, None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from cozystack import catalog
+from cozystack import catalog, limits, values
 from cozystack.rules import FieldError, is_dns_name, join, quote
 from cozystack.specs import AddonSpec, ClusterSpec
 
@@ -45,6 +45,10 @@ def _check_values_override(addon: catalog.Addon, given: AddonSpec) -> list[Field
                 "invalid_values_override",
             )
         ]
+    try:
+        values.check_document(override)
+    except values.ValuesError as exc:
+        return [FieldError(path, f"Custom values for {addon.label}: {exc.message}", exc.code)]
     if not _json_compatible(override):
         return [
             FieldError(
@@ -99,6 +103,15 @@ def _check_ingress(spec: ClusterSpec, given: AddonSpec) -> list[FieldError]:
                 "invalid_choice",
             )
         )
+    if len(given.hosts) > limits.INGRESS_HOSTS:
+        errors.append(
+            FieldError(
+                f"{prefix}.hosts",
+                f"Ingress NGINX can route at most {limits.INGRESS_HOSTS} host names.",
+                "too_many",
+            )
+        )
+        return errors
     seen: set[str] = set()
     for i, host in enumerate(given.hosts):
         if not is_dns_name(host, allow_wildcard=True):

@@ -419,8 +419,6 @@ CONTROL_PLANE_COMPONENTS: tuple[ControlPlaneComponent, ...] = (
 )
 
 DEFAULT_CONTROL_PLANE_REPLICAS = 2
-MIN_CONTROL_PLANE_REPLICAS = 1
-MAX_CONTROL_PLANE_REPLICAS = 5
 CPU_ALLOCATION_RATIO = 10
 
 
@@ -687,13 +685,10 @@ def expose_methods() -> tuple[ExposeMethod, ...]:
     return EXPOSE_METHODS
 
 
-# --------------------------------------------------------------------------- node group limits
+# --------------------------------------------------------------------------- node groups and names
+# (the range of every number is in ``limits``)
 
-MIN_DISK_GIB = 10
-MAX_DISK_GIB = 2048
 DEFAULT_DISK_GIB = 50
-MAX_NODES_PER_GROUP = 100
-MAX_GPUS_PER_NODE = 8
 MAX_CLUSTER_NAME_LENGTH = 42
 MAX_CLUSTER_AND_GROUP_NAME_LENGTH = 39
 PRIMARY_NODE_GROUP = "md0"

@@ -3,6 +3,9 @@
 Every call turns client errors into ``PlatformError``s that say whether retrying can help
 (``transient``) and, in words, what a person can do about it. Callers never see a
 ``kubernetes`` type: objects are plain dicts, exactly as the API serves them.
+
+It uses Django for two things only: the settings that say how to reach the management cluster
+(``get_gateway``), and the translation of the messages people read.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import urllib3
+from django.conf import settings
 from django.utils.translation import gettext as _
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -677,8 +681,6 @@ def get_gateway() -> Gateway:
     global _gateway
     with _gateway_lock:
         if _gateway is None:
-            from django.conf import settings
-
             try:
                 api_client = build_api_client(kubeconfig=settings.PLATFORM_KUBECONFIG,
                                               in_cluster=settings.PLATFORM_IN_CLUSTER)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from cozystack import catalog
+from cozystack import catalog, limits
 from cozystack.specs import ClusterSpec, NodeGroupSpec, parse_quantity
 
 
@@ -30,7 +30,9 @@ _DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _MAX_DNS_NAME = 253
 _MAX_DNS_LABEL = 63
 _MIN_GPU_NODE_MEMORY = Decimal(catalog.MIN_GPU_NODE_MEMORY_GIB * 2**30)
-_MIN_CUSTOM_MEMORY = Decimal(2**30)
+_MIN_CUSTOM_MEMORY = Decimal(limits.CUSTOM_MEMORY_GIB.lo * 2**30)
+_MAX_CUSTOM_MEMORY = Decimal(limits.CUSTOM_MEMORY_GIB.hi * 2**30)
+_MAX_CUSTOM_CPU = Decimal(limits.CUSTOM_CPU_CORES.hi)
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -213,8 +215,8 @@ def check_storage_and_host(spec: ClusterSpec) -> list[FieldError]:
 def check_control_plane(spec: ClusterSpec, offer: catalog.Catalogue) -> list[FieldError]:
     cp = spec.control_plane
     errors = []
-    lo, hi = catalog.MIN_CONTROL_PLANE_REPLICAS, catalog.MAX_CONTROL_PLANE_REPLICAS
-    if not is_int(cp.replicas) or not lo <= cp.replicas <= hi:
+    lo, hi = limits.CONTROL_PLANE_REPLICAS.lo, limits.CONTROL_PLANE_REPLICAS.hi
+    if not limits.CONTROL_PLANE_REPLICAS.allows(cp.replicas):
         errors.append(
             FieldError(
                 "control_plane.replicas",
@@ -279,10 +281,9 @@ def _check_group_name(
 
 def _check_replicas(index: int, group: NodeGroupSpec) -> list[FieldError]:
     prefix = f"node_groups[{index}]"
-    limit = catalog.MAX_NODES_PER_GROUP
     lo, hi = group.min_replicas, group.max_replicas
     errors = []
-    if not is_int(lo) or lo < 0:
+    if not is_int(lo) or lo < limits.MIN_NODES.lo:
         errors.append(
             FieldError(
                 f"{prefix}.min_replicas",
@@ -290,11 +291,20 @@ def _check_replicas(index: int, group: NodeGroupSpec) -> list[FieldError]:
                 "invalid",
             )
         )
-    if not is_int(hi) or not 1 <= hi <= limit:
+    elif not limits.MIN_NODES.allows(lo):
+        errors.append(
+            FieldError(
+                f"{prefix}.min_replicas",
+                f"The minimum number of nodes may be at most {limits.MIN_NODES.hi}.",
+                "out_of_range",
+            )
+        )
+    if not limits.MAX_NODES.allows(hi):
         errors.append(
             FieldError(
                 f"{prefix}.max_replicas",
-                f"The maximum number of nodes must be a whole number from 1 to {limit}.",
+                f"The maximum number of nodes must be a whole number from {limits.MAX_NODES.lo} "
+                f"to {limits.MAX_NODES.hi}.",
                 "out_of_range",
             )
         )
@@ -363,6 +373,14 @@ def _check_custom_size(
                 "invalid_quantity",
             )
         )
+    elif cpu > _MAX_CUSTOM_CPU:
+        errors.append(
+            FieldError(
+                f"{prefix}.cpu",
+                f"A custom-sized node may have at most {limits.CUSTOM_CPU_CORES.hi} CPU cores.",
+                "out_of_range",
+            )
+        )
     if group.memory is None:
         errors.append(
             FieldError(
@@ -375,9 +393,18 @@ def _check_custom_size(
         errors.append(
             FieldError(
                 f"{prefix}.memory",
-                f"Memory {quote(group.memory)} is not a valid size; enter at least 1Gi, for "
-                "example 16Gi.",
+                f"Memory {quote(group.memory)} is not a valid size; enter at least "
+                f"{limits.CUSTOM_MEMORY_GIB.lo}Gi, for example 16Gi.",
                 "invalid_quantity",
+            )
+        )
+    elif memory > _MAX_CUSTOM_MEMORY:
+        errors.append(
+            FieldError(
+                f"{prefix}.memory",
+                f"A custom-sized node may have at most {limits.CUSTOM_MEMORY_GIB.hi}Gi of "
+                "memory.",
+                "out_of_range",
             )
         )
     return errors, memory
@@ -401,11 +428,11 @@ def _check_gpus(
                 "invalid_choice",
             )
         )
-    if len(group.gpus) > catalog.MAX_GPUS_PER_NODE:
+    if not limits.GPUS_PER_NODE.allows(len(group.gpus)):
         errors.append(
             FieldError(
                 f"{prefix}.gpus",
-                f"A node can have at most {catalog.MAX_GPUS_PER_NODE} GPUs.",
+                f"A node can have at most {limits.GPUS_PER_NODE.hi} GPUs.",
                 "too_many",
             )
         )
@@ -434,9 +461,9 @@ def _check_gpus(
 def _check_disk_and_roles(index: int, group: NodeGroupSpec) -> list[FieldError]:
     prefix = f"node_groups[{index}]"
     errors = []
-    lo, hi = catalog.MIN_DISK_GIB, catalog.MAX_DISK_GIB
+    lo, hi = limits.DISK_GIB.lo, limits.DISK_GIB.hi
     disk = group.disk_gib
-    if not is_int(disk) or not lo <= disk <= hi:
+    if not limits.DISK_GIB.allows(disk):
         errors.append(
             FieldError(
                 f"{prefix}.disk_gib",
@@ -473,6 +500,14 @@ def check_node_groups(
             )
         ]
     errors: list[FieldError] = []
+    if len(spec.node_groups) > limits.NODE_GROUPS.hi:
+        errors.append(
+            FieldError(
+                "node_groups",
+                f"A cluster may have at most {limits.NODE_GROUPS.hi} node groups.",
+                "too_many",
+            )
+        )
     seen: set[str] = set()
     for index, group in enumerate(spec.node_groups):
         errors += _check_group_name(index, group, spec.name, seen)

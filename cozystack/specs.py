@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from cozystack import catalog
@@ -234,6 +234,9 @@ _QUANTITY_RE = re.compile(
     r"^(?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+))"
     r"(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$"
 )
+_MAX_QUANTITY = 2**63
+_MAX_QUANTITY_TEXT = 64
+_MAX_EXPONENT = 30
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {
     "n": Decimal("1e-9"),
@@ -252,27 +255,34 @@ _DECIMAL = {
 def parse_quantity(value: Any) -> Decimal | None:
     """A Kubernetes quantity (``"50Gi"``, ``"500m"``, ``4``) as a Decimal of base units.
 
-    Returns None for anything the platform would reject, so callers can word their own error.
+    Returns None for anything the platform would reject, so callers can word their own error;
+    that includes amounts of 2**63 base units or more (``1e30``, ``1e9999999``), which no
+    node has and which would otherwise cost the portal time and memory to compute with.
     """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return Decimal(value)
-    if not isinstance(value, str):
+        return Decimal(value) if abs(value) < _MAX_QUANTITY else None
+    if not isinstance(value, str) or len(value) > _MAX_QUANTITY_TEXT:
         return None
     match = _QUANTITY_RE.fullmatch(value)
     if not match:
         return None
+    suffix = match.group("suffix") or ""
     try:
         number = Decimal(match.group("num"))
-    except InvalidOperation:
+        if suffix in _BINARY:
+            result = number * _BINARY[suffix]
+        elif suffix in _DECIMAL:
+            result = number * _DECIMAL[suffix]
+        else:
+            exponent = int(suffix[1:])
+            if abs(exponent) > _MAX_EXPONENT:
+                return None
+            result = number * (Decimal(10) ** exponent)
+    except (ArithmeticError, ValueError):
         return None
-    suffix = match.group("suffix") or ""
-    if suffix in _BINARY:
-        return number * _BINARY[suffix]
-    if suffix in _DECIMAL:
-        return number * _DECIMAL[suffix]
-    return number * (Decimal(10) ** int(suffix[1:]))
+    return result if abs(result) < _MAX_QUANTITY else None
 
 
 def quantity_to_gib(value: Any) -> int | None:

@@ -1,4 +1,4 @@
-"""Every write to tenancy: tenants, memberships, invitations.
+"""Every write to tenancy: tenants, memberships, invitations, and staff's announcements.
 
 Each action takes the actor explicitly, checks rights, writes in one transaction with its audit
 entry, and defers side effects (email) until commit. Bad input raises ``ValidationError`` keyed by
@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -22,9 +23,18 @@ from django.utils.translation import gettext as _
 from portal import events
 from portal.audit import Actor, diff, record
 from portal.member_events import MembershipEnded
-from portal.models import Invitation, Membership, Tenant
+from portal.mfa import user_has_mfa
+from portal.models import (
+    Announcement,
+    Invitation,
+    Membership,
+    MfaEnrolmentLink,
+    Tenant,
+    forget_announcements,
+)
 from portal.permissions import Perm, Role, assignable_roles
 from portal.tenancy import TenantContext
+from portal.validators import check_visible_text, clean_text_fields
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -178,6 +188,7 @@ def do_accept_invitation(actor: Actor, token: str) -> Membership:
 def do_update_profile(actor: Actor, *, first_name: str, last_name: str) -> None:
     """Change the actor's own name; audited without a tenant (it belongs to the person)."""
     _check_writable(actor)
+    check_visible_text(first_name=first_name, last_name=last_name)
     user = actor.person
     with transaction.atomic():
         before = {"first_name": user.first_name, "last_name": user.last_name}
@@ -186,6 +197,89 @@ def do_update_profile(actor: Actor, *, first_name: str, last_name: str) -> None:
         user.save(update_fields=["first_name", "last_name"])
         record(actor, "profile.update", user, changes=diff(before, after))
 
+
+
+# --------------------------------------------------------------------------- staff enrolment links
+
+def _verified_address(user: User) -> str | None:
+    address = (EmailAddress.objects.filter(user=user, verified=True)
+               .order_by("-primary", "pk").first())
+    return address.email if address is not None else None
+
+
+def do_issue_mfa_enrolment_link(actor: Actor, user: User) -> MfaEnrolmentLink:
+    """Email ``user``, a staff member without an authenticator app, a one-time link to set one
+    up, at their verified address. Asked by the staff member themselves (from the page that
+    refuses them) or by another staff member (from the admin, which only staff whose session
+    passed their own second factor enter). An earlier unused link stops working, so only the
+    newest can be used. The audit entry names the address, never the token."""
+    _check_writable(actor)
+    if actor.user is None or (actor.user.pk != user.pk and not actor.user.is_staff):
+        raise PermissionDenied(_("Only staff send enrolment links."))
+    if not (user.is_active and user.is_staff):
+        raise ValidationError(_("Only active staff need an enrolment link."))
+    if user_has_mfa(user):
+        raise ValidationError(_("This account already has an authenticator app."))
+    email = _verified_address(user)
+    if email is None:
+        raise ValidationError(_("This account has no verified email address to send the link "
+                                "to."))
+    token, token_hash = MfaEnrolmentLink.new_token()
+    with transaction.atomic():
+        MfaEnrolmentLink.objects.usable().filter(user=user).update(expires_at=timezone.now())
+        link = MfaEnrolmentLink.objects.create(
+            user=user, email=email, token_hash=token_hash, issued_by=actor.user,
+            expires_at=MfaEnrolmentLink.default_expiry())
+        record(actor, "account.mfa_enrolment_link.issue", user,
+               changes={"email": [None, email]})
+        transaction.on_commit(lambda: _send_enrolment_link(link, token))
+    return link
+
+
+def _send_enrolment_link(link: MfaEnrolmentLink, token: str) -> None:
+    context = {
+        "link": link,
+        "token": token,
+        "enrol_url": settings.SITE_URL.rstrip("/") + reverse("mfa_enrolment"),
+        "self_service": link.issued_by_id == link.user_id,
+    }
+    send_mail(
+        subject=_("Set up two-factor authentication for your staff account"),
+        message=render_to_string("portal/email/mfa_enrolment.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[link.email],
+    )
+
+
+def do_use_mfa_enrolment_link(actor: Actor, token: str) -> MfaEnrolmentLink:
+    """Spend an enrolment link: it works once, before it expires, for the account it was sent
+    to. The caller then lets the session set up the authenticator (``portal.mfa``)."""
+    _check_writable(actor)
+    invalid = ValidationError({"token": _("This enrolment code is not valid.")})
+    token = (token or "").strip()
+    if not token or len(token) > 200 or actor.user is None:
+        raise invalid
+    with transaction.atomic():
+        link = (MfaEnrolmentLink.objects.select_for_update()
+                .filter(token_hash=MfaEnrolmentLink.hash_token(token)).first())
+        if link is None:
+            raise invalid
+        if link.user_id != actor.user.pk:
+            raise ValidationError({"token": _(
+                "This enrolment link was sent to another account. Sign in as that account "
+                "to use it.")})
+        if link.state == "used":
+            raise ValidationError({"token": _("This enrolment link has already been used.")})
+        if link.state == "expired":
+            raise ValidationError({"token": _(
+                "This enrolment link has expired; ask for a new one.")})
+        if user_has_mfa(actor.user):
+            raise ValidationError({"token": _("You already have an authenticator app.")})
+        link.used_at = timezone.now()
+        link.save(update_fields=["used_at"])
+        record(actor, "account.mfa_enrolment_link.use", actor.user,
+               changes={"email": [None, link.email]})
+    return link
 
 def _owner_count(tenant: Tenant) -> int:
     return Membership.objects.filter(tenant=tenant, role=Role.OWNER).count()
@@ -281,6 +375,7 @@ def do_suspend_tenant(actor: Actor, tenant: Tenant, *, reason: str) -> Tenant:
         before = {"suspended": tenant.is_suspended, "reason": tenant.suspension_reason}
         tenant.suspended_at = tenant.suspended_at or timezone.now()
         tenant.suspension_reason = reason[:300]
+        clean_text_fields(tenant, ["suspension_reason"])
         tenant.save(update_fields=["suspended_at", "suspension_reason"])
         record(actor, "tenant.suspend", tenant, tenant=tenant,
                changes=diff(before, {"suspended": True, "reason": tenant.suspension_reason}))
@@ -316,3 +411,25 @@ def do_set_quota(actor: Actor, tenant: Tenant, **limits: int | None) -> Tenant:
         tenant.save(update_fields=list(fields))
         record(actor, "tenant.quota", tenant, tenant=tenant, changes=diff(before, fields))
     return tenant
+
+
+# --------------------------------------------------------------------------- announcements
+
+
+def do_save_announcement(announcement: Announcement) -> Announcement:
+    """Store a banner (new or edited). Every page reads the cached announcements, so the cache
+    is dropped once the change commits; the admin saves the tenants it is for in the same
+    transaction, so readers never rebuild it from half of the change. Safe to repeat."""
+    with transaction.atomic():
+        announcement.save()
+        transaction.on_commit(forget_announcements)
+    return announcement
+
+
+def do_delete_announcements(announcements: QuerySet[Announcement]) -> int:
+    """Withdraw banners (one or a selection); pages stop showing them once it commits. Returns
+    how many went; repeating removes nothing more."""
+    with transaction.atomic():
+        count, _by_model = announcements.delete()
+        transaction.on_commit(forget_announcements)
+    return count

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
-from portal import reauthentication
+from portal import (
+    checks,  # noqa: F401 - registers the system checks on import
+    reauthentication,
+)
 
 
 class PortalConfig(AppConfig):
@@ -12,7 +15,7 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         # Start-up order: the audit log's models exist only once the apps are ready.
-        from portal import account_audit
+        from portal import account_audit  # noqa: PLC0415
 
         account_audit.connect()
         reauthentication.connect()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import PermissionDenied
 
 from portal.models import AuditEntry, Tenant
+from portal.proxies import request_client_address
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -45,9 +46,8 @@ class Actor:
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    # Only REMOTE_ADDR: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it,
-    # and the deployment's proxy is expected to set REMOTE_ADDR (e.g. uvicorn --proxy-headers).
-    return request.META.get("REMOTE_ADDR") or None
+    # X-Forwarded-For counts only as far as TRUSTED_PROXIES wrote it (portal.proxies).
+    return request_client_address(request) or None
 
 
 def actor_from_request(request: HttpRequest, via: str = AuditEntry.Via.WEB) -> Actor:

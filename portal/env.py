@@ -6,6 +6,7 @@ error at start-up rather than a surprise at run time.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -54,6 +55,19 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if raw is None:
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[str]:
+    """A comma-separated list of IP addresses and networks (``10.0.0.5, 10.8.0.0/16``)."""
+    networks = []
+    for item in env_list(name):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as exc:
+            raise ImproperEnvironment(
+                f"{name} must list IP addresses or networks (e.g. 10.0.0.5,10.8.0.0/16), "
+                f"got {item!r}") from exc
+    return networks
 
 
 def parse_database_url(url: str, *, base_dir: Path, conn_max_age: int = 0,
@@ -124,3 +138,26 @@ def secret_key(*, debug: bool, key_file: Path) -> str:
     key_file.write_text(value)
     key_file.chmod(0o600)
     return value
+
+
+CONSOLE_EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+SMTP_EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+
+def email_backend(*, debug: bool) -> str:
+    """The email backend: ``EMAIL_BACKEND`` when given, else the console in development and SMTP
+    through ``EMAIL_HOST`` in production.
+
+    With DEBUG off the console is never chosen by default: it would write sign-up codes,
+    password-reset codes and invitation links to the web log.
+    """
+    explicit = os.environ.get("EMAIL_BACKEND", "").strip()
+    if explicit:
+        return explicit
+    if debug:
+        return CONSOLE_EMAIL_BACKEND
+    if os.environ.get("EMAIL_HOST", "").strip():
+        return SMTP_EMAIL_BACKEND
+    raise ImproperEnvironment(
+        "EMAIL_HOST is required when DEBUG is off (or set EMAIL_BACKEND explicitly): "
+        "without it, emails with sign-in codes and invitation links would be printed to the log")

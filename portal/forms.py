@@ -5,8 +5,15 @@ from typing import TypeVar
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from portal.models import TENANT_SLUG_MAX, AuditEntry, Tenant, slug_validator
+from portal.models import (
+    TENANT_SLUG_MAX,
+    AuditEntry,
+    Tenant,
+    slug_validator,
+    validate_unreserved_slug,
+)
 from portal.permissions import Role
+from portal.validators import validate_visible_text
 
 _Field = TypeVar("_Field", bound=forms.Field)
 
@@ -23,7 +30,8 @@ def declared_field(form: forms.BaseForm, name: str, kind: type[_Field]) -> _Fiel
 class TenantCreateForm(forms.Form):
     name = forms.CharField(label=_("Display name"), max_length=100)
     slug = forms.CharField(
-        label=_("Slug"), max_length=TENANT_SLUG_MAX, validators=[slug_validator],
+        label=_("Slug"), max_length=TENANT_SLUG_MAX,
+        validators=[slug_validator, validate_unreserved_slug],
         help_text=_("Lowercase letters and digits, starting with a letter, at most 46. "
                     "Becomes the platform namespace tenant-<slug>; it cannot change later."),
     )
@@ -80,9 +88,16 @@ class AcceptInvitationForm(forms.Form):
                             widget=forms.TextInput(attrs={"autocomplete": "off"}))
 
 
+class MfaEnrolmentForm(forms.Form):
+    token = forms.CharField(label=_("Enrolment code"), max_length=200,
+                            widget=forms.TextInput(attrs={"autocomplete": "off"}))
+
+
 class ProfileForm(forms.Form):
-    first_name = forms.CharField(label=_("First name"), max_length=150, required=False)
-    last_name = forms.CharField(label=_("Last name"), max_length=150, required=False)
+    first_name = forms.CharField(label=_("First name"), max_length=150, required=False,
+                                 validators=[validate_visible_text])
+    last_name = forms.CharField(label=_("Last name"), max_length=150, required=False,
+                                validators=[validate_visible_text])
 
 
 class AuditFilterForm(forms.Form):

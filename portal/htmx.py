@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render, resolve_url
+from django_htmx.http import HttpResponseClientRedirect
 
 
 def htmx_partial(request: HttpRequest) -> bool:
@@ -31,9 +32,6 @@ def render_invalid(request: HttpRequest, template: str, region: str,
 
 def redirect_after_post(request: HttpRequest, to: str, **kwargs: Any) -> HttpResponse:
     """After a successful POST: a plain redirect, or for htmx a client-side navigation."""
-    from django.shortcuts import redirect, resolve_url
-    from django_htmx.http import HttpResponseClientRedirect
-
     if getattr(request, "htmx", False):
         return HttpResponseClientRedirect(resolve_url(to, **kwargs))
     return redirect(to, **kwargs)

@@ -20,7 +20,18 @@ def redact(text: str) -> str:
     return text
 
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# color_message: uvicorn's copy of a message with terminal colours, for its own formatter.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+
+
+def _field(value: object) -> object:
+    if isinstance(value, (int, float, bool)):
+        return value
+    if hasattr(value, "META") and hasattr(value, "path") and hasattr(value, "method"):
+        # An HttpRequest (Django's request and security loggers): its repr has the query
+        # string, which can carry a token or a code.
+        return f"{value.method} {value.path}"
+    return redact(str(value))
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,8 +44,24 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                plain = isinstance(value, (int, float, bool))
-                payload[key] = value if plain else redact(str(value))
+                payload[key] = _field(value)
         if record.exc_info:
             payload["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(payload, default=str)
+
+
+class DropQueryStrings(logging.Filter):
+    """Cuts the query string off the request targets uvicorn logs (access lines, WebSocket
+    handshakes), as the portal's own request log does: a query string can carry a token or a
+    code, and no pattern in ``redact`` knows every parameter name."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("uvicorn") and isinstance(record.args, tuple):
+            record.args = tuple(_path_only(arg) for arg in record.args)
+        return True
+
+
+def _path_only(value: object) -> object:
+    if isinstance(value, str) and value.startswith("/") and "?" in value:
+        return value.split("?", 1)[0]
+    return value

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from portal.caching import CachedRows, get_or_load
+from portal.caching import get_or_load
 from portal.permissions import Role
+from portal.validators import validate_visible_text
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -25,6 +28,19 @@ slug_validator = RegexValidator(
     _("Use lowercase letters and digits only, starting with a letter (no dashes)."),
     code="invalid_slug",
 )
+# Slugs whose namespace the platform keeps for itself: ``tenant-root`` is Cozystack's root tenant.
+RESERVED_TENANT_SLUGS = frozenset({"root"})
+
+
+def validate_unreserved_slug(value: str) -> None:
+    if value in RESERVED_TENANT_SLUGS:
+        raise ValidationError(
+            _("“%(slug)s” is reserved: the platform's own tenant lives in tenant-%(slug)s."),
+            code="reserved_slug", params={"slug": value})
+
+
+QUOTA_MAX = {"clusters": 1_000, "vcpu": 100_000, "memory_gib": 1_000_000, "gpus": 10_000}
+"""What staff may set a tenant's quota to, per dimension: a whole number from 0 to this."""
 
 
 class TenantQuerySet(models.QuerySet["Tenant"]):
@@ -37,13 +53,16 @@ class TenantQuerySet(models.QuerySet["Tenant"]):
 class Tenant(models.Model):
     slug = models.CharField(
         _("slug"), max_length=TENANT_SLUG_MAX, unique=True,
-        validators=[slug_validator, MaxLengthValidator(TENANT_SLUG_MAX)],
+        validators=[slug_validator, validate_unreserved_slug,
+                    MaxLengthValidator(TENANT_SLUG_MAX)],
         help_text=_("Used in URLs and the platform namespace tenant-<slug>. Cannot change."),
     )
-    name = models.CharField(_("display name"), max_length=100)
+    name = models.CharField(_("display name"), max_length=100,
+                            validators=[validate_visible_text])
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     suspended_at = models.DateTimeField(null=True, blank=True)
-    suspension_reason = models.CharField(max_length=300, blank=True)
+    suspension_reason = models.CharField(max_length=300, blank=True,
+                                         validators=[validate_visible_text])
     quota_clusters = models.PositiveIntegerField(null=True, blank=True)
     quota_vcpu = models.PositiveIntegerField(null=True, blank=True)
     quota_memory_gib = models.PositiveIntegerField(null=True, blank=True)
@@ -56,6 +75,18 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Quotas within what staff may set (``QUOTA_MAX``); empty means the default."""
+        errors = {}
+        for dimension, hi in QUOTA_MAX.items():
+            value = getattr(self, f"quota_{dimension}")
+            if value is not None and not (isinstance(value, int) and 0 <= value <= hi):
+                errors[f"quota_{dimension}"] = ValidationError(
+                    _("A quota is a whole number from %(lo)s to %(hi)s."),
+                    code="out_of_range", params={"lo": 0, "hi": hi})
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def namespace(self) -> str:
@@ -101,14 +132,36 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class SingleUseLink:
+    """A link sent by email that works once before ``expires_at``: only its token's hash is
+    stored (``token_hash``), and the token lives ``ttl_setting`` hours."""
+
+    ttl_setting: str
+
+    @classmethod
+    def new_token(cls) -> tuple[str, str]:
+        token = secrets.token_urlsafe(32)
+        return token, _hash_token(token)
+
+    @classmethod
+    def hash_token(cls, token: str) -> str:
+        return _hash_token(token)
+
+    @classmethod
+    def default_expiry(cls) -> datetime:
+        return timezone.now() + timedelta(hours=getattr(settings, cls.ttl_setting))
+
+
 class InvitationQuerySet(models.QuerySet["Invitation"]):
     def pending(self) -> InvitationQuerySet:
         return self.filter(accepted_at__isnull=True, revoked_at__isnull=True,
                            expires_at__gt=timezone.now())
 
 
-class Invitation(models.Model):
+class Invitation(SingleUseLink, models.Model):
     """An invitation by email. Only the token's hash is stored; the token travels in the email."""
+
+    ttl_setting = "INVITATION_TTL_HOURS"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
     email = models.EmailField(_("email"))
@@ -131,19 +184,6 @@ class Invitation(models.Model):
     def __str__(self) -> str:
         return f"{self.email} → {self.tenant} ({self.role})"
 
-    @classmethod
-    def new_token(cls) -> tuple[str, str]:
-        token = secrets.token_urlsafe(32)
-        return token, _hash_token(token)
-
-    @classmethod
-    def hash_token(cls, token: str) -> str:
-        return _hash_token(token)
-
-    @classmethod
-    def default_expiry(cls):
-        return timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS)
-
     @property
     def state(self) -> str:
         if self.accepted_at:
@@ -153,6 +193,45 @@ class Invitation(models.Model):
         if self.expires_at <= timezone.now():
             return "expired"
         return "pending"
+
+
+class MfaEnrolmentLinkQuerySet(models.QuerySet["MfaEnrolmentLink"]):
+    def usable(self) -> MfaEnrolmentLinkQuerySet:
+        return self.filter(used_at__isnull=True, expires_at__gt=timezone.now())
+
+
+class MfaEnrolmentLink(SingleUseLink, models.Model):
+    """A one-time link with which a staff member sets up their first authenticator app, sent to
+    the account's verified address (``portal.mfa``). Only the token's hash is stored; the token
+    travels in the email, in the link's fragment, which browsers never send to a server."""
+
+    ttl_setting = "MFA_ENROLMENT_LINK_TTL_HOURS"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="+")
+    email = models.EmailField(_("email"))
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                  null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MfaEnrolmentLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    @property
+    def state(self) -> str:
+        if self.used_at:
+            return "used"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "usable"
 
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
@@ -207,15 +286,20 @@ class AuditEntry(models.Model):
         raise PermissionError("audit entries are append-only")
 
 
-class Announcement(CachedRows):
-    """A banner shown to every tenant, or only to the selected ones, between two instants."""
+class Announcement(models.Model):
+    """A banner shown to every tenant, or only to the selected ones, between two instants.
+
+    Staff change them through ``portal.actions`` (``do_save_announcement``,
+    ``do_delete_announcements``), which drop the cached announcements pages read.
+    """
 
     class Level(models.TextChoices):
         INFO = "info", _("Information")
         WARNING = "warning", _("Warning")
         DANGER = "danger", _("Incident")
 
-    message = models.CharField(_("message"), max_length=500)
+    message = models.CharField(_("message"), max_length=500,
+                               validators=[validate_visible_text])
     level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
     starts_at = models.DateTimeField(default=timezone.now)
     ends_at = models.DateTimeField(null=True, blank=True)
@@ -228,10 +312,6 @@ class Announcement(CachedRows):
     def __str__(self) -> str:
         return self.message[:60]
 
-    @classmethod
-    def forget_cached(cls) -> None:
-        forget_announcements()
-
 
 ANNOUNCEMENTS_CACHE_KEY = "portal:announcements:v1"
 ANNOUNCEMENTS_CACHE_SECONDS = 30
@@ -240,9 +320,8 @@ _ANNOUNCEMENT_FIELDS = ("id", "message", "level", "starts_at", "ends_at")
 
 def _announcements_not_over() -> list[tuple[tuple[Any, ...], frozenset[int]]]:
     """Every announcement not over yet (started or not) with the tenants it is for, cached
-    briefly: every page shows them. Plain values, so the cache holds no model pickles. Saving
-    or deleting announcements, one or in bulk, drops the entry after commit (the admin saves
-    the tenants in the same transaction)."""
+    briefly: every page shows them. Plain values, so the cache holds no model pickles. The
+    actions that change announcements drop the entry after commit (``forget_announcements``)."""
 
     def load() -> list[tuple[tuple[Any, ...], frozenset[int]]]:
         rows = list(Announcement.objects.filter(models.Q(ends_at__isnull=True)
@@ -260,8 +339,6 @@ def _announcements_not_over() -> list[tuple[tuple[Any, ...], frozenset[int]]]:
 
 
 def forget_announcements() -> None:
-    from django.core.cache import cache
-
     cache.delete(ANNOUNCEMENTS_CACHE_KEY)
 
 
@@ -303,7 +380,7 @@ class ApiToken(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                              related_name="api_tokens")
-    name = models.CharField(_("name"), max_length=100)
+    name = models.CharField(_("name"), max_length=100, validators=[validate_visible_text])
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     prefix = models.CharField(max_length=12, editable=False,
                               help_text=_("The first characters, to recognise the token."))

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from csp.constants import NONE, SELF
 from django.utils.translation import gettext_lazy as _
 
-from portal.env import env_bool, env_int, env_list, env_str, parse_database_url, secret_key
+from portal.env import (
+    email_backend,
+    env_bool,
+    env_int,
+    env_list,
+    env_networks,
+    env_str,
+    parse_database_url,
+    secret_key,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
@@ -31,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "csp",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -52,15 +63,18 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.headers.PrivateResponsesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "staff.middleware.ImpersonationStandingMiddleware",
     "portal.middleware.RequestContextMiddleware",
 ]
 
@@ -169,6 +183,8 @@ ACCOUNT_CHANGE_EMAIL = True
 ACCOUNT_REAUTHENTICATION_TIMEOUT = 15 * 60
 ACCOUNT_RATE_LIMITS = {
     "login": "30/m/ip",
+    # "key" is the account *and* the client's address (portal.account_adapter): failures from
+    # one address lock that address out of the account, not the owner signing in elsewhere.
     "login_failed": "10/m/ip,5/5m/key",
     "signup": "20/m/ip",
     "reset_password": "20/m/ip,5/m/key",
@@ -177,17 +193,15 @@ ACCOUNT_RATE_LIMITS = {
     "manage_email": "10/m/user",
     "reauthenticate": "10/m/user",
 }
+ACCOUNT_ADAPTER = "portal.account_adapter.AccountAdapter"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Portal] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if not DEBUG else "http"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Kubernetes portal")
 
-EMAIL_BACKEND = env_str(
-    "EMAIL_BACKEND",
-    "django.core.mail.backends.console.EmailBackend"
-    if DEBUG or not env_str("EMAIL_HOST")
-    else "django.core.mail.backends.smtp.EmailBackend",
-)
+# With DEBUG off, EMAIL_HOST (or an explicit EMAIL_BACKEND) is required: the console backend
+# would print codes and invitation links to the log (see portal.env.email_backend).
+EMAIL_BACKEND = email_backend(debug=DEBUG)
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
@@ -231,10 +245,40 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", default=False) else None
 )
+# The proxies in front of the portal (addresses or networks). The client's address is the
+# socket peer unless that peer is one of them; then X-Forwarded-For is followed, from the
+# right, past every trusted proxy (portal.proxies). Empty: X-Forwarded-For is ignored.
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp) on every response: everything comes from the portal
+# itself. No inline script or style anywhere: behaviour lives in static/portal/js (htmx is told
+# by a meta tag neither to evaluate code from attributes nor to inject its indicator style),
+# looks in static/portal/css. connect-src 'self' also covers the live pages' WebSockets: CSP
+# Level 3 lets 'self' match ws:/wss: on the page's own host (the browser tests check it).
+# data: images are Tabler's SVG icons inside its CSS and the QR code of the TOTP enrolment
+# page. The API docs pages relax this for their bundled libraries (portal/api/docs.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 SILENCED_SYSTEM_CHECKS: list[str] = []
+
+# Request bodies: a form post or an API body larger than this is refused with a 400 (the API's
+# JSON parser reads no more either), so no page that shows input back can grow without bound.
+# The largest legitimate body, a cluster spec with add-on values (64 KB each at most), is far
+# smaller.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # The REST API (portal/api/): tokens or the browser session, problem-details errors, cursor
 # pages, limits per token / user / address (429 with Retry-After).
@@ -245,7 +289,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["portal.api.parsers.BoundedJSONParser"],
     "DEFAULT_THROTTLE_CLASSES": [
         "portal.api.throttling.TokenRateThrottle",
         "portal.api.throttling.UserRateThrottle",
@@ -316,15 +360,24 @@ TENANT_DEFAULT_QUOTA = {
     "gpus": env_int("TENANT_QUOTA_GPUS", 4, minimum=0),
 }
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72, minimum=1)
+# How long a link to set up a staff member's first authenticator app stays usable (portal.mfa).
+MFA_ENROLMENT_LINK_TTL_HOURS = env_int("MFA_ENROLMENT_LINK_TTL_HOURS", 24, minimum=1)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+# uvicorn's own loggers (its access log included) go through the same redacting JSON handler,
+# with query strings cut off; this replaces the handlers uvicorn installs before Django starts.
+# Their levels stay uvicorn's (--log-level).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "portal.logging.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "filters": {"drop_query_strings": {"()": "portal.logging.DropQueryStrings"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
+                             "filters": ["drop_query_strings"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        "uvicorn": {"handlers": ["console"], "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "propagate": False},
         "django.db.backends": {"level": "INFO"},
         "kubernetes": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},

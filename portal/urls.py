@@ -29,8 +29,14 @@ urlpatterns = [
     path("invitations/accept/", views.invitation_accept, name="invitation_accept"),
     path("account/profile/", views.profile, name="profile"),
     path("account/api-tokens/", include("portal.api.token_urls")),
+    path("account/two-factor/enrol/", views.mfa_enrolment, name="mfa_enrolment"),
+    path("account/two-factor/enrolment-link/", views.mfa_enrolment_request,
+         name="mfa_enrolment_request"),
     # Before allauth's own URLs: the same page, with rate-limited attempts answered by a 429.
     path("accounts/login/", views.LoginView.as_view(), name="account_login"),
+    # Closed to staff who have not passed a second factor (see portal.mfa).
+    path("accounts/email/", views.account_email, name="account_email"),
+    path("accounts/2fa/totp/activate/", views.mfa_activate_totp, name="mfa_activate_totp"),
     path("accounts/", include("allauth.urls")),
     path("i18n/setlang/", set_language, name="set_language"),
     path("healthz", health.healthz, name="healthz"),

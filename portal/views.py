@@ -1,27 +1,31 @@
-"""Tenancy pages: home, tenant home and settings, members, invitations, audit log, profile."""
+"""Tenancy pages: home, tenant home and settings, members, invitations, audit log, profile;
+and the pages where staff set up their second factor (``portal.mfa``)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
+from typing import Any
 
 from allauth.account import views as allauth_views
-from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.views import activate_totp
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
-from portal import actions
+from portal import actions, mfa
 from portal.audit import actor_from_request
 from portal.forms import (
     AcceptInvitationForm,
     AuditFilterForm,
     InviteForm,
+    MfaEnrolmentForm,
     ProfileForm,
     RoleForm,
     TenantCreateForm,
@@ -276,9 +280,68 @@ def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
         return render_invalid(request, "portal/profile.html", "form", {"form": form})
     memberships = Membership.objects.filter(user=user).select_related("tenant")
     return render(request, "portal/profile.html", {"form": form, "memberships": memberships,
-                                                   "has_mfa": _has_mfa(user)})
+                                                   "has_mfa": mfa.user_has_mfa(user)})
 
 
-def _has_mfa(user) -> bool:
-    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
 
+
+# --------------------------------------------------------------------------- staff second factor
+
+@login_required
+@require_POST
+def mfa_enrolment_request(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """A staff member without an authenticator app asks for a link at their verified address."""
+    user = request.user
+    try:
+        link = actions.do_issue_mfa_enrolment_link(actor_from_request(request), user)
+    except (ValidationError, PermissionDenied) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        return redirect_after_post(request, "mfa_enrolment")
+    messages.success(request, _(
+        "We sent a one-time link to %(email)s. Open it within %(hours)s hours to set up your "
+        "authenticator app.") % {"email": link.email,
+                                 "hours": settings.MFA_ENROLMENT_LINK_TTL_HOURS})
+    return redirect_after_post(request, "mfa_enrolment")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def mfa_enrolment(request: HttpRequest) -> HttpResponse:
+    """Spend an enrolment link, then set up the authenticator app in this session."""
+    form = MfaEnrolmentForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                actions.do_use_mfa_enrolment_link(actor_from_request(request),
+                                                  form.cleaned_data["token"])
+            except ValidationError as exc:
+                _apply_errors(form, exc)
+            else:
+                mfa.grant_enrolment(request.session, request.user)
+                return redirect_after_post(request, "mfa_activate_totp")
+        return render_invalid(request, "portal/mfa_enrolment.html", "form", {"form": form})
+    return render(request, "portal/mfa_enrolment.html", {
+        "form": form, "is_staff": request.user.is_staff,
+        "has_mfa": mfa.user_has_mfa(request.user)})
+
+
+def mfa_activate_totp(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """allauth's page that sets up an authenticator app, closed to staff setting up their first
+    one without an enrolment link: the password alone must never be enough."""
+    if not mfa.may_enrol(request.user, request.session):
+        return mfa.refuse(request, mfa.Standing.NO_AUTHENTICATOR)
+    response = activate_totp(request, *args, **kwargs)
+    if request.user.is_authenticated and mfa.user_has_mfa(request.user):
+        mfa.drop_enrolment_grant(request.session)
+    return response
+
+
+def account_email(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """allauth's email address page, closed to staff sessions that have not passed a second
+    factor: a new address would receive the enrolment link, and the password reset."""
+    user = request.user
+    if user.is_authenticated and user.is_active and user.is_staff:
+        standing = mfa.staff_standing(user, request.session)
+        if standing is not mfa.Standing.TRUSTED:
+            return mfa.refuse(request, standing)
+    return allauth_views.email(request, *args, **kwargs)

@@ -15,12 +15,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing import metering
-from clusters import actions, events, operations
+from clusters import actions, events, operations, tasks
 from clusters.models import Cluster, ClusterEvent, Operation
 from cozystack.gateway import PlatformError
 from portal.audit import Actor, record
 from portal.permissions import Role
 from portal.tenancy import TenantContext
+from portal.validators import check_visible_text
 from staff.views import notify_staff_on_commit
 
 MANUAL_CLEANUP_REASON = "manual_cleanup"
@@ -48,8 +49,6 @@ def do_force_resync(actor: Actor, cluster_id: int) -> Cluster:
     Changes only what an observation changes; safe to repeat. Raises ``ValidationError`` when
     the platform cannot be reached (nothing is changed then).
     """
-    from clusters import tasks
-
     cluster = Cluster.objects.select_related("tenant").get(pk=cluster_id)
     if cluster.is_deleted:
         raise ValidationError(_("This cluster is deleted: there is nothing to resync."),
@@ -130,6 +129,7 @@ def do_mark_for_manual_cleanup(actor: Actor, cluster_id: int, *, note: str) -> C
     if not note:
         raise ValidationError({"note": _("Say what is left to clean up and who does it.")},
                               code="required")
+    check_visible_text(note=note)
     with transaction.atomic():
         # Lock order everywhere: cluster row, then its operation.
         cluster = Cluster.objects.select_for_update().select_related("tenant").get(pk=cluster_id)

@@ -1,5 +1,5 @@
-"""The staff admin: only staff who have two-factor authentication set up may enter, and every
-change made in it leaves an audit entry (``AuditedAdminMixin``)."""
+"""The staff admin: only staff whose session passed their second factor may enter
+(``portal.mfa``), and every change made in it leaves an audit entry (``AuditedAdminMixin``)."""
 
 from __future__ import annotations
 
@@ -8,27 +8,23 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.exceptions import NotRegistered
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.forms import ModelChoiceField, ModelMultipleChoiceField
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 
+from portal.audit import actor_from_request, record
+from portal.mfa import Standing, is_trusted_staff, refuse, staff_standing
+from portal.models import AuditEntry, Tenant
+
 if TYPE_CHECKING:
     from django.forms import BaseForm
-
-    from portal.models import Tenant
-
-
-def user_has_mfa(user) -> bool:
-    from allauth.mfa.models import Authenticator
-
-    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
 
 
 # --------------------------------------------------------------------------- the audit trail
@@ -173,8 +169,6 @@ class AuditedAdminMixin:
                  run: Callable[[Any], Any]) -> int:
         """An action over several objects: ``run(obj)`` for each. A refusal is reported beside
         its object and does not stop the others; returns how many went through."""
-        from django.contrib import messages
-
         done = 0
         for obj in objects:
             try:
@@ -192,8 +186,6 @@ class AuditedAdminMixin:
         return f"{self.model._meta.model_name}.{event}"
 
     def audit_tenant(self, obj: models.Model) -> Tenant | None:
-        from portal.models import Tenant
-
         if isinstance(obj, Tenant):
             return obj
         tenant = getattr(obj, "tenant", None)
@@ -206,9 +198,6 @@ class AuditedAdminMixin:
 
     def audit_record(self, request: HttpRequest, event: str, obj: models.Model,
                      changes: dict[str, list[Any]]) -> None:
-        from portal.audit import actor_from_request, record
-        from portal.models import AuditEntry
-
         _audited_objects(request).add(_key(obj))
         verb = self.audit_verb(event)
         if verb is None:
@@ -335,8 +324,7 @@ class PortalAdminSite(admin.AdminSite):
                          **options)
 
     def has_permission(self, request: HttpRequest) -> bool:
-        user = request.user
-        return bool(user.is_active and user.is_staff and user_has_mfa(user))
+        return is_trusted_staff(request.user, request.session)
 
     def password_change(  # type: ignore[override]  # a redirect, not the admin's page
             self, request: HttpRequest, extra_context=None) -> HttpResponse:
@@ -351,10 +339,11 @@ class PortalAdminSite(admin.AdminSite):
                                                require_https=request.is_secure()):
             next_url = reverse("admin:index")
         if user.is_authenticated:
-            if self.has_permission(request):
+            standing = staff_standing(user, request.session)
+            if standing is Standing.TRUSTED:
                 return redirect(next_url)
-            if user.is_active and user.is_staff:
-                return render(request, "portal/admin_mfa_required.html", status=403)
+            if standing is not Standing.NOT_STAFF:
+                return refuse(request, standing)
             # Signed in but not staff: sending them to the login page would loop back here.
             raise PermissionDenied
         return redirect(reverse("account_login") + "?" + urlencode({"next": next_url}))

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
 
+from clusters import events
+
 
 class StaffConfig(AppConfig):
     default = True
@@ -10,8 +12,8 @@ class StaffConfig(AppConfig):
     verbose_name = "Staff"
 
     def ready(self) -> None:
-        from clusters import events  # start-up order: apps are ready only now
-        from staff import alerts
+        # Start-up order: the alerts import the models, which exist only now.
+        from staff import alerts  # noqa: PLC0415
 
         events.subscribe(events.OperationFinished, alerts.on_operation_finished,
                          moment="after_commit")

@@ -1,13 +1,15 @@
 """The operations console's WebSocket: pushes the board to staff as it changes.
 
-Only active staff with two-factor authentication connect (others are closed with 4403, as on the
-tenant pages). The socket joins the ``staff`` group and sends the board at once (delivery is at
-most once and browsers reconnect). The board differs from the tenant pages in two ways that shape
-this consumer: what it shows changes with time alone (an operation *becomes* stuck, "last event
-30 s ago" ages), and each socket picks its own "stuck after" threshold. So it renders the board
-itself, for its own threshold and language, when the ``staff`` group says something changed and
-at least every few seconds otherwise, and sends it only when it differs from the last one sent.
-Staff sockets are few; the tenant pages keep the render-once-per-change design.
+Only active staff whose session passed their second factor connect (others are closed with 4403,
+as on the tenant pages), and the socket closes the same way once that no longer holds: each
+render re-reads the staff member first (``portal.mfa``). The socket joins the ``staff`` group
+and sends the board at once (delivery is at most once and browsers reconnect). The board differs
+from the tenant pages in two ways that shape this consumer: what it shows changes with time
+alone (an operation *becomes* stuck, "last event 30 s ago" ages), and each socket picks its own
+"stuck after" threshold. So it renders the board itself, for its own threshold and language,
+when the ``staff`` group says something changed and at least every few seconds otherwise, and
+sends it only when it differs from the last one sent. Staff sockets are few; the tenant pages
+keep the render-once-per-change design.
 
 ``PushConsumer`` (``portal.consumers``), the base of the portal's consumers, runs channel-layer
 pushes straight on the event loop (see there).
@@ -26,31 +28,37 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.utils import translation
 
 from portal.consumers import PushConsumer
+from portal.mfa import is_trusted_staff
 from staff import views as staff
-from staff.admin_site import user_has_mfa
 
-logger = logging.getLogger("staff.consumers")
+logger = logging.getLogger("portal.consumers")
 CLOSE_FORBIDDEN = 4403
 REFRESH_SECONDS = 5.0  # the board re-reads at least this often (time passes, ages change)
 MIN_GAP_SECONDS = 1.0  # and at most once a second, however many changes are announced
 _READ_AT = re.compile(r'<p [^>]*data-testid="refreshed-at"[^>]*>.*?</p>', re.S)
 
 
-def _is_staff_with_mfa(user: Any) -> bool:
-    return bool(user is not None and getattr(user, "is_authenticated", False)
-                and user.is_active and user.is_staff and user_has_mfa(user))
+def _is_trusted_staff(scope: dict[str, Any], *, reread: bool = False) -> bool:
+    """Whether the socket's user is staff whose session passed their second factor; with
+    ``reread``, as the database says now (the scope keeps the user of the connection)."""
+    user = scope.get("user")
+    if reread and user is not None and getattr(user, "is_authenticated", False):
+        user = get_user_model().objects.filter(pk=user.pk).first()
+    return is_trusted_staff(user, scope.get("session"))
 
 
 class StaffConsoleConsumer(PushConsumer):
     """``/ws/staff/?stuck=<minutes>&lang=<code>``: the board of ``/staff/``."""
 
     push_types = frozenset({"staff.changed"})  # renders through database_sync_to_async
+    refused = False  # the staff member's standing was lost: the socket is closing
 
     async def connect(self) -> None:
-        if not await database_sync_to_async(_is_staff_with_mfa)(self.scope.get("user")):
+        if not await database_sync_to_async(_is_trusted_staff)(self.scope):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         query = parse_qs(self.scope.get("query_string", b"").decode())
@@ -94,15 +102,23 @@ class StaffConsoleConsumer(PushConsumer):
                     logger.exception("staff.live.render_failed")
 
     async def push(self) -> None:
+        if self.refused:
+            return
         self.dirty = False
         self.rendered_at = time.monotonic()
         html = await database_sync_to_async(self._render)()
+        if html is None:
+            self.refused = True
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
         digest = hashlib.sha1(_READ_AT.sub("", html).encode(),
                               usedforsecurity=False).hexdigest()
         if digest != self.digest:
             self.digest = digest
             await self.send(text_data=html)
 
-    def _render(self) -> str:
+    def _render(self) -> str | None:
+        if not _is_trusted_staff(self.scope, reread=True):
+            return None
         with translation.override(self.lang):
             return staff.render_board(self.stuck)

@@ -1,42 +1,57 @@
 """Staff pages outside the raw admin: the operations console and read-only impersonation.
 
-Only active staff with two-factor authentication reach them, exactly like ``/admin/``.
+Only active staff whose session passed their second factor reach them, exactly like
+``/admin/`` (``portal.mfa``). An impersonation session re-checks that standing on every request
+(``check_impersonation``) and ends when it no longer holds.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.contrib import messages
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from portal.audit import AuditEntry, actor_from_request, record
+from billing.queries import revenue_mtd, top_tenants_mtd
+from clusters.models import Cluster, NodeGroup, Operation
+from clusters.offerings import end_of_life_versions
+from clusters.platform_release import current as current_release
+from clusters.watcher import watcher_health
+from cozystack.gateway import PlatformError, get_gateway
+from portal.audit import Actor, AuditEntry, actor_from_request, client_ip, record
 from portal.htmx import htmx_partial, redirect_after_post, render_region
+from portal.mfa import Standing, refuse, staff_standing
 from portal.models import Tenant
 from portal.tenancy import IMPERSONATION_SESSION_KEY
-from staff.admin_site import user_has_mfa
 
 
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @login_required
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        user = request.user
-        if not (user.is_active and user.is_staff):
+        standing = staff_standing(request.user, request.session)
+        if standing is Standing.NOT_STAFF:
             raise PermissionDenied(_("Staff only."))
-        if not user_has_mfa(user):
-            return render(request, "portal/admin_mfa_required.html", status=403)
+        if standing is not Standing.TRUSTED:
+            return refuse(request, standing)
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -58,6 +73,37 @@ def start_impersonation(request: HttpRequest, tenant: Tenant) -> None:
             record(actor, "staff.impersonation.stop", previous, tenant=previous)
     request.session[IMPERSONATION_SESSION_KEY] = tenant.pk
     record(actor, "staff.impersonation.start", tenant, tenant=tenant)
+
+
+def _session_user(request: HttpRequest) -> Any:
+    """The person this session signed in, even once they can no longer sign in (deactivated)."""
+    if request.user.is_authenticated:
+        return request.user
+    user_id = request.session.get(SESSION_KEY)
+    return get_user_model().objects.filter(pk=user_id).first() if user_id else None
+
+
+def check_impersonation(request: HttpRequest) -> None:
+    """End this session's impersonation unless its staff member still stands: active staff
+    whose session passed a second factor that still exists. Checked on every request of an
+    impersonation session (``ImpersonationStandingMiddleware``); the end is recorded in the
+    tenant's audit log, with the reason, like a stop by hand."""
+    tenant_id = request.session.get(IMPERSONATION_SESSION_KEY)
+    if tenant_id is None:
+        return
+    standing = staff_standing(request.user, request.session)
+    if standing is Standing.TRUSTED:
+        return
+    del request.session[IMPERSONATION_SESSION_KEY]
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return
+    actor = Actor(user=_session_user(request), via=AuditEntry.Via.ADMIN, ip=client_ip(request))
+    record(actor, "staff.impersonation.stop", tenant, tenant=tenant,
+           changes={"reason": [None, standing.value]})
+    messages.warning(request, _("Your read-only view of %(name)s ended: staff pages need active "
+                                "staff whose session passed their second factor.")
+                     % {"name": tenant.name})
 
 
 @staff_required
@@ -83,8 +129,6 @@ def impersonate_stop(request: HttpRequest) -> HttpResponse:
 # --------------------------------------------------------------------------- the console
 
 def _operations_section(stuck_minutes: int) -> dict[str, Any]:
-    from clusters.models import Operation
-
     now = timezone.now()
     failed_since = now - timedelta(days=7)
     stuck = (Operation.objects.filter(state__in=Operation.ACTIVE_STATES,
@@ -100,9 +144,6 @@ def _operations_section(stuck_minutes: int) -> dict[str, Any]:
 
 
 def _fleet_section() -> dict[str, Any]:
-    from clusters.models import Cluster, NodeGroup
-    from clusters.offerings import end_of_life_versions
-
     eol = end_of_life_versions()
     versions = (Cluster.objects.live().values("version").annotate(n=Count("id"))
                 .order_by("-version"))
@@ -134,10 +175,6 @@ WATCHER_STALE_AFTER = timedelta(minutes=10)
 def _ping_platform() -> tuple[bool, str]:
     """Whether the management cluster answers, remembered a few seconds: every open console
     refreshes every 5 s, and an unreachable platform costs a whole request timeout."""
-    from django.core.cache import cache
-
-    from cozystack.gateway import PlatformError, get_gateway
-
     cached = cache.get(PING_CACHE_KEY)
     if cached is not None:
         return cached
@@ -164,11 +201,6 @@ def _as_datetime(value: Any) -> datetime | None:
 
 
 def _platform_section() -> dict[str, Any]:
-    from django.core.cache import cache
-
-    from clusters.platform_release import current as current_release
-    from clusters.watcher import watcher_health
-
     reachable, detail = _ping_platform()
     now = timezone.now()
     health = watcher_health() or {}
@@ -192,8 +224,6 @@ def _platform_section() -> dict[str, Any]:
 
 
 def _revenue_section() -> dict[str, Any]:
-    from billing.queries import revenue_mtd, top_tenants_mtd
-
     return {"revenue": revenue_mtd(),
             "top_tenants": [{"name": t.name, "slug": t.slug, "amount": amount}
                             for t, amount in top_tenants_mtd(limit=10)]}
@@ -228,8 +258,6 @@ def board_context(stuck_minutes: int) -> dict[str, Any]:
 def render_board(stuck_minutes: int) -> str:
     """The board as an out-of-band swap, for the staff WebSocket (no request: the impersonation
     buttons post through htmx, which sends the page's CSRF token itself)."""
-    from django.template.loader import render_to_string
-
     return render_to_string(f"{CONSOLE_TEMPLATE}#board", {
         **board_context(stuck_minutes), "oob": True, "csrf_token": "NOTPROVIDED"})
 
@@ -250,11 +278,6 @@ STAFF_GROUP = "staff"
 def notify_staff() -> None:
     """Tell open consoles that something they show changed; they re-read it. Never raises: the
     consoles also refresh on their own."""
-    import logging
-
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
-
     try:
         layer = get_channel_layer()
         if layer is not None:
@@ -264,6 +287,4 @@ def notify_staff() -> None:
 
 
 def notify_staff_on_commit() -> None:
-    from django.db import transaction
-
     transaction.on_commit(notify_staff)

@@ -81,10 +81,14 @@ def outsider(other_tenant):
 
 @pytest.fixture
 def client_for():
-    def make(user) -> Client:
+    """A client signed in as ``user`` (see ``tests.staffing.sign_in``: a user with an
+    authenticator app has passed it, unless ``second_factor=False``)."""
+    from tests.staffing import sign_in
+
+    def make(user, *, second_factor: bool | None = None) -> Client:
         client = Client()
         if user is not None:
-            client.force_login(user)
+            sign_in(client, user, second_factor=second_factor)
         return client
 
     return make

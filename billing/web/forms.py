@@ -1,20 +1,23 @@
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import DEFAULT_THRESHOLDS
+from cozystack import limits
+
+AMOUNT = limits.BUDGET_CHF
+PERCENT = limits.BUDGET_THRESHOLD_PERCENT
 
 
 class BudgetForm(forms.Form):
     amount = forms.DecimalField(
-        label=_("Monthly budget (CHF, before VAT)"), min_value=Decimal("0.01"),
-        max_digits=12, decimal_places=2,
-        widget=forms.NumberInput(attrs={"class": "form-control", "step": "0.01", "min": "0.01"}))
+        label=_("Monthly budget (CHF, before VAT)"), min_value=AMOUNT.lo, max_value=AMOUNT.hi,
+        max_digits=12, decimal_places=AMOUNT.places,
+        widget=forms.NumberInput(attrs={"class": "form-control", "step": "0.01",
+                                        "min": str(AMOUNT.lo), "max": str(AMOUNT.hi)}))
     thresholds = forms.CharField(
-        label=_("Alert at (% of the budget)"), required=False,
+        label=_("Alert at (% of the budget)"), required=False, max_length=200,
         help_text=_("Comma-separated percentages; each one alerts once a month, by email to "
                     "owners and billing members and on the usage page. Default: 50, 80, 100."),
         widget=forms.TextInput(attrs={"class": "form-control", "placeholder": "50, 80, 100"}))
@@ -28,8 +31,10 @@ class BudgetForm(forms.Form):
             values = sorted({int(p) for p in parts})
         except ValueError:
             raise forms.ValidationError(_("Use whole percentages such as 50, 80, 100.")) from None
-        if any(not 1 <= v <= 1000 for v in values):
-            raise forms.ValidationError(_("Each threshold is between 1 and 1000 %."))
-        if len(values) > 10:
-            raise forms.ValidationError(_("At most 10 thresholds."))
+        if any(not PERCENT.allows(v) for v in values):
+            raise forms.ValidationError(_("Each threshold is between %(lo)s and %(hi)s %%.")
+                                        % {"lo": PERCENT.lo, "hi": PERCENT.hi})
+        if len(values) > limits.BUDGET_THRESHOLDS:
+            raise forms.ValidationError(_("At most %(count)s thresholds.")
+                                        % {"count": limits.BUDGET_THRESHOLDS})
         return values

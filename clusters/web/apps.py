@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from clusters import events
+
 
 class ClustersWebConfig(AppConfig):
     """The web floor of clusters: pages, API, live pushes. It reacts to domain events here and
@@ -12,13 +14,13 @@ class ClustersWebConfig(AppConfig):
     verbose_name = "Clusters (web)"
 
     def ready(self) -> None:
-        from clusters import events  # start-up order: apps are ready only now
-        from clusters.web import broadcast, live
-        from clusters.web.api import problems
+        # Start-up order: the live pages and the API import the models, which exist only now.
+        from clusters.web import broadcast, live  # noqa: PLC0415
+        from clusters.web.api import problems  # noqa: PLC0415
 
         events.subscribe(events.ClusterChanged, broadcast.on_cluster_changed,
                          moment="after_commit")
         events.on_delivery_thread(broadcast.delivery_loop)
         events.subscribe(events.OfferingsChanged, live.on_offerings_changed,
-                         moment="in_transaction")
+                         moment="after_commit")
         problems.register()

@@ -30,6 +30,7 @@ from clusters.models import Cluster
 from clusters.web import live, queries
 from clusters.web.groups import cluster_group, tenant_group
 from portal.consumers import PushConsumer
+from portal.mfa import is_trusted_staff
 from portal.permissions import Perm
 from portal.tenancy import IMPERSONATION_SESSION_KEY, TenantContext, access_tenant
 
@@ -40,6 +41,8 @@ CLOSE_FORBIDDEN = 4403
 def _authorize(scope: dict[str, Any], slug: str) -> TenantContext | None:
     session = scope.get("session")
     impersonate = session.get(IMPERSONATION_SESSION_KEY) if session is not None else None
+    if impersonate is not None and not is_trusted_staff(scope.get("user"), session):
+        impersonate = None  # the session's next request ends the impersonation, recorded
     try:
         return access_tenant(scope.get("user"), slug, Perm.CLUSTERS_VIEW,
                              impersonate_tenant_id=impersonate)

@@ -1,7 +1,9 @@
 """Forms for the cluster pages: the create form (cluster, node-group rows, add-ons) and the small
 action forms of the detail page.
 
-Django only parses here (numbers, YAML); every rule about what the platform accepts lives in
+Django only parses here: numbers within their ranges (``cozystack.limits``, so no
+number outside them reaches a spec) and YAML through the one values loader
+(``cozystack.values``). Every rule about what the platform accepts lives in
 ``clusters.actions.check_spec``, whose errors (``node_groups[1].max_replicas``, ``quota`` …)
 ``SpecForm.apply_errors`` puts beside the field they are about. So the create page, the
 validate-as-you-type endpoint and the actions all say the same sentence for the same mistake.
@@ -26,7 +28,7 @@ from django.utils.translation import gettext_lazy
 from clusters import features, spec_rules
 from clusters.platform_release import UNKNOWN_CODE, shown_dialect
 from clusters.web.kubeconfig import Kind
-from cozystack import catalog
+from cozystack import catalog, limits, values
 from cozystack.rules import FieldError
 from cozystack.specs import (
     AddonSpec,
@@ -41,8 +43,23 @@ from portal.forms import declared_field
 
 DEFAULT_INSTANCE_TYPE = "u1.medium"
 DEFAULT_MIN_NODES, DEFAULT_MAX_NODES = 1, 3
-MAX_GROUP_ROWS = 10
+MAX_GROUP_ROWS = limits.NODE_GROUPS.hi
 ROWS_FIELD = "groups"  # hidden inputs naming the node-group rows, in order
+_ROW_KEY = re.compile(r"[0-9]{1,6}")  # a row key as the page writes it (and no 5,000 digits)
+
+
+def bounded_integer(bound: limits.Range, **kwargs: Any) -> forms.IntegerField:
+    """A whole-number field refusing what ``bound`` refuses (``limits``), so no number outside
+    the range reaches a spec; the browser's number input gets the same range."""
+    return forms.IntegerField(
+        min_value=bound.lo, max_value=bound.hi,
+        widget=forms.NumberInput(attrs={"min": bound.lo, "max": bound.hi}), **kwargs)
+
+
+def row_key(raw: Any) -> int | None:
+    """A posted node-group row key (``groups``, ``_remove``) as a number, or None."""
+    text = str(raw)
+    return int(text) if _ROW_KEY.fullmatch(text) else None
 
 
 class LenientChoiceField(forms.CharField):
@@ -161,13 +178,12 @@ class ClusterForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false",
                                       "placeholder": "my-cluster", "autofocus": True}))
     version = LenientChoiceField(label=gettext_lazy("Kubernetes version"))
-    control_plane_replicas = forms.IntegerField(
+    control_plane_replicas = bounded_integer(
+        limits.CONTROL_PLANE_REPLICAS,
         label=gettext_lazy("Control-plane replicas"),
         initial=catalog.DEFAULT_CONTROL_PLANE_REPLICAS,
         help_text=gettext_lazy("API-server pods run by the platform (1 to 5). Two survive the "
-                               "loss of one."),
-        widget=forms.NumberInput(attrs={"min": catalog.MIN_CONTROL_PLANE_REPLICAS,
-                                        "max": catalog.MAX_CONTROL_PLANE_REPLICAS}))
+                               "loss of one."))
     control_plane_preset = LenientChoiceField(
         label=gettext_lazy("API-server size"), initial=catalog.DEFAULT_API_SERVER_PRESET,
         help_text=gettext_lazy("CPU and memory of each API-server pod on the platform. These "
@@ -378,24 +394,17 @@ class NodeGroupForm(forms.Form):
                           max_length=20, widget=forms.TextInput(attrs={"placeholder": "4"}))
     memory = forms.CharField(label=gettext_lazy("Memory (custom size)"), required=False,
                              max_length=20, widget=forms.TextInput(attrs={"placeholder": "16Gi"}))
-    min_replicas = forms.IntegerField(label=gettext_lazy("Minimum nodes"),
-                                      initial=DEFAULT_MIN_NODES,
-                                      widget=forms.NumberInput(attrs={"min": 0}))
-    max_replicas = forms.IntegerField(label=gettext_lazy("Maximum nodes"),
-                                      initial=DEFAULT_MAX_NODES,
-                                      widget=forms.NumberInput(attrs={"min": 1}))
-    disk_gib = forms.IntegerField(label=gettext_lazy("Disk per node (GiB)"),
-                                  initial=catalog.DEFAULT_DISK_GIB,
-                                  widget=forms.NumberInput(attrs={
-                                      "min": catalog.MIN_DISK_GIB,
-                                      "max": catalog.MAX_DISK_GIB}))
+    min_replicas = bounded_integer(limits.MIN_NODES, label=gettext_lazy("Minimum nodes"),
+                                   initial=DEFAULT_MIN_NODES)
+    max_replicas = bounded_integer(limits.MAX_NODES, label=gettext_lazy("Maximum nodes"),
+                                   initial=DEFAULT_MAX_NODES)
+    disk_gib = bounded_integer(limits.DISK_GIB, label=gettext_lazy("Disk per node (GiB)"),
+                               initial=catalog.DEFAULT_DISK_GIB)
     ingress = forms.BooleanField(label=gettext_lazy("Ingress nodes (role ingress-nginx)"),
                                  required=False)
     gpu_model = LenientChoiceField(label=gettext_lazy("GPU model"), initial="")
-    gpu_count = forms.IntegerField(label=gettext_lazy("GPUs per node"), initial=1,
-                                   required=False,
-                                   widget=forms.NumberInput(attrs={
-                                       "min": 1, "max": catalog.MAX_GPUS_PER_NODE}))
+    gpu_count = bounded_integer(limits.GPUS_PER_NODE, label=gettext_lazy("GPUs per node"),
+                                initial=1, required=False)
     storage_class = LenientChoiceField(
         label=gettext_lazy("Storage class of the nodes' disks"), initial="",
         help_text=gettext_lazy("Where this group's node disks live; by default the cluster's "
@@ -446,7 +455,10 @@ class NodeGroupForm(forms.Form):
         overrides stay when the form does not carry them (the node change form), and whose
         kubelet reservations (which no form shows) stay."""
         gpu_model = self.value("gpu_model")
-        count = self.value("gpu_count") or 0
+        count = self.value("gpu_count")
+        # The list has one entry per GPU: only a count in range is ever multiplied out (a
+        # count that did not parse, or is out of range, has its error beside the field).
+        count = count if limits.GPUS_PER_NODE.allows(count) else limits.GPUS_PER_NODE.lo
         instance_type = self.value("instance_type")
         return NodeGroupSpec(
             name=name if name is not None else self.value("name"),
@@ -455,7 +467,7 @@ class NodeGroupForm(forms.Form):
             max_replicas=_int(self.value("max_replicas"), DEFAULT_MAX_NODES),
             disk_gib=_int(self.value("disk_gib"), features.default_disk_gib()),
             roles=(catalog.INGRESS_NGINX_ROLE,) if self.value("ingress") else (),
-            gpus=(gpu_model,) * max(count, 1) if gpu_model else (),
+            gpus=(gpu_model,) * count if gpu_model else (),
             cpu=self.value("cpu") or None if not instance_type else None,
             memory=self.value("memory") or None if not instance_type else None,
             storage_class=self.value("storage_class"),
@@ -518,9 +530,10 @@ class AddonsForm(forms.Form):
                                                  "placeholder": "app.example.com"}))
             if addon.has_values_override:
                 roots = ", ".join(f"{r}:" for r in addon.value_roots)
+                # No max_length: the values loader refuses more than its byte limit.
                 self.fields[_values_field(addon.key)] = forms.CharField(
                     label=_("Advanced values for %(addon)s (YAML)") % {"addon": addon.label},
-                    required=False, max_length=20000,
+                    required=False,
                     help_text=_("Nest everything under %(roots)s; other keys are ignored by "
                                 "the platform.") % {"roots": roots},
                     widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false",
@@ -550,17 +563,16 @@ class AddonsForm(forms.Form):
         return data
 
     def _parse_yaml(self, name: str, text: str) -> Any:
+        """The box's document through the one values loader; a refusal goes beside the box
+        and leaves nothing parsed (the spec keeps no values from it)."""
+        from clusters.web.presentation import values_error_text
+
         if not text.strip():
             return {}
         try:
-            parsed = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = (_(" (line %(line)s, column %(col)s)")
-                     % {"line": mark.line + 1, "col": mark.column + 1}) if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            self.add_error(name, _("This is not valid YAML%(where)s: %(problem)s.")
-                           % {"where": where, "problem": problem})
+            parsed = values.load_yaml(text)
+        except values.ValuesError as exc:
+            self.add_error(name, values_error_text(exc))
             return None
         return {} if parsed is None else parsed
 
@@ -642,8 +654,9 @@ def row_keys(data: Any) -> list[int]:
     """The node-group row keys a bound form posted, in order, without duplicates."""
     keys: list[int] = []
     for raw in data.getlist(ROWS_FIELD) if hasattr(data, "getlist") else data.get(ROWS_FIELD, []):
-        if str(raw).isdigit() and int(raw) not in keys and len(keys) < MAX_GROUP_ROWS:
-            keys.append(int(raw))
+        key = row_key(raw)
+        if key is not None and key not in keys and len(keys) < MAX_GROUP_ROWS:
+            keys.append(key)
     return keys
 
 
@@ -825,10 +838,8 @@ class ConfirmForm(forms.Form):
 
 
 class ScaleForm(ConfirmForm):
-    min_replicas = forms.IntegerField(label=gettext_lazy("Minimum nodes"), min_value=0,
-                                      widget=forms.NumberInput(attrs={"min": 0}))
-    max_replicas = forms.IntegerField(label=gettext_lazy("Maximum nodes"), min_value=0,
-                                      widget=forms.NumberInput(attrs={"min": 1}))
+    min_replicas = bounded_integer(limits.MIN_NODES, label=gettext_lazy("Minimum nodes"))
+    max_replicas = bounded_integer(limits.MAX_NODES, label=gettext_lazy("Maximum nodes"))
 
 
 class UpgradeForm(ConfirmForm):

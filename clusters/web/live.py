@@ -36,7 +36,7 @@ from clusters import features, platform_release
 from clusters.events import OfferingsChanged
 from clusters.models import Cluster
 from clusters.web import forms as cluster_forms
-from clusters.web import queries
+from clusters.web import presentation, queries
 from clusters.web.groups import cluster_group, tenant_group
 from clusters.web.queries import ClusterRow, ClusterState, cluster_row, cluster_state_by_id
 from cozystack.specjson import spec_to_json
@@ -138,13 +138,17 @@ def _access_form(state: ClusterState, spec: Any) -> cluster_forms.AccessForm | N
 
 def region_context(state: ClusterState, tier: str, *, oob: bool = False,
                    bound: dict[str, Any] | None = None) -> dict[str, Any]:
+    can_change = tier in (CHANGE, MANAGE) and not state.is_deleted
+    can_delete = tier == MANAGE and not state.is_deleted
     return {
         "state": state,
         "cluster": state.cluster,
         "tenant_slug": state.cluster.tenant.slug,
         "tier": tier,
-        "can_change": tier in (CHANGE, MANAGE) and not state.is_deleted,
-        "can_delete": tier == MANAGE and not state.is_deleted,
+        "can_change": can_change,
+        "can_delete": can_delete,
+        "can_steer": state.operation is not None and presentation.may_steer(
+            state.operation, can_change=can_change, can_delete=can_delete),
         "actions_key": actions_key(state, tier),
         "forms": action_forms(state, bound, tier) if tier != VIEW and not state.is_deleted
         else {},

@@ -15,7 +15,8 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from clusters import progress
-from clusters.models import Cluster, Operation
+from clusters.models import Cluster, ClusterEvent, Operation
+from cozystack.values import ValuesError
 
 PHASE_STYLE: dict[str, str] = {
     Cluster.Phase.CREATING: "progress",
@@ -193,3 +194,71 @@ def duration_words(seconds: int | None) -> str:
     if seconds < 3600:
         return _("%(m)s min %(s)s s") % {"m": seconds // 60, "s": seconds % 60}
     return _("%(h)s h %(m)s min") % {"h": seconds // 3600, "m": seconds % 3600 // 60}
+
+
+def values_error_text(error: ValuesError) -> str:
+    """A refused values document (``cozystack.values``) in the reader's language, with
+    the line and column when it came from YAML."""
+    where = _(" (line %(line)s, column %(col)s)") % {"line": error.line, "col": error.column} \
+        if error.line is not None else ""
+    params = {**error.params, "where": where}
+    texts = {
+        "too_large": _("Custom values may be at most %(max_kb)s KB."),
+        "alias": _("Anchors and aliases (& and *) are not allowed in custom values%(where)s; "
+                   "write each value out."),
+        "too_deep": _("Custom values may be nested at most %(max_depth)s levels "
+                      "deep%(where)s."),
+        "not_finite": _("Numbers in custom values must be finite, not .inf or .nan%(where)s."),
+        "int_too_large": _("Whole numbers in custom values must fit in 64 bits, from %(min)s to "
+                           "%(max)s%(where)s."),
+        "nul": _("Text in custom values may not contain NUL characters%(where)s."),
+        "syntax": _("This is not valid YAML%(where)s: %(problem)s."),
+    }
+    return texts[error.code] % params
+
+
+# --------------------------------------------------------------------------- styles and words
+
+OPERATION_BADGE: dict[str, str] = {
+    Operation.State.FAILED: "bg-red-lt", Operation.State.SUCCEEDED: "bg-green-lt",
+    Operation.State.CANCELLED: "bg-secondary-lt"}
+"""An operation's state badge; queued and running ones are yellow."""
+
+STEP_SYMBOL: dict[str, str] = {progress.DONE: "✓", progress.FAILED: "✕", progress.SKIPPED: "–"}
+"""A step's symbol; a pending one is a circle, a running one a spinner."""
+
+SOURCE_BADGE: dict[str, str] = {ClusterEvent.Source.PORTAL: "bg-blue-lt"}
+"""A timeline event's source badge; the platform's are grey."""
+
+SEVERITY_TEXT: dict[str, str] = {ClusterEvent.Severity.ERROR: "text-danger",
+                                 ClusterEvent.Severity.WARNING: "text-warning"}
+"""A timeline message's colour; information keeps the text colour."""
+
+
+def operation_note(operation: Operation) -> str:
+    """What an operation that did not fail still has to say (a retried error, a cancel)."""
+    return operation.error_message if operation.state != Operation.State.FAILED else ""
+
+
+def may_steer(operation: Operation, *, can_change: bool, can_delete: bool) -> bool:
+    """Whether the reader may retry or cancel ``operation``: a deletion needs the right to
+    delete, any other change the right to change."""
+    return can_delete if operation.kind == Operation.Kind.DELETE else can_change
+
+
+@dataclass(frozen=True)
+class KubeconfigStatus:
+    """The kubeconfig card's first line: ``text``, after a status dot of style ``dot``."""
+
+    text: str
+    dot: str = ""
+    deleted: bool = False
+
+
+def kubeconfig_status(cluster: Cluster, *, deleted: bool = False) -> KubeconfigStatus:
+    if deleted or cluster.phase == Cluster.Phase.DELETED:
+        return KubeconfigStatus(_("The cluster is deleted."), deleted=True)
+    if cluster.kubeconfig_ready:
+        return KubeconfigStatus(_("Available from the platform."), "running")
+    return KubeconfigStatus(
+        _("Not issued yet: the platform issues it once the control plane is ready."), "progress")

@@ -22,9 +22,10 @@ from django.db.models.functions import JSONObject
 from billing.queries import MonthToDate, month_to_date
 from clusters import offerings, platform_release
 from clusters.models import Cluster, ClusterEvent, ClusterQuerySet, NodeGroup, Operation
+from clusters.spec_rules import oidc_roles_for
 from clusters.web import presentation
 from cozystack import catalog
-from portal.models import Tenant
+from portal.models import Membership, Tenant
 
 LIST_PAGE_SIZE = 50
 TIMELINE_LENGTH = 50
@@ -415,9 +416,6 @@ class AccessMember:
 
 def access_members(tenant: Tenant) -> list[AccessMember]:
     """Every member of the tenant with an email, by email (one query)."""
-    from clusters.spec_rules import oidc_roles_for
-    from portal.models import Membership
-
     rows = (Membership.objects.filter(tenant=tenant).select_related("user")
             .order_by("user__email"))
     return [AccessMember(m.pk, m.user.email.lower(), m.user.get_full_name() or m.user.email,

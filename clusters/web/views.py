@@ -38,6 +38,7 @@ from clusters.web.forms import (
     UpgradeForm,
     addon_errors_field,
     auto_repair_value,
+    row_key,
     validation_field_errors,
 )
 from cozystack import catalog
@@ -120,8 +121,12 @@ def _versions() -> list[str]:
 
 
 def _remove_key(request: HttpRequest) -> int | None:
-    raw = request.POST.get("_remove", "")
-    return int(raw) if raw.isdigit() else None
+    return row_key(request.POST.get("_remove", ""))
+
+
+def _rows_changed(request: HttpRequest) -> bool:
+    """An add- or remove-row button was pressed (a key naming no row removes nothing)."""
+    return bool(request.POST.get("_action")) or "_remove" in request.POST
 
 
 def _access_members(ctx: TenantContext) -> list[queries.AccessMember] | None:
@@ -159,7 +164,7 @@ def cluster_create(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
             versions=_versions(), access_members=_access_members(ctx))))
     form = _bind_spec_form(request, ctx)
     spec = form.to_spec(ctx.tenant.namespace)
-    if request.POST.get("_action") or _remove_key(request) is not None:
+    if _rows_changed(request):
         # Adding or removing a node-group row without JavaScript: show the form again.
         form.apply_errors(actions.check_spec(ctx, spec), quiet_required=True)
         return render(request, CREATE, _create_context(ctx, form, spec))
@@ -187,7 +192,7 @@ def cluster_create_check(request: HttpRequest, ctx: TenantContext) -> HttpRespon
     form.is_valid()
     form.apply_errors(actions.check_spec(ctx, spec), quiet_required=True,
                       trigger=request.POST.get("_field", ""))
-    rows_changed = bool(request.POST.get("_action")) or _remove_key(request) is not None
+    rows_changed = _rows_changed(request)
     region = "rows_response" if rows_changed else "check"
     return render(request, f"{CREATE}#{region}",
                   _create_context(ctx, form, spec, oob=True, skip_rows=rows_changed))

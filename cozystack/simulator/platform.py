@@ -11,6 +11,7 @@ import copy
 import json
 import os
 import threading
+import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -270,8 +271,6 @@ class SimulatedPlatform:
         try:
             self.tick()
         except Exception as error:  # noqa: BLE001 - a controller bug must be visible in tests
-            import traceback
-
             self.record_server_error("TICK", "<controller>", error, traceback.format_exc())
 
     # --- test helpers --------------------------------------------------------------------------

@@ -111,7 +111,7 @@ def _enum_message(path: JsonPath, allowed: list[Any]) -> str:
 
 def _jsonschema_errors(schema: dict[str, Any], value: Any) -> Iterator[tuple[JsonPath, str]] | None:
     try:
-        import jsonschema
+        import jsonschema  # noqa: PLC0415 - optional: without it, _mini_errors checks instead
     except ImportError:  # pragma: no cover - jsonschema is in the venv; keep the fallback honest
         return None
     validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)

@@ -4,6 +4,8 @@ A user's tokens share the user's limit, and each token also has its own, so one 
 cannot starve the person's other tokens and browser session of their whole allowance.
 Rates are read at request time from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (set from the
 environment: ``API_RATE_TOKEN``, ``API_RATE_USER``, ``API_RATE_ANON``).
+An address is the client's as ``portal.proxies`` derives it from ``TRUSTED_PROXIES``, never
+DRF's own reading of ``X-Forwarded-For`` (which a client can rotate).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from portal.api.authentication import request_token
+from portal.proxies import address_for_limits, request_client_address
 
 
 class _ConfiguredRateThrottle(SimpleRateThrottle):
@@ -23,6 +26,9 @@ class _ConfiguredRateThrottle(SimpleRateThrottle):
             return None
         return api_settings.DEFAULT_THROTTLE_RATES.get(  # type: ignore[return-value]  # rates are "N/period" text; the stubs say numbers
             self.scope)
+
+    def get_ident(self, request: Any) -> str:
+        return address_for_limits(request_client_address(request) or "")
 
 
 class TokenRateThrottle(_ConfiguredRateThrottle):

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from portal.audit import Actor, record
 from portal.models import ApiToken, Membership, Tenant
+from portal.validators import clean_text_fields
 
 EXPIRY_CHOICES_DAYS = (7, 30, 90, 365)
 MAX_ACTIVE_TOKENS = 50
@@ -46,9 +47,11 @@ def do_create_token(actor: Actor, *, name: str, scope: str, expires_in_days: int
             raise ValidationError(_("You have %(n)d active tokens, the most allowed; revoke "
                                     "some first.") % {"n": MAX_ACTIVE_TOKENS})
         secret, token_hash = ApiToken.new_secret()
-        token = ApiToken.objects.create(
+        token = ApiToken(
             user=user, name=name.strip(), scope=scope, tenant=tenant, token_hash=token_hash,
             prefix=secret[:10], expires_at=timezone.now() + timedelta(days=expires_in_days))
+        clean_text_fields(token, ["name"])
+        token.save(force_insert=True)
         record(actor, "api_token.create", token, tenant=tenant,
                changes={"scope": [None, scope], "expires_at": [None, token.expires_at.isoformat()]})
     return NewToken(token=token, secret=secret)

@@ -8,9 +8,9 @@ Clusters and billing mount their endpoints under ``v1/tenants/<slug>/``, the cat
 from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, include, path, re_path, register_converter
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
-from portal.api import views
+from portal.api import docs, views
 from portal.api.converters import ObjectIdConverter
 
 register_converter(ObjectIdConverter, "apiid")
@@ -32,7 +32,7 @@ v1: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("v1/", include(v1)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("docs/", docs.swagger_ui, name="docs"),
+    path("redoc/", docs.redoc, name="redoc"),
     re_path(r"^", views.api_not_found),
 ]

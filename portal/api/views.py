@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import OuterRef, Subquery
+from django.http import JsonResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -64,8 +65,6 @@ class TenantDetailView(ApiView):
 
 def api_not_found(request: Any, *args: Any, **kwargs: Any) -> Any:
     """Unknown paths under /api/ answer with a problem, not an HTML page."""
-    from django.http import JsonResponse
-
     response = problem_response(request, "not-found")
     return JsonResponse(response.data, status=404, content_type=response.content_type)
 

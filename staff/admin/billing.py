@@ -29,6 +29,7 @@ from billing.models import (
     Sku,
     UsageSegment,
     VatRate,
+    validate_thresholds,
 )
 from portal.audit import Actor, actor_from_request
 from portal.models import AuditEntry
@@ -248,11 +249,8 @@ class BudgetForm(forms.ModelForm):
     def clean_thresholds(self) -> list[int]:
         """Sorted and without repeats, as the tenant's budget page stores them."""
         value = self.cleaned_data["thresholds"]
-        if isinstance(value, list) and value and all(
-                isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000
-                for v in value):
-            return actions.normalize_thresholds(value)
-        raise ValidationError(_("Thresholds are whole percentages between 1 and 1000."))
+        validate_thresholds(value)
+        return actions.normalize_thresholds(value)
 
 
 @admin.register(Budget)

@@ -15,18 +15,23 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
+from clusters import offerings
+from clusters.actions import PORTAL_LABELS
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Offering, Operation
-from portal.audit import actor_from_request, record
+from clusters.platform_release import shown_dialect
+from cozystack.gateway import PlatformError, get_gateway
+from cozystack.manifests import render_kubernetes, to_yaml
+from portal.audit import actor_from_request
 from portal.forms import declared_field
 from portal.models import AuditEntry
 from staff import actions as staff_actions
@@ -125,10 +130,6 @@ class ClusterAdmin(OperateMixin, ReadOnlyAdmin):
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def platform_context(self, request: HttpRequest, cluster: Cluster) -> dict[str, Any]:
-        from clusters.actions import PORTAL_LABELS
-        from clusters.platform_release import shown_dialect
-        from cozystack.manifests import render_kubernetes, to_yaml
-
         try:
             manifest = to_yaml(render_kubernetes(cluster.to_spec(), shown_dialect(),
                                                  labels=PORTAL_LABELS))
@@ -152,9 +153,6 @@ class ClusterAdmin(OperateMixin, ReadOnlyAdmin):
     @staticmethod
     def observed_object(cluster: Cluster) -> dict[str, Any]:
         """The platform's object now (one GET), or why it could not be read."""
-        from cozystack.gateway import PlatformError, get_gateway
-        from cozystack.manifests import to_yaml
-
         try:
             obj = get_gateway().get_cluster(cluster.tenant.namespace, cluster.name)
         except PlatformError as exc:
@@ -328,14 +326,10 @@ class OperationAdmin(OperateMixin, ReadOnlyAdmin):
 
     @admin.display(description=gettext_lazy("age"))
     def age(self, obj: Operation) -> str:
-        from django.utils.timesince import timesince
-
         return timesince(obj.created_at, obj.finished_at or timezone.now())
 
     @admin.display(description=gettext_lazy("manifest sent (YAML)"))
     def desired_manifest(self, obj: Operation) -> str:
-        from cozystack.manifests import to_yaml
-
         if not obj.desired_spec:
             return "—"
         return format_html("<pre>{}</pre>", to_yaml(obj.desired_spec))
@@ -376,19 +370,6 @@ class ClusterEventAdmin(ReadOnlyAdmin):
 # --------------------------------------------------------------------------- offerings
 
 
-def catalogue_names() -> dict[str, list[tuple[str, str]]]:
-    """Every name the catalogue of the platform's release has, by offering kind, with a
-    label."""
-    from clusters.platform_release import shown_dialect
-
-    offer = shown_dialect().catalogue
-    return {
-        Offering.Kind.INSTANCE_TYPE: [(t.name, t.label) for t in offer.instance_types],
-        Offering.Kind.GPU_MODEL: [(g.name, g.label) for g in offer.gpu_models],
-        Offering.Kind.VERSION: [(v.name, v.label) for v in offer.versions],
-    }
-
-
 class OfferingForm(forms.ModelForm):
     name = forms.ChoiceField(label=gettext_lazy("name"))
 
@@ -398,7 +379,7 @@ class OfferingForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        names = catalogue_names()
+        names = offerings.catalogue_names()
         kinds = dict(Offering.Kind.choices)
         choices: list[Any] = [("", "---------")]
         choices += [(kinds[kind], items) for kind, items in names.items()]
@@ -413,7 +394,7 @@ class OfferingForm(forms.ModelForm):
         data = self.cleaned_data
         kind, name = data.get("kind"), data.get("name")
         if kind and name and self.instance.name != name and \
-                name not in {n for n, _l in catalogue_names().get(kind, [])}:
+                name not in {n for n, _l in offerings.catalogue_names().get(kind, [])}:
             self.add_error("name", _("%(name)s is not a %(kind)s of the catalogue.")
                            % {"name": name, "kind": Offering.Kind(kind).label.lower()})
         if data.get("end_of_life_on") and kind != Offering.Kind.VERSION:
@@ -436,8 +417,23 @@ class OfferingListForm(forms.ModelForm):
         return data
 
 
+class OfferingWrites(admin.ModelAdmin):
+    """Every way the admin changes offerings (add, edit, list edit, delete one or a selection)
+    goes through the offering actions, which tell pickers and lists once the change commits.
+    ``OfferingAdmin`` lists it after ``AuditedAdminMixin``, so the audit trail wraps these."""
+
+    def save_model(self, request: HttpRequest, obj: Offering, form: Any, change: bool) -> None:
+        offerings.do_save_offering(obj)
+
+    def delete_model(self, request: HttpRequest, obj: Offering) -> None:
+        offerings.do_delete_offerings(Offering.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Offering]) -> None:
+        offerings.do_delete_offerings(queryset)
+
+
 @admin.register(Offering)
-class OfferingAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class OfferingAdmin(AuditedAdminMixin, OfferingWrites):
     """Hide an instance type, GPU model or version from tenants, or give a version an end of
     life; every change is audited."""
 
@@ -478,14 +474,7 @@ class OfferingAdmin(AuditedAdminMixin, admin.ModelAdmin):
         """One row per catalogue item (offered, no end of life), to edit them in the list."""
         if not self.has_add_permission(request):
             raise PermissionDenied
-        existing = set(Offering.objects.values_list("kind", "name"))
-        new = [Offering(kind=kind, name=name) for kind, items in catalogue_names().items()
-               for name, _label in items if (kind, name) not in existing]
-        with transaction.atomic():
-            Offering.objects.bulk_create(new)
-            if new:
-                record(staff_actor(request), "offering.import", None, object_type="offering",
-                       changes={"added": [None, [f"{o.kind}:{o.name}" for o in new]]})
+        new = offerings.do_add_catalogue(staff_actor(request))
         self.message_user(request, ngettext("Added %(n)s catalogue item.",
                                             "Added %(n)s catalogue items.", len(new))
                           % {"n": len(new)}, messages.SUCCESS)

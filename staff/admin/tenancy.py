@@ -1,5 +1,6 @@
 """The staff admin for tenancy: tenants (create, rename, suspend, quotas, members, view as
-tenant), memberships, invitations, the audit log (read-only, CSV) and announcements.
+tenant), memberships, invitations, the audit log (read-only, CSV) and announcements; and users,
+with the action that emails staff a link to set up their first authenticator app.
 
 Every change made here leaves an audit entry with the staff member's name; suspension goes
 through ``portal.actions`` so the tenant's members see the same reason everywhere.
@@ -8,12 +9,16 @@ through ``portal.actions`` so the tenant's members see the same reason everywher
 from __future__ import annotations
 
 import csv
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -23,10 +28,13 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from clusters.quotas import tenant_footprint
 from portal import actions
 from portal.audit import actor_from_request
+from portal.forms import InviteForm
 from portal.models import Announcement, AuditEntry, Invitation, Membership, Tenant
 from portal.permissions import Role
+from portal.tenancy import TenantContext
 from staff.admin_site import AuditedAdminMixin, ReadOnlyAdminMixin
 from staff.views import start_impersonation
 
@@ -93,8 +101,6 @@ class TenantAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def quota_in_use(self, obj: Tenant) -> str:
         if obj.pk is None:
             return "—"
-        from clusters.quotas import tenant_footprint
-
         used = tenant_footprint(obj)
         labels = {"clusters": _("Clusters"), "vcpu": _("vCPU"),
                   "memory_gib": _("Memory (GiB)"), "gpus": _("GPUs")}
@@ -138,9 +144,6 @@ class TenantAdmin(AuditedAdminMixin, admin.ModelAdmin):
     @admin.action(description=gettext_lazy("Invite someone to the selected tenant (asks for the "
                                             "email and role)"))
     def invite(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
-        from portal.forms import InviteForm
-        from portal.tenancy import TenantContext
-
         if queryset.count() != 1:
             self.message_user(request, _("Select exactly one tenant."), messages.WARNING)
             return None
@@ -176,8 +179,6 @@ class TenantAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 
 def _number(value: Any) -> str:
-    from decimal import Decimal
-
     if isinstance(value, Decimal):
         return f"{value.normalize():f}"
     return str(value)
@@ -229,8 +230,6 @@ class InvitationAdmin(ReadOnlyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     @admin.action(description=gettext_lazy("Revoke the selected invitations"),
                   permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
-        from portal.tenancy import TenantContext
-
         actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
         done = self.run_each(
             request, queryset.select_related("tenant").order_by("pk"),
@@ -273,8 +272,6 @@ class AnnouncementAudience(admin.SimpleListFilter):
                 ("ended", gettext_lazy("Ended"))]
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
-        from django.db.models import Q
-
         now = timezone.now()
         if self.value() == "now":
             return queryset.filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now),
@@ -286,8 +283,24 @@ class AnnouncementAudience(admin.SimpleListFilter):
         return queryset
 
 
+class AnnouncementWrites(admin.ModelAdmin):
+    """Every way the admin changes announcements (add, edit, delete one or a selection) goes
+    through the announcement actions, which drop the cached banners once the change commits.
+    ``AnnouncementAdmin`` lists it after ``AuditedAdminMixin``, so the audit trail wraps these."""
+
+    def save_model(self, request: HttpRequest, obj: Announcement, form: Any,
+                   change: bool) -> None:
+        actions.do_save_announcement(obj)
+
+    def delete_model(self, request: HttpRequest, obj: Announcement) -> None:
+        actions.do_delete_announcements(Announcement.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Announcement]) -> None:
+        actions.do_delete_announcements(queryset)
+
+
 @admin.register(Announcement)
-class AnnouncementAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class AnnouncementAdmin(AuditedAdminMixin, AnnouncementWrites):
     """A banner for every tenant (no tenant selected) or only the selected ones, between
     ``starts_at`` and ``ends_at`` (open-ended when empty). Changes are audited."""
 
@@ -308,3 +321,27 @@ class AnnouncementAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).prefetch_related("tenants")
+
+
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class PortalUserAdmin(AuditedAdminMixin, UserAdmin):
+    """Django's user admin, plus the enrolment link for staff without an authenticator app:
+    their first one is never set up with the password alone (``portal.mfa``). The action
+    records its own entries."""
+
+    audit_actions = False
+    actions = ["send_mfa_enrolment_link"]
+
+    @admin.action(description=gettext_lazy("Email a two-factor enrolment link"),
+                  permissions=["change"])
+    def send_mfa_enrolment_link(self, request: HttpRequest, queryset: Any) -> None:
+        actor = actor_from_request(request, via=AuditEntry.Via.ADMIN)
+        sent = self.run_each(request, queryset,
+                             lambda user: actions.do_issue_mfa_enrolment_link(actor, user))
+        if sent:
+            self.message_user(request, ngettext(
+                "Sent %(count)d enrolment link.", "Sent %(count)d enrolment links.", sent)
+                % {"count": sent})

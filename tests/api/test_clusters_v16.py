@@ -62,9 +62,9 @@ def test_the_disk_is_disk_gib_and_its_former_name_still_works(owner, api, tenant
 def test_disk_errors_name_the_field_the_client_sent(owner, api, tenant):
     client = api(owner)
     new = client.post(BASE, spec(disk_gib=5), format="json")
-    assert new.status_code == 422 and "node_groups[0].disk_gib" in errors_by_field(new)
+    assert new.status_code == 400 and "node_groups[0].disk_gib" in errors_by_field(new)
     old = client.post(BASE, spec(ephemeral_storage_gib=5), format="json")
-    assert old.status_code == 422
+    assert old.status_code == 400
     assert "node_groups[0].ephemeral_storage_gib" in errors_by_field(old)
     both = client.post(BASE, spec(disk_gib=40, ephemeral_storage_gib=60), format="json")
     assert both.status_code == 422

@@ -192,6 +192,17 @@ def test_voiding_needs_a_reason_and_staff(tenant, price_book, owner):
         actions.do_finalize_invoice(Actor(user=owner), invoice.pk)
 
 
+def test_a_void_reason_with_a_bidi_override_is_refused(tenant, price_book, staff):
+    # The reason is printed on the tenant's credit note.
+    _usage(tenant)
+    invoice = _final(tenant)
+    with pytest.raises(ValidationError) as error:
+        actions.do_void_invoice(staff, invoice.pk, reason="wrong \u202eprice")
+    assert "U+202E" in error.value.message_dict["reason"][0]
+    assert not Invoice.objects.filter(kind=Invoice.Kind.CREDIT_NOTE).exists()
+    assert not AuditEntry.objects.filter(verb="invoice.void").exists()
+
+
 def test_resend_emails_the_billing_contacts_again(tenant, price_book, owner, billing_user, member,
                                                   staff, django_capture_on_commit_callbacks):
     _usage(tenant)

@@ -420,6 +420,19 @@ def test_manual_cleanup_needs_a_note_and_a_deletion_in_progress(client_for, staf
 
 
 @pytest.mark.usefixtures("offline_platform")
+def test_a_manual_cleanup_note_with_a_bidi_override_is_refused(client_for, staff, tenant):
+    # The note reaches the tenant's timeline: it must display as written.
+    cluster, _operation = stuck_deletion(tenant)
+
+    response = client_for(staff).post(staff_url(cluster, "cleanup"),
+                                      {"note": "Volumes \u202eremoved"}, follow=True)
+
+    assert "U+202E RIGHT-TO-LEFT OVERRIDE" in visible_text(response)
+    cluster.refresh_from_db()
+    assert not cluster.is_deleted and audit("cluster.manual_cleanup") == []
+
+
+@pytest.mark.usefixtures("offline_platform")
 def test_the_cleanup_button_shows_only_for_a_stuck_deletion(client_for, staff, tenant):
     cluster, _operation = stuck_deletion(tenant)
     running = make_cluster(tenant, "healthy")

@@ -8,8 +8,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
-BEFORE = [("clusters", "0003_engine_fields")]
-AFTER = [("clusters", "0004_release_neutral_spec")]
+BEFORE = [("clusters", "0005_cluster_host_unique_live")]
+AFTER = [("clusters", "0006_release_neutral_spec")]
 
 
 def migrate(targets):

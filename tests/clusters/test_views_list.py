@@ -220,6 +220,7 @@ def test_a_cached_row_and_page_get_the_marker_as_soon_as_its_version_reaches_end
         client_for, viewer, tenant, django_capture_on_commit_callbacks):
     import datetime
 
+    from clusters import offerings
     from clusters.models import Offering
 
     make_cluster(tenant, "a", version="v1.33")
@@ -227,8 +228,8 @@ def test_a_cached_row_and_page_get_the_marker_as_soon_as_its_version_reaches_end
     assert "End of life" not in rows(client.get(url("list", tenant)))["a"]
 
     with django_capture_on_commit_callbacks(execute=True):
-        Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.33",
-                                end_of_life_on=datetime.date(2020, 1, 1))
+        offerings.do_save_offering(Offering(kind=Offering.Kind.VERSION, name="v1.33",
+                                            end_of_life_on=datetime.date(2020, 1, 1)))
 
     assert "End of life" in rows(client.get(url("list", tenant)))["a"]
     assert "End of life" in rows(client.get(url("list_live", tenant)))["a"]

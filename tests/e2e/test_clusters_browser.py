@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from clusters import actions
+from clusters import actions, offerings
 from clusters.models import Cluster, Offering
 from cozystack.specs import ClusterSpec, NodeGroupSpec
 from portal.audit import Actor
@@ -83,8 +83,8 @@ def test_create_watch_scale_upgrade_download_and_delete_without_reloading(stack:
                                                                           page: Page):
     slug = stack.tenant.slug
     # Staff retired v1.34: a cluster on it says so and points at the upgrade.
-    Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.34",
-                            end_of_life_on=date(2020, 1, 1))
+    offerings.do_save_offering(Offering(kind=Offering.Kind.VERSION, name="v1.34",
+                                        end_of_life_on=date(2020, 1, 1)))
     stack.sign_in(page, Role.OWNER)
     # A second tab keeps the list open: it follows the cluster from creation to deletion.
     listing = page.context.new_page()
@@ -225,8 +225,8 @@ def test_the_list_follows_a_new_cluster_live(stack: Stack, page: Page):
 
 @pytest.mark.browser
 def test_a_viewer_watches_a_cluster_but_gets_no_action_buttons(stack: Stack, page: Page):
-    Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.34",
-                            end_of_life_on=date(2020, 1, 1))
+    offerings.do_save_offering(Offering(kind=Offering.Kind.VERSION, name="v1.34",
+                                        end_of_life_on=date(2020, 1, 1)))
     create_cluster(stack, "watched", version="v1.34")
     stack.sign_in(page, Role.VIEWER)
     page.goto(stack.page_url(f"/t/{stack.tenant.slug}/clusters/watched/"))

@@ -12,6 +12,7 @@ from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import SECRET_SESSION_KEY, format_hotp_value, hotp_value
 from django.contrib.auth import get_user_model
 from django.core import mail
+from django.test import Client
 from django.urls import reverse
 
 from portal.models import AuditEntry
@@ -41,8 +42,8 @@ def signed_in_user_id(client) -> str | None:
     return client.session.get("_auth_user_id")
 
 
-def log_in(client, email: str, password: str = PASSWORD):
-    return client.post(LOGIN, {"login": email, "password": password})
+def log_in(client, email: str, password: str = PASSWORD, **request_extra):
+    return client.post(LOGIN, {"login": email, "password": password}, **request_extra)
 
 
 # -- sign-up and verification ------------------------------------------------------------------
@@ -252,6 +253,21 @@ def test_the_limit_for_one_address_does_not_lock_out_another(client, user):
         log_in(client, victim.email, f"wrong-{n}")
 
     assert log_in(client, user.email).status_code == 302
+
+
+def test_failures_from_one_address_do_not_lock_the_owner_out_from_another(client, user):
+    attacker, owner_address = "203.0.113.66", "198.51.100.7"
+    statuses = [log_in(client, user.email, f"wrong-{n}", REMOTE_ADDR=attacker).status_code
+                for n in range(7)]
+    assert statuses == [200] * 5 + [429] * 2
+
+    owner = Client()
+    assert log_in(owner, user.email, REMOTE_ADDR=owner_address).status_code == 302
+    assert signed_in_user_id(owner) == str(user.pk)
+
+    from_the_attackers_address = log_in(client, user.email, REMOTE_ADDR=attacker)
+    assert from_the_attackers_address.status_code == 429
+    assert signed_in_user_id(client) is None
 
 
 def test_failed_logins_from_one_address_across_accounts_end_in_429(client, db):

@@ -120,6 +120,104 @@ def test_the_impersonation_reaches_only_the_chosen_tenant(client_for, staff_with
     assert client.get("/api/v1/tenants/globex/clusters/").status_code == 404
 
 
+def _lose_standing(staff, change: str) -> None:
+    from allauth.mfa.models import Authenticator
+
+    if change == "authenticator_removed":
+        Authenticator.objects.filter(user=staff).delete()
+    elif change == "authenticator_replaced":  # a new app: the session never passed this one
+        from tests.portal.conftest import give_totp
+
+        Authenticator.objects.filter(user=staff).delete()
+        give_totp(staff)
+    elif change == "staff_flag_dropped":
+        staff.is_staff = False
+        staff.save(update_fields=["is_staff"])
+    else:
+        staff.is_active = False
+        staff.save(update_fields=["is_active"])
+
+
+STANDING_LOST = ["authenticator_removed", "authenticator_replaced", "staff_flag_dropped",
+                 "deactivated"]
+REASONS = {"authenticator_removed": "no_authenticator", "authenticator_replaced": "password_only",
+           "staff_flag_dropped": "not_staff", "deactivated": "not_staff"}
+
+
+@pytest.mark.parametrize("change", STANDING_LOST)
+def test_the_impersonation_ends_at_the_next_request_once_the_staff_member_loses_standing(
+        client_for, staff_with_mfa, owner, tenant, change):
+    client = impersonating(client_for, staff_with_mfa)
+    assert client.get("/t/acme/").status_code == 200
+
+    _lose_standing(staff_with_mfa, change)
+    page = client.get("/t/acme/")
+    api = client.get("/api/v1/tenants/acme/clusters/")
+
+    # No longer a view of the tenant: not found, or signed out for a deactivated account.
+    assert (page.status_code, api.status_code) == (
+        (302, 401) if change == "deactivated" else (404, 404))
+    assert IMPERSONATION_SESSION_KEY not in client.session
+    stop, = audit("staff.impersonation.stop")
+    assert (stop.actor, stop.via, stop.tenant) == (staff_with_mfa, "admin", tenant)
+    assert stop.changes == {"reason": [None, REASONS[change]]}
+    assert "staff.impersonation.stop" in visible_text(client_for(owner).get("/t/acme/audit/"))
+
+
+def test_the_staff_member_is_told_why_the_view_ended(client_for, staff_with_mfa, tenant):
+    client = impersonating(client_for, staff_with_mfa)
+    _lose_standing(staff_with_mfa, "authenticator_removed")
+
+    response = client.get("/", follow=True)
+
+    assert "Your read-only view of ACME ended" in visible_text(response)
+    assert not by_testid(response, "impersonation-banner")
+
+
+def _impersonating_cookie() -> tuple[object, bytes]:
+    from django.test import Client
+
+    from tests.factories import TenantFactory
+    from tests.portal.conftest import give_totp
+    from tests.staffing import sign_in
+
+    tenant = TenantFactory(slug="acme", name="ACME")
+    make_cluster(tenant, "demo")
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    give_totp(staff)
+    client = sign_in(Client(), staff)
+    assert client.post(reverse("staff_impersonate"), {"tenant": "acme"}).status_code == 302
+    return staff, f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def _live_list_opens(cookie: bytes) -> bool:
+    from channels.testing import WebsocketCommunicator
+
+    from portal.asgi import application
+
+    communicator = WebsocketCommunicator(
+        application, "/ws/t/acme/clusters/?lang=en&phase=&version=&page=1",
+        headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)])
+    connected, _code = await communicator.connect(timeout=5)
+    await communicator.disconnect()
+    return connected
+
+
+@pytest.mark.parametrize("change", ["authenticator_removed", "staff_flag_dropped"])
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("offline_platform")
+async def test_live_updates_of_an_impersonated_tenant_stop_with_the_standing(change):
+    from channels.db import database_sync_to_async
+
+    staff, cookie = await database_sync_to_async(_impersonating_cookie)()
+    assert await _live_list_opens(cookie)
+
+    await database_sync_to_async(_lose_standing)(staff, change)
+
+    assert not await _live_list_opens(cookie)
+
+
 @pytest.mark.parametrize("who", ["staff_without_mfa", "non_staff", "tenant_member"])
 def test_only_staff_with_mfa_may_impersonate(client_for, who, request, tenant, owner,
                                              other_tenant, outsider):
@@ -286,6 +384,7 @@ def test_kubeconfigs_are_not_handed_to_an_impersonating_staff_member(
         client_for, staff_with_mfa, engine):
     cluster = engine.create()
     engine.settle(cluster)
+    # Signed in a moment ago (password and app): recent enough for anyone else's kubeconfig.
     client = impersonating(client_for, staff_with_mfa)
     session = client.session
     session[reauthentication.SESSION_KEY] = {"user": str(staff_with_mfa.pk), "at": time.time()}

@@ -10,10 +10,14 @@ from pathlib import Path
 import pytest
 
 from portal.env import (
+    CONSOLE_EMAIL_BACKEND,
+    SMTP_EMAIL_BACKEND,
     ImproperEnvironment,
+    email_backend,
     env_bool,
     env_int,
     env_list,
+    env_networks,
     env_str,
     parse_database_url,
     secret_key,
@@ -76,6 +80,52 @@ def test_lists_are_split_on_commas_and_trimmed(monkeypatch):
 def test_strings_default_when_unset(monkeypatch):
     monkeypatch.delenv("SITE_URL", raising=False)
     assert env_str("SITE_URL", "http://127.0.0.1:8000") == "http://127.0.0.1:8000"
+
+
+def test_networks_are_read_as_addresses_and_cidrs(monkeypatch):
+    monkeypatch.setenv("TRUSTED_PROXIES", " 10.0.0.5, 10.8.0.0/16 ,2001:db8::/32,10.9.0.1/16")
+    assert env_networks("TRUSTED_PROXIES") == [
+        "10.0.0.5/32", "10.8.0.0/16", "2001:db8::/32", "10.9.0.0/16"]
+    monkeypatch.delenv("TRUSTED_PROXIES")
+    assert env_networks("TRUSTED_PROXIES") == []
+
+
+@pytest.mark.parametrize("raw", ["*", "proxy.internal", "10.0.0.0/33", "1", "10.0.0.5:80"])
+def test_a_bad_network_names_the_variable(monkeypatch, raw):
+    monkeypatch.setenv("TRUSTED_PROXIES", f"10.0.0.1,{raw}")
+    with pytest.raises(ImproperEnvironment,
+                       match=rf"^TRUSTED_PROXIES must list IP addresses or networks .*{raw!r}"):
+        env_networks("TRUSTED_PROXIES")
+
+
+# -- EMAIL_BACKEND -----------------------------------------------------------------------------
+
+@pytest.fixture
+def no_email_env(monkeypatch):
+    monkeypatch.delenv("EMAIL_BACKEND", raising=False)
+    monkeypatch.delenv("EMAIL_HOST", raising=False)
+    return monkeypatch
+
+
+def test_in_development_emails_are_printed_to_the_console(no_email_env):
+    assert email_backend(debug=True) == CONSOLE_EMAIL_BACKEND
+
+
+def test_in_production_emails_go_through_the_smtp_host(no_email_env):
+    no_email_env.setenv("EMAIL_HOST", "smtp.example.ch")
+    assert email_backend(debug=False) == SMTP_EMAIL_BACKEND
+
+
+def test_in_production_the_console_is_never_chosen_by_default(no_email_env):
+    with pytest.raises(ImproperEnvironment,
+                       match=r"^EMAIL_HOST is required when DEBUG is off \(or set EMAIL_BACKEND"):
+        email_backend(debug=False)
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_an_explicit_email_backend_is_used_as_is(no_email_env, debug):
+    no_email_env.setenv("EMAIL_BACKEND", "django.core.mail.backends.dummy.EmailBackend")
+    assert email_backend(debug=debug) == "django.core.mail.backends.dummy.EmailBackend"
 
 
 # -- DATABASE_URL ------------------------------------------------------------------------------
@@ -183,7 +233,7 @@ def test_in_development_a_secret_key_is_generated_once_and_kept_private(monkeypa
 def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items()
              if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "EMAIL_PORT",
-                          "DJANGO_SETTINGS_MODULE"}}
+                          "EMAIL_HOST", "EMAIL_BACKEND", "DJANGO_SETTINGS_MODULE"}}
     return subprocess.run(
         [sys.executable, "-c", "import portal.settings"], cwd=ROOT, env={**clean, **env},
         capture_output=True, text=True, timeout=60)
@@ -200,3 +250,16 @@ def test_the_settings_module_refuses_production_without_a_secret_key(tmp_path):
     result = _load_settings({"DEBUG": "false", "PORTAL_VAR_DIR": str(tmp_path)})
     assert result.returncode != 0
     assert "SECRET_KEY is required when DEBUG is off" in result.stderr
+
+
+def test_the_settings_module_refuses_production_without_a_way_to_send_email(tmp_path):
+    result = _load_settings({"DEBUG": "false", "PORTAL_VAR_DIR": str(tmp_path),
+                             "SECRET_KEY": "k" * 60})
+    assert result.returncode != 0
+    assert "EMAIL_HOST is required when DEBUG is off" in result.stderr
+
+
+def test_the_settings_module_starts_in_production_with_an_smtp_host(tmp_path):
+    result = _load_settings({"DEBUG": "false", "PORTAL_VAR_DIR": str(tmp_path),
+                             "SECRET_KEY": "k" * 60, "EMAIL_HOST": "smtp.example.ch"})
+    assert result.returncode == 0, result.stderr

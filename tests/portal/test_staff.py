@@ -517,25 +517,27 @@ def test_an_announcement_for_selected_tenants_shows_only_to_them(client_for, own
 
 def test_announcement_changes_show_at_once_though_pages_cache_them(
         client_for, owner, tenant, django_capture_on_commit_callbacks):
+    from portal.actions import do_delete_announcements, do_save_announcement
+
     client = client_for(owner)
     assert banners(client, "/t/acme/") == []  # now cached
     with django_capture_on_commit_callbacks(execute=True):
-        announcement = Announcement.objects.create(message="Maintenance tonight",
-                                                   starts_at=timezone.now())
+        announcement = do_save_announcement(Announcement(message="Maintenance tonight",
+                                                         starts_at=timezone.now()))
     assert banners(client, "/t/acme/") == ["Maintenance tonight"]
 
     with django_capture_on_commit_callbacks(execute=True):
         announcement.message = "Maintenance moved to tomorrow"
-        announcement.save()
+        do_save_announcement(announcement)
     assert banners(client, "/t/acme/members/") == ["Maintenance moved to tomorrow"]
 
     with django_capture_on_commit_callbacks(execute=True):
-        announcement.delete()
-        Announcement.objects.create(message="Upgrade window", starts_at=timezone.now())
+        do_delete_announcements(Announcement.objects.filter(pk=announcement.pk))
+        do_save_announcement(Announcement(message="Upgrade window", starts_at=timezone.now()))
     assert banners(client, "/t/acme/") == ["Upgrade window"]
 
     with django_capture_on_commit_callbacks(execute=True):
-        Announcement.objects.all().delete()  # the admin's "delete selected"
+        do_delete_announcements(Announcement.objects.all())  # the admin's "delete selected"
     assert banners(client, "/t/acme/") == []
 
 
@@ -600,23 +602,18 @@ def test_the_audit_log_is_not_exported(client_for, refused, tenant):
 # --------------------------------------------------------------------------- live over a socket
 
 
-def _cookie(user) -> bytes:
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
-async def _connect(user=None, query: str = "stuck=30&lang=en"):
+async def _connect(user=None, query: str = "stuck=30&lang=en", *,
+                   second_factor: bool | None = None):
     from channels.db import database_sync_to_async
     from channels.testing import WebsocketCommunicator
 
     from portal.asgi import application
+    from tests.staffing import session_cookie
 
     headers = [(b"origin", b"http://127.0.0.1")]
     if user is not None:
-        headers.append((b"cookie", await database_sync_to_async(_cookie)(user)))
+        headers.append((b"cookie", await database_sync_to_async(session_cookie)(
+            user, second_factor=second_factor)))
     communicator = WebsocketCommunicator(application, f"/ws/staff/?{query}", headers=headers)
     connected, code = await communicator.connect(timeout=5)
     return communicator, connected, code

@@ -66,9 +66,10 @@ SLUG_RULE = "Use lowercase letters and digits only, starting with a letter (no d
         ("a" * 5000, "Ensure this value has at most 46 characters (it has 5000)."),
         ("", "This field is required."),
         ("acme", "This slug is already taken."),
+        ("root", "“root” is reserved: the platform's own tenant lives in tenant-root."),
     ],
     ids=["uppercase", "dash", "underscore", "leading-digit", "accent", "space", "47-chars",
-         "huge", "empty", "collision"],
+         "huge", "empty", "collision", "platform-root"],
 )
 def test_a_bad_slug_is_refused_beside_the_field_and_nothing_is_written(
         client_for, user, tenant, slug, message):

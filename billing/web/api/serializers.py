@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -147,8 +148,6 @@ class InvoiceSerializer(serializers.ModelSerializer):
         }
 
     def _url(self, invoice: Invoice, name: str) -> str:
-        from django.urls import reverse
-
         return self.context["request"].build_absolute_uri(reverse(
             f"api:{name}", kwargs={"tenant_slug": self.context["ctx"].tenant.slug,
                                    "invoice_id": invoice.pk}))

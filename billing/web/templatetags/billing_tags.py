@@ -1,4 +1,6 @@
-"""``{% load billing_tags %}``: money and hours formatting, and the budget notices partial.
+"""``{% load billing_tags %}``: money and hours formatting, how budgets and invoices read
+(styles and words, so the billing templates map no state themselves), and the budget notices
+partial.
 
 Other pages show budget notices with ``{% billing_notices current_tenant %}`` (renders
 ``billing/notices.html`` with this month's alerts; one query).
@@ -6,10 +8,13 @@ Other pages show budget notices with ``{% billing_notices current_tenant %}`` (r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import template
+from django.template.defaultfilters import date as date_filter
+from django.utils.translation import gettext as _
 
 from billing.models import BudgetAlert
 from billing.periods import Period
@@ -68,6 +73,66 @@ def percent(value: Any, of: Any) -> int:
     if number is None or not total:
         return 0
     return int(number * 100 / total)
+
+
+@register.filter
+def at_most(value: int, limit: int) -> int:
+    """``{{ used|at_most:100 }}``: a progress bar's value never passes its end."""
+    return min(int(value), int(limit))
+
+
+@register.filter
+def budget_bar_style(used_percent: int) -> str:
+    """The budget bar's colour: red once the budget is spent, orange from 80 %."""
+    if used_percent >= 100:
+        return "progress-danger"
+    return "progress-warning" if used_percent >= 80 else ""
+
+
+@register.filter
+def budget_alert_style(threshold: int) -> str:
+    """A budget notice's alert style: an exceeded budget is an error, earlier thresholds warn."""
+    return "danger" if threshold >= 100 else "warning"
+
+
+@dataclass(frozen=True)
+class Badge:
+    label: str
+    style: str
+
+
+@register.filter
+def invoice_status(invoice: Any) -> Badge:
+    """``{% with status=inv|invoice_status %}``: a draft, a credit note (with the invoice it
+    cancels), a voided invoice or a final one."""
+    if invoice.is_draft:
+        return Badge(_("Draft"), "bg-blue-lt")
+    if invoice.is_credit_note:
+        return Badge(_("Cancels %(n)s") % {"n": invoice.credits.number}, "bg-purple-lt")
+    if invoice.credit_notes.all():
+        return Badge(_("Void"), "bg-secondary-lt")
+    return Badge(_("Final"), "bg-green-lt")
+
+
+@register.simple_tag
+def invoice_heading(invoice: Any, draft: Any) -> str:
+    """The invoice page's heading: a draft names its month, a credit note and an invoice their
+    number."""
+    if invoice.is_draft:
+        return _("Draft invoice, %(month)s") % {"month": date_filter(draft.period.start, "F Y")}
+    if invoice.is_credit_note:
+        return _("Credit note %(n)s") % {"n": invoice.number}
+    return _("Invoice %(n)s") % {"n": invoice.number}
+
+
+@register.simple_tag
+def invoice_summary(invoice: Any, period: Any) -> str:
+    """The first sentence of an invoice's email: what it is, and what a credit note cancels."""
+    if invoice.is_credit_note:
+        return _("Credit note %(number)s cancels invoice %(cancels)s. Reason: %(reason)s") % {
+            "number": invoice.number, "cancels": invoice.credits.number, "reason": invoice.reason}
+    return _("Invoice %(number)s for %(tenant)s, usage of %(month)s (UTC).") % {
+        "number": invoice.number, "tenant": invoice.tenant_name, "month": period.key}
 
 
 @register.inclusion_tag("billing/notices.html")

@@ -22,12 +22,26 @@ import threading
 import time
 from pathlib import Path
 
+import uvicorn
+from celery.beat import EmbeddedService
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from clusters.watcher import LeaderLock, Watcher
 from cozystack.simulator import DEFAULT_RELEASE, RELEASES
+from portal.celery import app
 
 ROOT = Path(settings.BASE_DIR)
+
+
+def web_command(host: str, port: int) -> list[str]:
+    """The web role as its own process: uvicorn serving the portal's ASGI application.
+
+    uvicorn's proxy handling is off: the client's address comes from TRUSTED_PROXIES
+    (portal.asgi), not from uvicorn's own list of proxies.
+    """
+    return [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", host,
+            "--port", str(port), "--lifespan", "off", "--no-proxy-headers"]
 
 
 class Command(BaseCommand):
@@ -108,9 +122,7 @@ class Command(BaseCommand):
                      "--without-gossip", "--without-mingle"], env)
         self._spawn([py, "-m", "celery", "-A", "portal", "beat", "-l", "info"], env)
         self._spawn([py, "manage.py", "watch_platform"], env)
-        web = self._spawn([py, "-m", "uvicorn", "portal.asgi:application", "--host",
-                           options["host"], "--port", str(options["port"]), "--lifespan", "off"],
-                          env)
+        web = self._spawn(web_command(options["host"], options["port"]), env)
         while not self.stopping.is_set():
             for proc in self.children:
                 if proc.poll() is not None:
@@ -121,12 +133,6 @@ class Command(BaseCommand):
             self.stopping.wait(1)
 
     def _run_embedded(self, options) -> None:
-        import uvicorn
-        from celery.beat import EmbeddedService
-
-        from clusters.watcher import LeaderLock, Watcher
-        from portal.celery import app
-
         app.loader.import_default_modules()
         worker = app.WorkController(pool_cls="solo", concurrency=1, hostname="embedded@local",
                                     without_heartbeat=True, without_mingle=True,
@@ -139,8 +145,11 @@ class Command(BaseCommand):
         watcher = Watcher().start() if lock.try_acquire() else None
         if watcher is None:
             self.stderr.write("Another watcher holds the lock; this one will not watch.")
+        # proxy_headers off: TRUSTED_PROXIES decides the client's address (portal.asgi);
+        # log_config None: Django's LOGGING (redacting, no query strings) stays in force.
         config = uvicorn.Config("portal.asgi:application", host=options["host"],
-                                port=options["port"], lifespan="off", log_level="info")
+                                port=options["port"], lifespan="off", log_level="info",
+                                proxy_headers=False, log_config=None)
         try:
             uvicorn.Server(config).run()
         finally:

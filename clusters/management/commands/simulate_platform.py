@@ -74,6 +74,7 @@ class Command(BaseCommand):
                 delete_after=options["delete_after"],
                 upgrade_after=options["upgrade_after"],
                 apply_after=options["apply_after"],
+                root_host=settings.PLATFORM_ROOT_HOST or "example.org",
             ).start()
         except StateError as error:
             raise CommandError(str(error)) from error

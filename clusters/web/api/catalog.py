@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from clusters import features, offerings
 from clusters.models import Offering
 from clusters.platform_release import shown_dialect
-from cozystack import catalog
+from cozystack import catalog, limits
 from portal.api.base import ApiView
 from portal.api.fields import answer_cache
 
@@ -99,7 +99,7 @@ class InstanceTypeSerializer(serializers.Serializer):
     def get_recommended_max_gpus(self, item: catalog.InstanceType) -> int:
         if item.memory_gib < catalog.MIN_GPU_NODE_MEMORY_GIB:
             return 0
-        return min(catalog.MAX_GPUS_PER_NODE, item.vcpu // catalog.RECOMMENDED_VCPU_PER_GPU[0])
+        return min(limits.GPUS_PER_NODE.hi, item.vcpu // catalog.RECOMMENDED_VCPU_PER_GPU[0])
 
 
 class GpuModelSerializer(serializers.Serializer):

@@ -30,7 +30,8 @@ from clusters.models import (
 )
 from clusters.platform_release import shown_dialect
 from clusters.web.api.catalog import ADDON_API_KEYS
-from cozystack import catalog
+from cozystack import catalog, limits
+from cozystack import values as values_loader
 from cozystack.specs import (
     AddonSpec,
     AutoRepairSpec,
@@ -40,13 +41,10 @@ from cozystack.specs import (
     NodeGroupSpec,
     OidcUserSpec,
 )
-from portal.api.fields import FreeFormObjectField, StrictSerializer, answer_cache
+from portal.api.fields import StrictSerializer, answer_cache
 
-MAX_NODE_GROUPS = 20
-MAX_HOSTS = 50
 MAX_OIDC_USERS = 200
 STEP_STATES = [(s, s) for s in ("pending", "running", "done", "failed", "skipped")]
-BIG = 1_000_000  # bounds that keep numbers storable; the platform rules give the real limits
 
 
 def _abs(request: Any, name: str, **kwargs: Any) -> str:
@@ -75,24 +73,31 @@ def live_groups(cluster: Cluster) -> list[NodeGroup]:
 # --------------------------------------------------------------------------- input
 
 
+def bounded_integer(bound: limits.Range, *, lo: int | None = None,
+                    **kwargs: Any) -> serializers.IntegerField:
+    """A whole number in ``bound`` (``limits``): the HTML forms and the platform rules use the
+    same range, so a number the API accepts is one the portal can build a spec from."""
+    return serializers.IntegerField(min_value=bound.lo if lo is None else lo,
+                                    max_value=bound.hi, **kwargs)
+
+
 class NodeGroupInputSerializer(StrictSerializer):
     name = serializers.CharField(
         max_length=63, help_text=_("Lowercase letters, digits and dashes; the first group is "
                                    "usually `md0`. Cannot be renamed."))
     instance_type = serializers.CharField(
         max_length=64, help_text=_("Node size, from `GET /api/v1/catalog/instance-types/`."))
-    min_replicas = serializers.IntegerField(
-        min_value=0, max_value=BIG, help_text=_("Fewest nodes the autoscaler keeps."))
-    max_replicas = serializers.IntegerField(
-        min_value=0, max_value=BIG, help_text=_("Most nodes the autoscaler may start."))
-    disk_gib = serializers.IntegerField(
-        min_value=0, max_value=BIG, required=False,
+    min_replicas = bounded_integer(
+        limits.MIN_NODES, help_text=_("Fewest nodes the autoscaler keeps."))
+    max_replicas = bounded_integer(
+        limits.MAX_NODES, help_text=_("Most nodes the autoscaler may start."))
+    disk_gib = bounded_integer(
+        limits.DISK_GIB, required=False,
         help_text=_("The node's disk in GiB (10–2048): on Cozystack v1.6 its one persistent "
                     "disk, holding the operating system, the kubelet's state and local volumes "
                     "(default 20); on v1.3 its scratch disk (default 50)."))
-    ephemeral_storage_gib = serializers.IntegerField(
-        min_value=0, max_value=BIG, required=False,
-        help_text=_("Deprecated name of `disk_gib`."))
+    ephemeral_storage_gib = bounded_integer(
+        limits.DISK_GIB, required=False, help_text=_("Deprecated name of `disk_gib`."))
     storage_class = serializers.CharField(
         max_length=63, required=False, allow_blank=True,
         help_text=_("Storage class of the nodes' disks, from "
@@ -110,15 +115,15 @@ class NodeGroupInputSerializer(StrictSerializer):
                     "before it is replaced (`10m`, `1h`); empty: the cluster's setting. "
                     "Cozystack v1.6."))
     roles = serializers.ListField(
-        child=serializers.CharField(max_length=63), max_length=10, required=False,
+        child=serializers.CharField(max_length=63), max_length=limits.NODE_ROLES, required=False,
         help_text=_("Node roles, from `GET /api/v1/catalog/node-roles/` (e.g. "
                     "`ingress-nginx`)."))
     gpu_model = serializers.CharField(
         max_length=100, allow_null=True, allow_blank=True, required=False,
         help_text=_("GPU passed through to every node, from "
                     "`GET /api/v1/catalog/gpu-models/`; null for none."))
-    gpus_per_node = serializers.IntegerField(
-        min_value=0, max_value=64, required=False,
+    gpus_per_node = bounded_integer(
+        limits.GPUS_PER_NODE, lo=0, required=False,
         help_text=_("GPUs of `gpu_model` per node (default 1 when a model is given)."))
 
 
@@ -140,6 +145,8 @@ def group_spec(data: dict[str, Any], base: NodeGroupSpec | None = None, *,
             _t("Give the disk once, as disk_gib (ephemeral_storage_gib is its former name)."),
             code="conflicting")})
     disk = data.get("disk_gib", data.get("ephemeral_storage_gib"))
+    # One entry per GPU: multiply out only a count in range (the serializer refused others).
+    count = count if 0 <= count <= limits.GPUS_PER_NODE.hi else 0
     return NodeGroupSpec(
         name=data.get("name", base.name if base else ""),
         instance_type=data.get("instance_type", base.instance_type if base else ""),
@@ -158,8 +165,8 @@ def group_spec(data: dict[str, Any], base: NodeGroupSpec | None = None, *,
 
 
 class ControlPlaneInputSerializer(StrictSerializer):
-    replicas = serializers.IntegerField(
-        min_value=0, max_value=BIG, required=False,
+    replicas = bounded_integer(
+        limits.CONTROL_PLANE_REPLICAS, required=False,
         help_text=_("API-server replicas (1–5, default %(d)d).")
         % {"d": catalog.DEFAULT_CONTROL_PLANE_REPLICAS})
     api_server_preset = serializers.CharField(
@@ -191,6 +198,28 @@ class OidcUserSerializer(StrictSerializer):
                     "have `view` only."))
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class ValuesOverrideField(serializers.JSONField):
+    """A JSON object of Helm values, checked by the same values loader as the pages' YAML
+    boxes (size, depth, finite numbers, 64-bit integers, no NUL characters)."""
+
+    default_error_messages = {
+        "not_object": _("Must be a JSON object (a mapping of keys to values)."),
+    }
+
+    def to_internal_value(self, data: Any) -> Any:
+        from clusters.web.presentation import values_error_text
+
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            self.fail("not_object")
+        try:
+            values_loader.check_document(value)
+        except values_loader.ValuesError as exc:
+            raise serializers.ValidationError(values_error_text(exc), code=exc.code) from None
+        return value
+
+
 def _addon_serializer(addon: catalog.Addon, *, for_input: bool) -> type[serializers.Serializer]:
     fields: dict[str, serializers.Field] = {}
     kwargs: dict[str, Any] = {"required": False} if for_input else {}
@@ -199,7 +228,7 @@ def _addon_serializer(addon: catalog.Addon, *, for_input: bool) -> type[serializ
             help_text=_("Installed in the cluster.") if not for_input else
             _("Install it (default false)."), **kwargs)
     if addon.has_values_override:
-        fields["values_override"] = FreeFormObjectField(
+        fields["values_override"] = ValuesOverrideField(
             help_text=_("Helm values merged over the platform's; top-level keys must be one "
                         "of: %(roots)s.") % {"roots": ", ".join(addon.value_roots)}, **kwargs)
     if addon.key == catalog.INGRESS_NGINX:
@@ -208,7 +237,7 @@ def _addon_serializer(addon: catalog.Addon, *, for_input: bool) -> type[serializ
             help_text=_("`Proxied` (through the platform ingress, default) or `LoadBalancer` "
                         "(own public IP)."), **kwargs)
         fields["hosts"] = serializers.ListField(
-            child=serializers.CharField(max_length=253), max_length=MAX_HOSTS,
+            child=serializers.CharField(max_length=253), max_length=limits.INGRESS_HOSTS,
             help_text=_("Host names routed to the cluster with `Proxied`."), **kwargs)
     base = StrictSerializer if for_input else serializers.Serializer
     name = "".join(part.capitalize() for part in ADDON_API_KEYS[addon.key].split("_"))
@@ -266,7 +295,7 @@ class ClusterSpecInputSerializer(StrictSerializer):
     control_plane = ControlPlaneInputSerializer(
         required=False, help_text=_("Control-plane size (default: 2 replicas, `c1.medium`)."))
     node_groups = NodeGroupInputSerializer(  # type: ignore[call-arg]  # with many=True, max_length goes to its ListSerializer; the stubs miss it
-        many=True, max_length=MAX_NODE_GROUPS,
+        many=True, max_length=limits.NODE_GROUPS.hi,
         help_text=_("Worker node groups, at least one."))
     addons = AddonsInputSerializer(
         required=False, help_text=_("Add-ons by key; those left out stay as they are (off "
@@ -313,7 +342,7 @@ class ClusterPatchSerializer(ClusterSpecInputSerializer):
     given, is the whole new list."""
 
     node_groups = NodeGroupInputSerializer(  # type: ignore[call-arg]  # with many=True, max_length goes to its ListSerializer; the stubs miss it
-        many=True, max_length=MAX_NODE_GROUPS, required=False,
+        many=True, max_length=limits.NODE_GROUPS.hi, required=False,
         help_text=_("The whole new list of node groups (groups left out are removed)."))
 
 
@@ -775,7 +804,7 @@ class NodeGroupPatchSerializer(NodeGroupInputSerializer):
     instance_type = serializers.CharField(
         max_length=64, required=False,
         help_text=_("A new node size: every node of the group is replaced."))
-    min_replicas = serializers.IntegerField(min_value=0, max_value=BIG, required=False,
-                                            help_text=_("Fewest nodes the autoscaler keeps."))
-    max_replicas = serializers.IntegerField(min_value=0, max_value=BIG, required=False,
-                                            help_text=_("Most nodes the autoscaler may start."))
+    min_replicas = bounded_integer(limits.MIN_NODES, required=False,
+                                   help_text=_("Fewest nodes the autoscaler keeps."))
+    max_replicas = bounded_integer(limits.MAX_NODES, required=False,
+                                   help_text=_("Most nodes the autoscaler may start."))

@@ -1,14 +1,20 @@
 """Template helpers for the cluster pages: form widgets with Tabler classes, the instance-type
-picker, phase badges, durations."""
+picker, the styles of phases, operations, steps and timeline events (from
+``clusters.web.presentation``, so templates map no state to CSS themselves), durations."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from django import forms, template
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
 
+from clusters import progress
 from clusters.platform_release import shown_dialect
 from clusters.web import presentation
 from cozystack import catalog
@@ -62,6 +68,31 @@ def instance_type_picker(field: forms.BoundField) -> dict[str, Any]:
 
 
 @register.filter
+def instance_flags(item: Any, value: str = "") -> str:
+    """An option's attributes after its vCPU and memory: ``data-dedicated`` for dedicated-vCPU
+    types and ``data-hugepages="1Gi"`` for hugepage types (the v1.6 catalogue marks them; the
+    picker's filters read them), and ``selected`` when it is ``value``."""
+    flags = " data-dedicated" if getattr(item, "dedicated_cpu", False) else ""
+    selected = " selected" if getattr(item, "name", None) == value else ""
+    hugepages = str(getattr(item, "hugepages", "") or "")
+    if hugepages:
+        return format_html('{} data-hugepages="{}"{}', flags, hugepages, selected)
+    return mark_safe(flags + selected)  # noqa: S308 - fixed text
+
+
+@register.filter
+def instance_extras(item: Any) -> str:
+    """`` · dedicated vCPU · hugepages 1Gi`` after a type's label, where they apply."""
+    extras = ""
+    if getattr(item, "dedicated_cpu", False):
+        extras += " · " + gettext("dedicated vCPU")
+    hugepages = str(getattr(item, "hugepages", "") or "")
+    if hugepages:
+        extras += " · " + gettext("hugepages %(size)s") % {"size": hugepages}
+    return extras
+
+
+@register.filter
 def phase_style(phase: str) -> str:
     return presentation.PHASE_STYLE.get(phase, "idle")
 
@@ -69,6 +100,64 @@ def phase_style(phase: str) -> str:
 @register.filter
 def badge_style(phase: str) -> str:
     return presentation.BADGE_STYLE[presentation.PHASE_STYLE.get(phase, "idle")]
+
+
+@register.simple_tag
+def list_query(filters: dict[str, str], page: int | str) -> str:
+    """``phase=…&version=…&page=…``: the list's filters and a page, for its links, its poll and
+    its socket (``{% list_query filters page.number as query %}``)."""
+    values = (("phase", filters.get("phase", "")), ("version", filters.get("version", "")),
+              ("page", page))
+    return "&".join(f"{key}={quote(str(value), safe='/')}" for key, value in values)
+
+
+@register.filter
+def operation_badge(state: str) -> str:
+    """``{{ op.state|operation_badge }}``: the badge class of an operation's state."""
+    return presentation.OPERATION_BADGE.get(state, "bg-yellow-lt")
+
+
+@register.filter
+def step_icon(state: str) -> SafeString:
+    """The symbol of a step in its state; a running step spins."""
+    if state == progress.RUNNING:
+        return format_html('<span class="{}"></span>', "spinner-border spinner-border-sm")
+    return format_html("{}", presentation.STEP_SYMBOL.get(state, "○"))
+
+
+@register.filter
+def running_step_detail(operation: Any) -> str:
+    """What the running step of ``operation`` is waiting for (empty when none is running)."""
+    return "".join(step.get("detail") or "" for step in operation.steps
+                   if step["state"] == progress.RUNNING)
+
+
+@register.filter
+def source_badge(source: str) -> str:
+    return presentation.SOURCE_BADGE.get(source, "bg-secondary-lt")
+
+
+@register.filter
+def severity_text(severity: str) -> str:
+    return presentation.SEVERITY_TEXT.get(severity, "")
+
+
+@register.filter
+def operation_note(operation: Any) -> str:
+    return presentation.operation_note(operation)
+
+
+@register.filter
+def kubeconfig_status(state: Any) -> presentation.KubeconfigStatus:
+    """``{% with status=state|kubeconfig_status %}``: the kubeconfig card's first line."""
+    return presentation.kubeconfig_status(state.cluster, deleted=state.is_deleted)
+
+
+@register.filter
+def opens_group(open_action: str | None, group: str) -> bool:
+    """Whether the action a person is at (``scale-md0``, ``edit-md0``...) is one of ``group``'s,
+    so that its section stays open."""
+    return open_action in {f"scale-{group}", f"edit-{group}", f"remove-{group}"}
 
 
 @register.filter

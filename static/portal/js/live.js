@@ -199,6 +199,29 @@
   }
 
   // ------------------------------------------------------------------ forms
+  // Validate as you type (the create form, data-check-as-you-type): a change is checked at
+  // once, typing once it pauses (the form's hx-trigger); inputs that only filter a list
+  // (data-no-check) are not checked. Every check names the field that caused it ("_field"), so
+  // a required field's error waits until the person reaches it. Done here rather than with
+  // htmx's trigger filters and js: values, which the Content-Security-Policy cannot allow
+  // (htmx evaluates them as code).
+  function checkAsYouType(e, eventName) {
+    var form = e.target.closest && e.target.closest("form[data-check-as-you-type]");
+    if (!form || e.target.hasAttribute("data-no-check") || !window.htmx) { return; }
+    window.htmx.trigger(form, eventName, {field: e.target.name || ""});
+  }
+  document.addEventListener("change", function (e) { checkAsYouType(e, "field-changed"); });
+  document.addEventListener("input", function (e) { checkAsYouType(e, "field-typed"); });
+  document.addEventListener("htmx:configRequest", function (e) {
+    var elt = e.detail.elt;
+    if (!elt.closest || !elt.closest("form[data-check-as-you-type]")) { return; }
+    // A field's change or typing (above), or a button of the form (add or remove a group).
+    var cause = e.detail.triggeringEvent;
+    var field = cause && cause.detail && typeof cause.detail === "object" ? cause.detail.field :
+      cause && cause.target && cause.target.name;
+    e.detail.parameters._field = field || "";
+  });
+
   function filterInstanceTypes(picker) {
     var vcpu = parseFloat((picker.querySelector("[data-filter=vcpu]") || {}).value) || 0;
     var mem = parseFloat((picker.querySelector("[data-filter=mem]") || {}).value) || 0;

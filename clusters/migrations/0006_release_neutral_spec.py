@@ -35,7 +35,7 @@ def backward(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clusters', '0003_engine_fields'),
+        ('clusters', '0005_cluster_host_unique_live'),
     ]
 
     operations = [

@@ -15,7 +15,7 @@ def forward(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("billing", "0007_observe_single_statement"),
+        ("billing", "0008_display_text_validators"),
     ]
 
     operations = [

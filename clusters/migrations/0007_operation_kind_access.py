@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clusters', '0004_release_neutral_spec'),
+        ('clusters', '0006_release_neutral_spec'),
     ]
 
     operations = [

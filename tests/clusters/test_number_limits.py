@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from clusters import actions
 from clusters.models import Cluster
 from clusters.web.forms import ClusterForm, NodeGroupForm
-from cozystack import limits
+from cozystack import dialects, limits
 from cozystack.specs import ClusterSpec, ControlPlaneSpec, NodeGroupSpec, parse_quantity
 from cozystack.validation import validate_manifest
 from portal.audit import Actor
@@ -31,11 +31,12 @@ __all__ = ["offline_platform"]
 
 L40S = "nvidia.com/AD102GL_L40S"
 HTMX = {"HX-Request": "true"}
+NEWEST = dialects.newest()
 
 
 def _group(**changes: Any) -> NodeGroupSpec:
     base = NodeGroupSpec(name="md0", instance_type="u1.2xlarge", min_replicas=1, max_replicas=3,
-                         ephemeral_storage_gib=50, roles=("ingress-nginx",))
+                         disk_gib=50, roles=("ingress-nginx",))
     return dataclasses.replace(base, **changes)
 
 
@@ -74,8 +75,8 @@ NUMBERS = {
         lambda v: _spec(node_groups=(_group(max_replicas=v),))),
     "disk": Number(
         limits.DISK_GIB, "ng-0-disk_gib", {}, ("node_groups", 0, "ephemeral_storage_gib"), {},
-        "node_groups[0].ephemeral_storage_gib",
-        lambda v: _spec(node_groups=(_group(ephemeral_storage_gib=v),))),
+        "node_groups[0].disk_gib",
+        lambda v: _spec(node_groups=(_group(disk_gib=v),))),
     "gpus-per-node": Number(
         limits.GPUS_PER_NODE, "ng-0-gpu_count", {"ng-0-gpu_model": L40S},
         ("node_groups", 0, "gpus_per_node"), {"gpu_model": L40S}, "node_groups[0].gpus",
@@ -177,8 +178,8 @@ def test_the_api_takes_both_ends_of_each_range(owner, tenant, key, end):
 @pytest.mark.parametrize(("key", "side"), SPEC_OUTSIDE)
 def test_the_platform_rules_refuse_the_same_numbers(key, side):
     number = NUMBERS[key]
-    inside = validate_manifest(number.spec(number.bound.hi), creating=True)
-    outside = validate_manifest(number.spec(_outside(number, side)), creating=True)
+    inside = validate_manifest(number.spec(number.bound.hi), creating=True, dialect=NEWEST)
+    outside = validate_manifest(number.spec(_outside(number, side)), creating=True, dialect=NEWEST)
 
     assert number.rule_path not in {e.field for e in inside}
     assert number.rule_path in {e.field for e in outside}
@@ -279,7 +280,7 @@ def test_quantities_a_node_has_parse():
 
 def test_the_rules_refuse_more_node_groups_than_a_cluster_may_have():
     groups = tuple(_group(name=f"g{i}", roles=()) for i in range(limits.NODE_GROUPS.hi + 1))
-    errors = validate_manifest(_spec(node_groups=groups), creating=True)
+    errors = validate_manifest(_spec(node_groups=groups), creating=True, dialect=NEWEST)
 
     assert "node_groups" in {e.field for e in errors}
 
@@ -290,8 +291,8 @@ def test_the_rules_refuse_more_ingress_hosts_than_the_platform_routes():
     hosts = tuple(f"h{i}.example.com" for i in range(limits.INGRESS_HOSTS + 1))
     spec = _spec(addons=(AddonSpec(key="ingressNginx", enabled=True, hosts=hosts),))
 
-    assert "addons.ingressNginx.hosts" in {e.field for e in validate_manifest(spec,
-                                                                              creating=True)}
+    errors = validate_manifest(spec, creating=True, dialect=NEWEST)
+    assert "addons.ingressNginx.hosts" in {e.field for e in errors}
 
 
 # --------------------------------------------------------------------------- before pricing

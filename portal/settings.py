@@ -320,6 +320,8 @@ SPECTACULAR_SETTINGS = {
         "ClusterPhaseEnum": "clusters.models.Cluster.Phase",
         "InvoiceKindEnum": "billing.models.Invoice.Kind",
         "InvoiceStatusEnum": "billing.models.Invoice.Status",
+        "RoleEnum": "portal.permissions.Role",
+        "OidcUserRoleEnum": "clusters.web.api.serializers.OIDC_ROLE_CHOICES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

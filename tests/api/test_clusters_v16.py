@@ -194,3 +194,13 @@ def test_a_put_that_leaves_access_out_takes_it_away_and_needs_an_owner(
     assert response.json()["kind"] == "update"
     cluster.refresh_from_db()
     assert cluster.oidc_users == []
+
+
+def test_the_document_names_the_access_roles_apart_from_the_tenant_roles():
+    from django.test import Client
+
+    document = Client().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    schemas = document["components"]["schemas"]
+    assert schemas["RoleEnum"]["enum"] == ["owner", "admin", "member", "viewer", "billing"]
+    assert schemas["OidcUserRoleEnum"]["enum"] == ["admin", "view"]
+    assert "TenantRoleEnum" not in schemas

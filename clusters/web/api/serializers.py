@@ -44,6 +44,7 @@ from cozystack.specs import (
 from portal.api.fields import StrictSerializer, answer_cache
 
 MAX_OIDC_USERS = 200
+OIDC_ROLE_CHOICES = [("admin", "admin"), ("view", "view")]
 STEP_STATES = [(s, s) for s in ("pending", "running", "done", "failed", "skipped")]
 
 
@@ -193,7 +194,7 @@ class OidcUserSerializer(StrictSerializer):
     email = serializers.EmailField(
         max_length=254, help_text=_("A member of the tenant, by the email they sign in with."))
     role = serializers.ChoiceField(
-        choices=[("admin", "admin"), ("view", "view")],
+        choices=OIDC_ROLE_CHOICES,
         help_text=_("`admin` (cluster-admin) or `view` (read only); viewers of the tenant may "
                     "have `view` only."))
 

@@ -18,7 +18,7 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import events, observe, operations, plans, platform_release, tasks
+from clusters import events, observe, operations, plans, platform_release, spec_rules, tasks
 from clusters.desired import write_desired_rows
 from clusters.hosts import check_api_host, host_in_use
 from clusters.models import Cluster, Operation
@@ -27,11 +27,11 @@ from clusters.quotas import check_quota
 from cozystack.manifests import render_kubernetes
 from cozystack.rules import FieldError
 from cozystack.specjson import spec_from_json, spec_to_json
-from cozystack.specs import AddonSpec, ClusterSpec, NodeGroupSpec
+from cozystack.specs import AddonSpec, AutoRepairSpec, ClusterSpec, NodeGroupSpec, OidcUserSpec
 from cozystack.validation import validate_manifest
 from portal.audit import Actor, record
 from portal.models import Tenant
-from portal.permissions import Perm
+from portal.permissions import Perm, Role
 from portal.tenancy import TenantContext
 
 PORTAL_LABELS = {"app.kubernetes.io/managed-by": "kube-portal"}
@@ -51,16 +51,36 @@ def check_spec(ctx: TenantContext, spec: ClusterSpec, *, previous: ClusterSpec |
                cluster_id: int | None = None) -> list[FieldError]:
     """Every rule a spec must pass before the portal accepts it: the platform's rules in the
     dialect of the release it runs (none passes while that release is unknown), what staff
-    offer, and quota."""
+    offer, the portal's own rules on what tenants set, and quota."""
     release = platform_release.current()
     if release.dialect is None:
         return [platform_release.unknown_release_error()]
-    errors = validate_manifest(spec, release.schema, dialect=release.dialect,
+    schema = release.schema
+    errors = validate_manifest(spec, schema, dialect=release.dialect,
                                creating=previous is None, previous=previous)
     errors += check_offered(spec, previous)
     if previous is None:  # the host is chosen at creation and never changes
         errors += check_api_host(ctx.tenant, spec, cluster_id=cluster_id)
+    # The platform's rules speak first; the portal's own only where they said nothing.
+    judged = {error.field for error in errors}
+    errors += [error for error in spec_rules.check_tenant_settings(ctx.tenant, spec, previous,
+                                                                   schema)
+               if error.field not in judged]
     return errors + check_quota(ctx.tenant, spec, cluster_id=cluster_id)
+
+
+def check_access_change(ctx: TenantContext, before: tuple[OidcUserSpec, ...],
+                        after: tuple[OidcUserSpec, ...]) -> None:
+    """Who gets into a cluster through single sign-on is chosen by those who manage the
+    tenant's members (owners and admins), not by everyone who may change clusters."""
+    if tuple(before) != tuple(after):
+        _require_access_right(ctx)
+
+
+def _require_access_right(ctx: TenantContext) -> None:
+    if not ctx.can(Perm.MEMBERS_MANAGE):
+        raise PermissionDenied(_("Only owners and admins of the tenant choose who gets access "
+                                 "to a cluster."))
 
 
 def _require(actor: Actor, ctx: TenantContext, perm: str) -> None:
@@ -123,6 +143,7 @@ def do_create_cluster(actor: Actor, ctx: TenantContext, spec: ClusterSpec, *,
     to a concurrent create. Quota is checked again under the tenant row lock, so two
     concurrent creates cannot both pass it."""
     _require(actor, ctx, Perm.CLUSTERS_CHANGE)
+    check_access_change(ctx, (), spec.oidc_users)
     spec = dataclasses.replace(spec, namespace=ctx.tenant.namespace)
     taken = Cluster.objects.for_tenant(ctx.tenant).live().filter(name=spec.name).exists()
     errors = ([_name_taken()] if taken else []) + check_spec(ctx, spec)
@@ -177,28 +198,37 @@ def do_change_cluster(actor: Actor, ctx: TenantContext, name: str, planner: plan
 
     Under the tenant and cluster row locks it refuses while another operation runs (one at a
     time per cluster), plans against the spec the cluster has now, and refuses what
-    ``check_plan`` refuses. A repeated request is refused as "nothing to change"."""
+    ``check_plan`` refuses; a change of who gets access needs the right to manage members.
+    A repeated request is refused as "nothing to change"."""
     _require(actor, ctx, Perm.CLUSTERS_CHANGE)
     with transaction.atomic():
         _lock_tenant(ctx)
         cluster = access_cluster(ctx, name, for_update=True)
-        if cluster.phase == Cluster.Phase.DELETING:
-            raise ValidationError(_("This cluster is being deleted."), code="deleting")
-        operations.check_idle(cluster)
-        plan = planner(cluster.to_spec())
-        errors = check_plan(ctx, plan, cluster_id=cluster.pk)
-        if errors:
-            raise errors_to_validation_error(errors)
-        write_desired_rows(cluster, plan.after)
-        cluster.phase = Cluster.Phase.UPDATING
-        cluster.status_message = _("Queued: waiting for a worker.")
-        cluster.save(update_fields=["phase", "status_message", "updated_at"])
-        operation = _start_operation(actor, cluster, plan.kind, plan.after, before=plan.before,
-                                     params=plan.params, summary=plan.summary,
-                                     idempotency_key=idempotency_key)
-        record(actor, plan.verb, cluster, tenant=ctx.tenant,
-               changes={"spec": [spec_to_json(plan.before), spec_to_json(plan.after)],
-                        **plan.params})
+        return _apply_plan(actor, ctx, cluster, planner, idempotency_key=idempotency_key)
+
+
+def _apply_plan(actor: Actor, ctx: TenantContext, cluster: Cluster, planner: plans.Planner, *,
+                idempotency_key: str = "", check_access: bool = True) -> Operation:
+    """The body of a change, under the tenant and cluster row locks the caller holds."""
+    if cluster.phase == Cluster.Phase.DELETING:
+        raise ValidationError(_("This cluster is being deleted."), code="deleting")
+    operations.check_idle(cluster)
+    plan = planner(cluster.to_spec())
+    if check_access:
+        check_access_change(ctx, plan.before.oidc_users, plan.after.oidc_users)
+    errors = check_plan(ctx, plan, cluster_id=cluster.pk)
+    if errors:
+        raise errors_to_validation_error(errors)
+    write_desired_rows(cluster, plan.after)
+    cluster.phase = Cluster.Phase.UPDATING
+    cluster.status_message = _("Queued: waiting for a worker.")
+    cluster.save(update_fields=["phase", "status_message", "updated_at"])
+    operation = _start_operation(actor, cluster, plan.kind, plan.after, before=plan.before,
+                                 params=plan.params, summary=plan.summary,
+                                 idempotency_key=idempotency_key)
+    record(actor, plan.verb, cluster, tenant=ctx.tenant,
+           changes={"spec": [spec_to_json(plan.before), spec_to_json(plan.after)],
+                    **plan.params})
     return operation
 
 
@@ -262,6 +292,56 @@ def do_set_addons(actor: Actor, ctx: TenantContext, name: str, addons: tuple[Add
     same settings again are refused as "nothing to change"."""
     return do_change_cluster(actor, ctx, name, plans.set_addons(addons),
                              idempotency_key=idempotency_key)
+
+
+def do_set_auto_repair(actor: Actor, ctx: TenantContext, name: str,
+                       auto_repair: AutoRepairSpec | None,
+                       groups: dict[str, tuple[str, str]] | None = None, *,
+                       idempotency_key: str = "") -> Operation:
+    """Set node auto-repair (None: the platform's default) and, for the groups named in
+    ``groups``, their own (max unhealthy, start-up timeout) overrides: the cluster's rows, an
+    update operation, the audit entry. No node is replaced. The same settings again are
+    refused as "nothing to change"."""
+    return do_change_cluster(actor, ctx, name, plans.set_auto_repair(auto_repair, groups),
+                             idempotency_key=idempotency_key)
+
+
+def do_set_cluster_access(actor: Actor, ctx: TenantContext, name: str,
+                          users: tuple[OidcUserSpec, ...], *,
+                          idempotency_key: str = "") -> Operation:
+    """Choose the members who get into the cluster through single sign-on, each as admin or
+    view (owners and admins only): the cluster's access list, an access operation, the audit
+    entry. The same list again is refused as "nothing to change"."""
+    _require_access_right(ctx)
+    return do_change_cluster(actor, ctx, name, plans.set_oidc_users(users),
+                             idempotency_key=idempotency_key)
+
+
+def do_revoke_cluster_access(tenant: Tenant, cluster_id: int, emails: frozenset[str]
+                             ) -> Operation | None:
+    """Take ``emails`` (people who left the tenant) off the cluster's access list, as the
+    system: an access operation and its audit entry, or None when the cluster grants them
+    nothing (already revoked, deleted, or being deleted). Safe to repeat.
+
+    Raises the "busy" ``ValidationError`` while another operation runs; the caller tries
+    again later. It acts for the tenant whatever its state (a suspended tenant still loses
+    access it no longer grants)."""
+    actor = Actor.system()
+    ctx = TenantContext(tenant, Role.OWNER, None)
+    with transaction.atomic():
+        _lock_tenant(ctx)
+        cluster = (Cluster.objects.for_tenant(tenant).live().select_for_update(no_key=True)
+                   .filter(pk=cluster_id).first())
+        if cluster is None or cluster.phase == Cluster.Phase.DELETING:
+            return None
+        users = cluster.to_spec().oidc_users
+        kept = tuple(u for u in users if u.email.lower() not in emails)
+        if kept == users:
+            return None
+        return _apply_plan(actor, ctx, cluster, plans.set_oidc_users(
+            kept, summary=_("Access of %(who)s removed: no longer a member of the tenant.")
+            % {"who": ", ".join(sorted(u.email for u in users if u not in kept))}),
+            check_access=False)
 
 
 def do_delete_cluster(actor: Actor, ctx: TenantContext, name: str, *, confirm: str,

@@ -8,6 +8,7 @@ from clusters import (
 )
 from cozystack.gateway import get_gateway
 from portal import health
+from portal.member_events import MembershipEnded
 
 
 def ping_management_cluster() -> None:
@@ -19,9 +20,10 @@ class ClustersConfig(AppConfig):
     name = "clusters"
 
     def ready(self) -> None:
-        # Start-up order: offerings imports the models, which exist only now.
-        from clusters import offerings  # noqa: PLC0415
+        # Start-up order: offerings and access import the models, which exist only now.
+        from clusters import access, offerings  # noqa: PLC0415
 
         events.subscribe(events.OfferingsChanged, offerings.forget_offerings,
                          moment="after_commit")
+        events.subscribe(MembershipEnded, access.on_membership_ended, moment="after_commit")
         health.register_check("management_cluster", ping_management_cluster)

@@ -10,7 +10,13 @@ import dataclasses
 
 from django.utils import timezone
 
-from clusters.models import Cluster, NodeGroup, addons_to_json
+from clusters.models import (
+    Cluster,
+    NodeGroup,
+    addons_to_json,
+    auto_repair_to_json,
+    oidc_users_to_json,
+)
 from cozystack.specs import ClusterSpec
 
 
@@ -26,8 +32,8 @@ def write_desired_rows(cluster: Cluster, spec: ClusterSpec) -> None:
     cluster.control_plane_replicas = spec.control_plane.replicas
     cluster.control_plane_preset = spec.control_plane.api_server_preset
     cluster.addons = addons_to_json(spec.addons)
-    cluster.auto_repair = dataclasses.asdict(spec.auto_repair) if spec.auto_repair else None
-    cluster.oidc_users = [{"email": u.email, "role": u.role} for u in spec.oidc_users]
+    cluster.auto_repair = auto_repair_to_json(spec.auto_repair)
+    cluster.oidc_users = oidc_users_to_json(spec.oidc_users)
     cluster.save()
     existing = {g.name: g for g in cluster.node_groups.filter(removed_at__isnull=True)}
     now = timezone.now()

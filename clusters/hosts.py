@@ -8,13 +8,19 @@ would take traffic meant for someone else. ``check_api_host`` refuses those, in 
 why and never who holds a name; ``clusters.actions.check_spec`` runs it, so the create form, the
 API and the actions refuse alike. The unique index on live clusters' hosts backs the "already
 in use" rule against two creates racing.
+
+The same domains bound the hosts Ingress NGINX routes to a cluster (``addons.ingressNginx
+.hosts``): since v1.5 the platform's admission policy lets a tenant's Ingress name only hosts
+inside the tenant's own domain (``<slug>.<root>``) or outside the platform's root domain, and
+never a wildcard. ``check_ingress_hosts`` applies that rule before anything is sent, on every
+release (``clusters.spec_rules`` runs it).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -26,6 +32,7 @@ from cozystack.specs import ClusterSpec
 from portal.models import Tenant
 
 FIELD = "host"
+INGRESS_HOSTS_FIELD = "addons.ingressNginx.hosts"
 HOST_IN_USE = "already_exists"
 # Last labels that never resolve in public DNS: loopback, multicast DNS, cluster-internal
 # service names, cloud-internal names, reverse lookups and reserved test names.
@@ -145,3 +152,29 @@ def _platform_domain(host: str, tenant: Tenant, spec: ClusterSpec) -> str | None
     return _("Names under %(domain)s belong to the platform and its tenants. Leave the field "
              "empty to get %(default)s, or choose a name in a domain of your own.") % {
         "domain": root, "default": default_host(tenant, spec.name)}
+
+
+def check_ingress_hosts(tenant: Tenant, hosts: Iterable[str]) -> list[FieldError]:
+    """Why each of ``hosts`` cannot be routed to a cluster of ``tenant``, if it cannot.
+
+    A name that is not a DNS name at all is left to the add-on rules, which say so.
+    """
+    errors = []
+    for index, host in enumerate(hosts):
+        reason = ingress_host_refusal(tenant, host.strip().lower().rstrip("."))
+        if reason:
+            errors.append(FieldError(f"{INGRESS_HOSTS_FIELD}[{index}]", reason, "reserved_host"))
+    return errors
+
+
+def ingress_host_refusal(tenant: Tenant, host: str) -> str:
+    """The platform's admission rule for one Ingress host, as a sentence ("" when allowed)."""
+    if "*" in host:
+        return _("“%(host)s” is a wildcard: the platform refuses wildcard hosts. List each "
+                 "name the cluster serves.") % {"host": host}
+    root, domain = platform_root_host(), tenant_domain(tenant)
+    if not root or not _under(host, root) or _under(host, domain):
+        return ""
+    return _("“%(host)s” is under the platform's domain %(root)s but outside your tenant's "
+             "domain %(domain)s. Use a name under %(domain)s, or a name in a domain of your "
+             "own.") % {"host": host, "root": root, "domain": domain}

@@ -153,10 +153,35 @@ class Cluster(models.Model):
                                            api_server_preset=self.control_plane_preset),
             node_groups=tuple(g.to_spec() for g in sorted(groups, key=lambda g: g.position)),
             addons=addons_from_json(self.addons),
-            auto_repair=AutoRepairSpec(**self.auto_repair) if self.auto_repair else None,
-            oidc_users=tuple(OidcUserSpec(email=u["email"], role=u["role"])
-                             for u in self.oidc_users or ()),
+            auto_repair=auto_repair_from_json(self.auto_repair),
+            oidc_users=oidc_users_from_json(self.oidc_users),
         )
+
+
+def auto_repair_from_json(data: dict[str, Any] | None) -> AutoRepairSpec | None:
+    if not data:
+        return None
+    default = AutoRepairSpec()
+    return AutoRepairSpec(enabled=bool(data.get("enabled", default.enabled)),
+                          max_unhealthy=str(data.get("max_unhealthy") or default.max_unhealthy),
+                          node_startup_timeout=str(data.get("node_startup_timeout")
+                                                   or default.node_startup_timeout))
+
+
+def auto_repair_to_json(spec: AutoRepairSpec | None) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    return {"enabled": spec.enabled, "max_unhealthy": spec.max_unhealthy,
+            "node_startup_timeout": spec.node_startup_timeout}
+
+
+def oidc_users_from_json(data: list[dict[str, Any]] | None) -> tuple[OidcUserSpec, ...]:
+    return tuple(OidcUserSpec(email=str(u["email"]), role=str(u["role"]))
+                 for u in data or () if isinstance(u, dict) and u.get("email"))
+
+
+def oidc_users_to_json(users: tuple[OidcUserSpec, ...]) -> list[dict[str, str]]:
+    return [{"email": u.email, "role": u.role} for u in users]
 
 
 def addons_from_json(data: dict[str, Any]) -> tuple[AddonSpec, ...]:
@@ -260,6 +285,7 @@ class Operation(models.Model):
         SCALE = "scale", _("Scale")
         UPGRADE = "upgrade", _("Upgrade")
         ADDONS = "addons", _("Change add-ons")
+        ACCESS = "access", _("Change access")
         ADD_NODE_GROUP = "add_node_group", _("Add node group")
         REMOVE_NODE_GROUP = "remove_node_group", _("Remove node group")
         DELETE = "delete", _("Delete")

@@ -13,6 +13,7 @@ home here; the platform's own rules (one minor version at a time, names, sizes) 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from django.utils.translation import gettext as _
 from clusters.models import Operation
 from cozystack.changes import Change, cluster_changes
 from cozystack.rules import FieldError
-from cozystack.specs import AddonSpec, ClusterSpec, NodeGroupSpec
+from cozystack.specs import AddonSpec, AutoRepairSpec, ClusterSpec, NodeGroupSpec, OidcUserSpec
 
 if TYPE_CHECKING:
     from cozystack.dialects import Dialect
@@ -174,4 +175,35 @@ def set_addons(addons: tuple[AddonSpec, ...]) -> Planner:
         return ChangePlan(Operation.Kind.ADDONS, before,
                           dataclasses.replace(before, addons=tuple(addons)), "cluster.addons",
                           _("Add-on change requested."))
+    return plan
+
+
+def set_auto_repair(auto_repair: AutoRepairSpec | None,
+                    groups: Mapping[str, tuple[str, str]] | None = None) -> Planner:
+    """Node auto-repair becomes ``auto_repair`` (None: the platform's default); each group named
+    in ``groups`` gets its own (max unhealthy, start-up timeout), "" meaning the cluster's. The
+    health checks change; no node is replaced."""
+    def plan(before: ClusterSpec) -> ChangePlan:
+        after = dataclasses.replace(before, auto_repair=auto_repair)
+        for name, overrides in (groups or {}).items():
+            after = _replace_group(after, name, functools.partial(_group_repair, overrides))
+        return ChangePlan(Operation.Kind.UPDATE, before, after, "cluster.auto_repair",
+                          _("Auto-repair change requested."))
+    return plan
+
+
+def _group_repair(overrides: tuple[str, str], group: NodeGroupSpec) -> NodeGroupSpec:
+    return dataclasses.replace(group, max_unhealthy=overrides[0],
+                               node_startup_timeout=overrides[1])
+
+
+def set_oidc_users(users: tuple[OidcUserSpec, ...], *, summary: str = "") -> Planner:
+    """The people who get into the cluster through single sign-on become ``users``."""
+    def plan(before: ClusterSpec) -> ChangePlan:
+        after = dataclasses.replace(before, oidc_users=tuple(users))
+        granted = {u.email for u in after.oidc_users} - {u.email for u in before.oidc_users}
+        removed = {u.email for u in before.oidc_users} - {u.email for u in after.oidc_users}
+        return ChangePlan(Operation.Kind.ACCESS, before, after, "cluster.access",
+                          summary or _("Access change requested."),
+                          {"access_granted": sorted(granted), "access_removed": sorted(removed)})
     return plan

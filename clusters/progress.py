@@ -18,6 +18,7 @@ from django.utils.translation import gettext_noop
 from clusters.models import Cluster, NodeGroup, Operation
 from clusters.platform_release import observed_dialect
 from cozystack import dialects
+from cozystack.gateway import quota_message, quota_shortfalls
 
 PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
 
@@ -127,6 +128,9 @@ def explain_failure(message: str) -> tuple[str, str]:
                 _("The platform refused the version change (%(detail)s). Versions move one "
                   "minor at a time, forward only.")
                 % {"detail": message.rsplit(": ", 1)[-1].strip()})
+    shortfalls = quota_shortfalls(message)
+    if shortfalls:
+        return (Operation.ErrorClass.QUOTA, quota_message(shortfalls))
     if "quota" in lowered or "exceeded" in lowered:
         return (Operation.ErrorClass.QUOTA,
                 _("The platform ran out of quota for this tenant: %(detail)s")

@@ -36,6 +36,7 @@ from cozystack.gateway import (
     PlatformError,
     PlatformRejected,
     PlatformUnavailable,
+    QuotaExceeded,
     get_gateway,
 )
 from cozystack.manifests import render_kubernetes
@@ -275,7 +276,8 @@ def _apply_operation(operation_id: int, token: str) -> None:
         fail_operation(operation_id, Operation.ErrorClass.CONFLICT, exc.message)
         return
     except PlatformRejected as exc:
-        error_class = Operation.ErrorClass.INVALID_SPEC if exc.status in (400, 422) \
+        error_class = Operation.ErrorClass.QUOTA if isinstance(exc, QuotaExceeded) else \
+            Operation.ErrorClass.INVALID_SPEC if exc.status in (400, 422) \
             else Operation.ErrorClass.PLATFORM_ERROR
         fail_operation(operation_id, error_class, exc.message)
         if operation.kind == Operation.Kind.CREATE:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -28,6 +30,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from cozystack.specs import parse_quantity
+
 logger = logging.getLogger("clusters.gateway")
 
 Kind = tuple[str, str, str]
@@ -37,6 +41,7 @@ MACHINE_DEPLOYMENTS: Kind = ("cluster.x-k8s.io", "v1beta1", "machinedeployments"
 APP_DEFINITIONS: Kind = ("cozystack.io", "v1alpha1", "applicationdefinitions")
 SECRETS = "secrets"  # core v1, watched across namespaces by label
 KUBECONFIG_KEYS = ("admin.conf", "super-admin.conf")
+OIDC_KUBECONFIG_KEY = "kubeconfig"
 CLUSTER_LABEL = "cluster.x-k8s.io/cluster-name"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kube-portal"
@@ -68,6 +73,89 @@ class PlatformUnavailable(PlatformError):
 
 class PlatformRejected(PlatformError):
     """400, 401, 403, 422 and friends: the same request will fail again."""
+
+
+class QuotaExceeded(PlatformRejected):
+    """The tenant's quota on the platform refused the write (a synchronous 403 or 422):
+    ``shortfalls`` says, per resource, what was asked and what is left."""
+
+    def __init__(self, message: str, *, shortfalls: tuple[QuotaShortfall, ...],
+                 **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.shortfalls = shortfalls
+
+
+@dataclass(frozen=True)
+class QuotaShortfall:
+    """One resource a quota refused: ``requested`` against what is ``available`` (quantities
+    as the platform writes them); ``limit``/``used``/``allocated`` when it says them."""
+
+    resource: str
+    requested: str
+    available: str
+    limit: str = ""
+    used: str = ""
+    allocated: str = ""
+
+    def words(self) -> str:
+        text = _("%(resource)s: %(requested)s requested, %(available)s left") % {
+            "resource": self.resource, "requested": self.requested,
+            "available": self.available}
+        details = []
+        if self.limit:
+            details.append(_("limit %(limit)s") % {"limit": self.limit})
+        if self.allocated:
+            details.append(_("%(allocated)s given to other tenants")
+                           % {"allocated": self.allocated})
+        if self.used:
+            details.append(_("%(used)s in use") % {"used": self.used})
+        return f"{text} ({', '.join(details)})" if details else text
+
+
+# The hierarchical quota's declaration gate (cozystack-api, v1.6) and Kubernetes' ResourceQuota
+# admission, in the words they answer with.
+_PARENT_QUOTA = re.compile(
+    r'requested (?P<requested>\S+) exceeds the parent tenant\'s remaining "(?P<resource>[^"]+)" '
+    r"quota of (?P<available>\S+) \(parent allows (?P<limit>\S+), (?P<allocated>\S+) already "
+    r"allocated to sibling tenants, (?P<used>\S+) currently in use")
+_RESOURCE_QUOTA = re.compile(
+    r"exceeded quota: (?P<quota>[^,]+), requested: (?P<requested>\S+), "
+    r"used: (?P<used>\S+), limited: (?P<limited>[^\s;]+)")
+
+
+def _pairs(text: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in text.rstrip(".,").split(",") if "=" in item)
+
+
+def _minus(limit: str, used: str) -> str:
+    total, taken = parse_quantity(limit), parse_quantity(used)
+    if total is None or taken is None:
+        return "?"
+    left: Decimal = total - taken if total > taken else Decimal(0)
+    for suffix, size in (("Gi", 2**30), ("Mi", 2**20)):
+        if limit.endswith(suffix):
+            return f"{(left / size).normalize():f}{suffix}"
+    return f"{left.normalize():f}"
+
+
+def quota_shortfalls(detail: str) -> tuple[QuotaShortfall, ...]:
+    """What a quota refusal says, per resource (empty when ``detail`` is no quota refusal)."""
+    found = [QuotaShortfall(m["resource"], m["requested"], m["available"], m["limit"],
+                            m["used"], m["allocated"]) for m in _PARENT_QUOTA.finditer(detail)]
+    for match in _RESOURCE_QUOTA.finditer(detail):
+        requested, used, limited = (_pairs(match[k]) for k in ("requested", "used", "limited"))
+        for resource, amount in requested.items():
+            limit = limited.get(resource, "")
+            taken = used.get(resource, "")
+            found.append(QuotaShortfall(resource, amount, _minus(limit, taken) if limit else "?",
+                                        limit, taken))
+    return tuple(found)
+
+
+def quota_message(shortfalls: tuple[QuotaShortfall, ...]) -> str:
+    return _("The tenant's quota on the platform does not allow this: %(what)s. Ask for a "
+             "higher quota, or ask for less.") % {
+        "what": "; ".join(s.words() for s in shortfalls)}
 
 
 class NotFound(PlatformError):
@@ -120,6 +208,9 @@ def classify(exc: BaseException, what: str) -> PlatformError:
                 % {"what": what}, **kw)
         if status == 410:
             return Expired(_("The watch position expired; starting over."), **kw)
+        shortfalls = quota_shortfalls(detail) if status in (403, 422) else ()
+        if shortfalls:
+            return QuotaExceeded(quota_message(shortfalls), shortfalls=shortfalls, **kw)
         if status in (401, 403):
             return PlatformRejected(
                 _("The portal is not allowed to %(what)s on the platform (HTTP %(status)s); "
@@ -391,9 +482,10 @@ class Gateway:
             return False
         return any(key in data for key in KUBECONFIG_KEYS)
 
-    def _read_kubeconfig_secret(self, namespace: str, cluster_name: str) -> dict[str, str]:
+    def _read_kubeconfig_secret(self, namespace: str, cluster_name: str,
+                                suffix: str = "admin-kubeconfig") -> dict[str, str]:
         """``.data`` of the TenantSecret (what tenant credentials may read), else the Secret."""
-        name = f"kubernetes-{cluster_name}-admin-kubeconfig"
+        name = f"kubernetes-{cluster_name}-{suffix}"
         what = _("read the kubeconfig of %(name)s") % {"name": cluster_name}
         try:
             return self._get_json(what, _path(TENANT_SECRETS, namespace, name)).get("data") or {}
@@ -415,6 +507,19 @@ class Gateway:
                            % {"name": cluster_name})
         # `.data` is base64 exactly once; TenantSecret's stringData (base64 again) is ignored.
         return base64.b64decode(data[key])
+
+    def read_oidc_kubeconfig(self, namespace: str, cluster_name: str) -> bytes:
+        """The single sign-on kubeconfig of a cluster whose access goes through the platform's
+        identity provider (v1.6 ``oidc.mode: System``): Secret
+        ``kubernetes-<name>-oidc-kubeconfig``, key ``kubeconfig``. It holds no credential (each
+        person signs in with ``kubectl oidc-login``). Until the platform's bootstrap Job has
+        written it, it holds a placeholder (``is_placeholder_kubeconfig``); ``NotFound`` when
+        the platform has none."""
+        data = self._read_kubeconfig_secret(namespace, cluster_name, "oidc-kubeconfig")
+        if OIDC_KUBECONFIG_KEY not in data:
+            raise NotFound(_("The platform has no single sign-on kubeconfig for %(name)s.")
+                           % {"name": cluster_name})
+        return base64.b64decode(data[OIDC_KUBECONFIG_KEY])
 
     # -- listing and watching ------------------------------------------------------------------
 
@@ -508,6 +613,13 @@ class Gateway:
                 _("The platform ended a watch: %(message)s") % {"message": obj.get("message")},
                 status=code, reason=str(obj.get("reason") or ""))
         return WatchEvent(str(event.get("type")), obj)
+
+
+def is_placeholder_kubeconfig(content: bytes) -> bool:
+    """True for what the platform writes before the real file (``# awaiting OIDC bootstrap
+    Job …``): nothing but comments and blank lines."""
+    lines = [line.strip() for line in content.decode("utf-8", "replace").splitlines()]
+    return all(not line or line.startswith("#") for line in lines)
 
 
 def _path(kind: Kind | str, namespace: str | None, name: str | None = None) -> str:

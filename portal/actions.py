@@ -20,7 +20,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from portal import events
 from portal.audit import Actor, diff, record
+from portal.member_events import MembershipEnded
 from portal.mfa import user_has_mfa
 from portal.models import (
     Announcement,
@@ -136,6 +138,16 @@ def _user_emails(user: User) -> set[str]:
     emails = {e.lower() for e in EmailAddress.objects.filter(user=user, verified=True)
               .values_list("email", flat=True)}
     return emails
+
+
+def _end_membership(membership: Membership) -> None:
+    """Delete the membership and tell the other domains (after commit: they revoke what it
+    granted)."""
+    user = membership.user
+    emails = frozenset({*_user_emails(user), *([user.email.lower()] if user.email else [])})
+    events.publish(MembershipEnded(tenant_id=membership.tenant_id, user_id=user.pk,
+                                   emails=emails))
+    membership.delete()
 
 
 def do_accept_invitation(actor: Actor, token: str) -> Membership:
@@ -314,7 +326,7 @@ def do_remove_member(actor: Actor, ctx: TenantContext, membership_id: int) -> No
             raise ValidationError(_("The last owner cannot be removed."))
         record(actor, "membership.remove", membership, tenant=ctx.tenant,
                changes={"user": [membership.user.email, None], "role": [membership.role, None]})
-        membership.delete()
+        _end_membership(membership)
 
 
 def do_leave_tenant(actor: Actor, ctx: TenantContext) -> None:
@@ -328,7 +340,7 @@ def do_leave_tenant(actor: Actor, ctx: TenantContext) -> None:
                 "You are the last owner. Transfer ownership before leaving."))
         record(actor, "membership.leave", membership, tenant=ctx.tenant,
                changes={"role": [membership.role, None]})
-        membership.delete()
+        _end_membership(membership)
 
 
 def do_transfer_ownership(actor: Actor, ctx: TenantContext, membership_id: int) -> Membership:

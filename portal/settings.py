@@ -320,6 +320,8 @@ SPECTACULAR_SETTINGS = {
         "ClusterPhaseEnum": "clusters.models.Cluster.Phase",
         "InvoiceKindEnum": "billing.models.Invoice.Kind",
         "InvoiceStatusEnum": "billing.models.Invoice.Status",
+        "RoleEnum": "portal.permissions.Role",
+        "OidcUserRoleEnum": "clusters.web.api.serializers.OIDC_ROLE_CHOICES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -348,6 +350,9 @@ PLATFORM_OPERATION_TIMEOUT = env_int("PLATFORM_OPERATION_TIMEOUT", 20 * 60, mini
 # a cluster's default API host kubernetes-<name>.<slug>.<root>; custom API hosts under the root
 # are refused. The simulator serves example.org; `check --deploy` warns when it is unset.
 PLATFORM_ROOT_HOST = env_str("PLATFORM_ROOT_HOST", "example.org" if DEBUG else "")
+# The platform's load balancers speak the PROXY protocol to tenant ingress controllers: then
+# (and only then) tenants are offered the ouroboros add-on, which fixes hairpin traffic.
+PLATFORM_PROXY_PROTOCOL = env_bool("PLATFORM_PROXY_PROTOCOL", default=False)
 
 # Platform-wide default quota for a tenant; staff override it per tenant.
 TENANT_DEFAULT_QUOTA = {
@@ -391,6 +396,7 @@ OPERATION_POLL_SECONDS = float(env_int("OPERATION_POLL_MS", 3000, minimum=50)) /
 OPERATION_LEASE_SECONDS = env_int("OPERATION_LEASE_SECONDS", 120, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "clusters-resync": {"task": "clusters.resync", "schedule": 60.0},
+    "clusters-sweep-access": {"task": "clusters.sweep_access", "schedule": 600.0},
     "billing-finalize-invoices": {"task": "billing.finalize_invoices", "schedule": 3600.0},
     "billing-check-budgets": {"task": "billing.check_budgets", "schedule": 600.0},
     "billing-reconcile-ledger": {"task": "billing.reconcile_ledger", "schedule": 3600.0},

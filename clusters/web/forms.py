@@ -25,13 +25,22 @@ from django.utils.choices import BaseChoiceIterator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from clusters import features, spec_rules
 from clusters.offerings import end_of_life_dates, offered_gpu_models, offered_instance_types
 from clusters.platform_release import UNKNOWN_CODE, shown_dialect
 from clusters.web.kubeconfig import Kind
 from clusters.web.presentation import values_error_text
 from cozystack import catalog, limits, values
 from cozystack.rules import FieldError
-from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, NodeGroupSpec
+from cozystack.specs import (
+    AddonSpec,
+    AutoRepairSpec,
+    ClusterSpec,
+    ControlPlaneSpec,
+    KubeletSpec,
+    NodeGroupSpec,
+    OidcUserSpec,
+)
 from portal.forms import declared_field
 
 DEFAULT_INSTANCE_TYPE = "u1.medium"
@@ -82,16 +91,23 @@ def version_choices(versions: Iterable[str]) -> list[tuple[str, str]]:
     return choices
 
 
-def preset_choices() -> list[tuple[str, str]]:
-    """The presets the platform's release offers (sizes, never instance types)."""
-    return [(p.name, _("%(name)s · %(cpu)s CPU · %(mem)s RAM")
-             % {"name": p.name, "cpu": p.cpu, "mem": p.memory})
-            for p in shown_dialect().catalogue.presets]
+def preset_choices() -> list[tuple[str, Any]]:
+    """The control-plane sizes the platform's release offers, each with its CPU and memory,
+    grouped by family (sizes, never instance types)."""
+    def option(p: catalog.ControlPlanePreset) -> tuple[str, str]:
+        return (p.name, _("%(name)s · %(cpu)s CPU · %(mem)s RAM")
+                % {"name": p.name, "cpu": p.cpu, "mem": p.memory})
+
+    presets = features.control_plane_presets()
+    return [(_(family.label), [option(p) for p in presets if p.family == family.key])
+            for family in features.preset_families()
+            if any(p.family == family.key for p in presets)]
 
 
 def offered_addons() -> tuple[catalog.Addon, ...]:
-    """The add-ons of the platform's release, in manifest order."""
-    return shown_dialect().catalogue.addons
+    """The add-ons of the platform's release the portal offers, in manifest order
+    (ouroboros only where the platform speaks the PROXY protocol)."""
+    return tuple(a for a in shown_dialect().catalogue.addons if features.addon_offered(a.key))
 
 
 def storage_choices() -> list[tuple[str, str]]:
@@ -166,8 +182,11 @@ class ClusterForm(forms.Form):
         initial=catalog.DEFAULT_CONTROL_PLANE_REPLICAS,
         help_text=gettext_lazy("API-server pods run by the platform (1 to 5). Two survive the "
                                "loss of one."))
-    control_plane_preset = LenientChoiceField(label=gettext_lazy("API-server size"),
-                                              initial=catalog.DEFAULT_API_SERVER_PRESET)
+    control_plane_preset = LenientChoiceField(
+        label=gettext_lazy("API-server size"), initial=catalog.DEFAULT_API_SERVER_PRESET,
+        help_text=gettext_lazy("CPU and memory of each API-server pod on the platform. These "
+                               "sizes are not instance types: preset u1.medium is 2 CPU and "
+                               "8 GiB, the u1.medium node 1 vCPU and 4 GiB."))
     storage_class = LenientChoiceField(
         label=gettext_lazy("Storage class"), initial=catalog.DEFAULT_STORAGE_CLASS,
         help_text=gettext_lazy("Where the cluster's persistent volumes live. Cannot change "
@@ -188,7 +207,176 @@ class ClusterForm(forms.Form):
         self.fields["version"].initial = default if default in versions else (
             versions[0] if versions else default)
         self.fields["control_plane_preset"].widget.choices = preset_choices()
+        self.fields["control_plane_preset"].initial = features.default_api_server_preset()
         self.fields["storage_class"].widget.choices = storage_choices()
+        add_auto_repair_fields(self)
+
+    def auto_repair(self) -> AutoRepairSpec | None:
+        return auto_repair_value(self)
+
+
+# --------------------------------------------------------------------------- auto-repair
+
+AUTO_REPAIR_DEFAULT, AUTO_REPAIR_ON, AUTO_REPAIR_OFF = "", "on", "off"
+
+
+def add_auto_repair_fields(form: forms.Form) -> None:
+    """The cluster's auto-repair setting: the platform default, on with its two values, off."""
+    default = AutoRepairSpec()
+    form.fields["auto_repair"] = forms.ChoiceField(
+        label=_("Node auto-repair"), required=False, initial=AUTO_REPAIR_DEFAULT,
+        choices=[(AUTO_REPAIR_DEFAULT, _("The platform's default (on: 50%, 10 minutes)")),
+                 (AUTO_REPAIR_ON, _("On, with the settings below")),
+                 (AUTO_REPAIR_OFF, _("Off: unhealthy nodes stay until someone acts"))],
+        help_text=_("The platform replaces a node that stops reporting healthy, or that never "
+                    "becomes ready within the start-up timeout, with a new one."))
+    form.fields["repair_max_unhealthy"] = forms.CharField(
+        label=_("Unhealthy nodes tolerated per group"), required=False, max_length=8,
+        initial=default.max_unhealthy,
+        widget=forms.TextInput(attrs={"placeholder": default.max_unhealthy,
+                                      "spellcheck": "false"}),
+        help_text=_("A number of nodes (“1”) or a share of the group (“50%”). When more nodes "
+                    "of a group are unhealthy at once, repairs pause: something bigger is "
+                    "wrong. 50% never repairs a one-node group (half of one node rounds down "
+                    "to none): use “1” for such groups."))
+    form.fields["repair_node_startup_timeout"] = forms.CharField(
+        label=_("Start-up timeout"), required=False, max_length=16,
+        initial=default.node_startup_timeout,
+        widget=forms.TextInput(attrs={"placeholder": default.node_startup_timeout,
+                                      "spellcheck": "false"}),
+        help_text=_("How long a new node may take to become ready before it is replaced, "
+                    "such as “10m” or “1h”."))
+
+
+def auto_repair_initial(repair: AutoRepairSpec | None) -> dict[str, Any]:
+    if repair is None:
+        return {"auto_repair": AUTO_REPAIR_DEFAULT}
+    return {"auto_repair": AUTO_REPAIR_ON if repair.enabled else AUTO_REPAIR_OFF,
+            "repair_max_unhealthy": repair.max_unhealthy,
+            "repair_node_startup_timeout": repair.node_startup_timeout}
+
+
+def auto_repair_value(form: forms.Form) -> AutoRepairSpec | None:
+    """The setting as posted (as far as it parses), or as the form started."""
+    def text(name: str) -> str:
+        if form.is_bound:
+            return str(form.data.get(form.add_prefix(name)) or "").strip()
+        return str(form.initial.get(name, form.fields[name].initial) or "").strip()
+
+    mode = text("auto_repair")
+    if mode not in (AUTO_REPAIR_ON, AUTO_REPAIR_OFF):
+        return None
+    default = AutoRepairSpec()
+    return AutoRepairSpec(enabled=mode == AUTO_REPAIR_ON,
+                          max_unhealthy=text("repair_max_unhealthy") or default.max_unhealthy,
+                          node_startup_timeout=text("repair_node_startup_timeout")
+                          or default.node_startup_timeout)
+
+
+class AutoRepairForm(forms.Form):
+    """The detail page's auto-repair action: the cluster's setting and each group's own."""
+
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, groups: Iterable[NodeGroupSpec], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        add_auto_repair_fields(self)
+        self.group_names = [g.name for g in groups]
+        for name in self.group_names:
+            self.fields[f"{name}__max_unhealthy"] = forms.CharField(
+                label=_("%(group)s: unhealthy nodes tolerated") % {"group": name},
+                required=False, max_length=8,
+                widget=forms.TextInput(attrs={"placeholder": _("the cluster's"),
+                                              "spellcheck": "false"}))
+            self.fields[f"{name}__node_startup_timeout"] = forms.CharField(
+                label=_("%(group)s: start-up timeout") % {"group": name}, required=False,
+                max_length=16, widget=forms.TextInput(attrs={"placeholder": _("the cluster's"),
+                                                             "spellcheck": "false"}))
+
+    def group_rows(self) -> list[tuple[str, BoundField, BoundField]]:
+        return [(name, self[f"{name}__max_unhealthy"], self[f"{name}__node_startup_timeout"])
+                for name in self.group_names]
+
+    def field_for_error(self, path: str) -> str | None:
+        """``auto_repair.max_unhealthy`` → ``repair_max_unhealthy``;
+        ``node_groups[1].node_startup_timeout`` → ``<second group>__node_startup_timeout``."""
+        if path.startswith("auto_repair"):
+            leaf = path.split(".", 1)[1] if "." in path else ""
+            return f"repair_{leaf}" if leaf else "auto_repair"
+        match = _GROUP_PATH.match(path)
+        if match and match.group(2) in ("max_unhealthy", "node_startup_timeout"):
+            index = int(match.group(1))
+            if index < len(self.group_names):
+                return f"{self.group_names[index]}__{match.group(2)}"
+        return None
+
+    def to_groups(self) -> dict[str, tuple[str, str]]:
+        data = getattr(self, "cleaned_data", {})
+        return {name: (str(data.get(f"{name}__max_unhealthy") or "").strip(),
+                       str(data.get(f"{name}__node_startup_timeout") or "").strip())
+                for name in self.group_names}
+
+
+def auto_repair_form_initial(spec: ClusterSpec) -> dict[str, Any]:
+    initial = auto_repair_initial(spec.auto_repair)
+    for group in spec.node_groups:
+        initial[f"{group.name}__max_unhealthy"] = group.max_unhealthy
+        initial[f"{group.name}__node_startup_timeout"] = group.node_startup_timeout
+    return initial
+
+
+# --------------------------------------------------------------------------- access
+
+
+class AccessForm(forms.Form):
+    """Who gets into the cluster through single sign-on: per member of the tenant, no access
+    or a cluster role their portal role allows. People the cluster still lists who are no
+    longer members (``departed``) lose their access when this is saved."""
+
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, members: Iterable[Any],
+                 granted: Iterable[OidcUserSpec] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.members = [m for m in members if m.roles]
+        current = {u.email.lower(): u.role for u in granted}
+        labels = {"admin": _("Admin: cluster-admin"), "view": _("View: read only")}
+        for member in self.members:
+            self.fields[member.field] = forms.ChoiceField(
+                label=member.name, required=False, initial=current.get(member.email, ""),
+                choices=[("", _("No access"))] + [(r, labels[r]) for r in member.roles])
+        known = {m.email for m in self.members}
+        self.departed = [u for u in granted if u.email.lower() not in known]
+
+    def to_users(self) -> tuple[OidcUserSpec, ...]:
+        data = getattr(self, "cleaned_data", {})
+        users = []
+        for member in self.members:
+            role = data.get(member.field) if data else (
+                self.data.get(self.add_prefix(member.field)) if self.is_bound
+                else self.initial.get(member.field, self.fields[member.field].initial))
+            if role in spec_rules.OIDC_ROLES:
+                users.append(OidcUserSpec(member.email, str(role)))
+        return tuple(users)
+
+    def field_for(self, email: str) -> str | None:
+        return next((m.field for m in self.members if m.email == email.lower()), None)
+
+    def field_for_error(self, path: str) -> str | None:
+        """``oidc_users[i].role`` → the field of the i-th person given access (by email)."""
+        match = _USER_PATH.match(path)
+        users = sorted(self.to_users(), key=lambda u: u.email)
+        if match and int(match.group(1)) < len(users):
+            return self.field_for(users[int(match.group(1))].email)
+        return None
+
+    def rows(self) -> list[tuple[Any, BoundField]]:
+        return [(member, self[member.field]) for member in self.members]
+
+
+def access_initial(members: Iterable[Any], users: Iterable[OidcUserSpec]) -> dict[str, str]:
+    current = {u.email.lower(): u.role for u in users}
+    return {m.field: current.get(m.email, "") for m in members}
 
 
 # --------------------------------------------------------------------------- node groups
@@ -215,9 +403,32 @@ class NodeGroupForm(forms.Form):
     gpu_model = LenientChoiceField(label=gettext_lazy("GPU model"), initial="")
     gpu_count = bounded_integer(limits.GPUS_PER_NODE, label=gettext_lazy("GPUs per node"),
                                 initial=1, required=False)
+    storage_class = LenientChoiceField(
+        label=gettext_lazy("Storage class of the nodes' disks"), initial="",
+        help_text=gettext_lazy("Where this group's node disks live; by default the cluster's "
+                               "storage class. Nodes move between servers while running, so "
+                               "only replicated classes fit. Changing it replaces the nodes."))
+    max_unhealthy = forms.CharField(
+        label=gettext_lazy("Unhealthy nodes tolerated (auto-repair)"), required=False,
+        max_length=8, widget=forms.TextInput(attrs={"placeholder": "50%",
+                                                    "spellcheck": "false"}),
+        help_text=gettext_lazy("Empty: the cluster's setting. Above this many unhealthy nodes "
+                               "at once, repairs pause."))
+    node_startup_timeout = forms.CharField(
+        label=gettext_lazy("Start-up timeout (auto-repair)"), required=False, max_length=16,
+        widget=forms.TextInput(attrs={"placeholder": "10m", "spellcheck": "false"}),
+        help_text=gettext_lazy("Empty: the cluster's setting."))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        disk = self.fields["disk_gib"]
+        disk.initial = features.default_disk_gib()
+        disk.help_text = _("The node's persistent disk: it holds the operating system, the "
+                           "kubelet's state and container images, and local volumes.") \
+            if features.supports(features.DISK_SIZE) else \
+            _("Scratch disk per node for container images and the kubelet's state.")
+        self.fields["storage_class"].widget.choices = [
+            ("", _("The cluster's storage class")), *storage_choices()]
         # Only what staff offer, plus the value this form starts from or was posted with, so
         # a group keeps showing a type or GPU that was hidden after it was created. Lazy: the
         # lists are read only when the select is rendered.
@@ -231,12 +442,16 @@ class NodeGroupForm(forms.Form):
         data = getattr(self, "cleaned_data", {})
         if name in data and data[name] is not None:
             return data[name]
-        if name in ("name", "instance_type", "cpu", "memory", "gpu_model") and self.is_bound:
+        if name in _TEXT_FIELDS and self.is_bound:
             return (self.data.get(self.add_prefix(name)) or "").strip()
         initial = self.initial.get(name, self.fields[name].initial)
         return initial if initial is not None else ""
 
-    def to_spec(self, name: str | None = None) -> NodeGroupSpec:
+    def to_spec(self, name: str | None = None, *, keep: NodeGroupSpec | None = None
+                ) -> NodeGroupSpec:
+        """The group as far as it parses. ``keep``: the group as it is, whose auto-repair
+        overrides stay when the form does not carry them (the node change form), and whose
+        kubelet reservations (which no form shows) stay."""
         gpu_model = self.value("gpu_model")
         count = self.value("gpu_count")
         # The list has one entry per GPU: only a count in range is ever multiplied out (a
@@ -248,12 +463,25 @@ class NodeGroupForm(forms.Form):
             instance_type=instance_type,
             min_replicas=_int(self.value("min_replicas"), DEFAULT_MIN_NODES),
             max_replicas=_int(self.value("max_replicas"), DEFAULT_MAX_NODES),
-            disk_gib=_int(self.value("disk_gib"), catalog.DEFAULT_DISK_GIB),
+            disk_gib=_int(self.value("disk_gib"), features.default_disk_gib()),
             roles=(catalog.INGRESS_NGINX_ROLE,) if self.value("ingress") else (),
             gpus=(gpu_model,) * count if gpu_model else (),
             cpu=self.value("cpu") or None if not instance_type else None,
             memory=self.value("memory") or None if not instance_type else None,
+            storage_class=self.value("storage_class"),
+            max_unhealthy=self._kept("max_unhealthy", keep),
+            node_startup_timeout=self._kept("node_startup_timeout", keep),
+            kubelet=keep.kubelet if keep is not None else KubeletSpec(),
         )
+
+    def _kept(self, name: str, keep: NodeGroupSpec | None) -> str:
+        if keep is not None and self.is_bound and self.add_prefix(name) not in self.data:
+            return str(getattr(keep, name))
+        return str(self.value(name))
+
+
+_TEXT_FIELDS = ("name", "instance_type", "cpu", "memory", "gpu_model", "storage_class",
+                "max_unhealthy", "node_startup_timeout")
 
 
 def group_initial(group: NodeGroupSpec) -> dict[str, Any]:
@@ -262,7 +490,9 @@ def group_initial(group: NodeGroupSpec) -> dict[str, Any]:
             "max_replicas": group.max_replicas, "disk_gib": group.disk_gib,
             "ingress": catalog.INGRESS_NGINX_ROLE in group.roles,
             "gpu_model": group.gpus[0] if group.gpus else "",
-            "gpu_count": len(group.gpus) or 1}
+            "gpu_count": len(group.gpus) or 1, "storage_class": group.storage_class,
+            "max_unhealthy": group.max_unhealthy,
+            "node_startup_timeout": group.node_startup_timeout}
 
 
 def _int(value: Any, default: int) -> int:
@@ -281,7 +511,9 @@ class AddonsForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for addon in offered_addons():
+        # Only what the live platform offers (fractional GPUs and ouroboros are v1.6 ones).
+        self.offered = offered_addons()
+        for addon in self.offered:
             if addon.has_enabled:
                 self.fields[f"{addon.key}_enabled"] = forms.BooleanField(
                     label=addon.label, required=False, help_text=addon.description)
@@ -308,7 +540,7 @@ class AddonsForm(forms.Form):
     def sections(self) -> list[dict[str, Any]]:
         """The fields of each add-on, for the template."""
         result = []
-        for addon in offered_addons():
+        for addon in self.offered:
             fields: dict[str, Any] = {"addon": addon}
             for suffix, key in (("enabled", "enabled"), ("expose_method", "expose_method"),
                                 ("hosts", "hosts"), ("values", "yaml")):
@@ -321,7 +553,7 @@ class AddonsForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
-        for addon in offered_addons():
+        for addon in self.offered:
             name = _values_field(addon.key)
             if name not in self.fields:
                 continue
@@ -345,7 +577,7 @@ class AddonsForm(forms.Form):
         data = getattr(self, "cleaned_data", {})
         raw = self.data if self.is_bound else {}
         specs = []
-        for addon in offered_addons():
+        for addon in self.offered:
             enabled_name = f"{addon.key}_enabled"
             if self.is_bound:
                 enabled = bool(data.get(enabled_name)) if enabled_name in data else \
@@ -403,11 +635,16 @@ _GROUP_PATH = re.compile(r"^node_groups\[(\d+)\](?:\.(\w+))?")
 _GROUP_FIELDS = {"name": "name", "instance_type": "instance_type", "cpu": "cpu",
                  "memory": "memory", "min_replicas": "min_replicas",
                  "max_replicas": "max_replicas", "disk_gib": "disk_gib",
-                 "roles": "ingress", "gpus": "gpu_model"}
+                 "roles": "ingress", "gpus": "gpu_model", "storage_class": "storage_class",
+                 "max_unhealthy": "max_unhealthy",
+                 "node_startup_timeout": "node_startup_timeout"}
 _CLUSTER_FIELDS = {"name": "name", "version": "version", "storage_class": "storage_class",
                    "host": "host", "control_plane.replicas": "control_plane_replicas",
                    "control_plane.api_server_preset": "control_plane_preset",
-                   "control_plane": "control_plane_preset"}
+                   "control_plane": "control_plane_preset", "auto_repair": "auto_repair",
+                   "auto_repair.max_unhealthy": "repair_max_unhealthy",
+                   "auto_repair.node_startup_timeout": "repair_node_startup_timeout"}
+_USER_PATH = re.compile(r"^oidc_users\[(\d+)\]")
 
 
 def row_keys(data: Any) -> list[int]:
@@ -433,7 +670,10 @@ class SpecForm:
     """
 
     def __init__(self, data: Any = None, *, versions: Iterable[str],
-                 add_row: bool = False, remove_row: int | None = None) -> None:
+                 add_row: bool = False, remove_row: int | None = None,
+                 access_members: Iterable[Any] | None = None) -> None:
+        """``access_members``: the tenant's members to choose single sign-on access from
+        (None: the access section is not offered, to this person or by this platform)."""
         self.is_bound = data is not None
         self.cluster = ClusterForm(data, versions=versions)
         keys = row_keys(data) if data is not None else [0]
@@ -453,6 +693,9 @@ class SpecForm:
                 self._default_group(next_group_name(names)), roles=()))
             self.rows.append((key, NodeGroupForm(prefix=f"ng-{key}", initial=initial)))
         self.addons = AddonsForm(data, prefix="addon")
+        self.access = AccessForm(data, prefix="access", members=access_members) \
+            if access_members is not None else None
+        self._users: tuple[OidcUserSpec, ...] = ()
         self.quota_errors: list[str] = []
         self.other_errors: list[str] = []
         self.group_errors: list[str] = []
@@ -462,7 +705,7 @@ class SpecForm:
     def _default_group(name: str) -> NodeGroupSpec:
         return NodeGroupSpec(name=name, instance_type=default_instance_type(),
                              min_replicas=DEFAULT_MIN_NODES, max_replicas=DEFAULT_MAX_NODES,
-                             disk_gib=catalog.DEFAULT_DISK_GIB,
+                             disk_gib=features.default_disk_gib(),
                              roles=(catalog.INGRESS_NGINX_ROLE,))
 
     def forms(self) -> Iterator[forms.Form]:
@@ -470,6 +713,8 @@ class SpecForm:
         for _key, form in self.rows:
             yield form
         yield self.addons
+        if self.access is not None:
+            yield self.access
 
     def is_valid(self) -> bool:
         """Django-level parsing only (numbers, YAML); the platform rules come from the action."""
@@ -491,6 +736,7 @@ class SpecForm:
         """The spec as far as it parses; fields that did not parse keep their defaults."""
         self.is_valid()
         replicas = self.cluster_value("control_plane_replicas")
+        self._users = self.access.to_users() if self.access is not None else ()
         return ClusterSpec(
             name=str(self.cluster_value("name") or ""),
             namespace=namespace,
@@ -503,6 +749,8 @@ class SpecForm:
                                       or catalog.DEFAULT_API_SERVER_PRESET)),
             node_groups=tuple(form.to_spec() for _key, form in self.rows),
             addons=self.addons.to_addons(),
+            auto_repair=self.cluster.auto_repair(),
+            oidc_users=self._users,
         )
 
     def apply_errors(self, errors: Iterable[FieldError], *, quiet_required: bool = False,
@@ -545,6 +793,12 @@ class SpecForm:
             return None, None
         if path.startswith("addons"):
             return self.addons, addon_errors_field(path)
+        match = _USER_PATH.match(path)
+        if match and self.access is not None:
+            index = int(match.group(1))
+            users = sorted(self._users, key=lambda u: u.email)
+            if index < len(users):
+                return self.access, self.access.field_for(users[index].email)
         return None, None
 
     @property

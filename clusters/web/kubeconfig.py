@@ -6,6 +6,12 @@ person may have (``admin`` for owners, admins and members, the break-glass ``sup
 owners and admins); a browser session must have signed in recently (a token is itself the
 deliberate credential); a deleted cluster has none; every download is recorded in the audit log.
 The surfaces only say, each in its own way, why there is no file.
+
+The single sign-on kubeconfig (``download_oidc``) is another matter: it holds no credential,
+only where the cluster is and how to sign in (``kubectl oidc-login`` against the platform's
+identity provider, as the person themselves), so whoever may see the cluster may have it,
+with no recent sign-in asked and nothing to audit. What the person may then do inside the
+cluster is the role an owner or admin gave them (``oidc_users``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from enum import StrEnum
 from django.http import HttpRequest, HttpResponse
 
 from clusters import actions
-from cozystack.gateway import get_gateway
+from cozystack.gateway import NotFound, get_gateway, is_placeholder_kubeconfig
 from portal.audit import Actor, record
 from portal.permissions import Perm
 from portal.reauthentication import require_recent_sign_in
@@ -60,4 +66,41 @@ def download(request: HttpRequest, ctx: TenantContext, cluster_name: str, kind: 
         f'attachment; filename="{filename(ctx, cluster.name, kind)}"')
     response["Cache-Control"] = "no-store"
     response["Pragma"] = "no-cache"
+    return response
+
+
+class OidcKubeconfigUnavailable(Exception):
+    """No single sign-on kubeconfig to hand out; ``preparing`` tells the two cases apart."""
+
+    def __init__(self, *, preparing: bool) -> None:
+        super().__init__("preparing" if preparing else "not enabled")
+        self.preparing = preparing
+
+
+def oidc_filename(ctx: TenantContext, cluster_name: str) -> str:
+    return f"{ctx.tenant.slug}-{cluster_name}-sso-kubeconfig.yaml"
+
+
+def download_oidc(ctx: TenantContext, cluster_name: str) -> HttpResponse:
+    """The single sign-on kubeconfig of the live cluster ``cluster_name``, as a named
+    attachment. Writes nothing.
+
+    Raises ``Http404`` (no such live cluster), ``OidcKubeconfigUnavailable`` (the cluster gives
+    nobody access through single sign-on, or the platform is still preparing the file: its
+    placeholder, or no file yet) or another ``PlatformError``.
+    """
+    ctx.require(Perm.CLUSTERS_VIEW)
+    cluster = actions.access_cluster(ctx, cluster_name)
+    if not cluster.oidc_users:
+        raise OidcKubeconfigUnavailable(preparing=False)
+    try:
+        content = get_gateway().read_oidc_kubeconfig(ctx.tenant.namespace, cluster.name)
+    except NotFound:
+        raise OidcKubeconfigUnavailable(preparing=True) from None
+    if is_placeholder_kubeconfig(content):
+        raise OidcKubeconfigUnavailable(preparing=True)
+    response = HttpResponse(content, content_type="application/yaml; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{oidc_filename(ctx, cluster.name)}"')
+    response["Cache-Control"] = "no-cache"
     return response

@@ -32,11 +32,11 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.safestring import mark_safe
 
-from clusters import platform_release
+from clusters import features, platform_release
 from clusters.events import OfferingsChanged
 from clusters.models import Cluster
 from clusters.web import forms as cluster_forms
-from clusters.web import presentation
+from clusters.web import presentation, queries
 from clusters.web.groups import cluster_group, tenant_group
 from clusters.web.queries import ClusterRow, ClusterState, cluster_row, cluster_state_by_id
 from cozystack.specjson import spec_to_json
@@ -84,10 +84,13 @@ def actions_key(state: ClusterState, tier: str) -> str:
                         usedforsecurity=False).hexdigest()[:16]
 
 
-def action_forms(state: ClusterState, bound: dict[str, Any] | None = None) -> dict[str, Any]:
+def action_forms(state: ClusterState, bound: dict[str, Any] | None = None,
+                 tier: str = CHANGE) -> dict[str, Any]:
     """Action forms with the cluster's current values; ``bound`` replaces some by the forms a
     person just posted (keys: ``scale-<group>``, ``edit-<group>``, ``remove-<group>``,
-    ``add``, ``upgrade``, ``addons``, ``delete``)."""
+    ``add``, ``upgrade``, ``addons``, ``repair``, ``access``, ``delete``). Auto-repair and
+    access are there where the platform offers them; access for owners and admins only (the
+    manage tier)."""
     bound = bound or {}
     cluster = state.cluster
     spec = cluster.to_spec(state.groups)
@@ -115,7 +118,22 @@ def action_forms(state: ClusterState, bound: dict[str, Any] | None = None) -> di
         "addons": bound.get("addons") or cluster_forms.AddonsForm(
             prefix="addon", initial=cluster_forms.addons_initial(spec.addons)),
         "delete": bound.get("delete") or cluster_forms.DeleteForm(prefix="delete"),
+        "repair": bound.get("repair") or (cluster_forms.AutoRepairForm(
+            prefix="repair", groups=spec.node_groups,
+            initial=cluster_forms.auto_repair_form_initial(spec))
+            if features.supports(features.AUTO_REPAIR) else None),
+        "access": bound.get("access") or (_access_form(state, spec)
+                                          if tier == MANAGE else None),
     }
+
+
+def _access_form(state: ClusterState, spec: Any) -> cluster_forms.AccessForm | None:
+    if not features.supports(features.OIDC):
+        return None
+    members = queries.access_members(state.cluster.tenant)
+    return cluster_forms.AccessForm(prefix="access", members=members, granted=spec.oidc_users,
+                                    initial=cluster_forms.access_initial(members,
+                                                                         spec.oidc_users))
 
 
 def region_context(state: ClusterState, tier: str, *, oob: bool = False,
@@ -132,10 +150,19 @@ def region_context(state: ClusterState, tier: str, *, oob: bool = False,
         "can_steer": state.operation is not None and presentation.may_steer(
             state.operation, can_change=can_change, can_delete=can_delete),
         "actions_key": actions_key(state, tier),
-        "forms": action_forms(state, bound) if tier != VIEW and not state.is_deleted else {},
+        "forms": action_forms(state, bound, tier) if tier != VIEW and not state.is_deleted
+        else {},
+        "offers": offers(),
         "release_known": platform_release.current().known,
         "oob": oob,
     }
+
+
+def offers() -> dict[str, bool]:
+    """Which v1.6 settings the pages show (what the live platform offers)."""
+    return {name: features.supports(name) for name in (
+        features.DISK_SIZE, features.PER_GROUP_STORAGE_CLASS, features.AUTO_REPAIR,
+        features.PER_GROUP_AUTO_REPAIR, features.OIDC)}
 
 
 def render_detail(state: ClusterState, tier: str) -> str:

@@ -20,13 +20,15 @@ from django.utils.translation import gettext as _
 
 from billing.pricing import estimate_change, estimate_spec
 from billing.queries import MTD_SNAPSHOT_SECONDS, month_to_date
-from clusters import actions, offerings, plans, platform_release
+from clusters import actions, features, offerings, plans, platform_release
 from clusters.models import Cluster, Offering
 from clusters.quotas import quota_lines
 from clusters.web import kubeconfig as kubeconfigs
 from clusters.web import live, queries
 from clusters.web.forms import (
+    AccessForm,
     AddonsForm,
+    AutoRepairForm,
     ConfirmForm,
     DeleteForm,
     KubeconfigForm,
@@ -35,6 +37,7 @@ from clusters.web.forms import (
     SpecForm,
     UpgradeForm,
     addon_errors_field,
+    auto_repair_value,
     row_key,
     validation_field_errors,
 )
@@ -126,10 +129,18 @@ def _rows_changed(request: HttpRequest) -> bool:
     return bool(request.POST.get("_action")) or "_remove" in request.POST
 
 
-def _bind_spec_form(request: HttpRequest) -> SpecForm:
+def _access_members(ctx: TenantContext) -> list[queries.AccessMember] | None:
+    """The members to choose single sign-on access from, for owners and admins on a platform
+    that offers it (None otherwise: no access section)."""
+    if not ctx.can(Perm.MEMBERS_MANAGE) or not features.supports(features.OIDC):
+        return None
+    return queries.access_members(ctx.tenant)
+
+
+def _bind_spec_form(request: HttpRequest, ctx: TenantContext) -> SpecForm:
     return SpecForm(request.POST, versions=_versions(),
                     add_row=request.POST.get("_action") == "add_group",
-                    remove_row=_remove_key(request))
+                    remove_row=_remove_key(request), access_members=_access_members(ctx))
 
 
 def _create_context(ctx: TenantContext, form: SpecForm, spec: ClusterSpec | None = None,
@@ -140,7 +151,7 @@ def _create_context(ctx: TenantContext, form: SpecForm, spec: ClusterSpec | None
     nodes_min = sum(g.min_replicas for g in spec.node_groups)
     nodes_max = sum(g.max_replicas for g in spec.node_groups)
     return {"ctx": ctx, "form": form, "spec": spec, "manifest": to_yaml(manifest),
-            "estimate": estimate_spec(spec),
+            "estimate": estimate_spec(spec), "offers": live.offers(),
             "quota": quota_lines(ctx.tenant, spec), "nodes_min": nodes_min,
             "nodes_max": nodes_max, "tenant_slug": ctx.tenant.slug,
             "storage_classes": catalog.storage_classes(), "release": release, **extra}
@@ -149,8 +160,9 @@ def _create_context(ctx: TenantContext, form: SpecForm, spec: ClusterSpec | None
 @tenant_view(Perm.CLUSTERS_CHANGE, methods=("GET", "HEAD", "POST"))
 def cluster_create(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     if request.method != "POST":
-        return render(request, CREATE, _create_context(ctx, SpecForm(versions=_versions())))
-    form = _bind_spec_form(request)
+        return render(request, CREATE, _create_context(ctx, SpecForm(
+            versions=_versions(), access_members=_access_members(ctx))))
+    form = _bind_spec_form(request, ctx)
     spec = form.to_spec(ctx.tenant.namespace)
     if _rows_changed(request):
         # Adding or removing a node-group row without JavaScript: show the form again.
@@ -175,7 +187,7 @@ def cluster_create(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 def cluster_create_check(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     """Validate as you type: every field's errors, the manifest, quota and the submit button,
     as out-of-band swaps. With ``_action``/``_remove`` it also answers the node-group rows."""
-    form = _bind_spec_form(request)
+    form = _bind_spec_form(request, ctx)
     spec = form.to_spec(ctx.tenant.namespace)
     form.is_valid()
     form.apply_errors(actions.check_spec(ctx, spec), quiet_required=True,
@@ -197,9 +209,20 @@ def _detail_context(request: HttpRequest, ctx: TenantContext, state: queries.Clu
         allow_super_admin=ctx.can(Perm.KUBECONFIG_SUPER_ADMIN)),
         can_kubeconfig=ctx.can(Perm.KUBECONFIG_ADMIN),
         kubeconfig_file=kubeconfigs.filename(ctx, state.cluster.name, kubeconfigs.Kind.ADMIN),
-        **_costs_context(ctx))
+        sso=_sso_context(request, ctx, state.cluster), **_costs_context(ctx))
     context.update(extra)
     return context
+
+
+def _sso_context(request: HttpRequest, ctx: TenantContext, cluster: Cluster) -> dict[str, Any]:
+    """What the kubeconfig card says of single sign-on: whether the platform offers it, who
+    has access, the caller's own role, and whether admin credentials can be rotated."""
+    email = str(getattr(request.user, "email", "") or "").lower()
+    mine = next((u["role"] for u in cluster.oidc_users or ()
+                 if str(u.get("email", "")).lower() == email), "")
+    return {"offered": features.supports(features.OIDC), "users": cluster.oidc_users or [],
+            "my_role": mine, "file": kubeconfigs.oidc_filename(ctx, cluster.name),
+            "rotation": features.supports(features.CREDENTIAL_ROTATION)}
 
 
 @tenant_view(Perm.CLUSTERS_VIEW)
@@ -218,13 +241,18 @@ def cluster_detail_live(request: HttpRequest, ctx: TenantContext,
 
 # --------------------------------------------------------------------------- actions
 
-_GROUP_FIELD_ALIASES = {"ephemeral_storage_gib": "disk_gib", "roles": "ingress",
+_GROUP_FIELD_ALIASES = {"roles": "ingress",
                         "gpus": "gpu_model"}
 
 
 def _place_errors(form: Any, errors: list[FieldError]) -> None:
     """A rule's message beside the action form's field it is about, else above the form."""
     for error in errors:
+        field_for = getattr(form, "field_for_error", None)
+        own = field_for(error.field) if field_for is not None else None
+        if own:
+            form.add_error(own, error.message)
+            continue
         name = error.field.rsplit(".", 1)[-1] if "." in error.field else error.field
         name = _GROUP_FIELD_ALIASES.get(name, name)
         if error.field.startswith("addons"):
@@ -312,7 +340,7 @@ def group_update(request: HttpRequest, ctx: TenantContext, cluster_name: str,
     action = f"edit-{group_name}"
     form = NodeGroupForm(request.POST, prefix=action)
     form.is_valid()
-    group = form.to_spec(name=group_name)
+    group = form.to_spec(name=group_name, keep=cluster.to_spec().group(group_name))
     return _confirm_or_run(
         request, ctx, cluster, action=action, form=_WithConfirm(form, request, action),
         planner=plans.update_node_group(group),
@@ -364,6 +392,33 @@ def cluster_addons(request: HttpRequest, ctx: TenantContext, cluster_name: str
         request, ctx, cluster, action="addons", form=_WithConfirm(form, request, "addons"),
         planner=plans.set_addons(addons),
         done=_("Add-on change requested."))
+
+
+@tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
+def cluster_auto_repair(request: HttpRequest, ctx: TenantContext, cluster_name: str
+                        ) -> HttpResponse:
+    cluster = actions.access_cluster(ctx, cluster_name)
+    form = AutoRepairForm(request.POST, prefix="repair",
+                          groups=cluster.to_spec().node_groups)
+    valid = form.is_valid()
+    repair = auto_repair_value(form)
+    groups = form.to_groups() if valid else {}
+    return _confirm_or_run(
+        request, ctx, cluster, action="repair", form=form,
+        planner=plans.set_auto_repair(repair, groups), done=_("Auto-repair change requested."))
+
+
+@tenant_view(Perm.MEMBERS_MANAGE, methods=("POST",))
+def cluster_access(request: HttpRequest, ctx: TenantContext, cluster_name: str
+                   ) -> HttpResponse:
+    """Owners and admins choose who gets into the cluster through single sign-on."""
+    cluster = actions.access_cluster(ctx, cluster_name)
+    form = AccessForm(request.POST, prefix="access", members=queries.access_members(ctx.tenant),
+                      granted=cluster.to_spec().oidc_users)
+    form.is_valid()
+    return _confirm_or_run(
+        request, ctx, cluster, action="access", form=form,
+        planner=plans.set_oidc_users(form.to_users()), done=_("Access change requested."))
 
 
 @tenant_view(Perm.CLUSTERS_DELETE, methods=("POST",))
@@ -458,6 +513,26 @@ class _WithConfirm:
 
 
 # --------------------------------------------------------------------------- kubeconfig
+
+
+@tenant_view(Perm.CLUSTERS_VIEW)
+def oidc_kubeconfig(request: HttpRequest, ctx: TenantContext, cluster_name: str) -> HttpResponse:
+    """The single sign-on kubeconfig (``clusters.web.kubeconfig.download_oidc``): no
+    credential in it, so no recent sign-in asked and no audit entry. Where there is no file
+    yet, the cluster page says why (a link followed again later simply works)."""
+    try:
+        return kubeconfigs.download_oidc(ctx, cluster_name)
+    except kubeconfigs.OidcKubeconfigUnavailable as exc:
+        problem = _("The platform is still preparing the single sign-on kubeconfig; it is "
+                    "ready a few minutes after the control plane. Try again shortly.") \
+            if exc.preparing else _("Nobody has access to this cluster through single "
+                                    "sign-on yet.")
+    except PlatformError as exc:
+        problem = _("The platform could not be reached to fetch the kubeconfig (%(e)s). Try "
+                    "again in a minute.") % {"e": exc.message}
+    messages.error(request, problem)
+    state = queries.cluster_state(actions.access_cluster(ctx, cluster_name))
+    return render(request, DETAIL, _detail_context(request, ctx, state))
 
 
 @tenant_view(Perm.KUBECONFIG_ADMIN, methods=("POST",))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -176,3 +177,19 @@ def test_a_member_may_change_but_not_delete(engine, member, tenant):
     Operation.objects.update(state=Operation.State.SUCCEEDED)
     with pytest.raises(PermissionDenied):
         actions.do_delete_cluster(actor, ctx, "demo", confirm="demo")
+
+
+def test_only_owners_and_admins_choose_who_gets_into_a_cluster(engine, member, tenant, owner):
+    from cozystack.specs import OidcUserSpec
+
+    engine.create()
+    users = (OidcUserSpec(owner.email, "admin"),)
+    spec = dataclasses.replace(cluster_spec("other"), oidc_users=users)
+    with pytest.raises(PermissionDenied) as error:
+        actions.do_create_cluster(Actor(user=member), context_of(member, tenant), spec)
+    assert "Only owners and admins" in str(error.value)
+    with pytest.raises(PermissionDenied):
+        actions.do_set_cluster_access(Actor(user=member), context_of(member, tenant), "demo",
+                                      users)
+    assert Cluster.objects.count() == 1
+    assert Cluster.objects.get().operations.count() == 1

@@ -40,8 +40,9 @@ def test_an_unbound_form_describes_a_small_working_cluster():
 
     assert spec.version == "v1.35" and spec.control_plane.replicas == 2
     (group,) = spec.node_groups
+    # Offline, forms speak the newest release: v1.6's node disk of 20 GiB.
     assert (group.name, group.instance_type, group.min_replicas, group.max_replicas,
-            group.disk_gib, group.roles) == ("md0", "u1.medium", 1, 3, 50,
+            group.disk_gib, group.roles) == ("md0", "u1.medium", 1, 3, 20,
                                                           ("ingress-nginx",))
 
 
@@ -164,3 +165,87 @@ def test_a_hidden_default_instance_type_gives_way_to_the_next_offered_one():
 
     assert first.instance_type == "u1.large"
     assert added.rows[1][1].value("instance_type") == "u1.large"
+
+
+# --- auto-repair and access ----------------------------------------------------------------
+
+
+def _members():
+    from clusters.web.queries import AccessMember
+
+    return [AccessMember(1, "ada@example.org", "Ada", "owner", ("admin", "view")),
+            AccessMember(2, "bob@example.org", "Bob", "viewer", ("view",)),
+            AccessMember(3, "cy@example.org", "Cy", "billing", ())]
+
+
+def _bound_with_access(**data) -> SpecForm:
+    query = QueryDict(mutable=True)
+    for key, value in {"version": "v1.35", "groups": "0", **row(0, "md0"), **data}.items():
+        query[key] = value
+    return SpecForm(query, versions=VERSIONS, access_members=_members())
+
+
+def test_the_form_builds_auto_repair_and_access_from_what_was_chosen():
+    from cozystack.specs import AutoRepairSpec, OidcUserSpec
+
+    form = _bound_with_access(**{"auto_repair": "on", "repair_max_unhealthy": "1",
+                                 "repair_node_startup_timeout": "",
+                                 "access-m1": "admin", "access-m2": "view"})
+    spec = form.to_spec("tenant-acme")
+    assert spec.auto_repair == AutoRepairSpec(max_unhealthy="1", node_startup_timeout="10m")
+    assert spec.oidc_users == (OidcUserSpec("ada@example.org", "admin"),
+                               OidcUserSpec("bob@example.org", "view"))
+    assert [m.email for m in form.access.members] == ["ada@example.org", "bob@example.org"]
+    assert _bound_with_access(auto_repair="off").to_spec("t").auto_repair == AutoRepairSpec(
+        enabled=False)
+    assert _bound_with_access().to_spec("t").auto_repair is None
+
+
+def test_a_role_the_member_may_not_have_is_refused_beside_their_row():
+    form = _bound_with_access(**{"access-m2": "admin"})
+    assert not form.is_valid()
+    assert form.access.errors["m2"]
+
+
+def test_rule_errors_about_access_and_auto_repair_land_beside_their_fields():
+    form = _bound_with_access(**{"access-m1": "view", "access-m2": "view",
+                                 "auto_repair": "on"})
+    form.to_spec("tenant-acme")
+    form.apply_errors([FieldError("oidc_users[1].email", "Bob left.", "not_a_member"),
+                       FieldError("auto_repair.node_startup_timeout", "Too short.", "invalid"),
+                       FieldError("node_groups[0].storage_class", "No.", "invalid_choice")])
+    assert form.access.errors["m2"] == ["Bob left."]
+    assert form.cluster.errors["repair_node_startup_timeout"] == ["Too short."]
+    assert form.rows[0][1].errors["storage_class"] == ["No."]
+
+
+def test_the_node_change_form_keeps_the_groups_own_auto_repair_and_kubelet():
+    import dataclasses
+
+    from clusters.web.forms import NodeGroupForm
+    from cozystack.specs import KubeletSpec
+    from tests.clusters.conftest import group
+
+    current = dataclasses.replace(group(), max_unhealthy="1", node_startup_timeout="20m",
+                                  kubelet=KubeletSpec(system_reserved_memory="1Gi"))
+    posted = QueryDict(mutable=True)
+    for key, value in {"name": "md0", "instance_type": "u1.large", "min_replicas": "1",
+                       "max_replicas": "3", "disk_gib": "30"}.items():
+        posted[f"edit-md0-{key}"] = value
+    form = NodeGroupForm(posted, prefix="edit-md0")
+    form.is_valid()
+    kept = form.to_spec("md0", keep=current)
+    assert (kept.max_unhealthy, kept.node_startup_timeout) == ("1", "20m")
+    assert kept.kubelet == current.kubelet
+    assert kept.instance_type == "u1.large"
+
+
+def test_the_auto_repair_action_maps_group_errors_to_the_groups_fields():
+    from clusters.web.forms import AutoRepairForm
+    from tests.clusters.conftest import group
+
+    form = AutoRepairForm(prefix="repair", groups=(group("md0"), group("big")))
+    assert form.field_for_error("node_groups[1].max_unhealthy") == "big__max_unhealthy"
+    assert form.field_for_error("auto_repair.max_unhealthy") == "repair_max_unhealthy"
+    assert form.field_for_error("auto_repair") == "auto_repair"
+    assert form.field_for_error("node_groups[0].instance_type") is None

@@ -107,3 +107,54 @@ def test_a_group_the_url_names_and_the_cluster_lacks_is_not_found(client_for, me
         {"scale-md9-min_replicas": "1", "scale-md9-max_replicas": "2"})
     assert response.status_code == 404
 
+
+
+# --- auto-repair and access ----------------------------------------------------------------------
+
+
+def test_auto_repair_plan_sets_the_cluster_and_the_named_groups_without_replacing_nodes():
+    from cozystack.specs import AutoRepairSpec
+
+    before = cluster_spec(groups=(group("md0"), group("big", roles=())))
+    plan = plans.set_auto_repair(AutoRepairSpec(max_unhealthy="1"), {"big": ("2", "20m")})(before)
+    assert plan.kind == Operation.Kind.UPDATE and plan.verb == "cluster.auto_repair"
+    assert plan.after.auto_repair == AutoRepairSpec(max_unhealthy="1")
+    assert plan.after.group("md0") == before.group("md0")
+    assert plan.after.group("big") == dataclasses.replace(before.group("big"), max_unhealthy="2",
+                                                 node_startup_timeout="20m")
+    changes = plan.consequences()
+    assert [c.field for c in changes] == ["node_groups[big].auto_repair", "auto_repair"]
+    assert "20m" in changes[0].message and "limit 1" in changes[1].message
+    assert not any(c.replaces_nodes for c in changes)
+
+
+def test_auto_repair_plan_for_a_group_the_cluster_lacks_is_refused():
+    with pytest.raises(plans.NoSuchNodeGroup):
+        plans.set_auto_repair(None, {"nope": ("1", "")})(cluster_spec())
+
+
+def test_access_plan_names_who_gains_and_who_loses_access():
+    from cozystack.specs import OidcUserSpec
+
+    before = dataclasses.replace(cluster_spec(), oidc_users=(
+        OidcUserSpec("ada@example.org", "admin"), OidcUserSpec("bob@example.org", "view")))
+    plan = plans.set_oidc_users((OidcUserSpec("bob@example.org", "admin"),
+                                 OidcUserSpec("cy@example.org", "view")))(before)
+    assert plan.kind == Operation.Kind.ACCESS and plan.verb == "cluster.access"
+    assert plan.params == {"access_granted": ["cy@example.org"],
+                           "access_removed": ["ada@example.org"]}
+    (change,) = plan.consequences()
+    assert change.field == "oidc_users" and not change.replaces_nodes
+    for words in ("cy@example.org (view) added", "ada@example.org removed",
+                  "bob@example.org view → admin"):
+        assert words in change.message
+    assert plans.set_oidc_users(before.oidc_users)(before).refusals()[0].code == "no_change"
+
+
+def test_a_new_storage_class_for_a_group_replaces_its_nodes():
+    before = cluster_spec()
+    after = dataclasses.replace(before, node_groups=(
+        dataclasses.replace(before.node_groups[0], storage_class="replicated-async"),))
+    (change,) = plans.update_node_group(after.node_groups[0])(before).consequences({"md0": 2})
+    assert change.replaces_nodes
+    assert "storage class the cluster’s → replicated-async" in change.message

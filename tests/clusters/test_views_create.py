@@ -43,7 +43,8 @@ def test_the_create_page_starts_from_a_small_working_cluster(client_for, member,
     assert '<option value="u1.medium" data-vcpu="1" data-mem="4" selected>' in html
     assert 'name="ng-0-min_replicas" value="1"' in html
     assert 'name="ng-0-max_replicas" value="3"' in html
-    assert 'name="ng-0-disk_gib" value="50"' in html
+    # Offline, pages show the newest release: v1.6's node disk of 20 GiB holds the OS too.
+    assert 'name="ng-0-disk_gib" value="20"' in html
     assert 'name="ng-0-ingress"' in html and "checked" in html
     manifest = text_of(html, "manifest-preview")
     assert "kind: Kubernetes" in manifest and "instanceType: u1.medium" in manifest

@@ -12,7 +12,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from clusters import offerings
+from clusters import features, offerings
 from clusters.models import Offering
 from clusters.platform_release import shown_dialect
 from cozystack import catalog, limits
@@ -77,7 +77,18 @@ class InstanceTypeSerializer(serializers.Serializer):
         help_text=_("GPUs per node this size suits (8–16 vCPU per GPU are recommended)."))
     documented = serializers.BooleanField(
         help_text=_("False for types the platform has but does not document."))
+    dedicated_cpu = serializers.SerializerMethodField(
+        help_text=_("Each vCPU is a dedicated core (the `d1`, `cx1`, `n1` and `rt1` series), "
+                    "with no other VM sharing it."))
+    hugepages = serializers.SerializerMethodField(
+        help_text=_("Memory in hugepages of this size (`2Mi`, `1Gi`), or empty."))
     note = serializers.CharField(allow_blank=True, help_text=_("Anything worth knowing."))
+
+    def get_dedicated_cpu(self, item: catalog.InstanceType) -> bool:
+        return bool(getattr(item, "dedicated_cpu", False))
+
+    def get_hugepages(self, item: catalog.InstanceType) -> str:
+        return str(getattr(item, "hugepages", "") or "")
 
     def get_series_label(self, item: catalog.InstanceType) -> str:
         return _t(item.series_label)
@@ -147,8 +158,21 @@ class AddonSerializer(serializers.Serializer):
 
 class ControlPlanePresetSerializer(serializers.Serializer):
     name = serializers.CharField(help_text=_("What `control_plane.api_server_preset` carries."))
+    family = serializers.CharField(
+        help_text=_("The family (`t1`, `c1`, `s1`, `u1`, `m1`: memory per CPU grows; a v1.3 "
+                    "platform takes seven sizes of `t1` and `c1`). A preset is not an instance "
+                    "type of the same name."))
     cpu = serializers.CharField(help_text=_("CPU limit (Kubernetes quantity)."))
     memory = serializers.CharField(help_text=_("Memory limit (Kubernetes quantity)."))
+
+
+class InstanceTypeFilterSerializer(serializers.Serializer):
+    dedicated_cpu = serializers.BooleanField(
+        required=False, default=None, allow_null=True,
+        help_text=_("Only types with (true) or without (false) dedicated vCPUs."))
+    hugepages = serializers.BooleanField(
+        required=False, default=None, allow_null=True,
+        help_text=_("Only types with (true) or without (false) hugepages."))
 
 
 class NodeRoleSerializer(serializers.Serializer):
@@ -176,10 +200,23 @@ VersionListView = _catalog(
     "versions", VersionSerializer, offerings.offered_versions, "Kubernetes versions",
     "Versions a new cluster may run, newest first; `upgrade_to` is the one step an existing "
     "cluster may take from each.")
-InstanceTypeListView = _catalog(
-    "instance_types", InstanceTypeSerializer, offerings.offered_instance_types,
-    "Instance types",
-    "Node sizes offered, with vCPU, memory and GPU suitability; documented types first.")
+class InstanceTypeListView(ApiView):
+    @extend_schema(operation_id="catalog_instance_types_list", tags=[CATALOG_TAG],
+                   responses=InstanceTypeSerializer(many=True), summary="Instance types",
+                   parameters=[InstanceTypeFilterSerializer],
+                   description="Node sizes offered, with vCPU, memory and GPU suitability; "
+                               "documented types first. Filter dedicated-vCPU and hugepage "
+                               "types (Cozystack v1.6).")
+    def get(self, request: Request) -> Response:
+        filters = self.parse(InstanceTypeFilterSerializer, data=request.query_params)
+        items = offerings.offered_instance_types()
+        if filters.get("dedicated_cpu") is not None:
+            items = [t for t in items if bool(getattr(t, "dedicated_cpu", False))
+                     == filters["dedicated_cpu"]]
+        if filters.get("hugepages") is not None:
+            items = [t for t in items if bool(getattr(t, "hugepages", ""))
+                     == filters["hugepages"]]
+        return self.sequence_page(items, InstanceTypeSerializer)
 GpuModelListView = _catalog(
     "gpu_models", GpuModelSerializer, offerings.offered_gpu_models, "GPU models",
     "GPUs a node group can pass through to every node (`gpu_model`, `gpus_per_node`).")
@@ -190,9 +227,10 @@ AddonListView = _catalog(
     "addons", AddonSerializer, lambda: shown_dialect().catalogue.addons, "Add-ons",
     "Add-ons a cluster can enable or tune under `addons`, with the keys of their values.")
 ControlPlanePresetListView = _catalog(
-    "control_plane_presets", ControlPlanePresetSerializer,
-    lambda: shown_dialect().catalogue.presets,
-    "Control-plane sizes", "Sizes for `control_plane.api_server_preset`.")
+    "control_plane_presets", ControlPlanePresetSerializer, features.control_plane_presets,
+    "Control-plane sizes",
+    "Sizes for `control_plane.api_server_preset` the platform accepts, with their CPU and "
+    "memory, by family.")
 NodeRoleListView = _catalog(
     "node_roles", NodeRoleSerializer, catalog.node_roles, "Node roles",
     "Roles a node group's nodes can carry.")

@@ -19,15 +19,33 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
+from clusters import features
+from clusters.models import (
+    Cluster,
+    ClusterEvent,
+    NodeGroup,
+    Operation,
+    auto_repair_from_json,
+    oidc_users_from_json,
+)
 from clusters.platform_release import shown_dialect
 from clusters.web.api.catalog import ADDON_API_KEYS
 from clusters.web.presentation import values_error_text
 from cozystack import catalog, limits
 from cozystack import values as values_loader
-from cozystack.specs import AddonSpec, ClusterSpec, ControlPlaneSpec, KubeletSpec, NodeGroupSpec
+from cozystack.specs import (
+    AddonSpec,
+    AutoRepairSpec,
+    ClusterSpec,
+    ControlPlaneSpec,
+    KubeletSpec,
+    NodeGroupSpec,
+    OidcUserSpec,
+)
 from portal.api.fields import StrictSerializer, answer_cache
 
+MAX_OIDC_USERS = 200
+OIDC_ROLE_CHOICES = [("admin", "admin"), ("view", "view")]
 STEP_STATES = [(s, s) for s in ("pending", "running", "done", "failed", "skipped")]
 
 
@@ -75,10 +93,29 @@ class NodeGroupInputSerializer(StrictSerializer):
         limits.MIN_NODES, help_text=_("Fewest nodes the autoscaler keeps."))
     max_replicas = bounded_integer(
         limits.MAX_NODES, help_text=_("Most nodes the autoscaler may start."))
-    ephemeral_storage_gib = bounded_integer(
+    disk_gib = bounded_integer(
         limits.DISK_GIB, required=False,
-        help_text=_("Disk per node in GiB (10–2048, default %(d)d).")
-        % {"d": catalog.DEFAULT_DISK_GIB})
+        help_text=_("The node's disk in GiB (10–2048): on Cozystack v1.6 its one persistent "
+                    "disk, holding the operating system, the kubelet's state and local volumes "
+                    "(default 20); on v1.3 its scratch disk (default 50)."))
+    ephemeral_storage_gib = bounded_integer(
+        limits.DISK_GIB, required=False, help_text=_("Deprecated name of `disk_gib`."))
+    storage_class = serializers.CharField(
+        max_length=63, required=False, allow_blank=True,
+        help_text=_("Storage class of the nodes' disks, from "
+                    "`GET /api/v1/catalog/storage-classes/` (a replicated one); empty: the "
+                    "cluster's. Only where the platform offers it (Cozystack v1.6). Changing it "
+                    "replaces the group's nodes."))
+    max_unhealthy = serializers.CharField(
+        max_length=8, required=False, allow_blank=True,
+        help_text=_("Auto-repair: unhealthy nodes tolerated in this group before repairs "
+                    "pause, a count (`\"1\"`) or a share (`\"50%\"`); empty: the cluster's "
+                    "setting. 50% never repairs a one-node group. Cozystack v1.6."))
+    node_startup_timeout = serializers.CharField(
+        max_length=16, required=False, allow_blank=True,
+        help_text=_("Auto-repair: how long a new node of this group may take to become ready "
+                    "before it is replaced (`10m`, `1h`); empty: the cluster's setting. "
+                    "Cozystack v1.6."))
     roles = serializers.ListField(
         child=serializers.CharField(max_length=63), max_length=limits.NODE_ROLES, required=False,
         help_text=_("Node roles, from `GET /api/v1/catalog/node-roles/` (e.g. "
@@ -104,6 +141,12 @@ def group_spec(data: dict[str, Any], base: NodeGroupSpec | None = None, *,
     if not gpu_model and data.get("gpus_per_node"):
         raise DjangoValidationError({f"{path}gpu_model": DjangoValidationError(
             _t("Choose the GPU model for the GPUs of each node."), code="required")})
+    if "disk_gib" in data and "ephemeral_storage_gib" in data and \
+            data["disk_gib"] != data["ephemeral_storage_gib"]:
+        raise DjangoValidationError({f"{path}disk_gib": DjangoValidationError(
+            _t("Give the disk once, as disk_gib (ephemeral_storage_gib is its former name)."),
+            code="conflicting")})
+    disk = data.get("disk_gib", data.get("ephemeral_storage_gib"))
     # One entry per GPU: multiply out only a count in range (the serializer refused others).
     count = count if 0 <= count <= limits.GPUS_PER_NODE.hi else 0
     return NodeGroupSpec(
@@ -111,13 +154,14 @@ def group_spec(data: dict[str, Any], base: NodeGroupSpec | None = None, *,
         instance_type=data.get("instance_type", base.instance_type if base else ""),
         min_replicas=data.get("min_replicas", base.min_replicas if base else 0),
         max_replicas=data.get("max_replicas", base.max_replicas if base else 0),
-        disk_gib=data.get("ephemeral_storage_gib",
-                          base.disk_gib if base else catalog.DEFAULT_DISK_GIB),
+        disk_gib=disk if disk is not None else (
+            base.disk_gib if base else features.default_disk_gib()),
         roles=tuple(data.get("roles", base.roles if base else ())),
         gpus=(gpu_model,) * count,
-        storage_class=base.storage_class if base else "",
-        max_unhealthy=base.max_unhealthy if base else "",
-        node_startup_timeout=base.node_startup_timeout if base else "",
+        storage_class=data.get("storage_class", base.storage_class if base else ""),
+        max_unhealthy=data.get("max_unhealthy", base.max_unhealthy if base else ""),
+        node_startup_timeout=data.get("node_startup_timeout",
+                                      base.node_startup_timeout if base else ""),
         kubelet=base.kubelet if base else KubeletSpec(),
     )
 
@@ -130,7 +174,30 @@ class ControlPlaneInputSerializer(StrictSerializer):
     api_server_preset = serializers.CharField(
         max_length=16, required=False,
         help_text=_("API-server size, from `GET /api/v1/catalog/control-plane-presets/` "
-                    "(default `c1.medium`)."))
+                    "(default `c1.medium`). A size, not an instance type."))
+
+
+class AutoRepairSerializer(StrictSerializer):
+    enabled = serializers.BooleanField(
+        required=False, help_text=_("Replace unhealthy nodes (default true)."))
+    max_unhealthy = serializers.CharField(
+        max_length=8, required=False,
+        help_text=_("Unhealthy nodes tolerated per group before repairs pause: a count "
+                    "(`\"1\"`) or a share (`\"50%\"`, the default). 50% never repairs a "
+                    "one-node group."))
+    node_startup_timeout = serializers.CharField(
+        max_length=16, required=False,
+        help_text=_("How long a new node may take to become ready before it is replaced "
+                    "(`10m`, the default)."))
+
+
+class OidcUserSerializer(StrictSerializer):
+    email = serializers.EmailField(
+        max_length=254, help_text=_("A member of the tenant, by the email they sign in with."))
+    role = serializers.ChoiceField(
+        choices=OIDC_ROLE_CHOICES,
+        help_text=_("`admin` (cluster-admin) or `view` (read only); viewers of the tenant may "
+                    "have `view` only."))
 
 
 @extend_schema_field({"type": "object", "additionalProperties": True})
@@ -234,6 +301,15 @@ class ClusterSpecInputSerializer(StrictSerializer):
     addons = AddonsInputSerializer(
         required=False, help_text=_("Add-ons by key; those left out stay as they are (off "
                                     "on a new cluster)."))
+    auto_repair = AutoRepairSerializer(
+        required=False, allow_null=True,
+        help_text=_("Node auto-repair: the platform replaces a node that stays unhealthy or "
+                    "never becomes ready. Null: the platform's default (on, 50%, 10m). "
+                    "Cozystack v1.6."))
+    oidc_users = OidcUserSerializer(  # type: ignore[call-arg]  # with many=True, max_length goes to its ListSerializer; the stubs miss it
+        many=True, max_length=MAX_OIDC_USERS, required=False,
+        help_text=_("Members who sign in to the cluster as themselves (single sign-on), each "
+                    "`admin` or `view`; changing it needs an owner or admin. Cozystack v1.6."))
 
 
 class ClusterCreateSerializer(ClusterSpecInputSerializer):
@@ -280,6 +356,20 @@ def control_plane_spec(data: dict[str, Any] | None,
                                                           base.api_server_preset))
 
 
+def auto_repair_spec(data: dict[str, Any] | None) -> AutoRepairSpec | None:
+    if data is None:
+        return None
+    default = AutoRepairSpec()
+    return AutoRepairSpec(enabled=data.get("enabled", default.enabled),
+                          max_unhealthy=data.get("max_unhealthy", default.max_unhealthy),
+                          node_startup_timeout=data.get("node_startup_timeout",
+                                                        default.node_startup_timeout))
+
+
+def oidc_user_specs(data: list[dict[str, Any]]) -> tuple[OidcUserSpec, ...]:
+    return tuple(OidcUserSpec(u["email"].strip().lower(), u["role"]) for u in data)
+
+
 def create_spec(data: dict[str, Any], namespace: str) -> ClusterSpec:
     return ClusterSpec(
         name=data["name"],
@@ -291,6 +381,8 @@ def create_spec(data: dict[str, Any], namespace: str) -> ClusterSpec:
         node_groups=tuple(group_spec(g, path=f"node_groups[{i}].")
                           for i, g in enumerate(data["node_groups"])),
         addons=addon_specs(data.get("addons") or {}),
+        auto_repair=auto_repair_spec(data.get("auto_repair")),
+        oidc_users=oidc_user_specs(data.get("oidc_users") or []),
     )
 
 
@@ -302,6 +394,8 @@ def replace_spec(data: dict[str, Any], current: ClusterSpec) -> ClusterSpec:
         node_groups=tuple(group_spec(g, path=f"node_groups[{i}].")
                           for i, g in enumerate(data["node_groups"])),
         addons=addon_specs(data.get("addons") or {}),
+        auto_repair=auto_repair_spec(data.get("auto_repair")),
+        oidc_users=oidc_user_specs(data.get("oidc_users") or []),
     )
 
 
@@ -315,6 +409,10 @@ def patched_spec(data: dict[str, Any], current: ClusterSpec) -> ClusterSpec:
         if "node_groups" in data else current.node_groups,
         addons=addon_specs(data["addons"], current.addons) if "addons" in data
         else current.addons,
+        auto_repair=auto_repair_spec(data["auto_repair"]) if "auto_repair" in data
+        else current.auto_repair,
+        oidc_users=oidc_user_specs(data["oidc_users"]) if "oidc_users" in data
+        else current.oidc_users,
     )
 
 
@@ -349,8 +447,18 @@ class NodeGroupSerializer(serializers.ModelSerializer):
     gpus_per_node = serializers.IntegerField(help_text=_("GPUs of `gpu_model` per node."))
     last_observed_at = serializers.DateTimeField(
         allow_null=True, help_text=_("When the platform was last read for this group."))
+    disk_gib = serializers.IntegerField(help_text=_("The node's disk in GiB."))
     ephemeral_storage_gib = serializers.IntegerField(
-        source="disk_gib", help_text=_("Scratch disk per node in GiB."))
+        source="disk_gib", help_text=_("Deprecated name of `disk_gib`."))
+    storage_class = serializers.CharField(
+        allow_blank=True, help_text=_("Storage class of the nodes' disks; empty: the "
+                                      "cluster's."))
+    max_unhealthy = serializers.CharField(
+        allow_blank=True, help_text=_("Auto-repair: unhealthy nodes tolerated in this group; "
+                                      "empty: the cluster's setting."))
+    node_startup_timeout = serializers.CharField(
+        allow_blank=True, help_text=_("Auto-repair: start-up timeout of this group's nodes; "
+                                      "empty: the cluster's setting."))
     gpu_model = serializers.SerializerMethodField(help_text=_("GPU model, or null."))
     roles = serializers.ListField(child=serializers.CharField(),
                                   help_text=_("Node roles, e.g. `ingress-nginx`."))
@@ -360,8 +468,9 @@ class NodeGroupSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = NodeGroup
-        fields = ("name", "url", "instance_type", "min_replicas", "max_replicas",
-                  "ephemeral_storage_gib", "roles", "gpu_model", "gpus_per_node", "nodes",
+        fields = ("name", "url", "instance_type", "min_replicas", "max_replicas", "disk_gib",
+                  "ephemeral_storage_gib", "storage_class", "max_unhealthy",
+                  "node_startup_timeout", "roles", "gpu_model", "gpus_per_node", "nodes",
                   "observed_phase", "last_observed_at")
 
     def get_gpu_model(self, group: NodeGroup) -> str | None:
@@ -381,6 +490,19 @@ class NodeGroupSerializer(serializers.ModelSerializer):
 class ControlPlaneSerializer(serializers.Serializer):
     replicas = serializers.IntegerField(help_text=_("API-server replicas."))
     api_server_preset = serializers.CharField(help_text=_("API-server size."))
+
+
+class AutoRepairOutputSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(help_text=_("Unhealthy nodes are replaced."))
+    max_unhealthy = serializers.CharField(
+        help_text=_("Unhealthy nodes tolerated per group before repairs pause."))
+    node_startup_timeout = serializers.CharField(
+        help_text=_("How long a new node may take to become ready."))
+
+
+class OidcUserOutputSerializer(serializers.Serializer):
+    email = serializers.CharField(help_text=_("The member's email."))
+    role = serializers.CharField(help_text=_("`admin` or `view`."))
 
 
 class ConditionSerializer(serializers.Serializer):
@@ -423,6 +545,10 @@ class ClusterSerializer(serializers.ModelSerializer):
     control_plane = serializers.SerializerMethodField(help_text=_("Control-plane size."))
     node_groups = serializers.SerializerMethodField(help_text=_("Worker node groups, in order."))
     addons = serializers.SerializerMethodField(help_text=_("Every add-on and its setting."))
+    auto_repair = serializers.SerializerMethodField(
+        help_text=_("Node auto-repair as set; null: the platform's default."))
+    oidc_users = serializers.SerializerMethodField(
+        help_text=_("Members who sign in to the cluster as themselves, with their role."))
     ready = serializers.BooleanField(source="platform_ready",
                                      help_text=_("The platform reports the cluster Ready."))
     kubeconfig_ready = serializers.BooleanField(
@@ -435,7 +561,8 @@ class ClusterSerializer(serializers.ModelSerializer):
     class Meta:
         model = Cluster
         fields = ("name", "url", "version", "upgrade_to", "storage_class", "host",
-                  "control_plane", "node_groups", "addons", "phase", "status_message", "ready",
+                  "control_plane", "node_groups", "addons", "auto_repair", "oidc_users",
+                  "phase", "status_message", "ready",
                   "kubeconfig_ready", "conditions", "last_error", "current_operation",
                   "created_at", "updated_at", "last_observed_at")
 
@@ -491,6 +618,16 @@ class ClusterSerializer(serializers.ModelSerializer):
                 entry["hosts"] = list(given.get("hosts") or ())
             result[api_key] = entry
         return result
+
+    @extend_schema_field(AutoRepairOutputSerializer(allow_null=True))
+    def get_auto_repair(self, cluster: Cluster) -> dict[str, Any] | None:
+        repair = auto_repair_from_json(cluster.auto_repair)
+        return dataclasses.asdict(repair) if repair is not None else None
+
+    @extend_schema_field(OidcUserOutputSerializer(many=True))
+    def get_oidc_users(self, cluster: Cluster) -> list[dict[str, str]]:
+        return [{"email": u.email, "role": u.role}
+                for u in oidc_users_from_json(cluster.oidc_users)]
 
     @extend_schema_field(ConditionSerializer(many=True))
     def get_conditions(self, cluster: Cluster) -> list[dict[str, Any]]:

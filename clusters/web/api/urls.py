@@ -14,6 +14,8 @@ urlpatterns = [
     path(cluster, views.ClusterDetailView.as_view(), name="cluster"),
     path(cluster + "upgrade/", views.ClusterUpgradeView.as_view(), name="cluster_upgrade"),
     path(cluster + "kubeconfig/", views.KubeconfigView.as_view(), name="cluster_kubeconfig"),
+    path(cluster + "sso-kubeconfig/", views.SsoKubeconfigView.as_view(),
+         name="cluster_sso_kubeconfig"),
     path(cluster + "manifest/", views.ClusterManifestView.as_view(), name="cluster_manifest"),
     path(cluster + "events/", views.ClusterEventListView.as_view(), name="cluster_events"),
     path(cluster + "operations/", views.ClusterOperationListView.as_view(),

@@ -41,12 +41,12 @@ TAG_OPERATIONS = "Operations"
 WRITES_422 = {"POST": (422,), "PUT": (422,), "PATCH": (422,)}
 
 NODE_GROUP_EXAMPLE = {"name": "gpu", "instance_type": "u1.2xlarge", "min_replicas": 1,
-                      "max_replicas": 2, "ephemeral_storage_gib": 100, "roles": [],
+                      "max_replicas": 2, "disk_gib": 100, "roles": [],
                       "gpu_model": "nvidia.com/AD102GL_L40S", "gpus_per_node": 1}
 CREATE_EXAMPLE = {
     "name": "prod-eu", "version": "v1.34", "storage_class": "replicated",
     "node_groups": [{"name": "md0", "instance_type": "s1.large", "min_replicas": 1,
-                     "max_replicas": 4, "ephemeral_storage_gib": 50,
+                     "max_replicas": 4, "disk_gib": 50,
                      "roles": ["ingress-nginx"]}],
     "addons": {"cert_manager": {"enabled": True},
                "ingress_nginx": {"enabled": True, "expose_method": "Proxied",
@@ -84,10 +84,25 @@ class ClusterApiView(ApiView):
 
     def rewrite_error_path(self, tokens: Path, code: str | None) -> Path:
         tokens = cluster_error_path(tokens, code)
+        if len(tokens) >= 3 and tokens[0] == "node_groups" and tokens[2] == "disk_gib" and \
+                isinstance(tokens[1], int) and self._disk_by_former_name(tokens[1]):
+            tokens = [*tokens[:2], "ephemeral_storage_gib", *tokens[3:]]
         if (self.group_index is not None and len(tokens) >= 3 and tokens[0] == "node_groups"
                 and tokens[1] == self.group_index):
             return tokens[2:]
         return tokens
+
+    def _disk_by_former_name(self, index: int) -> bool:
+        """The request gave the disk of node group ``index`` as ``ephemeral_storage_gib``
+        (errors then name the field the client sent)."""
+        body = self.request.data if isinstance(self.request.data, dict) else {}
+        if self.group_index is not None:
+            group = body if index == self.group_index else {}
+        else:
+            groups = body.get("node_groups")
+            group = groups[index] if isinstance(groups, list) and index < len(groups) else {}
+        return isinstance(group, dict) and "ephemeral_storage_gib" in group and \
+            "disk_gib" not in group
 
     @property
     def idempotency_key(self) -> str:
@@ -168,7 +183,9 @@ class ClusterDetailView(ClusterApiView):
         request=s.ClusterReplaceSerializer, responses={202: s.OperationSerializer},
         description="Brings the cluster to this configuration as a whole. The name, storage "
                     "class and host are kept (they cannot change); add-ons left out are turned "
-                    "off. Answers with the operation that applies it.")
+                    "off, `auto_repair` left out is the platform's default, and `oidc_users` "
+                    "left out gives nobody access (a change of access needs an owner or "
+                    "admin). Answers with the operation that applies it.")
     def put(self, request: Request, tenant_slug: str, cluster_name: str) -> Response:
         data = self.parse(s.ClusterReplaceSerializer)
         cluster = self.get_cluster(cluster_name)
@@ -183,8 +200,10 @@ class ClusterDetailView(ClusterApiView):
         examples=[OpenApiExample("enable cert-manager", request_only=True,
                                  value={"addons": {"cert_manager": {"enabled": True}}})],
         description="Changes only what is sent: `version` alone is an upgrade, `addons` alone "
-                    "an add-on change (merged key by key), anything else a configuration "
-                    "change. Answers with the operation that applies it.")
+                    "an add-on change (merged key by key), `oidc_users` alone an access "
+                    "change (owners and admins), `auto_repair` alone an auto-repair change, "
+                    "anything else a configuration change. Answers with the operation that "
+                    "applies it.")
     def patch(self, request: Request, tenant_slug: str, cluster_name: str) -> Response:
         data = self.parse(s.ClusterPatchSerializer)
         if not data:
@@ -199,6 +218,14 @@ class ClusterDetailView(ClusterApiView):
             operation = actions.do_set_addons(self.actor, ctx, cluster_name,
                                               s.addon_specs(data["addons"], current.addons),
                                               idempotency_key=key)
+        elif set(data) == {"oidc_users"}:
+            operation = actions.do_set_cluster_access(self.actor, ctx, cluster_name,
+                                                      s.oidc_user_specs(data["oidc_users"]),
+                                                      idempotency_key=key)
+        elif set(data) == {"auto_repair"}:
+            operation = actions.do_set_auto_repair(self.actor, ctx, cluster_name,
+                                                   s.auto_repair_spec(data["auto_repair"]),
+                                                   idempotency_key=key)
         else:
             operation = actions.do_update_cluster(self.actor, ctx, cluster_name,
                                                   s.patched_spec(data, current),
@@ -315,6 +342,37 @@ class KubeconfigView(ClusterApiView):
     def post(self, request: Request, tenant_slug: str, cluster_name: str) -> HttpResponse:
         data = self.parse(s.KubeconfigChoiceSerializer)
         return self._download(cluster_name, data.get("kind", "admin"))
+
+
+class SsoKubeconfigView(ClusterApiView):
+    perms = {"GET": Perm.CLUSTERS_VIEW}
+    renderer_classes = [JSONRenderer, YamlFileRenderer]
+    problem_statuses = {"GET": (409, 502, 503)}
+
+    @extend_schema(
+        operation_id="clusters_sso_kubeconfig_retrieve", tags=[TAG_CLUSTERS],
+        summary="Download the single sign-on kubeconfig",
+        description="The kubeconfig of a cluster whose members sign in as themselves (single "
+                    "sign-on, Cozystack v1.6): it holds no credential, only where the cluster "
+                    "is and how to sign in with `kubectl oidc-login` (the kubelogin plugin), "
+                    "so any token that may read the cluster may have it and nothing is "
+                    "audited. 409 `sso_kubeconfig_preparing` (with `Retry-After`) while the "
+                    "platform prepares it; 409 `sso_not_enabled` when the cluster gives nobody "
+                    "access.",
+        responses={(200, "application/yaml"): OpenApiResponse(
+            OpenApiTypes.STR, description="The kubeconfig file (YAML).")})
+    def get(self, request: Request, tenant_slug: str, cluster_name: str) -> HttpResponse:
+        try:
+            return kubeconfigs.download_oidc(self.tenant_ctx, cluster_name)
+        except kubeconfigs.OidcKubeconfigUnavailable as exc:
+            if exc.preparing:
+                raise ApiProblem("conflict", _(
+                    "The platform is still preparing the single sign-on kubeconfig; it is "
+                    "ready a few minutes after the control plane."),
+                    code="sso_kubeconfig_preparing", headers={"Retry-After": "30"}) from None
+            raise ApiProblem("conflict", _(
+                "Nobody has access to this cluster through single sign-on; set `oidc_users` "
+                "first."), code="sso_not_enabled") from None
 
 
 # --------------------------------------------------------------------------- node groups

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from django import forms, template
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
 from clusters import progress
@@ -62,7 +62,35 @@ def instance_type_picker(field: forms.BoundField) -> dict[str, Any]:
     known = {t.name for t in offer.instance_types}
     return {"field": field, "value": value, "series": series, "others": others,
             "unknown": value if value and value not in known else "",
-            "invalid": bool(field.errors)}
+            "invalid": bool(field.errors),
+            # The v1.6 catalogue marks dedicated-vCPU (d1, cx1…) and hugepage types.
+            "has_dedicated": any(getattr(t, "dedicated_cpu", False) for t in offered),
+            "has_hugepages": any(getattr(t, "hugepages", "") for t in offered)}
+
+
+@register.filter
+def instance_flags(item: Any, value: str = "") -> str:
+    """An option's attributes after its vCPU and memory: ``data-dedicated`` for dedicated-vCPU
+    types and ``data-hugepages="1Gi"`` for hugepage types (the v1.6 catalogue marks them; the
+    picker's filters read them), and ``selected`` when it is ``value``."""
+    flags = " data-dedicated" if getattr(item, "dedicated_cpu", False) else ""
+    selected = " selected" if getattr(item, "name", None) == value else ""
+    hugepages = str(getattr(item, "hugepages", "") or "")
+    if hugepages:
+        return format_html('{} data-hugepages="{}"{}', flags, hugepages, selected)
+    return mark_safe(flags + selected)  # noqa: S308 - fixed text
+
+
+@register.filter
+def instance_extras(item: Any) -> str:
+    """`` · dedicated vCPU · hugepages 1Gi`` after a type's label, where they apply."""
+    extras = ""
+    if getattr(item, "dedicated_cpu", False):
+        extras += " · " + gettext("dedicated vCPU")
+    hugepages = str(getattr(item, "hugepages", "") or "")
+    if hugepages:
+        extras += " · " + gettext("hugepages %(size)s") % {"size": hugepages}
+    return extras
 
 
 @register.filter

@@ -225,8 +225,11 @@
   function filterInstanceTypes(picker) {
     var vcpu = parseFloat((picker.querySelector("[data-filter=vcpu]") || {}).value) || 0;
     var mem = parseFloat((picker.querySelector("[data-filter=mem]") || {}).value) || 0;
+    var dedicated = (picker.querySelector("[data-filter=dedicated]") || {}).checked;
+    var hugepages = (picker.querySelector("[data-filter=hugepages]") || {}).checked;
     picker.querySelectorAll("select option[data-vcpu]").forEach(function (o) {
-      var ok = parseFloat(o.getAttribute("data-vcpu")) >= vcpu && parseFloat(o.getAttribute("data-mem")) >= mem;
+      var ok = parseFloat(o.getAttribute("data-vcpu")) >= vcpu && parseFloat(o.getAttribute("data-mem")) >= mem &&
+        (!dedicated || o.hasAttribute("data-dedicated")) && (!hugepages || o.hasAttribute("data-hugepages"));
       o.hidden = !ok && !o.selected;
       o.disabled = !ok && !o.selected;
     });

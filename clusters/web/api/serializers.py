@@ -377,26 +377,24 @@ def create_spec(data: dict[str, Any], namespace: str) -> ClusterSpec:
         version=data.get("version") or shown_dialect().catalogue.default_version().name,
         storage_class=data.get("storage_class", catalog.DEFAULT_STORAGE_CLASS),
         host=data.get("host", ""),
-        control_plane=control_plane_spec(data.get("control_plane")),
-        node_groups=tuple(group_spec(g, path=f"node_groups[{i}].")
-                          for i, g in enumerate(data["node_groups"])),
-        addons=addon_specs(data.get("addons") or {}),
-        auto_repair=auto_repair_spec(data.get("auto_repair")),
-        oidc_users=oidc_user_specs(data.get("oidc_users") or []),
+        **_whole_configuration(data),
     )
 
 
 def replace_spec(data: dict[str, Any], current: ClusterSpec) -> ClusterSpec:
-    return dataclasses.replace(
-        current,
-        version=data["version"],
-        control_plane=control_plane_spec(data.get("control_plane")),
-        node_groups=tuple(group_spec(g, path=f"node_groups[{i}].")
-                          for i, g in enumerate(data["node_groups"])),
-        addons=addon_specs(data.get("addons") or {}),
-        auto_repair=auto_repair_spec(data.get("auto_repair")),
-        oidc_users=oidc_user_specs(data.get("oidc_users") or []),
-    )
+    return dataclasses.replace(current, version=data["version"], **_whole_configuration(data))
+
+
+def _whole_configuration(data: dict[str, Any]) -> dict[str, Any]:
+    """What a create and a whole-configuration PUT both state in full (left out = default)."""
+    return {
+        "control_plane": control_plane_spec(data.get("control_plane")),
+        "node_groups": tuple(group_spec(g, path=f"node_groups[{i}].")
+                             for i, g in enumerate(data["node_groups"])),
+        "addons": addon_specs(data.get("addons") or {}),
+        "auto_repair": auto_repair_spec(data.get("auto_repair")),
+        "oidc_users": oidc_user_specs(data.get("oidc_users") or []),
+    }
 
 
 def patched_spec(data: dict[str, Any], current: ClusterSpec) -> ClusterSpec:

@@ -37,7 +37,7 @@ from billing.models import (
 )
 from billing.periods import Period
 from cozystack import limits
-from portal import events
+from portal import events, languages
 from portal.audit import Actor, diff, record
 from portal.permissions import Perm
 from portal.tenancy import TenantContext
@@ -137,19 +137,23 @@ def _invoice_email(invoice: Invoice) -> tuple[str, str]:
 
 def send_invoice(invoice_id: int, *, actor_label: str = "system") -> list[str]:
     """Email a final invoice (PDF attached) to the tenant's owners and billing members and
-    record the delivery. Runs after commit; returns the recipients."""
+    record the delivery. Runs after commit; returns the recipients. The email is written in each
+    recipient's language, the PDF in the tenant's invoice language."""
     invoice = Invoice.objects.select_related("tenant", "credits").get(pk=invoice_id)
     if invoice.is_draft:
         return []
     recipients = billing_contacts(invoice.tenant_id)
     if not recipients:
         return []
-    subject, body = _invoice_email(invoice)
-    message = EmailMessage(subject=subject, body=body, to=recipients)
-    message.attach(exports.invoice_filename(invoice, "pdf"),
-                   exports.invoice_pdf(invoice, invoicing.stored_draft(invoice)),
-                   "application/pdf")
-    message.send()
+    pdf = exports.invoice_pdf(invoice, invoicing.stored_draft(invoice))  # the tenant's language
+
+    def send(group: list[str]) -> None:
+        subject, body = _invoice_email(invoice)
+        message = EmailMessage(subject=subject, body=body, to=group)
+        message.attach(exports.invoice_filename(invoice, "pdf"), pdf, "application/pdf")
+        message.send()
+
+    languages.in_each_language(recipients, invoice.tenant, send)
     InvoiceDelivery.objects.create(invoice=invoice, recipients=", ".join(recipients),
                                    actor_label=actor_label[:254])
     return recipients

@@ -23,6 +23,7 @@ from billing import rating
 from billing.models import Budget, BudgetAlert
 from billing.periods import Period
 from billing.queries import tenant_costs
+from portal import languages
 from portal.models import Membership
 from portal.permissions import Role
 
@@ -91,7 +92,8 @@ def _raise_alert(budget: Budget, period: Period, threshold: int, spent: Decimal,
 
 
 def send_budget_alert(alert_id: int) -> None:
-    """Email one alert to the tenant's owners and billing members (after the alert commits)."""
+    """Email one alert to the tenant's owners and billing members (after the alert commits),
+    each in their language."""
     alert = BudgetAlert.objects.select_related("tenant").filter(pk=alert_id).first()
     if alert is None or alert.emailed_to:
         return
@@ -102,8 +104,13 @@ def send_budget_alert(alert_id: int) -> None:
                                                   kwargs={"tenant_slug": alert.tenant.slug})
     context = {"alert": alert, "tenant": alert.tenant, "url": url,
                "month": Period(alert.period_start).key}
-    subject = _("%(tenant)s: %(threshold)s %% of the monthly budget reached") % {
-        "tenant": alert.tenant.name, "threshold": alert.threshold}
-    send_mail(subject=subject, message=render_to_string("billing/email/budget_alert.txt", context),
-              from_email=None, recipient_list=recipients)
+
+    def send(group: list[str]) -> None:
+        subject = _("%(tenant)s: %(threshold)s %% of the monthly budget reached") % {
+            "tenant": alert.tenant.name, "threshold": alert.threshold}
+        send_mail(subject=subject,
+                  message=render_to_string("billing/email/budget_alert.txt", context),
+                  from_email=None, recipient_list=group)
+
+    languages.in_each_language(recipients, alert.tenant, send)
     BudgetAlert.objects.filter(pk=alert.pk).update(emailed_to=", ".join(recipients))

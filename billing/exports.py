@@ -11,7 +11,7 @@ from typing import TypedDict
 from xml.sax.saxutils import escape as _e
 
 from django.conf import settings
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from reportlab.lib import colors
@@ -24,6 +24,8 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from billing.invoicing import InvoiceDraft
 from billing.models import CURRENCY, Invoice, UsageSegment
 from billing.periods import Period
+from portal import languages
+from portal.formatting import money, number
 
 HOURS_PLACES = Decimal("0.0001")
 
@@ -103,13 +105,17 @@ def issuer() -> Issuer:
 
 
 def _chf(value: Decimal | None) -> str:
-    if value is None:
-        return ""
-    return f"{value:,.2f}".replace(",", "\u2019")  # Swiss grouping: 1’234.50
+    return money(value)  # in the invoice's language: 1'234.50 in German
 
 
 def invoice_pdf(invoice: Invoice, draft: InvoiceDraft) -> bytes:
-    """A printable A4 invoice: issuer, customer, number, period, lines, subtotal, VAT, total."""
+    """A printable A4 invoice: issuer, customer, number, period, lines, subtotal, VAT, total;
+    written in the tenant's invoice language, whoever asks for it."""
+    with translation.override(languages.invoice_language(invoice.tenant)):
+        return _invoice_pdf(invoice, draft)
+
+
+def _invoice_pdf(invoice: Invoice, draft: InvoiceDraft) -> bytes:
     styles = getSampleStyleSheet()
     small = ParagraphStyle("small", parent=styles["Normal"], fontSize=8.5, leading=11)
     right = ParagraphStyle("right", parent=small, alignment=TA_RIGHT)
@@ -162,7 +168,7 @@ def invoice_pdf(invoice: Invoice, draft: InvoiceDraft) -> bytes:
         description = f"{_e(line.description)}<br/><font size=7 color='#666666'>" \
                       f"{_e(line.sku)} · {_e(line.unit)}</font>"
         rows.append([Paragraph(_e(line.cluster_name), small), Paragraph(description, small),
-                     Paragraph(f"{hours(line.unit_seconds):,.4f}".replace(",", "\u2019"), right),
+                     Paragraph(number(hours(line.unit_seconds), 4), right),
                      Paragraph("—" if line.unit_price is None else f"{line.unit_price:.6f}",
                                right),
                      Paragraph(_chf(line.amount), right)])

@@ -1,4 +1,5 @@
-"""allauth's account adapter: the client's address, and failed-login counters per source."""
+"""allauth's account adapter: the client's address, failed-login counters per source, and its
+emails in the recipient's language."""
 
 from __future__ import annotations
 
@@ -7,11 +8,22 @@ from typing import Any
 from allauth.account.adapter import DefaultAccountAdapter
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
+from django.utils import translation
 
+from portal import languages
 from portal.proxies import address_for_limits, request_client_address
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
+        """allauth's own emails (address confirmation, password reset, security notices) in
+        the language the account with that address chose; else in the page's language."""
+        chosen = languages.chosen_language(email)
+        if chosen is None:
+            return super().send_mail(template_prefix, email, context)
+        with translation.override(chosen):
+            return super().send_mail(template_prefix, email, context)
+
     def get_client_ip(self, request: HttpRequest) -> str:
         """The address allauth's rate limits and notification emails use (``portal.proxies``)."""
         address = request_client_address(request)

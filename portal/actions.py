@@ -17,10 +17,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from portal import events
+from portal import events, languages
 from portal.audit import Actor, diff, record
 from portal.member_events import MembershipEnded
 from portal.mfa import user_has_mfa
@@ -74,6 +74,27 @@ def do_rename_tenant(actor: Actor, ctx: TenantContext, *, name: str) -> Tenant:
     return tenant
 
 
+def do_update_tenant_settings(actor: Actor, ctx: TenantContext, *, name: str,
+                              invoice_language: str | None = None) -> Tenant:
+    """The tenant settings page: its display name (audited as a rename, as before) and the
+    language of its invoices (``tenant.settings``; None or "" keeps it). Only what changed is
+    recorded."""
+    _check_writable(actor)
+    ctx.require(Perm.TENANT_MANAGE)
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=ctx.tenant.pk)
+        if name != tenant.name:
+            tenant = do_rename_tenant(actor, ctx, name=name)
+        if invoice_language and invoice_language != tenant.invoice_language:
+            before = {"invoice_language": tenant.invoice_language}
+            tenant.invoice_language = invoice_language
+            tenant.full_clean()
+            tenant.save(update_fields=["invoice_language"])
+            record(actor, "tenant.settings", tenant, tenant=tenant,
+                   changes=diff(before, {"invoice_language": invoice_language}))
+    return tenant
+
+
 def _check_assignable(ctx: TenantContext, role: str) -> None:
     if role not in Role.values:
         raise ValidationError({"role": _("Unknown role.")})
@@ -105,17 +126,20 @@ def do_invite(actor: Actor, ctx: TenantContext, *, email: str, role: str) -> tup
 
 
 def _send_invitation(invitation: Invitation, token: str) -> None:
+    """In the language of the account that has the address, if it chose one, else in the
+    tenant's (its invoice language): not in the inviter's."""
     context = {
         "invitation": invitation,
         "token": token,
         "accept_url": settings.SITE_URL.rstrip("/") + reverse("invitation_accept"),
     }
-    send_mail(
-        subject=_("You are invited to %(tenant)s") % {"tenant": invitation.tenant.name},
-        message=render_to_string("portal/email/invitation.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=[invitation.email],
-    )
+    with translation.override(languages.language_of(invitation.email, invitation.tenant)):
+        send_mail(
+            subject=_("You are invited to %(tenant)s") % {"tenant": invitation.tenant.name},
+            message=render_to_string("portal/email/invitation.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[invitation.email],
+        )
 
 
 def do_revoke_invitation(actor: Actor, ctx: TenantContext, invitation_id: int) -> Invitation:
@@ -185,8 +209,10 @@ def do_accept_invitation(actor: Actor, token: str) -> Membership:
     return membership
 
 
-def do_update_profile(actor: Actor, *, first_name: str, last_name: str) -> None:
-    """Change the actor's own name; audited without a tenant (it belongs to the person)."""
+def do_update_profile(actor: Actor, *, first_name: str, last_name: str,
+                      language: str | None = None) -> None:
+    """Change the actor's own name (audited without a tenant: it belongs to the person) and,
+    when given, their language ("" to follow the browser)."""
     _check_writable(actor)
     check_visible_text(first_name=first_name, last_name=last_name)
     user = actor.person
@@ -195,6 +221,10 @@ def do_update_profile(actor: Actor, *, first_name: str, last_name: str) -> None:
         after = {"first_name": first_name, "last_name": last_name}
         user.first_name, user.last_name = first_name, last_name
         user.save(update_fields=["first_name", "last_name"])
+        if language is not None:
+            before["language"] = languages.user_language(user)
+            languages.set_user_language(user, language)
+            after["language"] = languages.user_language(user)
         record(actor, "profile.update", user, changes=diff(before, after))
 
 
@@ -243,12 +273,13 @@ def _send_enrolment_link(link: MfaEnrolmentLink, token: str) -> None:
         "enrol_url": settings.SITE_URL.rstrip("/") + reverse("mfa_enrolment"),
         "self_service": link.issued_by_id == link.user_id,
     }
-    send_mail(
-        subject=_("Set up two-factor authentication for your staff account"),
-        message=render_to_string("portal/email/mfa_enrolment.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=[link.email],
-    )
+    with translation.override(languages.language_of(link.email)):
+        send_mail(
+            subject=_("Set up two-factor authentication for your staff account"),
+            message=render_to_string("portal/email/mfa_enrolment.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[link.email],
+        )
 
 
 def do_use_mfa_enrolment_link(actor: Actor, token: str) -> MfaEnrolmentLink:

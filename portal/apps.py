@@ -15,7 +15,8 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         # Start-up order: the audit log's models exist only once the apps are ready.
-        from portal import account_audit  # noqa: PLC0415
+        from portal import account_audit, languages  # noqa: PLC0415
 
         account_audit.connect()
+        languages.connect()
         reauthentication.connect()

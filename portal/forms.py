@@ -9,6 +9,7 @@ from portal.models import (
     TENANT_SLUG_MAX,
     AuditEntry,
     Tenant,
+    language_choices,
     slug_validator,
     validate_unreserved_slug,
 )
@@ -45,6 +46,13 @@ class TenantCreateForm(forms.Form):
 
 class TenantRenameForm(forms.Form):
     name = forms.CharField(label=_("Display name"), max_length=100)
+
+
+class TenantSettingsForm(TenantRenameForm):
+    invoice_language = forms.ChoiceField(
+        label=_("Invoice language"), choices=language_choices, required=False,
+        help_text=_("Invoices and their PDFs are written in this language, and so are the "
+                    "tenant's emails to people who have not chosen a language."))
 
 
 class InviteForm(forms.Form):
@@ -98,6 +106,11 @@ class ProfileForm(forms.Form):
                                  validators=[validate_visible_text])
     last_name = forms.CharField(label=_("Last name"), max_length=150, required=False,
                                 validators=[validate_visible_text])
+    language = forms.ChoiceField(
+        label=_("Language"), required=False,
+        choices=lambda: [("", _("The browser's language")), *language_choices()],
+        help_text=_("The language of the pages while you are signed in, and of the emails the "
+                    "portal sends you."))
 
 
 class AuditFilterForm(forms.Form):

@@ -43,6 +43,15 @@ QUOTA_MAX = {"clusters": 1_000, "vcpu": 100_000, "memory_gib": 1_000_000, "gpus"
 """What staff may set a tenant's quota to, per dimension: a whole number from 0 to this."""
 
 
+def language_choices() -> list[tuple[str, str]]:
+    """The languages the portal speaks (``settings.LANGUAGES``), for a model field's choices."""
+    return [(code, str(name)) for code, name in settings.LANGUAGES]
+
+
+def default_invoice_language() -> str:
+    return str(settings.LANGUAGE_CODE)
+
+
 class TenantQuerySet(models.QuerySet["Tenant"]):
     def for_user(self, user: User) -> TenantQuerySet:
         if not user.is_authenticated:
@@ -67,6 +76,11 @@ class Tenant(models.Model):
     quota_vcpu = models.PositiveIntegerField(null=True, blank=True)
     quota_memory_gib = models.PositiveIntegerField(null=True, blank=True)
     quota_gpus = models.PositiveIntegerField(null=True, blank=True)
+    invoice_language = models.CharField(
+        _("invoice language"), max_length=8, choices=language_choices,
+        default=default_invoice_language,
+        help_text=_("The language of the tenant's invoices and their PDFs, and of its emails to "
+                    "people who have not chosen a language."))
 
     objects = TenantQuerySet.as_manager()
 
@@ -107,6 +121,20 @@ class Tenant(models.Model):
             else default["memory_gib"],
             "gpus": self.quota_gpus if self.quota_gpus is not None else default["gpus"],
         }
+
+
+class UserProfile(models.Model):
+    """What a person chose for themselves, beside Django's user: the language of their pages
+    (while signed in) and of the emails the portal sends them. Made when first needed."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                primary_key=True, related_name="profile")
+    language = models.CharField(
+        _("language"), max_length=8, blank=True, choices=language_choices,
+        help_text=_("Pages and emails in this language; empty: the browser's language."))
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.language or '-'})"
 
 
 class Membership(models.Model):

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
-from django.views.i18n import set_language
 
 from portal import health, views
 
@@ -38,7 +37,7 @@ urlpatterns = [
     path("accounts/email/", views.account_email, name="account_email"),
     path("accounts/2fa/totp/activate/", views.mfa_activate_totp, name="mfa_activate_totp"),
     path("accounts/", include("allauth.urls")),
-    path("i18n/setlang/", set_language, name="set_language"),
+    path("i18n/setlang/", views.set_language, name="set_language"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("staff/", include("staff.urls")),

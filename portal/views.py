@@ -18,8 +18,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
+from django.views.i18n import set_language as django_set_language
 
-from portal import actions, mfa
+from portal import actions, languages, mfa
 from portal.audit import actor_from_request
 from portal.forms import (
     AcceptInvitationForm,
@@ -29,7 +30,7 @@ from portal.forms import (
     ProfileForm,
     RoleForm,
     TenantCreateForm,
-    TenantRenameForm,
+    TenantSettingsForm,
     TransferForm,
 )
 from portal.htmx import redirect_after_post, render_invalid, render_region
@@ -60,6 +61,16 @@ def _apply_errors(form, error: ValidationError) -> None:
             form.add_error(field if field in form.fields else None, errors)
     else:
         form.add_error(None, error)
+
+
+def set_language(request: HttpRequest) -> HttpResponse:
+    """The language switcher: Django's ``set_language`` (a cookie, for this browser), and for a
+    signed-in person also their profile, so that the choice follows them to other sessions."""
+    response = django_set_language(request)
+    code = request.POST.get("language", "") if request.method == "POST" else ""
+    if request.user.is_authenticated and code and languages.supported(code) == code:
+        languages.set_user_language(request.user, code, request)
+    return response
 
 
 @login_required
@@ -95,16 +106,20 @@ def tenant_home(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 @tenant_view(Perm.TENANT_MANAGE, methods=("GET", "HEAD", "POST"))
 def tenant_settings(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    form = TenantRenameForm(request.POST or None, initial={"name": ctx.tenant.name})
+    form = TenantSettingsForm(request.POST or None, initial={
+        "name": ctx.tenant.name, "invoice_language": ctx.tenant.invoice_language})
     context = {"ctx": ctx, "form": form}
     if request.method == "POST":
         if form.is_valid():
+            renamed = form.cleaned_data["name"] != ctx.tenant.name
             try:
-                actions.do_rename_tenant(actor_from_request(request), ctx, **form.cleaned_data)
+                actions.do_update_tenant_settings(actor_from_request(request), ctx,
+                                                  **form.cleaned_data)
             except ValidationError as exc:
                 _apply_errors(form, exc)
             else:
-                messages.success(request, _("Tenant renamed."))
+                messages.success(request, _("Tenant renamed.") if renamed
+                                 else _("Tenant settings saved."))
                 return redirect_after_post(request, "tenant_settings", tenant_slug=ctx.tenant.slug)
         return render_invalid(request, "portal/tenant_settings.html", "form", context)
     return render(request, "portal/tenant_settings.html", context)
@@ -271,10 +286,12 @@ def invitation_accept(request: HttpRequest) -> HttpResponse:
 def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
     form = ProfileForm(request.POST or None,
-                       initial={"first_name": user.first_name, "last_name": user.last_name})
+                       initial={"first_name": user.first_name, "last_name": user.last_name,
+                                "language": languages.user_language(user)})
     if request.method == "POST":
         if form.is_valid():
             actions.do_update_profile(actor_from_request(request), **form.cleaned_data)
+            request.session[languages.SESSION_LANGUAGE_KEY] = languages.user_language(user)
             messages.success(request, _("Profile saved."))
             return redirect_after_post(request, "profile")
         return render_invalid(request, "portal/profile.html", "form", {"form": form})

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from clusters.events import OperationFinished
 from clusters.models import Operation
+from portal import languages
 from staff.views import notify_staff
 
 logger = logging.getLogger("staff.alerts")
@@ -47,20 +48,25 @@ def _alert(operation_id: int) -> None:
     if not recipients:
         return
     cluster = operation.cluster
-    facts = {"error": operation.get_error_class_display(), "kind": operation.get_kind_display(),
-             "tenant": cluster.tenant.slug, "cluster": cluster.name}
-    subject = _("[Portal] %(error)s: %(kind)s of %(tenant)s/%(cluster)s") % facts
-    body = "\n".join([
-        _("Tenant: %(name)s (%(slug)s)") % {"name": cluster.tenant.name,
-                                            "slug": cluster.tenant.slug},
-        _("Cluster: %(name)s") % {"name": cluster.name},
-        _("Operation: %(kind)s #%(id)s") % {"kind": facts["kind"], "id": operation.pk},
-        _("Error class: %(error)s") % facts,
-        _("Message: %(message)s") % {"message": operation.error_message},
-        "",
-        _("Operations console: %(path)s") % {"path": reverse("staff_console")},
-    ])
+
+    def send(group: list[str]) -> None:
+        facts = {"error": operation.get_error_class_display(),
+                 "kind": operation.get_kind_display(),
+                 "tenant": cluster.tenant.slug, "cluster": cluster.name}
+        subject = _("[Portal] %(error)s: %(kind)s of %(tenant)s/%(cluster)s") % facts
+        body = "\n".join([
+            _("Tenant: %(name)s (%(slug)s)") % {"name": cluster.tenant.name,
+                                                "slug": cluster.tenant.slug},
+            _("Cluster: %(name)s") % {"name": cluster.name},
+            _("Operation: %(kind)s #%(id)s") % {"kind": facts["kind"], "id": operation.pk},
+            _("Error class: %(error)s") % facts,
+            _("Message: %(message)s") % {"message": operation.error_message},
+            "",
+            _("Operations console: %(path)s") % {"path": reverse("staff_console")},
+        ])
+        send_mail(subject, body, None, group)
+
     try:
-        send_mail(subject, body, None, recipients)
+        languages.in_each_language(recipients, None, send)  # each staff member's language
     except Exception:  # an alert that cannot be sent must not undo the failure it reports
         logger.exception("operation.alert.failed", extra={"operation_id": operation_id})

@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from portal.models import ApiToken
+from portal.models import ApiToken, language_choices
 from portal.permissions import Role, perms_for
 from portal.tenancy import TenantContext
 
@@ -32,6 +32,10 @@ class TenantSerializer(serializers.Serializer):
         help_text=_("A suspended tenant can be read but not changed."))
     quota = serializers.SerializerMethodField(help_text=_("The tenant's limits."))
     created_at = serializers.DateTimeField(help_text=_("When the tenant was created."))
+    invoice_language = serializers.ChoiceField(
+        choices=language_choices(),
+        help_text=_("The language of the tenant's invoices and their PDFs (set by its owners "
+                    "and admins on the tenant settings page)."))
     url = serializers.SerializerMethodField(help_text=_("This tenant in the API."))
 
     def _ctx(self, tenant: Any) -> TenantContext:

@@ -1,15 +1,18 @@
-"""French is complete: every message of the project's code and templates has a French text,
-the compiled catalogue matches it, and pages come out in French when asked for.
+"""French, German and Italian are complete: every message of the project's code and templates
+has a text in each, the compiled catalogues match them, and pages come out in the language asked
+for.
 
 When this fails after you added or changed a message: run ``make messages``, translate the
-empty or fuzzy entries in ``locale/fr/LC_MESSAGES/django.po``, then run ``make messages`` again
-(it compiles the ``.mo``).
+empty or fuzzy entries in ``locale/{fr,de,it}/LC_MESSAGES/django.po`` (``python
+scripts/missing_translations.py`` lists them), then run ``make messages`` again (it compiles the
+``.mo``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,12 +27,23 @@ from tests.portal.pages import field_errors, visible_text
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCALE = ROOT / "locale"
-PO = LOCALE / "fr/LC_MESSAGES/django.po"
-MO = LOCALE / "fr/LC_MESSAGES/django.mo"
+LANGUAGES = ("fr", "de", "it")
+"""Every language beside English; each must be complete."""
 # Top-level entries makemessages must not walk (third-party code, generated files, state).
 NOT_SOURCE = {".venv", "node_modules", "locale", "staticfiles", "var", "test-artifacts"}
-HOW_TO_FIX = ("run `make messages`, translate the entries in locale/fr/LC_MESSAGES/django.po, "
-              "then run `make messages` again")
+
+
+def _po(lang: str) -> Path:
+    return LOCALE / lang / "LC_MESSAGES/django.po"
+
+
+def _mo(lang: str) -> Path:
+    return LOCALE / lang / "LC_MESSAGES/django.mo"
+
+
+def _how_to_fix(lang: str) -> str:
+    return (f"run `make messages`, translate the entries in locale/{lang}/LC_MESSAGES/django.po "
+            "(scripts/missing_translations.py lists them), then run `make messages` again")
 
 
 def _digest(path: Path) -> str:
@@ -45,11 +59,11 @@ def _require_gettext() -> None:
 
 
 @pytest.fixture(scope="module")
-def current_catalogue(tmp_path_factory) -> polib.POFile:
-    """The French catalogue as ``make messages`` would leave it for the code as it is now.
+def current_catalogues(tmp_path_factory) -> dict[str, polib.POFile]:
+    """Each catalogue as ``make messages`` would leave it for the code as it is now.
 
     makemessages runs in a scratch tree whose source folders are symlinks to the checkout and
-    whose ``locale/`` is a copy, so the real catalogue is never touched by the test.
+    whose ``locale/`` is a copy, so the real catalogues are never touched by the test.
     """
     _require_gettext()
     scratch = tmp_path_factory.mktemp("makemessages")
@@ -60,16 +74,19 @@ def current_catalogue(tmp_path_factory) -> polib.POFile:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update({"DEBUG": "true", "DJANGO_SETTINGS_MODULE": "portal.settings",
                 "PORTAL_VAR_DIR": str(scratch / "var")})
-    before = _digest(PO)
+    before = {lang: _digest(_po(lang)) for lang in LANGUAGES}
 
     result = subprocess.run(
-        [sys.executable, "manage.py", "makemessages", "-l", "fr", "--no-obsolete",
-         "--no-location", "--symlinks", "-i", "node_modules", "-i", ".venv", "-i", "staticfiles"],
+        [sys.executable, "manage.py", "makemessages", *(f"-l{lang}" for lang in LANGUAGES),
+         "--no-obsolete", "--no-location", "--symlinks", "-i", "node_modules", "-i", ".venv",
+         "-i", "staticfiles"],
         cwd=scratch, env=env, capture_output=True, text=True, timeout=300)
 
     assert result.returncode == 0, result.stderr[-4000:]
-    assert _digest(PO) == before, "the check must not rewrite the real catalogue"
-    return polib.pofile(str(scratch / "locale/fr/LC_MESSAGES/django.po"))
+    assert {lang: _digest(_po(lang)) for lang in LANGUAGES} == before, \
+        "the check must not rewrite the real catalogues"
+    return {lang: polib.pofile(str(scratch / "locale" / lang / "LC_MESSAGES/django.po"))
+            for lang in LANGUAGES}
 
 
 def _describe(entry: polib.POEntry) -> str:
@@ -78,33 +95,68 @@ def _describe(entry: polib.POEntry) -> str:
     return f"  - ({state}) {entry.msgid!r}{context}"
 
 
-def test_every_message_of_the_project_has_a_french_text(current_catalogue):
-    missing = [entry for entry in current_catalogue
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_message_of_the_project_has_a_text_in_each_language(current_catalogues, lang):
+    missing = [entry for entry in current_catalogues[lang]
                if not entry.obsolete and not entry.translated()]
     assert not missing, (
-        f"French is missing for {len(missing)} message(s); {HOW_TO_FIX}:\n"
+        f"{lang}: a text is missing for {len(missing)} message(s); {_how_to_fix(lang)}:\n"
         + "\n".join(_describe(entry) for entry in missing))
 
 
-def test_the_catalogue_is_not_empty(current_catalogue):
+def test_the_catalogue_is_not_empty(current_catalogues):
     # Guards the check above: an extraction that found nothing would pass it vacuously.
-    msgids = {entry.msgid for entry in current_catalogue}
-    assert {"Your tenants", "This invitation code is not valid.", "Owner"} <= msgids
-    assert len(msgids) > 100
+    for lang in LANGUAGES:
+        msgids = {entry.msgid for entry in current_catalogues[lang]}
+        assert {"Your tenants", "This invitation code is not valid.", "Owner"} <= msgids
+        assert len(msgids) > 100
 
 
-def test_the_shipped_catalogue_has_no_fuzzy_or_empty_entries():
-    catalogue = polib.pofile(str(PO))
+def test_every_language_has_the_same_messages():
+    keys = {lang: {(e.msgctxt, e.msgid) for e in polib.pofile(str(_po(lang))) if not e.obsolete}
+            for lang in LANGUAGES}
+    for lang in LANGUAGES[1:]:
+        assert keys[lang] == keys["fr"], (
+            lang, sorted(keys["fr"] - keys[lang])[:20], sorted(keys[lang] - keys["fr"])[:20])
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_shipped_catalogue_has_no_fuzzy_or_empty_entries(lang):
+    catalogue = polib.pofile(str(_po(lang)))
     untranslated = [e.msgid for e in catalogue.untranslated_entries()]
     fuzzy = [e.msgid for e in catalogue.fuzzy_entries()]
-    assert not untranslated and not fuzzy, (untranslated, fuzzy)
+    assert not untranslated and not fuzzy, (lang, untranslated, fuzzy)
 
 
-def test_french_placeholders_match_the_english_ones():
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_placeholders_match_the_english_ones(lang):
     _require_gettext()
     result = subprocess.run(["msgfmt", "--check-format", "--check-header", "-o", os.devnull,
-                             str(PO)], capture_output=True, text=True, timeout=60)
+                             str(_po(lang))], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_named_placeholder_is_kept(lang):
+    # msgfmt checks only the entries flagged python-format; a template's blocktranslate
+    # placeholders are named too, and a lost one would drop a value from the page.
+    lost = []
+    for e in polib.pofile(str(_po(lang))):
+        wanted = set(_PLACEHOLDER.findall(e.msgid + (e.msgid_plural or "")))
+        texts = list(e.msgstr_plural.values()) if e.msgid_plural else [e.msgstr]
+        given = set(_PLACEHOLDER.findall("".join(texts)))
+        if given - wanted or (not e.msgid_plural and wanted != given):
+            lost.append((e.msgid, sorted(wanted ^ given)))
+    assert not lost, lost
+
+
+def test_german_is_written_the_swiss_way():
+    sharp_s = [e.msgid for e in polib.pofile(str(_po("de")))
+               if "ß" in e.msgstr + "".join(e.msgstr_plural.values())]
+    assert not sharp_s, sharp_s
 
 
 def _entries(catalogue) -> dict[tuple[str | None, str], object]:
@@ -112,14 +164,22 @@ def _entries(catalogue) -> dict[tuple[str | None, str], object]:
             for e in catalogue if not e.obsolete and "fuzzy" not in e.flags and e.msgid}
 
 
-def test_the_compiled_catalogue_matches_the_po_file(tmp_path):
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_compiled_catalogue_matches_the_po_file(tmp_path, lang):
     compiled = tmp_path / "django.mo"
-    polib.pofile(str(PO)).save_as_mofile(str(compiled))
-    shipped = _entries(polib.mofile(str(MO)))
+    polib.pofile(str(_po(lang))).save_as_mofile(str(compiled))
+    shipped = _entries(polib.mofile(str(_mo(lang))))
     expected = _entries(polib.mofile(str(compiled)))
     stale = sorted(str(key[1]) for key in expected.keys() ^ shipped.keys()
                    | {k for k in expected.keys() & shipped.keys() if expected[k] != shipped[k]})
-    assert not stale, f"django.mo is out of date ({len(stale)} entries); {HOW_TO_FIX}: {stale[:20]}"
+    assert not stale, (f"{lang}: django.mo is out of date ({len(stale)} entries); "
+                       f"{_how_to_fix(lang)}: {stale[:20]}")
+
+
+def test_there_are_no_script_catalogues_to_translate():
+    # The pages' scripts carry no words (djangojs): should one appear, it needs every language.
+    scripts = sorted(str(p.relative_to(LOCALE)) for p in LOCALE.glob("*/LC_MESSAGES/djangojs.po"))
+    assert scripts in ([], [f"{lang}/LC_MESSAGES/djangojs.po" for lang in sorted(LANGUAGES)])
 
 
 # -- what people see ---------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from django.utils.translation import gettext as _
 
 from billing.models import BudgetAlert
 from billing.periods import Period
+from portal.formatting import money
+from portal.formatting import number as format_number
 
 register = template.Library()
 
@@ -33,20 +35,19 @@ def _decimal(value: Any) -> Decimal | None:
 
 @register.filter
 def chf(value: Any) -> str:
-    """``Decimal("1234.5")`` → ``1’234.50`` (Swiss grouping, two decimals)."""
-    number = _decimal(value)
-    if number is None:
-        return ""
-    return f"{number:,.2f}".replace(",", "\u2019")
+    """An amount in the active language's Swiss convention (``portal.formatting.money``):
+    ``Decimal("1234.5")`` → ``1'234.50`` in German, ``1 234.50`` in French."""
+    return money(value)
 
 
 @register.filter
 def hours(value: Any, places: int = 2) -> str:
-    """Unit-seconds → hours: ``Decimal(5400)`` → ``1.50``."""
+    """Unit-seconds → hours in the active language: ``Decimal(5400)`` → ``1.50`` (``1,50`` in
+    French)."""
     number = _decimal(value)
     if number is None:
         return ""
-    return f"{number / 3600:,.{int(places)}f}".replace(",", "\u2019")
+    return format_number(number / 3600, int(places))
 
 
 @register.filter

@@ -48,10 +48,6 @@ def language_choices() -> list[tuple[str, str]]:
     return [(code, str(name)) for code, name in settings.LANGUAGES]
 
 
-def default_invoice_language() -> str:
-    return str(settings.LANGUAGE_CODE)
-
-
 class TenantQuerySet(models.QuerySet["Tenant"]):
     def for_user(self, user: User) -> TenantQuerySet:
         if not user.is_authenticated:
@@ -78,7 +74,7 @@ class Tenant(models.Model):
     quota_gpus = models.PositiveIntegerField(null=True, blank=True)
     invoice_language = models.CharField(
         _("invoice language"), max_length=8, choices=language_choices,
-        default=default_invoice_language,
+        default=settings.LANGUAGE_CODE,
         help_text=_("The language of the tenant's invoices and their PDFs, and of its emails to "
                     "people who have not chosen a language."))
 

@@ -1,7 +1,7 @@
 """The staff admin for tenancy: tenants (create, rename, suspend, quotas, members, view as
 tenant, invoice language), memberships, invitations, the audit log (read-only, CSV) and
-announcements; and users (with their language), with the action that emails staff a link to
-set up their first authenticator app.
+announcements; and users, with the action that emails staff a link to set up their first
+authenticator app.
 
 Every change made here leaves an audit entry with the staff member's name; suspension goes
 through ``portal.actions`` so the tenant's members see the same reason everywhere.
@@ -33,7 +33,7 @@ from clusters.quotas import tenant_footprint
 from portal import actions
 from portal.audit import actor_from_request
 from portal.forms import InviteForm
-from portal.models import Announcement, AuditEntry, Invitation, Membership, Tenant, UserProfile
+from portal.models import Announcement, AuditEntry, Invitation, Membership, Tenant
 from portal.permissions import Role
 from portal.tenancy import TenantContext
 from staff.admin_site import AuditedAdminMixin, ReadOnlyAdminMixin
@@ -327,24 +327,13 @@ class AnnouncementAdmin(AuditedAdminMixin, AnnouncementWrites):
 admin.site.unregister(get_user_model())
 
 
-class UserProfileInline(admin.StackedInline):
-    """The person's chosen language (pages and emails); recorded as the user's admin records
-    its rows."""
-
-    model = UserProfile
-    can_delete = False
-    max_num = 1
-    fields = ["language"]
-
-
 @admin.register(get_user_model())
 class PortalUserAdmin(AuditedAdminMixin, UserAdmin):
     """Django's user admin, plus the enrolment link for staff without an authenticator app:
     their first one is never set up with the password alone (``portal.mfa``). The action
-    records its own entries. The profile (language) is edited inline."""
+    records its own entries."""
 
     audit_actions = False
-    inlines = [UserProfileInline]
     actions = ["send_mfa_enrolment_link"]
 
     @admin.action(description=gettext_lazy("Email a two-factor enrolment link"),

@@ -253,8 +253,8 @@ def test_the_console_cost_does_not_grow_with_the_fleet(client_for, staff_with_mf
 
 
 def tenant_form(**values) -> dict:
-    data = {"slug": "initech", "name": "Initech", "quota_clusters": "", "quota_vcpu": "",
-            "quota_memory_gib": "", "quota_gpus": "",
+    data = {"slug": "initech", "name": "Initech", "invoice_language": "en",
+            "quota_clusters": "", "quota_vcpu": "", "quota_memory_gib": "", "quota_gpus": "",
             "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}
     data.update(values)
     return data

@@ -352,7 +352,8 @@ def test_quota_edits_in_the_admin_take_effect_at_once(client_for, staff_with_mfa
     membership = Membership.objects.get(tenant=tenant, user=owner)
     response = client_for(staff_with_mfa).post(
         reverse("admin:portal_tenant_change", args=[tenant.pk]), {
-            "name": "ACME", "quota_clusters": "1", "quota_vcpu": "", "quota_memory_gib": "",
+            "name": "ACME", "invoice_language": "en", "quota_clusters": "1", "quota_vcpu": "",
+            "quota_memory_gib": "",
             "quota_gpus": "", "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "1",
             "memberships-0-id": str(membership.pk), "memberships-0-tenant": str(tenant.pk),
             "memberships-0-user": str(owner.pk), "memberships-0-role": Role.OWNER})

@@ -14,6 +14,7 @@ from typing import Any
 
 from django import template
 from django.template.defaultfilters import date as date_filter
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
 from billing.models import BudgetAlert
@@ -36,8 +37,9 @@ def _decimal(value: Any) -> Decimal | None:
 @register.filter
 def chf(value: Any) -> str:
     """An amount in the active language's Swiss convention (``portal.formatting.money``):
-    ``Decimal("1234.5")`` → ``1'234.50`` in German, ``1 234.50`` in French."""
-    return money(value)
+    ``Decimal("1234.5")`` → ``1'234.50`` in German, ``1 234.50`` in French. Only digits,
+    separators and a sign: safe as it is, so the apostrophe is not escaped."""
+    return mark_safe(money(value))  # noqa: S308 - digits, separators and a sign only
 
 
 @register.filter
@@ -47,7 +49,7 @@ def hours(value: Any, places: int = 2) -> str:
     number = _decimal(value)
     if number is None:
         return ""
-    return format_number(number / 3600, int(places))
+    return mark_safe(format_number(number / 3600, int(places)))  # noqa: S308 - digits only
 
 
 @register.filter

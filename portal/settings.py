@@ -61,6 +61,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.metrics.middleware.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -364,6 +365,15 @@ TENANT_DEFAULT_QUOTA = {
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72, minimum=1)
 # How long a link to set up a staff member's first authenticator app stays usable (portal.mfa).
 MFA_ENROLMENT_LINK_TTL_HOURS = env_int("MFA_ENROLMENT_LINK_TTL_HOURS", 24, minimum=1)
+
+# Prometheus metrics (portal.metrics). The web role answers METRICS_PATH only to a request
+# with "Authorization: Bearer <METRICS_TOKEN>" (unset: 404). The worker, beat and watcher
+# serve theirs on METRICS_PORT (0: off) at METRICS_BIND. Several processes of a host add up
+# their values through PROMETHEUS_MULTIPROC_DIR (an environment variable of the process).
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_PATH = env_str("METRICS_PATH", "/metrics")
+METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0)
+METRICS_BIND = env_str("METRICS_BIND", "127.0.0.1")
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 # uvicorn's own loggers (its access log included) go through the same redacting JSON handler,

@@ -28,5 +28,10 @@ def ledger_state() -> Iterable[Metric]:
     return [open_segments, age]
 
 
+TRIGGERS = ("watcher", "beat")
+
+
 def register() -> None:
+    for trigger in TRIGGERS:
+        metrics.initialize(metrics.METERING_RUNS, (trigger,))
     metrics.register_collector("metering", ledger_state)

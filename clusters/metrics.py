@@ -84,12 +84,15 @@ def register() -> None:
     for kind in Operation.Kind.values:
         for state in FINAL_STATES:
             metrics.initialize(metrics.OPERATIONS_FINISHED, (kind, str(state)))
+            metrics.initialize(metrics.OPERATION_DURATION, (kind, str(state)))
     for name in (stream.name for stream in streams()):
         for metric in (metrics.WATCHER_EVENTS, metrics.WATCHER_APPLIED, metrics.WATCHER_RELISTS,
-                       metrics.WATCHER_RECONNECTS):
+                       metrics.WATCHER_RECONNECTS, metrics.WATCHER_LAG):
             metrics.initialize(metric, (name,))
     for outcome in ("ok", "unreachable"):
         metrics.initialize(metrics.RESYNCS, (outcome,))
+    for repair in ("requeued", "polled", "changed", "orphans"):
+        metrics.initialize(metrics.RESYNC_REPAIRS, (repair,))
     events.subscribe(OperationFinished, on_operation_finished, moment="after_commit")
     metrics.register_collector("operations", operations_in_flight)
     metrics.register_collector("watcher", watcher_state)

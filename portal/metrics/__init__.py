@@ -289,6 +289,7 @@ def initialize(metric: Counter | Gauge | Histogram, *label_sets: tuple[str, ...]
 
 for _result in WEBHOOK_RESULTS:
     initialize(WEBHOOK_DELIVERIES, (_result,))
+    initialize(WEBHOOK_DURATION, (_result,))
 
 
 # --------------------------------------------------------------------------- read at scrape

@@ -1,4 +1,5 @@
-"""allauth's account adapter: the client's address, and failed-login counters per source."""
+"""allauth's account adapter: the client's address, failed-login counters per source, and
+the product's name in email subjects."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ from allauth.account.adapter import DefaultAccountAdapter
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
+from portal import branding
 from portal.proxies import address_for_limits, request_client_address
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    def format_email_subject(self, subject: str) -> str:
+        """Sign-in codes, invitations and resets carry the product's name (the branding)."""
+        return f"[{branding.current().name}] {subject}"
+
     def get_client_ip(self, request: HttpRequest) -> str:
         """The address allauth's rate limits and notification emails use (``portal.proxies``)."""
         address = request_client_address(request)

@@ -97,6 +97,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.navigation",
+                "portal.context_processors.brand",
             ],
             "builtins": ["django.templatetags.i18n", "template_partials.templatetags.partials"],
         },
@@ -198,7 +199,7 @@ ACCOUNT_ADAPTER = "portal.account_adapter.AccountAdapter"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Portal] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if not DEBUG else "http"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
-MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Kubernetes portal")
+MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", env_str("BRAND_PRODUCT_NAME", "Kubernetes portal"))
 
 # With DEBUG off, EMAIL_HOST (or an explicit EMAIL_BACKEND) is required: the console backend
 # would print codes and invitation links to the log (see portal.env.email_backend).
@@ -365,6 +366,15 @@ TENANT_DEFAULT_QUOTA = {
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72, minimum=1)
 # How long a link to set up a staff member's first authenticator app stays usable (portal.mfa).
 MFA_ENROLMENT_LINK_TTL_HOURS = env_int("MFA_ENROLMENT_LINK_TTL_HOURS", 24, minimum=1)
+
+# Branding (portal.branding): what staff leave empty in the admin's Branding comes from here.
+# An empty product name is the portal's own, translated ("Kubernetes portal").
+BRAND_PRODUCT_NAME = env_str("BRAND_PRODUCT_NAME")
+BRAND_PRIMARY_COLOUR = env_str("BRAND_PRIMARY_COLOUR", "#066fd1")
+BRAND_SUPPORT_EMAIL = env_str("BRAND_SUPPORT_EMAIL")
+BRAND_SUPPORT_URL = env_str("BRAND_SUPPORT_URL")
+BRAND_LEGAL_FOOTER = env_str("BRAND_LEGAL_FOOTER")
+BRAND_MAX_IMAGE_BYTES = env_int("BRAND_MAX_IMAGE_BYTES", 256 * 1024, minimum=1024)
 
 # Prometheus metrics (portal.metrics). The web role answers METRICS_PATH only to a request
 # with "Authorization: Bearer <METRICS_TOKEN>" (unset: 404). The worker, beat and watcher

@@ -11,7 +11,7 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         # Start-up order: metering and the tasks import the models, which exist only now.
-        from billing import metering, tasks  # noqa: PLC0415
+        from billing import checks, metering, tasks  # noqa: PLC0415, F401 - checks register on import
         from billing import metrics as billing_metrics  # noqa: PLC0415
 
         events.subscribe(events.ClusterObserved, metering.on_cluster_observed,

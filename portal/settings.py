@@ -433,3 +433,13 @@ BILLING_ISSUER_ADDRESS = env_str("BILLING_ISSUER_ADDRESS",
                                  "Rue de l'Exemple 1|1200 Genève|Switzerland")
 BILLING_ISSUER_VAT_ID = env_str("BILLING_ISSUER_VAT_ID", "CHE-000.000.000 MWST")
 BILLING_ISSUER_IBAN = env_str("BILLING_ISSUER_IBAN", "")
+# The Swiss QR-bill payment part of finalized CHF invoices (billing.payment_slip): the IBAN
+# above (a QR-IBAN gives QR references, any other IBAN ISO 11649 creditor references) and the
+# creditor's structured address. No IBAN: no payment part.
+BILLING_CREDITOR_STREET = env_str("BILLING_CREDITOR_STREET", "Rue de l'Exemple")
+BILLING_CREDITOR_HOUSE_NUMBER = env_str("BILLING_CREDITOR_HOUSE_NUMBER", "1")
+BILLING_CREDITOR_POSTCODE = env_str("BILLING_CREDITOR_POSTCODE", "1200")
+BILLING_CREDITOR_CITY = env_str("BILLING_CREDITOR_CITY", "Genève")
+BILLING_CREDITOR_COUNTRY = env_str("BILLING_CREDITOR_COUNTRY", "CH")
+# Digits some banks put first in QR references (a customer id they assign); usually empty.
+BILLING_QRR_PREFIX = env_str("BILLING_QRR_PREFIX", "")

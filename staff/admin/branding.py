@@ -31,6 +31,9 @@ class BrandingForm(forms.ModelForm):
         label=gettext_lazy("Upload a favicon"), required=False,
         help_text=gettext_lazy("PNG, SVG or ICO, shown in the browser's tab."))
     clear_favicon = forms.BooleanField(label=gettext_lazy("Remove the favicon"), required=False)
+    support_url = forms.URLField(label=gettext_lazy("support page"), required=False,
+                                 assume_scheme="https", max_length=200,
+                                 help_text=gettext_lazy("An https:// address."))
 
     class Meta:
         model = Branding

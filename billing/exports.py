@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from qrbill import QRBill
+from qrbill.bill import format_ref_number
 from reportlab.graphics import renderPDF
 from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
@@ -279,7 +280,7 @@ def invoice_pdf(invoice: Invoice, draft: InvoiceDraft) -> bytes:
     bill = payment_part_of(invoice)
     if bill is not None:
         notes.append(_("Please pay with the payment part below, quoting reference %(ref)s.")
-                     % {"ref": bill.reference_number})
+                     % {"ref": format_ref_number(bill)})
     elif final and not invoice.is_credit_note and info["iban"]:
         notes.append(_("Please pay to IBAN %(iban)s, quoting %(number)s.")
                      % {"iban": info["iban"], "number": invoice.number})

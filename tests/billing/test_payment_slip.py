@@ -144,7 +144,7 @@ def test_with_an_ordinary_iban_the_payment_part_quotes_a_creditor_reference(invo
     assert bill.reference_number == reference
     text = " ".join(pdf_text(exports.invoice_pdf(invoice, invoicing.stored_draft(invoice))))
     assert "Payment part" in text and iso11649.format(reference) in text
-    assert f"quoting reference {reference}" in text
+    assert f"quoting reference {iso11649.format(reference)}" in text
 
 
 def test_the_payment_part_speaks_the_invoice_language(invoice, qr_iban):

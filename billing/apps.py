@@ -11,10 +11,12 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         # Start-up order: metering and the tasks import the models, which exist only now.
-        from billing import metering, tasks  # noqa: PLC0415
+        from billing import checks, metering, tasks  # noqa: PLC0415, F401 - checks register on import
+        from billing import metrics as billing_metrics  # noqa: PLC0415
 
         events.subscribe(events.ClusterObserved, metering.on_cluster_observed,
                          moment="in_transaction")
         events.subscribe(events.WatcherStarted, metering.on_watcher_started,
                          moment="in_transaction")
         events.subscribe(BudgetChanged, tasks.check_budgets_soon, moment="after_commit")
+        billing_metrics.register()

@@ -1,9 +1,15 @@
-"""Exports: segments and invoices as CSV, invoices as PDF (reportlab)."""
+"""Exports: segments and invoices as CSV, invoices as PDF (reportlab).
+
+The PDF carries the portal's branding (``portal.branding``: logo or product name, primary
+colour, support contact, legal footer) and, on a finalized CHF invoice with an amount due,
+the Swiss QR-bill payment part at the foot of its last page (``billing.payment_slip``).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -14,18 +20,35 @@ from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from qrbill import QRBill
+from qrbill.bill import format_ref_number
+from reportlab.graphics import renderPDF
+from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.lib.utils import ImageReader
+from reportlab.platypus import (
+    Flowable,
+    Image,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+from svglib.svglib import svg2rlg
 
+from billing import payment_slip
 from billing.invoicing import InvoiceDraft
 from billing.models import CURRENCY, Invoice, UsageSegment
 from billing.periods import Period
-from portal import languages
+from portal import branding, languages
 from portal.formatting import money, number
+
+logger = logging.getLogger("billing.exports")
 
 HOURS_PLACES = Decimal("0.0001")
 
@@ -100,8 +123,57 @@ def issuer() -> Issuer:
         "address": [line for line in settings.BILLING_ISSUER_ADDRESS.split("|") if line.strip()],
         "vat_id": settings.BILLING_ISSUER_VAT_ID,
         "iban": settings.BILLING_ISSUER_IBAN,
-        "email": settings.DEFAULT_FROM_EMAIL,
+        "email": branding.current().support_email or settings.DEFAULT_FROM_EMAIL,
     }
+
+
+LOGO_HEIGHT = 14 * mm
+LOGO_MAX_WIDTH = 70 * mm
+
+
+def _logo(brand: branding.Brand) -> Flowable | None:
+    """The brand's logo as a flowable at most ``LOGO_HEIGHT`` high, or None (no logo, or one
+    the PDF cannot draw: the product name stands in)."""
+    if not brand.logo_type:
+        return None
+    data, content_type = branding.image("logo")
+    try:
+        if content_type == branding.SVG:
+            drawing = svg2rlg(io.BytesIO(data))
+            if drawing is None or not drawing.width or not drawing.height:
+                return None
+            scale = min(LOGO_HEIGHT / drawing.height, LOGO_MAX_WIDTH / drawing.width)
+            drawing.scale(scale, scale)
+            drawing.width, drawing.height = drawing.width * scale, drawing.height * scale
+            drawing.hAlign = "LEFT"
+            return drawing
+        width, height = ImageReader(io.BytesIO(data)).getSize()
+        scale = min(LOGO_HEIGHT / height, LOGO_MAX_WIDTH / width)
+        image = Image(io.BytesIO(data), width=width * scale, height=height * scale)
+        image.hAlign = "LEFT"
+        return image
+    except Exception:  # a logo must never stop an invoice: the name stands in
+        logger.warning("billing.pdf.logo_failed", exc_info=True)
+        return None
+
+
+class PaymentPart(Flowable):
+    """The QR-bill payment part, drawn across the foot of the page (210 × 105 mm, from the
+    paper's edge): it takes what is left of the page when that reaches down far enough, else
+    it moves to the next page."""
+
+    def __init__(self, drawing: Drawing, bottom_margin: float) -> None:
+        super().__init__()
+        self.drawing = drawing
+        self.needed = drawing.height - bottom_margin + 4 * mm
+
+    def wrap(self, avail_width: float, avail_height: float) -> tuple[float, float]:
+        if avail_height >= self.needed:
+            return avail_width, avail_height
+        return avail_width, self.needed
+
+    def drawOn(self, canvas, x: float, y: float, _sW: float = 0) -> None:  # noqa: N802,N803 - reportlab's names
+        renderPDF.draw(self.drawing, canvas, 0, 0)
 
 
 def _chf(value: Decimal | None) -> str:
@@ -125,14 +197,26 @@ def _invoice_pdf(invoice: Invoice, draft: InvoiceDraft) -> bytes:
                             topMargin=16 * mm, bottomMargin=18 * mm,
                             title=f"{invoice.number or 'draft'}", author=str(issuer()["name"]))
     info = issuer()
+    brand = branding.current()
+    primary = colors.HexColor(brand.primary_colour)
+    title_style.textColor = primary
     final = not invoice.is_draft
     kind = _("Credit note") if invoice.is_credit_note else _("Invoice")
     story: list = []
+    logo = _logo(brand)
+    story.append(logo if logo is not None else Paragraph(
+        f"<font color='{brand.primary_colour}'><b>{_e(brand.name)}</b></font>",
+        ParagraphStyle("brand", parent=styles["Normal"], fontSize=14, leading=17)))
+    story.append(Spacer(1, 5 * mm))
 
     issuer_lines = [f"<b>{_e(str(info['name']))}</b>",
                     *[_e(line) for line in info["address"]]]
     if info["vat_id"]:
         issuer_lines.append(_e(_("VAT no. %(id)s") % {"id": info["vat_id"]}))
+    if info["email"]:
+        issuer_lines.append(_e(info["email"]))
+    if brand.support_url:
+        issuer_lines.append(_e(brand.support_url))
     customer_lines = [f"<b>{_e(_('Bill to'))}</b>", _e(invoice.tenant_name or invoice.tenant.name),
                       _e(_("Tenant: %(slug)s") % {"slug": invoice.tenant.slug})]
     story.append(Table(
@@ -186,7 +270,7 @@ def _invoice_pdf(invoice: Invoice, draft: InvoiceDraft) -> bytes:
                  Paragraph(f"<b>{_chf(total)}</b>", right)])
     table = Table(rows, colWidths=[32 * mm, 64 * mm, 24 * mm, 28 * mm, 26 * mm], repeatRows=1)
     table.setStyle(TableStyle([
-        ("LINEBELOW", (0, 0), (-1, 0), 0.8, colors.black),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.8, primary),
         ("LINEBELOW", (0, 1), (-1, totals_at - 1), 0.25, colors.HexColor("#cccccc")),
         ("LINEABOVE", (1, totals_at), (-1, totals_at), 0.8, colors.black),
         ("LINEABOVE", (1, -1), (-1, -1), 0.8, colors.black),
@@ -198,17 +282,29 @@ def _invoice_pdf(invoice: Invoice, draft: InvoiceDraft) -> bytes:
                "0.01 CHF, totals are sums of lines and VAT is computed on the subtotal.")]
     if invoice.has_unpriced or (not final and draft.has_unpriced):
         notes.append(_("Lines without a unit price had no price in force and are billed 0."))
-    if final and not invoice.is_credit_note and info["iban"]:
+    bill = payment_part_of(invoice)
+    if bill is not None:
+        notes.append(_("Please pay with the payment part below, quoting reference %(ref)s.")
+                     % {"ref": format_ref_number(bill)})
+    elif final and not invoice.is_credit_note and info["iban"]:
         notes.append(_("Please pay to IBAN %(iban)s, quoting %(number)s.")
                      % {"iban": info["iban"], "number": invoice.number})
     for note in notes:
         story.append(Paragraph(_e(note), small))
+    if brand.legal_lines:
+        legal = ParagraphStyle("legal", parent=small, fontSize=7.5, leading=9.5,
+                               textColor=colors.HexColor("#666666"))
+        story.append(Spacer(1, 4 * mm))
+        story.extend(Paragraph(_e(line), legal) for line in brand.legal_lines)
+    if bill is not None:
+        story.append(PaymentPart(payment_slip.drawing(bill), doc.bottomMargin))
 
     def decorate(canvas, _doc) -> None:
         canvas.saveState()
         canvas.setFont("Helvetica", 7.5)
         canvas.setFillColor(colors.HexColor("#666666"))
-        canvas.drawString(18 * mm, 10 * mm, f"{info['name']} · {invoice.number or _('draft')}")
+        canvas.drawString(18 * mm, 10 * mm,
+                          f"{brand.name} · {info['name']} · {invoice.number or _('draft')}")
         canvas.drawRightString(A4[0] - 18 * mm, 10 * mm,
                                _("Page %(n)s") % {"n": canvas.getPageNumber()})
         if not final:
@@ -221,6 +317,16 @@ def _invoice_pdf(invoice: Invoice, draft: InvoiceDraft) -> bytes:
 
     doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
     return buffer.getvalue()
+
+
+def payment_part_of(invoice: Invoice) -> QRBill | None:
+    """The invoice's QR-bill, or None (none due, or the settings make none: logged, and the
+    system check billing.E001 says so at start-up)."""
+    try:
+        return payment_slip.payment_part(invoice)
+    except ValueError:
+        logger.exception("billing.pdf.payment_part_failed", extra={"invoice": invoice.pk})
+        return None
 
 
 def invoice_filename(invoice: Invoice, extension: str) -> str:

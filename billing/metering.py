@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from billing.models import MeteringRun, Sku, UsageSegment
 from clusters.models import Cluster
+from portal import metrics
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -290,6 +291,7 @@ def reconcile_ledger(at: datetime | None = None, *, trigger: str = "watcher") ->
     MeteringRun.objects.filter(pk=run.pk).update(
         finished_at=timezone.now(), clusters_closed=clusters, segments_closed=segments)
     run.refresh_from_db()
+    metrics.metering_run(trigger[:32], segments_closed=segments)
     if segments:
         logger.info("billing.metering.reconciled",
                     extra={"clusters": clusters, "segments": segments, "trigger": trigger})

@@ -22,8 +22,10 @@ class ClustersConfig(AppConfig):
     def ready(self) -> None:
         # Start-up order: offerings and access import the models, which exist only now.
         from clusters import access, offerings  # noqa: PLC0415
+        from clusters import metrics as cluster_metrics  # noqa: PLC0415
 
         events.subscribe(events.OfferingsChanged, offerings.forget_offerings,
                          moment="after_commit")
         events.subscribe(MembershipEnded, access.on_membership_ended, moment="after_commit")
         health.register_check("management_cluster", ping_management_cluster)
+        cluster_metrics.register()

@@ -42,6 +42,7 @@ from cozystack.gateway import (
 from cozystack.manifests import render_kubernetes
 from cozystack.specjson import spec_from_json
 from cozystack.validation import validate_manifest
+from portal import metrics
 
 logger = logging.getLogger("clusters.tasks")
 TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True,
@@ -405,4 +406,5 @@ def resync() -> dict[str, int]:
 
 
 def record_resync(counts: dict[str, int]) -> None:
+    metrics.resync_finished(counts)
     cache.set("clusters:last-resync", {"at": timezone.now().isoformat(), **counts}, None)

@@ -45,8 +45,16 @@ from cozystack.gateway import (
     WatchEvent,
     get_gateway,
 )
+from portal import metrics
 
 _PENDING = object()  # the queue had nothing more for now
+
+
+class _Batch(list[WatchEvent]):
+    """Events taken off a watch together; ``received_at`` is when the first one arrived
+    (``time.monotonic``), so the metrics can tell how long the batch waited and applied."""
+
+    received_at: float = 0.0
 
 logger = logging.getLogger("clusters.watcher")
 HEALTH_KEY = "clusters:watcher-health"
@@ -344,6 +352,7 @@ class Watcher:
             self._readers.add(done)
 
         def hand_over(item: Any) -> None:
+            item = (time.monotonic(), item)
             while True:
                 try:
                     queue.put(item, timeout=0.5)
@@ -352,13 +361,13 @@ class Watcher:
                     if done.is_set():  # nobody takes them any more
                         return
 
-        def take() -> Any:
+        def take() -> tuple[float, Any]:
             while True:
                 try:
                     return queue.get(timeout=0.5)
                 except Empty:
                     if self.stopping.is_set():
-                        return None
+                        return 0.0, None
 
         def read() -> None:
             try:
@@ -375,15 +384,16 @@ class Watcher:
         reader.start()
         try:
             while True:
-                item = take()
-                events: list[WatchEvent] = []
+                arrived, item = take()
+                events = _Batch()
+                events.received_at = arrived
                 while isinstance(item, WatchEvent):
                     events.append(item)
                     if len(events) >= self.max_batch:
                         item = _PENDING
                         break
                     try:
-                        item = queue.get_nowait()
+                        _arrived, item = queue.get_nowait()
                     except Empty:
                         item = _PENDING
                 if events:
@@ -444,6 +454,14 @@ class Watcher:
         health.events += len(changes)
         health.last_event_at = time.time()
 
+    @staticmethod
+    def _measure(stream: Stream, events: list[WatchEvent], changed: int) -> None:
+        count = sum(e.type != "BOOKMARK" for e in events)
+        if count:
+            received_at = getattr(events, "received_at", 0.0)
+            metrics.watcher_applied(stream.name, events=count, changed=changed,
+                                    lag=time.monotonic() - received_at if received_at else None)
+
     def _run_stream(self, stream: Stream, total: int) -> None:
         health = self.health.streams[stream.name]
         resource_version = ""
@@ -456,6 +474,7 @@ class Watcher:
                     if not resource_version:
                         resource_version = self._relist(stream)
                         health.relists += 1
+                        metrics.watcher_relisted(stream.name)
                         health.resource_version = resource_version
                         with self._lock:
                             self._synced_streams.add(stream.name)
@@ -463,7 +482,9 @@ class Watcher:
                                 self.synced.set()
                         self.health.publish()
                     for events in self._batches(stream, resource_version):
+                        applied_before = health.applied
                         self._apply_parallel(stream, events, health)
+                        self._measure(stream, events, health.applied - applied_before)
                         resource_version = events[-1].resource_version or resource_version
                         health.resource_version = resource_version
                         failures = 0
@@ -476,6 +497,7 @@ class Watcher:
                 except PlatformError as exc:
                     failures += 1
                     health.reconnects += 1
+                    metrics.watcher_reconnected(stream.name)
                     health.last_error = exc.message
                     self.health.publish()
                     delay = self._backoff(failures)
@@ -486,6 +508,7 @@ class Watcher:
                 except Exception as exc:  # a database hiccup: replay from the last applied rv
                     failures += 1
                     health.reconnects += 1
+                    metrics.watcher_reconnected(stream.name)
                     health.last_error = repr(exc)[:300]
                     logger.exception("cluster.watch.error", extra={"stream": stream.name})
                     connection.close()

@@ -1,5 +1,5 @@
-"""allauth's account adapter: the client's address, failed-login counters per source, and its
-emails in the recipient's language."""
+"""allauth's account adapter: the client's address, failed-login counters per source, its
+emails in the recipient's language and the product's name in their subjects."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.utils import translation
 
-from portal import languages
+from portal import branding, languages
 from portal.proxies import address_for_limits, request_client_address
 
 
@@ -23,6 +23,10 @@ class AccountAdapter(DefaultAccountAdapter):
             return super().send_mail(template_prefix, email, context)
         with translation.override(chosen):
             return super().send_mail(template_prefix, email, context)
+
+    def format_email_subject(self, subject: str) -> str:
+        """Sign-in codes, invitations and resets carry the product's name (the branding)."""
+        return f"[{branding.current().name}] {subject}"
 
     def get_client_ip(self, request: HttpRequest) -> str:
         """The address allauth's rate limits and notification emails use (``portal.proxies``)."""

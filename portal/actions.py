@@ -22,10 +22,12 @@ from django.utils.translation import gettext as _
 
 from portal import events, languages
 from portal.audit import Actor, diff, record
+from portal.branding import forget as forget_branding
 from portal.member_events import MembershipEnded
 from portal.mfa import user_has_mfa
 from portal.models import (
     Announcement,
+    Branding,
     Invitation,
     Membership,
     MfaEnrolmentLink,
@@ -464,3 +466,14 @@ def do_delete_announcements(announcements: QuerySet[Announcement]) -> int:
         count, _by_model = announcements.delete()
         transaction.on_commit(forget_announcements)
     return count
+
+
+def do_save_branding(branding: Branding) -> Branding:
+    """Store the portal's branding (its one row). Every page reads the cached branding, so the
+    cache is dropped once the change commits. Safe to repeat."""
+    branding.pk = Branding.SINGLETON
+    branding.updated_at = timezone.now()
+    with transaction.atomic():
+        branding.save()
+        transaction.on_commit(forget_branding)
+    return branding

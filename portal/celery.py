@@ -6,8 +6,12 @@ import os
 
 from celery import Celery
 
+from portal.metrics import celery as celery_metrics
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Task failures and retries, each process's role, the worker's and beat's metrics port.
+celery_metrics.connect()

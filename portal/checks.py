@@ -27,3 +27,19 @@ def check_email_backend(app_configs: Any = None, **kwargs: Any) -> list[checks.C
         hint="Set EMAIL_HOST (SMTP), or an EMAIL_BACKEND that delivers mail.",
         id="portal.W001",
     )]
+
+
+METRICS_TOKEN_MIN_LENGTH = 24
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_metrics_token(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    token = str(getattr(settings, "METRICS_TOKEN", "") or "")
+    if not token or len(token) >= METRICS_TOKEN_MIN_LENGTH:
+        return []
+    return [checks.Warning(
+        f"METRICS_TOKEN has {len(token)} characters: anyone who guesses it reads /metrics.",
+        hint=f"Use at least {METRICS_TOKEN_MIN_LENGTH} random characters "
+             "(python -c 'import secrets; print(secrets.token_urlsafe(32))').",
+        id="portal.W002",
+    )]

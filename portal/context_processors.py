@@ -5,6 +5,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
+from portal import branding
 from portal.models import active_announcements
 from portal.tenancy import user_tenants
 
@@ -30,3 +31,8 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         "announcements": SimpleLazyObject(
             lambda: active_announcements(ctx.tenant if ctx else None)),
     }
+
+
+def brand(request: HttpRequest) -> dict[str, Any]:
+    """The portal's branding (name, logo, colours, support, legal footer) for every page."""
+    return {"brand": SimpleLazyObject(branding.current)}

@@ -484,3 +484,58 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} [{self.key}]"
+
+
+# --------------------------------------------------------------------------- branding
+
+hex_colour_validator = RegexValidator(
+    r"^#[0-9a-fA-F]{6}$", _("Enter a colour as # and six hexadecimal digits, e.g. #1f6feb."),
+    code="invalid_colour")
+
+
+def validate_visible_lines(value: Any) -> None:
+    """``validate_visible_text`` on each line of a text that may have several."""
+    if isinstance(value, str):
+        for line in value.replace("\r\n", "\n").split("\n"):
+            validate_visible_text(line)
+
+
+class Branding(models.Model):
+    """How the portal presents itself: one row (``pk=1``), edited by staff in the admin.
+
+    Every empty field falls back to the settings (``BRAND_*``). The logo and the favicon are
+    kept in the database (every web replica serves them, no shared volume), validated and,
+    for SVG, sanitized by ``portal.branding`` before they are stored; they are only ever shown
+    as images (``<img>``, ``<link rel=icon>``), served with a policy that runs nothing.
+    """
+
+    SINGLETON = 1
+
+    product_name = models.CharField(_("product name"), max_length=60, blank=True,
+                                    validators=[validate_visible_text])
+    logo = models.BinaryField(_("logo"), blank=True, default=b"", editable=False)
+    logo_type = models.CharField(max_length=32, blank=True, editable=False)
+    favicon = models.BinaryField(_("favicon"), blank=True, default=b"", editable=False)
+    favicon_type = models.CharField(max_length=32, blank=True, editable=False)
+    primary_colour = models.CharField(_("primary colour"), max_length=7, blank=True,
+                                      validators=[hex_colour_validator])
+    support_email = models.EmailField(_("support email"), blank=True)
+    support_url = models.URLField(_("support page"), blank=True,
+                                  help_text=_("An https:// address."))
+    legal_footer = models.TextField(_("legal footer"), max_length=500, blank=True,
+                                    validators=[validate_visible_lines],
+                                    help_text=_("Shown at the foot of every page and invoice."))
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("branding")
+        verbose_name_plural = _("branding")
+        constraints = [models.CheckConstraint(condition=models.Q(pk=1),
+                                              name="branding_single_row")]
+
+    def __str__(self) -> str:
+        return str(_("Branding"))
+
+    def clean(self) -> None:
+        if self.support_url and not self.support_url.lower().startswith("https://"):
+            raise ValidationError({"support_url": _("Use an https:// address.")})

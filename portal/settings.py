@@ -61,6 +61,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.metrics.middleware.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -97,6 +98,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.navigation",
+                "portal.context_processors.brand",
             ],
             "builtins": ["django.templatetags.i18n", "template_partials.templatetags.partials"],
         },
@@ -198,7 +200,7 @@ ACCOUNT_ADAPTER = "portal.account_adapter.AccountAdapter"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Portal] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if not DEBUG else "http"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
-MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Kubernetes portal")
+MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", env_str("BRAND_PRODUCT_NAME", "Kubernetes portal"))
 
 # With DEBUG off, EMAIL_HOST (or an explicit EMAIL_BACKEND) is required: the console backend
 # would print codes and invitation links to the log (see portal.env.email_backend).
@@ -369,6 +371,24 @@ INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72, minimum=1)
 # How long a link to set up a staff member's first authenticator app stays usable (portal.mfa).
 MFA_ENROLMENT_LINK_TTL_HOURS = env_int("MFA_ENROLMENT_LINK_TTL_HOURS", 24, minimum=1)
 
+# Branding (portal.branding): what staff leave empty in the admin's Branding comes from here.
+# An empty product name is the portal's own, translated ("Kubernetes portal").
+BRAND_PRODUCT_NAME = env_str("BRAND_PRODUCT_NAME")
+BRAND_PRIMARY_COLOUR = env_str("BRAND_PRIMARY_COLOUR", "#066fd1")
+BRAND_SUPPORT_EMAIL = env_str("BRAND_SUPPORT_EMAIL")
+BRAND_SUPPORT_URL = env_str("BRAND_SUPPORT_URL")
+BRAND_LEGAL_FOOTER = env_str("BRAND_LEGAL_FOOTER")
+BRAND_MAX_IMAGE_BYTES = env_int("BRAND_MAX_IMAGE_BYTES", 256 * 1024, minimum=1024)
+
+# Prometheus metrics (portal.metrics). The web role answers METRICS_PATH only to a request
+# with "Authorization: Bearer <METRICS_TOKEN>" (unset: 404). The worker, beat and watcher
+# serve theirs on METRICS_PORT (0: off) at METRICS_BIND. Several processes of a host add up
+# their values through PROMETHEUS_MULTIPROC_DIR (an environment variable of the process).
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_PATH = env_str("METRICS_PATH", "/metrics")
+METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0)
+METRICS_BIND = env_str("METRICS_BIND", "127.0.0.1")
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 # uvicorn's own loggers (its access log included) go through the same redacting JSON handler,
 # with query strings cut off; this replaces the handlers uvicorn installs before Django starts.
@@ -417,3 +437,13 @@ BILLING_ISSUER_ADDRESS = env_str("BILLING_ISSUER_ADDRESS",
                                  "Rue de l'Exemple 1|1200 Genève|Switzerland")
 BILLING_ISSUER_VAT_ID = env_str("BILLING_ISSUER_VAT_ID", "CHE-000.000.000 MWST")
 BILLING_ISSUER_IBAN = env_str("BILLING_ISSUER_IBAN", "")
+# The Swiss QR-bill payment part of finalized CHF invoices (billing.payment_slip): the IBAN
+# above (a QR-IBAN gives QR references, any other IBAN ISO 11649 creditor references) and the
+# creditor's structured address. No IBAN: no payment part.
+BILLING_CREDITOR_STREET = env_str("BILLING_CREDITOR_STREET", "Rue de l'Exemple")
+BILLING_CREDITOR_HOUSE_NUMBER = env_str("BILLING_CREDITOR_HOUSE_NUMBER", "1")
+BILLING_CREDITOR_POSTCODE = env_str("BILLING_CREDITOR_POSTCODE", "1200")
+BILLING_CREDITOR_CITY = env_str("BILLING_CREDITOR_CITY", "Genève")
+BILLING_CREDITOR_COUNTRY = env_str("BILLING_CREDITOR_COUNTRY", "CH")
+# Digits some banks put first in QR references (a customer id they assign); usually empty.
+BILLING_QRR_PREFIX = env_str("BILLING_QRR_PREFIX", "")

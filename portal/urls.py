@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 
-from portal import health, views
+from portal import branding_views, health, views
 
 tenant_patterns: list[URLPattern | URLResolver] = [
     path("", views.tenant_home, name="tenant_home"),
@@ -39,6 +39,10 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("healthz", health.healthz, name="healthz"),
+    path("branding/logo", branding_views.brand_logo, name="brand_logo"),
+    path("branding/favicon", branding_views.brand_favicon, name="brand_favicon"),
+    path("favicon.ico", branding_views.brand_favicon, name="favicon_ico"),
+    path("branding/style.css", branding_views.brand_stylesheet, name="brand_stylesheet"),
     path("readyz", health.readyz, name="readyz"),
     path("staff/", include("staff.urls")),
     path("admin/", admin.site.urls),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole suite against PostgreSQL and Redis on localhost (called by `make test`).
 # Starts PostgreSQL and Redis when they are installed but stopped; stops with a clear message
-# when they are missing. Installs Debian's chromium (browser tests) and gettext (message checks).
+# when they are missing. Installs Debian's chromium (browser tests), gettext (message checks) and
+# nginx (the deploy/ site is checked with `nginx -t`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -13,11 +14,24 @@ die() { printf '\nmake test: %s\n' "$*" >&2; exit 1; }
 
 need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 command -v xgettext >/dev/null 2>&1 || need_apt+=(gettext)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing ${need_apt[*]} (Debian packages)"
   if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
+  # A package's own service (nginx) is installed, not started: policy-rc.d says no while
+  # apt-get runs (only when the machine has none of its own).
+  policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    policy=1
+  fi
+  installed=0
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null \
+    || installed=$?
+  [ -z "$policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+  [ "$installed" -eq 0 ] \
     || die "could not install ${need_apt[*]} with apt-get; install them and run again"
 fi
 

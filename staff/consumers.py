@@ -54,6 +54,7 @@ def _is_trusted_staff(scope: dict[str, Any], *, reread: bool = False) -> bool:
 class StaffConsoleConsumer(PushConsumer):
     """``/ws/staff/?stuck=<minutes>&lang=<code>``: the board of ``/staff/``."""
 
+    metrics_name = "staff_console"
     push_types = frozenset({"staff.changed"})  # renders through database_sync_to_async
     refused = False  # the staff member's standing was lost: the socket is closing
 

@@ -27,6 +27,10 @@ PUBLIC: dict[str, str] = {
     "api:schema": "the OpenAPI document: no tenant data, needed to generate a client",
     "api:docs": "Swagger UI for the OpenAPI document",
     "api:redoc": "Redoc for the OpenAPI document",
+    "brand_logo": "the product's logo: the sign-in page shows it",
+    "brand_favicon": "the product's icon: the sign-in page shows it",
+    "favicon_ico": "browsers ask for it on their own, before anyone signs in",
+    "brand_stylesheet": "the product's colours: the sign-in page uses them",
 }
 # Namespaces / prefixes handled by their own tests.
 OWN_TESTS: dict[str, str] = {

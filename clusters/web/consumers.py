@@ -76,6 +76,8 @@ class _LiveConsumer(PushConsumer):
 class ClusterDetailConsumer(_LiveConsumer):
     """``/ws/t/<slug>/clusters/<name>/``: one cluster's detail page."""
 
+    metrics_name = "cluster_detail"
+
     presence: live.DetailPresence | None = None
     heartbeat: asyncio.Task[None] | None = None
 
@@ -153,6 +155,8 @@ class ClusterDetailConsumer(_LiveConsumer):
 
 class ClusterListConsumer(_LiveConsumer):
     """``/ws/t/<slug>/clusters/``: the list, with the page's filters and page number."""
+
+    metrics_name = "cluster_list"
 
     async def connect(self) -> None:
         kwargs = self.scope["url_route"]["kwargs"]

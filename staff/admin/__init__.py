@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from staff.admin import billing, clusters, tenancy
+from staff.admin import billing, branding, clusters, tenancy
 
-__all__ = ["billing", "clusters", "tenancy"]
+__all__ = ["billing", "branding", "clusters", "tenancy"]

@@ -15,6 +15,7 @@ finds every cluster where it was. `manage.py simulate_platform --upgrade 1.6.2` 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from django.core.management.base import BaseCommand
 
 from clusters.watcher import LeaderLock, Watcher
 from cozystack.simulator import DEFAULT_RELEASE, RELEASES
+from portal import metrics
 from portal.celery import app
 
 ROOT = Path(settings.BASE_DIR)
@@ -118,6 +120,13 @@ class Command(BaseCommand):
 
     def _run_processes(self, options, env: dict[str, str]) -> None:
         py = sys.executable
+        # The roles add up their metrics in one directory, empty at start (the web role's
+        # /metrics then shows them all).
+        metrics_dir = Path(env.get("PROMETHEUS_MULTIPROC_DIR")
+                           or Path(settings.VAR_DIR) / "metrics")
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         self._spawn([py, "-m", "celery", "-A", "portal", "worker", "--pool=solo", "-l", "info",
                      "--without-gossip", "--without-mingle"], env)
         self._spawn([py, "-m", "celery", "-A", "portal", "beat", "-l", "info"], env)
@@ -133,6 +142,7 @@ class Command(BaseCommand):
             self.stopping.wait(1)
 
     def _run_embedded(self, options) -> None:
+        metrics.set_role("embedded")
         app.loader.import_default_modules()
         worker = app.WorkController(pool_cls="solo", concurrency=1, hostname="embedded@local",
                                     without_heartbeat=True, without_mingle=True,

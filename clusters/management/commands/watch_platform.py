@@ -7,6 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from clusters.watcher import LeaderLock, Watcher
+from portal import metrics
+from portal.metrics.exposition import serve_on_port
 
 
 class Command(BaseCommand):
@@ -22,6 +24,9 @@ class Command(BaseCommand):
         stopping = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stopping.set())
+        metrics.set_role("watcher")
+        serve_on_port()
+        metrics.watcher_leading(False)
         lock = LeaderLock()
         while not stopping.is_set():
             if not lock.try_acquire():
@@ -32,6 +37,7 @@ class Command(BaseCommand):
             self.stdout.write("Watching the management cluster.")
             self.stdout.flush()
             watcher = Watcher(watch_timeout=options["watch_timeout"]).start()
+            metrics.watcher_leading(True)
             try:
                 # Keep checking that the lock's database session is alive: if it is lost,
                 # another watcher may start, so this one steps down and waits its turn.
@@ -39,6 +45,10 @@ class Command(BaseCommand):
                     if not lock.held():
                         self.stderr.write("Lost the leader lock; stepping down.")
                         break
+                    # A heartbeat: the web role's metrics tell a quiet platform from a
+                    # watcher that stopped (portal_watcher_heartbeat_age_seconds).
+                    watcher.health.publish()
             finally:
+                metrics.watcher_leading(False)
                 watcher.stop()
                 lock.release()

@@ -1,0 +1,29 @@
+"""System checks for the billing settings (``manage.py check``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, register
+from qrbill import QRBill
+
+from billing import payment_slip
+
+
+@register()
+def check_payment_part(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """An IBAN for the QR-bill is only useful with a creditor the QR-bill accepts: find out at
+    start-up, not when the first invoice is finalized."""
+    iban = payment_slip.compact_iban(settings.BILLING_ISSUER_IBAN)
+    if not iban:
+        return []
+    try:
+        QRBill(account=iban, creditor=payment_slip.creditor(), amount="1.00",
+               reference_number=payment_slip.reference_for("2026-000001", iban))
+    except ValueError as exc:
+        return [Error(f"The QR-bill payment part cannot be made: {exc}",
+                      hint="Check BILLING_ISSUER_IBAN (a Swiss or Liechtenstein IBAN), "
+                           "BILLING_ISSUER_NAME and the BILLING_CREDITOR_* address settings.",
+                      id="billing.E001")]
+    return []

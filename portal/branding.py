@@ -101,6 +101,11 @@ def _setting(name: str, default: str = "") -> str:
     return str(getattr(settings, name, default) or default)
 
 
+def _colour(value: str) -> str:
+    value = value.strip().lower()
+    return value if re.fullmatch(r"#[0-9a-f]{6}", value) else DEFAULT_COLOUR
+
+
 def _load() -> Brand:
     try:
         row = Branding.objects.filter(pk=Branding.SINGLETON).first()
@@ -115,7 +120,7 @@ def _load() -> Brand:
 
     return Brand(
         custom_name=pick("product_name", "BRAND_PRODUCT_NAME"),
-        primary_colour=pick("primary_colour", "BRAND_PRIMARY_COLOUR", DEFAULT_COLOUR).lower(),
+        primary_colour=_colour(pick("primary_colour", "BRAND_PRIMARY_COLOUR", DEFAULT_COLOUR)),
         support_email=pick("support_email", "BRAND_SUPPORT_EMAIL"),
         support_url=pick("support_url", "BRAND_SUPPORT_URL"),
         legal_footer=pick("legal_footer", "BRAND_LEGAL_FOOTER"),

@@ -291,11 +291,12 @@ def due(now: datetime, *, grace: timedelta = timedelta(seconds=15),
 
 def forget_old(now: datetime) -> dict[str, int]:
     """Drop finished deliveries (and their attempts) older than ``WEBHOOK_LOG_DAYS``, then
-    events older than that which no delivery and no email still needs."""
+    events older than that which no delivery still needs (their emails were given up on long
+    before: ``emails.due``)."""
     horizon = now - timedelta(days=settings.WEBHOOK_LOG_DAYS)
     deliveries, by_model = Delivery.objects.filter(created_at__lt=horizon).exclude(
         state=Delivery.State.PENDING).delete()
-    events, _by_model = Event.objects.filter(created_at__lt=horizon, email_due=False).exclude(
+    events, _by_model = Event.objects.filter(created_at__lt=horizon).exclude(
         deliveries__isnull=False).delete()
     expired = WebhookEndpoint.objects.filter(previous_secret_expires_at__lt=now).update(
         previous_secret_sealed="", previous_secret_expires_at=None)

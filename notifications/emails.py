@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("notifications.emails")
 EMAIL_LEASE = timedelta(minutes=10)
+GIVE_UP_AFTER = timedelta(hours=24)
 # Event types whose email this module sends (billing sends budget alerts and invoices).
 EMAILED_HERE = frozenset({
     catalogue.EventType.CLUSTER_READY, catalogue.EventType.CLUSTER_DELETED,
@@ -165,8 +166,10 @@ def send_event_emails(event_id: Any, *, now: datetime | None = None) -> int:
 
 def due(now: datetime, *, grace: timedelta = timedelta(seconds=30),
         limit: int = 200) -> list[Any]:
-    """Events whose email is due for ``grace`` already and that nobody is sending."""
+    """Events whose email is due for ``grace`` already and that nobody is sending; an email
+    that could not go out for ``GIVE_UP_AFTER`` is news no more and is not tried again."""
     return list(
-        Event.objects.filter(email_due=True, created_at__lte=now - grace)
+        Event.objects.filter(email_due=True, created_at__lte=now - grace,
+                             created_at__gte=now - GIVE_UP_AFTER)
         .filter(Q(email_claimed_until__isnull=True) | Q(email_claimed_until__lt=now))
         .order_by("created_at").values_list("pk", flat=True)[:limit])

@@ -9,7 +9,7 @@ the rows are the outbox, and ``dispatch_due`` finds them.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import shared_task
@@ -83,7 +83,11 @@ def dispatch_due() -> dict[str, int]:
     """Hand every due delivery and due email nobody holds to a worker (beat, every 30 s):
     retries whose time came, and whatever a lost message or a dead worker left behind.
     Changes nothing itself; safe to repeat."""
-    now = timezone.now()
+    return dispatch(timezone.now())
+
+
+def dispatch(now: datetime) -> dict[str, int]:
+    """``dispatch_due`` as of ``now``."""
     deliveries = delivery.due(now)
     for delivery_id in deliveries:
         enqueue(deliver, delivery_id)

@@ -58,28 +58,29 @@ class EventKind:
     audience: tuple[str, ...]  # the roles that receive its email
 
 
-CATALOGUE: Mapping[str, EventKind] = {kind.type: kind for kind in (
-    EventKind(EventType.CLUSTER_READY, EventType.CLUSTER_READY.label,
+_KINDS = (
+    EventKind(EventType.CLUSTER_READY.value, EventType.CLUSTER_READY.label,
               _("A new cluster finished coming up, or a degraded or failed one runs again."),
               True, _CLUSTER_READERS),
-    EventKind(EventType.CLUSTER_DELETED, EventType.CLUSTER_DELETED.label,
+    EventKind(EventType.CLUSTER_DELETED.value, EventType.CLUSTER_DELETED.label,
               _("The platform removed a cluster and its volumes."), True, _CLUSTER_READERS),
-    EventKind(EventType.OPERATION_SUCCEEDED, EventType.OPERATION_SUCCEEDED.label,
+    EventKind(EventType.OPERATION_SUCCEEDED.value, EventType.OPERATION_SUCCEEDED.label,
               _("A creation, scaling, upgrade or other change finished."), False,
               _CLUSTER_READERS),
-    EventKind(EventType.OPERATION_FAILED, EventType.OPERATION_FAILED.label,
-              _("A change could not be carried out; the email says why."), True,
+    EventKind(EventType.OPERATION_FAILED.value, EventType.OPERATION_FAILED.label,
+              _("A change could not be carried out, with why (its error class and message)."), True,
               _CLUSTER_READERS),
-    EventKind(EventType.BUDGET_THRESHOLD, EventType.BUDGET_THRESHOLD.label,
+    EventKind(EventType.BUDGET_THRESHOLD.value, EventType.BUDGET_THRESHOLD.label,
               _("The month's costs reached a threshold of the tenant's budget."), True,
               _BILLING_CONTACTS),
-    EventKind(EventType.INVOICE_FINALIZED, EventType.INVOICE_FINALIZED.label,
+    EventKind(EventType.INVOICE_FINALIZED.value, EventType.INVOICE_FINALIZED.label,
               _("An invoice or credit note was issued (its PDF is attached)."), True,
               _BILLING_CONTACTS),
-    EventKind(EventType.VERSION_END_OF_LIFE_SOON, EventType.VERSION_END_OF_LIFE_SOON.label,
+    EventKind(EventType.VERSION_END_OF_LIFE_SOON.value, EventType.VERSION_END_OF_LIFE_SOON.label,
               _("A cluster runs a Kubernetes version whose end of life is near."), True,
               _CLUSTER_READERS),
-)}
+)
+CATALOGUE: Mapping[str, EventKind] = {kind.type: kind for kind in _KINDS}
 
 
 def preferences_for(user: User) -> dict[str, bool]:

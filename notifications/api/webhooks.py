@@ -122,7 +122,7 @@ def envelope(event_type: str, data: type[serializers.Serializer], name: str) -> 
         "id": serializers.CharField(help_text=_(
             "The event's id (`evt_…`): the same in every delivery of this event, so a receiver "
             "can ignore repeats.")),
-        "type": serializers.ChoiceField(choices=[(event_type, event_type)],
+        "type": serializers.ChoiceField(choices=[(str(event_type), str(event_type))],
                                         help_text=_("The event type.")),
         "time": serializers.DateTimeField(help_text=_("When it happened (UTC).")),
         "tenant": serializers.CharField(help_text=_("The tenant's slug.")),
@@ -136,7 +136,7 @@ def _webhook(event_type: str) -> OpenApiWebhook:
     kind = CATALOGUE.get(event_type)
     summary = kind.label if kind else _("A test event")
     description = kind.description if kind else _("Sent by “send test event”.")
-    return OpenApiWebhook(name=event_type, decorator=extend_schema(
+    return OpenApiWebhook(name=str(event_type), decorator=extend_schema(
         summary=summary, tags=["Webhook events"],
         description=format_lazy("{}\n\n`Portal-Signature`: {}", description,
                                 SIGNATURE_DESCRIPTION),
@@ -146,4 +146,15 @@ def _webhook(event_type: str) -> OpenApiWebhook:
             "no answer is retried with backoff for 24 hours."))}))
 
 
-WEBHOOKS = [_webhook(event_type) for event_type in DATA]
+# Each by name, as SPECTACULAR_SETTINGS["WEBHOOKS"] lists them.
+CLUSTER_READY = _webhook(EventType.CLUSTER_READY)
+CLUSTER_DELETED = _webhook(EventType.CLUSTER_DELETED)
+OPERATION_SUCCEEDED = _webhook(EventType.OPERATION_SUCCEEDED)
+OPERATION_FAILED = _webhook(EventType.OPERATION_FAILED)
+BUDGET_THRESHOLD = _webhook(EventType.BUDGET_THRESHOLD)
+INVOICE_FINALIZED = _webhook(EventType.INVOICE_FINALIZED)
+VERSION_END_OF_LIFE_SOON = _webhook(EventType.VERSION_END_OF_LIFE_SOON)
+WEBHOOK_TEST = _webhook(TEST_EVENT)
+WEBHOOK_NAMES = ("CLUSTER_READY", "CLUSTER_DELETED", "OPERATION_SUCCEEDED", "OPERATION_FAILED",
+                 "BUDGET_THRESHOLD", "INVOICE_FINALIZED", "VERSION_END_OF_LIFE_SOON",
+                 "WEBHOOK_TEST")

@@ -83,10 +83,11 @@ def _clean(url: str, description: str) -> tuple[str, str]:
     try:
         url = targets.check_url(url)
     except ValidationError as exc:
-        errors["url"] = exc.messages
+        errors["url"] = exc
     description = (description or "").strip()
     if len(description) > DESCRIPTION_MAX:
-        errors["description"] = [_("At most %(max)s characters.") % {"max": DESCRIPTION_MAX}]
+        errors["description"] = ValidationError(
+            _("At most %(max)s characters.") % {"max": DESCRIPTION_MAX}, code="max_length")
     if errors:
         raise ValidationError(errors)
     check_visible_text(description=description)

@@ -273,7 +273,8 @@ def disable(endpoint: WebhookEndpoint, now: datetime) -> Event:
     # The email to the owners goes out like every notification email: an event with its
     # email due (sent by a worker, or by the periodic dispatch if that message is lost).
     return Event.objects.create(
-        tenant=endpoint.tenant, type=ENDPOINT_DISABLED, occurred_at=now, email_due=True,
+        tenant=endpoint.tenant, type=ENDPOINT_DISABLED, occurred_at=now, created_at=now,
+        email_due=True,
         data={"endpoint": {"id": endpoint.pk, "url": endpoint.url,
                            "description": endpoint.description,
                            "failing_since": iso(endpoint.failing_since or now)}})

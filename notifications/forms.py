@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from notifications.actions import DEFAULT_OVERLAP_HOURS, OVERLAP_HOURS
 from notifications.models import DESCRIPTION_MAX, URL_MAX
@@ -29,11 +31,12 @@ def overlap_label(hours: int) -> str:
         return str(_("None: the old secret stops at once"))
     if hours % 24 == 0:
         days = hours // 24
-        return str(_("%(n)s day(s)") % {"n": days})
-    return str(_("%(n)s hour(s)") % {"n": hours})
+        return ngettext("%(n)s day", "%(n)s days", days) % {"n": days}
+    return ngettext("%(n)s hour", "%(n)s hours", hours) % {"n": hours}
 
 
 class RotateForm(forms.Form):
     overlap_hours = forms.TypedChoiceField(
         label=_("The old secret keeps signing for"), coerce=int,
-        choices=[(h, overlap_label(h)) for h in OVERLAP_HOURS], initial=DEFAULT_OVERLAP_HOURS)
+        choices=[(h, lazy(overlap_label, str)(h)) for h in OVERLAP_HOURS],
+        initial=DEFAULT_OVERLAP_HOURS)

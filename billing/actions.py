@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from billing import exports, invoicing
 from billing.budgets import billing_contacts
-from billing.events import BudgetChanged
+from billing.events import BudgetChanged, InvoiceFinalized
 from billing.invoicing import InvoiceError
 from billing.models import (
     DEFAULT_THRESHOLDS,
@@ -37,7 +37,7 @@ from billing.models import (
 )
 from billing.periods import Period
 from cozystack import limits
-from portal import events, languages
+from portal import events, languages, notifications
 from portal.audit import Actor, diff, record
 from portal.permissions import Perm
 from portal.tenancy import TenantContext
@@ -128,21 +128,25 @@ def _invoice_email(invoice: Invoice) -> tuple[str, str]:
     url = settings.SITE_URL.rstrip("/") + reverse(
         "billing:invoice_detail",
         kwargs={"tenant_slug": invoice.tenant.slug, "invoice_id": invoice.pk})
-    context = {"invoice": invoice, "url": url, "period": Period(invoice.period_start)}
+    context = {"invoice": invoice, "url": url, "period": Period(invoice.period_start),
+               "preferences_url": notifications.preferences_url()}
     kind = _("Credit note") if invoice.is_credit_note else _("Invoice")
     subject = _("%(kind)s %(number)s for %(tenant)s") % {
         "kind": kind, "number": invoice.number, "tenant": invoice.tenant_name}
     return subject, render_to_string("billing/email/invoice.txt", context)
 
 
-def send_invoice(invoice_id: int, *, actor_label: str = "system") -> list[str]:
+def send_invoice(invoice_id: int, *, actor_label: str = "system",
+                 resend: bool = False) -> list[str]:
     """Email a final invoice (PDF attached) to the tenant's owners and billing members and
     record the delivery. Runs after commit; returns the recipients. The email is written in each
-    recipient's language, the PDF in the tenant's invoice language."""
+    recipient's language, the PDF in the tenant's invoice language. Those who turned the
+    invoice email off are left out, except when staff send it again on purpose (``resend``)."""
     invoice = Invoice.objects.select_related("tenant", "credits").get(pk=invoice_id)
     if invoice.is_draft:
         return []
-    recipients = billing_contacts(invoice.tenant_id)
+    recipients = billing_contacts(
+        invoice.tenant_id, None if resend else notifications.EventType.INVOICE_FINALIZED)
     if not recipients:
         return []
     pdf = exports.invoice_pdf(invoice, invoicing.stored_draft(invoice))  # the tenant's language
@@ -159,12 +163,12 @@ def send_invoice(invoice_id: int, *, actor_label: str = "system") -> list[str]:
     return recipients
 
 
-def _send_after_commit(invoice_id: int, actor: Actor) -> None:
+def _send_after_commit(invoice_id: int, actor: Actor, *, resend: bool = False) -> None:
     label = actor.label
 
     def send() -> None:
         try:
-            send_invoice(invoice_id, actor_label=label)
+            send_invoice(invoice_id, actor_label=label, resend=resend)
         except Exception:  # noqa: BLE001 - a mail outage must not undo a finalization
             logger.exception("billing.invoice.send_failed", extra={"invoice_id": invoice_id})
 
@@ -199,6 +203,7 @@ def do_finalize_invoice(actor: Actor, invoice_id: int, *, now: datetime | None =
         if changed:
             record(actor, "invoice.finalize", invoice, tenant=invoice.tenant,
                    changes={"number": [None, invoice.number], "total": [None, str(invoice.total)]})
+            events.publish(InvoiceFinalized(invoice))
             _send_after_commit(invoice.pk, actor)
     return invoice
 
@@ -233,6 +238,7 @@ def do_void_invoice(actor: Actor, invoice_id: int, *, reason: str, reissue: bool
         if created:
             record(actor, "invoice.void", note.credits, tenant=note.tenant,
                    changes={"credit_note": [None, note.number], "reason": [None, note.reason]})
+            events.publish(InvoiceFinalized(note))
             _send_after_commit(note.pk, actor)
         if reissue:
             voided = note.cancelled_invoice
@@ -243,6 +249,7 @@ def do_void_invoice(actor: Actor, invoice_id: int, *, reason: str, reissue: bool
             new, _changed = invoicing.finalize(draft.pk, now=now)
             record(actor, "invoice.reissue", new, tenant=new.tenant,
                    changes={"number": [None, new.number], "replaces": [None, voided.number]})
+            events.publish(InvoiceFinalized(new))
             _send_after_commit(new.pk, actor)
     return note
 
@@ -263,7 +270,7 @@ def do_resend_invoice(actor: Actor, invoice_id: int) -> list[str]:
             raise ValidationError(_("This tenant has no owner or billing member with an email."))
         record(actor, "invoice.resend", invoice, tenant=invoice.tenant,
                changes={"recipients": [None, recipients]})
-        _send_after_commit(invoice.pk, actor)
+        _send_after_commit(invoice.pk, actor, resend=True)
     return recipients
 
 

@@ -1,5 +1,8 @@
 """Budget alerts: one email and one in-app notice per tenant, threshold and month.
 
+The email goes to the owners and billing members who did not turn it off; webhooks hear of it
+through ``BudgetThresholdReached``, published in the transaction that records the alert.
+
 The ``BudgetAlert`` row is the proof a threshold was crossed this month; its unique
 (tenant, month, threshold) constraint is what makes "once" hold when two checks run at the same
 time: only the transaction that inserts the row sends the email, after it commits.
@@ -20,10 +23,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing import rating
+from billing.events import BudgetThresholdReached
 from billing.models import Budget, BudgetAlert
 from billing.periods import Period
 from billing.queries import tenant_costs
-from portal import languages
+from portal import events, languages, notifications
 from portal.models import Membership
 from portal.permissions import Role
 
@@ -32,8 +36,11 @@ logger = logging.getLogger("billing.budgets")
 BILLING_CONTACT_ROLES = (Role.OWNER, Role.BILLING)
 
 
-def billing_contacts(tenant_id: int) -> list[str]:
-    """Email addresses of the tenant's owners and billing members."""
+def billing_contacts(tenant_id: int, event_type: str | None = None) -> list[str]:
+    """Email addresses of the tenant's owners and billing members; with ``event_type``, only
+    those who did not turn its email off (``portal.notifications``)."""
+    if event_type is not None:
+        return notifications.recipient_emails(tenant_id, event_type)
     return sorted(set(Membership.objects.filter(
         tenant_id=tenant_id, role__in=BILLING_CONTACT_ROLES,
     ).exclude(user__email="").values_list("user__email", flat=True)))
@@ -83,6 +90,8 @@ def _raise_alert(budget: Budget, period: Period, threshold: int, spent: Decimal,
                 tenant_id=budget.tenant_id, period_start=period.start, threshold=threshold,
                 budget_amount=budget.amount, spent=spent, created_at=now)
             alert_id = alert.pk
+            alert.tenant = budget.tenant
+            events.publish(BudgetThresholdReached(alert))
             transaction.on_commit(lambda: send_budget_alert(alert_id))
     except IntegrityError:
         return None
@@ -97,13 +106,14 @@ def send_budget_alert(alert_id: int) -> None:
     alert = BudgetAlert.objects.select_related("tenant").filter(pk=alert_id).first()
     if alert is None or alert.emailed_to:
         return
-    recipients = billing_contacts(alert.tenant_id)
+    recipients = billing_contacts(alert.tenant_id, notifications.EventType.BUDGET_THRESHOLD)
     if not recipients:
         return
     url = settings.SITE_URL.rstrip("/") + reverse("billing:usage",
                                                   kwargs={"tenant_slug": alert.tenant.slug})
     context = {"alert": alert, "tenant": alert.tenant, "url": url,
-               "month": Period(alert.period_start).key}
+               "month": Period(alert.period_start).key,
+               "preferences_url": notifications.preferences_url()}
 
     def send(group: list[str]) -> None:
         subject = _("%(tenant)s: %(threshold)s %% of the monthly budget reached") % {

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import close_old_connections, connections
@@ -28,9 +28,10 @@ from portal.events import deliver, publish, subscribe
 if TYPE_CHECKING:  # the events name models in their fields only
     from clusters.models import Cluster, NodeGroup, Operation
 
-__all__ = ["ClusterChanged", "ClusterObserved", "Coalescer", "OfferingsChanged",
-           "OperationFinished", "WatcherStarted", "batched", "cluster_changed",
-           "deliver_changed", "on_delivery_thread", "publish", "subscribe"]
+__all__ = ["ClusterChanged", "ClusterObserved", "ClusterPhaseChanged", "Coalescer",
+           "OfferingsChanged", "OperationFinished", "VersionEndOfLifeSoon", "WatcherStarted",
+           "batched", "cluster_changed", "deliver_changed", "on_delivery_thread", "publish",
+           "subscribe"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,28 @@ class OperationFinished:
 
     operation: Operation
     actor_label: str = ""
+
+
+@dataclass(frozen=True)
+class ClusterPhaseChanged:
+    """A cluster's phase changed (published in the transaction that writes the new phase):
+    ``before`` → ``cluster.phase``. Webhooks and emails say "ready" and "deleted" from it."""
+
+    cluster: Cluster
+    before: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class VersionEndOfLifeSoon:
+    """A live cluster runs a Kubernetes version whose end of life (set by staff) is near or
+    past; published once per cluster and version, in the transaction that records it."""
+
+    cluster: Cluster
+    version: str
+    end_of_life_on: date
+    upgrade_to: str
+    at: datetime
 
 
 @dataclass(frozen=True)

@@ -437,3 +437,21 @@ class Offering(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.name}"
+
+
+class VersionNotice(models.Model):
+    """The tenant was told that ``cluster`` runs ``version`` near its end of life: once per
+    cluster and version (``clusters.offerings.check_end_of_life``)."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE,
+                                related_name="version_notices")
+    version = models.CharField(max_length=8)
+    end_of_life_on = models.DateField()
+    noticed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["cluster", "version"],
+                                               name="version_notice_once")]
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id} {self.version} (end of life {self.end_of_life_on})"

@@ -544,6 +544,8 @@ def _refresh(cluster: Cluster, *, at: datetime, before: tuple[Any, ...] | None =
     phase, message = derive_phase(cluster, live, active, at=at)
     cluster.phase, cluster.status_message = phase, message[:500]
     _save_if_changed(cluster, before, at=at)
+    if before[0] != cluster.phase:
+        events.publish(events.ClusterPhaseChanged(cluster, before[0], at))
     if meter or cluster.deleted_at is not None or (before and before[0] != cluster.phase):
         events.publish(events.ClusterObserved(cluster, metered_groups(groups), at))
     events.cluster_changed(cluster.pk)

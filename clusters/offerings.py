@@ -8,18 +8,20 @@ effect.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
+from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import QuerySet
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters.events import OfferingsChanged, publish
-from clusters.models import Offering
+from clusters.events import OfferingsChanged, VersionEndOfLifeSoon, publish
+from clusters.models import Cluster, ClusterEvent, Offering, VersionNotice
 from clusters.platform_release import next_version, shown_dialect
 from cozystack import catalog
 from cozystack.rules import FieldError
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 
 Item = TypeVar("Item")
+logger = logging.getLogger("clusters.offerings")
 
 OFFERINGS_CACHE_KEY = "clusters:hidden-offerings:v1"
 OFFERINGS_CACHE_SECONDS = 30
@@ -126,6 +129,61 @@ def version_warning(version: str, today: date | None = None) -> str:
     if row.note:
         message += " " + row.note
     return message
+
+
+def check_end_of_life(*, now: datetime | None = None, lead_days: int | None = None) -> int:
+    """Tell each live cluster's tenant, once per cluster and version, that the cluster runs a
+    Kubernetes version whose end of life (staff's date) is at most ``lead_days`` away (or
+    past): a timeline entry and ``VersionEndOfLifeSoon``, in one transaction per cluster.
+
+    Returns how many clusters were told. Safe to repeat and to run concurrently: the unique
+    (cluster, version) ``VersionNotice`` lets only one run tell; a cluster upgraded since is
+    told again only if its new version nears its end of life too.
+    """
+    now = now or timezone.now()
+    lead = settings.END_OF_LIFE_NOTICE_DAYS if lead_days is None else lead_days
+    horizon = now.date() + timedelta(days=lead)
+    dated = {name: end for name, end in Offering.objects.filter(
+        kind=Offering.Kind.VERSION, end_of_life_on__isnull=False, end_of_life_on__lte=horizon)
+        .values_list("name", "end_of_life_on") if end is not None}
+    if not dated:
+        return 0
+    told = VersionNotice.objects.filter(cluster=OuterRef("pk"), version=OuterRef("version"))
+    due = list(Cluster.objects.live().filter(version__in=list(dated)).exclude(Exists(told))
+               .values_list("pk", flat=True))
+    count = 0
+    for cluster_id in due:
+        count += _notice_end_of_life(cluster_id, dated, now)
+    return count
+
+
+def _notice_end_of_life(cluster_id: int, dated: dict[str, date], now: datetime) -> bool:
+    with transaction.atomic():
+        cluster = (Cluster.objects.select_for_update(no_key=True, of=("self",))
+                   .select_related("tenant").filter(pk=cluster_id, deleted_at__isnull=True)
+                   .first())
+        if cluster is None or cluster.version not in dated:
+            return False
+        end = dated[cluster.version]
+        try:
+            with transaction.atomic():
+                VersionNotice.objects.create(cluster=cluster, version=cluster.version,
+                                             end_of_life_on=end, noticed_at=now)
+        except IntegrityError:
+            return False  # told already (another run got there first)
+        target = next_version(cluster.version) or ""
+        message = _("Kubernetes %(v)s reaches its end of life on %(d)s.") % {
+            "v": cluster.version, "d": end.isoformat()}
+        if target:
+            message += " " + _("Upgrade to %(t)s.") % {"t": target}
+        ClusterEvent.objects.create(
+            tenant_id=cluster.tenant_id, cluster=cluster, at=now,
+            source=ClusterEvent.Source.PORTAL, severity=ClusterEvent.Severity.WARNING,
+            reason="EndOfLifeSoon", message=message)
+        publish(VersionEndOfLifeSoon(cluster, cluster.version, end, target, now))
+    logger.info("cluster.version.end_of_life_notice",
+                extra={"cluster_id": cluster_id, "end_of_life_on": end.isoformat()})
+    return True
 
 
 def check_offered(spec: ClusterSpec, previous: ClusterSpec | None = None) -> list[FieldError]:

@@ -23,7 +23,16 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import events, observe, operations, plans, platform_release, progress, watcher
+from clusters import (
+    events,
+    observe,
+    offerings,
+    operations,
+    plans,
+    platform_release,
+    progress,
+    watcher,
+)
 from clusters.desired import write_desired_rows
 from clusters.models import Cluster, ClusterEvent, Operation
 from cozystack.dialects import Dialect
@@ -408,3 +417,15 @@ def resync() -> dict[str, int]:
 def record_resync(counts: dict[str, int]) -> None:
     metrics.resync_finished(counts)
     cache.set("clusters:last-resync", {"at": timezone.now().isoformat(), **counts}, None)
+
+
+@shared_task(name="clusters.check_end_of_life", **TASK_OPTIONS)
+def check_end_of_life() -> int:
+    """Tell tenants whose clusters run a version near its end of life (beat, every few
+    hours).
+
+    Changes: one ``VersionNotice`` and one timeline entry per cluster and version, and the
+    ``version.end_of_life_soon`` notification. Safe to repeat: a cluster is told once per
+    version.
+    """
+    return offerings.check_end_of_life()

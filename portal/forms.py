@@ -122,3 +122,23 @@ class AuditFilterForm(forms.Form):
                             widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(label=_("Until"), required=False,
                             widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class NotificationPreferencesForm(forms.Form):
+    """One switch per event type: an email, or none (``portal.notifications``)."""
+
+    def __init__(self, *args, kinds, initial_choices: dict[str, bool], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.kinds = list(kinds)
+        for kind in self.kinds:
+            self.fields[self.field_name(kind.type)] = forms.BooleanField(
+                label=kind.label, help_text=kind.description, required=False,
+                initial=initial_choices.get(kind.type, kind.default_email))
+
+    @staticmethod
+    def field_name(event_type: str) -> str:
+        return "email_" + event_type.replace(".", "__")
+
+    def choices(self) -> dict[str, bool]:
+        return {kind.type: bool(self.cleaned_data.get(self.field_name(kind.type)))
+                for kind in self.kinds}

@@ -11,6 +11,8 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)(authorization:\s*bearer\s+)\S+"),
     re.compile(r"(?i)((?:token|password|secret|client-key-data|client-certificate-data)"
                r"[\"']?\s*[:=]\s*[\"']?)[^\s,\"'}]+"),
+    # A webhook signing secret, wherever it appears.
+    re.compile(r"(whsec_)[A-Za-z0-9_-]+"),
 ]
 
 

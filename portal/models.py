@@ -539,3 +539,26 @@ class Branding(models.Model):
     def clean(self) -> None:
         if self.support_url and not self.support_url.lower().startswith("https://"):
             raise ValidationError({"support_url": _("Use an https:// address.")})
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+class NotificationPreference(models.Model):
+    """A person's choice for one kind of event (``portal.notifications.EventType``): an email
+    or none. No row means the event type's default."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="notification_preferences")
+    event_type = models.CharField(max_length=40)
+    email = models.BooleanField()
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "event_type"],
+                                    name="notification_preference_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.event_type}: {'email' if self.email else 'none'}"

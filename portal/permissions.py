@@ -44,6 +44,8 @@ class Perm:
     COSTS_VIEW = "costs.view"
     INVOICES_VIEW = "invoices.view"
     BUDGETS_MANAGE = "budgets.manage"
+    WEBHOOKS_VIEW = "webhooks.view"
+    WEBHOOKS_MANAGE = "webhooks.manage"
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,9 @@ PERMISSION_TABLE: tuple[PermissionRow, ...] = (
                   frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
     PermissionRow(Perm.BUDGETS_MANAGE, _("Set budgets and alert thresholds"),
                   frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})),
+    PermissionRow(Perm.WEBHOOKS_VIEW, _("See webhooks and their deliveries"), _STAFF_OF_TENANT),
+    PermissionRow(Perm.WEBHOOKS_MANAGE,
+                  _("Add, change and remove webhooks; rotate their secrets"), _STAFF_OF_TENANT),
 )
 
 _BY_PERM = {row.perm: row.roles for row in PERMISSION_TABLE}
@@ -86,7 +91,7 @@ _BY_PERM = {row.perm: row.roles for row in PERMISSION_TABLE}
 # (staff impersonation), whatever the role says.
 WRITE_PERMS = frozenset({
     Perm.TENANT_MANAGE, Perm.MEMBERS_MANAGE, Perm.OWNERSHIP_TRANSFER, Perm.CLUSTERS_CHANGE,
-    Perm.CLUSTERS_DELETE, Perm.BUDGETS_MANAGE,
+    Perm.CLUSTERS_DELETE, Perm.BUDGETS_MANAGE, Perm.WEBHOOKS_MANAGE,
 })
 
 

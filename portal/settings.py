@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "clusters.web",
     "billing",
     "billing.web",
+    "notifications",
     "staff",
 ]
 
@@ -328,7 +329,15 @@ SPECTACULAR_SETTINGS = {
         "InvoiceStatusEnum": "billing.models.Invoice.Status",
         "RoleEnum": "portal.permissions.Role",
         "OidcUserRoleEnum": "clusters.web.api.serializers.OIDC_ROLE_CHOICES",
+        "WebhookEventTypeEnum": "notifications.api.serializers.EVENT_TYPES",
+        "WebhookStatusEnum": "notifications.api.serializers.STATUSES",
+        "DeliveryStateEnum": "notifications.models.Delivery.State",
+        "DeliveryOutcomeEnum": "notifications.models.DeliveryAttempt.Outcome",
     },
+    # The webhooks the portal sends, one per event type (OpenAPI 3.1 `webhooks`).
+    "WEBHOOKS": [f"notifications.api.webhooks.{name}" for name in (
+        "CLUSTER_READY", "CLUSTER_DELETED", "OPERATION_SUCCEEDED", "OPERATION_FAILED",
+        "BUDGET_THRESHOLD", "INVOICE_FINALIZED", "VERSION_END_OF_LIFE_SOON", "WEBHOOK_TEST")],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "portal.api.schema.strict_request_bodies",
@@ -424,6 +433,9 @@ CELERY_BEAT_SCHEDULE = {
     "billing-finalize-invoices": {"task": "billing.finalize_invoices", "schedule": 3600.0},
     "billing-check-budgets": {"task": "billing.check_budgets", "schedule": 600.0},
     "billing-reconcile-ledger": {"task": "billing.reconcile_ledger", "schedule": 3600.0},
+    "clusters-check-end-of-life": {"task": "clusters.check_end_of_life", "schedule": 6 * 3600.0},
+    "notifications-dispatch-due": {"task": "notifications.dispatch_due", "schedule": 30.0},
+    "notifications-cleanup": {"task": "notifications.cleanup", "schedule": 24 * 3600.0},
 }
 
 # Billing (CHF). Invoices of a month are finalized once it ended this many days ago (late
@@ -447,3 +459,23 @@ BILLING_CREDITOR_CITY = env_str("BILLING_CREDITOR_CITY", "Genève")
 BILLING_CREDITOR_COUNTRY = env_str("BILLING_CREDITOR_COUNTRY", "CH")
 # Digits some banks put first in QR references (a customer id they assign); usually empty.
 BILLING_QRR_PREFIX = env_str("BILLING_QRR_PREFIX", "")
+
+# Notifications and webhooks (notifications/). A delivery is retried for WEBHOOK_RETRY_HOURS;
+# an endpoint failing for WEBHOOK_DISABLE_AFTER_HOURS without a success is disabled and its
+# tenant's owners emailed; deliveries and their attempts are kept WEBHOOK_LOG_DAYS.
+WEBHOOK_RETRY_HOURS = env_int("WEBHOOK_RETRY_HOURS", 24, minimum=1)
+WEBHOOK_DISABLE_AFTER_HOURS = env_int("WEBHOOK_DISABLE_AFTER_HOURS", 24, minimum=1)
+WEBHOOK_LOG_DAYS = env_int("WEBHOOK_LOG_DAYS", 30, minimum=1)
+WEBHOOK_CONNECT_TIMEOUT = env_int("WEBHOOK_CONNECT_TIMEOUT", 5, minimum=1)
+WEBHOOK_READ_TIMEOUT = env_int("WEBHOOK_READ_TIMEOUT", 10, minimum=1)
+# Extra CA certificates (a PEM file) trusted for webhook receivers, beside the system's.
+WEBHOOK_CA_FILE = env_str("WEBHOOK_CA_FILE")
+# Tell tenants this many days before a version's end of life (clusters.check_end_of_life).
+END_OF_LIFE_NOTICE_DAYS = env_int("END_OF_LIFE_NOTICE_DAYS", 30, minimum=0)
+# Fernet keys that seal stored secrets (portal/encryption.py): the first seals, all unseal.
+# Empty: keys derived from SECRET_KEY and SECRET_KEY_FALLBACKS.
+ENCRYPTION_KEYS = env_list("ENCRYPTION_KEYS")
+# Only the test settings may set this (portal/settings_test.py); webhooks go to public
+# addresses only, whatever else is configured.
+TESTING = False
+WEBHOOK_ALLOW_PRIVATE_TARGETS_FOR_TESTS = False

@@ -8,6 +8,7 @@ from portal import branding_views, health, views
 tenant_patterns: list[URLPattern | URLResolver] = [
     path("", views.tenant_home, name="tenant_home"),
     path("settings/", views.tenant_settings, name="tenant_settings"),
+    path("settings/webhooks/", include("notifications.urls")),
     path("members/", views.members, name="members"),
     path("members/invite/", views.member_invite, name="member_invite"),
     path("members/transfer/", views.ownership_transfer, name="ownership_transfer"),
@@ -27,6 +28,8 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/", include(tenant_patterns)),
     path("invitations/accept/", views.invitation_accept, name="invitation_accept"),
     path("account/profile/", views.profile, name="profile"),
+    path("account/notifications/", views.notification_preferences,
+         name="notification_preferences"),
     path("account/api-tokens/", include("portal.api.token_urls")),
     path("account/two-factor/enrol/", views.mfa_enrolment, name="mfa_enrolment"),
     path("account/two-factor/enrolment-link/", views.mfa_enrolment_request,

@@ -20,13 +20,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.i18n import set_language as django_set_language
 
-from portal import actions, languages, mfa
+from portal import actions, languages, mfa, notifications
 from portal.audit import actor_from_request
 from portal.forms import (
     AcceptInvitationForm,
     AuditFilterForm,
     InviteForm,
     MfaEnrolmentForm,
+    NotificationPreferencesForm,
     ProfileForm,
     RoleForm,
     TenantCreateForm,
@@ -299,6 +300,28 @@ def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "portal/profile.html", {"form": form, "memberships": memberships,
                                                    "has_mfa": mfa.user_has_mfa(user)})
 
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def notification_preferences(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Which events the signed-in person receives by email (every notification email links
+    here)."""
+    current = notifications.preferences_for(request.user)
+    form = NotificationPreferencesForm(request.POST or None,
+                                       kinds=notifications.CATALOGUE.values(),
+                                       initial_choices=current)
+    context = {"form": form}
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                notifications.do_save_preferences(actor_from_request(request), form.choices())
+            except PermissionDenied as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, _("Email preferences saved."))
+                return redirect_after_post(request, "notification_preferences")
+        return render_invalid(request, "portal/notification_preferences.html", "form", context)
+    return render(request, "portal/notification_preferences.html", context)
 
 
 

@@ -160,6 +160,8 @@ def do_mark_for_manual_cleanup(actor: Actor, cluster_id: int, *, note: str) -> C
                changes={"phase": [before_phase, Cluster.Phase.DELETED], "note": [None, note],
                         "operation": [active.pk if active else None, None],
                         "usage_segments_closed": [None, closed.closed]})
+        if before_phase != Cluster.Phase.DELETED:
+            events.publish(events.ClusterPhaseChanged(cluster, before_phase, now))
         events.cluster_changed(cluster.pk)
         notify_staff_on_commit()
     return cluster

@@ -423,6 +423,10 @@ BASELINES: dict[tuple[str, str], Any] = {
     ("api:cluster_upgrade", "post"): {"version": "v1.35"},
     ("api:cluster_kubeconfig", "post"): {"kind": "admin"},
     ("api:estimate", "post"): {"node_groups": [GROUP]},
+    ("api:webhooks", "post"): {"target_url": "https://hooks.example.com/walk",
+                               "event_types": ["cluster.ready"]},
+    ("api:webhook", "patch"): {"description": "walk"},
+    ("api:webhook_rotate_secret", "post"): {"overlap_hours": 24},
 }
 # Writes whose valid answer needs the platform, which is offline here (503 is that answer).
 NEEDS_PLATFORM = {("api:cluster_kubeconfig", "post")}

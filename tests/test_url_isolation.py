@@ -43,6 +43,7 @@ NOT_TENANT_SCOPED: dict[str, str] = {
     "tenant_create": "creates a new tenant owned by the caller",
     "invitation_accept": "the code itself decides which tenant",
     "profile": "the caller's own profile",
+    "notification_preferences": "the caller's own email choices",
     "api_tokens": "the caller's own API tokens",
     "api_token_revoke": "revokes one of the caller's own tokens (404 for anyone else's)",
     "staff_console": "staff with MFA only: tests/portal/test_staff.py",
@@ -99,6 +100,23 @@ def _sample_invoice(w: World) -> Any:
     return w.extra["invoice"]
 
 
+def _sample_delivery(w: World) -> Any:
+    """A webhook of the tenant with one delivery (of a test event)."""
+    if "delivery" not in w.extra:
+        from notifications.models import Delivery, Event, WebhookEndpoint
+        from portal.encryption import seal
+
+        endpoint = WebhookEndpoint.objects.create(
+            tenant=w.tenant, url="https://hooks.example.com/portal",
+            event_types=["cluster.ready"], secret_sealed=seal("whsec_sample"),
+            secret_hint="whsec_samp")
+        event = Event.objects.create(tenant=w.tenant, type="webhook.test",
+                                     occurred_at=endpoint.created_at, data={"message": "x"})
+        w.extra["delivery"] = Delivery.objects.create(
+            endpoint=endpoint, event=event, state=Delivery.State.FAILED, retries=False)
+    return w.extra["delivery"]
+
+
 PARAM_SAMPLES: dict[str, Callable[[World], Any]] = {
     "tenant_slug": lambda w: w.tenant.slug,
     "membership_id": lambda w: w.tenant.memberships.get(user=w.owner).pk,
@@ -108,6 +126,8 @@ PARAM_SAMPLES: dict[str, Callable[[World], Any]] = {
     "operation_id": lambda w: (_sample_cluster(w), w.extra["operation"])[1].pk,
     "token_id": lambda w: _sample_token(w).pk,
     "invoice_id": lambda w: _sample_invoice(w).pk,
+    "webhook_id": lambda w: _sample_delivery(w).endpoint_id,
+    "delivery_id": lambda w: _sample_delivery(w).pk,
 }
 
 

@@ -1,8 +1,8 @@
 """Everything under ``/api/``: version 1 of the API, its OpenAPI document and docs.
 
-Clusters and billing mount their endpoints under ``v1/tenants/<slug>/``, the catalogue under
-``v1/catalog/`` and the estimate at ``v1/estimate/``; unknown paths answer with a problem-details
-404 rather than an HTML page.
+Clusters, billing and webhooks mount their endpoints under ``v1/tenants/<slug>/``, the
+catalogue under ``v1/catalog/`` and the estimate at ``v1/estimate/``; unknown paths answer with
+a problem-details 404 rather than an HTML page.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ v1: list[URLPattern | URLResolver] = [
     path(tenant, views.TenantDetailView.as_view(), name="tenant"),
     path(tenant, include("clusters.web.api.urls")),
     path(tenant, include("billing.web.api.urls")),
+    path(tenant, include("notifications.api.urls")),
     path("", include("billing.web.api.estimate_urls")),
     path("catalog/", include("clusters.web.api.catalog_urls")),
 ]

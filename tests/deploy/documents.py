@@ -11,7 +11,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DASHBOARDS = sorted((DEPLOY / "grafana").glob("*.json"))
-ALERT_RULES = sorted((DEPLOY / "prometheus").glob("*.yml"))
+ALERT_RULES = sorted((DEPLOY / "prometheus").glob("*-alerts.yml"))
 METRIC = re.compile(r"\bportal_[a-z0-9_]+\b")
 SUFFIXES = ("_bucket", "_sum", "_count", "_created", "_total")
 

@@ -75,3 +75,11 @@ def test_the_readme_lists_every_metric_and_only_those(exposed):
     families = {name for name in families if (name + "_total") not in families}
     assert listed == families, (f"missing from the README: {sorted(families - listed)}; "
                                 f"not exposed: {sorted(listed - families)}")
+
+
+def test_the_scrape_config_sends_the_token_to_every_job():
+    import yaml
+
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "scrape-config.yml").read_text())
+    for job in config["scrape_configs"]:
+        assert job["authorization"]["type"] == "Bearer", job["job_name"]

@@ -91,7 +91,8 @@ def test_inactive_staff_are_refused(client_for, db):
     assert "/admin/login/" in response["Location"]
 
 
-def test_anonymous_visitors_are_sent_to_the_portal_login(client):
+def test_anonymous_visitors_are_sent_to_the_portal_login(client, db):
+    # db: the sign-in page shows the branding, which staff keep in the database.
     response = client.get("/admin/portal/tenant/", follow=True)
 
     final_url, _status = response.redirect_chain[-1]

@@ -238,3 +238,11 @@ def test_branding_pages_answer_only_reads(client, db):
 def test_the_colour_readable_on_the_primary():
     assert branding.readable_on("#ffff00") == "#000000"
     assert branding.readable_on("#003366") == "#ffffff"
+
+
+def test_account_emails_carry_the_product_name(client, user, settings):
+    from django.core import mail
+
+    settings.BRAND_PRODUCT_NAME = "Alpine Kube"
+    client.post(reverse("account_reset_password"), {"email": user.email})
+    assert mail.outbox and mail.outbox[-1].subject.startswith("[Alpine Kube] ")

@@ -11,6 +11,8 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)(authorization:\s*bearer\s+)\S+"),
     re.compile(r"(?i)((?:token|password|secret|client-key-data|client-certificate-data)"
                r"[\"']?\s*[:=]\s*[\"']?)[^\s,\"'}]+"),
+    # The user and password of a URL (a broker's or a database's: redis://:secret@host/0).
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s@]+(?=@)"),
 ]
 
 

@@ -294,9 +294,10 @@ def streams() -> list[Stream]:
     ]
 
 
-def _connection_lost(exc: BaseException) -> bool:
-    """The database went away (terminated session, restart): nothing can be applied until it
-    is back, so the stream replays from its last applied resourceVersion instead of skipping."""
+def _transient(exc: BaseException) -> bool:
+    """The database went away (terminated session, restart) or refused the transaction for now
+    (deadlock, lock timeout): nothing was applied, so the stream replays from its last applied
+    resourceVersion after a backoff, instead of skipping the events one by one."""
     return isinstance(exc, (OperationalError, InterfaceError))
 
 
@@ -502,7 +503,7 @@ class Watcher:
                     applied += bool(stream.apply(event.type, event.object))
             health.applied += applied
         except Exception as exc:
-            if isinstance(exc, Fenced) or _connection_lost(exc):
+            if isinstance(exc, Fenced) or _transient(exc):
                 raise  # rolled back: replayed from the last applied resourceVersion, or never
             logger.warning("cluster.watch.batch_failed", exc_info=True,
                            extra={"stream": stream.name, "events": len(changes)})
@@ -512,7 +513,7 @@ class Watcher:
                         self._check_fence()
                         health.applied += bool(stream.apply(event.type, event.object))
                 except Exception as error:
-                    if len(changes) == 1 or isinstance(error, Fenced) or _connection_lost(error):
+                    if len(changes) == 1 or isinstance(error, Fenced) or _transient(error):
                         raise
                     logger.exception("cluster.watch.event_failed",
                                      extra={"stream": stream.name,
@@ -572,8 +573,8 @@ class Watcher:
                     failures += 1
                     health.reconnects += 1
                     health.last_error = redact(repr(exc))[:300]
-                    if _connection_lost(exc):
-                        logger.warning("cluster.watch.database_unavailable",
+                    if _transient(exc):
+                        logger.warning("cluster.watch.database_error",
                                        extra={"stream": stream.name,
                                               "error": health.last_error})
                     else:
@@ -794,8 +795,8 @@ def lead(stopping: threading.Event, *, key: int = ADVISORY_LOCK_ID, lock_poll: f
                         break
         except Exception as exc:
             failures += 1
-            if _connection_lost(exc):
-                logger.warning("cluster.watch.database_unavailable",
+            if _transient(exc):
+                logger.warning("cluster.watch.database_error",
                                extra={"error": redact(repr(exc))[:300]})
             else:
                 logger.exception("cluster.watch.leader_error")

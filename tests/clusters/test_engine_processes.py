@@ -137,7 +137,7 @@ def test_end_to_end_a_worker_and_the_watcher_create_and_delete_a_cluster(
                                    "--lock-poll", "0.2"], cwd=ROOT, env=process_env,
                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        eventually(lambda: "waiting for its lock" in log.read_text(), timeout=20)
+        eventually(lambda: "waiting for its lock" in log.read_text(), timeout=120)
         assert "Watching the management cluster" not in log.read_text()
     finally:
         _stop(second)

@@ -163,3 +163,34 @@ def test_the_relay_loop_takes_over_an_operation_whose_lease_ran_out(actor_ctx, s
     operation.refresh_from_db()
     assert operation.lease_until is None and operation.state == Operation.State.RUNNING
     assert operations.claim(operation.pk)  # free for the next worker
+
+
+def test_the_relay_command_hands_over_one_round(actor_ctx):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    actor, ctx = actor_ctx
+    with publishing_to(refusing_broker(), purge=False):
+        cluster = actions.do_create_cluster(actor, ctx, cluster_spec())
+        out = StringIO()
+        OutboxEntry.objects.update(due_at=timezone.now())
+        call_command("relay_outbox", "--once", stdout=out)
+        assert out.getvalue().startswith("sent 0, refused 1 (OperationalError")
+        assert SECRET not in out.getvalue()
+    with publishing_to(BROKER):
+        OutboxEntry.objects.update(due_at=timezone.now())
+        out = StringIO()
+        call_command("relay_outbox", "--once", stdout=out)
+        assert out.getvalue().strip() == "sent 1, refused 0"
+        assert queued_messages() == [("clusters.apply_operation",
+                                      [cluster.operations.get().pk])]
+
+
+def test_credentials_in_a_url_never_reach_a_log_line():
+    from portal.logging import redact
+
+    assert redact("Error connecting to redis://:s3cret@10.0.0.5:6379/0.") == \
+        "Error connecting to redis://[redacted]@10.0.0.5:6379/0."
+    assert redact("postgres://portal:pw@db/portal") == "postgres://[redacted]@db/portal"
+    assert redact("see https://example.org/a@b") == "see https://example.org/a@b"

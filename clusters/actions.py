@@ -1,10 +1,11 @@
 """Every write to clusters: create, change, scale, upgrade, add-ons, delete, retry, cancel.
 
 Each action checks the caller's rights, the platform rules (the published schema after chart
-defaults), and the tenant quota; then writes the desired rows, one ``Operation`` and the audit
-entry in one transaction, and enqueues the work on commit. Operations are started, cancelled
-and retried through ``clusters.operations`` (the one writer of their state), which also holds
-the rule of one operation at a time per cluster.
+defaults), and the tenant quota; then writes the desired rows, one ``Operation``, its outbox
+entry and the audit entry in one transaction; the outbox hands the work to the broker after
+commit (``clusters.outbox``: a broker that refuses delays the work, never the answer).
+Operations are started, cancelled and retried through ``clusters.operations`` (the one writer
+of their state), which also holds the rule of one operation at a time per cluster.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import events, observe, operations, plans, platform_release, spec_rules, tasks
+from clusters import events, observe, operations, outbox, plans, platform_release, spec_rules
 from clusters.desired import write_desired_rows
 from clusters.hosts import check_api_host, host_in_use
 from clusters.models import Cluster, Operation
@@ -123,13 +124,13 @@ def _start_operation(actor: Actor, cluster: Cluster, kind: str, spec: ClusterSpe
                                  params={**params, **_spec_params(spec, before)},
                                  desired_spec=_manifest(kind, spec), summary=summary,
                                  idempotency_key=idempotency_key)
-    _enqueue_on_commit(operation)
+    _enqueue(operation)
     return operation
 
 
-def _enqueue_on_commit(operation: Operation) -> None:
-    op_id = operation.pk
-    transaction.on_commit(lambda: tasks.apply_operation.delay(op_id))
+def _enqueue(operation: Operation) -> None:
+    """The operation's work, as an outbox entry of this transaction (relayed after commit)."""
+    outbox.put(operation.pk)
     events.cluster_changed(operation.cluster_id)
 
 
@@ -425,7 +426,7 @@ def do_retry_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> O
                                      params={**kept, **_spec_params(after, before)},
                                      summary=_("Retry of “%(op)s” requested.")
                                      % {"op": old.get_kind_display()})
-        _enqueue_on_commit(operation)
+        _enqueue(operation)
         record(actor, "operation.retry", operation, tenant=ctx.tenant,
                changes={"retry_of": [None, old.pk]})
     return operation

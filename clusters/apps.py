@@ -20,9 +20,12 @@ class ClustersConfig(AppConfig):
     name = "clusters"
 
     def ready(self) -> None:
-        # Start-up order: offerings and access import the models, which exist only now.
-        from clusters import access, offerings  # noqa: PLC0415
+        # Start-up order: offerings, access and the outbox import the models, which exist only
+        # now. Every Celery worker runs the outbox relay loop (a thread started at worker_init).
+        from clusters import access, offerings, outbox  # noqa: PLC0415
         from clusters import metrics as cluster_metrics  # noqa: PLC0415
+
+        outbox.connect_to_workers()
 
         events.subscribe(events.OfferingsChanged, offerings.forget_offerings,
                          moment="after_commit")

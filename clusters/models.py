@@ -334,6 +334,8 @@ class Operation(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     # Which scheduled attempt may take the lease before it runs out (a retry carries it).
     lease_token = models.CharField(max_length=32, blank=True)
+    # Which claim holds the lease (its worker renews it while the task runs: a heartbeat).
+    lease_holder = models.CharField(max_length=32, blank=True)
     idempotency_key = models.CharField(max_length=200, blank=True)
     # What the submit found and did on the platform: whether the spec changed there, and the
     # Ready condition it replaced (an equal condition later still describes the old spec).
@@ -455,3 +457,56 @@ class VersionNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster_id} {self.version} (end of life {self.end_of_life_on})"
+
+
+class OutboxEntry(models.Model):
+    """The intent to hand an operation to a worker: written in the transaction that starts the
+    operation, relayed to the broker after commit (``clusters.outbox``).
+
+    A pending entry (``sent_at`` empty) is relayed until the broker takes it; a sent one is kept
+    a while to show when and how often, then purged. One pending entry per operation and task.
+    """
+
+    class Task(models.TextChoices):
+        APPLY = "apply", "clusters.apply_operation"
+        POLL = "poll", "clusters.poll_operation"
+
+    operation = models.ForeignKey(Operation, on_delete=models.CASCADE, related_name="+")
+    task = models.CharField(max_length=8, choices=Task.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Not before: a refused attempt waits (backoff) before the next.
+    due_at = models.DateTimeField(default=timezone.now)
+    # Hand-overs tried (the last one succeeded when ``sent_at`` is set).
+    tries = models.PositiveIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["operation", "task"],
+                                    condition=models.Q(sent_at__isnull=True),
+                                    name="one_pending_outbox_entry"),
+        ]
+        indexes = [
+            models.Index(fields=["due_at"], condition=models.Q(sent_at__isnull=True),
+                         name="outbox_pending_due"),
+            models.Index(fields=["sent_at"], name="outbox_sent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.operation_id} ({'sent' if self.sent_at else 'pending'})"
+
+
+class LeaderTerm(models.Model):
+    """The fencing token of a leader-elected role (the watcher): ``epoch`` grows by one each
+    time a process takes the leadership. A leader writes only while the row still carries its
+    epoch, checked in the transaction that writes, so a deposed leader cannot write.
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    epoch = models.BigIntegerField(default=0)
+    holder = models.CharField(max_length=200, blank=True)
+    taken_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} #{self.epoch} ({self.holder})"

@@ -20,8 +20,13 @@ finishing transaction; its subscribers (staff alerts) run after commit. Each tra
 writes its entry in the cluster's timeline.
 
 Locks: callers that finish or send an operation hold the cluster's row lock, then the
-operation's (that order, everywhere). ``claim`` and ``claim_poll`` are conditional updates and
-need no lock.
+operation's (that order, everywhere). ``claim``, ``renew``, ``take_over`` and ``claim_poll``
+are conditional updates and need no lock.
+
+Leases: a claim holds the operation for ``OPERATION_LEASE_SECONDS`` under a holder id of its
+own; the worker renews it every ``OPERATION_HEARTBEAT_SECONDS`` while the task runs. A lease
+that ran out unrenewed means its worker died: ``take_over`` releases the operation for another
+claim (the relay loop looks for such operations every second or so).
 
 Adding a kind of waiting (an operation scheduled for a maintenance window) is a state on the
 model, its rows in ``TRANSITIONS`` and its function here (``start`` with a start time, a
@@ -81,6 +86,10 @@ TRANSITIONS: Mapping[str, Transition] = {
     # Progress while it runs: a step moves, a worker waits to try again, a poll is due.
     "step": Transition(ACTIVE, None),
     "back_off": Transition(ACTIVE, None, _unsent),
+    # Its worker holds it and is alive (a heartbeat renews the lease).
+    "renew": Transition(ACTIVE, None, _unsent),
+    # Its worker died (the lease ran out unrenewed): released for another to claim.
+    "take_over": Transition(ACTIVE, None, _unsent),
     "submit": Transition(ACTIVE, None, _unsent),
     "poll": Transition(ACTIVE, None, _sent),
     # Final states.
@@ -208,20 +217,71 @@ def lease() -> timedelta:
     return timedelta(seconds=settings.OPERATION_LEASE_SECONDS)
 
 
-def claim(operation_id: int, token: str = "") -> bool:
+def heartbeat_seconds() -> float:
+    """How often a worker renews the lease of the operation it runs."""
+    return float(settings.OPERATION_HEARTBEAT_SECONDS)
+
+
+def claim(operation_id: int, token: str = "") -> str:
     """Take the operation for sending: only while unsent, and only if nobody holds it (or this
-    message is the retry its holder scheduled, carrying the holder's token)."""
+    message is the retry its holder scheduled, carrying the holder's token). Returns the
+    holder id of this claim (renew the lease with it), or "" when the operation is not free."""
     now = timezone.now()
     free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     if token:
         free |= Q(lease_token=token)
-    return bool(
+    holder = uuid.uuid4().hex
+    taken = (
         Operation.objects.filter(pk=operation_id, state__in=TRANSITIONS["claim"].sources,
                                  submitted_at__isnull=True)
         .filter(free)
         .update(state=TRANSITIONS["claim"].target, lease_until=now + lease(), lease_token="",
-                attempts=F("attempts") + 1, started_at=Coalesce("started_at", now))
+                lease_holder=holder, attempts=F("attempts") + 1,
+                started_at=Coalesce("started_at", now))
     )
+    return holder if taken else ""
+
+
+def renew(operation_id: int, holder: str) -> bool:
+    """The heartbeat of the worker that claimed the operation as ``holder``: extend its lease.
+    False once the lease is no longer this claim's (sent, finished, parked for a retry, or
+    taken over after it ran out): the worker must not send then."""
+    transition = TRANSITIONS["renew"]
+    return bool(
+        Operation.objects.filter(pk=operation_id, state__in=transition.sources,
+                                 submitted_at__isnull=True, lease_holder=holder,
+                                 lease_token="")
+        .update(lease_until=timezone.now() + lease())
+    )
+
+
+def stalled(now: datetime | None = None) -> list[int]:
+    """Operations whose lease ran out unrenewed (their worker died, or the retry it scheduled
+    was lost), oldest first."""
+    now = now or timezone.now()
+    return list(
+        Operation.objects.filter(state__in=TRANSITIONS["take_over"].sources,
+                                 submitted_at__isnull=True, lease_until__lt=now)
+        .order_by("lease_until").values_list("pk", flat=True)[:100]
+    )
+
+
+def take_over(operation_id: int, *, now: datetime | None = None) -> Operation | None:
+    """Release an operation whose lease ran out, so that another worker claims it, and say so
+    in its timeline. ``None`` if it is no longer stalled (claimed again, sent or finished)."""
+    now = now or timezone.now()
+    transition = TRANSITIONS["take_over"]
+    released = Operation.objects.filter(
+        pk=operation_id, state__in=transition.sources, submitted_at__isnull=True,
+        lease_until__lt=now,
+    ).update(lease_until=None, lease_token="", lease_holder="")
+    if not released:
+        return None
+    operation = Operation.objects.get(pk=operation_id)
+    _timeline(operation, "operation.taken_over",
+              _("The worker handling this change stopped responding; another worker takes it "
+                "over."), severity=ClusterEvent.Severity.WARNING, at=now)
+    return operation
 
 
 def step(operation: Operation, key: str, state: str, detail: str | None = None, *,
@@ -244,8 +304,10 @@ def back_off(operation: Operation, *, countdown: float, detail: str,
     operation.steps = progress.set_step(operation.steps, key, progress.RUNNING, detail)
     operation.lease_until = now + timedelta(seconds=countdown) + lease()
     operation.lease_token = token
+    operation.lease_holder = ""
     Operation.objects.filter(pk=operation.pk).update(
-        lease_until=operation.lease_until, lease_token=token, steps=operation.steps)
+        lease_until=operation.lease_until, lease_token=token, lease_holder="",
+        steps=operation.steps)
     return token
 
 
@@ -259,10 +321,11 @@ def submit(operation: Operation, *, changed: bool, baseline: dict[str, Any] | No
     operation.submitted_at = now
     operation.lease_until = None
     operation.lease_token = ""
+    operation.lease_holder = ""
     operation.submitted_changed = changed
     operation.baseline_ready = baseline
     operation.save(update_fields=["steps", "submitted_at", "lease_until", "lease_token",
-                                  "submitted_changed", "baseline_ready"])
+                                  "lease_holder", "submitted_changed", "baseline_ready"])
     _timeline(operation, "operation.submitted",
               _("The platform accepted the change.") if changed
               else _("The platform already had this configuration."), at=now)
@@ -343,7 +406,8 @@ def _finish(operation: Operation, verb: str, *, steps: list[dict[str, Any]],
     operation.finished_at = at or timezone.now()
     operation.lease_until = None
     operation.lease_token = ""
-    fields = ["state", "steps", "finished_at", "lease_until", "lease_token"]
+    operation.lease_holder = ""
+    fields = ["state", "steps", "finished_at", "lease_until", "lease_token", "lease_holder"]
     if error_class is not None:
         operation.error_class = error_class
         fields.append("error_class")

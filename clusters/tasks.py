@@ -1,16 +1,19 @@
 """Celery tasks that carry operations to the platform and follow them until they converge.
 
-Tasks take ids, re-read the rows and claim work with a conditional UPDATE: a lease, so a
-killed worker's operation is taken over once its lease runs out (the broker redelivers the
-unacknowledged message after its visibility timeout, and the periodic resync re-enqueues
-anything still unclaimed). They never sleep waiting for the platform: they record where things
-stand and enqueue a poll, or a retry with exponential backoff and jitter.
+Tasks take ids, re-read the rows and claim work with a conditional UPDATE: a lease, which the
+worker renews from a heartbeat thread while the task runs (``Heartbeat``). A killed worker's
+lease runs out unrenewed within ``OPERATION_LEASE_SECONDS`` and the relay loop hands the
+operation to another worker (``clusters.outbox``); the broker's redelivery of the
+unacknowledged message and the periodic resync are the backstops. They never sleep waiting for
+the platform: they record where things stand and enqueue a poll, or a retry with exponential
+backoff and jitter.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +21,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -83,6 +86,42 @@ def schedule_poll(operation_id: int) -> None:
 def _step(operation: Operation, key: str, state: str) -> None:
     operations.step(operation, key, state)
     events.cluster_changed(operation.cluster_id)
+
+
+class Heartbeat:
+    """Renews the lease of a claimed operation from a thread of its own, every
+    ``OPERATION_HEARTBEAT_SECONDS``, while the task runs (a worker blocked on the platform
+    keeps it; a dead one lets it run out). Ends with the task, or once the lease is no longer
+    this claim's (sent, parked for a retry, finished)."""
+
+    def __init__(self, operation_id: int, holder: str) -> None:
+        self.operation_id, self.holder = operation_id, holder
+        self.every = operations.heartbeat_seconds()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True,
+                                       name=f"lease-{operation_id}")
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(5)
+
+    def _run(self) -> None:
+        try:
+            while not self.done.wait(self.every):
+                try:
+                    if not operations.renew(self.operation_id, self.holder):
+                        return
+                except Exception as exc:  # the database blinked: the next beat tries again
+                    logger.warning("cluster.operation.heartbeat_failed",
+                                   extra={"operation_id": self.operation_id,
+                                          "error": type(exc).__name__})
+                    connection.close()
+        finally:
+            connection.close()
 
 
 # --------------------------------------------------------------------------- failing
@@ -256,11 +295,18 @@ def apply_operation(self: Any, operation_id: int, token: str = "") -> None:
 
 def _apply_operation(operation_id: int, token: str) -> None:
     """The body of ``apply_operation``."""
-    if not operations.claim(operation_id, token):
+    holder = operations.claim(operation_id, token)
+    if not holder:
         operation = Operation.objects.filter(pk=operation_id).first()
         if operation is not None and operation.is_active and operation.submitted_at:
             schedule_poll(operation_id)
         return
+    with Heartbeat(operation_id, holder):
+        _send_claimed(operation_id, holder)
+
+
+def _send_claimed(operation_id: int, holder: str) -> None:
+    """Validate and send an operation this worker claimed as ``holder``."""
     operation = Operation.objects.select_related("cluster__tenant").get(pk=operation_id)
     cluster = operation.cluster
     try:
@@ -271,6 +317,10 @@ def _apply_operation(operation_id: int, token: str) -> None:
             _validate(operation, release)
             _step(operation, "validate", progress.DONE)
             dialect = release.dialect
+        if not operations.renew(operation_id, holder):
+            # Taken over while this worker was stalled: the new holder sends it.
+            logger.warning("cluster.operation.lease_lost", extra={"operation_id": operation_id})
+            return
         _step(operation, "submit", progress.RUNNING)
         applied = _send(operation, cluster, dialect)
     except SpecRejected as exc:

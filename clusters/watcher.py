@@ -11,15 +11,30 @@ Only one watcher is active: a lock (PostgreSQL advisory lock, or a file lock on 
 default) makes a second one wait until the first goes away. The periodic resync
 (``clusters.resync``) runs the same list-and-compare as a relist, so anything missed is
 repaired within a minute even without a watcher.
+
+Taking the lock also takes a new term: a fencing token (``LeaderTerm.epoch``, one more each
+time). A leader applies a batch only while the row still carries its term, checked inside the
+transaction that applies it (the row stays share-locked until commit, so a new term waits for a
+batch in flight): a leader whose database session was lost while its process lives (so another
+took the lock) has its next batch rolled back and steps down. Two watchers never apply events
+at the same time.
+
+``lead`` is the loop around all this (``manage.py watch_platform``, and the embedded runner):
+it never exits on a database error. It closes the broken connection, backs off with jitter,
+takes the lock again or stands by, and resumes each stream from the last resourceVersion it
+applied (a relist if the platform answers 410 Gone).
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import os
+import random
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Full, Queue
@@ -27,11 +42,19 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import close_old_connections, connection, connections
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+    transaction,
+)
+from django.db.models import F
 from django.utils import timezone
 
 from clusters import events, observe, platform_release, schema
-from clusters.models import Cluster, NodeGroup
+from clusters.models import Cluster, LeaderTerm, NodeGroup
 from cozystack.gateway import (
     APP_DEFINITIONS,
     APPS,
@@ -46,6 +69,7 @@ from cozystack.gateway import (
     get_gateway,
 )
 from portal import metrics
+from portal.logging import redact
 
 _PENDING = object()  # the queue had nothing more for now
 
@@ -80,11 +104,15 @@ class WatcherHealth:
     streams: dict[str, StreamHealth] = field(default_factory=dict)
 
     def publish(self) -> None:
-        cache.set(HEALTH_KEY, {
-            "started_at": self.started_at,
-            "published_at": time.time(),
-            "streams": {name: vars(s) for name, s in self.streams.items()},
-        }, 3600)
+        try:
+            cache.set(HEALTH_KEY, {
+                "started_at": self.started_at,
+                "published_at": time.time(),
+                "streams": {name: vars(s) for name, s in self.streams.items()},
+            }, 3600)
+        except Exception as exc:  # the cache is down: health waits, watching goes on
+            logger.warning("cluster.watch.health_unpublished",
+                           extra={"error": redact(repr(exc))[:200]})
 
 
 def watcher_health() -> dict[str, Any] | None:
@@ -274,13 +302,31 @@ def streams() -> list[Stream]:
     ]
 
 
+def _transient(exc: BaseException) -> bool:
+    """The database went away (terminated session, restart) or refused the transaction for now
+    (deadlock, lock timeout): nothing was applied, so the stream replays from its last applied
+    resourceVersion after a backoff, instead of skipping the events one by one."""
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
 class Watcher:
-    """Runs every stream in its own thread until ``stop()``; pushes leave from a coalescer."""
+    """Runs every stream in its own thread until ``stop()``; pushes leave from a coalescer.
+
+    ``fence``: the leader's term, checked in every transaction that applies a batch (``None``:
+    unfenced, for a watcher that is alone by construction). ``resume``: the resourceVersion
+    each stream goes on from (a previous watcher's ``positions()``), instead of a relist.
+    ``fenced`` is set when another leader's term replaced this one's: the streams have stopped
+    and the watcher must be stopped.
+    """
 
     def __init__(self, gateway: Gateway | None = None, *, watch_timeout: int = 300,
                  max_backoff: float = 30.0, min_backoff: float = 0.5,
                  broadcast_interval: float = 0.25, max_batch: int = 200,
-                 push: Callable[[int], None] = events.deliver_changed) -> None:
+                 push: Callable[[int], None] = events.deliver_changed,
+                 fence: Fence | None = None, resume: Mapping[str, str] | None = None) -> None:
+        self.fence = fence
+        self.resume = dict(resume or {})
+        self.fenced = threading.Event()
         self.gateway = gateway or get_gateway()
         self.watch_timeout = watch_timeout
         self.max_backoff = max_backoff
@@ -327,6 +373,28 @@ class Watcher:
         self.coalescer.stop(timeout)
         self.health.publish()
 
+    def positions(self) -> dict[str, str]:
+        """The last resourceVersion each stream applied (where a successor resumes)."""
+        return {name: health.resource_version for name, health in self.health.streams.items()
+                if health.resource_version}
+
+    def _deposed(self, stream: Stream) -> None:
+        """Another leader took a newer term: stop every stream (nothing more is applied)."""
+        logger.warning("cluster.watch.fenced", extra={"stream": stream.name,
+                                                      "epoch": getattr(self.fence, "epoch", 0)})
+        self.fenced.set()
+        self.stopping.set()
+        with self._lock:
+            readers = list(self._readers)
+        for done in readers:
+            done.set()
+            self.gateway.interrupt_watches(done)
+
+    def _check_fence(self) -> None:
+        """In the transaction that applies: raise ``Fenced`` unless the term is still ours."""
+        if self.fence is not None:
+            self.fence.check()
+
     def drop_connections(self) -> None:
         """Cut the open watch connections (as a network blip would); streams resume."""
         with self._lock:
@@ -336,6 +404,8 @@ class Watcher:
 
     def _relist(self, stream: Stream) -> str:
         listing = stream.list(self.gateway)
+        with transaction.atomic():
+            self._check_fence()
         stream.sync(listing, self.gateway)
         return listing.resource_version
 
@@ -434,19 +504,26 @@ class Watcher:
         changes = [e for e in events if e.type != "BOOKMARK"]
         if not changes:
             return
+        applied = 0
         try:
             with observe.batch():
+                self._check_fence()
                 observe.lock_clusters(k for k in map(stream.cluster_of, changes) if k)
                 for event in changes:
-                    health.applied += bool(stream.apply(event.type, event.object))
-        except Exception:
+                    applied += bool(stream.apply(event.type, event.object))
+            health.applied += applied
+        except Exception as exc:
+            if isinstance(exc, Fenced) or _transient(exc):
+                raise  # rolled back: replayed from the last applied resourceVersion, or never
             logger.warning("cluster.watch.batch_failed", exc_info=True,
                            extra={"stream": stream.name, "events": len(changes)})
             for event in changes:
                 try:
-                    health.applied += bool(stream.apply(event.type, event.object))
-                except Exception:
-                    if len(changes) == 1:
+                    with observe.batch():
+                        self._check_fence()
+                        health.applied += bool(stream.apply(event.type, event.object))
+                except Exception as error:
+                    if len(changes) == 1 or isinstance(error, Fenced) or _transient(error):
                         raise
                     logger.exception("cluster.watch.event_failed",
                                      extra={"stream": stream.name,
@@ -464,7 +541,13 @@ class Watcher:
 
     def _run_stream(self, stream: Stream, total: int) -> None:
         health = self.health.streams[stream.name]
-        resource_version = ""
+        resource_version = self.resume.get(stream.name, "")
+        if resource_version:  # a successor of a watcher that had listed: it goes on from there
+            health.resource_version = resource_version
+            with self._lock:
+                self._synced_streams.add(stream.name)
+                if len(self._synced_streams) == total:
+                    self.synced.set()
         failures = 0
         last_publish = 0.0
         try:
@@ -491,6 +574,9 @@ class Watcher:
                         if time.monotonic() - last_publish > 5:
                             last_publish = time.monotonic()
                             self.health.publish()
+                except Fenced:
+                    self._deposed(stream)
+                    return
                 except Expired:
                     resource_version = ""
                     logger.info("cluster.watch.expired", extra={"stream": stream.name})
@@ -509,9 +595,14 @@ class Watcher:
                     failures += 1
                     health.reconnects += 1
                     metrics.watcher_reconnected(stream.name)
-                    health.last_error = repr(exc)[:300]
-                    logger.exception("cluster.watch.error", extra={"stream": stream.name})
-                    connection.close()
+                    health.last_error = redact(repr(exc))[:300]
+                    if _transient(exc):
+                        logger.warning("cluster.watch.database_error",
+                                       extra={"stream": stream.name,
+                                              "error": health.last_error})
+                    else:
+                        logger.exception("cluster.watch.error", extra={"stream": stream.name})
+                    _close_connection()
                     self.stopping.wait(self._backoff(failures))
         finally:
             connections.close_all()
@@ -555,7 +646,7 @@ class Applier:
                     self.watcher._apply(job.stream, job.events, job.health)
                 except BaseException as exc:  # the stream thread decides what to do
                     job.error = exc
-                    connection.close()
+                    _close_connection()
                 finally:
                     job.done.set()
         finally:
@@ -564,18 +655,78 @@ class Applier:
 
 # --------------------------------------------------------------------------- leader lock
 
+
+def _close_connection() -> None:
+    """Drop this thread's database connection (broken, or holding a session to end)."""
+    try:
+        connection.close()
+    except Exception:  # already gone
+        logger.debug("cluster.watch.close_failed", exc_info=True)
+
+
+class Fenced(Exception):
+    """Another leader took a newer term: this one's write is refused (rolled back)."""
+
+
+class Fence:
+    """A leader's term: ``check()`` inside the transaction that writes."""
+
+    def __init__(self, name: str, epoch: int) -> None:
+        self.name, self.epoch = name, epoch
+
+    def check(self) -> None:
+        """Raise ``Fenced`` unless the term row still carries this epoch. On PostgreSQL the row
+        stays share-locked until the transaction ends, so a new leader's term (an update of
+        the row) waits for the write in flight, and every later write sees the new term."""
+        table = connection.ops.quote_name(LeaderTerm._meta.db_table)
+        lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT epoch FROM {table} WHERE name = %s{lock}",  # noqa: S608 - the table name is the model's
+                           [self.name])
+            row = cursor.fetchone()
+        if row is None or row[0] != self.epoch:
+            raise Fenced(f"term {self.epoch} of {self.name} is over "
+                         f"(now {row[0] if row else 'none'})")
+
+
+def take_term(name: str) -> int:
+    """Begin a new term of ``name`` (the caller just took its lock): the fencing token."""
+    holder = f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"[:200]
+    with transaction.atomic():
+        LeaderTerm.objects.get_or_create(name=name)
+        LeaderTerm.objects.filter(name=name).update(epoch=F("epoch") + 1, holder=holder,
+                                                    taken_at=timezone.now())
+        return LeaderTerm.objects.values_list("epoch", flat=True).get(name=name)
+
+
 class LeaderLock:
     """One active watcher: PostgreSQL advisory lock, or a file lock for SQLite.
 
     The advisory lock belongs to the database session of the thread that took it; ``held()``
-    tells whether that session (and so the lock) is still there.
+    tells whether that session (and so the lock) is still there. Each acquisition takes a new
+    term (``epoch``, see ``fence()``).
     """
 
     def __init__(self, key: int = ADVISORY_LOCK_ID) -> None:
         self.key = key
+        self.term_name = f"watcher-{key:x}"
+        self.epoch = 0
         self._file: Any = None
 
     def try_acquire(self) -> bool:
+        if not self._try_lock():
+            return False
+        try:
+            self.epoch = take_term(self.term_name)
+        except BaseException:
+            self.release()
+            raise
+        return True
+
+    def fence(self) -> Fence:
+        return Fence(self.term_name, self.epoch)
+
+    def _try_lock(self) -> bool:
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
@@ -600,7 +751,8 @@ class LeaderLock:
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
                     "AND pid = pg_backend_pid() AND objid = %s", [self.key])
                 return bool(cursor.fetchone()[0])
-        except Exception:  # the session is gone, and the lock with it
+        except Exception:  # the session is gone, and the lock with it; so is the connection
+            _close_connection()
             return False
 
     def wait(self, stopping: threading.Event, poll: float = 2.0) -> bool:
@@ -621,3 +773,68 @@ class LeaderLock:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
+
+
+# --------------------------------------------------------------------------- the leader's loop
+
+
+def lead(stopping: threading.Event, *, key: int = ADVISORY_LOCK_ID, lock_poll: float = 2.0,
+         lock_check: float = 2.0, watch_timeout: int = 300, min_backoff: float = 1.0,
+         max_backoff: float = 15.0,
+         say: Callable[[str], None] = logger.info,
+         make_watcher: Callable[..., Watcher] = Watcher) -> None:
+    """Watch the platform whenever this process holds the leader lock, until ``stopping``.
+
+    Stands by while another watcher leads; steps down when its lock's session is lost (checked
+    every ``lock_check`` seconds) or another leader's term fences it; never exits on a database
+    error: the broken connection is closed, and after a backoff with jitter the loop takes the
+    lock again (or stands by). Each new watcher resumes the streams of the previous one from
+    their last applied resourceVersion.
+    """
+    lock = LeaderLock(key)
+    positions: dict[str, str] = {}
+    failures = 0
+    while not stopping.is_set():
+        watcher: Watcher | None = None
+        try:
+            if not lock.try_acquire():
+                say("Another watcher is active; waiting for its lock.")
+                if not lock.wait(stopping, poll=lock_poll):
+                    return
+            say(f"Watching the management cluster (term {lock.epoch}"
+                + (", resuming)." if positions else ")."))
+            watcher = make_watcher(watch_timeout=watch_timeout, fence=lock.fence(),
+                                   resume=positions).start()
+            metrics.watcher_leading(True)
+            failures = 0
+            next_check = time.monotonic() + lock_check
+            while not stopping.wait(0.2):
+                if watcher.fenced.is_set():
+                    say("Another watcher took over (newer term); stepping down.")
+                    break
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + lock_check
+                    if not lock.held():
+                        say("Lost the leader lock; stepping down.")
+                        break
+                    # A heartbeat: the web role's metrics tell a quiet platform from a
+                    # watcher that stopped (portal_watcher_heartbeat_age_seconds).
+                    watcher.health.publish()
+        except Exception as exc:
+            failures += 1
+            if _transient(exc):
+                logger.warning("cluster.watch.database_error",
+                               extra={"error": redact(repr(exc))[:300]})
+            else:
+                logger.exception("cluster.watch.leader_error")
+        finally:
+            metrics.watcher_leading(False)
+            if watcher is not None:
+                watcher.stop()
+                positions = watcher.positions() or positions
+            lock.release()
+            # A new session next time: no broken connection kept, no lock left behind.
+            _close_connection()
+        if failures and not stopping.is_set():
+            delay = min(max_backoff, min_backoff * 2 ** min(failures - 1, 6))
+            stopping.wait(random.uniform(delay / 2, delay))

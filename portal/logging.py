@@ -13,6 +13,8 @@ _SECRET_PATTERNS = [
                r"[\"']?\s*[:=]\s*[\"']?)[^\s,\"'}]+"),
     # A webhook signing secret, wherever it appears.
     re.compile(r"(whsec_)[A-Za-z0-9_-]+"),
+    # The user and password of a URL (a broker's or a database's: redis://:secret@host/0).
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s@]+(?=@)"),
 ]
 
 

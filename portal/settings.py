@@ -424,9 +424,22 @@ ACCOUNT_EMAIL_VERIFICATION_BY_CODE_ENABLED = True
 
 # How often an operation in flight asks the platform how far it has come (seconds).
 OPERATION_POLL_SECONDS = float(env_int("OPERATION_POLL_MS", 3000, minimum=50)) / 1000
-# How long a worker holds an operation while it talks to the platform; a killed worker's
-# operation is taken over by another once this runs out.
-OPERATION_LEASE_SECONDS = env_int("OPERATION_LEASE_SECONDS", 120, minimum=1)
+# How long a worker holds an operation without renewing it; a killed worker's operation is
+# taken over by another once this runs out (the relay loop looks every OUTBOX_RELAY_MS).
+OPERATION_LEASE_SECONDS = env_int("OPERATION_LEASE_SECONDS", 20, minimum=1)
+# How often the worker running an operation renews its lease (default: a quarter of it).
+OPERATION_HEARTBEAT_SECONDS = env_int("OPERATION_HEARTBEAT_MS", OPERATION_LEASE_SECONDS * 250,
+                                      minimum=50) / 1000
+# The outbox (clusters.outbox): each entry is handed to the broker right after its commit; the
+# relay loop (a thread of every worker) hands over what that missed, once an entry is this old,
+# and looks this often; a broker that refuses is tried again with backoff up to the last.
+OUTBOX_GRACE_SECONDS = env_int("OUTBOX_GRACE_MS", 2000, minimum=0) / 1000
+OUTBOX_RELAY_SECONDS = env_int("OUTBOX_RELAY_MS", 1000, minimum=50) / 1000
+OUTBOX_MAX_BACKOFF_SECONDS = env_int("OUTBOX_MAX_BACKOFF_MS", 5000, minimum=50) / 1000
+# Every Celery worker runs the relay loop as a thread; off, run `manage.py relay_outbox` instead.
+OUTBOX_RELAY_IN_WORKERS = env_bool("OUTBOX_RELAY_IN_WORKERS", default=True)
+# Sent outbox entries are kept this long (when and how often each was handed over).
+OUTBOX_KEEP_SENT_SECONDS = env_int("OUTBOX_KEEP_SENT_SECONDS", 3600, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "clusters-resync": {"task": "clusters.resync", "schedule": 60.0},
     "clusters-sweep-access": {"task": "clusters.sweep_access", "schedule": 600.0},

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing import metering
-from clusters import actions, events, operations, tasks
+from clusters import actions, events, operations, outbox, tasks
 from clusters.models import Cluster, ClusterEvent, Operation
 from cozystack.gateway import PlatformError
 from portal.audit import Actor, record
@@ -67,10 +67,10 @@ def do_force_resync(actor: Actor, cluster_id: int) -> Cluster:
             op_id = active.pk
             if active.submitted_at is not None:
                 kicked = "poll"
-                transaction.on_commit(lambda: tasks.schedule_poll(op_id))
+                outbox.put(op_id, outbox.Task.POLL)
             elif active.lease_until is None or active.lease_until < timezone.now():
                 kicked = "apply"
-                transaction.on_commit(lambda: tasks.apply_operation.delay(op_id))
+                outbox.put(op_id, outbox.Task.APPLY)
         after = {"phase": cluster.phase, "platform_ready": cluster.platform_ready}
         changes = {key: [before[key], after[key]] for key in after if before[key] != after[key]}
         if active is not None and kicked:

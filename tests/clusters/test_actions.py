@@ -11,7 +11,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from clusters import actions
-from clusters.models import Cluster, Operation
+from clusters.models import Cluster, Operation, OutboxEntry
 from portal.audit import Actor
 from portal.models import AuditEntry, Membership
 from portal.tenancy import TenantContext
@@ -54,6 +54,8 @@ def test_create_writes_rows_operation_and_audit_and_enqueues_only_on_commit(engi
     assert engine.outbox.names() == ["clusters.apply_operation"]
     assert engine.pushed == [cluster.pk]
     operation = cluster.operations.get()
+    # The intent was a row of the same transaction, handed to the broker after the commit.
+    assert OutboxEntry.objects.filter(operation=operation, sent_at__isnull=False).count() == 1
     assert operation.kind == Operation.Kind.CREATE and operation.state == Operation.State.QUEUED
     assert operation.desired_spec["spec"]["nodeGroups"]["md0"]["maxReplicas"] == 3
     assert [s["key"] for s in operation.steps] == [

@@ -10,8 +10,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
@@ -29,31 +27,15 @@ from tests.fixtures.processes import (
     ROOT,
     _stop,
     eventually,
+    isolated_broker_url,
+    publishing_to,
     start_celery_worker,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-# A broker of its own: no other worker of the session may take this test's messages.
-ISOLATED_BROKER = "redis://127.0.0.1:6379/11"
-
-
-@contextmanager
-def broker(url: str) -> Iterator[None]:
-    """Publish from this process to ``url`` (Celery caches its connection pools)."""
-    from portal.celery import app
-
-    def repoint(target: str) -> None:
-        app.conf.broker_url = target
-        app._pool = None
-        app.amqp._producer_pool = None
-
-    previous = app.conf.broker_url
-    repoint(url)
-    try:
-        app.control.purge()
-        yield
-    finally:
-        repoint(previous)
+# A broker of its own (another database of the suite's Redis): no other worker of the session
+# may take this test's messages.
+ISOLATED_BROKER = isolated_broker_url(11)
 
 
 def tenant_context() -> tuple[Actor, TenantContext]:
@@ -84,7 +66,7 @@ def test_a_worker_killed_mid_operation_is_replaced_without_duplicate_or_lost_int
     name = f"kill{uuid.uuid4().hex[:6]}"
     namespace = ctx.tenant.namespace
     workers: list[subprocess.Popen] = []
-    with broker(ISOLATED_BROKER):
+    with publishing_to(ISOLATED_BROKER):
         try:
             first = start_celery_worker(env, "first")
             workers.append(first)
@@ -155,7 +137,7 @@ def test_end_to_end_a_worker_and_the_watcher_create_and_delete_a_cluster(
                                    "--lock-poll", "0.2"], cwd=ROOT, env=process_env,
                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        eventually(lambda: "waiting for its lock" in log.read_text(), timeout=20)
+        eventually(lambda: "waiting for its lock" in log.read_text(), timeout=120)
         assert "Watching the management cluster" not in log.read_text()
     finally:
         _stop(second)

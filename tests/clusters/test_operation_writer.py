@@ -18,7 +18,7 @@ PACKAGES = ("clusters", "billing", "staff", "portal", "cozystack")
 WRITER = Path("clusters/operations.py")
 STATE_FIELDS = frozenset({
     "state", "steps", "error_class", "error_message", "attempts", "started_at", "submitted_at",
-    "finished_at", "deadline_at", "next_poll_at", "lease_until", "lease_token",
+    "finished_at", "deadline_at", "next_poll_at", "lease_until", "lease_token", "lease_holder",
     "submitted_changed", "baseline_ready",
 })
 QUERYSET_WRITES = frozenset({"update", "create", "bulk_create", "bulk_update", "get_or_create",

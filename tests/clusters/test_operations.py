@@ -19,8 +19,8 @@ from tests.clusters.ui import make_cluster, make_operation
 from tests.factories import UserFactory
 
 S = Operation.State
-VERBS = ["claim", "step", "back_off", "submit", "poll", "succeed", "fail", "cancel", "abandon",
-         "retry"]
+VERBS = ["claim", "step", "back_off", "renew", "take_over", "submit", "poll", "succeed", "fail",
+         "cancel", "abandon", "retry"]
 
 
 def operation_in(situation: str) -> Operation:
@@ -42,12 +42,13 @@ def operation_in(situation: str) -> Operation:
 
 # Which verbs each situation allows, and where they lead ("=": the state stays).
 TABLE = {
-    "queued": {"claim": S.RUNNING, "step": "=", "back_off": "=", "submit": "=",
-               "fail": S.FAILED, "cancel": S.CANCELLED, "abandon": S.CANCELLED},
-    "waiting to retry": {"claim": S.RUNNING, "step": "=", "back_off": "=", "submit": "=",
-                         "fail": S.FAILED, "cancel": S.CANCELLED, "abandon": S.CANCELLED},
-    "being sent": {"claim": S.RUNNING, "step": "=", "back_off": "=", "submit": "=",
-                   "fail": S.FAILED, "abandon": S.CANCELLED},
+    "queued": {"claim": S.RUNNING, "step": "=", "back_off": "=", "renew": "=", "take_over": "=",
+               "submit": "=", "fail": S.FAILED, "cancel": S.CANCELLED, "abandon": S.CANCELLED},
+    "waiting to retry": {"claim": S.RUNNING, "step": "=", "back_off": "=", "renew": "=",
+                         "take_over": "=", "submit": "=", "fail": S.FAILED,
+                         "cancel": S.CANCELLED, "abandon": S.CANCELLED},
+    "being sent": {"claim": S.RUNNING, "step": "=", "back_off": "=", "renew": "=",
+                   "take_over": "=", "submit": "=", "fail": S.FAILED, "abandon": S.CANCELLED},
     "sent": {"step": "=", "poll": "=", "succeed": S.SUCCEEDED, "fail": S.FAILED,
              "abandon": S.CANCELLED},
     "succeeded": {},
@@ -147,6 +148,43 @@ def test_a_claim_holds_the_operation_until_its_lease_runs_out(actor, cluster):
     Operation.objects.filter(pk=operation.pk).update(lease_until=timezone.now()
                                                      - timedelta(seconds=1))
     assert operations.claim(operation.pk)
+
+
+def test_the_heartbeat_renews_only_its_own_claim(actor, cluster, settings):
+    settings.OPERATION_LEASE_SECONDS = 20
+    operation = start(actor, cluster)
+    holder = operations.claim(operation.pk)
+    assert holder
+    past = timezone.now() - timedelta(seconds=1)
+    Operation.objects.filter(pk=operation.pk).update(lease_until=past)
+    assert operations.renew(operation.pk, holder)
+    operation.refresh_from_db()
+    assert operation.lease_until > timezone.now() + timedelta(seconds=15)
+    assert not operations.renew(operation.pk, "another-claim")
+    token = operations.back_off(operation, countdown=5, detail="Unreachable; retrying.")
+    assert not operations.renew(operation.pk, holder)  # parked: the retry's, not this claim's
+    assert operations.claim(operation.pk, token) not in ("", holder)
+
+
+def test_a_lease_that_ran_out_is_taken_over_once_and_said_in_the_timeline(actor, cluster):
+    operation = start(actor, cluster)
+    holder = operations.claim(operation.pk)
+    assert operations.stalled() == []
+    assert operations.take_over(operation.pk) is None  # its worker is alive
+    Operation.objects.filter(pk=operation.pk).update(
+        lease_until=timezone.now() - timedelta(seconds=1))
+    assert operations.stalled() == [operation.pk]
+    taken = operations.take_over(operation.pk)
+    assert taken is not None and taken.pk == operation.pk
+    assert operations.take_over(operation.pk) is None  # once
+    operation.refresh_from_db()
+    assert (operation.state, operation.lease_until, operation.lease_holder) == (
+        S.RUNNING, None, "")
+    assert not operations.renew(operation.pk, holder)  # the dead worker's claim is over
+    assert operations.claim(operation.pk)  # another worker's
+    entry = ClusterEvent.objects.get(operation=operation, reason="operation.taken_over")
+    assert entry.severity == ClusterEvent.Severity.WARNING
+    assert "another worker takes it over" in entry.message
 
 
 def test_a_back_off_keeps_the_operation_for_the_retry_that_carries_its_token(actor, cluster):

@@ -7,6 +7,7 @@ use a transactional database (rows must be committed to be seen).
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from django.db import connection
 from clusters import actions, schema
 from clusters.events import Coalescer
 from clusters.models import Cluster, ClusterEvent, Operation
-from clusters.watcher import LeaderLock, Watcher
+from clusters.watcher import LeaderLock, Watcher, lead
 from cozystack.gateway import get_gateway
 from cozystack.simulator import Fault
 from tests.clusters.conftest import NS, Engine
@@ -187,3 +188,100 @@ def test_the_watcher_follows_a_live_platform_upgrade_without_a_restart(engine, w
     eventually(lambda: sorted(reload(cluster).node_groups.filter(removed_at__isnull=True)
                               .values_list("name", flat=True)) == ["general", "md0"], timeout=10)
     assert engine.writes() == ["POST 201"]  # followed, never written
+
+
+# --------------------------------------------------------------------------- leadership
+
+
+def terminate_lock_session(key: int) -> int:
+    """End the database session that holds advisory lock ``key`` (as an administrator, or a
+    database failover, would); the process that used it lives on. Returns how many ended."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = "
+                       "'advisory' AND granted AND objid = %s AND pid <> pg_backend_pid()",
+                       [key])
+        return len(cursor.fetchall())
+
+
+def test_the_leader_survives_its_database_session_being_terminated(engine):
+    key = 0x7E58  # not the real watcher's lock: a watcher process may run in this session
+    said: list[str] = []
+    stopping = threading.Event()
+    make_watcher = functools.partial(Watcher, get_gateway(), min_backoff=0.05, max_backoff=0.2,
+                                     broadcast_interval=0.05, push=engine.pushed.append)
+    leader = threading.Thread(target=lead, args=(stopping,), kwargs={
+        "key": key, "lock_poll": 0.05, "lock_check": 0.1, "min_backoff": 0.05,
+        "say": said.append, "make_watcher": make_watcher})
+    leader.start()
+    try:
+        eventually(lambda: any(line.startswith("Watching") for line in said), timeout=30)
+        cluster = submitted(engine)
+        eventually(lambda: reload(cluster).platform_resource_version, timeout=30)
+
+        assert terminate_lock_session(key) == 1
+        eventually(lambda: "Lost the leader lock; stepping down." in said, timeout=30)
+        eventually(lambda: said[-1].endswith(", resuming)."), timeout=30)
+        assert leader.is_alive()
+
+        engine.platform.advance(3.0)  # what the platform does next is still applied
+        eventually(lambda: reload(cluster).phase == Cluster.Phase.RUNNING, timeout=30)
+    finally:
+        stopping.set()
+        leader.join(30)
+    assert not leader.is_alive()
+    terms = [line for line in said if line.startswith("Watching")]
+    assert len(terms) == 2 and terms[0].endswith(").") and "resuming" not in terms[0]
+
+
+def test_a_deposed_leader_has_its_batch_rolled_back_and_steps_down(engine):
+    """The leader's session is lost while its process (and its streams) live: the standby
+    takes the lock and a new term; the old leader's next batch is refused."""
+    key = 0x7E59
+    old_lock = LeaderLock(key)
+    taken, finish = threading.Event(), threading.Event()
+
+    def hold() -> None:  # the old leader's lock session, on a connection of its own
+        try:
+            assert old_lock.try_acquire()
+            taken.set()
+            finish.wait(60)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert taken.wait(30)
+    old = Watcher(get_gateway(), watch_timeout=30, min_backoff=0.05, max_backoff=0.2,
+                  broadcast_interval=0.05, push=engine.pushed.append,
+                  fence=old_lock.fence()).start()
+    new_lock = LeaderLock(key)
+    new: Watcher | None = None
+    try:
+        assert old.synced.wait(30)
+        cluster = submitted(engine)
+        eventually(lambda: reload(cluster).platform_resource_version, timeout=30)
+
+        assert terminate_lock_session(key) == 1
+        eventually(new_lock.try_acquire, timeout=30)
+        assert new_lock.epoch == old_lock.epoch + 1
+
+        engine.platform.advance(3.0)  # the control plane comes up: events reach the old leader
+        assert old.fenced.wait(30)
+        assert old.stopping.is_set()
+        cluster = reload(cluster)
+        assert not cluster.platform_ready and cluster.phase != Cluster.Phase.RUNNING
+
+        # The new leader goes on from where the old one was.
+        new = Watcher(get_gateway(), watch_timeout=30, min_backoff=0.05, max_backoff=0.2,
+                      broadcast_interval=0.05, push=engine.pushed.append,
+                      fence=new_lock.fence(), resume=old.positions()).start()
+        eventually(lambda: reload(cluster).phase == Cluster.Phase.RUNNING, timeout=30)
+        assert new.health.streams["clusters"].relists == 0
+        assert not new.fenced.is_set()
+    finally:
+        old.stop()
+        if new is not None:
+            new.stop()
+        new_lock.release()
+        finish.set()
+        holder.join(30)

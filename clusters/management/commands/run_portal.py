@@ -3,7 +3,8 @@
 Embedded default (no DATABASE_URL / REDIS_URL): web, Celery worker, beat and the watcher share
 this process as threads, because the in-process broker and channel layer only reach within one
 process; the simulated management cluster runs beside it as a child process over loopback.
-With DATABASE_URL or REDIS_URL set, each role runs as its own process instead. Without an
+With DATABASE_URL or REDIS_URL set, each role runs as its own process instead. Either way every
+Celery worker also runs the outbox relay loop, as a thread (clusters.outbox). Without an
 explicit KUBECONFIG the simulator is started and used; with one, the portal talks to that
 management cluster. Ctrl-C stops everything this command started.
 
@@ -28,7 +29,7 @@ from celery.beat import EmbeddedService
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from clusters.watcher import LeaderLock, Watcher
+from clusters.watcher import lead
 from cozystack.simulator import DEFAULT_RELEASE, RELEASES
 from portal import metrics
 from portal.celery import app
@@ -151,10 +152,14 @@ class Command(BaseCommand):
         # The database scheduler from settings (Service would otherwise default to a shelve file).
         beat = EmbeddedService(app, thread=True, scheduler_cls=app.conf.beat_scheduler)
         beat.start()
-        lock = LeaderLock()
-        watcher = Watcher().start() if lock.try_acquire() else None
-        if watcher is None:
-            self.stderr.write("Another watcher holds the lock; this one will not watch.")
+        # The worker above also runs the outbox relay (a thread it starts at worker_init, see
+        # clusters.outbox), which hands operations to the in-process broker.
+        # The watcher: leads, or stands by while another process does, and survives database
+        # errors (clusters.watcher.lead).
+        watching = threading.Event()
+        watcher = threading.Thread(target=lead, args=(watching,), name="watcher", daemon=True,
+                                   kwargs={"say": lambda line: self.stdout.write(line)})
+        watcher.start()
         # proxy_headers off: TRUSTED_PROXIES decides the client's address (portal.asgi);
         # log_config None: Django's LOGGING (redacting, no query strings) stays in force.
         config = uvicorn.Config("portal.asgi:application", host=options["host"],
@@ -163,9 +168,8 @@ class Command(BaseCommand):
         try:
             uvicorn.Server(config).run()
         finally:
-            if watcher is not None:
-                watcher.stop()
-                lock.release()
+            watching.set()
+            watcher.join(15)
             beat.stop()
             worker.stop(in_sighandler=False)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from clusters.watcher import LeaderLock, Watcher
+from clusters.watcher import ADVISORY_LOCK_ID, lead
 from portal import metrics
 from portal.metrics.exposition import serve_on_port
 
@@ -19,6 +19,13 @@ class Command(BaseCommand):
                             help="seconds before a watch is renewed (default 300)")
         parser.add_argument("--lock-poll", type=float, default=2.0,
                             help="seconds between attempts to take the leader lock")
+        parser.add_argument("--lock-check", type=float, default=2.0,
+                            help="seconds between checks that the leader still holds its lock")
+        parser.add_argument("--lock-key", type=lambda text: int(text, 0),
+                            default=ADVISORY_LOCK_ID,
+                            help="advisory lock (and term) of the watchers that compete for "
+                                 "the leadership; the default is the portal's (an isolated "
+                                 "watcher, for a test, takes another)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         stopping = threading.Event()
@@ -27,28 +34,11 @@ class Command(BaseCommand):
         metrics.set_role("watcher")
         serve_on_port()
         metrics.watcher_leading(False)
-        lock = LeaderLock()
-        while not stopping.is_set():
-            if not lock.try_acquire():
-                self.stdout.write("Another watcher is active; waiting for its lock.")
-                self.stdout.flush()
-                if not lock.wait(stopping, poll=options["lock_poll"]):
-                    return
-            self.stdout.write("Watching the management cluster.")
+
+        def say(line: str) -> None:
+            self.stdout.write(line)
             self.stdout.flush()
-            watcher = Watcher(watch_timeout=options["watch_timeout"]).start()
-            metrics.watcher_leading(True)
-            try:
-                # Keep checking that the lock's database session is alive: if it is lost,
-                # another watcher may start, so this one steps down and waits its turn.
-                while not stopping.wait(5.0):
-                    if not lock.held():
-                        self.stderr.write("Lost the leader lock; stepping down.")
-                        break
-                    # A heartbeat: the web role's metrics tell a quiet platform from a
-                    # watcher that stopped (portal_watcher_heartbeat_age_seconds).
-                    watcher.health.publish()
-            finally:
-                metrics.watcher_leading(False)
-                watcher.stop()
-                lock.release()
+
+        # Never returns on a database error: stands by, re-leads and resumes (clusters.watcher).
+        lead(stopping, key=options["lock_key"], lock_poll=options["lock_poll"],
+             lock_check=options["lock_check"], watch_timeout=options["watch_timeout"], say=say)

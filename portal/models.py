@@ -74,7 +74,9 @@ class Tenant(models.Model):
     quota_gpus = models.PositiveIntegerField(null=True, blank=True)
     invoice_language = models.CharField(
         _("invoice language"), max_length=8, choices=language_choices,
-        default=settings.LANGUAGE_CODE,
+        # db_default too: rows written by code (or migration states) that do not know the
+        # column yet get the same language.
+        default=settings.LANGUAGE_CODE, db_default=settings.LANGUAGE_CODE,
         help_text=_("The language of the tenant's invoices and their PDFs, and of its emails to "
                     "people who have not chosen a language."))
 

@@ -126,6 +126,16 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "integer", "minimum": 1, "maximum": 999999999999999999},
         "example": 7,
     },
+    "webhook_id": {
+        "description": _("The webhook's id, as listed by `…/webhooks/`."),
+        "schema": {"type": "integer", "minimum": 1, "maximum": 999999999999999999},
+        "example": 3,
+    },
+    "delivery_id": {
+        "description": _("The delivery's id, as listed by `…/deliveries/`."),
+        "schema": {"type": "integer", "minimum": 1, "maximum": 999999999999999999},
+        "example": 1001,
+    },
 }
 
 IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(

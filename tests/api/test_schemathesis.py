@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import schemathesis
@@ -34,6 +35,7 @@ from billing.periods import Period
 from clusters.models import Operation
 from cozystack.gateway import reset_gateway
 from tests.api.factories import make_cluster, make_operation, make_token
+from tests.test_url_isolation import _sample_delivery
 
 # `make test` runs a bounded sweep; API_FUZZ_DEEP=1 adds the exhaustive coverage phase and
 # more generated requests (minutes, for a thorough look before a release).
@@ -100,10 +102,12 @@ def world(tenant, owner, platform) -> World:
         period_end=period.end, number="T-0001", tenant_name=tenant.name,
         subtotal=Decimal("10.00"), vat_rate=Decimal("0.0810"), vat_amount=Decimal("0.81"),
         total=Decimal("10.81"), issued_at=period.end_at)
+    delivery = _sample_delivery(SimpleNamespace(tenant=tenant, extra={}))
     return World(headers={"Authorization": f"Bearer {make_token(owner)}"},
                  path={"tenant_slug": tenant.slug, "cluster_name": cluster.name,
                        "group_name": "md1", "operation_id": failed.pk,
-                       "invoice_id": invoice.pk})
+                       "invoice_id": invoice.pk, "webhook_id": delivery.endpoint_id,
+                       "delivery_id": delivery.pk})
 
 
 @pytest.mark.django_db

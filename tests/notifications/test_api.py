@@ -160,3 +160,21 @@ def test_a_read_only_token_cannot_change_webhooks(tenant, owner, make_endpoint):
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(owner, scope='read')}")
     assert client.get(BASE).status_code == 200
     assert client.post(BASE, BODY, format="json").status_code == 403
+
+
+def test_the_openapi_document_describes_every_webhook_and_its_envelope(client):
+    document = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    from portal.notifications import CATALOGUE
+
+    assert set(document["webhooks"]) == {*CATALOGUE, "webhook.test"}
+    schemas = document["components"]["schemas"]
+    for name, hook in document["webhooks"].items():
+        post = hook["post"]
+        assert "Portal-Signature" in post["description"] and post["summary"], name
+        ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        envelope = schemas[ref.rsplit("/", 1)[1]]
+        assert set(envelope["required"]) == {"id", "type", "time", "tenant", "data"}, name
+    failed = schemas["OperationFailedEvent"]["properties"]["data"]["allOf"][0]["$ref"]
+    operation = schemas[schemas[failed.rsplit("/", 1)[1]]["properties"]["operation"]["allOf"][0]
+                        ["$ref"].rsplit("/", 1)[1]]
+    assert "error_class" in operation["properties"]

@@ -43,3 +43,11 @@ def test_secrets_are_long_random_and_recognisable():
     first, second = signing.new_secret(), signing.new_secret()
     assert first != second and first.startswith("whsec_") and len(first) >= 40
     assert signing.hint(first) == first[:10]
+
+
+def test_a_secret_never_reaches_a_log_line():
+    from portal.logging import redact
+
+    secret = signing.new_secret()
+    assert secret not in redact(f"rotated to {secret} for https://hooks.example.com/")
+    assert "whsec_[redacted]" in redact(f"{secret}")

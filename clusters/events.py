@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import close_old_connections, connections
+from django.apps import apps
+from django.db import close_old_connections, connection, connections
 
 from portal.events import deliver, publish, subscribe
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # the events name models in their fields only
 
 __all__ = ["ClusterChanged", "ClusterObserved", "Coalescer", "OfferingsChanged",
            "OperationFinished", "WatcherStarted", "batched", "cluster_changed",
-           "deliver_changed", "on_delivery_thread", "publish", "subscribe"]
+           "count_change", "deliver_changed", "on_delivery_thread", "publish", "subscribe"]
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,25 @@ def _changed(cluster_id: int) -> None:
 
 def cluster_changed(cluster_id: int) -> None:
     """Publish that ``cluster_id`` changed (delivered once the current transaction commits,
-    batched or coalesced)."""
+    batched or coalesced), and count the change in the cluster's revision, in the current
+    transaction: a state read with its revision in one snapshot is never older than another
+    read with a lower one (the live pages order pushes by it)."""
+    count_change(cluster_id)
     publish(ClusterChanged(cluster_id), after_commit=lambda: _changed(cluster_id))
+
+
+def count_change(cluster_id: int) -> None:
+    """One more change of ``cluster_id`` in its ``ClusterRevision`` (one statement; concurrent
+    writers of one cluster wait for each other on its row, so every change gets its own
+    number, in commit order)."""
+    table = connection.ops.quote_name(
+        apps.get_model("clusters", "ClusterRevision")._meta.db_table)
+    with connection.cursor() as cursor:
+        # Only the quoted table name is interpolated; the id is a parameter.
+        cursor.execute(
+            f"INSERT INTO {table} (cluster_id, revision) VALUES (%s, 1) "  # noqa: S608
+            f"ON CONFLICT (cluster_id) DO UPDATE SET revision = {table}.revision + 1",
+            [cluster_id])
 
 
 @contextmanager

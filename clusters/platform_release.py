@@ -13,6 +13,9 @@ console); reads and billing go on.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,9 +94,34 @@ def note_chart_revision(revision: str) -> None:
         cache.delete(CACHE_KEY)  # a newer chart: choose again with it
 
 
+_pinned = threading.local()
+
+
+@contextmanager
+def pinned() -> Iterator[None]:
+    """Within the block, ``current()`` reads the cache once and answers the same release (a
+    batch of live pushes asks it for every cluster; the schema it carries is large)."""
+    if getattr(_pinned, "active", False):
+        yield
+        return
+    _pinned.active, _pinned.release = True, None
+    try:
+        yield
+    finally:
+        _pinned.active, _pinned.release = False, None
+
+
 def current(*, fresh: bool = False) -> PlatformRelease:
     """The release the platform runs, from its published schema (cached; ``fresh=True`` reads
     the schema from the platform and raises ``PlatformError`` when it cannot answer)."""
+    if not fresh and getattr(_pinned, "active", False):
+        if _pinned.release is None:
+            _pinned.release = _current(fresh=False)
+        return _pinned.release  # type: ignore[no-any-return]  # a PlatformRelease, set above
+    return _current(fresh=fresh)
+
+
+def _current(*, fresh: bool) -> PlatformRelease:
     entry = schema_entry(fresh=fresh)
     version = str(entry.get("version") or "")
     stand_in = bool(entry.get("bundled"))

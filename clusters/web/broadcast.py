@@ -1,6 +1,11 @@
-"""Live updates: when a cluster changed, tell the pages that show it.
+"""Live updates: when a cluster changed, tell the web processes whose pages may show it.
 
-Group names: ``tenant.<id>`` (list pages) and ``tenant.<id>.cluster.<id>`` (detail page).
+What leaves the process that made the change (watcher, worker, web) is a small notice on the
+channel layer, to the tenant's group (``tenant.<id>``): ``{"type": "cluster.changed",
+"tenant_id", "cluster_id", "revision"}``, nothing rendered. The web processes with a page of
+that tenant open are in the group (``clusters.web.hub``, once per process); each renders what
+its own pages need from the committed rows. A change nobody looks at costs one small query
+and a send to a group with no member (no message at all).
 
 ``cluster_changed`` subscribes to the domain's ``ClusterChanged`` (after commit; see
 ``clusters.events``, which batches and coalesces those deliveries). A background delivery
@@ -16,33 +21,48 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from clusters.events import ClusterChanged
-from clusters.web.live import render_cluster_messages
+from clusters.web.groups import tenant_group
+from clusters.web.live import forget_list
+from clusters.web.queries import tenants_and_revisions
 
 logger = logging.getLogger("clusters.web.broadcast")
 _local = threading.local()
+NOTICE = "cluster.changed"
 
 
 def on_cluster_changed(event: ClusterChanged) -> None:
     cluster_changed(event.cluster_id)
 
 
+def notice(tenant_id: int, cluster_id: int, revision: int) -> dict[str, Any]:
+    return {"type": NOTICE, "tenant_id": tenant_id, "cluster_id": cluster_id,
+            "revision": revision}
+
+
 def cluster_changed(cluster_id: int) -> None:
-    """Send the cluster's fresh state to its groups. Never raises: pages also poll to catch up."""
+    """Tell the pages of the cluster's tenant that it changed (and forget the tenant's cached
+    list regions). Never raises: pages also catch up by themselves."""
     try:
+        found = tenants_and_revisions([cluster_id]).get(cluster_id)
+        if found is None:
+            return
+        tenant_id, revision = found
+        forget_list(tenant_id)
         layer = get_channel_layer()
         if layer is None:
             return
-        for group, message in render_cluster_messages(cluster_id):
-            loop = getattr(_local, "loop", None)
-            if loop is not None:
-                loop.run_until_complete(layer.group_send(group, message))
-            else:
-                async_to_sync(layer.group_send)(group, message)
+        group, message = tenant_group(tenant_id), notice(tenant_id, cluster_id, revision)
+        loop = getattr(_local, "loop", None)
+        if loop is not None:
+            loop.run_until_complete(layer.group_send(group, message))
+        else:
+            async_to_sync(layer.group_send)(group, message)
     except Exception:  # a broadcast failure must never undo or fail the change it reports
         logger.exception("cluster.broadcast.failed", extra={"cluster_id": cluster_id})
 

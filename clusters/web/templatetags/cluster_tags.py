@@ -15,10 +15,10 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
 from clusters import progress
-from clusters.models import Offering
+from clusters.models import ClusterEvent, Offering
 from clusters.offerings import hidden_offerings
 from clusters.platform_release import shown_dialect
-from clusters.web import presentation
+from clusters.web import live, presentation
 from clusters.web.queries import tenant_summary
 from cozystack import catalog
 
@@ -164,6 +164,12 @@ def opens_group(open_action: str | None, group: str) -> bool:
 @register.filter
 def duration(seconds: int | None) -> str:
     return presentation.duration_words(seconds)
+
+
+@register.simple_tag
+def timeline_entry(event: ClusterEvent) -> SafeString:
+    """One timeline entry, rendered once per process and language (``live.event_html``)."""
+    return live.event_html(event)
 
 
 @register.filter

@@ -46,6 +46,8 @@ logger = logging.getLogger("clusters.web.hub")
 PUSH_SECONDS = 0.25
 """A page gets at most one push of a given cluster per this many seconds (the newest state
 follows when they are up)."""
+RETRY_SECONDS = 0.2
+"""The first wait after the channel layer failed (then doubling, up to 10 s)."""
 REJOIN_SECONDS = 3600.0
 """The hub's group memberships are renewed this often (the Redis layer forgets them after a
 day)."""
@@ -191,7 +193,6 @@ class Hub:
         self.membership = asyncio.Lock()
         self.tasks: list[asyncio.Task[None]] = []
         self.started = False
-        self.lost = False
         # What it took, for the benchmark and the logs: flushes, pushes, seconds rendering.
         self.stats = {"flushes": 0, "pushes": 0, "render_seconds": 0.0, "rendered": 0}
 
@@ -271,22 +272,20 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                # Notices may have been lost: once the layer answers again (the groups can be
+                # joined anew), every page sends its snapshot again.
                 failures += 1
-                self.lost = True
                 logger.warning("cluster.live.receive_failed", exc_info=failures == 1)
-                await asyncio.sleep(min(10.0, 0.2 * 2 ** min(failures, 6)))
+                await asyncio.sleep(min(10.0, RETRY_SECONDS * 2 ** min(failures - 1, 6)))
+                if await self._renew():
+                    failures = 0
+                    self.loop.create_task(self._resync())
                 continue
-            if self.lost:
-                self.lost, failures = False, 0
-                self.loop.create_task(self._recover())
             if message.get("type") == NOTICE:
                 self.notice(int(message["tenant_id"]), int(message["cluster_id"]),
                             int(message.get("revision") or 0))
 
-    async def _recover(self) -> None:
-        """After the channel layer failed: rejoin the groups and let every page catch up (it
-        may have missed notices meanwhile)."""
-        await self._renew()
+    async def _resync(self) -> None:
         for pages in list(self.pages.values()):
             for page in list(pages):
                 if page.resync is not None and not page.closed:
@@ -300,13 +299,16 @@ class Hub:
             await asyncio.sleep(REJOIN_SECONDS)
             await self._renew()
 
-    async def _renew(self) -> None:
+    async def _renew(self) -> bool:
+        """Join every group the hub belongs in again; whether the layer took them all."""
         async with self.membership:
             for tenant_id in list(self.joined):
                 try:
                     await self.layer.group_add(tenant_group(tenant_id), self.channel)
                 except Exception:
                     logger.warning("cluster.live.rejoin_failed", extra={"tenant_id": tenant_id})
+                    return False
+        return True
 
     # ------------------------------------------------------------------ flushes
 

@@ -12,6 +12,7 @@ cluster per interval.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ from django.apps import apps
 from django.db import close_old_connections, connection, connections
 
 from portal.events import deliver, publish, subscribe
+
+logger = logging.getLogger("clusters.events")
 
 if TYPE_CHECKING:  # the events name models in their fields only
     from clusters.models import Cluster, NodeGroup, Operation
@@ -79,13 +82,19 @@ class WatcherStarted:
 
 
 _delivery_contexts: list[Callable[[], ContextManager[Any]]] = []
+_batch_ends: list[Callable[[], None]] = []
 
 
-def on_delivery_thread(context: Callable[[], ContextManager[Any]]) -> None:
+def on_delivery_thread(context: Callable[[], ContextManager[Any]],
+                       batch_end: Callable[[], None] | None = None) -> None:
     """Enter ``context()`` around the life of every background delivery thread (a subscriber
-    that keeps per-thread resources, such as an event loop for its sends, sets them up there)."""
+    that keeps per-thread resources, such as an event loop for its sends, sets them up there),
+    and call ``batch_end()`` there after each batch of deliveries (a subscriber that gathers
+    what the batch's deliveries asked of it sends it then, together)."""
     if context not in _delivery_contexts:
         _delivery_contexts.append(context)
+    if batch_end is not None and batch_end not in _batch_ends:
+        _batch_ends.append(batch_end)
 
 
 # ClusterChanged: batched within a block, or coalesced by an installed Coalescer.
@@ -231,5 +240,10 @@ class Coalescer:
                         self.sent += 1
                         with self._cond:
                             self._resting[cluster_id] = time.monotonic() + self.interval
+                    for batch_end in _batch_ends:
+                        try:
+                            batch_end()
+                        except Exception:  # a delivery must never stop the deliveries
+                            logger.exception("cluster.changed.batch_end_failed")
             finally:
                 connections.close_all()

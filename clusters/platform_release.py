@@ -117,7 +117,7 @@ def current(*, fresh: bool = False) -> PlatformRelease:
     if not fresh and getattr(_pinned, "active", False):
         if _pinned.release is None:
             _pinned.release = _current(fresh=False)
-        return _pinned.release  # type: ignore[no-any-return]  # a PlatformRelease, set above
+        return _pinned.release
     return _current(fresh=fresh)
 
 

@@ -9,9 +9,11 @@ and a send to a group with no member (no message at all).
 
 ``cluster_changed`` subscribes to the domain's ``ClusterChanged`` (after commit; see
 ``clusters.events``, which batches and coalesces those deliveries). A background delivery
-thread gets one event loop for all its sends (``delivery_loop``): ``async_to_sync`` starts a
-thread and a loop per call, and the Redis layer connects anew in each loop (~3 ms a message,
-against ~0.2 ms in one loop). Closing the loop closes the layer's connections made in it.
+thread (the watcher's) gets one event loop for all its sends (``delivery_loop``):
+``async_to_sync`` starts a thread and a loop per call, and the Redis layer connects anew in
+each loop (~3 ms a message, against ~0.2 ms in one loop); closing the loop closes the layer's
+connections made in it. There the notices of a batch of deliveries leave together at its end
+(``send_pending``): one query for all their revisions, their sends side by side.
 """
 
 from __future__ import annotations
@@ -47,32 +49,57 @@ def notice(tenant_id: int, cluster_id: int, revision: int) -> dict[str, Any]:
 
 def cluster_changed(cluster_id: int) -> None:
     """Tell the pages of the cluster's tenant that it changed (and forget the tenant's cached
-    list regions). Never raises: pages also catch up by themselves."""
+    list regions): now, or with the rest of the batch on a delivery thread. Never raises:
+    pages also catch up by themselves."""
+    pending = getattr(_local, "pending", None)
+    if pending is not None:
+        pending.append(cluster_id)
+        return
+    _send([cluster_id])
+
+
+def send_pending() -> None:
+    """The notices gathered on this delivery thread since the last call."""
+    pending = getattr(_local, "pending", None)
+    if pending:
+        _local.pending = []
+        _send(pending)
+
+
+def _send(cluster_ids: list[int]) -> None:
     try:
-        found = tenants_and_revisions([cluster_id]).get(cluster_id)
-        if found is None:
+        found = tenants_and_revisions(cluster_ids)
+        if not found:
             return
-        tenant_id, revision = found
-        forget_list(tenant_id)
+        for tenant_id in {tenant_id for tenant_id, _revision in found.values()}:
+            forget_list(tenant_id)
         layer = get_channel_layer()
         if layer is None:
             return
-        group, message = tenant_group(tenant_id), notice(tenant_id, cluster_id, revision)
+        sends = [(tenant_group(tenant_id), notice(tenant_id, cluster_id, revision))
+                 for cluster_id, (tenant_id, revision) in found.items()]
         loop = getattr(_local, "loop", None)
         if loop is not None:
-            loop.run_until_complete(layer.group_send(group, message))
+            loop.run_until_complete(_all(layer, sends))
         else:
-            async_to_sync(layer.group_send)(group, message)
+            async_to_sync(_all)(layer, sends)
     except Exception:  # a broadcast failure must never undo or fail the change it reports
-        logger.exception("cluster.broadcast.failed", extra={"cluster_id": cluster_id})
+        logger.exception("cluster.broadcast.failed", extra={"cluster_ids": cluster_ids})
+
+
+async def _all(layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:
+    await asyncio.gather(*(layer.group_send(group, message) for group, message in sends))
 
 
 @contextmanager
 def delivery_loop() -> Iterator[None]:
-    """One event loop for every send of the current (background delivery) thread."""
+    """One event loop for every send of the current (background delivery) thread, whose
+    notices wait for the end of each batch (``send_pending``)."""
     _local.loop = loop = asyncio.new_event_loop()
+    _local.pending = []
     try:
         yield
+        send_pending()
     finally:
-        _local.loop = None
+        _local.loop = _local.pending = None
         loop.close()

@@ -48,7 +48,7 @@ class _LiveConsumer(AsyncWebsocketConsumer):
     hub hands it. No channel of its own (``channel_layer_alias``): the hub is the process's one
     member of the channel-layer groups."""
 
-    channel_layer_alias = None  # type: ignore[assignment]  # channels reads None as "no layer"
+    channel_layer_alias = None  # channels reads None as "no layer"
     page: hub.Page | None = None
 
     def _query(self) -> dict[str, str]:

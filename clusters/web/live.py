@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -357,7 +357,7 @@ class RowPush:
         return found
 
 
-def row_pushes(wanted: dict[int, Iterable[str]], tenant_slugs: dict[int, str]
+def row_pushes(wanted: Mapping[int, Iterable[str]], tenant_slugs: dict[int, str]
                ) -> dict[int, RowPush]:
     """The rows of the ``wanted`` clusters (id → languages) read in one query, each rendered
     once per language through the page's own row cache (``rows_html``). Only clusters of the

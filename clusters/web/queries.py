@@ -597,7 +597,7 @@ def cluster_states_by_id(ids: Sequence[int]) -> dict[int, ClusterState]:
     clusters: dict[int, tuple[Cluster, int]] = {}
     for row in found:
         cluster = Cluster.from_db(connection.alias, names, row[:-1])
-        tenant_field.set_cached_value(cluster, tenants[cluster.tenant_id])  # type: ignore[union-attr]  # a ForeignKey
+        tenant_field.set_cached_value(cluster, tenants[cluster.tenant_id])
         clusters[cluster.pk] = (cluster, row[-1] or 0)
     groups_of: dict[int, list[NodeGroup]] = {}
     for group in groups:
@@ -618,10 +618,9 @@ def _operation(row: tuple[Any, ...]) -> tuple[int, Operation]:
     requester = None
     if operation.requested_by_id is not None:
         user_model = Operation._meta.get_field("requested_by").related_model
-        requester = user_model.from_db(  # type: ignore[union-attr]  # a model class
+        requester = user_model.from_db(
             connection.alias, ["id", "email"], (operation.requested_by_id, row[-1]))
-    Operation._meta.get_field("requested_by").set_cached_value(  # type: ignore[union-attr]  # a ForeignKey
-        operation, requester)
+    Operation._meta.get_field("requested_by").set_cached_value(operation, requester)
     return operation.cluster_id, operation
 
 

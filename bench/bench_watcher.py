@@ -11,11 +11,11 @@ that rate, then as fast as it can up to ``--burst-rate``, which shows the most e
 second the watcher applies); the watcher runs here, as in ``manage.py watch_platform``, with
 production settings (DEBUG off) and its live-page notices sent to the Redis channel layer by
 the coalescer thread, as in production (``--no-push`` only counts them: the cost of the
-watcher alone; ``bench_live.py`` follows the pushes to the pages). Figures are printed against baselines measured in the same
-run: the bare watch delivery latency (the floor for any watcher) and the cost of one committed
-row (the floor for any database write). Memory is measured in a fresh process tracking
-``--memory-clusters`` clusters. Goals: lag p95 under 1 s at 100 changes/s; under 300 MB
-resident with 10,000 clusters. Nothing is asserted.
+watcher alone; ``bench_live.py`` follows the pushes to the pages). Figures are printed
+against baselines measured in the same run: the bare watch delivery latency (the floor for
+any watcher) and the cost of one committed row (the floor for any database write). Memory is
+measured in a fresh process tracking ``--memory-clusters`` clusters. Goals: lag p95 under 1 s
+at 100 changes/s; under 300 MB resident with 10,000 clusters. Nothing is asserted.
 """
 
 from __future__ import annotations

@@ -13,9 +13,6 @@ console); reads and billing go on.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +27,7 @@ from cozystack import catalog, dialects
 from cozystack.dialects import Dialect, parse_chart_version
 from cozystack.rules import FieldError
 from cozystack.validation import allowed_versions_from_schema
+from portal.caching import remembered
 
 logger = logging.getLogger("clusters.platform_release")
 CACHE_SECONDS = 30
@@ -94,31 +92,14 @@ def note_chart_revision(revision: str) -> None:
         cache.delete(CACHE_KEY)  # a newer chart: choose again with it
 
 
-_pinned = threading.local()
-
-
-@contextmanager
-def pinned() -> Iterator[None]:
-    """Within the block, ``current()`` reads the cache once and answers the same release (a
-    batch of live pushes asks it for every cluster; the schema it carries is large)."""
-    if getattr(_pinned, "active", False):
-        yield
-        return
-    _pinned.active, _pinned.release = True, None
-    try:
-        yield
-    finally:
-        _pinned.active, _pinned.release = False, None
-
-
 def current(*, fresh: bool = False) -> PlatformRelease:
     """The release the platform runs, from its published schema (cached; ``fresh=True`` reads
-    the schema from the platform and raises ``PlatformError`` when it cannot answer)."""
-    if not fresh and getattr(_pinned, "active", False):
-        if _pinned.release is None:
-            _pinned.release = _current(fresh=False)
-        return _pinned.release
-    return _current(fresh=fresh)
+    the schema from the platform and raises ``PlatformError`` when it cannot answer). A thread
+    that holds what it reads (``portal.caching.held``: the live pushes' renderer) reads it
+    once a moment."""
+    if fresh:
+        return _current(fresh=True)
+    return remembered(CACHE_KEY, lambda: _current(fresh=False))
 
 
 def _current(*, fresh: bool) -> PlatformRelease:

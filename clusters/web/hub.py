@@ -40,12 +40,15 @@ from django.db import DatabaseError, connection, connections
 from clusters.web import live
 from clusters.web.broadcast import NOTICE
 from clusters.web.groups import tenant_group
+from portal.caching import held
 
 logger = logging.getLogger("clusters.web.hub")
 
 PUSH_SECONDS = 0.25
 """A page gets at most one push of a given cluster per this many seconds (the newest state
 follows when they are up)."""
+HOLD_SECONDS = 2.0
+"""How long the render thread keeps what all pushes read alike (release, offerings, costs)."""
 RETRY_SECONDS = 0.2
 """The first wait after the channel layer failed (then doubling, up to 10 s)."""
 REJOIN_SECONDS = 3600.0
@@ -149,12 +152,14 @@ Rendered = tuple[dict[int, live.RowPush], dict[int, live.DetailPush]]
 
 
 def render(job: _Job) -> Rendered:
-    """Read and render a flush's clusters (in the hub's thread). A database connection that
-    went away is replaced once."""
+    """Read and render a flush's clusters (in the hub's thread). What every push reads
+    besides its cluster (the platform's release, offerings, month-to-date costs) is read at
+    most once per ``HOLD_SECONDS``. A database connection that went away is replaced once."""
     for attempt in (1, 2):
         try:
-            rows = live.row_pushes(job.rows, job.slugs) if job.rows else {}
-            details = live.detail_pushes(job.details) if job.details else {}
+            with held(HOLD_SECONDS):
+                rows = live.row_pushes(job.rows, job.slugs) if job.rows else {}
+                details = live.detail_pushes(job.details) if job.details else {}
         except DatabaseError:
             connection.close()
             if attempt == 2:

@@ -44,6 +44,7 @@ VIEW, CHANGE, MANAGE = "view", "change", "manage"
 TIERS = (VIEW, CHANGE, MANAGE)
 DETAIL_TEMPLATE = "clusters/detail.html"
 LIST_TEMPLATE = "clusters/list.html"
+ROW_TEMPLATE = "clusters/list/_row.html"
 
 
 def tier_of(ctx: TenantContext) -> str:
@@ -196,12 +197,18 @@ def _row_key(row: ClusterRow, tenant_slug: str) -> str:
     return f"clusters:row:{translation.get_language()}:{tenant_slug}:{row.fingerprint}"
 
 
-def rows_html(rows: list[ClusterRow], tenant_slug: str) -> list[str]:
+def rows_html(rows: list[ClusterRow], tenant_slug: str, *, kept: bool = True) -> list[str]:
     """The list rows' HTML in the active language, from the cache where the same content was
-    rendered before (by an earlier page or by the broadcast of the change), else rendered now.
+    rendered before (by an earlier page), else rendered now and kept.
 
     Keys are content fingerprints, so a cached row is never stale; one round trip fetches all.
+    A push (``kept=False``) renders its row at a revision no page has read yet: it skips the
+    cache's two round trips.
     """
+    if not kept:
+        return [mark_safe(render_to_string(  # noqa: S308 - our own template's output
+            ROW_TEMPLATE, {"row": row, "tenant_slug": tenant_slug, "oob": False}))
+            for row in rows]
     keys = [_row_key(row, tenant_slug) for row in rows]
     cached = cache.get_many(keys)
     missing = {}
@@ -209,7 +216,7 @@ def rows_html(rows: list[ClusterRow], tenant_slug: str) -> list[str]:
     for key, row in zip(keys, rows, strict=True):
         html = cached.get(key)
         if html is None:
-            html = render_to_string(f"{LIST_TEMPLATE}#row",
+            html = render_to_string(ROW_TEMPLATE,
                                     {"row": row, "tenant_slug": tenant_slug, "oob": False})
             missing[key] = str(html)
         result.append(mark_safe(html))  # noqa: S308 - our own template's output, escaped there
@@ -360,7 +367,7 @@ class RowPush:
 def row_pushes(wanted: Mapping[int, Iterable[str]], tenant_slugs: dict[int, str]
                ) -> dict[int, RowPush]:
     """The rows of the ``wanted`` clusters (id → languages) read in one query, each rendered
-    once per language through the page's own row cache (``rows_html``). Only clusters of the
+    once per language by the page's own row renderer (``rows_html``). Only clusters of the
     tenants in ``tenant_slugs`` (id → slug: those the asking pages show) come back."""
     rows = [row for row in queries.cluster_rows_by_id(list(wanted)).values()
             if row.cluster.tenant_id in tenant_slugs]
@@ -372,8 +379,8 @@ def row_pushes(wanted: Mapping[int, Iterable[str]], tenant_slugs: dict[int, str]
             by_tenant.setdefault(row.cluster.tenant_id, []).append(row)
         with translation.override(lang):
             for tenant_id, tenant_rows in by_tenant.items():
-                for row, text in zip(tenant_rows, rows_html(tenant_rows, tenant_slugs[tenant_id]),
-                                     strict=True):
+                for row, text in zip(tenant_rows, rows_html(
+                        tenant_rows, tenant_slugs[tenant_id], kept=False), strict=True):
                     html[row.cluster.pk][lang] = text
     return {row.cluster.pk: RowPush(row.cluster.pk, row.cluster.tenant_id, row.revision,
                                     row.cluster.phase, row.cluster.version, row.deleted,
@@ -403,29 +410,28 @@ def detail_pushes(wanted: dict[int, dict[Variant, set[str]]]) -> dict[int, Detai
     forms are rendered (or taken from those kept) only for a variant where some page shows
     other ones. Whose tenant each cluster belongs to is the caller's to check."""
     pushes = {}
-    with platform_release.pinned():
-        states = queries.cluster_states_by_id(list(wanted))
-        for cluster_id, state in states.items():
-            push = pushes[cluster_id] = DetailPush(cluster_id, state.cluster.tenant_id,
-                                                   state.revision)
-            variants = wanted[cluster_id]
-            for lang in sorted({lang for lang, _tier in variants}):
-                with translation.override(lang):
-                    context = region_context(state, VIEW, oob=True)
-                    common = "".join(render_region(name, context) for name in COMMON_REGIONS)
-                    for tier in [tier for tier in TIERS if (lang, tier) in variants]:
-                        if tier != VIEW:
-                            context = region_context(state, tier, oob=True)
-                        push.regions[(lang, tier)] = common + render_region("operation",
-                                                                            context)
-                        key = context["actions_key"]
-                        html = None
-                        if variants[(lang, tier)] - {key}:
-                            html = _ACTIONS.get(key)
-                            if html is None:
-                                html = render_region("actions", context)
-                                _ACTIONS.put(key, html)
-                        push.actions[(lang, tier)] = (key, html)
+    states = queries.cluster_states_by_id(list(wanted))
+    for cluster_id, state in states.items():
+        push = pushes[cluster_id] = DetailPush(cluster_id, state.cluster.tenant_id,
+                                               state.revision)
+        variants = wanted[cluster_id]
+        for lang in sorted({lang for lang, _tier in variants}):
+            with translation.override(lang):
+                context = region_context(state, VIEW, oob=True)
+                common = "".join(render_region(name, context) for name in COMMON_REGIONS)
+                for tier in [tier for tier in TIERS if (lang, tier) in variants]:
+                    if tier != VIEW:
+                        context = region_context(state, tier, oob=True)
+                    push.regions[(lang, tier)] = common + render_region("operation",
+                                                                        context)
+                    key = context["actions_key"]
+                    html = None
+                    if variants[(lang, tier)] - {key}:
+                        html = _ACTIONS.get(key)
+                        if html is None:
+                            html = render_region("actions", context)
+                            _ACTIONS.put(key, html)
+                    push.actions[(lang, tier)] = (key, html)
     return pushes
 
 

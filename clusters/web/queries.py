@@ -8,6 +8,7 @@ event fetched by correlated sub-queries (each an index lookup per listed cluster
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import threading
@@ -498,26 +499,74 @@ class Prepared:
                                    compiler.get_converters(fields))
         return found
 
-    def rows(self, ids: Sequence[int]) -> list[tuple[Any, ...]]:
-        if not ids:
-            return []
+    def statement(self, ids: Sequence[int]) -> tuple[str, list[Any]]:
+        """The SQL and parameters for ``ids`` (at least one)."""
         size = 1 << (len(ids) - 1).bit_length()
-        sql, params, slots, compiler, converters = self._compiled(size)
+        sql, params, slots, _compiler, _converters = self._compiled(size)
         params = list(params)
         padded = [*ids, *[ids[-1]] * (size - len(ids))]
         for slot, value in zip(slots, padded, strict=True):
             params[slot] = value
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows: Iterable[Any] = cursor.fetchall()
+        return sql, params
+
+    def converted(self, ids: Sequence[int], rows: Iterable[Any]) -> list[tuple[Any, ...]]:
+        """Rows of ``statement(ids)`` as the ORM would have converted them."""
+        size = 1 << (len(ids) - 1).bit_length()
+        *_sql, compiler, converters = self._compiled(size)
         if converters:
             rows = compiler.apply_converters(map(list, rows), converters)
         return [tuple(row) for row in rows]
 
+    def rows(self, ids: Sequence[int]) -> list[tuple[Any, ...]]:
+        if not ids:
+            return []
+        sql, params = self.statement(ids)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return self.converted(ids, cursor.fetchall())
+
     def objects(self, model: type[_M], ids: Sequence[int]) -> list[_M]:
         """The rows as ``model`` instances (the query lists ``attnames(model)``)."""
-        names = attnames(model)
-        return [model.from_db(connection.alias, names, row) for row in self.rows(ids)]
+        return as_objects(model, self.rows(ids))
+
+
+def as_objects(model: type[_M], rows: list[tuple[Any, ...]]) -> list[_M]:
+    names = attnames(model)
+    return [model.from_db(connection.alias, names, row) for row in rows]
+
+
+def read_together(parts: list[tuple[Prepared, Sequence[int]]]) -> list[list[tuple[Any, ...]]]:
+    """The rows of several prepared queries read in one snapshot of the database.
+
+    On PostgreSQL outside any transaction, in one round trip: the statements go together,
+    between the ``BEGIN`` of a read-only REPEATABLE READ transaction and its ``COMMIT`` (the
+    connection binds parameters on the client, so one execution may hold several statements).
+    Elsewhere, one after the other in ``snapshot()``.
+    """
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        with snapshot():
+            return [prepared.rows(ids) if ids else [] for prepared, ids in parts]
+    statements = [prepared.statement(ids) for prepared, ids in parts if ids]
+    sql = "; ".join(["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                     *(statement for statement, _params in statements), "COMMIT"])
+    params = [param for _statement, statement_params in statements
+              for param in statement_params]
+    results: list[list[Any]] = []
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute(sql, params)
+            while True:
+                if cursor.description is not None:
+                    results.append(cursor.fetchall())
+                if not cursor.nextset():
+                    break
+        except BaseException:
+            with contextlib.suppress(Exception):
+                cursor.execute("ROLLBACK")
+            raise
+    found = iter(results)
+    return [prepared.converted(ids, next(found)) if ids else [] for prepared, ids in parts]
 
 
 @functools.cache
@@ -556,9 +605,8 @@ def tenants_and_revisions(ids: Sequence[int]) -> dict[int, tuple[int, int]]:
 
 _STATE_CLUSTERS = Prepared(lambda ids: Cluster.objects.filter(pk__in=ids).order_by()
                            .annotate(revision_=revision_of())
-                           .values_list(*attnames(Cluster), "revision_"))
-_STATE_TENANTS = Prepared(lambda ids: Tenant.objects.filter(pk__in=ids).order_by()
-                          .values_list(*attnames(Tenant)))
+                           .values_list(*attnames(Cluster), "revision_",
+                                        *(f"tenant__{name}" for name in attnames(Tenant))))
 _STATE_GROUPS = Prepared(lambda ids: NodeGroup.objects
                          .filter(cluster_id__in=ids, removed_at__isnull=True)
                          .order_by("cluster_id", "position", "name")
@@ -578,32 +626,28 @@ _STATE_EVENTS = Prepared(lambda ids: ClusterEvent.objects.filter(cluster_id__in=
 
 
 def cluster_states_by_id(ids: Sequence[int]) -> dict[int, ClusterState]:
-    """The detail states of these clusters (deleted ones too), in five queries however many
-    they are, in one snapshot (so each state is exactly the one its revision labels). Whose
-    tenant each belongs to is the caller's to check."""
+    """The detail states of these clusters (deleted ones too), read in one snapshot (so each
+    state is exactly the one its revision labels) and, on PostgreSQL, in one round trip
+    however many they are. Whose tenant each belongs to is the caller's to check."""
     ids = sorted(set(ids))
     if not ids:
         return {}
-    with snapshot():
-        found = _STATE_CLUSTERS.rows(ids)
-        ids = [row[0] for row in found]
-        tenant_ids = sorted({row[attnames(Cluster).index("tenant_id")] for row in found})
-        tenants = {t.pk: t for t in _STATE_TENANTS.objects(Tenant, tenant_ids)}
-        groups = _STATE_GROUPS.objects(NodeGroup, ids)
-        operations = _STATE_OPERATIONS.rows(ids)
-        events = _STATE_EVENTS.objects(ClusterEvent, ids)
-    names = attnames(Cluster)
+    found, groups, operations, events = read_together([
+        (_STATE_CLUSTERS, ids), (_STATE_GROUPS, ids), (_STATE_OPERATIONS, ids),
+        (_STATE_EVENTS, ids)])
+    names, tenant_names = attnames(Cluster), attnames(Tenant)
     tenant_field = Cluster._meta.get_field("tenant")
     clusters: dict[int, tuple[Cluster, int]] = {}
     for row in found:
-        cluster = Cluster.from_db(connection.alias, names, row[:-1])
-        tenant_field.set_cached_value(cluster, tenants[cluster.tenant_id])
-        clusters[cluster.pk] = (cluster, row[-1] or 0)
+        cluster = Cluster.from_db(connection.alias, names, row[:len(names)])
+        tenant = Tenant.from_db(connection.alias, tenant_names, row[len(names) + 1:])
+        tenant_field.set_cached_value(cluster, tenant)
+        clusters[cluster.pk] = (cluster, row[len(names)] or 0)
     groups_of: dict[int, list[NodeGroup]] = {}
-    for group in groups:
+    for group in as_objects(NodeGroup, groups):
         groups_of.setdefault(group.cluster_id, []).append(group)
     events_of: dict[int, list[ClusterEvent]] = {}
-    for event in events:
+    for event in as_objects(ClusterEvent, events):
         events_of.setdefault(event.cluster_id, []).append(event)
     operation_of = dict(_operation(row) for row in operations)
     return {pk: _state(cluster, groups_of.get(pk, []), operation_of.get(pk),

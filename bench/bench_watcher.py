@@ -9,13 +9,13 @@ rows; a simulated platform runs in its own process (``_platform_driver.py``) wit
 clusters (3 node groups each) and changes MachineDeployments at the given rate (then at 4×
 that rate, then as fast as it can up to ``--burst-rate``, which shows the most events per
 second the watcher applies); the watcher runs here, as in ``manage.py watch_platform``, with
-production settings (DEBUG off) and its live-page pushes rendered and sent to the Redis channel
-layer by the coalescer thread, as in production (``--no-push`` only counts them: the cost of
-the watcher alone). Figures are printed against baselines measured in the same
-run: the bare watch delivery latency (the floor for any watcher) and the cost of one committed
-row (the floor for any database write). Memory is measured in a fresh process tracking
-``--memory-clusters`` clusters. Goals: lag p95 under 1 s at 100 changes/s; under 300 MB
-resident with 10,000 clusters. Nothing is asserted.
+production settings (DEBUG off) and its live-page notices sent to the Redis channel layer by
+the coalescer thread, as in production (``--no-push`` only counts them: the cost of the
+watcher alone; ``bench_live.py`` follows the pushes to the pages). Figures are printed
+against baselines measured in the same run: the bare watch delivery latency (the floor for
+any watcher) and the cost of one committed row (the floor for any database write). Memory is
+measured in a fresh process tracking ``--memory-clusters`` clusters. Goals: lag p95 under 1 s
+at 100 changes/s; under 300 MB resident with 10,000 clusters. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -318,7 +318,7 @@ def lag_and_throughput(args: argparse.Namespace, base_url: str) -> None:
         print(f"live-page pushes by the coalescer: {probe.pushes}"
               + (" (counted, not rendered: --no-push)" if args.no_push else
                  f", {probe.push_seconds / max(1, probe.pushes) * 1000:.0f} ms each "
-                 f"(rendered and sent to the Redis channel layer, in the watcher's process)"))
+                 f"(notices sent to the Redis channel layer, in the watcher's process)"))
     finally:
         driver.stop()
         drop_database(base_url, name)

@@ -23,3 +23,6 @@ LOGGING["root"]["level"] = os.environ.get("LOG_LEVEL", "WARNING")  # noqa: F405
 # that a different value in the environment cannot skew them.
 if os.environ.get("BENCH_CONN_MAX_AGE") and "CONN_MAX_AGE" in DATABASES["default"]:  # noqa: F405
     DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ["BENCH_CONN_MAX_AGE"])  # noqa: F405
+
+# The benchmarks' echo socket (bench/routing.py), beside the portal's.
+WEBSOCKET_ROUTES = [*WEBSOCKET_ROUTES, "bench.routing"]  # noqa: F405

@@ -23,6 +23,7 @@ from billing.invoicing import InvoiceDraft, compute_invoice
 from billing.models import Budget, BudgetAlert, Invoice, MeteringRun, UsageSegment
 from billing.periods import Period
 from clusters.models import Cluster
+from portal.caching import remembered
 from portal.models import Tenant
 
 
@@ -73,11 +74,15 @@ def month_to_date(tenant_id: int) -> MonthToDate:
     taken in the last ``MTD_SNAPSHOT_SECONDS`` of the current month, else two queries."""
     now = timezone.now().replace(microsecond=0)
     key = f"billing:mtd:{tenant_id}:{Period.current(now).start:%Y-%m}"
-    snapshot = cache.get(key)
-    if snapshot is None:
-        snapshot = MonthToDate(as_of=now, per_cluster=_costs_by_cluster(tenant_id, now))
-        cache.set(key, snapshot, MTD_SNAPSHOT_SECONDS)
-    return snapshot
+
+    def fetch() -> MonthToDate:
+        snapshot = cache.get(key)
+        if snapshot is None:
+            snapshot = MonthToDate(as_of=now, per_cluster=_costs_by_cluster(tenant_id, now))
+            cache.set(key, snapshot, MTD_SNAPSHOT_SECONDS)
+        return snapshot
+
+    return remembered(key, fetch)
 
 
 def tenant_cost_mtd(tenant: Tenant, *, now: datetime | None = None) -> Decimal:

@@ -12,6 +12,7 @@ cluster per interval.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,17 +22,20 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import close_old_connections, connections
+from django.apps import apps
+from django.db import close_old_connections, connection, connections
 
 from portal.events import deliver, publish, subscribe
+
+logger = logging.getLogger("clusters.events")
 
 if TYPE_CHECKING:  # the events name models in their fields only
     from clusters.models import Cluster, NodeGroup, Operation
 
 __all__ = ["ClusterChanged", "ClusterObserved", "ClusterPhaseChanged", "Coalescer",
            "OfferingsChanged", "OperationFinished", "VersionEndOfLifeSoon", "WatcherStarted",
-           "batched", "cluster_changed", "deliver_changed", "on_delivery_thread", "publish",
-           "subscribe"]
+           "batched", "cluster_changed", "count_change", "deliver_changed",
+           "on_delivery_thread", "publish", "subscribe"]
 
 
 @dataclass(frozen=True)
@@ -101,13 +105,19 @@ class WatcherStarted:
 
 
 _delivery_contexts: list[Callable[[], ContextManager[Any]]] = []
+_batch_ends: list[Callable[[], None]] = []
 
 
-def on_delivery_thread(context: Callable[[], ContextManager[Any]]) -> None:
+def on_delivery_thread(context: Callable[[], ContextManager[Any]],
+                       batch_end: Callable[[], None] | None = None) -> None:
     """Enter ``context()`` around the life of every background delivery thread (a subscriber
-    that keeps per-thread resources, such as an event loop for its sends, sets them up there)."""
+    that keeps per-thread resources, such as an event loop for its sends, sets them up there),
+    and call ``batch_end()`` there after each batch of deliveries (a subscriber that gathers
+    what the batch's deliveries asked of it sends it then, together)."""
     if context not in _delivery_contexts:
         _delivery_contexts.append(context)
+    if batch_end is not None and batch_end not in _batch_ends:
+        _batch_ends.append(batch_end)
 
 
 # ClusterChanged: batched within a block, or coalesced by an installed Coalescer.
@@ -133,8 +143,25 @@ def _changed(cluster_id: int) -> None:
 
 def cluster_changed(cluster_id: int) -> None:
     """Publish that ``cluster_id`` changed (delivered once the current transaction commits,
-    batched or coalesced)."""
+    batched or coalesced), and count the change in the cluster's revision, in the current
+    transaction: a state read with its revision in one snapshot is never older than another
+    read with a lower one (the live pages order pushes by it)."""
+    count_change(cluster_id)
     publish(ClusterChanged(cluster_id), after_commit=lambda: _changed(cluster_id))
+
+
+def count_change(cluster_id: int) -> None:
+    """One more change of ``cluster_id`` in its ``ClusterRevision`` (one statement; concurrent
+    writers of one cluster wait for each other on its row, so every change gets its own
+    number, in commit order)."""
+    table = connection.ops.quote_name(
+        apps.get_model("clusters", "ClusterRevision")._meta.db_table)
+    with connection.cursor() as cursor:
+        # Only the quoted table name is interpolated; the id is a parameter.
+        cursor.execute(
+            f"INSERT INTO {table} (cluster_id, revision) VALUES (%s, 1) "  # noqa: S608
+            f"ON CONFLICT (cluster_id) DO UPDATE SET revision = {table}.revision + 1",
+            [cluster_id])
 
 
 @contextmanager
@@ -236,5 +263,10 @@ class Coalescer:
                         self.sent += 1
                         with self._cond:
                             self._resting[cluster_id] = time.monotonic() + self.interval
+                    for batch_end in _batch_ends:
+                        try:
+                            batch_end()
+                        except Exception:  # a delivery must never stop the deliveries
+                            logger.exception("cluster.changed.batch_end_failed")
             finally:
                 connections.close_all()

@@ -210,6 +210,26 @@ def addons_to_json(addons: tuple[AddonSpec, ...]) -> dict[str, Any]:
     return data
 
 
+class ClusterRevision(models.Model):
+    """How many changes of a cluster were published (``clusters.events.cluster_changed``
+    counts them in the transaction that makes each one), so whatever shows the cluster can
+    tell a newer state from an older one: the live pages ignore a push older than what they
+    show.
+
+    A row of its own rather than a column of the cluster: a writer that holds the lock of an
+    operation but not its cluster's (a worker backing off) counts its change without taking
+    the cluster row's lock, which would invert the order every other writer keeps (cluster
+    row first). No foreign key either, for the same reason (its check locks the cluster row).
+    """
+
+    cluster = models.OneToOneField(Cluster, primary_key=True, on_delete=models.CASCADE,
+                                   db_constraint=False, related_name="+")
+    revision = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id}@{self.revision}"
+
+
 class NodeGroup(models.Model):
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="node_groups")
     name = models.CharField(_("name"), max_length=GROUP_NAME_MAX,

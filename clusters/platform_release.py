@@ -27,6 +27,7 @@ from cozystack import catalog, dialects
 from cozystack.dialects import Dialect, parse_chart_version
 from cozystack.rules import FieldError
 from cozystack.validation import allowed_versions_from_schema
+from portal.caching import remembered
 
 logger = logging.getLogger("clusters.platform_release")
 CACHE_SECONDS = 30
@@ -93,7 +94,15 @@ def note_chart_revision(revision: str) -> None:
 
 def current(*, fresh: bool = False) -> PlatformRelease:
     """The release the platform runs, from its published schema (cached; ``fresh=True`` reads
-    the schema from the platform and raises ``PlatformError`` when it cannot answer)."""
+    the schema from the platform and raises ``PlatformError`` when it cannot answer). A thread
+    that holds what it reads (``portal.caching.held``: the live pushes' renderer) reads it
+    once a moment."""
+    if fresh:
+        return _current(fresh=True)
+    return remembered(CACHE_KEY, lambda: _current(fresh=False))
+
+
+def _current(*, fresh: bool) -> PlatformRelease:
     entry = schema_entry(fresh=fresh)
     version = str(entry.get("version") or "")
     stand_in = bool(entry.get("bundled"))

@@ -8,7 +8,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-ALL=(watcher gateway cluster_list api_list fanout metering rating)
+ALL=(watcher gateway cluster_list api_list live metering rating)
 
 die() { printf '\nmake bench: %s\n' "$*" >&2; exit 1; }
 

@@ -20,7 +20,7 @@ class ClustersWebConfig(AppConfig):
 
         events.subscribe(events.ClusterChanged, broadcast.on_cluster_changed,
                          moment="after_commit")
-        events.on_delivery_thread(broadcast.delivery_loop)
+        events.on_delivery_thread(broadcast.delivery_loop, batch_end=broadcast.send_pending)
         events.subscribe(events.OfferingsChanged, live.on_offerings_changed,
                          moment="after_commit")
         problems.register()

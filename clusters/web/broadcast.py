@@ -1,12 +1,19 @@
-"""Live updates: when a cluster changed, tell the pages that show it.
+"""Live updates: when a cluster changed, tell the web processes whose pages may show it.
 
-Group names: ``tenant.<id>`` (list pages) and ``tenant.<id>.cluster.<id>`` (detail page).
+What leaves the process that made the change (watcher, worker, web) is a small notice on the
+channel layer, to the tenant's group (``tenant.<id>``): ``{"type": "cluster.changed",
+"tenant_id", "cluster_id", "revision"}``, nothing rendered. The web processes with a page of
+that tenant open are in the group (``clusters.web.hub``, once per process); each renders what
+its own pages need from the committed rows. A change nobody looks at costs one small query
+and a send to a group with no member (no message at all).
 
 ``cluster_changed`` subscribes to the domain's ``ClusterChanged`` (after commit; see
 ``clusters.events``, which batches and coalesces those deliveries). A background delivery
-thread gets one event loop for all its sends (``delivery_loop``): ``async_to_sync`` starts a
-thread and a loop per call, and the Redis layer connects anew in each loop (~3 ms a message,
-against ~0.2 ms in one loop). Closing the loop closes the layer's connections made in it.
+thread (the watcher's) gets one event loop for all its sends (``delivery_loop``):
+``async_to_sync`` starts a thread and a loop per call, and the Redis layer connects anew in
+each loop (~3 ms a message, against ~0.2 ms in one loop); closing the loop closes the layer's
+connections made in it. There the notices of a batch of deliveries leave together at its end
+(``send_pending``): one query for all their revisions, their sends side by side.
 """
 
 from __future__ import annotations
@@ -16,43 +23,83 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from clusters.events import ClusterChanged
-from clusters.web.live import render_cluster_messages
+from clusters.web.groups import tenant_group
+from clusters.web.live import forget_list
+from clusters.web.queries import tenants_and_revisions
 
 logger = logging.getLogger("clusters.web.broadcast")
 _local = threading.local()
+NOTICE = "cluster.changed"
 
 
 def on_cluster_changed(event: ClusterChanged) -> None:
     cluster_changed(event.cluster_id)
 
 
+def notice(tenant_id: int, cluster_id: int, revision: int) -> dict[str, Any]:
+    return {"type": NOTICE, "tenant_id": tenant_id, "cluster_id": cluster_id,
+            "revision": revision}
+
+
 def cluster_changed(cluster_id: int) -> None:
-    """Send the cluster's fresh state to its groups. Never raises: pages also poll to catch up."""
+    """Tell the pages of the cluster's tenant that it changed (and forget the tenant's cached
+    list regions): now, or with the rest of the batch on a delivery thread. Never raises:
+    pages also catch up by themselves."""
+    pending = getattr(_local, "pending", None)
+    if pending is not None:
+        pending.append(cluster_id)
+        return
+    _send([cluster_id])
+
+
+def send_pending() -> None:
+    """The notices gathered on this delivery thread since the last call."""
+    pending = getattr(_local, "pending", None)
+    if pending:
+        _local.pending = []
+        _send(pending)
+
+
+def _send(cluster_ids: list[int]) -> None:
     try:
+        found = tenants_and_revisions(cluster_ids)
+        if not found:
+            return
+        for tenant_id in {tenant_id for tenant_id, _revision in found.values()}:
+            forget_list(tenant_id)
         layer = get_channel_layer()
         if layer is None:
             return
-        for group, message in render_cluster_messages(cluster_id):
-            loop = getattr(_local, "loop", None)
-            if loop is not None:
-                loop.run_until_complete(layer.group_send(group, message))
-            else:
-                async_to_sync(layer.group_send)(group, message)
+        sends = [(tenant_group(tenant_id), notice(tenant_id, cluster_id, revision))
+                 for cluster_id, (tenant_id, revision) in found.items()]
+        loop = getattr(_local, "loop", None)
+        if loop is not None:
+            loop.run_until_complete(_all(layer, sends))
+        else:
+            async_to_sync(_all)(layer, sends)
     except Exception:  # a broadcast failure must never undo or fail the change it reports
-        logger.exception("cluster.broadcast.failed", extra={"cluster_id": cluster_id})
+        logger.exception("cluster.broadcast.failed", extra={"cluster_ids": cluster_ids})
+
+
+async def _all(layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:
+    await asyncio.gather(*(layer.group_send(group, message) for group, message in sends))
 
 
 @contextmanager
 def delivery_loop() -> Iterator[None]:
-    """One event loop for every send of the current (background delivery) thread."""
+    """One event loop for every send of the current (background delivery) thread, whose
+    notices wait for the end of each batch (``send_pending``)."""
     _local.loop = loop = asyncio.new_event_loop()
+    _local.pending = []
     try:
         yield
+        send_pending()
     finally:
-        _local.loop = None
+        _local.loop = _local.pending = None
         loop.close()

@@ -1,25 +1,20 @@
 """WebSocket consumers of the cluster pages. They only push.
 
 At connect a consumer checks the session user's membership once (outsiders and anonymous
-sockets are closed), joins the cluster's channel group, sends the current state at once (so a
-reconnecting page catches up) and from then on forwards the HTML ``clusters.web.live`` rendered
-for its language and role tier. It never renders per change.
-
-A detail page registers in ``clusters.web.live``'s presence registry for as long as it is open
-(on connect, then by a heartbeat, and off on disconnect; a page whose process died drops out
-when its entry expires): the detail regions are rendered only for clusters with a page open.
+sockets are closed), registers its page with the process's hub (``clusters.web.hub``), sends
+the current state at once (so a reconnecting page, or one whose web process restarted, catches
+up in one round trip) and from then on sends what the hub hands it: rendered once per process,
+language and role tier, never per socket.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 from urllib.parse import parse_qs
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.loader import render_to_string
@@ -27,9 +22,7 @@ from django.utils import translation
 
 from billing.queries import month_to_date
 from clusters.models import Cluster
-from clusters.web import live, queries
-from clusters.web.groups import cluster_group, tenant_group
-from portal.consumers import PushConsumer
+from clusters.web import hub, live, queries
 from portal.mfa import is_trusted_staff
 from portal.permissions import Perm
 from portal.tenancy import IMPERSONATION_SESSION_KEY, TenantContext, access_tenant
@@ -50,27 +43,48 @@ def _authorize(scope: dict[str, Any], slug: str) -> TenantContext | None:
         return None
 
 
-class _LiveConsumer(PushConsumer):
-    joined: list[str]
-    # They only forward the HTML in the message: straight from the event loop, no thread hop.
-    push_types = frozenset({"cluster.row", "cluster.detail"})
+class _LiveConsumer(AsyncWebsocketConsumer):
+    """A page's socket: authorized once at connect, then its snapshot, then what the process's
+    hub hands it. No channel of its own (``channel_layer_alias``): the hub is the process's one
+    member of the channel-layer groups."""
+
+    channel_layer_alias = None  # channels reads None as "no layer"
+    page: hub.Page | None = None
 
     def _query(self) -> dict[str, str]:
         raw = parse_qs(self.scope.get("query_string", b"").decode(), keep_blank_values=True)
         return {key: values[-1] for key, values in raw.items()}
 
-    async def _join(self, groups: list[str]) -> None:
-        self.joined = []
-        for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.joined.append(group)
+    async def _open(self, page: hub.Page) -> None:
+        """Register with the hub, then send the snapshot: a change committed after it was read
+        reaches the page by the hub, and one before is in it."""
+        self.page = page
+        await self.accept()
+        await hub.hub().join(page)
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        page = self.page
+        if page is None or page.closed:
+            return
+        page.ready = False
+        html, shown, last_page = await database_sync_to_async(self._snapshot)()
+        if html:
+            await self.send(text_data=html)
+        hub.hub().ready(page, shown, last_page=last_page)
+
+    def _snapshot(self) -> tuple[str, dict[int, int], bool]:
+        raise NotImplementedError
+
+    async def push(self, frame: str) -> None:
+        await self.send(text_data=frame)
 
     async def disconnect(self, code: int) -> None:
-        for group in getattr(self, "joined", []):
+        if self.page is not None:
             try:
-                await self.channel_layer.group_discard(group, self.channel_name)
+                await hub.hub().leave(self.page)
             except Exception:  # the group entry expires by itself; never fail a disconnect
-                logger.warning("cluster.live.discard_failed", extra={"group": group})
+                logger.warning("cluster.live.leave_failed", exc_info=True)
 
 
 class ClusterDetailConsumer(_LiveConsumer):
@@ -78,27 +92,20 @@ class ClusterDetailConsumer(_LiveConsumer):
 
     metrics_name = "cluster_detail"
 
-    presence: live.DetailPresence | None = None
-    heartbeat: asyncio.Task[None] | None = None
-
     async def connect(self) -> None:
         kwargs = self.scope["url_route"]["kwargs"]
-        self.lang = live.pick_language(self._query().get("lang"))
+        lang = live.pick_language(self._query().get("lang"))
         found = await database_sync_to_async(self._load)(kwargs["tenant_slug"],
                                                          kwargs["cluster_name"])
         if found is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.tier, cluster_id, tenant_id = found
-        self.presence = live.DetailPresence(cluster_id, self.lang, self.tier)
-        await self._join([cluster_group(tenant_id, cluster_id)])
-        await self.accept()
-        snapshot = await database_sync_to_async(self._snapshot)(cluster_id)
-        self.heartbeat = asyncio.create_task(self._beat())
-        if snapshot:
-            await self.send(text_data=snapshot)
+        tier, cluster_id, tenant_id, slug = found
+        self.detail = hub.DetailPage(tenant_id, slug, lang, tier, self.push, self._catch_up,
+                                     cluster_id=cluster_id)
+        await self._open(self.detail)
 
-    def _load(self, slug: str, name: str) -> tuple[str, int, int] | None:
+    def _load(self, slug: str, name: str) -> tuple[str, int, int, str] | None:
         ctx = _authorize(self.scope, slug)
         if ctx is None:
             return None
@@ -106,51 +113,16 @@ class ClusterDetailConsumer(_LiveConsumer):
                    .values_list("pk", flat=True).first())
         if cluster is None:
             return None
-        return live.tier_of(ctx), cluster, ctx.tenant.pk
+        return live.tier_of(ctx), cluster, ctx.tenant.pk, ctx.tenant.slug
 
-    def _snapshot(self, cluster_id: int) -> str:
-        # Registered before the state is read: a change broadcast without this page's
-        # variant was committed before that, so the snapshot has it.
-        self._register()
-        state = queries.cluster_state_by_id(cluster_id)
-        if state is None:
-            return ""
-        with translation.override(self.lang):
-            return live.render_detail(state, self.tier)
-
-    def _register(self) -> None:
-        if self.presence is None:
-            return
-        try:
-            self.presence.beat()
-        except Exception:  # the heartbeat tries again; the page has its snapshot meanwhile
-            logger.warning("cluster.live.register_failed", exc_info=True)
-
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(live.PRESENCE_SECONDS / 3)
-            if self.presence is not None and self.presence.due():
-                await sync_to_async(self._register, thread_sensitive=False)()
-
-    async def disconnect(self, code: int) -> None:
-        if self.heartbeat is not None:
-            self.heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.heartbeat
-        if self.presence is not None:
-            try:
-                await sync_to_async(self.presence.leave, thread_sensitive=False)()
-            except Exception:  # the entry expires by itself; never fail a disconnect
-                logger.warning("cluster.live.unregister_failed", exc_info=True)
-        await super().disconnect(code)
-
-    async def cluster_detail(self, event: dict[str, Any]) -> None:
-        # Rendered only for the pages registered at the time; one that registered since has
-        # the change in its snapshot.
-        variants = event["html"].get(self.lang, {})
-        tiered = variants.get(self.tier)
-        if tiered is not None:
-            await self.send(text_data=variants["common"] + tiered)
+    def _snapshot(self) -> tuple[str, dict[int, int], bool]:
+        page = self.detail
+        state = queries.cluster_state_by_id(page.cluster_id)
+        if state is None or state.cluster.tenant_id != page.tenant_id:
+            return "", {}, True
+        with translation.override(page.lang):
+            html, page.actions_key = live.detail_snapshot(state, page.tier)
+        return html, {page.cluster_id: state.revision}, True
 
 
 class ClusterListConsumer(_LiveConsumer):
@@ -161,53 +133,28 @@ class ClusterListConsumer(_LiveConsumer):
     async def connect(self) -> None:
         kwargs = self.scope["url_route"]["kwargs"]
         query = self._query()
-        self.lang = live.pick_language(query.get("lang"))
-        self.phase = query.get("phase", "")
-        self.version = query.get("version", "")
-        self.page = query.get("page", "1")
         ctx = await database_sync_to_async(_authorize)(self.scope, kwargs["tenant_slug"])
         if ctx is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.tenant = ctx.tenant
-        self.shown: set[int] = set()
-        self.last_page = True
-        await self._join([tenant_group(ctx.tenant.pk)])
-        await self.accept()
-        await self.send(text_data=await database_sync_to_async(self._snapshot)())
+        self.page_number = query.get("page", "1")
+        self.listing = hub.ListPage(ctx.tenant.pk, ctx.tenant.slug,
+                                    live.pick_language(query.get("lang")), live.VIEW,
+                                    self.push, self._catch_up, phase=query.get("phase", ""),
+                                    version=query.get("version", ""))
+        await self._open(self.listing)
 
-    def _snapshot(self) -> str:
+    def _snapshot(self) -> tuple[str, dict[int, int], bool]:
+        page = self.listing
         facets = queries.list_facets(self.tenant)
-        page, rows = queries.cluster_rows_page(self.tenant, phase=self.phase,
-                                               version=self.version, page=self.page,
-                                               facets=facets)
-        self.shown = {row.cluster.pk for row in rows}
-        self.last_page = not page.has_next()
-        with translation.override(self.lang):
-            return render_to_string(f"{live.LIST_TEMPLATE}#rows", {
+        current, rows = queries.cluster_rows_page(self.tenant, phase=page.phase,
+                                                  version=page.version, page=self.page_number,
+                                                  facets=facets)
+        with translation.override(page.lang):
+            html = render_to_string(f"{live.LIST_TEMPLATE}#rows", {
                 "rows": rows, "row_html": live.rows_html(rows, self.tenant.slug),
-                "page": page, "tenant_slug": self.tenant.slug, "oob": True,
-                "facets": facets, "filters": {"phase": self.phase, "version": self.version},
+                "page": current, "tenant_slug": self.tenant.slug, "oob": True,
+                "facets": facets, "filters": {"phase": page.phase, "version": page.version},
                 "costs": month_to_date(self.tenant.pk)})
-
-    async def cluster_row(self, event: dict[str, Any]) -> None:
-        cluster_id = event["cluster_id"]
-        matches = (not event["deleted"]
-                   and (not self.phase or event["phase"] == self.phase)
-                   and (not self.version or event["version"] == self.version))
-        if cluster_id in self.shown:
-            if matches:
-                await self.send(text_data=self._variant(event))
-            else:
-                self.shown.discard(cluster_id)
-                await self.send(text_data=f'<tbody id="cluster-{cluster_id}" '
-                                          f'hx-swap-oob="delete"></tbody>')
-        elif matches and self.last_page:
-            self.shown.add(cluster_id)
-            # The table first: a leading <tbody> would make the HTML parser drop the wrapper.
-            await self.send(text_data='<table hx-swap-oob="beforeend:#cluster-table">'
-                            + self._variant(event).replace(' hx-swap-oob="true"', "", 1)
-                            + '</table><div id="clusters-empty" hx-swap-oob="delete"></div>')
-
-    def _variant(self, event: dict[str, Any]) -> str:
-        return event["html"].get(self.lang) or next(iter(event["html"].values()), "")
+        return html, {row.cluster.pk: row.revision for row in rows}, not current.has_next()

@@ -1,18 +1,13 @@
-"""What a live page receives when a cluster changes, rendered once per change.
+"""The live regions of the cluster pages, rendered the same way for the first page load, the
+polling fallback, a socket's snapshot and every push (so live and static cannot drift).
 
-``render_cluster_messages`` runs after commit in whichever process made the change (worker,
-watcher, web). It renders the page regions a single time per language and per role tier (the
-action buttons differ by role), never per socket, and puts the HTML in the channel-layer
-message; consumers only pick their variant and forward it. 1,000 open pages cost one render.
-
-The detail regions are far dearer than a list row (every action form, per language and tier),
-and most clusters have no detail page open. So an open detail page is registered in the cache
-(``DetailPresence``) and the detail regions are rendered only for the clusters, languages and
-tiers that have one. A page that opens in between loses nothing: it registers before it reads
-its snapshot, so a change it was not rendered for is already in that snapshot.
-
-The same partials render the first page load, the polling fallback and these pushes, so the
-three can never drift.
+A change travels as a small notice (``clusters.web.broadcast``); each web process renders what
+its open pages need from the committed rows (``clusters.web.hub``), through the functions
+here: a list row per language (``row_pushes``), the detail regions per language and role tier
+(``detail_pushes``). The expensive parts are not redone when they cannot have changed: a list
+row's HTML is cached under its content's fingerprint, a timeline entry (events never change)
+under its id, and the action forms under ``actions_key``; the forms themselves are only built
+when they are rendered.
 """
 
 from __future__ import annotations
@@ -20,25 +15,26 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
 from django.template.loader import render_to_string
 from django.utils import translation
-from django.utils.safestring import mark_safe
+from django.utils.functional import SimpleLazyObject
+from django.utils.safestring import SafeString, mark_safe
 
 from clusters import features, platform_release
 from clusters.events import OfferingsChanged
-from clusters.models import Cluster
+from clusters.models import ClusterEvent
 from clusters.web import forms as cluster_forms
 from clusters.web import presentation, queries
-from clusters.web.groups import cluster_group, tenant_group
-from clusters.web.queries import ClusterRow, ClusterState, cluster_row, cluster_state_by_id
+from clusters.web.queries import ClusterRow, ClusterState
 from cozystack.specjson import spec_to_json
 from portal.permissions import Perm
 from portal.tenancy import TenantContext
@@ -48,6 +44,7 @@ VIEW, CHANGE, MANAGE = "view", "change", "manage"
 TIERS = (VIEW, CHANGE, MANAGE)
 DETAIL_TEMPLATE = "clusters/detail.html"
 LIST_TEMPLATE = "clusters/list.html"
+ROW_TEMPLATE = "clusters/list/_row.html"
 
 
 def tier_of(ctx: TenantContext) -> str:
@@ -150,8 +147,9 @@ def region_context(state: ClusterState, tier: str, *, oob: bool = False,
         "can_steer": state.operation is not None and presentation.may_steer(
             state.operation, can_change=can_change, can_delete=can_delete),
         "actions_key": actions_key(state, tier),
-        "forms": action_forms(state, bound, tier) if tier != VIEW and not state.is_deleted
-        else {},
+        # Built when the actions region renders, not for the regions beside it.
+        "forms": SimpleLazyObject(lambda: action_forms(state, bound, tier))
+        if tier != VIEW and not state.is_deleted else {},
         "offers": offers(),
         "release_known": platform_release.current().known,
         "oob": oob,
@@ -165,119 +163,28 @@ def offers() -> dict[str, bool]:
         features.PER_GROUP_AUTO_REPAIR, features.OIDC)}
 
 
+COMMON_REGIONS = ("header", "status", "groups", "timeline", "kubeconfig_state")
+"""The detail page's live regions that read the same to every role (partials of the page)."""
+TIERED_REGIONS = ("operation", "actions")
+"""Those that differ by role tier (retry and cancel buttons, the action forms)."""
+
+
+def render_region(name: str, context: dict[str, Any]) -> str:
+    return render_to_string(f"{DETAIL_TEMPLATE}#{name}", context)
+
+
 def render_detail(state: ClusterState, tier: str) -> str:
     """Every live region of the detail page as out-of-band swaps (snapshot and polling)."""
+    return detail_snapshot(state, tier)[0]
+
+
+def detail_snapshot(state: ClusterState, tier: str) -> tuple[str, str]:
+    """Every live region as ``render_detail``, and the ``actions_key`` of the forms in it
+    (kept for the pushes that follow: they leave out forms the page already shows)."""
     context = region_context(state, tier, oob=True)
-    return (render_to_string(f"{DETAIL_TEMPLATE}#live_common", context)
-            + render_to_string(f"{DETAIL_TEMPLATE}#live_tiered", context))
-
-
-def _detail_variants(state: ClusterState,
-                     viewers: set[tuple[str, str]]) -> dict[str, dict[str, str]]:
-    """The regions for each (language, tier) in ``viewers``: ``{lang: {"common", tier...}}``."""
-    variants: dict[str, dict[str, str]] = {}
-    for lang in sorted({lang for lang, _tier in viewers}):
-        tiers = [tier for tier in TIERS if (lang, tier) in viewers]
-        with translation.override(lang):
-            common = render_to_string(f"{DETAIL_TEMPLATE}#live_common",
-                                      region_context(state, VIEW, oob=True))
-            tiered = {tier: render_to_string(f"{DETAIL_TEMPLATE}#live_tiered",
-                                             region_context(state, tier, oob=True))
-                      for tier in tiers}
-        variants[lang] = {"common": common, **tiered}
-    return variants
-
-
-# --------------------------------------------------------------------------- open detail pages
-
-
-PRESENCE_SECONDS = 30.0
-"""Open detail pages count in time slots of this length: a page beats at least once per slot
-and counts in the slot of its beat and the next one, so a page whose process died stops
-counting within two slots (the cache keys expire a slot later), with no decrement needed."""
-
-
-def _clock() -> float:
-    return time.time()
-
-
-def _slot(now: float) -> int:
-    return math.floor(now / PRESENCE_SECONDS)
-
-
-def _presence_timeout() -> int:
-    return max(1, math.ceil(3 * PRESENCE_SECONDS))
-
-
-def _presence_key(cluster_id: int, lang: str, tier: str, slot: int) -> str:
-    return f"clusters:detail-open:{cluster_id}:{lang}:{tier}:{slot}"
-
-
-class DetailPresence:
-    """One open detail page in the registry: ``beat()`` on connect and then more often than
-    every ``PRESENCE_SECONDS`` (so that it beats in every slot), ``leave()`` on disconnect.
-
-    Each slot holds a counter per cluster, language and tier; a page adds itself once to the
-    counter of each slot it beats in and takes itself off the counters that still count when
-    it leaves, so closing the last page stops the rendering at once.
-    """
-
-    def __init__(self, cluster_id: int, lang: str, tier: str) -> None:
-        self.cluster_id, self.lang, self.tier = cluster_id, lang, tier
-        self.counted: set[int] = set()
-        self.left = False
-        # A heartbeat still running in its thread must not count the page again after it left.
-        self._lock = threading.Lock()
-
-    def due(self) -> bool:
-        """Whether ``beat()`` has anything to write (cheap: no cache access)."""
-        return not self.left and _slot(_clock()) not in self.counted
-
-    def beat(self) -> None:
-        with self._lock:
-            slot = _slot(_clock())
-            if self.left or slot in self.counted:
-                return
-            key = _presence_key(self.cluster_id, self.lang, self.tier, slot)
-            cache.add(key, 0, timeout=_presence_timeout())
-            try:
-                cache.incr(key)
-            except ValueError:  # gone between the two calls (evicted): start it again
-                cache.set(key, 1, timeout=_presence_timeout())
-            self.counted = {counted for counted in self.counted if counted >= slot - 1}
-            self.counted.add(slot)
-
-    def leave(self) -> None:
-        with self._lock:
-            self.left = True
-            slot = _slot(_clock())
-            for counted in sorted(self.counted):
-                if counted >= slot - 1:
-                    try:
-                        cache.decr(_presence_key(self.cluster_id, self.lang, self.tier,
-                                                 counted))
-                    except ValueError:  # already expired
-                        pass
-            self.counted = set()
-
-
-def detail_viewers(cluster_id: int) -> set[tuple[str, str]]:
-    """The (language, tier) pairs in which the cluster's detail page is open somewhere.
-
-    When the registry cannot be read, every pair: a change is then rendered for nothing
-    rather than missed by a page that is open.
-    """
-    slot = _slot(_clock())
-    keys = {(lang, tier, counted): _presence_key(cluster_id, lang, tier, counted)
-            for lang in languages() for tier in TIERS for counted in (slot, slot - 1)}
-    try:
-        found = cache.get_many(list(keys.values()))
-    except Exception:
-        logger.warning("cluster.live.presence_unreadable", exc_info=True,
-                       extra={"cluster_id": cluster_id})
-        return {(lang, tier) for lang in languages() for tier in TIERS}
-    return {(lang, tier) for (lang, tier, _counted), key in keys.items()
-            if (found.get(key) or 0) > 0}
+    html = {name: render_region(name, context) for name in (*COMMON_REGIONS, *TIERED_REGIONS)}
+    keep_actions(context["actions_key"], html["actions"])
+    return "".join(html.values()), context["actions_key"]
 
 
 # --------------------------------------------------------------------------- list rows
@@ -290,12 +197,18 @@ def _row_key(row: ClusterRow, tenant_slug: str) -> str:
     return f"clusters:row:{translation.get_language()}:{tenant_slug}:{row.fingerprint}"
 
 
-def rows_html(rows: list[ClusterRow], tenant_slug: str) -> list[str]:
+def rows_html(rows: list[ClusterRow], tenant_slug: str, *, kept: bool = True) -> list[str]:
     """The list rows' HTML in the active language, from the cache where the same content was
-    rendered before (by an earlier page or by the broadcast of the change), else rendered now.
+    rendered before (by an earlier page), else rendered now and kept.
 
     Keys are content fingerprints, so a cached row is never stale; one round trip fetches all.
+    A push (``kept=False``) renders its row at a revision no page has read yet: it skips the
+    cache's two round trips.
     """
+    if not kept:
+        return [mark_safe(render_to_string(  # noqa: S308 - our own template's output
+            ROW_TEMPLATE, {"row": row, "tenant_slug": tenant_slug, "oob": False}))
+            for row in rows]
     keys = [_row_key(row, tenant_slug) for row in rows]
     cached = cache.get_many(keys)
     missing = {}
@@ -303,7 +216,7 @@ def rows_html(rows: list[ClusterRow], tenant_slug: str) -> list[str]:
     for key, row in zip(keys, rows, strict=True):
         html = cached.get(key)
         if html is None:
-            html = render_to_string(f"{LIST_TEMPLATE}#row",
+            html = render_to_string(ROW_TEMPLATE,
                                     {"row": row, "tenant_slug": tenant_slug, "oob": False})
             missing[key] = str(html)
         result.append(mark_safe(html))  # noqa: S308 - our own template's output, escaped there
@@ -362,45 +275,166 @@ def list_fragment(tenant_id: int, view: list[Any], render: Callable[[], str]) ->
 
 def render_row(row: ClusterRow, tenant_slug: str) -> str:
     """One row as an out-of-band swap (the cached page row, marked to replace its twin)."""
-    html = rows_html([row], tenant_slug)[0]
+    return as_oob_row(rows_html([row], tenant_slug)[0])
+
+
+def as_oob_row(html: str) -> str:
     return html.replace('class="cluster-row"', 'class="cluster-row" hx-swap-oob="true"', 1)
 
 
-def _row_variants(row: ClusterRow, tenant_slug: str) -> dict[str, str]:
-    variants = {}
-    for lang in languages():
+# --------------------------------------------------------------------------- rendered parts kept
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+class Kept(Generic[_K, _V]):
+    """A bounded map of rendered parts that forgets the least recently used first, by their
+    total ``weight`` (characters of HTML), shared by the threads of a process."""
+
+    def __init__(self, limit: int, weight: Callable[[_V], int] = lambda _value: 1) -> None:
+        self.limit, self.weight = limit, weight
+        self._items: OrderedDict[_K, _V] = OrderedDict()
+        self._total = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: _K) -> _V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: _K, value: _V) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._total -= self.weight(old)
+            self._items[key] = value
+            self._total += self.weight(value)
+            while self._total > self.limit and len(self._items) > 1:
+                _key, dropped = self._items.popitem(last=False)
+                self._total -= self.weight(dropped)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._total = 0
+
+
+_EVENTS: Kept[tuple[int, str], str] = Kept(4_000_000, len)
+"""Timeline entries by (event, language): an event never changes once recorded."""
+_ACTIONS: Kept[str, str] = Kept(16_000_000, len)
+"""The actions region by ``actions_key`` (which names the cluster, tier and language)."""
+
+
+def event_html(event: ClusterEvent) -> SafeString:
+    """One timeline entry in the active language (rendered once per process and language)."""
+    key = (event.pk, translation.get_language())
+    html = _EVENTS.get(key)
+    if html is None:
+        html = render_to_string("clusters/detail/_event.html", {"e": event})
+        _EVENTS.put(key, html)
+    return mark_safe(html)  # noqa: S308 - our own template's output, escaped there
+
+
+# --------------------------------------------------------------------------- pushes
+
+
+@dataclass(frozen=True)
+class RowPush:
+    """A changed cluster as the list pages show it: enough to place it (phase and version for
+    the filters, whether it is gone) and the row in each language asked for."""
+
+    cluster_id: int
+    tenant_id: int
+    revision: int
+    phase: str
+    version: str
+    deleted: bool
+    html: dict[str, str]  # language → the row as the page shows it (not out of band)
+    _oob: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def oob(self, lang: str) -> str:
+        """The row in ``lang`` as an out-of-band swap of the one the page shows."""
+        found = self._oob.get(lang)
+        if found is None:
+            html = self.html.get(lang) or next(iter(self.html.values()), "")
+            found = self._oob[lang] = as_oob_row(html)
+        return found
+
+
+def row_pushes(wanted: Mapping[int, Iterable[str]], tenant_slugs: dict[int, str]
+               ) -> dict[int, RowPush]:
+    """The rows of the ``wanted`` clusters (id → languages) read in one query, each rendered
+    once per language by the page's own row renderer (``rows_html``). Only clusters of the
+    tenants in ``tenant_slugs`` (id → slug: those the asking pages show) come back."""
+    rows = [row for row in queries.cluster_rows_by_id(list(wanted)).values()
+            if row.cluster.tenant_id in tenant_slugs]
+    html: dict[int, dict[str, str]] = {row.cluster.pk: {} for row in rows}
+    for lang in sorted({lang for langs in wanted.values() for lang in langs}):
+        asked = [row for row in rows if lang in wanted[row.cluster.pk]]
+        by_tenant: dict[int, list[ClusterRow]] = {}
+        for row in asked:
+            by_tenant.setdefault(row.cluster.tenant_id, []).append(row)
         with translation.override(lang):
-            variants[lang] = render_row(row, tenant_slug)
-    return variants
+            for tenant_id, tenant_rows in by_tenant.items():
+                for row, text in zip(tenant_rows, rows_html(
+                        tenant_rows, tenant_slugs[tenant_id], kept=False), strict=True):
+                    html[row.cluster.pk][lang] = text
+    return {row.cluster.pk: RowPush(row.cluster.pk, row.cluster.tenant_id, row.revision,
+                                    row.cluster.phase, row.cluster.version, row.deleted,
+                                    html[row.cluster.pk])
+            for row in rows}
 
 
-# --------------------------------------------------------------------------- the broadcast
+Variant = tuple[str, str]
+"""(language, role tier): what a detail page reads differs by these only."""
 
 
-def render_cluster_messages(cluster_id: int) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The channel-layer messages for one change of ``cluster_id`` (pre-rendered HTML).
+@dataclass
+class DetailPush:
+    """A changed cluster as its detail pages show it, for each variant asked: every live
+    region but the action forms, and the forms' key with their HTML when a page lacks them."""
 
-    A generator, so the caller sends the list row (cheap, watched by every list page) before
-    the detail regions are rendered. Those are rendered only in the languages and tiers of the
-    detail pages open on this cluster, and not at all when none is.
-    """
-    row = cluster_row(cluster_id)
-    if row is None:
-        return
-    cluster = row.cluster
-    forget_list(cluster.tenant_id)
-    gone = cluster.deleted_at is not None or cluster.phase == Cluster.Phase.DELETED
-    yield tenant_group(cluster.tenant_id), {
-        "type": "cluster.row", "cluster_id": cluster.pk, "phase": cluster.phase,
-        "version": cluster.version, "name": cluster.name, "deleted": gone,
-        "html": {} if gone else _row_variants(row, cluster.tenant.slug),
-    }
-    viewers = detail_viewers(cluster.pk)
-    if not viewers:
-        return
-    state = cluster_state_by_id(cluster_id)
-    if state is not None:
-        yield cluster_group(cluster.tenant_id, cluster.pk), {
-            "type": "cluster.detail", "cluster_id": cluster.pk,
-            "html": _detail_variants(state, viewers),
-        }
+    cluster_id: int
+    tenant_id: int
+    revision: int
+    regions: dict[Variant, str] = field(default_factory=dict)
+    actions: dict[Variant, tuple[str, str | None]] = field(default_factory=dict)
+
+
+def detail_pushes(wanted: dict[int, dict[Variant, set[str]]]) -> dict[int, DetailPush]:
+    """The detail regions of the ``wanted`` clusters, read in one snapshot: cluster →
+    variant → the ``actions_key`` values the pages of that variant already show. The action
+    forms are rendered (or taken from those kept) only for a variant where some page shows
+    other ones. Whose tenant each cluster belongs to is the caller's to check."""
+    pushes = {}
+    states = queries.cluster_states_by_id(list(wanted))
+    for cluster_id, state in states.items():
+        push = pushes[cluster_id] = DetailPush(cluster_id, state.cluster.tenant_id,
+                                               state.revision)
+        variants = wanted[cluster_id]
+        for lang in sorted({lang for lang, _tier in variants}):
+            with translation.override(lang):
+                context = region_context(state, VIEW, oob=True)
+                common = "".join(render_region(name, context) for name in COMMON_REGIONS)
+                for tier in [tier for tier in TIERS if (lang, tier) in variants]:
+                    if tier != VIEW:
+                        context = region_context(state, tier, oob=True)
+                    push.regions[(lang, tier)] = common + render_region("operation",
+                                                                        context)
+                    key = context["actions_key"]
+                    html = None
+                    if variants[(lang, tier)] - {key}:
+                        html = _ACTIONS.get(key)
+                        if html is None:
+                            html = render_region("actions", context)
+                            _ACTIONS.put(key, html)
+                    push.actions[(lang, tier)] = (key, html)
+    return pushes
+
+
+def keep_actions(key: str, html: str) -> None:
+    """The action forms rendered for a page (its snapshot), kept for the pushes after it."""
+    _ACTIONS.put(key, html)

@@ -1,5 +1,5 @@
 """WebSocket consumers: authorized at connect (outsiders and anonymous sockets are closed), the
-current state sent at once, and a broadcast after a change reaching the page pre-rendered."""
+current state sent at once, and a change reaching the page in its reader's variant."""
 
 from __future__ import annotations
 
@@ -7,22 +7,39 @@ import asyncio
 import threading
 
 import pytest
+import pytest_asyncio
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.db import transaction
 from django.test import Client
 
 from clusters import events
 from clusters.models import Cluster
-from clusters.web import broadcast, groups
+from clusters.web import hub
 from portal.asgi import application
 from portal.permissions import Role
 from tests.clusters.ui import make_cluster, offline_platform
 from tests.factories import MembershipFactory, TenantFactory
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True),
-              pytest.mark.usefixtures("offline_platform")]
+              pytest.mark.usefixtures("offline_platform", "web_process")]
 __all__ = ["offline_platform"]
+
+
+@pytest_asyncio.fixture
+async def web_process():
+    """The test's event loop plays a web process: its hub stops (and leaves its groups) at
+    the end, as a process that stops would."""
+    yield
+    await hub.stop()
+
+
+def change(cluster_id: int, **fields) -> None:
+    """A committed change of the cluster, published as every writer does."""
+    with transaction.atomic():
+        if fields:
+            Cluster.objects.filter(pk=cluster_id).update(**fields)
+        events.cluster_changed(cluster_id)
 
 
 def _setup(roles: tuple[str, ...] = (Role.OWNER,)) -> dict:
@@ -107,12 +124,8 @@ async def test_a_broadcast_after_a_change_reaches_the_page_in_the_readers_role_v
     await owner.receive_from(timeout=5)
     cluster = world["cluster"]
 
-    def change() -> None:
-        Cluster.objects.filter(pk=cluster.pk).update(
-            phase=Cluster.Phase.DEGRADED, status_message="Degraded: 1 of 3 workers ready.")
-        broadcast.cluster_changed(cluster.pk)
-
-    await database_sync_to_async(change)()
+    await database_sync_to_async(change)(cluster.pk, phase=Cluster.Phase.DEGRADED,
+                                         status_message="Degraded: 1 of 3 workers ready.")
 
     to_viewer = await viewer.receive_from(timeout=5)
     to_owner = await owner.receive_from(timeout=5)
@@ -136,12 +149,8 @@ async def test_the_list_socket_sends_rows_and_follows_changes_new_clusters_and_d
     assert 'data-testid="tenant-mtd"' in snapshot and "CHF 0.00" in snapshot
     assert 'data-testid="cost">CHF 0.00</td>' in snapshot
 
-    def fail() -> None:
-        Cluster.objects.filter(pk=cluster.pk).update(phase=Cluster.Phase.FAILED,
-                                                      last_error="Helm install failed: boom")
-        broadcast.cluster_changed(cluster.pk)
-
-    await database_sync_to_async(fail)()
+    await database_sync_to_async(change)(cluster.pk, phase=Cluster.Phase.FAILED,
+                                         last_error="Helm install failed: boom")
     update = await communicator.receive_from(timeout=5)
     assert update.lstrip().startswith(f'<tbody id="cluster-{cluster.pk}" class="cluster-row" '
                                       f'hx-swap-oob="true"')
@@ -149,7 +158,7 @@ async def test_the_list_socket_sends_rows_and_follows_changes_new_clusters_and_d
 
     def create() -> int:
         new = make_cluster(world["tenant"], "zeta")
-        broadcast.cluster_changed(new.pk)
+        change(new.pk)
         return new.pk
 
     new_id = await database_sync_to_async(create)()
@@ -158,14 +167,10 @@ async def test_the_list_socket_sends_rows_and_follows_changes_new_clusters_and_d
     assert f'<tbody id="cluster-{new_id}" class="cluster-row" data-phase' in appended
     assert appended.endswith('<div id="clusters-empty" hx-swap-oob="delete"></div>')
 
-    def delete() -> None:
-        from django.utils import timezone
+    from django.utils import timezone
 
-        Cluster.objects.filter(pk=new_id).update(deleted_at=timezone.now(),
-                                                  phase=Cluster.Phase.DELETED)
-        broadcast.cluster_changed(new_id)
-
-    await database_sync_to_async(delete)()
+    await database_sync_to_async(change)(new_id, deleted_at=timezone.now(),
+                                         phase=Cluster.Phase.DELETED)
     assert await communicator.receive_from(timeout=5) == (
         f'<tbody id="cluster-{new_id}" hx-swap-oob="delete"></tbody>')
     await communicator.disconnect()
@@ -179,40 +184,12 @@ async def test_a_filtered_list_socket_ignores_clusters_outside_its_filter():
     cluster = world["cluster"]
     assert f'id="cluster-{cluster.pk}"' not in snapshot
 
-    await database_sync_to_async(broadcast.cluster_changed)(cluster.pk)  # still running
-    assert await communicator.receive_nothing(timeout=0.3)
+    await database_sync_to_async(change)(cluster.pk)  # still running
+    assert await communicator.receive_nothing(timeout=0.5)
     await communicator.disconnect()
 
 
-# --------------------------------------------------------------------------- who gets what
-
-
-def _broadcast_kinds(cluster_id: int) -> dict[str, dict]:
-    """The channel-layer messages a change of the cluster makes, by type."""
-    from clusters.web.live import render_cluster_messages
-
-    return {message["type"]: message for _group, message in render_cluster_messages(cluster_id)}
-
-
-async def test_detail_regions_are_rendered_only_while_a_detail_page_is_open():
-    world = await database_sync_to_async(_setup)((Role.OWNER, Role.VIEWER))
-    cluster = world["cluster"]
-    assert set(await database_sync_to_async(_broadcast_kinds)(cluster.pk)) == {"cluster.row"}
-
-    viewer, _ = await connect(DETAIL, world["users"][Role.VIEWER])
-    owner, _ = await connect("/ws/t/acme/clusters/demo/?lang=fr", world["users"][Role.OWNER])
-    await viewer.receive_from(timeout=5)
-    await owner.receive_from(timeout=5)
-    sent = await database_sync_to_async(_broadcast_kinds)(cluster.pk)
-    # Only the languages and role tiers of the open pages.
-    assert {lang: set(parts) for lang, parts in sent["cluster.detail"]["html"].items()} == {
-        "en": {"common", "view"}, "fr": {"common", "manage"}}
-
-    await viewer.disconnect()
-    sent = await database_sync_to_async(_broadcast_kinds)(cluster.pk)
-    assert set(sent["cluster.detail"]["html"]) == {"fr"}
-    await owner.disconnect()
-    assert set(await database_sync_to_async(_broadcast_kinds)(cluster.pk)) == {"cluster.row"}
+# --------------------------------------------------------------------------- the hub
 
 
 async def test_the_list_page_gets_its_row_while_no_detail_page_is_open():
@@ -221,55 +198,27 @@ async def test_the_list_page_gets_its_row_while_no_detail_page_is_open():
     await communicator.receive_from(timeout=5)
     cluster = world["cluster"]
 
-    def degrade() -> set[str]:
-        Cluster.objects.filter(pk=cluster.pk).update(
-            phase=Cluster.Phase.DEGRADED, status_message="Degraded: 1 of 3 workers ready.")
-        broadcast.cluster_changed(cluster.pk)
-        return set(_broadcast_kinds(cluster.pk))
+    await database_sync_to_async(change)(cluster.pk, phase=Cluster.Phase.DEGRADED,
+                                         status_message="Degraded: 1 of 3 workers ready.")
 
-    assert await database_sync_to_async(degrade)() == {"cluster.row"}
     update = await communicator.receive_from(timeout=5)
     assert f'<tbody id="cluster-{cluster.pk}"' in update and "Degraded: 1 of 3" in update
     await communicator.disconnect()
 
 
-async def test_a_detail_page_whose_process_died_drops_out_when_its_presence_expires(
-        monkeypatch):
-    from clusters.web import live
+async def test_pages_of_one_process_share_one_group_membership_and_leave_it_when_closed():
+    world = await database_sync_to_async(_setup)((Role.OWNER, Role.VIEWER))
+    pages = [await connect(path, world["users"][role]) for path, role in (
+        (LIST, Role.OWNER), (LIST, Role.VIEWER), (DETAIL, Role.VIEWER))]
+    for communicator, _ in pages:
+        await communicator.receive_from(timeout=5)
+    the_hub = hub.hub()
+    tenant_id = world["tenant"].pk
+    assert the_hub.joined == {tenant_id} and len(the_hub.pages[tenant_id]) == 3
 
-    world = await database_sync_to_async(_setup)()
-    cluster = world["cluster"]
-    now = [1_000_000.0]
-    monkeypatch.setattr(live, "_clock", lambda: now[0])
-    page = live.DetailPresence(cluster.pk, "en", live.MANAGE)
-    await database_sync_to_async(page.beat)()  # and then nothing: no heartbeat, no disconnect
-    assert "cluster.detail" in await database_sync_to_async(_broadcast_kinds)(cluster.pk)
-
-    now[0] += live.PRESENCE_SECONDS  # a heartbeat late by up to a slot still counts
-    assert "cluster.detail" in await database_sync_to_async(_broadcast_kinds)(cluster.pk)
-    now[0] += live.PRESENCE_SECONDS
-    assert set(await database_sync_to_async(_broadcast_kinds)(cluster.pk)) == {"cluster.row"}
-
-
-async def test_a_detail_page_open_for_longer_than_its_presence_lasts_keeps_getting_pushes(
-        monkeypatch):
-    from clusters.web import live
-
-    monkeypatch.setattr(live, "PRESENCE_SECONDS", 0.3)
-    world = await database_sync_to_async(_setup)()
-    communicator, _ = await connect(DETAIL, world["users"][Role.OWNER])
-    await communicator.receive_from(timeout=5)
-    await asyncio.sleep(1.2)  # four slots: only the heartbeat keeps the page registered
-    cluster = world["cluster"]
-
-    def fail() -> None:
-        Cluster.objects.filter(pk=cluster.pk).update(phase=Cluster.Phase.FAILED,
-                                                      last_error="Helm install failed: boom")
-        broadcast.cluster_changed(cluster.pk)
-
-    await database_sync_to_async(fail)()
-    assert "Helm install failed: boom" in await communicator.receive_from(timeout=5)
-    await communicator.disconnect()
+    for communicator, _ in pages:
+        await communicator.disconnect()
+    assert the_hub.joined == set() and tenant_id not in the_hub.pages
 
 
 async def test_pushes_reach_the_page_without_a_hop_to_the_database_thread(monkeypatch):
@@ -279,7 +228,6 @@ async def test_pushes_reach_the_page_without_a_hop_to_the_database_thread(monkey
     communicator, _ = await connect(LIST, world["users"][Role.MEMBER])
     await communicator.receive_from(timeout=5)
     cluster = world["cluster"]
-    message = await database_sync_to_async(_broadcast_kinds)(cluster.pk)
     hops = []
     original = channels.consumer.aclose_old_connections
 
@@ -289,10 +237,9 @@ async def test_pushes_reach_the_page_without_a_hop_to_the_database_thread(monkey
 
     monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
 
-    await get_channel_layer().group_send(groups.tenant_group(cluster.tenant_id),
-                                         message["cluster.row"])
+    await database_sync_to_async(change)(cluster.pk, status_message="Running: rebooted.")
 
-    assert f'<tbody id="cluster-{cluster.pk}"' in await communicator.receive_from(timeout=5)
+    assert "Running: rebooted." in await communicator.receive_from(timeout=5)
     assert hops == []
     await communicator.disconnect()
     assert hops  # the socket's own events keep channels' path

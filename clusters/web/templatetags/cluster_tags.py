@@ -4,21 +4,23 @@ picker, the styles of phases, operations, steps and timeline events (from
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from django import forms, template
+from django.apps import apps
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 
 from clusters import progress
-from clusters.models import Offering
+from clusters.models import ClusterEvent, Offering
 from clusters.offerings import hidden_offerings
 from clusters.platform_release import shown_dialect
-from clusters.web import presentation
+from clusters.web import live, presentation
 from clusters.web.queries import tenant_summary
 from cozystack import catalog
 
@@ -164,6 +166,25 @@ def opens_group(open_action: str | None, group: str) -> bool:
 @register.filter
 def duration(seconds: int | None) -> str:
     return presentation.duration_words(seconds)
+
+
+@register.filter
+def label(obj: Any, name: str) -> str:
+    """The display label of ``obj``'s choice field ``name`` in the active language (Django's
+    ``get_<name>_display`` rebuilds every choice's label on each call)."""
+    return _label(obj._meta.label, name, getattr(obj, name), get_language())
+
+
+@functools.lru_cache(maxsize=4096)
+def _label(model: str, name: str, value: Any, language: str | None) -> str:
+    choices = dict(apps.get_model(model)._meta.get_field(name).flatchoices)
+    return str(choices.get(value, value))
+
+
+@register.simple_tag
+def timeline_entry(event: ClusterEvent) -> SafeString:
+    """One timeline entry, rendered once per process and language (``live.event_html``)."""
+    return live.event_html(event)
 
 
 @register.filter

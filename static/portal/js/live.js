@@ -133,6 +133,9 @@
       e.detail.shouldSwap = false;
       return;
     }
+    // A region that holds rows (the list, from a snapshot or a poll): a row the page already
+    // shows at a newer revision stays as it is.
+    if (first) { keepNewerRows(first); }
     openDetails[target.id] = Array.prototype.map.call(
       target.querySelectorAll("details[open][id]"), function (d) { return d.id; });
     if (target.hasAttribute("data-live-key")) {
@@ -154,6 +157,15 @@
       }
     }
   });
+  function keepNewerRows(incoming) {
+    incoming.querySelectorAll("[data-stamp][id]").forEach(function (row) {
+      var shown = document.getElementById(row.id);
+      if (shown && Number(shown.getAttribute("data-stamp")) > Number(row.getAttribute("data-stamp"))) {
+        row.replaceWith(shown.cloneNode(true));
+      }
+    });
+  }
+
   document.addEventListener("htmx:oobAfterSwap", function (e) {
     var el = e.detail.target;
     if (!el) { return; }

@@ -64,11 +64,13 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
+    "portal.middleware.DatabaseOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.middleware.SignedInDatabaseCheckMiddleware",
     "portal.headers.PrivateResponsesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -118,10 +120,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    # Django's Redis cache, with one connection pool per process instead of one per request
-    # (see portal/cache.py).
-    CACHES = {"default": {"BACKEND": "portal.cache.RedisCache",
-                          "LOCATION": env_str("CACHE_REDIS_URL", REDIS_URL)}}
+    # Django's Redis cache, with one connection pool per process instead of one per request,
+    # answering as an empty cache (the database behind it answers) while Redis is out of
+    # reach (see portal/cache.py). Short timeouts: a cache that does not answer at once is
+    # no faster than the database.
+    CACHES = {"default": {"BACKEND": "portal.cache.ResilientRedisCache",
+                          "LOCATION": env_str("CACHE_REDIS_URL", REDIS_URL),
+                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2}}}
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -134,8 +139,9 @@ if REDIS_URL:
     }
     CELERY_BROKER_URL = REDIS_URL
     # Sessions read from Redis and written through to the database (one query fewer on every
-    # signed-in request; a flushed cache loses no session).
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    # signed-in request; a flushed cache loses no session). A cache that fails is a miss:
+    # the database row carries the session (portal/sessions.py).
+    SESSION_ENGINE = "portal.sessions"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

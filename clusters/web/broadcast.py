@@ -17,11 +17,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-
 from clusters.events import ClusterChanged
 from clusters.web.live import render_cluster_messages
+from portal.pushes import group_send
 
 logger = logging.getLogger("clusters.web.broadcast")
 _local = threading.local()
@@ -32,17 +30,13 @@ def on_cluster_changed(event: ClusterChanged) -> None:
 
 
 def cluster_changed(cluster_id: int) -> None:
-    """Send the cluster's fresh state to its groups. Never raises: pages also poll to catch up."""
+    """Send the cluster's fresh state to its groups. Never raises: pages also poll to catch up,
+    and a page whose socket was down gets the current state when it connects again. While the
+    channel layer is out of reach (``portal.pushes``), the detail regions are not rendered."""
     try:
-        layer = get_channel_layer()
-        if layer is None:
-            return
         for group, message in render_cluster_messages(cluster_id):
-            loop = getattr(_local, "loop", None)
-            if loop is not None:
-                loop.run_until_complete(layer.group_send(group, message))
-            else:
-                async_to_sync(layer.group_send)(group, message)
+            if not group_send(group, message, loop=getattr(_local, "loop", None)):
+                return
     except Exception:  # a broadcast failure must never undo or fail the change it reports
         logger.exception("cluster.broadcast.failed", extra={"cluster_id": cluster_id})
 

@@ -130,11 +130,19 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # channels_redis waits on BZPOPMIN for 5 s; redis-py 8's default 5 s socket timeout
-            # would cut that wait and crash every idle WebSocket consumer. Keep a timeout (dead
-            # connections), longer than the wait.
+            # No socket timeout (redis-py 8's default is 5 s). channels_redis waits on
+            # BZPOPMIN for 5 s, which a read timeout of 5 s would cut, crashing every idle
+            # WebSocket consumer. And with any socket timeout, redis-py sends each command
+            # through asyncio.wait_for, which on Python 3.11 can swallow the cancellation of
+            # the consumer's receive when a socket closes at shutdown: the receive then loops on
+            # BZPOPMIN for ever and uvicorn never exits (bench/bench_sigterm.py). A connection
+            # that died is noticed by TCP keepalive and by a PING before a command on a
+            # connection idle for longer than health_check_interval; a Redis that is down
+            # refuses at once (socket_connect_timeout bounds a connect that hangs).
             "CONFIG": {"hosts": [{"address": env_str("CHANNELS_REDIS_URL", REDIS_URL),
-                                  "socket_timeout": 15}], "capacity": 1500},
+                                  "socket_timeout": None, "socket_connect_timeout": 2,
+                                  "socket_keepalive": True, "health_check_interval": 15}],
+                       "capacity": 1500},
         }
     }
     CELERY_BROKER_URL = REDIS_URL

@@ -41,6 +41,7 @@ class PushConsumer(AsyncWebsocketConsumer):
 
     push_types: frozenset[str] = frozenset()
     accepted = False
+    unavailable = False  # closed with 1013: nothing more is sent
     _layer_receive: Callable[[], Awaitable[dict[str, Any]]]
     _layer_lost = False
 
@@ -72,8 +73,19 @@ class PushConsumer(AsyncWebsocketConsumer):
             await super().dispatch(message)
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        if self.unavailable:
+            return
         await super().accept(subprotocol, headers)
         self.accepted = True
+
+    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None,
+                   close: bool = False) -> None:
+        if not self.unavailable:
+            await super().send(text_data, bytes_data, close)
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        if not self.unavailable:
+            await super().close(code, reason)
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         try:
@@ -82,8 +94,12 @@ class PushConsumer(AsyncWebsocketConsumer):
             await self._unavailable("connect", f"{type(error).__name__}: {error}"[:200])
 
     async def _unavailable(self, stage: str, error: str) -> None:
+        """Close with 1013, once (the layer and the connect handler may both fail)."""
+        if self.unavailable:
+            return
         logger.warning("websocket.dependency_unavailable", extra={
             "stage": stage, "error": error, "path": self.scope.get("path", "")})
         if not self.accepted:  # a refused handshake reaches the page as 1006, not 1013
             await self.accept()
         await self.close(code=CLOSE_TRY_AGAIN_LATER)
+        self.unavailable = True

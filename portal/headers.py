@@ -7,6 +7,8 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_cache_control
 
+from portal.outage import DATABASE_ERRORS
+
 
 class PrivateResponsesMiddleware:
     """Whatever a signed-in person receives is theirs alone: pages, htmx fragments, invoice
@@ -25,8 +27,14 @@ class PrivateResponsesMiddleware:
         response = self.get_response(request)
         # Read after the view: signing in happens inside it, and the API's token
         # authentication sets request.user only there.
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and not response.has_header(
-                "Cache-Control"):
+        if _signed_in(request) and not response.has_header("Cache-Control"):
             patch_cache_control(response, private=True, no_store=True)
         return response
+
+
+def _signed_in(request: HttpRequest) -> bool:
+    user = getattr(request, "user", None)
+    try:
+        return user is not None and user.is_authenticated
+    except DATABASE_ERRORS:  # the user cannot be read (portal.outage): assume someone is
+        return True

@@ -66,11 +66,13 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
+    "portal.middleware.DatabaseOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.middleware.SignedInDatabaseCheckMiddleware",
     "portal.languages.UserLanguageMiddleware",
     "portal.headers.PrivateResponsesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -122,24 +124,36 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    # Django's Redis cache, with one connection pool per process instead of one per request
-    # (see portal/cache.py).
-    CACHES = {"default": {"BACKEND": "portal.cache.RedisCache",
-                          "LOCATION": env_str("CACHE_REDIS_URL", REDIS_URL)}}
+    # Django's Redis cache, with one connection pool per process instead of one per request,
+    # answering as an empty cache (the database behind it answers) while Redis is out of
+    # reach (see portal/cache.py). Short timeouts: a cache that does not answer at once is
+    # no faster than the database.
+    CACHES = {"default": {"BACKEND": "portal.cache.ResilientRedisCache",
+                          "LOCATION": env_str("CACHE_REDIS_URL", REDIS_URL),
+                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2}}}
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # channels_redis waits on BZPOPMIN for 5 s; redis-py 8's default 5 s socket timeout
-            # would cut that wait and crash every idle WebSocket consumer. Keep a timeout (dead
-            # connections), longer than the wait.
+            # No socket timeout (redis-py 8's default is 5 s). channels_redis waits on
+            # BZPOPMIN for 5 s, which a read timeout of 5 s would cut, crashing every idle
+            # WebSocket consumer. And with any socket timeout, redis-py sends each command
+            # through asyncio.wait_for, which on Python 3.11 can swallow the cancellation of
+            # the consumer's receive when a socket closes at shutdown: the receive then loops on
+            # BZPOPMIN for ever and uvicorn never exits (bench/bench_sigterm.py). A connection
+            # that died is noticed by TCP keepalive and by a PING before a command on a
+            # connection idle for longer than health_check_interval; a Redis that is down
+            # refuses at once (socket_connect_timeout bounds a connect that hangs).
             "CONFIG": {"hosts": [{"address": env_str("CHANNELS_REDIS_URL", REDIS_URL),
-                                  "socket_timeout": 15}], "capacity": 1500},
+                                  "socket_timeout": None, "socket_connect_timeout": 2,
+                                  "socket_keepalive": True, "health_check_interval": 15}],
+                       "capacity": 1500},
         }
     }
     CELERY_BROKER_URL = REDIS_URL
     # Sessions read from Redis and written through to the database (one query fewer on every
-    # signed-in request; a flushed cache loses no session).
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    # signed-in request; a flushed cache loses no session). A cache that fails is a miss:
+    # the database row carries the session (portal/sessions.py).
+    SESSION_ENGINE = "portal.sessions"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -14,8 +14,6 @@ from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib import messages
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.decorators import login_required
@@ -40,6 +38,7 @@ from portal.audit import Actor, AuditEntry, actor_from_request, client_ip, recor
 from portal.htmx import htmx_partial, redirect_after_post, render_region
 from portal.mfa import Standing, refuse, staff_standing
 from portal.models import Tenant
+from portal.pushes import group_send
 from portal.tenancy import IMPERSONATION_SESSION_KEY
 
 
@@ -279,9 +278,7 @@ def notify_staff() -> None:
     """Tell open consoles that something they show changed; they re-read it. Never raises: the
     consoles also refresh on their own."""
     try:
-        layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(STAFF_GROUP, {"type": "staff.changed"})
+        group_send(STAFF_GROUP, {"type": "staff.changed"})
     except Exception:  # a push failure must never fail the change it reports
         logging.getLogger("staff.views").exception("staff.notify.failed")
 

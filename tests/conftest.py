@@ -15,7 +15,8 @@ from tests.factories import MembershipFactory, TenantFactory, UserFactory
 # Playwright's sync API leaves an event loop in the main thread (browser tests only).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-pytest_plugins = ["tests.fixtures.simulator", "tests.fixtures.processes"]
+pytest_plugins = ["tests.fixtures.simulator", "tests.fixtures.processes",
+                  "tests.fixtures.redis_server"]
 
 
 def pytest_sessionstart(session) -> None:

@@ -25,13 +25,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-
 from clusters.events import ClusterChanged
 from clusters.web.groups import tenant_group
 from clusters.web.live import forget_list
 from clusters.web.queries import tenants_and_revisions
+from portal.pushes import group_send_many
 
 logger = logging.getLogger("clusters.web.broadcast")
 _local = threading.local()
@@ -73,22 +71,13 @@ def _send(cluster_ids: list[int]) -> None:
             return
         for tenant_id in {tenant_id for tenant_id, _revision in found.values()}:
             forget_list(tenant_id)
-        layer = get_channel_layer()
-        if layer is None:
-            return
+        # While the channel layer is out of reach (``portal.pushes``), nothing is sent: the
+        # pages poll and catch up when their socket connects again.
         sends = [(tenant_group(tenant_id), notice(tenant_id, cluster_id, revision))
                  for cluster_id, (tenant_id, revision) in found.items()]
-        loop = getattr(_local, "loop", None)
-        if loop is not None:
-            loop.run_until_complete(_all(layer, sends))
-        else:
-            async_to_sync(_all)(layer, sends)
+        group_send_many(sends, loop=getattr(_local, "loop", None))
     except Exception:  # a broadcast failure must never undo or fail the change it reports
         logger.exception("cluster.broadcast.failed", extra={"cluster_ids": cluster_ids})
-
-
-async def _all(layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:
-    await asyncio.gather(*(layer.group_send(group, message) for group, message in sends))
 
 
 @contextmanager

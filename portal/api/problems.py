@@ -16,7 +16,8 @@ message. Statuses mean one thing each:
 * 429: too many requests (``Retry-After`` says when to come back);
 * 502/503: the management cluster refused or could not be reached (``Retry-After`` on 503);
   503 also while writes are paused because the platform runs a release the portal does not
-  know yet.
+  know yet, and while the portal's own database is out of reach (``service-unavailable``,
+  with ``Retry-After``; see ``portal.outage``).
 
 The foundation knows no domain: an app whose errors have an answer of their own registers a
 mapper for them at start-up (``register_problem_type``), as the clusters web floor does for
@@ -43,6 +44,8 @@ from django.utils.translation import gettext_lazy
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
+
+from portal.outage import DATABASE_ERRORS, RETRY_AFTER_SECONDS, unavailable_detail
 
 logger = logging.getLogger("portal.api")
 
@@ -83,6 +86,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {p.slug: p for p in (
     ProblemType("platform-unavailable", 503, gettext_lazy("The platform is unreachable")),
     ProblemType("platform-release-unknown", 503,
                 gettext_lazy("Changes are paused: the platform runs an unknown release")),
+    ProblemType("service-unavailable", 503, gettext_lazy("The service is briefly unavailable")),
 )}
 
 _BY_STATUS = {
@@ -216,9 +220,10 @@ def _flatten_django(exc: DjangoValidationError) -> Iterator[tuple[Path, str, str
 # --------------------------------------------------------------------------- responses
 
 
-def problem_response(request: Any, slug: str, detail: str | None = None, *,
-                     code: str | None = None, errors: list[dict[str, Any]] | None = None,
-                     headers: dict[str, str] | None = None) -> Response:
+def problem_body(request: Any, slug: str, detail: str | None = None, *,
+                 code: str | None = None,
+                 errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The problem document (without the response around it)."""
     problem = PROBLEM_TYPES[slug]
     data: dict[str, Any] = {
         "type": problem.uri,
@@ -233,7 +238,14 @@ def problem_response(request: Any, slug: str, detail: str | None = None, *,
     request_id = getattr(getattr(request, "_request", request), "id", None)
     if request_id:
         data["request_id"] = request_id
-    return Response(data, status=problem.status, headers=headers,
+    return data
+
+
+def problem_response(request: Any, slug: str, detail: str | None = None, *,
+                     code: str | None = None, errors: list[dict[str, Any]] | None = None,
+                     headers: dict[str, str] | None = None) -> Response:
+    data = problem_body(request, slug, detail, code=code, errors=errors)
+    return Response(data, status=data["status"], headers=headers,
                     content_type=PROBLEM_CONTENT_TYPE)
 
 
@@ -279,6 +291,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return problem_response(request, problem.slug, force_str(problem.detail),
                                 code=problem.problem_code, errors=problem.errors,
                                 headers=problem.headers)
+    if isinstance(exc, DATABASE_ERRORS):  # PostgreSQL is out of reach: come back shortly
+        logger.warning("api.database_unavailable", extra={"error": type(exc).__name__})
+        return problem_response(request, "service-unavailable", unavailable_detail(),
+                                headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(exc, Http404):
         return problem_response(request, "not-found")
     if isinstance(exc, SuspiciousOperation):  # e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE

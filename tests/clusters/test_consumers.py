@@ -17,9 +17,12 @@ from clusters import events
 from clusters.models import Cluster
 from clusters.web import hub
 from portal.asgi import application
+from portal.consumers import CLOSE_TRY_AGAIN_LATER
 from portal.permissions import Role
+from portal.settings import CHANNEL_LAYERS as CONFIGURED_LAYERS
 from tests.clusters.ui import make_cluster, offline_platform
 from tests.factories import MembershipFactory, TenantFactory
+from tests.fixtures.processes import free_port
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("offline_platform", "web_process")]
@@ -274,3 +277,46 @@ async def test_the_coalescer_pushes_the_oldest_change_first_in_bounded_batches()
         coalescer.stop()
 
     assert sent == [50, 30, 9, 40, 1]
+
+
+# --------------------------------------------------------------------------- Redis out of reach
+
+
+def _redis_layer(port: int) -> dict:
+    """The configured Redis channel layer (the suite runs with REDIS_URL), on ``port``."""
+    layer = CONFIGURED_LAYERS["default"]
+    host = {**layer["CONFIG"]["hosts"][0], "address": f"redis://127.0.0.1:{port}/1"}
+    return {"default": {**layer, "CONFIG": {**layer["CONFIG"], "hosts": [host]}}}
+
+
+async def _closed_with(communicator: WebsocketCommunicator) -> int | None:
+    while True:
+        output = await communicator.receive_output(timeout=10)
+        if output["type"] == "websocket.close":
+            return output.get("code")
+
+
+@pytest.mark.parametrize("path", [DETAIL, LIST], ids=["detail", "list"])
+async def test_a_socket_is_closed_try_again_later_while_the_channel_layer_refuses(path, settings):
+    settings.CHANNEL_LAYERS = _redis_layer(free_port())
+    world = await database_sync_to_async(_setup)()
+
+    communicator, connected = await connect(path, world["users"][Role.OWNER])
+
+    assert connected  # accepted, so that the page sees why it is closed
+    assert await _closed_with(communicator) == CLOSE_TRY_AGAIN_LATER
+    await communicator.wait()
+
+
+async def test_an_open_socket_is_closed_try_again_later_when_redis_goes_away(own_redis,
+                                                                            settings):
+    settings.CHANNEL_LAYERS = _redis_layer(own_redis.port)
+    world = await database_sync_to_async(_setup)()
+    communicator, connected = await connect(DETAIL, world["users"][Role.OWNER])
+    assert connected
+    await communicator.receive_from(timeout=5)  # the snapshot: waiting for pushes now
+
+    await asyncio.get_running_loop().run_in_executor(None, own_redis.stop)
+
+    assert await _closed_with(communicator) == CLOSE_TRY_AGAIN_LATER
+    await communicator.wait()

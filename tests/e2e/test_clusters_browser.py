@@ -284,10 +284,37 @@ def test_without_websockets_the_page_says_so_and_keeps_up_by_polling(stack: Stac
 
     status = page.get_by_test_id("live-status")
     expect(status).to_have_attribute("data-state", "polling", timeout=15_000)
-    expect(status).to_contain_text("refreshing every 5 s")
+    expect(status).to_contain_text("Live updates paused: refreshing every 5 s")
 
     as_owner(stack, actions.do_scale_node_group, "polled", "md0", min_replicas=1,
              max_replicas=5)
     expect(page.locator("tr[data-group=md0] [data-testid=limits]")).to_have_text(
         "1–5", timeout=30_000)
     screenshot(page, "cluster-detail-polling")
+
+
+@pytest.mark.browser
+def test_after_a_restart_the_page_reconnects_by_itself_and_never_backs_off_for_long(
+        stack: Stack, page: Page):
+    attempts: list[str] = []
+
+    def restarting(ws) -> None:
+        attempts.append(ws.url)
+        if len(attempts) <= 5:
+            ws.close(code=1012)  # web is restarting: what uvicorn sends at SIGTERM
+        else:
+            ws.connect_to_server()
+
+    page.route_web_socket(re.compile(r".*/ws/.*"), restarting)
+    stack.sign_in(page, Role.MEMBER)
+    page.goto(stack.page_url(f"/t/{stack.tenant.slug}/clusters/"))
+
+    status = page.get_by_test_id("live-status")
+    expect(status).to_have_attribute("data-state", "live", timeout=LIVE)
+    assert len(attempts) == 6
+    # The delay before each new attempt: never more than 4 s however many attempts failed
+    # (htmx's own grows to 64 s), and never all at once (at least half of it is random).
+    delays = page.evaluate("""() => Array.from({length: 30}, (_, failed) =>
+        Array.from({length: 40}, () => htmx.config.wsReconnectDelay(failed))).flat()""")
+    assert 500 <= min(delays) and max(delays) <= 4000
+    assert len({round(delay) for delay in delays}) > 100

@@ -35,6 +35,7 @@ from portal import metrics
 from portal.celery import app
 
 ROOT = Path(settings.BASE_DIR)
+GRACEFUL_SHUTDOWN_SECONDS = 8
 
 
 def web_command(host: str, port: int) -> list[str]:
@@ -42,9 +43,14 @@ def web_command(host: str, port: int) -> list[str]:
 
     uvicorn's proxy handling is off: the client's address comes from TRUSTED_PROXIES
     (portal.asgi), not from uvicorn's own list of proxies.
+
+    On SIGTERM uvicorn closes every WebSocket with 1012 (the pages reconnect by themselves)
+    and waits for the requests in flight; after ``GRACEFUL_SHUTDOWN_SECONDS`` it cancels what
+    still runs, so that the process is gone within about ten seconds whatever a task waits on.
     """
     return [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", host,
-            "--port", str(port), "--lifespan", "off", "--no-proxy-headers"]
+            "--port", str(port), "--lifespan", "off", "--no-proxy-headers",
+            "--timeout-graceful-shutdown", str(GRACEFUL_SHUTDOWN_SECONDS)]
 
 
 class Command(BaseCommand):
@@ -164,7 +170,8 @@ class Command(BaseCommand):
         # log_config None: Django's LOGGING (redacting, no query strings) stays in force.
         config = uvicorn.Config("portal.asgi:application", host=options["host"],
                                 port=options["port"], lifespan="off", log_level="info",
-                                proxy_headers=False, log_config=None)
+                                proxy_headers=False, log_config=None,
+                                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
         try:
             uvicorn.Server(config).run()
         finally:

@@ -4,6 +4,18 @@
   "use strict";
   var POLL_MS = 5000;
   var OFFLINE_GRACE_MS = 3000;
+  // Reconnecting: htmx's ws extension waits a random delay that doubles with every failed
+  // attempt up to 64 s, so pages came back up to a minute after the server did. Here the
+  // delay grows from 0.5-1 s to at most 2-4 s ("equal jitter": half fixed, half random, so
+  // thousands of pages do not all come back at the same instant). The server sends the
+  // current state on every connect, so a page catches up with its first message.
+  var RECONNECT_BASE_MS = 500;
+  var RECONNECT_CAP_MS = 4000;
+  function reconnectDelay(retryCount) {
+    var ceiling = Math.min(RECONNECT_CAP_MS, RECONNECT_BASE_MS * Math.pow(2, (retryCount || 0) + 1));
+    return ceiling / 2 + Math.random() * ceiling / 2;
+  }
+  if (window.htmx) { window.htmx.config.wsReconnectDelay = reconnectDelay; }
 
   function text(el, key, values) {
     var t = (el && el.getAttribute("data-text-" + key)) || "";
@@ -80,7 +92,8 @@
     });
   }
   window.portalLive = {
-    get connected() { return lives.some(function (l) { return l.connected; }); }
+    get connected() { return lives.some(function (l) { return l.connected; }); },
+    reconnectDelay: reconnectDelay
   };
 
   // ------------------------------------------------------------------ per-second tickers

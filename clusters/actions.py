@@ -22,7 +22,7 @@ from clusters import events, observe, operations, plans, platform_release, spec_
 from clusters.desired import write_desired_rows
 from clusters.hosts import check_api_host, host_in_use
 from clusters.models import Cluster, Operation
-from clusters.offerings import check_offered
+from clusters.offerings import check_offered, check_platform_offer, platform_offer
 from clusters.quotas import check_quota
 from cozystack.manifests import render_kubernetes
 from cozystack.rules import FieldError
@@ -50,22 +50,29 @@ def errors_to_validation_error(errors: list[FieldError]) -> ValidationError:
 def check_spec(ctx: TenantContext, spec: ClusterSpec, *, previous: ClusterSpec | None = None,
                cluster_id: int | None = None) -> list[FieldError]:
     """Every rule a spec must pass before the portal accepts it: the platform's rules in the
-    dialect of the release it runs (none passes while that release is unknown), what staff
-    offer, the portal's own rules on what tenants set, and quota."""
+    dialect of the release it runs (none passes while that release is unknown), what the
+    platform offers the tenant (its Option API), what staff offer, the portal's own rules on
+    what tenants set, and quota."""
     release = platform_release.current()
     if release.dialect is None:
         return [platform_release.unknown_release_error()]
     schema = release.schema
-    errors = validate_manifest(spec, schema, dialect=release.dialect,
-                               creating=previous is None, previous=previous)
+    offer = platform_offer(ctx.tenant.namespace)
+    # What the platform does not offer the tenant is said once, in its words, beside the field.
+    errors = check_platform_offer(offer, spec, previous)
+    offered = {error.field for error in errors}
+    errors += [error for error in validate_manifest(
+        spec, schema, dialect=release.dialect, creating=previous is None, previous=previous,
+        **offer.validation_names(spec)) if error.field not in offered]
     errors += check_offered(spec, previous)
     if previous is None:  # the host is chosen at creation and never changes
         errors += check_api_host(ctx.tenant, spec, cluster_id=cluster_id)
     # The platform's rules speak first; the portal's own only where they said nothing.
     judged = {error.field for error in errors}
-    errors += [error for error in spec_rules.check_tenant_settings(ctx.tenant, spec, previous,
-                                                                   schema)
-               if error.field not in judged]
+    errors += [error for error in spec_rules.check_tenant_settings(
+        ctx.tenant, spec, previous, schema,
+        storage_classes=offer.validation_names(spec).get("storage_classes"))
+        if error.field not in judged]
     return errors + check_quota(ctx.tenant, spec, cluster_id=cluster_id)
 
 

@@ -23,7 +23,16 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import events, observe, operations, plans, platform_release, progress, watcher
+from clusters import (
+    events,
+    observe,
+    offerings,
+    operations,
+    plans,
+    platform_release,
+    progress,
+    watcher,
+)
 from clusters.desired import write_desired_rows
 from clusters.models import Cluster, ClusterEvent, Operation
 from cozystack.dialects import Dialect
@@ -160,7 +169,8 @@ def _validate(operation: Operation, release: platform_release.PlatformRelease) -
     before = operation.params.get("before")
     errors = validate_manifest(after, release.schema, dialect=release.dialect,
                                creating=operation.kind == Operation.Kind.CREATE,
-                               previous=spec_from_json(before) if before else None)
+                               previous=spec_from_json(before) if before else None,
+                               **offerings.as_requested(after))
     if operation.params.get("retry_of"):
         errors = plans.waived_for_retry(errors)
     if errors:

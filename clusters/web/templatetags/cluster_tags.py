@@ -15,8 +15,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
 from clusters import progress
-from clusters.models import Offering
-from clusters.offerings import hidden_offerings
+from clusters.offerings import offered_instance_types
 from clusters.platform_release import shown_dialect
 from clusters.web import presentation
 from clusters.web.queries import tenant_summary
@@ -51,15 +50,18 @@ def instance_type_picker(field: forms.BoundField) -> dict[str, Any]:
 
     value = field.value()
     value = "" if value is None else str(value)
-    hidden = hidden_offerings().get(Offering.Kind.INSTANCE_TYPE, frozenset()) - {value}
     offer = shown_dialect().catalogue
-    offered = [t for t in offer.instance_types if t.name not in hidden]
+    # What the platform offers the form's tenant and staff do not hide; the value the form
+    # holds stays (a group keeps showing the type it runs).
+    offered = offered_instance_types(namespace=getattr(field.form, "namespace", None),
+                                     keep=frozenset({value} - {""}))
     series = []
     for s in offer.instance_series:
         series.append({"label": f"{s.label} ({s.key}, vCPU:RAM {s.vcpu_to_ram})",
                        "types": [t for t in offered if t.series == s.key and t.documented]})
-    others = [t for t in offered if not t.documented]
-    known = {t.name for t in offer.instance_types}
+    listed = {s.key for s in offer.instance_series}
+    others = [t for t in offered if not t.documented or t.series not in listed]
+    known = {t.name for t in offered}
     return {"field": field, "value": value, "series": series, "others": others,
             "unknown": value if value and value not in known else "",
             "invalid": bool(field.errors),

@@ -19,9 +19,18 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, JSONField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import JSONObject
 
+from billing.pricing import pool_monthly_costs
 from billing.queries import MonthToDate, month_to_date
 from clusters import offerings, platform_release
-from clusters.models import Cluster, ClusterEvent, ClusterQuerySet, NodeGroup, Offering, Operation
+from clusters.models import (
+    Cluster,
+    ClusterEvent,
+    ClusterQuerySet,
+    NodeGroup,
+    NodePool,
+    Offering,
+    Operation,
+)
 from clusters.offerings import end_of_life_dates
 from clusters.spec_rules import oidc_roles_for
 from clusters.web import presentation
@@ -313,6 +322,10 @@ class ClusterState:
     upgrade_target: str | None = None
     node_counts: dict[str, int] = field(default_factory=dict)
     costs: MonthToDate | None = None  # the tenant's month-to-date snapshot
+    # KubernetesNodes pools the platform runs for the cluster outside its spec (read-only),
+    # with what each costs per month at its current size (None: not priced).
+    pools: list[NodePool] = field(default_factory=list)
+    pool_costs: dict[int, Decimal | None] = field(default_factory=dict)
 
     @property
     def cost_mtd(self) -> Decimal | None:
@@ -378,6 +391,9 @@ def cluster_state(cluster: Cluster) -> ClusterState:
     events = list(ClusterEvent.objects.filter(cluster=cluster).order_by("-at", "-id")
                   [:TIMELINE_LENGTH])
 
+    pools = list(NodePool.objects.filter(cluster=cluster, removed_at__isnull=True)
+                 .order_by("name"))
+
     target = platform_release.next_version(cluster.version)
     if target in offerings.hidden_offerings().get(Offering.Kind.VERSION, frozenset()):
         target = None
@@ -385,7 +401,8 @@ def cluster_state(cluster: Cluster) -> ClusterState:
     return ClusterState(cluster=cluster, groups=groups, operation=operation, events=events,
                         upgrade_target=target,
                         node_counts={g.name: g.observed_nodes for g in groups},
-                        costs=_month_to_date(cluster.tenant_id))
+                        costs=_month_to_date(cluster.tenant_id), pools=pools,
+                        pool_costs=pool_monthly_costs(pools) if pools else {})
 
 
 def cluster_state_by_id(cluster_id: int) -> ClusterState | None:

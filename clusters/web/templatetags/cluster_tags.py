@@ -198,6 +198,24 @@ def instance_label(name: str) -> str:
 
 
 @register.filter
+def pool_size(pool: Any) -> str:
+    """A ``KubernetesNodes`` pool's node size: its instance type, a custom size, or "not known
+    yet" while the platform's object has not been read."""
+    if not getattr(pool, "spec_seen", False):
+        return gettext("not known yet")
+    if pool.instance_type:
+        return instance_label(pool.instance_type)
+    return gettext("custom size: %(cpu)s CPU, %(memory)s") % {"cpu": pool.cpu or "?",
+                                                             "memory": pool.memory or "?"}
+
+
+@register.filter
+def cost_of(costs: dict[Any, Any] | None, item: Any) -> Any:
+    """``costs[item.pk]``: None when it has none (not priced)."""
+    return (costs or {}).get(getattr(item, "pk", None))
+
+
+@register.filter
 def gpu_label(name: str) -> str:
     known = catalog.describe_gpu(name)
     return known.label if known else name

@@ -351,6 +351,52 @@ def do_revoke_cluster_access(tenant: Tenant, cluster_id: int, emails: frozenset[
             check_access=False)
 
 
+def do_lower_cluster_access(tenant: Tenant, cluster_id: int,
+                            allowed: dict[str, tuple[str, ...]]) -> Operation | None:
+    """Lower the access of the people in ``allowed`` (email, lower case → the cluster roles
+    their portal role allows now) to what that allows, as the system: ``admin`` becomes
+    ``view`` where only ``view`` is allowed, and a person allowed no role is taken off. An
+    access operation and its audit entry, or None when the cluster grants them nothing more
+    than allowed (already lowered, deleted, or being deleted). Nobody is ever given more than
+    they had. Safe to repeat.
+
+    Raises the "busy" ``ValidationError`` while another operation runs; the caller tries
+    again later."""
+    actor = Actor.system()
+    ctx = TenantContext(tenant, Role.OWNER, None)
+    with transaction.atomic():
+        _lock_tenant(ctx)
+        cluster = (Cluster.objects.for_tenant(tenant).live().select_for_update(no_key=True)
+                   .filter(pk=cluster_id).first())
+        if cluster is None or cluster.phase == Cluster.Phase.DELETING:
+            return None
+        users = cluster.to_spec().oidc_users
+        kept: list[OidcUserSpec] = []
+        lowered: list[str] = []
+        removed: list[str] = []
+        for user in users:
+            roles = allowed.get(user.email.lower())
+            if roles is None or user.role in roles:
+                kept.append(user)
+            elif roles:
+                # Only "view" is ever below another role: lower, never raise.
+                kept.append(dataclasses.replace(user, role="view"))
+                lowered.append(user.email)
+            else:
+                removed.append(user.email)
+        if not lowered and not removed:
+            return None
+        parts = []
+        if lowered:
+            parts.append(_("Access of %(who)s lowered to view: their role in the tenant no "
+                           "longer allows cluster-admin.") % {"who": ", ".join(sorted(lowered))})
+        if removed:
+            parts.append(_("Access of %(who)s removed: their role in the tenant no longer "
+                           "allows cluster access.") % {"who": ", ".join(sorted(removed))})
+        return _apply_plan(actor, ctx, cluster, plans.set_oidc_users(
+            tuple(kept), summary=" ".join(parts)), check_access=False)
+
+
 def do_delete_cluster(actor: Actor, ctx: TenantContext, name: str, *, confirm: str,
                       idempotency_key: str = "") -> Operation:
     """Queue the deletion (phase ``deleting``, a delete operation, the audit entry); the

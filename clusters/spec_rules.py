@@ -157,8 +157,9 @@ def check_oidc_users(tenant: Tenant, users: tuple[OidcUserSpec, ...],
                      schema: Mapping[str, Any] | None = None) -> list[FieldError]:
     """Access is given to members only, with a role their portal role allows, once each.
 
-    What the cluster already grants is not judged again (a member whose portal role changed
-    keeps it until someone changes the access), so an unrelated change is never refused.
+    What the cluster already grants is not judged again, so an unrelated change is never
+    refused: a member whose portal role was lowered has their access lowered by its own
+    operation (``clusters.access``), which may still be waiting its turn.
     """
     if not users:
         return []

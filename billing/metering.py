@@ -18,6 +18,16 @@ node group (``observed_nodes``), GPUs per model (nodes × GPUs per node), disk G
 (disk size × nodes), control-plane replicas per size preset while the cluster exists on the
 platform, and each enabled add-on the price book has a SKU for (per cluster-hour).
 
+``KubernetesNodes`` pools (Cozystack v1.6: worker pools attached to a cluster on the platform,
+outside its spec) are metered as the platform reports them, like node groups: their
+MachineDeployment's ``status.replicas`` × the pool's instance type (or ``node.custom``), GPUs
+and disk. They are the cluster's nodes and the tenant pays for them; the cluster page shows them
+and their cost. Their usage is the cluster's, with no node group (the ledger's node-group column
+names the portal's own groups only), summed per SKU when several pools share one. Nothing is
+counted twice: a pool's MachineDeployment is never taken for a node group's (they are told apart
+by the release that renders them, ``clusters.observe.pool_of``), and a pool whose size is not
+known yet (its ``KubernetesNodes`` object not read yet) is metered from the moment it is.
+
 Instants are truncated to the whole second (billing is per second).
 """
 
@@ -41,7 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from clusters.events import ClusterObserved, WatcherStarted
-    from clusters.models import Cluster, NodeGroup
+    from clusters.models import Cluster, NodeGroup, NodePool
 
 logger = logging.getLogger("billing.metering")
 
@@ -97,15 +107,34 @@ def group_quantities(group: NodeGroup) -> dict[str, Decimal]:
     return usage
 
 
+def pool_quantities(pool: NodePool) -> dict[str, Decimal]:
+    """What one ``KubernetesNodes`` pool uses right now, by SKU, as the platform reports it
+    (nothing while its size is not known)."""
+    nodes = int(pool.observed_nodes or 0)
+    if nodes <= 0 or not pool.sized:
+        return {}
+    usage = {node_sku(pool.instance_type): Decimal(nodes)}
+    if pool.gpu_model and pool.gpus_per_node:
+        usage[gpu_sku(pool.gpu_model)] = Decimal(nodes * int(pool.gpus_per_node))
+    if pool.disk_gib:
+        usage[DISK_SKU] = Decimal(nodes * int(pool.disk_gib))
+    return usage
+
+
 def billable_quantities(cluster: Cluster, groups: Iterable[NodeGroup], *,
-                        priced_addons: set[str]) -> dict[Key, Decimal]:
-    """Everything the cluster uses at the moment of an observation, by (node group, SKU)."""
+                        priced_addons: set[str],
+                        pools: Iterable[NodePool] = ()) -> dict[Key, Decimal]:
+    """Everything the cluster uses at the moment of an observation, by (node group, SKU);
+    ``KubernetesNodes`` pools count as the cluster's (no node group)."""
     if deletion_time(cluster) is not None:
         return {}
     usage: dict[Key, Decimal] = {}
     for group in groups:
         for sku, quantity in group_quantities(group).items():
             usage[(group.pk, sku)] = quantity
+    for pool in pools:
+        for sku, quantity in pool_quantities(pool).items():
+            usage[(None, sku)] = usage.get((None, sku), Decimal(0)) + quantity
     if cluster.control_plane_replicas:
         usage[(None, control_plane_sku(cluster.control_plane_preset))] = Decimal(
             cluster.control_plane_replicas)
@@ -179,10 +208,10 @@ FORCE_PORTABLE = False
 
 
 def _observe_postgres(cluster: Cluster, groups: Iterable[NodeGroup],
-                      at: datetime) -> MeterResult:
+                      at: datetime, pools: Iterable[NodePool] = ()) -> MeterResult:
     addons = {addon_sku(k) for k in enabled_addons(cluster.addons)}
-    target = sorted(billable_quantities(cluster, groups, priced_addons=addons).items(),
-                    key=_order)
+    target = sorted(billable_quantities(cluster, groups, priced_addons=addons,
+                                        pools=pools).items(), key=_order)
     with connection.cursor() as cursor:
         cursor.execute(_PG_OBSERVE, [
             cluster.pk, cluster.tenant_id, at, _pg_array(g for (g, _s), _q in target),
@@ -206,8 +235,10 @@ def close_cluster(cluster: Cluster, at: datetime) -> int:
         return _close(rows, at) if rows else 0
 
 
-def observe_cluster(cluster: Cluster, groups: Iterable[NodeGroup], at: datetime) -> MeterResult:
-    """Record what ``cluster`` uses from ``at`` on, given its live node groups as observed.
+def observe_cluster(cluster: Cluster, groups: Iterable[NodeGroup], at: datetime, *,
+                    pools: Iterable[NodePool] = ()) -> MeterResult:
+    """Record what ``cluster`` uses from ``at`` on, given its live node groups (and the
+    ``KubernetesNodes`` pools the platform runs for it) as observed.
 
     Runs in the caller's transaction (the one that applies the observation). Idempotent: the
     same observation twice writes nothing the second time; an older one is ignored. A deleted
@@ -219,12 +250,12 @@ def observe_cluster(cluster: Cluster, groups: Iterable[NodeGroup], at: datetime)
         return MeterResult(closed=closed)
     at = billing_instant(at)
     if connection.vendor == "postgresql" and not FORCE_PORTABLE:
-        return _observe_postgres(cluster, groups, at)
-    return _observe_portable(cluster, groups, at)
+        return _observe_postgres(cluster, groups, at, pools)
+    return _observe_portable(cluster, groups, at, pools)
 
 
 def _observe_portable(cluster: Cluster, groups: Iterable[NodeGroup],
-                      at: datetime) -> MeterResult:
+                      at: datetime, pools: Iterable[NodePool] = ()) -> MeterResult:
     """The metering diff in Python (SQLite, and the reference for the PostgreSQL statement)."""
     with transaction.atomic(savepoint=False):
         current = _current(cluster.pk, at)
@@ -234,7 +265,8 @@ def _observe_portable(cluster: Cluster, groups: Iterable[NodeGroup],
             return MeterResult(ignored=True)
         metered = {sku for _pk, _g, sku, _q, _s, _e in current}
         target = billable_quantities(cluster, groups,
-                                     priced_addons=_priced_addons(cluster, metered))
+                                     priced_addons=_priced_addons(cluster, metered),
+                                     pools=pools)
         keep: set[Key] = set()
         closing: list[tuple[int, datetime]] = []
         for pk, group_id, sku, quantity, start, _end in current:
@@ -300,7 +332,7 @@ def reconcile_ledger(at: datetime | None = None, *, trigger: str = "watcher") ->
 
 def on_cluster_observed(event: ClusterObserved) -> None:
     """Meter what an observation shows, in the transaction that applies it."""
-    observe_cluster(event.cluster, event.groups, event.at)
+    observe_cluster(event.cluster, event.groups, event.at, pools=event.pools)
 
 
 def on_watcher_started(event: WatcherStarted) -> None:

@@ -16,10 +16,11 @@ price many specs with one load. No other database access.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
@@ -27,6 +28,9 @@ from billing import metering, rating
 from billing.invoicing import KIND_ORDER, sku_catalogue, sku_info
 from billing.models import CURRENCY, Price
 from cozystack.specs import ClusterSpec, NodeGroupSpec
+
+if TYPE_CHECKING:
+    from clusters.models import NodePool
 
 HOURS_PER_MONTH = 730
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
@@ -191,6 +195,24 @@ def estimate_spec(spec: ClusterSpec, *, prices: PriceTable | None = None) -> Est
     return Estimate(lines=tuple(lines),
                     monthly_min=rating.sum_amounts(line.amount_min for line in lines),
                     monthly_max=rating.sum_amounts(line.amount_max for line in lines))
+
+
+def pool_monthly_costs(pools: Iterable[NodePool], *, prices: PriceTable | None = None
+                       ) -> dict[int, Decimal | None]:
+    """What each ``KubernetesNodes`` pool costs per month (730 h, CHF, before VAT) at its
+    current size, as ``billing.metering.pool_quantities`` meters it; None when a SKU it uses
+    has no price (or its size is not known yet)."""
+    prices = prices or PriceTable.load()
+    costs: dict[int, Decimal | None] = {}
+    for pool in pools:
+        usage = metering.pool_quantities(pool)
+        if not usage or any(prices.price(code) is None for code in usage):
+            costs[pool.pk] = None if usage or not pool.sized else rating.ZERO
+            continue
+        costs[pool.pk] = rating.sum_amounts(
+            rating.line_amount(quantity * SECONDS_PER_MONTH, prices.price(code))
+            for code, quantity in usage.items())
+    return costs
 
 
 def estimate_change(before: ClusterSpec, after: ClusterSpec, *,

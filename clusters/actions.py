@@ -23,7 +23,7 @@ from clusters import events, observe, operations, outbox, plans, platform_releas
 from clusters.desired import write_desired_rows
 from clusters.hosts import check_api_host, host_in_use
 from clusters.models import Cluster, Operation
-from clusters.offerings import check_offered
+from clusters.offerings import check_offered, check_platform_offer, platform_offer
 from clusters.quotas import check_quota
 from cozystack.manifests import render_kubernetes
 from cozystack.rules import FieldError
@@ -51,22 +51,29 @@ def errors_to_validation_error(errors: list[FieldError]) -> ValidationError:
 def check_spec(ctx: TenantContext, spec: ClusterSpec, *, previous: ClusterSpec | None = None,
                cluster_id: int | None = None) -> list[FieldError]:
     """Every rule a spec must pass before the portal accepts it: the platform's rules in the
-    dialect of the release it runs (none passes while that release is unknown), what staff
-    offer, the portal's own rules on what tenants set, and quota."""
+    dialect of the release it runs (none passes while that release is unknown), what the
+    platform offers the tenant (its Option API), what staff offer, the portal's own rules on
+    what tenants set, and quota."""
     release = platform_release.current()
     if release.dialect is None:
         return [platform_release.unknown_release_error()]
     schema = release.schema
-    errors = validate_manifest(spec, schema, dialect=release.dialect,
-                               creating=previous is None, previous=previous)
+    offer = platform_offer(ctx.tenant.namespace)
+    # What the platform does not offer the tenant is said once, in its words, beside the field.
+    errors = check_platform_offer(offer, spec, previous)
+    offered = {error.field for error in errors}
+    errors += [error for error in validate_manifest(
+        spec, schema, dialect=release.dialect, creating=previous is None, previous=previous,
+        **offer.validation_names(spec)) if error.field not in offered]
     errors += check_offered(spec, previous)
     if previous is None:  # the host is chosen at creation and never changes
         errors += check_api_host(ctx.tenant, spec, cluster_id=cluster_id)
     # The platform's rules speak first; the portal's own only where they said nothing.
     judged = {error.field for error in errors}
-    errors += [error for error in spec_rules.check_tenant_settings(ctx.tenant, spec, previous,
-                                                                   schema)
-               if error.field not in judged]
+    errors += [error for error in spec_rules.check_tenant_settings(
+        ctx.tenant, spec, previous, schema,
+        storage_classes=offer.validation_names(spec).get("storage_classes"))
+        if error.field not in judged]
     return errors + check_quota(ctx.tenant, spec, cluster_id=cluster_id)
 
 
@@ -343,6 +350,52 @@ def do_revoke_cluster_access(tenant: Tenant, cluster_id: int, emails: frozenset[
             kept, summary=_("Access of %(who)s removed: no longer a member of the tenant.")
             % {"who": ", ".join(sorted(u.email for u in users if u not in kept))}),
             check_access=False)
+
+
+def do_lower_cluster_access(tenant: Tenant, cluster_id: int,
+                            allowed: dict[str, tuple[str, ...]]) -> Operation | None:
+    """Lower the access of the people in ``allowed`` (email, lower case → the cluster roles
+    their portal role allows now) to what that allows, as the system: ``admin`` becomes
+    ``view`` where only ``view`` is allowed, and a person allowed no role is taken off. An
+    access operation and its audit entry, or None when the cluster grants them nothing more
+    than allowed (already lowered, deleted, or being deleted). Nobody is ever given more than
+    they had. Safe to repeat.
+
+    Raises the "busy" ``ValidationError`` while another operation runs; the caller tries
+    again later."""
+    actor = Actor.system()
+    ctx = TenantContext(tenant, Role.OWNER, None)
+    with transaction.atomic():
+        _lock_tenant(ctx)
+        cluster = (Cluster.objects.for_tenant(tenant).live().select_for_update(no_key=True)
+                   .filter(pk=cluster_id).first())
+        if cluster is None or cluster.phase == Cluster.Phase.DELETING:
+            return None
+        users = cluster.to_spec().oidc_users
+        kept: list[OidcUserSpec] = []
+        lowered: list[str] = []
+        removed: list[str] = []
+        for user in users:
+            roles = allowed.get(user.email.lower())
+            if roles is None or user.role in roles:
+                kept.append(user)
+            elif roles:
+                # Only "view" is ever below another role: lower, never raise.
+                kept.append(dataclasses.replace(user, role="view"))
+                lowered.append(user.email)
+            else:
+                removed.append(user.email)
+        if not lowered and not removed:
+            return None
+        parts = []
+        if lowered:
+            parts.append(_("Access of %(who)s lowered to view: their role in the tenant no "
+                           "longer allows cluster-admin.") % {"who": ", ".join(sorted(lowered))})
+        if removed:
+            parts.append(_("Access of %(who)s removed: their role in the tenant no longer "
+                           "allows cluster access.") % {"who": ", ".join(sorted(removed))})
+        return _apply_plan(actor, ctx, cluster, plans.set_oidc_users(
+            tuple(kept), summary=" ".join(parts)), check_access=False)
 
 
 def do_delete_cluster(actor: Actor, ctx: TenantContext, name: str, *, confirm: str,

@@ -8,7 +8,7 @@ from clusters import (
 )
 from cozystack.gateway import get_gateway
 from portal import health
-from portal.member_events import MembershipEnded
+from portal.member_events import MembershipEnded, MembershipRoleChanged
 
 
 def ping_management_cluster() -> None:
@@ -30,5 +30,7 @@ class ClustersConfig(AppConfig):
         events.subscribe(events.OfferingsChanged, offerings.forget_offerings,
                          moment="after_commit")
         events.subscribe(MembershipEnded, access.on_membership_ended, moment="after_commit")
+        events.subscribe(MembershipRoleChanged, access.on_membership_role_changed,
+                         moment="after_commit")
         health.register_check("management_cluster", ping_management_cluster)
         cluster_metrics.register()

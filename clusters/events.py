@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ from portal.events import deliver, publish, subscribe
 logger = logging.getLogger("clusters.events")
 
 if TYPE_CHECKING:  # the events name models in their fields only
-    from clusters.models import Cluster, NodeGroup, Operation
+    from clusters.models import Cluster, NodeGroup, NodePool, Operation
 
 __all__ = ["ClusterChanged", "ClusterObserved", "ClusterPhaseChanged", "Coalescer",
            "OfferingsChanged", "OperationFinished", "VersionEndOfLifeSoon", "WatcherStarted",
@@ -50,12 +50,14 @@ class ClusterObserved:
     """The platform's view of a cluster was applied (in the applying transaction).
 
     ``groups`` are the node groups that still have nodes on the platform: live ones, and removed
-    ones whose nodes are not gone yet.
+    ones whose nodes are not gone yet. ``pools`` are the ``KubernetesNodes`` pools the platform
+    runs for the cluster outside its spec (v1.6), likewise.
     """
 
     cluster: Cluster
     groups: list[NodeGroup]
     at: datetime
+    pools: list[NodePool] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -293,6 +293,59 @@ class NodeGroup(models.Model):
         )
 
 
+class NodePool(models.Model):
+    """A worker pool the platform runs for a cluster outside its spec (Cozystack v1.6
+    ``KubernetesNodes`` ``<cluster>-<pool>``, PLATFORM-v1.6.md rows 23, 24).
+
+    Observed only, from the ``KubernetesNodes`` object (its size) and its MachineDeployment
+    (its nodes): the portal shows it and meters its nodes, and never writes it. It is not a node
+    group of the portal: no spec, no scaling, no quota, no change plan ever names it.
+    """
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="node_pools")
+    name = models.CharField(_("name"), max_length=63)  # the part after "<cluster>-"
+    # From the KubernetesNodes object; ``spec_seen`` False until it was read.
+    spec_seen = models.BooleanField(default=False)
+    instance_type = models.CharField(_("instance type"), max_length=64, blank=True)
+    cpu = models.CharField(max_length=20, blank=True)  # a custom size, with memory
+    memory = models.CharField(max_length=20, blank=True)
+    min_replicas = models.PositiveIntegerField(_("minimum nodes"), default=0)
+    max_replicas = models.PositiveIntegerField(_("maximum nodes"), default=0)
+    disk_gib = models.PositiveIntegerField(_("disk (GiB)"), default=0)
+    gpu_model = models.CharField(_("GPU model"), max_length=100, blank=True)
+    gpus_per_node = models.PositiveSmallIntegerField(_("GPUs per node"), default=0)
+    # The platform's word when the pool is not Ready (its release failed, it waits…).
+    status_message = models.CharField(max_length=500, blank=True)
+
+    # From the MachineDeployment, as for node groups.
+    desired_nodes = models.PositiveIntegerField(default=0)
+    observed_nodes = models.PositiveIntegerField(default=0)
+    ready_nodes = models.PositiveIntegerField(default=0)
+    updated_nodes = models.PositiveIntegerField(default=0)
+    observed_phase = models.CharField(max_length=32, blank=True)
+
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_observed_at = models.DateTimeField(null=True, blank=True)
+    # The KubernetesNodes object and its machines are gone.
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["cluster", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "name"],
+                                    condition=models.Q(removed_at__isnull=True),
+                                    name="node_pool_name_unique_per_cluster"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name}/{self.name} (pool)"
+
+    @property
+    def sized(self) -> bool:
+        """What one node of it is, is known (an instance type, or a custom CPU and memory)."""
+        return self.spec_seen and bool(self.instance_type or (self.cpu and self.memory))
+
+
 class Operation(models.Model):
     """One change in flight: queued → running → succeeded / failed / cancelled.
 

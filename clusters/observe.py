@@ -28,13 +28,18 @@ from django.utils.translation import gettext as _
 
 from clusters import events, operations, progress
 from clusters.desired import write_desired_rows
-from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
+from clusters.models import Cluster, ClusterEvent, NodeGroup, NodePool, Operation
 from clusters.platform_release import note_chart_revision, observed_dialect
 from cozystack import dialects
 from cozystack.gateway import CLUSTER_LABEL
+from cozystack.specs import quantity_to_gib
 
 logger = logging.getLogger("clusters.observe")
 RELEASE_PREFIX = "kubernetes-"
+# A KubernetesNodes pool's Helm release (v1.6): ``kubernetes-nodes-<cluster>-<pool>``.
+POOL_RELEASE_PREFIX = "kubernetes-nodes-"
+RELEASE_ANNOTATION = "meta.helm.sh/release-name"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
 TENANT_NS_PREFIX = "tenant-"
 KUBECONFIG_SUFFIX = "-admin-kubeconfig"
 # A cluster whose derived state did not change is written at most this often (last_observed_at).
@@ -132,7 +137,8 @@ def _locked_clusters() -> QuerySet[Cluster]:
             .filter(deleted_at__isnull=True)
             .select_related("tenant")
             .annotate(has_active_operation=Exists(active))
-            .prefetch_related(Prefetch("node_groups", queryset=NodeGroup.objects.order_by("pk")))
+            .prefetch_related(Prefetch("node_groups", queryset=NodeGroup.objects.order_by("pk")),
+                              Prefetch("node_pools", queryset=NodePool.objects.order_by("pk")))
             .order_by("pk"))
 
 
@@ -356,8 +362,8 @@ def _apply_absence(cluster: Cluster, at: datetime) -> bool:
 
 # --------------------------------------------------------------------------- node groups
 
-def group_of(obj: dict[str, Any]) -> tuple[str, str] | None:
-    """(cluster name, group name) of a MachineDeployment ``kubernetes-<cluster>-<group>``."""
+def _md_names(obj: dict[str, Any]) -> tuple[str, str] | None:
+    """(cluster name, last part) of a MachineDeployment ``kubernetes-<cluster>-<part>``."""
     meta = obj.get("metadata", {})
     release = (meta.get("labels") or {}).get(CLUSTER_LABEL, "")
     if not release.startswith(RELEASE_PREFIX):
@@ -366,6 +372,33 @@ def group_of(obj: dict[str, Any]) -> tuple[str, str] | None:
     if not name.startswith(release + "-"):
         return None
     return release[len(RELEASE_PREFIX):], name[len(release) + 1:]
+
+
+def md_release(obj: dict[str, Any]) -> str:
+    """The Helm release that renders a MachineDeployment (its ownership annotation, else its
+    instance label)."""
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    labels = meta.get("labels") or {}
+    return str(annotations.get(RELEASE_ANNOTATION) or labels.get(INSTANCE_LABEL) or "")
+
+
+def pool_of(obj: dict[str, Any]) -> tuple[str, str] | None:
+    """(cluster name, pool name) of a MachineDeployment a ``KubernetesNodes`` pool renders:
+    named like a group of the cluster, but owned by the release
+    ``kubernetes-nodes-<cluster>-<pool>`` (rows 23, 24)."""
+    names = _md_names(obj)
+    if names is None or md_release(obj) != f"{POOL_RELEASE_PREFIX}{names[0]}-{names[1]}":
+        return None
+    return names
+
+
+def group_of(obj: dict[str, Any]) -> tuple[str, str] | None:
+    """(cluster name, group name) of a MachineDeployment ``kubernetes-<cluster>-<group>`` the
+    cluster's own release renders (a pool's, ``pool_of``, is never a group's)."""
+    if pool_of(obj) is not None:
+        return None
+    return _md_names(obj)
 
 
 MD_FIELDS = ("desired_nodes", "observed_nodes", "ready_nodes", "updated_nodes", "observed_phase")
@@ -404,7 +437,10 @@ def _group_named(cluster: Cluster, name: str) -> NodeGroup | None:
 
 def apply_machine_deployment(namespace: str, obj: dict[str, Any], *, deleted: bool = False,
                              at: datetime | None = None) -> bool:
-    """Apply one group's MachineDeployment (``deleted``: it is gone). True if it changed."""
+    """Apply one group's MachineDeployment (``deleted``: it is gone). True if it changed. A
+    ``KubernetesNodes`` pool's goes to its pool (``apply_pool_deployment``)."""
+    if pool_of(obj) is not None:
+        return apply_pool_deployment(namespace, obj, deleted=deleted, at=at)
     located = group_of(obj)
     if located is None:
         return False
@@ -435,6 +471,148 @@ def apply_machine_deployment(namespace: str, obj: dict[str, Any], *, deleted: bo
                       "ready": group.ready_nodes, "target": group.desired_nodes}, at=at)
         refresh(cluster, at=at, meter=billable)
         return True
+
+
+# --------------------------------------------------------------------------- KubernetesNodes pools
+
+def _pools(cluster: Cluster) -> list[NodePool]:
+    """All pools of ``cluster`` (the prefetched ones when locked in a batch)."""
+    return list(cluster.node_pools.all())
+
+
+def _pool_named(cluster: Cluster, name: str, *, create: bool, at: datetime) -> NodePool | None:
+    """The pool ``name`` the platform runs for ``cluster``; with ``create`` a new row when there
+    is none (the prefetched list learns it, so the batch's refresh meters it)."""
+    live = [p for p in _pools(cluster) if p.name == name and p.removed_at is None]
+    if live or not create:
+        return live[-1] if live else None
+    pool = NodePool.objects.create(cluster=cluster, name=name, first_seen_at=at)
+    # Pool rows are saved as they change, so reading them again loses nothing.
+    getattr(cluster, "_prefetched_objects_cache", {}).pop("node_pools", None)
+    return pool
+
+
+def pool_spec(obj: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
+    """(cluster name, pool name, ``NodePool`` fields) of a ``KubernetesNodes`` object
+    ``<cluster>-<pool>`` with ``spec.cluster``, or None when it names no cluster (the platform
+    refuses to render it then)."""
+    meta = obj.get("metadata") or {}
+    raw = obj.get("spec")
+    spec: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    cluster = str(spec.get("cluster") or "")
+    name = str(meta.get("name") or "")
+    if not cluster or not name.startswith(f"{cluster}-") or name == f"{cluster}-":
+        return None
+    given = spec.get("resources")
+    resources: dict[str, Any] = given if isinstance(given, dict) else {}
+    cpu, memory = str(resources.get("cpu") or ""), str(resources.get("memory") or "")
+    custom = bool(cpu and memory)  # both together size the node; the instance type is ignored
+    gpus = [str(g.get("name") or "") for g in spec.get("gpus") or [] if isinstance(g, dict)]
+    gpus = [g for g in gpus if g]
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    ready = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"),
+                 {})
+    return cluster, name[len(cluster) + 1:], {
+        "spec_seen": True,
+        "instance_type": "" if custom else str(spec.get("instanceType") or "")[:64],
+        "cpu": cpu[:20] if custom else "",
+        "memory": memory[:20] if custom else "",
+        "min_replicas": _count(spec.get("minReplicas")),
+        "max_replicas": _count(spec.get("maxReplicas")),
+        "disk_gib": quantity_to_gib(spec.get("diskSize")) or 0,
+        "gpu_model": gpus[0][:100] if gpus else "",
+        "gpus_per_node": min(len(gpus), 32767),
+        "status_message": "" if ready.get("status") in (None, "True") else
+        str(ready.get("message") or ready.get("reason") or "")[:500],
+    }
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def apply_node_pool(namespace: str, obj: dict[str, Any], *, deleted: bool = False,
+                    at: datetime | None = None) -> bool:
+    """Apply a ``KubernetesNodes`` object as observed (``deleted``: it is gone). Read-only:
+    nothing of it ever goes into the cluster's spec. True if the pool's row changed."""
+    located = pool_spec(obj)
+    if located is None:
+        return False
+    cluster_name, name, values = located
+    at = at or timezone.now()
+    with batch():
+        cluster = _locate(namespace, cluster_name)
+        if cluster is None:
+            return False
+        pool = _pool_named(cluster, name, create=not deleted, at=at)
+        if pool is None:
+            return False
+        if deleted:
+            values = {"spec_seen": False, "status_message": ""}
+        changed = _set_pool(pool, values, at)
+        if deleted or not pool.spec_seen or changed:
+            _retire_if_gone(pool, at)
+        if changed:
+            if deleted:
+                _event(cluster, "NodePool", _("Pool %(pool)s was removed on the platform.")
+                       % {"pool": name}, at=at)
+            refresh(cluster, at=at)
+        return changed
+
+
+def apply_pool_deployment(namespace: str, obj: dict[str, Any], *, deleted: bool = False,
+                          at: datetime | None = None) -> bool:
+    """Apply a pool's MachineDeployment (its nodes), as for a node group's."""
+    located = pool_of(obj)
+    if located is None:
+        return False
+    cluster_name, name = located
+    values = md_values(None if deleted else obj)
+    at = at or timezone.now()
+    with batch():
+        cluster = _locate(namespace, cluster_name)
+        if cluster is None:
+            return False
+        pool = _pool_named(cluster, name, create=not deleted, at=at)
+        if pool is None:
+            return False
+        nodes_before = (pool.observed_nodes, pool.ready_nodes)
+        billable = pool.observed_nodes != values["observed_nodes"]
+        changed = _set_pool(pool, values, at)
+        if not changed:
+            return False
+        _retire_if_gone(pool, at)
+        if nodes_before != (pool.observed_nodes, pool.ready_nodes):
+            _event(cluster, "NodePool",
+                   _("Pool %(pool)s (managed on the platform): %(nodes)s nodes, %(ready)s "
+                     "ready.") % {"pool": name, "nodes": pool.observed_nodes,
+                                  "ready": pool.ready_nodes}, at=at)
+        refresh(cluster, at=at, meter=billable)
+        return True
+
+
+def _set_pool(pool: NodePool, values: dict[str, Any], at: datetime) -> bool:
+    changed = [key for key, value in values.items() if getattr(pool, key) != value]
+    for key in changed:
+        setattr(pool, key, values[key])
+    pool.last_observed_at = at
+    if changed:
+        pool.save()
+    return bool(changed)
+
+
+def _retire_if_gone(pool: NodePool, at: datetime) -> None:
+    """A pool whose object and machines are both gone is history (its row stays for
+    billing)."""
+    if pool.removed_at is None and not pool.spec_seen and not pool.observed_nodes and \
+            pool.observed_phase in ("", "Deleted"):
+        pool.removed_at = at
+        pool.save(update_fields=["removed_at"])
+
+
+def metered_pools(pools: list[NodePool]) -> list[NodePool]:
+    """Pools whose nodes the platform still runs (a removed pool's until they are gone)."""
+    return [p for p in pools if p.removed_at is None or p.observed_nodes > 0]
 
 
 def apply_kubeconfig_presence(namespace: str, cluster_name: str, exists: bool, *,
@@ -535,6 +713,8 @@ def _refresh(cluster: Cluster, *, at: datetime, before: tuple[Any, ...] | None =
         cluster.deleted_at = cluster.platform_deleted_at
         cluster.node_groups.filter(removed_at__isnull=True).update(
             removed_at=cluster.platform_deleted_at)
+        cluster.node_pools.filter(removed_at__isnull=True).update(
+            removed_at=cluster.platform_deleted_at)
         for group in live:
             group.removed_at = cluster.platform_deleted_at
         live = []
@@ -547,7 +727,8 @@ def _refresh(cluster: Cluster, *, at: datetime, before: tuple[Any, ...] | None =
     if before[0] != cluster.phase:
         events.publish(events.ClusterPhaseChanged(cluster, before[0], at))
     if meter or cluster.deleted_at is not None or (before and before[0] != cluster.phase):
-        events.publish(events.ClusterObserved(cluster, metered_groups(groups), at))
+        events.publish(events.ClusterObserved(cluster, metered_groups(groups), at,
+                                              metered_pools(_pools(cluster))))
     events.cluster_changed(cluster.pk)
 
 

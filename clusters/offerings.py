@@ -1,6 +1,20 @@
-"""What tenants are offered: the platform catalogue minus what staff hid (``Offering`` rows).
+"""What tenants are offered: the platform catalogue minus what staff hid (``Offering`` rows),
+narrowed to what the platform offers the tenant (its Option API, ``clusters.options``).
 
-Staff change those rows only through the actions below (``do_save_offering``,
+The picker of a tenant shows the intersection that makes sense:
+
+* instance types: the release's catalogue (the portal knows their size, so quotas and prices
+  hold) that the platform offers the tenant, minus what staff hid;
+* GPU models: what the platform offers the tenant (it owns the passthrough list, v1.6 row 26),
+  described by the catalogue where it knows them, with the platform's word on how many are
+  available, minus what staff hid;
+* storage classes: what the platform offers the tenant (staff do not hide storage classes).
+
+Where the platform has no Option API, or it cannot be read, the bundled catalogue stands in,
+as before. What a group already uses stays selectable for that group (``keep``), and stays
+allowed: hiding, or the platform no longer listing it, only stops new uses.
+
+Staff change the ``Offering`` rows only through the actions below (``do_save_offering``,
 ``do_delete_offerings``, ``do_add_catalogue``): each publishes ``OfferingsChanged``, whose
 subscribers drop the cached views once the change commits. Saving a row by itself has no such
 effect.
@@ -8,10 +22,13 @@ effect.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -20,6 +37,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from clusters import options
 from clusters.events import OfferingsChanged, VersionEndOfLifeSoon, publish
 from clusters.models import Cluster, ClusterEvent, Offering, VersionNotice
 from clusters.platform_release import next_version, shown_dialect
@@ -55,20 +73,97 @@ def _hidden(kind: str) -> set[str]:
     return set(Offering.objects.filter(kind=kind, hidden=True).values_list("name", flat=True))
 
 
-def offered_instance_types(*, keep: set[str] | frozenset[str] = frozenset()
+def offered_instance_types(*, namespace: str | None = None,
+                           keep: set[str] | frozenset[str] = frozenset()
                            ) -> list[catalog.InstanceType]:
-    """Instance types a tenant may pick; ``keep`` names stay even if hidden (already in use)."""
+    """Instance types a tenant may pick: the release's catalogue that the platform offers the
+    tenant's ``namespace`` (all of it without a namespace, or where the platform has no Option
+    API), minus what staff hid; ``keep`` names stay (already in use)."""
     hidden = _hidden(Offering.Kind.INSTANCE_TYPE) - set(keep)
-    offered = [t for t in shown_dialect().catalogue.instance_types if t.name not in hidden]
+    platform = options.source_options(namespace, options.INSTANCE_TYPES).names
+    catalogue = shown_dialect().catalogue.instance_types
+    if platform is not None:
+        unsized = platform - {t.name for t in catalogue}
+        if unsized:
+            # No size, so no quota or price: not offered until the catalogue describes it.
+            logger.info("cluster.offerings.unsized_instance_types",
+                        extra={"namespace": namespace, "names": sorted(unsized)})
+    offered = [t for t in catalogue if t.name not in hidden
+               and (platform is None or t.name in platform)]
     return offered + _still_used(keep, {t.name for t in offered},
                                  catalog.describe_instance_type)
 
 
-def offered_gpu_models(*, keep: set[str] | frozenset[str] = frozenset()
+def offered_gpu_models(*, namespace: str | None = None,
+                       keep: set[str] | frozenset[str] = frozenset()
                        ) -> list[catalog.GpuModel]:
+    """GPU models a tenant may pick: what the platform offers the tenant's ``namespace``, each
+    with the platform's word on its stock (``availability``), else the release's catalogue;
+    minus what staff hid; ``keep`` names stay."""
     hidden = _hidden(Offering.Kind.GPU_MODEL) - set(keep)
-    offered = [g for g in shown_dialect().catalogue.gpu_models if g.name not in hidden]
+    source = options.source_options(namespace, options.GPUS)
+    if source.from_platform:
+        offered = [dataclasses.replace(catalog.gpu_from_platform(item.value),
+                                       availability=item.description)
+                   for item in source.items if item.value not in hidden]
+    else:
+        offered = [g for g in shown_dialect().catalogue.gpu_models if g.name not in hidden]
     return offered + _still_used(keep, {g.name for g in offered}, catalog.describe_gpu)
+
+
+def offered_storage_classes(*, namespace: str | None = None,
+                            keep: set[str] | frozenset[str] = frozenset()
+                            ) -> list[catalog.StorageClass]:
+    """Storage classes a tenant may pick: what the platform offers the tenant's ``namespace``
+    (described by the catalogue where it knows them, else in the platform's words), else the
+    bundled list. ``is_default`` marks the one a new cluster gets (``default_storage_class``);
+    ``keep`` names stay."""
+    source = options.source_options(namespace, options.STORAGE_CLASSES)
+    if not source.from_platform:
+        offered = list(catalog.storage_classes())
+    else:
+        offered = [catalog.get_storage_class(item.value) or catalog.StorageClass(
+            item.value, item.label or item.value, item.description) for item in source.items]
+    names = {s.name for s in offered}
+    offered += [catalog.get_storage_class(name) or catalog.StorageClass(name, name, "")
+                for name in sorted(set(keep) - names) if name]
+    default = _default_class(source, names)
+    return [dataclasses.replace(s, is_default=s.name == default) for s in offered]
+
+
+def default_storage_class(namespace: str | None = None) -> str:
+    """The storage class a new cluster gets when none is named: the chart's default
+    (``replicated``) while the platform offers it, else the platform's own default, else the
+    first it offers."""
+    source = options.source_options(namespace, options.STORAGE_CLASSES)
+    names = source.names
+    return _default_class(source, names if names is not None else {
+        s.name for s in catalog.storage_classes()})
+
+
+def _default_class(source: options.SourceOptions, names: set[str] | frozenset[str]) -> str:
+    if catalog.DEFAULT_STORAGE_CLASS in names or not source.from_platform:
+        return catalog.DEFAULT_STORAGE_CLASS
+    flagged = [item.value for item in source.items if item.default]
+    first = [item.value for item in source.items]
+    return (flagged or first or [catalog.DEFAULT_STORAGE_CLASS])[0]
+
+
+_GPU_STOCK = re.compile(r"^(\d+) available on (.+)$")
+_NO_GPU_STOCK = re.compile(r"^(?:not currently available|none available)", re.IGNORECASE)
+
+
+def availability_words(text: str) -> str:
+    """The platform's word on a GPU's stock in the page's language ("8 available on gpu-1,
+    gpu-2"); a sentence the portal does not recognise is shown as the platform wrote it."""
+    text = (text or "").strip()
+    match = _GPU_STOCK.match(text)
+    if match:
+        return _("%(count)s available on %(nodes)s") % {"count": match.group(1),
+                                                       "nodes": match.group(2)}
+    if _NO_GPU_STOCK.match(text):
+        return _("none available right now")
+    return text
 
 
 def _still_used(keep: Iterable[str], offered: set[str],
@@ -216,6 +311,101 @@ def check_offered(spec: ClusterSpec, previous: ClusterSpec | None = None) -> lis
                 "The GPU model %(m)s is no longer offered; choose another one.")
                 % {"m": model}, "not_offered"))
     return errors
+
+
+# --------------------------------------------------------------------------- the platform's offer
+
+
+@dataclass(frozen=True)
+class PlatformOffer:
+    """What the platform offers a tenant, for the rules: the names of each kind, None where
+    the bundled catalogues apply (no Option API, or it could not be read)."""
+
+    instance_types: frozenset[str] | None = None
+    gpu_models: frozenset[str] | None = None
+    storage_classes: frozenset[str] | None = None
+
+    def validation_names(self, spec: ClusterSpec) -> dict[str, Any]:
+        """Keyword arguments for ``cozystack.validation.validate_manifest``: the GPU models and
+        storage classes the platform owns (they may not be in any bundled list), plus what
+        ``spec`` names (``check_platform_offer`` judges those, in words)."""
+        names: dict[str, Any] = {}
+        if self.gpu_models is not None:
+            names["gpu_models"] = self.gpu_models | _used_gpus(spec)
+        if self.storage_classes is not None:
+            names["storage_classes"] = self.storage_classes | _used_classes(spec)
+        return names
+
+
+def platform_offer(namespace: str) -> PlatformOffer:
+    tenant = options.tenant_options(namespace)
+    return PlatformOffer(instance_types=tenant.of(options.INSTANCE_TYPES).names,
+                         gpu_models=tenant.of(options.GPUS).names,
+                         storage_classes=tenant.of(options.STORAGE_CLASSES).names)
+
+
+def _used_gpus(spec: ClusterSpec) -> frozenset[str]:
+    return frozenset(name for group in spec.node_groups for name in group.gpus)
+
+
+def _used_classes(spec: ClusterSpec) -> frozenset[str]:
+    return frozenset({spec.storage_class, *(g.storage_class for g in spec.node_groups)}
+                     - {""})
+
+
+def as_requested(spec: ClusterSpec) -> dict[str, Any]:
+    """``validate_manifest`` arguments that accept the GPU models and storage classes ``spec``
+    names, on top of the bundled lists: the worker re-checks the schema before it sends, while
+    what the platform offers was judged when the change was asked for (as staff offerings)."""
+    dialect = shown_dialect()
+    return {"gpu_models": {g.name for g in dialect.catalogue.gpu_models} | _used_gpus(spec),
+            "storage_classes": {s.name for s in catalog.storage_classes()}
+            | _used_classes(spec)}
+
+
+def check_platform_offer(offer: PlatformOffer, spec: ClusterSpec,
+                         previous: ClusterSpec | None = None) -> list[FieldError]:
+    """An error beside its field for each value ``spec`` newly uses that the platform does not
+    offer the tenant (its Option API). What the cluster already uses is not judged again,
+    and nothing is judged where the bundled catalogues stand in."""
+    errors: list[FieldError] = []
+    if offer.storage_classes is not None and previous is None and \
+            spec.storage_class not in offer.storage_classes:
+        errors.append(_not_offered_class("storage_class", spec.storage_class,
+                                         offer.storage_classes))
+    before = {g.name: g for g in previous.node_groups} if previous else {}
+    for index, group in enumerate(spec.node_groups):
+        old = before.get(group.name)
+        prefix = f"node_groups[{index}]"
+        if offer.instance_types is not None and group.instance_type and \
+                group.instance_type not in offer.instance_types and \
+                (old is None or old.instance_type != group.instance_type):
+            errors.append(FieldError(f"{prefix}.instance_type", _(
+                "The platform does not offer the instance type %(t)s to this tenant; choose "
+                "one from the list.") % {"t": group.instance_type}, "not_offered_by_platform"))
+        if offer.gpu_models is not None:
+            new = sorted(set(group.gpus) - set(old.gpus if old else ()) - offer.gpu_models)
+            if new:
+                errors.append(FieldError(f"{prefix}.gpus", _(
+                    "The platform does not offer the GPU model %(m)s to this tenant; choose "
+                    "one of: %(offered)s.") % {"m": ", ".join(new), "offered": _listed(
+                        offer.gpu_models)}, "not_offered_by_platform"))
+        if offer.storage_classes is not None and group.storage_class and \
+                group.storage_class not in offer.storage_classes and \
+                (old is None or old.storage_class != group.storage_class):
+            errors.append(_not_offered_class(f"{prefix}.storage_class", group.storage_class,
+                                             offer.storage_classes))
+    return errors
+
+
+def _listed(names: Iterable[str]) -> str:
+    return ", ".join(sorted(names)) or _("none")
+
+
+def _not_offered_class(field: str, name: str, offered: frozenset[str]) -> FieldError:
+    return FieldError(field, _(
+        "The platform does not offer the storage class %(s)s to this tenant; choose one of: "
+        "%(offered)s.") % {"s": name, "offered": _listed(offered)}, "not_offered_by_platform")
 
 
 def forget_offerings(event: OfferingsChanged | None = None) -> None:

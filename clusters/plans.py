@@ -203,7 +203,11 @@ def set_oidc_users(users: tuple[OidcUserSpec, ...], *, summary: str = "") -> Pla
         after = dataclasses.replace(before, oidc_users=tuple(users))
         granted = {u.email for u in after.oidc_users} - {u.email for u in before.oidc_users}
         removed = {u.email for u in before.oidc_users} - {u.email for u in after.oidc_users}
+        roles = {u.email: u.role for u in before.oidc_users}
+        changed = {u.email for u in after.oidc_users if roles.get(u.email, u.role) != u.role}
+        params = {"access_granted": sorted(granted), "access_removed": sorted(removed)}
+        if changed:
+            params["access_role_changed"] = sorted(changed)
         return ChangePlan(Operation.Kind.ACCESS, before, after, "cluster.access",
-                          summary or _("Access change requested."),
-                          {"access_granted": sorted(granted), "access_removed": sorted(removed)})
+                          summary or _("Access change requested."), params)
     return plan

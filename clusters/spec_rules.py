@@ -12,7 +12,7 @@ field, and refuses a setting the live platform does not offer at all (``clusters
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -38,12 +38,16 @@ MIN_STARTUP_SECONDS = 30  # the machine health check refuses shorter start-up ti
 
 def check_tenant_settings(tenant: Tenant, spec: ClusterSpec,
                           previous: ClusterSpec | None = None,
-                          schema: Mapping[str, Any] | None = None) -> list[FieldError]:
+                          schema: Mapping[str, Any] | None = None, *,
+                          storage_classes: Iterable[str] | None = None) -> list[FieldError]:
     """Every refusal of ``spec``'s auto-repair, per-group storage, access, add-on dependencies
-    and routed hosts (``previous``: the cluster's spec before an edit)."""
+    and routed hosts (``previous``: the cluster's spec before an edit; ``storage_classes``: the
+    names the platform offers the tenant, else the bundled list)."""
     errors = _check_auto_repair(spec, schema)
+    known = set(storage_classes) if storage_classes is not None else \
+        {s.name for s in catalog.storage_classes()}
     for index, group in enumerate(spec.node_groups):
-        errors += _check_group(index, group, schema)
+        errors += _check_group(index, group, schema, known)
     errors += check_oidc_users(tenant, spec.oidc_users,
                                previous.oidc_users if previous else (), schema)
     errors += _check_addon_dependencies(spec, schema)
@@ -96,15 +100,15 @@ def _check_auto_repair(spec: ClusterSpec, schema: Mapping[str, Any] | None) -> l
     return errors
 
 
-def _check_group(index: int, group: NodeGroupSpec,
-                 schema: Mapping[str, Any] | None) -> list[FieldError]:
+def _check_group(index: int, group: NodeGroupSpec, schema: Mapping[str, Any] | None,
+                 storage_classes: set[str]) -> list[FieldError]:
     prefix = f"node_groups[{index}]"
     errors = []
     if group.storage_class:
         if not features.supports(features.PER_GROUP_STORAGE_CLASS, schema):
             errors.append(_not_offered(f"{prefix}.storage_class",
                                        _("a storage class per node group")))
-        elif catalog.get_storage_class(group.storage_class) is None:
+        elif group.storage_class not in storage_classes:
             errors.append(FieldError(f"{prefix}.storage_class", _(
                 "There is no storage class “%(name)s”; choose one of the list.")
                 % {"name": group.storage_class}, "invalid_choice"))
@@ -153,8 +157,9 @@ def check_oidc_users(tenant: Tenant, users: tuple[OidcUserSpec, ...],
                      schema: Mapping[str, Any] | None = None) -> list[FieldError]:
     """Access is given to members only, with a role their portal role allows, once each.
 
-    What the cluster already grants is not judged again (a member whose portal role changed
-    keeps it until someone changes the access), so an unrelated change is never refused.
+    What the cluster already grants is not judged again, so an unrelated change is never
+    refused: a member whose portal role was lowered has their access lowered by its own
+    operation (``clusters.access``), which may still be waiting its turn.
     """
     if not users:
         return []

@@ -209,7 +209,8 @@ def _validate(operation: Operation, release: platform_release.PlatformRelease) -
     before = operation.params.get("before")
     errors = validate_manifest(after, release.schema, dialect=release.dialect,
                                creating=operation.kind == Operation.Kind.CREATE,
-                               previous=spec_from_json(before) if before else None)
+                               previous=spec_from_json(before) if before else None,
+                               **offerings.as_requested(after))
     if operation.params.get("retry_of"):
         errors = plans.waived_for_retry(errors)
     if errors:

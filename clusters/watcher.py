@@ -1,7 +1,8 @@
 """One long-lived watcher that turns platform changes into portal state.
 
-Four streams (the ``Kubernetes`` objects, their MachineDeployments, the kubeconfig Secrets and
-the ``kubernetes`` ApplicationDefinition that carries the schema), each: list → apply the
+Five streams (the ``Kubernetes`` objects, their MachineDeployments, the kubeconfig Secrets, the
+``kubernetes`` ApplicationDefinition that carries the schema, and the ``KubernetesNodes`` pools
+attached to clusters on the platform), each: list → apply the
 differences → watch from the list's resourceVersion → on a dropped connection resume from the
 last resourceVersion applied (with backoff) → on 410 relist. An event is applied before its
 resourceVersion is remembered, so a failure replays it instead of skipping it; applying is
@@ -53,17 +54,19 @@ from django.db import (
 from django.db.models import F
 from django.utils import timezone
 
-from clusters import events, observe, platform_release, schema
-from clusters.models import Cluster, LeaderTerm, NodeGroup
+from clusters import events, observe, options, platform_release, schema
+from clusters.models import Cluster, LeaderTerm, NodeGroup, NodePool
 from cozystack.gateway import (
     APP_DEFINITIONS,
     APPS,
+    KUBERNETES_NODES,
     MACHINE_DEPLOYMENTS,
     SECRETS,
     Expired,
     Gateway,
     Kind,
     Listing,
+    NotFound,
     PlatformError,
     WatchEvent,
     get_gateway,
@@ -84,6 +87,9 @@ logger = logging.getLogger("clusters.watcher")
 HEALTH_KEY = "clusters:watcher-health"
 TENANT_RESOURCE_LABEL = "internal.cozystack.io/tenantresource=true"
 ADVISORY_LOCK_ID = 0x6B756265  # "kube"
+# A stream of a resource the platform does not serve (``KubernetesNodes`` before v1.6, or where
+# it is not installed) looks again this often: a platform upgrade may bring it.
+ABSENT_RETRY_SECONDS = 60.0
 
 
 @dataclass
@@ -138,6 +144,11 @@ def apply_md_event(kind: str, obj: dict[str, Any]) -> bool:
                                             deleted=kind == "DELETED")
 
 
+def apply_pool_event(kind: str, obj: dict[str, Any]) -> bool:
+    return observe.apply_node_pool(_meta(obj).get("namespace", ""), obj,
+                                   deleted=kind == "DELETED")
+
+
 def apply_secret_event(kind: str, obj: dict[str, Any]) -> bool:
     meta = _meta(obj)
     cluster_name = observe.kubeconfig_cluster(meta.get("name", ""))
@@ -166,6 +177,7 @@ def choose_release(gateway: Gateway) -> int:
         return 0
     logger.info("cluster.watch.release_changed",
                 extra={"from": before, "to": release.dialect.name})
+    options.forget_all()  # the new release may serve the Option API (or stop serving it)
     items, _version = gateway.list_clusters()
     return sum(bool(apply_cluster_event("MODIFIED", obj)) for obj in items)
 
@@ -208,9 +220,20 @@ def sync_machine_deployments(items: Iterable[dict[str, Any]]) -> int:
             .order_by("removed_at", "pk")  # live rows (NULL) last: they win the dict
             .values_list("cluster__tenant__slug", "cluster__name", "name", *fields))
     known = {(_namespace(r[0]), r[1], r[2]): tuple(r[3:]) for r in rows}
+    pools = {(_namespace(r[0]), r[1], r[2]): tuple(r[3:]) for r in
+             NodePool.objects.filter(cluster__deleted_at__isnull=True, removed_at__isnull=True)
+             .values_list("cluster__tenant__slug", "cluster__name", "name", *fields)}
     changed = 0
     present = set()
+    pools_present = set()
     for obj in items:
+        pool = observe.pool_of(obj)
+        if pool is not None:
+            key = (_meta(obj).get("namespace", ""), *pool)
+            pools_present.add(key)
+            if pools.get(key) != tuple(observe.md_values(obj).values()):
+                changed += observe.apply_machine_deployment(key[0], obj)
+            continue
         located = observe.group_of(obj)
         if located is None:
             continue
@@ -219,6 +242,16 @@ def sync_machine_deployments(items: Iterable[dict[str, Any]]) -> int:
         values = tuple(observe.md_values(obj).values())
         if key in known and known[key] != values:
             changed += observe.apply_machine_deployment(key[0], obj)
+    for (namespace, cluster_name, pool_name), values in pools.items():
+        if (namespace, cluster_name, pool_name) in pools_present or values[4] == "Deleted":
+            continue
+        release = f"{observe.RELEASE_PREFIX}{cluster_name}"
+        absent = {"metadata": {
+            "name": f"{release}-{pool_name}", "namespace": namespace,
+            "labels": {observe.CLUSTER_LABEL: release},
+            "annotations": {observe.RELEASE_ANNOTATION:
+                            f"{observe.POOL_RELEASE_PREFIX}{cluster_name}-{pool_name}"}}}
+        changed += observe.apply_machine_deployment(namespace, absent, deleted=True)
     for (namespace, cluster_name, group_name), values in known.items():
         if (namespace, cluster_name, group_name) in present or not (values[0] or values[1]):
             continue
@@ -226,6 +259,29 @@ def sync_machine_deployments(items: Iterable[dict[str, Any]]) -> int:
         absent = {"metadata": {"name": f"{release}-{group_name}", "namespace": namespace,
                                "labels": {observe.CLUSTER_LABEL: release}}}
         changed += observe.apply_machine_deployment(namespace, absent, deleted=True)
+    return changed
+
+
+def sync_node_pools(items: Iterable[dict[str, Any]]) -> int:
+    """Apply every listed ``KubernetesNodes`` object whose pool differs from its row, and the
+    absence of pools whose object is gone. Returns how many pools changed."""
+    rows = {(_namespace(slug), cluster, name): seen for slug, cluster, name, seen in
+            NodePool.objects.filter(cluster__deleted_at__isnull=True, removed_at__isnull=True)
+            .values_list("cluster__tenant__slug", "cluster__name", "name", "spec_seen")}
+    changed = 0
+    present = set()
+    for obj in items:
+        located = observe.pool_spec(obj)
+        if located is None:
+            continue
+        namespace = _meta(obj).get("namespace", "")
+        present.add((namespace, located[0], located[1]))
+        changed += observe.apply_node_pool(namespace, obj)
+    for (namespace, cluster_name, name), seen in rows.items():
+        if seen and (namespace, cluster_name, name) not in present:
+            gone = {"metadata": {"name": f"{cluster_name}-{name}", "namespace": namespace},
+                    "spec": {"cluster": cluster_name}}
+            changed += observe.apply_node_pool(namespace, gone, deleted=True)
     return changed
 
 
@@ -251,10 +307,15 @@ def sync_schema(items: Iterable[dict[str, Any]], gateway: Gateway) -> int:
 
 
 def sync_all(gateway: Gateway) -> int:
-    """The resync: list everything once and apply what differs (same code as a relist)."""
+    """The resync: list everything once and apply what differs (same code as a relist). A
+    resource the platform does not serve (``optional`` streams) is skipped."""
     changed = 0
     for stream in streams():
-        changed += stream.sync(stream.list(gateway), gateway)
+        try:
+            changed += stream.sync(stream.list(gateway), gateway)
+        except NotFound:
+            if not stream.optional:
+                raise
     return changed
 
 
@@ -269,6 +330,8 @@ class Stream:
     label_selector: str | None = None
     # Appliers working on one batch at once, each on its own clusters and connection.
     parallel: int = 1
+    # The platform may not serve the resource (404): nothing to follow until it does.
+    optional: bool = False
 
     def list(self, gateway: Gateway) -> Listing:
         return gateway.list_pages(self.kind, label_selector=self.label_selector)
@@ -285,6 +348,9 @@ class Stream:
         if self.kind == SECRETS:
             cluster = observe.kubeconfig_cluster(name)
             return (namespace, cluster) if cluster else None
+        if self.kind == KUBERNETES_NODES:
+            pool = observe.pool_spec(event.object)
+            return (namespace, pool[0]) if pool else None
         return None
 
 
@@ -294,6 +360,9 @@ def streams() -> list[Stream]:
     return [
         Stream("schema", APP_DEFINITIONS, apply_schema_event, sync_schema),
         Stream("clusters", APPS, apply_cluster_event, sync_clusters),
+        # Pools before their machines: a relist learns a pool's size before its nodes.
+        Stream("nodepools", KUBERNETES_NODES, apply_pool_event,
+               lambda items, _gw: sync_node_pools(items), optional=True),
         Stream("machinedeployments", MACHINE_DEPLOYMENTS, apply_md_event,
                lambda items, _gw: sync_machine_deployments(items), parallel=3),
         Stream("kubeconfigs", SECRETS, apply_secret_event,
@@ -581,6 +650,17 @@ class Watcher:
                     resource_version = ""
                     logger.info("cluster.watch.expired", extra={"stream": stream.name})
                 except PlatformError as exc:
+                    if isinstance(exc, NotFound) and stream.optional:
+                        # Not served by this platform: nothing to follow (the stream counts as
+                        # synced); look again later, without a reconnect storm or a warning.
+                        resource_version = ""
+                        with self._lock:
+                            self._synced_streams.add(stream.name)
+                            if len(self._synced_streams) == total:
+                                self.synced.set()
+                        logger.info("cluster.watch.not_served", extra={"stream": stream.name})
+                        self.stopping.wait(ABSENT_RETRY_SECONDS)
+                        continue
                     failures += 1
                     health.reconnects += 1
                     metrics.watcher_reconnected(stream.name)

@@ -170,13 +170,19 @@ def describe_instance_type(name: str) -> InstanceType | None:
 
 @dataclass(frozen=True)
 class GpuModel:
-    """A GPU that can be passed through to worker VMs; ``name`` is what the manifest carries."""
+    """A GPU that can be passed through to worker VMs; ``name`` is what the manifest carries.
+
+    ``availability`` is what the platform says of its stock (the Option API's description,
+    such as "8 available on gpu-node-1, gpu-node-2"); empty when the portal only knows the
+    GPU from its catalogue.
+    """
 
     name: str
     model: str
     memory_gb: int
     architecture: str
     typical_use: str
+    availability: str = ""
 
     @property
     def label(self) -> str:
@@ -242,6 +248,13 @@ def describe_gpu(name: str) -> GpuModel | None:
     """What the portal knows of a GPU resource name, whichever release offers it (for words;
     what a platform offers is its catalogue's ``gpu_models``)."""
     return _described_gpus().get(name)
+
+
+def gpu_from_platform(name: str) -> GpuModel:
+    """A GPU the platform offers (its Option API), in the portal's words: described where a
+    catalogue knows it, else named from its resource name (``nvidia.com/GH100_H200_SXM_141GB``
+    → "NVIDIA GH100 H200 SXM", 141 GB). The platform owns the list of GPUs it passes through."""
+    return describe_gpu(name) or _gpu_from_resource_name(name)
 
 
 # --------------------------------------------------------------------------- versions

@@ -39,6 +39,11 @@ APPS: Kind = ("apps.cozystack.io", "v1alpha1", "kuberneteses")
 TENANT_SECRETS: Kind = ("core.cozystack.io", "v1alpha1", "tenantsecrets")
 MACHINE_DEPLOYMENTS: Kind = ("cluster.x-k8s.io", "v1beta1", "machinedeployments")
 APP_DEFINITIONS: Kind = ("cozystack.io", "v1alpha1", "applicationdefinitions")
+# v1.6: the Option API (dropdown sources, computed per namespace; get and list only) and the
+# optional ``KubernetesNodes`` app (worker pools attached to a cluster outside its spec).
+OPTIONS: Kind = ("core.cozystack.io", "v1alpha1", "options")
+KUBERNETES_NODES: Kind = ("apps.cozystack.io", "v1alpha1", "kubernetesnodes")
+OPTION_SOURCES = ("instancetype", "gpu", "storageclass")
 SECRETS = "secrets"  # core v1, watched across namespaces by label
 KUBECONFIG_KEYS = ("admin.conf", "super-admin.conf")
 OIDC_KUBECONFIG_KEY = "kubeconfig"
@@ -280,6 +285,38 @@ def ready_condition(obj: dict[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
+@dataclass(frozen=True)
+class OptionItem:
+    """One choice the platform's Option API offers (``spec.items[]``): ``value`` is what a
+    spec carries; ``label`` and ``description`` are the platform's words (a GPU's says how many
+    are available on which nodes); ``default`` marks the platform's default."""
+
+    value: str
+    label: str = ""
+    description: str = ""
+    default: bool = False
+
+
+def option_items(obj: dict[str, Any]) -> tuple[OptionItem, ...]:
+    """The items of an ``Option`` object; entries without a string ``value`` are skipped (a
+    malformed entry never becomes a choice)."""
+    spec = obj.get("spec") if isinstance(obj, dict) else None
+    raw = spec.get("items") if isinstance(spec, dict) else None
+    if not isinstance(raw, list):
+        raise PlatformRejected(_("The platform answered an option list without items."))
+    items = []
+    for entry in raw:
+        if not isinstance(entry, dict):
+            continue
+        value = entry.get("value")
+        if not isinstance(value, str) or not value.strip():
+            continue
+        items.append(OptionItem(value=value.strip(), label=str(entry.get("label") or ""),
+                                description=str(entry.get("description") or ""),
+                                default=entry.get("default") is True))
+    return tuple(items)
+
+
 def _generation(obj: dict[str, Any] | None) -> int:
     return int(((obj or {}).get("metadata") or {}).get("generation") or 0)
 
@@ -331,9 +368,10 @@ class Gateway:
         return response.response
 
     def _get_json(self, what: str | Callable[[], str], path: str,
-                  query: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
+                  query: list[tuple[str, Any]] | None = None, *,
+                  timeout: float | None = None) -> dict[str, Any]:
         """``what`` may be a callable: the sentence is only translated if something fails."""
-        response = self._get(what, path, query)
+        response = self._get(what, path, query, timeout=timeout)
         try:
             body = json.loads(response.data)
             if not isinstance(body, dict):  # re-raised as is, like a body that is not JSON
@@ -374,6 +412,23 @@ class Gateway:
         with self._lock:
             self._schema_cache = (version, schema)
         return self._schema_cache
+
+    # -- the Option API (v1.6) ------------------------------------------------------------------
+
+    def read_options(self, namespace: str, source: str, *,
+                     timeout: float | None = None) -> tuple[OptionItem, ...]:
+        """What the platform offers ``namespace`` for one dropdown source (``instancetype``,
+        ``gpu``, ``storageclass``): ``GET .../namespaces/<ns>/options/<source>``.
+
+        ``NotFound`` when the platform has no Option API (v1.3) or no such source; any other
+        ``PlatformError`` as for every call. ``timeout`` (seconds) bounds a read that a page
+        waits for.
+        """
+        if source not in OPTION_SOURCES:
+            raise ValueError(f"unknown option source {source!r}")
+        obj = self._get_json(lambda: _("read the %(source)s options") % {"source": source},
+                             _path(OPTIONS, namespace, source), timeout=timeout)
+        return option_items(obj)
 
     # -- the Kubernetes object -----------------------------------------------------------------
 

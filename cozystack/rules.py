@@ -188,9 +188,13 @@ def check_immutable(spec: ClusterSpec, previous: ClusterSpec) -> list[FieldError
     return errors
 
 
-def check_storage_and_host(spec: ClusterSpec) -> list[FieldError]:
+def check_storage_and_host(spec: ClusterSpec,
+                           storage_classes: Iterable[str] | None = None) -> list[FieldError]:
+    """``storage_classes``: the names the platform offers (its Option API), else the
+    catalogue's."""
     errors = []
-    known = [s.name for s in catalog.storage_classes()]
+    known = list(storage_classes) if storage_classes is not None else \
+        [s.name for s in catalog.storage_classes()]
     if spec.storage_class not in known:
         errors.append(
             FieldError(
@@ -411,13 +415,14 @@ def _check_custom_size(
 
 
 def _check_gpus(
-    index: int, group: NodeGroupSpec, memory: Decimal | None, offer: catalog.Catalogue
+    index: int, group: NodeGroupSpec, memory: Decimal | None, offer: catalog.Catalogue,
+    known_gpus: set[str] | None = None,
 ) -> list[FieldError]:
     if not group.gpus:
         return []
     prefix = f"node_groups[{index}]"
     errors = []
-    known = {g.name for g in offer.gpu_models}
+    known = known_gpus if known_gpus is not None else {g.name for g in offer.gpu_models}
     unknown = sorted({name for name in group.gpus if name not in known})
     if unknown:
         errors.append(
@@ -491,7 +496,7 @@ def _check_disk_and_roles(index: int, group: NodeGroupSpec) -> list[FieldError]:
 
 def check_node_groups(
     spec: ClusterSpec, known_types: set[str], renamed: Mapping[str, str],
-    offer: catalog.Catalogue,
+    offer: catalog.Catalogue, known_gpus: set[str] | None = None,
 ) -> list[FieldError]:
     if not spec.node_groups:
         return [
@@ -514,7 +519,7 @@ def check_node_groups(
         errors += _check_replicas(index, group)
         sizing_errors, memory = _check_sizing(index, group, known_types, offer)
         errors += sizing_errors
-        errors += _check_gpus(index, group, memory, offer)
+        errors += _check_gpus(index, group, memory, offer, known_gpus)
         errors += _check_disk_and_roles(index, group)
     new_index = {g.name: i for i, g in enumerate(spec.node_groups)}
     for old_name, new_name in renamed.items():

@@ -90,29 +90,35 @@ def check_cluster_spec(
     versions: Iterable[Any] | None = None,
     renamed_groups: Mapping[str, str] | None = None,
     monitoring_available: bool | None = None,
+    gpu_models: Iterable[Any] | None = None,
+    storage_classes: Iterable[Any] | None = None,
 ) -> list[FieldError]:
     """Every portal rule for a create (``creating=True``) or an edit of ``previous``, in the
     contract of ``dialect``.
 
-    ``instance_types`` / ``versions`` accept names or catalogue objects (e.g. the live
-    schema's version enum); the dialect's catalogue is used when None. ``renamed_groups``
+    ``instance_types`` / ``versions`` / ``gpu_models`` / ``storage_classes`` accept names or
+    catalogue objects (e.g. the live schema's version enum, or what the platform's Option API
+    offers); the dialect's catalogue is used when None. ``renamed_groups``
     (old → new) lets the form layer report a renamed row, which the platform would treat as
     delete + create. ``monitoring_available=False`` rejects monitoring agents.
     """
     offer = dialect.catalogue
     allowed_versions = catalog.newest_first(names_of(versions, offer.versions))
     known_types = names_of(instance_types, offer.instance_types)
+    known_gpus = names_of(gpu_models, offer.gpu_models)
+    known_classes = sorted(names_of(storage_classes, catalog.storage_classes())) \
+        if storage_classes is not None else None
     errors: list[FieldError] = []
     if creating or previous is None:
         errors += check_name(spec)
     if previous is not None and not creating:
         errors += check_immutable(spec, previous)
     errors += check_version(spec, None if creating else previous, allowed_versions)
-    errors += check_storage_and_host(spec)
+    errors += check_storage_and_host(spec, known_classes)
     errors += check_control_plane(spec, offer)
-    errors += check_node_groups(spec, known_types, renamed_groups or {}, offer)
+    errors += check_node_groups(spec, known_types, renamed_groups or {}, offer, known_gpus)
     errors += check_addons(spec, monitoring_available, offer)
-    errors += dialect.check(spec, previous)
+    errors += dialect.check(spec, previous, storage_classes=known_classes)
     return errors
 
 

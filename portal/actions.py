@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from portal import events, languages
 from portal.audit import Actor, diff, record
 from portal.branding import forget as forget_branding
-from portal.member_events import MembershipEnded
+from portal.member_events import MembershipEnded, MembershipRoleChanged
 from portal.mfa import user_has_mfa
 from portal.models import (
     Announcement,
@@ -166,14 +166,28 @@ def _user_emails(user: User) -> set[str]:
     return emails
 
 
+def _all_emails(user: User) -> frozenset[str]:
+    return frozenset({*_user_emails(user), *([user.email.lower()] if user.email else [])})
+
+
 def _end_membership(membership: Membership) -> None:
     """Delete the membership and tell the other domains (after commit: they revoke what it
     granted)."""
     user = membership.user
-    emails = frozenset({*_user_emails(user), *([user.email.lower()] if user.email else [])})
     events.publish(MembershipEnded(tenant_id=membership.tenant_id, user_id=user.pk,
-                                   emails=emails))
+                                   emails=_all_emails(user)))
     membership.delete()
+
+
+def _role_changed(membership: Membership, before: str) -> None:
+    """Tell the other domains a member's role changed (after commit: they lower what the old
+    role granted and the new one does not allow)."""
+    if before == membership.role:
+        return
+    user = membership.user
+    events.publish(MembershipRoleChanged(tenant_id=membership.tenant_id, user_id=user.pk,
+                                         emails=_all_emails(user), before=before,
+                                         after=membership.role))
 
 
 def do_accept_invitation(actor: Actor, token: str) -> Membership:
@@ -345,6 +359,7 @@ def do_change_role(actor: Actor, ctx: TenantContext, membership_id: int, *,
         membership.save(update_fields=["role"])
         record(actor, "membership.role_change", membership, tenant=ctx.tenant,
                changes={"role": [before, role], "user": [None, membership.user.email]})
+        _role_changed(membership, before)
     return membership
 
 
@@ -387,11 +402,13 @@ def do_transfer_ownership(actor: Actor, ctx: TenantContext, membership_id: int) 
         me = _locked_membership(ctx, ctx.membership.pk)
         if target.pk == me.pk:
             raise ValidationError({"member": _("You already own this tenant.")})
-        before_target = target.role
+        before_target, before_me = target.role, me.role
         target.role = Role.OWNER
         target.save(update_fields=["role"])
         me.role = Role.ADMIN
         me.save(update_fields=["role"])
+        _role_changed(target, before_target)
+        _role_changed(me, before_me)
         record(actor, "tenant.transfer_ownership", ctx.tenant, tenant=ctx.tenant,
                changes={"owner": [me.user.email, target.user.email],
                         "new_owner_previous_role": [before_target, Role.OWNER]})

@@ -1,7 +1,8 @@
 """Domain events of tenancy (published through ``portal.events``).
 
 Other domains react to them without tenancy knowing who listens: the clusters domain takes a
-person who left a tenant off every cluster's access list.
+person who left a tenant off every cluster's access list, and lowers the access of a person
+whose role was lowered to what the new role allows.
 """
 
 from __future__ import annotations
@@ -20,3 +21,18 @@ class MembershipEnded:
     tenant_id: int
     user_id: int
     emails: frozenset[str]
+
+
+@dataclass(frozen=True)
+class MembershipRoleChanged:
+    """A member's role in a tenant changed (``before`` → ``after``, ``portal.permissions.Role``
+    values), by an owner or admin, or by an ownership transfer.
+
+    ``emails`` are every address the person is known by (lower case).
+    """
+
+    tenant_id: int
+    user_id: int
+    emails: frozenset[str]
+    before: str
+    after: str

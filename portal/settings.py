@@ -375,6 +375,10 @@ PLATFORM_IN_CLUSTER = env_bool("PLATFORM_IN_CLUSTER", default=False)
 PLATFORM_KUBECONFIG_KEY = env_str("PLATFORM_KUBECONFIG_KEY", "admin.conf")
 PLATFORM_REQUEST_TIMEOUT = env_int("PLATFORM_REQUEST_TIMEOUT", 10, minimum=1)
 PLATFORM_OPERATION_TIMEOUT = env_int("PLATFORM_OPERATION_TIMEOUT", 20 * 60, minimum=60)
+# How long what the platform offers a tenant (its Option API: instance types, GPUs and storage
+# classes, v1.6) is kept before it is read again; a failed read falls back to the bundled
+# catalogues for a fraction of it.
+PLATFORM_OPTIONS_SECONDS = env_int("PLATFORM_OPTIONS_SECONDS", 60, minimum=5)
 # The platform's root host (Cozystack's publishing host). A tenant's domain is <slug>.<root> and
 # a cluster's default API host kubernetes-<name>.<slug>.<root>; custom API hosts under the root
 # are refused. The simulator serves example.org; `check --deploy` warns when it is unset.

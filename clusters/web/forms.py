@@ -26,7 +26,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from clusters import features, spec_rules
-from clusters.offerings import end_of_life_dates, offered_gpu_models, offered_instance_types
+from clusters.offerings import (
+    availability_words,
+    default_storage_class,
+    end_of_life_dates,
+    offered_gpu_models,
+    offered_instance_types,
+    offered_storage_classes,
+)
 from clusters.platform_release import UNKNOWN_CODE, shown_dialect
 from clusters.web.kubeconfig import Kind
 from clusters.web.presentation import values_error_text
@@ -110,33 +117,48 @@ def offered_addons() -> tuple[catalog.Addon, ...]:
     return tuple(a for a in shown_dialect().catalogue.addons if features.addon_offered(a.key))
 
 
-def storage_choices() -> list[tuple[str, str]]:
-    return [(s.name, s.label) for s in catalog.storage_classes()]
+def storage_choices(namespace: str | None = None,
+                    keep: Iterable[Any] = ()) -> list[tuple[str, str]]:
+    """The storage classes the platform offers the tenant (``namespace``), plus ``keep``."""
+    return [(s.name, s.label) for s in offered_storage_classes(namespace=namespace,
+                                                               keep=_kept(keep))]
 
 
 def _kept(values: Iterable[Any]) -> frozenset[str]:
     return frozenset(str(v) for v in values if v)
 
 
-def gpu_choices(keep: Iterable[Any] = ()) -> list[tuple[str, str]]:
-    """The GPU models staff offer, plus ``keep`` (what the group being edited already has)."""
-
-    return [("", _("No GPU"))] + [(g.name, g.label)
-                                  for g in offered_gpu_models(keep=_kept(keep))]
-
-
-def instance_type_choices(keep: Iterable[Any] = ()) -> list[tuple[str, str]]:
-    """The instance types staff offer, plus ``keep`` (what the group being edited runs)."""
-
-    return [(t.name, t.label) for t in offered_instance_types(keep=_kept(keep))] + [
-        ("", _("Custom size (set CPU and memory)"))]
+def gpu_label(gpu: catalog.GpuModel) -> str:
+    """A GPU as the picker shows it: the model, and the platform's word on its stock."""
+    if not gpu.availability:
+        return gpu.label
+    return _("%(gpu)s — %(stock)s") % {"gpu": gpu.label,
+                                       "stock": availability_words(gpu.availability)}
 
 
-def default_instance_type() -> str:
+def gpu_choices(keep: Iterable[Any] = (), namespace: str | None = None
+                ) -> list[tuple[str, str]]:
+    """The GPU models the platform offers the tenant and staff do not hide, with how many are
+    available, plus ``keep`` (what the group being edited already has)."""
+
+    return [("", _("No GPU"))] + [(g.name, gpu_label(g)) for g in offered_gpu_models(
+        namespace=namespace, keep=_kept(keep))]
+
+
+def instance_type_choices(keep: Iterable[Any] = (), namespace: str | None = None
+                          ) -> list[tuple[str, str]]:
+    """The instance types the platform offers the tenant and staff do not hide, plus
+    ``keep`` (what the group being edited runs)."""
+
+    return [(t.name, t.label) for t in offered_instance_types(
+        namespace=namespace, keep=_kept(keep))] + [("", _("Custom size (set CPU and memory)"))]
+
+
+def default_instance_type(namespace: str | None = None) -> str:
     """``u1.medium`` while it is offered, else the smallest offered type like it (a hidden
     default must not be preselected: the picker keeps whatever value a form starts with)."""
 
-    offered = offered_instance_types()
+    offered = offered_instance_types(namespace=namespace)
     names = [t.name for t in offered]
     if DEFAULT_INSTANCE_TYPE in names:
         return DEFAULT_INSTANCE_TYPE
@@ -199,8 +221,10 @@ class ClusterForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false",
                                       "placeholder": "api.example.com"}))
 
-    def __init__(self, *args: Any, versions: Iterable[str], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, versions: Iterable[str], namespace: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.namespace = namespace
         versions = list(versions)
         self.fields["version"].widget.choices = version_choices(versions)
         default = shown_dialect().catalogue.default_version().name
@@ -208,7 +232,8 @@ class ClusterForm(forms.Form):
             versions[0] if versions else default)
         self.fields["control_plane_preset"].widget.choices = preset_choices()
         self.fields["control_plane_preset"].initial = features.default_api_server_preset()
-        self.fields["storage_class"].widget.choices = storage_choices()
+        self.fields["storage_class"].widget.choices = storage_choices(namespace)
+        self.fields["storage_class"].initial = default_storage_class(namespace)
         add_auto_repair_fields(self)
 
     def auto_repair(self) -> AutoRepairSpec | None:
@@ -419,23 +444,29 @@ class NodeGroupForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "10m", "spellcheck": "false"}),
         help_text=gettext_lazy("Empty: the cluster's setting."))
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, namespace: str | None = None, **kwargs: Any) -> None:
+        """``namespace``: the tenant's, whose platform options the pickers offer."""
         super().__init__(*args, **kwargs)
+        self.namespace = namespace
         disk = self.fields["disk_gib"]
         disk.initial = features.default_disk_gib()
         disk.help_text = _("The node's persistent disk: it holds the operating system, the "
                            "kubelet's state and container images, and local volumes.") \
             if features.supports(features.DISK_SIZE) else \
             _("Scratch disk per node for container images and the kubelet's state.")
-        self.fields["storage_class"].widget.choices = [
-            ("", _("The cluster's storage class")), *storage_choices()]
-        # Only what staff offer, plus the value this form starts from or was posted with, so
-        # a group keeps showing a type or GPU that was hidden after it was created. Lazy: the
-        # lists are read only when the select is rendered.
+        # Only what the platform offers the tenant and staff offer, plus the value this form
+        # starts from or was posted with, so a group keeps showing a type, GPU or class that
+        # was hidden or dropped after it was created. Lazy: the lists are read only when the
+        # select is rendered.
+        keep_class = (self.initial.get("storage_class"),
+                      self.data.get(self.add_prefix("storage_class")))
+        self.fields["storage_class"].widget.choices = _LazyChoices(lambda: [
+            ("", _("The cluster's storage class")), *storage_choices(namespace, keep_class)])
         for name, choices in (("instance_type", instance_type_choices),
                               ("gpu_model", gpu_choices)):
             keep = (self.initial.get(name), self.data.get(self.add_prefix(name)))
-            self.fields[name].widget.choices = _LazyChoices(functools.partial(choices, keep))
+            self.fields[name].widget.choices = _LazyChoices(
+                functools.partial(choices, keep, namespace))
 
     def value(self, name: str) -> Any:
         """The cleaned value, or the initial one when the field did not parse (for previews)."""
@@ -671,11 +702,14 @@ class SpecForm:
 
     def __init__(self, data: Any = None, *, versions: Iterable[str],
                  add_row: bool = False, remove_row: int | None = None,
-                 access_members: Iterable[Any] | None = None) -> None:
+                 access_members: Iterable[Any] | None = None,
+                 namespace: str | None = None) -> None:
         """``access_members``: the tenant's members to choose single sign-on access from
-        (None: the access section is not offered, to this person or by this platform)."""
+        (None: the access section is not offered, to this person or by this platform);
+        ``namespace``: the tenant's, whose platform options the pickers offer."""
         self.is_bound = data is not None
-        self.cluster = ClusterForm(data, versions=versions)
+        self.namespace = namespace
+        self.cluster = ClusterForm(data, versions=versions, namespace=namespace)
         keys = row_keys(data) if data is not None else [0]
         if data is not None and not keys:
             keys = [0]
@@ -683,15 +717,17 @@ class SpecForm:
         for key in keys:
             if key == remove_row and len(keys) > 1:
                 continue
-            initial = group_initial(self._default_group("md0")) if key == 0 and \
+            initial = group_initial(self._default_group("md0", namespace)) if key == 0 and \
                 data is None else {}
-            self.rows.append((key, NodeGroupForm(data, prefix=f"ng-{key}", initial=initial)))
+            self.rows.append((key, NodeGroupForm(data, prefix=f"ng-{key}", initial=initial,
+                                                 namespace=namespace)))
         if add_row and len(self.rows) < MAX_GROUP_ROWS:
             key = max(k for k, _f in self.rows) + 1 if self.rows else 0
             names = [f.value("name") for _k, f in self.rows]
             initial = group_initial(dataclasses.replace(
-                self._default_group(next_group_name(names)), roles=()))
-            self.rows.append((key, NodeGroupForm(prefix=f"ng-{key}", initial=initial)))
+                self._default_group(next_group_name(names), namespace), roles=()))
+            self.rows.append((key, NodeGroupForm(prefix=f"ng-{key}", initial=initial,
+                                                 namespace=namespace)))
         self.addons = AddonsForm(data, prefix="addon")
         self.access = AccessForm(data, prefix="access", members=access_members) \
             if access_members is not None else None
@@ -702,8 +738,8 @@ class SpecForm:
         self._valid: bool | None = None
 
     @staticmethod
-    def _default_group(name: str) -> NodeGroupSpec:
-        return NodeGroupSpec(name=name, instance_type=default_instance_type(),
+    def _default_group(name: str, namespace: str | None = None) -> NodeGroupSpec:
+        return NodeGroupSpec(name=name, instance_type=default_instance_type(namespace),
                              min_replicas=DEFAULT_MIN_NODES, max_replicas=DEFAULT_MAX_NODES,
                              disk_gib=features.default_disk_gib(),
                              roles=(catalog.INGRESS_NGINX_ROLE,))

@@ -90,6 +90,7 @@ def action_forms(state: ClusterState, bound: dict[str, Any] | None = None,
     manage tier)."""
     bound = bound or {}
     cluster = state.cluster
+    namespace = cluster.tenant.namespace
     spec = cluster.to_spec(state.groups)
     groups = []
     for group in spec.node_groups:
@@ -99,13 +100,15 @@ def action_forms(state: ClusterState, bound: dict[str, Any] | None = None,
                 prefix=f"scale-{group.name}", initial={
                     "min_replicas": group.min_replicas, "max_replicas": group.max_replicas}),
             "edit": bound.get(f"edit-{group.name}") or cluster_forms.NodeGroupForm(
-                prefix=f"edit-{group.name}", initial=cluster_forms.group_initial(group)),
+                prefix=f"edit-{group.name}", initial=cluster_forms.group_initial(group),
+                namespace=namespace),
             "remove": bound.get(f"remove-{group.name}") or cluster_forms.ConfirmForm(
                 prefix=f"remove-{group.name}"),
         })
     new_group = cluster_forms.NodeGroupForm(prefix="add", initial=cluster_forms.group_initial(
         cluster_forms.SpecForm._default_group(
-            cluster_forms.next_group_name(g.name for g in spec.node_groups))))
+            cluster_forms.next_group_name(g.name for g in spec.node_groups), namespace)),
+        namespace=namespace)
     new_group.initial["ingress"] = False
     return {
         "groups": groups,

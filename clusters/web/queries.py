@@ -35,6 +35,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, JSONObject, RowNumber
 
+from billing.pricing import pool_monthly_costs
 from billing.queries import MonthToDate, month_to_date
 from clusters import offerings, platform_release
 from clusters.models import (
@@ -43,6 +44,7 @@ from clusters.models import (
     ClusterQuerySet,
     ClusterRevision,
     NodeGroup,
+    NodePool,
     Offering,
     Operation,
 )
@@ -358,6 +360,10 @@ class ClusterState:
     node_counts: dict[str, int] = field(default_factory=dict)
     costs: MonthToDate | None = None  # the tenant's month-to-date snapshot
     revision: int = 0  # the cluster's ``ClusterRevision`` when the state was read
+    # KubernetesNodes pools the platform runs for the cluster outside its spec (read-only),
+    # with what each costs per month at its current size (None: not priced).
+    pools: list[NodePool] = field(default_factory=list)
+    pool_costs: dict[int, Decimal | None] = field(default_factory=dict)
 
     @property
     def cost_mtd(self) -> Decimal | None:
@@ -425,6 +431,9 @@ def cluster_state(cluster: Cluster) -> ClusterState:
 
 def _state(cluster: Cluster, groups: list[NodeGroup], operation: Operation | None,
            events: list[ClusterEvent], revision: int) -> ClusterState:
+    pools = list(NodePool.objects.filter(cluster=cluster, removed_at__isnull=True)
+                 .order_by("name"))
+
     target = platform_release.next_version(cluster.version)
     if target in offerings.hidden_offerings().get(Offering.Kind.VERSION, frozenset()):
         target = None
@@ -432,7 +441,8 @@ def _state(cluster: Cluster, groups: list[NodeGroup], operation: Operation | Non
     return ClusterState(cluster=cluster, groups=groups, operation=operation, events=events,
                         upgrade_target=target,
                         node_counts={g.name: g.observed_nodes for g in groups},
-                        costs=_month_to_date(cluster.tenant_id), revision=revision)
+                        costs=_month_to_date(cluster.tenant_id), revision=revision,
+                        pools=pools, pool_costs=pool_monthly_costs(pools) if pools else {})
 
 
 def cluster_state_by_id(cluster_id: int) -> ClusterState | None:

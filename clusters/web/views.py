@@ -41,7 +41,6 @@ from clusters.web.forms import (
     row_key,
     validation_field_errors,
 )
-from cozystack import catalog
 from cozystack.gateway import NotFound, PlatformError
 from cozystack.manifests import render_kubernetes, to_yaml
 from cozystack.rules import FieldError
@@ -140,7 +139,8 @@ def _access_members(ctx: TenantContext) -> list[queries.AccessMember] | None:
 def _bind_spec_form(request: HttpRequest, ctx: TenantContext) -> SpecForm:
     return SpecForm(request.POST, versions=_versions(),
                     add_row=request.POST.get("_action") == "add_group",
-                    remove_row=_remove_key(request), access_members=_access_members(ctx))
+                    remove_row=_remove_key(request), access_members=_access_members(ctx),
+                    namespace=ctx.tenant.namespace)
 
 
 def _create_context(ctx: TenantContext, form: SpecForm, spec: ClusterSpec | None = None,
@@ -154,14 +154,17 @@ def _create_context(ctx: TenantContext, form: SpecForm, spec: ClusterSpec | None
             "estimate": estimate_spec(spec), "offers": live.offers(),
             "quota": quota_lines(ctx.tenant, spec), "nodes_min": nodes_min,
             "nodes_max": nodes_max, "tenant_slug": ctx.tenant.slug,
-            "storage_classes": catalog.storage_classes(), "release": release, **extra}
+            "storage_classes": offerings.offered_storage_classes(
+                namespace=ctx.tenant.namespace),
+            "release": release, **extra}
 
 
 @tenant_view(Perm.CLUSTERS_CHANGE, methods=("GET", "HEAD", "POST"))
 def cluster_create(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     if request.method != "POST":
         return render(request, CREATE, _create_context(ctx, SpecForm(
-            versions=_versions(), access_members=_access_members(ctx))))
+            versions=_versions(), access_members=_access_members(ctx),
+            namespace=ctx.tenant.namespace)))
     form = _bind_spec_form(request, ctx)
     spec = form.to_spec(ctx.tenant.namespace)
     if _rows_changed(request):
@@ -338,7 +341,7 @@ def group_update(request: HttpRequest, ctx: TenantContext, cluster_name: str,
                  group_name: str) -> HttpResponse:
     cluster = actions.access_cluster(ctx, cluster_name)
     action = f"edit-{group_name}"
-    form = NodeGroupForm(request.POST, prefix=action)
+    form = NodeGroupForm(request.POST, prefix=action, namespace=ctx.tenant.namespace)
     form.is_valid()
     group = form.to_spec(name=group_name, keep=cluster.to_spec().group(group_name))
     return _confirm_or_run(
@@ -350,7 +353,7 @@ def group_update(request: HttpRequest, ctx: TenantContext, cluster_name: str,
 @tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
 def group_add(request: HttpRequest, ctx: TenantContext, cluster_name: str) -> HttpResponse:
     cluster = actions.access_cluster(ctx, cluster_name)
-    form = NodeGroupForm(request.POST, prefix="add")
+    form = NodeGroupForm(request.POST, prefix="add", namespace=ctx.tenant.namespace)
     form.is_valid()
     group = form.to_spec()
     return _confirm_or_run(

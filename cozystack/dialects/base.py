@@ -211,8 +211,10 @@ class Dialect:
 
     # -- what the release cannot do, and its render guards ---------------------------------------
 
-    def check(self, spec: ClusterSpec, previous: ClusterSpec | None) -> list[FieldError]:
-        """The refusals specific to this contract (features it lacks, its chart's ``fail``s)."""
+    def check(self, spec: ClusterSpec, previous: ClusterSpec | None, *,
+              storage_classes: Iterable[str] | None = None) -> list[FieldError]:
+        """The refusals specific to this contract (features it lacks, its chart's ``fail``s);
+        ``storage_classes``: the names the platform offers, else the catalogue's."""
         return []
 
     # -- what observed status means ---------------------------------------------------------------

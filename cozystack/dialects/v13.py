@@ -17,7 +17,7 @@ auto-repair, OIDC users, fractional GPUs, ouroboros) is refused with a sentence.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -166,7 +166,8 @@ class V13(Dialect):
 
     # -- what it cannot do ----------------------------------------------------------------------
 
-    def check(self, spec: ClusterSpec, previous: ClusterSpec | None) -> list[FieldError]:
+    def check(self, spec: ClusterSpec, previous: ClusterSpec | None, *,
+              storage_classes: Iterable[str] | None = None) -> list[FieldError]:
         errors = []
         if spec.auto_repair is not None:
             errors.append(FieldError(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -257,13 +257,15 @@ class V16(Dialect):
 
     # -- the chart's render guards and the release's rules ---------------------------------------
 
-    def check(self, spec: ClusterSpec, previous: ClusterSpec | None) -> list[FieldError]:
+    def check(self, spec: ClusterSpec, previous: ClusterSpec | None, *,
+              storage_classes: Iterable[str] | None = None) -> list[FieldError]:
         errors: list[FieldError] = []
         if spec.auto_repair is not None:
             errors += _check_repair("auto_repair", spec.auto_repair.max_unhealthy,
                                     spec.auto_repair.node_startup_timeout)
         errors += _check_oidc_users(spec)
-        known_classes = [s.name for s in catalog.storage_classes()]
+        known_classes = list(storage_classes) if storage_classes is not None else \
+            [s.name for s in catalog.storage_classes()]
         for index, group in enumerate(spec.node_groups):
             prefix = f"node_groups[{index}]"
             if group.storage_class and group.storage_class not in known_classes:

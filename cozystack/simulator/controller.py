@@ -33,6 +33,7 @@ from .kubeconfig import (
     oidc_kubeconfig_yaml,
 )
 from .nodes import Machine, NodeEngine, NodeGroup, Timing
+from .pools import PoolReconciler
 from .releases import InstanceType, Release
 from .render import RenderContext, failure
 from .resources import CONFIG_MAPS, EVENTS, KUBERNETES, MACHINE_DEPLOYMENTS, SECRETS
@@ -161,6 +162,7 @@ class PlatformController:
         self.without_etcd: set[str] = set()
         self.lock = threading.RLock()
         self.set_release(release, schema)
+        self.node_pools = PoolReconciler(self)
 
     def set_release(self, release: Release, schema: Obj) -> None:
         """Run `release`'s chart from now on; every cluster renders again at its next tick."""
@@ -205,6 +207,7 @@ class PlatformController:
                 for group in state.groups.values():
                     demand = self.demand.get((state.namespace, state.name, group.name))
                     times += self.nodes.due_times(group, demand, state.cp_ready_at)
+            times += self.node_pools.due_times()
             future = [t for t in times if t > now]
             return min(future) if future else None
 
@@ -222,6 +225,7 @@ class PlatformController:
             if key not in seen:
                 del self.states[key]
                 self.demand = {d: n for d, n in self.demand.items() if d[:2] != key}
+        self.node_pools.reconcile(now)
 
     def _reconcile(self, state: ClusterState, obj: Obj, now: float) -> None:
         meta = obj["metadata"]
@@ -458,6 +462,7 @@ class PlatformController:
             self.states.clear()
             self.demand.clear()
             self.without_etcd.clear()
+            self.node_pools.pools.clear()
 
     def set_demand(self, namespace: str, cluster: str, group: str, replicas: int) -> None:
         with self.lock:
@@ -465,6 +470,7 @@ class PlatformController:
             state = self.states.get((namespace, cluster))
             if state and group in state.groups:
                 state.groups[group].last_change = self.clock.time()
+            self.node_pools.touch(namespace, cluster, group, self.clock.time())
 
     def set_tenant_etcd(self, namespace: str, has_etcd: bool) -> None:
         """The tenant (namespace) gains or loses its DataStore; its clusters render again, as
@@ -601,6 +607,7 @@ class PlatformController:
                 "states": [state.to_dict() for state in self.states.values()],
                 "demand": [[*key, replicas] for key, replicas in self.demand.items()],
                 "withoutEtcd": sorted(self.without_etcd),
+                "pools": self.node_pools.snapshot(),
             }
 
     def restore(self, data: Obj) -> None:
@@ -609,6 +616,7 @@ class PlatformController:
             self.states = {(state.namespace, state.name): state for state in states}
             self.demand = {tuple(item[:3]): int(item[3]) for item in data.get("demand") or []}
             self.without_etcd = set(data.get("withoutEtcd") or [])
+            self.node_pools.restore(data.get("pools") or [])
 
     # --- events --------------------------------------------------------------------------------
 

@@ -61,6 +61,9 @@ class NodeGroup:
     machines: list[Machine] = field(default_factory=list)
     last_change: float = 0.0
     serial: int = 0
+    # The Helm release that renders it when it is not the cluster's own: a `KubernetesNodes`
+    # pool's (`kubernetes-nodes-<cluster>-<pool>`).
+    release: str = ""
 
     @property
     def md_name(self) -> str:
@@ -203,6 +206,7 @@ class NodeEngine:
         """The live MachineDeployment (replicas owned by the autoscaler); `bootstrap` is the
         release's bootstrap config reference."""
         low, high = group.bounds
+        release = group.release or group.cluster
         selector = {CLUSTER_LABEL: group.cluster, DEPLOYMENT_LABEL: group.md_name}
         template_labels = dict(selector)
         for role in group.spec.get("roles") or []:
@@ -214,15 +218,15 @@ class NodeEngine:
                 "namespace": group.namespace,
                 "labels": {
                     CLUSTER_LABEL: group.cluster,
-                    "app.kubernetes.io/instance": group.cluster,
+                    "app.kubernetes.io/instance": release,
                     "app.kubernetes.io/managed-by": "Helm",
-                    "helm.toolkit.fluxcd.io/name": group.cluster,
+                    "helm.toolkit.fluxcd.io/name": release,
                     "helm.toolkit.fluxcd.io/namespace": group.namespace,
                 },
                 "annotations": {
                     MIN_SIZE: str(low),
                     MAX_SIZE: str(high),
-                    "meta.helm.sh/release-name": group.cluster,
+                    "meta.helm.sh/release-name": release,
                     "meta.helm.sh/release-namespace": group.namespace,
                 },
                 "ownerReferences": [owner],

@@ -8,6 +8,7 @@ it serves (`upgrade`); with a `state_path` it keeps its objects across restarts 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import threading
@@ -29,6 +30,7 @@ from .releases import DEFAULT_RELEASE, Release, load_release
 from .resources import (
     APPLICATION_DEFINITIONS,
     KUBERNETES,
+    KUBERNETES_NODES,
     OPTION_SOURCES,
     OPTIONS,
     build_registry,
@@ -100,8 +102,7 @@ class SimulatedPlatform:
         else:
             self.schema, self.schema_text = self.release.schema, self.release.schema_text
         self.registry = build_registry(self._present_kubernetes)
-        if self.release.serves_options:
-            self.registry.add(OPTIONS)
+        self._serve_release_apis(self.release)
         self.store = Store(self.clock, self.registry, history_size)
         self.timing = Timing(
             ready_after,
@@ -125,6 +126,9 @@ class SimulatedPlatform:
         )
         self.gpu_nodes = copy.deepcopy(DEFAULT_GPU_NODES if gpu_nodes is None else gpu_nodes)
         self.storage_classes = tuple(storage_classes)
+        # What the Option API answers a namespace instead of the platform's catalogue
+        # (`set_options`): (namespace, source) -> items.
+        self.option_overrides: dict[tuple[str, str], list[Obj]] = {}
         self.faults = FaultSet()
         self.server_errors: list[Obj] = []
         self.request_log: list[RequestRecord] = []
@@ -310,6 +314,7 @@ class SimulatedPlatform:
         with self.controller.lock:
             self.store.reset(keep=(APPLICATION_DEFINITIONS.key,))
             self.controller.reset()
+        self.option_overrides.clear()
         self.faults.clear()
         self.set_down(False)
         self.request_log.clear()
@@ -416,9 +421,25 @@ class SimulatedPlatform:
         self.release = release
         self.schema, self.schema_text = release.schema, release.schema_text
         self.controller.set_release(release, self.schema)
+        self._serve_release_apis(release)
+        self._publish_application_definition()
+
+    def _serve_release_apis(self, release: Release) -> None:
+        """The APIs a release adds: the Option API and `KubernetesNodes` (v1.6)."""
         if release.serves_options:
             self.registry.add(OPTIONS)
-        self._publish_application_definition()
+        if release.serves_kubernetes_nodes:
+            self.registry.add(dataclasses.replace(KUBERNETES_NODES, present=self._present_pool))
+
+    def _present_pool(self, obj: Obj) -> Obj:
+        """GET of a `KubernetesNodes` object shows its spec with the chart's defaults."""
+        spec = obj.get("spec")
+        if spec is not None and not isinstance(spec, dict):
+            return obj
+        shown = dict(obj)
+        shown["spec"] = apply_defaults(self.release.nodes_schema,
+                                       prune_nulls(copy.deepcopy(spec or {})))
+        return shown
 
     def set_tenant_etcd(self, namespace: str, has_etcd: bool = True) -> None:
         """Give or take a tenant's etcd DataStore. Without one, v1.6 renders only the
@@ -440,12 +461,25 @@ class SimulatedPlatform:
         """`core.cozystack.io/v1alpha1` Option `name`, computed on read like cozystack-api does."""
         if name not in OPTION_SOURCES:
             raise not_found(OPTIONS.qualified, OPTIONS.plural, name)
+        override = self.option_overrides.get((namespace, name))
+        items = copy.deepcopy(override) if override is not None else self._option_items(name)
         return {
             "apiVersion": OPTIONS.api_version,
             "kind": OPTIONS.kind,
             "metadata": {"name": name, "namespace": namespace, "resourceVersion": "0"},
-            "spec": {"items": self._option_items(name)},
+            "spec": {"items": items},
         }
+
+    def set_options(self, namespace: str, source: str, items: list[Obj] | None) -> None:
+        """What the Option API answers `namespace` for `source` from now on (a tenant offered
+        less than the platform has, a platform-only storage class…); None: the platform's own
+        list again."""
+        if source not in OPTION_SOURCES:
+            raise ValueError(f"unknown option source {source!r}")
+        if items is None:
+            self.option_overrides.pop((namespace, source), None)
+        else:
+            self.option_overrides[(namespace, source)] = copy.deepcopy(list(items))
 
     def _option_items(self, name: str) -> list[Obj]:
         items: list[Obj]
@@ -572,6 +606,11 @@ class SimulatedPlatform:
             return 200, {"namespace": data["namespace"], "etcd": bool(data.get("etcd", True))}
         if (method, action) == ("POST", "save"):
             return 200, {"saved": self.save_state()}
+        if (method, action) == ("POST", "options"):
+            items = data.get("items")
+            self.set_options(str(data["namespace"]), str(data["source"]),
+                             list(items) if isinstance(items, list) else None)
+            return 200, {"ok": True}
         raise ApiError(
             404, f"unknown simulator control endpoint {method} /_sim/{action}", "NotFound"
         )

@@ -134,6 +134,21 @@ class Release:
         return self.v16
 
     @property
+    def serves_kubernetes_nodes(self) -> bool:
+        """The `KubernetesNodes` app (worker pools outside `spec.nodeGroups`, rows 23-24) is
+        shipped from v1.6 (optional there; the simulator always serves it)."""
+        return self.v16
+
+    @functools.cached_property
+    def nodes_schema(self) -> Obj:
+        """The `KubernetesNodes` values schema (v1.6): what GET fills in as defaults."""
+        path = self.directory / "kubernetes-nodes.values.schema.json"
+        if not path.exists():
+            return {}
+        schema: Obj = json.loads(path.read_text(encoding="utf-8"))
+        return schema
+
+    @property
     def renders_etcd_beacon(self) -> bool:
         """v1.6 renders only ConfigMap `<release>-awaiting-etcd` (and reports Ready) when the
         tenant has no etcd; v1.3 rendered the control plane anyway, which failed (inferred)."""

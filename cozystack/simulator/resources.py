@@ -17,6 +17,8 @@ DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z
 TENANT_RESOURCE_LABEL = "internal.cozystack.io/tenantresource"
 # The aggregated API prefixes release names with "kubernetes-" and Helm caps them at 53 chars.
 KUBERNETES_NAME_MAX = 42
+# KubernetesNodes releases are "kubernetes-nodes-<name>": 53 - 17.
+KUBERNETES_NODES_NAME_MAX = 36
 EVENT_FIELDS = (
     "metadata.name",
     "metadata.namespace",
@@ -55,6 +57,8 @@ class ResourceType:
     view_filter: Callable[[Obj], bool] | None = None
     # Read verbs when not get/list/watch (a computed resource that cannot be watched).
     verbs: tuple[str, ...] | None = None
+    # Longest name an aggregated app accepts (its release prefix plus the name fit Helm's 53).
+    name_max: int = KUBERNETES_NAME_MAX
 
     @property
     def key(self) -> str:
@@ -122,14 +126,14 @@ class ResourceType:
                 "(e.g. 'my-name',  or 'abc-123', regex used for validation is "
                 "'[a-z]([-a-z0-9]*[a-z0-9])?')",
             )
-        if len(name) > KUBERNETES_NAME_MAX:
+        if len(name) > self.name_max:
             raise invalid(
                 self.kind_qualified,
                 self.kind,
                 name,
                 "metadata.name",
                 name,
-                f"must be no more than {KUBERNETES_NAME_MAX} characters",
+                f"must be no more than {self.name_max} characters",
             )
 
     def _check_app_spec(self, body: Obj) -> None:
@@ -181,6 +185,19 @@ KUBERNETES = ResourceType(
     status_subresource=True,
     graceful_delete=True,
     aggregated_app=True,
+)
+# v1.6, optional: a worker pool attached to the cluster `spec.cluster`, named `<cluster>-<pool>`
+# (row 24); served by releases that have it (`Release.serves_kubernetes_nodes`).
+KUBERNETES_NODES = ResourceType(
+    "apps.cozystack.io",
+    "v1alpha1",
+    "kubernetesnodes",
+    "KubernetesNodes",
+    singular="kubernetesnodes",
+    status_subresource=True,
+    graceful_delete=True,
+    aggregated_app=True,
+    name_max=KUBERNETES_NODES_NAME_MAX,
 )
 TENANT_SECRETS = ResourceType(
     "core.cozystack.io",

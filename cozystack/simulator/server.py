@@ -310,6 +310,7 @@ class Handler(BaseHTTPRequestHandler):
                     resources.append(
                         {
                             "name": f"{rtype.plural}/status",
+                            "singularName": "",
                             "namespaced": rtype.namespaced,
                             "kind": rtype.kind,
                             "verbs": ["get", "patch", "update"],

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from clusters import schema
+from clusters import options, schema
 from cozystack.gateway import Gateway, get_gateway, reset_gateway
 from cozystack.simulator import SimulatedPlatform
 
@@ -37,6 +37,7 @@ def platform(simulated_platform: SimulatedPlatform, settings) -> Iterator[Simula
     settings.OPERATION_POLL_SECONDS = 0.0
     reset_gateway()
     schema.forget()
+    options.forget_all()
     yield simulated_platform
     reset_gateway()
 
@@ -111,6 +112,7 @@ def point_portal_at(platform: SimulatedPlatform, settings) -> None:
     settings.PLATFORM_KUBECONFIG = str(platform.kubeconfig_path)
     reset_gateway()
     schema.forget()
+    options.forget_all()
 
 
 def group(name: str = "md0", *, instance_type: str = "u1.large", min_replicas: int = 1,

@@ -106,3 +106,34 @@ def test_owners_change_access_and_auto_repair_on_a_running_cluster(engine, colle
     assert spec["oidc"]["users"] == [{"email": colleague.email, "role": "view"}]
     assert "maxUnhealthy" not in spec["nodeGroups"]["md0"]
     assert spec["nodeHealthCheck"]["maxUnhealthy"] == NEVER_REPAIR
+
+
+def test_a_colleague_lowered_to_viewer_keeps_only_view_on_the_platform(engine, colleague,
+                                                                      tenant, monkeypatch):
+    """End to end: the role change is published, the clusters domain lowers the access through
+    an access operation, and the platform's oidc.users (and the bindings its OIDC Job makes)
+    follow."""
+    cluster = create_with_access(engine, colleague)
+    engine.platform.advance(30)
+    assert engine.platform.oidc_bindings(NS, "demo") == {colleague.email: "cluster-admin"}
+    queued = []
+    monkeypatch.setattr(access.lower_access, "apply_async",
+                        lambda args=None, kwargs=None, **options: queued.append(args))
+    membership = Membership.objects.get(tenant=tenant, user=colleague)
+    with engine.capture(execute=True):
+        tenancy.do_change_role(engine.actor, engine.ctx, membership.pk, role=Role.VIEWER)
+    assert queued == [(tenant.pk, [colleague.email])]
+    with engine.capture(execute=True):
+        access.lower_access.run(*queued[0])
+    operation = settled(engine, cluster)
+    assert operation.kind == Operation.Kind.ACCESS and operation.requested_by is None
+    spec = engine.platform.raw_object("Kubernetes", NS, "demo")["spec"]
+    assert spec["oidc"]["users"] == [{"email": colleague.email, "role": "view"}]
+    engine.platform.advance(30)
+    assert engine.platform.oidc_bindings(NS, "demo") == {colleague.email: "view"}
+    # Raised back, nothing is granted by itself: an owner gives admin again when they mean to.
+    with engine.capture(execute=True):
+        tenancy.do_change_role(engine.actor, engine.ctx, membership.pk, role=Role.MEMBER)
+    assert len(queued) == 1
+    cluster.refresh_from_db()
+    assert cluster.oidc_users == [{"email": colleague.email, "role": "view"}]

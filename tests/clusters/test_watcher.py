@@ -285,3 +285,30 @@ def test_a_deposed_leader_has_its_batch_rolled_back_and_steps_down(engine):
         new_lock.release()
         finish.set()
         holder.join(30)
+
+
+def test_a_pool_attached_on_the_platform_is_followed_live(engine, watcher):
+    """A KubernetesNodes pool (v1.6) and its machines reach the portal through the watcher
+    alone, and go when the pool goes; the cluster's own group is never confused with it."""
+    from kubernetes import client as k8s
+
+    from clusters.models import NodePool
+
+    cluster = submitted(engine)
+    engine.platform.advance(3.0)
+    eventually(lambda: reload(cluster).phase == Cluster.Phase.RUNNING, timeout=10)
+    custom = k8s.CustomObjectsApi(get_gateway().api_client)
+    custom.create_namespaced_custom_object(
+        "apps.cozystack.io", "v1alpha1", NS, "kubernetesnodes",
+        {"metadata": {"name": "demo-batch"},
+         "spec": {"cluster": "demo", "version": "v1.34", "instanceType": "u1.large",
+                  "minReplicas": 2, "maxReplicas": 3}})
+    engine.platform.advance(2.0)
+    eventually(lambda: NodePool.objects.filter(cluster=cluster, name="batch", ready_nodes=2,
+                                               instance_type="u1.large").exists(), timeout=10)
+    assert cluster.node_groups.get().ready_nodes == 1
+    custom.delete_namespaced_custom_object("apps.cozystack.io", "v1alpha1", NS,
+                                           "kubernetesnodes", "demo-batch")
+    engine.platform.advance(1.0)
+    eventually(lambda: NodePool.objects.filter(cluster=cluster, name="batch",
+                                               removed_at__isnull=False).exists(), timeout=10)

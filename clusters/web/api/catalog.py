@@ -1,4 +1,11 @@
-"""The platform catalogue over the API: what a cluster spec may name, as tenants are offered it."""
+"""The platform catalogue over the API: what a cluster spec may name, as tenants are offered it.
+
+``/api/v1/catalog/…`` is the catalogue of the platform's release (minus what staff hid), the
+same for everyone. ``/api/v1/tenants/<slug>/catalog/{instance-types,gpu-models,
+storage-classes}/`` is what the platform offers that tenant (its Option API on Cozystack v1.6,
+with the GPUs' stock), which is what the tenant's specs are checked against; it is the bundled
+catalogue where the platform has no Option API or cannot be read.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ from clusters.platform_release import shown_dialect
 from cozystack import catalog, limits
 from portal.api.base import ApiView
 from portal.api.fields import answer_cache
+from portal.permissions import Perm
 
 CATALOG_TAG = "Catalogue"
 
@@ -108,6 +116,13 @@ class GpuModelSerializer(serializers.Serializer):
     memory_gb = serializers.IntegerField(help_text=_("GPU memory in GB."))
     architecture = serializers.CharField(help_text=_("e.g. `Ada Lovelace`."))
     typical_use = serializers.CharField(help_text=_("What it is good for."))
+    availability = serializers.SerializerMethodField(
+        help_text=_("What the platform says of its stock, e.g. `8 available on gpu-node-1, "
+                    "gpu-node-2` (the tenant's catalogue on Cozystack v1.6); empty when the "
+                    "platform does not say."))
+
+    def get_availability(self, item: catalog.GpuModel) -> str:
+        return offerings.availability_words(item.availability) if item.availability else ""
 
 
 class StorageClassSerializer(serializers.Serializer):
@@ -200,29 +215,89 @@ VersionListView = _catalog(
     "versions", VersionSerializer, offerings.offered_versions, "Kubernetes versions",
     "Versions a new cluster may run, newest first; `upgrade_to` is the one step an existing "
     "cluster may take from each.")
+def _instance_types(view: ApiView, request: Request, namespace: str | None) -> Response:
+    filters = view.parse(InstanceTypeFilterSerializer, data=request.query_params)
+    items = offerings.offered_instance_types(namespace=namespace)
+    if filters.get("dedicated_cpu") is not None:
+        items = [t for t in items if bool(getattr(t, "dedicated_cpu", False))
+                 == filters["dedicated_cpu"]]
+    if filters.get("hugepages") is not None:
+        items = [t for t in items if bool(getattr(t, "hugepages", ""))
+                 == filters["hugepages"]]
+    return view.sequence_page(items, InstanceTypeSerializer)
+
+
 class InstanceTypeListView(ApiView):
     @extend_schema(operation_id="catalog_instance_types_list", tags=[CATALOG_TAG],
                    responses=InstanceTypeSerializer(many=True), summary="Instance types",
                    parameters=[InstanceTypeFilterSerializer],
-                   description="Node sizes offered, with vCPU, memory and GPU suitability; "
-                               "documented types first. Filter dedicated-vCPU and hugepage "
-                               "types (Cozystack v1.6).")
+                   description="Node sizes of the platform's release, with vCPU, memory and "
+                               "GPU suitability; documented types first. Filter dedicated-vCPU "
+                               "and hugepage types (Cozystack v1.6). What one tenant is "
+                               "offered: `GET /api/v1/tenants/{tenant_slug}/catalog/"
+                               "instance-types/`.")
     def get(self, request: Request) -> Response:
-        filters = self.parse(InstanceTypeFilterSerializer, data=request.query_params)
-        items = offerings.offered_instance_types()
-        if filters.get("dedicated_cpu") is not None:
-            items = [t for t in items if bool(getattr(t, "dedicated_cpu", False))
-                     == filters["dedicated_cpu"]]
-        if filters.get("hugepages") is not None:
-            items = [t for t in items if bool(getattr(t, "hugepages", ""))
-                     == filters["hugepages"]]
-        return self.sequence_page(items, InstanceTypeSerializer)
+        return _instance_types(self, request, None)
+
+
 GpuModelListView = _catalog(
     "gpu_models", GpuModelSerializer, offerings.offered_gpu_models, "GPU models",
-    "GPUs a node group can pass through to every node (`gpu_model`, `gpus_per_node`).")
+    "GPUs of the platform's release a node group can pass through to every node "
+    "(`gpu_model`, `gpus_per_node`). What one tenant is offered, with the platform's stock: "
+    "`GET /api/v1/tenants/{tenant_slug}/catalog/gpu-models/`.")
 StorageClassListView = _catalog(
     "storage_classes", StorageClassSerializer, catalog.storage_classes, "Storage classes",
-    "Where the cluster's persistent volumes live; chosen at creation, cannot change.")
+    "Where the cluster's persistent volumes live; chosen at creation, cannot change. What one "
+    "tenant is offered: `GET /api/v1/tenants/{tenant_slug}/catalog/storage-classes/`.")
+
+
+# --------------------------------------------------------------------------- one tenant's offer
+
+TENANT_OFFER = ("What the platform offers this tenant: on Cozystack v1.6 its Option API for the "
+                "tenant's namespace (read briefly cached), narrowed to what staff offer; the "
+                "catalogue of the platform's release where the platform has no Option API or "
+                "cannot be read. Cluster specs of this tenant are checked against it: a value "
+                "it does not list is refused (422, `not_offered_by_platform`).")
+
+
+class TenantInstanceTypeListView(ApiView):
+    perms = {"GET": Perm.CLUSTERS_VIEW}
+
+    @extend_schema(operation_id="tenant_catalog_instance_types_list", tags=[CATALOG_TAG],
+                   responses=InstanceTypeSerializer(many=True),
+                   summary="Instance types offered to the tenant",
+                   parameters=[InstanceTypeFilterSerializer],
+                   description="Node sizes the tenant may pick. " + TENANT_OFFER)
+    def get(self, request: Request, tenant_slug: str) -> Response:
+        return _instance_types(self, request, self.tenant_ctx.tenant.namespace)
+
+
+class TenantGpuModelListView(ApiView):
+    perms = {"GET": Perm.CLUSTERS_VIEW}
+
+    @extend_schema(operation_id="tenant_catalog_gpu_models_list", tags=[CATALOG_TAG],
+                   responses=GpuModelSerializer(many=True),
+                   summary="GPU models offered to the tenant",
+                   description="GPUs the tenant may pass through to its nodes, each with how "
+                               "many the platform has available (`availability`). "
+                               + TENANT_OFFER)
+    def get(self, request: Request, tenant_slug: str) -> Response:
+        return self.sequence_page(offerings.offered_gpu_models(
+            namespace=self.tenant_ctx.tenant.namespace), GpuModelSerializer)
+
+
+class TenantStorageClassListView(ApiView):
+    perms = {"GET": Perm.CLUSTERS_VIEW}
+
+    @extend_schema(operation_id="tenant_catalog_storage_classes_list", tags=[CATALOG_TAG],
+                   responses=StorageClassSerializer(many=True),
+                   summary="Storage classes offered to the tenant",
+                   description="Storage classes the tenant may pick for a cluster (and, on "
+                               "Cozystack v1.6, a node group's disks); `is_default` is the one "
+                               "a new cluster gets. " + TENANT_OFFER)
+    def get(self, request: Request, tenant_slug: str) -> Response:
+        return self.sequence_page(offerings.offered_storage_classes(
+            namespace=self.tenant_ctx.tenant.namespace), StorageClassSerializer)
 AddonListView = _catalog(
     "addons", AddonSerializer, lambda: shown_dialect().catalogue.addons, "Add-ons",
     "Add-ons a cluster can enable or tune under `addons`, with the keys of their values.")

@@ -24,10 +24,12 @@ from clusters.models import (
     Cluster,
     ClusterEvent,
     NodeGroup,
+    NodePool,
     Operation,
     auto_repair_from_json,
     oidc_users_from_json,
 )
+from clusters.offerings import default_storage_class
 from clusters.platform_release import shown_dialect
 from clusters.web.api.catalog import ADDON_API_KEYS
 from clusters.web.presentation import values_error_text
@@ -88,7 +90,9 @@ class NodeGroupInputSerializer(StrictSerializer):
         max_length=63, help_text=_("Lowercase letters, digits and dashes; the first group is "
                                    "usually `md0`. Cannot be renamed."))
     instance_type = serializers.CharField(
-        max_length=64, help_text=_("Node size, from `GET /api/v1/catalog/instance-types/`."))
+        max_length=64, help_text=_("Node size, from "
+                                   "`GET /api/v1/tenants/{tenant_slug}/catalog/instance-types/`: "
+                                   "what the platform offers the tenant."))
     min_replicas = bounded_integer(
         limits.MIN_NODES, help_text=_("Fewest nodes the autoscaler keeps."))
     max_replicas = bounded_integer(
@@ -103,7 +107,8 @@ class NodeGroupInputSerializer(StrictSerializer):
     storage_class = serializers.CharField(
         max_length=63, required=False, allow_blank=True,
         help_text=_("Storage class of the nodes' disks, from "
-                    "`GET /api/v1/catalog/storage-classes/` (a replicated one); empty: the "
+                    "`GET /api/v1/tenants/{tenant_slug}/catalog/storage-classes/` (a replicated "
+                    "one); empty: the "
                     "cluster's. Only where the platform offers it (Cozystack v1.6). Changing it "
                     "replaces the group's nodes."))
     max_unhealthy = serializers.CharField(
@@ -123,7 +128,7 @@ class NodeGroupInputSerializer(StrictSerializer):
     gpu_model = serializers.CharField(
         max_length=100, allow_null=True, allow_blank=True, required=False,
         help_text=_("GPU passed through to every node, from "
-                    "`GET /api/v1/catalog/gpu-models/`; null for none."))
+                    "`GET /api/v1/tenants/{tenant_slug}/catalog/gpu-models/`; null for none."))
     gpus_per_node = bounded_integer(
         limits.GPUS_PER_NODE, lo=0, required=False,
         help_text=_("GPUs of `gpu_model` per node (default 1 when a model is given)."))
@@ -318,8 +323,9 @@ class ClusterCreateSerializer(ClusterSpecInputSerializer):
                                    "letter, at most 42 characters. Cannot change."))
     storage_class = serializers.CharField(
         max_length=32, required=False,
-        help_text=_("From `GET /api/v1/catalog/storage-classes/` (default `replicated`). "
-                    "Cannot change."))
+        help_text=_("From `GET /api/v1/tenants/{tenant_slug}/catalog/storage-classes/` "
+                    "(default `replicated`, or the platform's default where it does not offer "
+                    "`replicated`). Cannot change."))
     host = serializers.CharField(
         max_length=253, required=False, allow_blank=True,
         help_text=_("API host name; empty for the platform's default. Cannot change."))
@@ -375,7 +381,7 @@ def create_spec(data: dict[str, Any], namespace: str) -> ClusterSpec:
         name=data["name"],
         namespace=namespace,
         version=data.get("version") or shown_dialect().catalogue.default_version().name,
-        storage_class=data.get("storage_class", catalog.DEFAULT_STORAGE_CLASS),
+        storage_class=data.get("storage_class") or default_storage_class(namespace),
         host=data.get("host", ""),
         **_whole_configuration(data),
     )
@@ -485,6 +491,63 @@ class NodeGroupSerializer(serializers.ModelSerializer):
                 f"node-groups/{group.name}/")
 
 
+class NodePoolSerializer(serializers.ModelSerializer):
+    """A worker pool the platform runs for the cluster outside its spec (a Cozystack v1.6
+    ``KubernetesNodes`` object ``<cluster>-<pool>``). Read-only: it is not one of the
+    cluster's node groups, a cluster's PUT or PATCH never names it (sending `node_pools` is
+    refused), and the portal never scales or changes it. Its nodes are metered like the
+    cluster's own."""
+
+    name = serializers.CharField(help_text=_("The pool's name (after `<cluster>-`)."))
+    instance_type = serializers.CharField(
+        allow_blank=True, help_text=_("Node size; empty for a custom size, or while the "
+                                      "platform's object has not been read."))
+    custom_size = serializers.SerializerMethodField(
+        help_text=_("`{cpu, memory}` of a custom-sized node, else null."))
+    min_replicas = serializers.IntegerField(help_text=_("Fewest nodes its autoscaler keeps."))
+    max_replicas = serializers.IntegerField(help_text=_("Most nodes its autoscaler may start."))
+    disk_gib = serializers.IntegerField(help_text=_("The node's disk in GiB."))
+    gpu_model = serializers.SerializerMethodField(help_text=_("GPU model, or null."))
+    gpus_per_node = serializers.IntegerField(help_text=_("GPUs of `gpu_model` per node."))
+    nodes = serializers.SerializerMethodField(help_text=_("Node counts last observed."))
+    observed_phase = serializers.CharField(help_text=_("The platform's phase for the pool."))
+    status_message = serializers.CharField(
+        allow_blank=True, help_text=_("The platform's word when the pool is not ready."))
+    size_known = serializers.BooleanField(
+        source="sized", help_text=_("The pool's size is known (its nodes are metered)."))
+    last_observed_at = serializers.DateTimeField(
+        allow_null=True, help_text=_("When the platform was last read for this pool."))
+
+    class Meta:
+        model = NodePool
+        fields = ("name", "instance_type", "custom_size", "min_replicas", "max_replicas",
+                  "disk_gib", "gpu_model", "gpus_per_node", "nodes", "observed_phase",
+                  "status_message", "size_known", "last_observed_at")
+        read_only_fields = fields
+
+    @extend_schema_field({"type": ["object", "null"], "properties": {
+        "cpu": {"type": "string"}, "memory": {"type": "string"}}})
+    def get_custom_size(self, pool: NodePool) -> dict[str, str] | None:
+        return {"cpu": pool.cpu, "memory": pool.memory} if pool.cpu and pool.memory else None
+
+    def get_gpu_model(self, pool: NodePool) -> str | None:
+        return pool.gpu_model or None
+
+    @extend_schema_field(NodeCountsSerializer)
+    def get_nodes(self, pool: NodePool) -> dict[str, int]:
+        return {"desired": pool.desired_nodes, "observed": pool.observed_nodes,
+                "ready": pool.ready_nodes, "updated": pool.updated_nodes}
+
+
+def live_pools(cluster: Cluster) -> list[NodePool]:
+    """The cluster's pools on the platform: those the API's queryset prefetched
+    (``api_pools``), else read now."""
+    pools: list[NodePool] | None = getattr(cluster, "api_pools", None)
+    if pools is None:
+        pools = list(cluster.node_pools.filter(removed_at__isnull=True).order_by("name"))
+    return pools
+
+
 class ControlPlaneSerializer(serializers.Serializer):
     replicas = serializers.IntegerField(help_text=_("API-server replicas."))
     api_server_preset = serializers.CharField(help_text=_("API-server size."))
@@ -542,6 +605,11 @@ class ClusterSerializer(serializers.ModelSerializer):
         help_text=_("The version this cluster may upgrade to next, or null."))
     control_plane = serializers.SerializerMethodField(help_text=_("Control-plane size."))
     node_groups = serializers.SerializerMethodField(help_text=_("Worker node groups, in order."))
+    node_pools = serializers.SerializerMethodField(
+        help_text=_("Read-only: worker pools the platform runs for the cluster outside its "
+                    "spec (Cozystack v1.6 KubernetesNodes), as it reports them. Not node "
+                    "groups: never sent back to the platform, never scaled by the portal, and "
+                    "refused in a PUT or PATCH. Their nodes are billed like the cluster's own."))
     addons = serializers.SerializerMethodField(help_text=_("Every add-on and its setting."))
     auto_repair = serializers.SerializerMethodField(
         help_text=_("Node auto-repair as set; null: the platform's default."))
@@ -559,7 +627,8 @@ class ClusterSerializer(serializers.ModelSerializer):
     class Meta:
         model = Cluster
         fields = ("name", "url", "version", "upgrade_to", "storage_class", "host",
-                  "control_plane", "node_groups", "addons", "auto_repair", "oidc_users",
+                  "control_plane", "node_groups", "node_pools", "addons", "auto_repair",
+                  "oidc_users",
                   "phase", "status_message", "ready",
                   "kubeconfig_ready", "conditions", "last_error", "current_operation",
                   "created_at", "updated_at", "last_observed_at")
@@ -592,6 +661,17 @@ class ClusterSerializer(serializers.ModelSerializer):
             group.cluster = cluster  # no query per group for its URL
             result.append(child.to_representation(group))
         return result
+
+    @extend_schema_field(NodePoolSerializer(many=True))
+    def get_node_pools(self, cluster: Cluster) -> list[dict[str, Any]]:
+        pools = live_pools(cluster)
+        if not pools:
+            return []
+        child = self.context.get("_node_pool_serializer")
+        if child is None:
+            child = answer_cache(self.context)["_node_pool_serializer"] = NodePoolSerializer(
+                context=self.context)
+        return [child.to_representation(pool) for pool in pools]
 
     @extend_schema_field(AddonsSerializer)
     def get_addons(self, cluster: Cluster) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from clusters.web.api import views
+from clusters.web.api import catalog, views
 
 cluster = "clusters/<slug:cluster_name>/"
 operation = "operations/<apiid:operation_id>/"
@@ -27,4 +27,10 @@ urlpatterns = [
     path(operation, views.OperationDetailView.as_view(), name="operation"),
     path(operation + "retry/", views.OperationRetryView.as_view(), name="operation_retry"),
     path(operation + "cancel/", views.OperationCancelView.as_view(), name="operation_cancel"),
+    path("catalog/instance-types/", catalog.TenantInstanceTypeListView.as_view(),
+         name="tenant_catalog_instance_types"),
+    path("catalog/gpu-models/", catalog.TenantGpuModelListView.as_view(),
+         name="tenant_catalog_gpu_models"),
+    path("catalog/storage-classes/", catalog.TenantStorageClassListView.as_view(),
+         name="tenant_catalog_storage_classes"),
 ]

@@ -21,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from clusters import actions
-from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
+from clusters.models import Cluster, ClusterEvent, NodeGroup, NodePool, Operation
 from clusters.platform_release import shown_dialect
 from clusters.web import kubeconfig as kubeconfigs
 from clusters.web.api import serializers as s
@@ -55,13 +55,16 @@ CREATE_EXAMPLE = {
 
 
 def cluster_queryset(ctx: Any) -> QuerySet[Cluster]:
-    """The tenant's live clusters with what their representation needs, in three queries."""
+    """The tenant's live clusters with what their representation needs, in four queries."""
     return (
         Cluster.objects.for_tenant(ctx.tenant).live().select_related("tenant")
         .prefetch_related(
             Prefetch("node_groups", to_attr="api_groups",
                      queryset=NodeGroup.objects.filter(removed_at__isnull=True)
                      .order_by("position", "name")),
+            Prefetch("node_pools", to_attr="api_pools",
+                     queryset=NodePool.objects.filter(removed_at__isnull=True)
+                     .order_by("name")),
             Prefetch("operations", to_attr="api_active_operations",
                      queryset=Operation.objects.filter(state__in=Operation.ACTIVE_STATES)
                      .order_by("-created_at")),

@@ -17,8 +17,8 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language, gettext
 
 from clusters import progress
-from clusters.models import ClusterEvent, Offering
-from clusters.offerings import hidden_offerings
+from clusters.models import ClusterEvent
+from clusters.offerings import offered_instance_types
 from clusters.platform_release import shown_dialect
 from clusters.web import live, presentation
 from clusters.web.queries import tenant_summary
@@ -53,15 +53,18 @@ def instance_type_picker(field: forms.BoundField) -> dict[str, Any]:
 
     value = field.value()
     value = "" if value is None else str(value)
-    hidden = hidden_offerings().get(Offering.Kind.INSTANCE_TYPE, frozenset()) - {value}
     offer = shown_dialect().catalogue
-    offered = [t for t in offer.instance_types if t.name not in hidden]
+    # What the platform offers the form's tenant and staff do not hide; the value the form
+    # holds stays (a group keeps showing the type it runs).
+    offered = offered_instance_types(namespace=getattr(field.form, "namespace", None),
+                                     keep=frozenset({value} - {""}))
     series = []
     for s in offer.instance_series:
         series.append({"label": f"{s.label} ({s.key}, vCPU:RAM {s.vcpu_to_ram})",
                        "types": [t for t in offered if t.series == s.key and t.documented]})
-    others = [t for t in offered if not t.documented]
-    known = {t.name for t in offer.instance_types}
+    listed = {s.key for s in offer.instance_series}
+    others = [t for t in offered if not t.documented or t.series not in listed]
+    known = {t.name for t in offered}
     return {"field": field, "value": value, "series": series, "others": others,
             "unknown": value if value and value not in known else "",
             "invalid": bool(field.errors),
@@ -214,6 +217,24 @@ def instance_label(name: str) -> str:
         return gettext("custom size")
     known = catalog.describe_instance_type(name)
     return known.label if known else name
+
+
+@register.filter
+def pool_size(pool: Any) -> str:
+    """A ``KubernetesNodes`` pool's node size: its instance type, a custom size, or "not known
+    yet" while the platform's object has not been read."""
+    if not getattr(pool, "spec_seen", False):
+        return gettext("not known yet")
+    if pool.instance_type:
+        return instance_label(pool.instance_type)
+    return gettext("custom size: %(cpu)s CPU, %(memory)s") % {"cpu": pool.cpu or "?",
+                                                             "memory": pool.memory or "?"}
+
+
+@register.filter
+def cost_of(costs: dict[Any, Any] | None, item: Any) -> Any:
+    """``costs[item.pk]``: None when it has none (not priced)."""
+    return (costs or {}).get(getattr(item, "pk", None))
 
 
 @register.filter

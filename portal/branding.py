@@ -19,7 +19,7 @@ import hashlib
 import io
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.conf import settings
@@ -132,11 +132,18 @@ def _load() -> Brand:
 
 
 def current() -> Brand:
-    """The branding in force, from the shared cache (one read per page) or the database."""
-    brand = cache.get(CACHE_KEY)
-    if not isinstance(brand, Brand):
-        brand = _load()
-        cache.set(CACHE_KEY, brand, CACHE_SECONDS)
+    """The branding in force, from the shared cache (one read per page) or the database.
+
+    The cache holds plain values, not the object: during a rolling deploy, processes of two
+    releases share it, and a shape one of them does not know is simply read again."""
+    cached = cache.get(CACHE_KEY)
+    if isinstance(cached, dict):
+        try:
+            return Brand(**cached)
+        except TypeError:
+            pass
+    brand = _load()
+    cache.set(CACHE_KEY, asdict(brand), CACHE_SECONDS)
     return brand
 
 

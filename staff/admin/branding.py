@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -46,7 +47,7 @@ class BrandingForm(forms.ModelForm):
         upload = self.cleaned_data.get(f"{kind}_file")
         if not upload:
             return None
-        limit = int(branding.settings.BRAND_MAX_IMAGE_BYTES)
+        limit = int(settings.BRAND_MAX_IMAGE_BYTES)
         data = upload.read(limit + 1)
         return branding.clean_image(data, kind=kind)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -42,6 +43,7 @@ class Row:
     recovered: float | None = None
     recovery_note: str = ""
     terminal: float | None = None
+    terminal_note: str = ""
     answers: Counter = field(default_factory=Counter)
     outage_answers: Counter = field(default_factory=Counter)
     failures: int = 0  # 5xx other than 503
@@ -139,11 +141,16 @@ class Suite:
         row = Row(fault)
         slug = self.slug(fault)
         t_recovery_end = now()
-        row.restarted = self.stack.restore()
-        if row.restarted:
-            self.say(f"restored the baseline: started {', '.join(row.restarted)}")
-        self.say(f"fault {fault.key}: {fault.title}")
-        fault.prepare(self)
+        try:
+            row.restarted = self.stack.restore()
+            if row.restarted:
+                self.say(f"restored the baseline: started {', '.join(row.restarted)}")
+            self.say(f"fault {fault.key}: {fault.title}")
+            fault.prepare(self)
+        except InfraError as error:
+            row.error = f"could not set the fault up: {error}"
+            self.print_row(row)
+            return row
         t_start = now()
         reader = Reader(self.stack.web_url, self.token, self.session, slug,
                         self.recorder).start()
@@ -157,6 +164,7 @@ class Suite:
             self.say(f"  recovered: {faults.fmt(row.recovered)} s {row.recovery_note}")
             done, why = self._terminal(slug, workload, fault.t_heal + TERMINAL_BOUND)
             row.terminal = now() - fault.t_heal if done else None
+            row.terminal_note = why
             self.say(f"  every operation terminal: {faults.fmt(row.terminal)} s after the "
                      f"fault ended {why}")
             row.violations = self._check(slug, workload, why)
@@ -263,10 +271,12 @@ class Suite:
                   "| all operations terminal (s after fault end) | invariant violations |")
         lines = [header, "|---|---|---|---|---|---|"]
         for row in self.rows:
+            recovered = f"{faults.fmt(row.recovered)} {row.recovery_note}".strip()
+            terminal = f"{faults.fmt(row.terminal)} {row.terminal_note}".strip()
             lines.append(
-                f"| {row.fault.title} | {faults.fmt(row.recovered)} {row.recovery_note} "
+                f"| {row.fault.title} | {recovered} "
                 f"| {self.failed(row.answers)} | {row.failures} "
-                f"| {faults.fmt(row.terminal)} | {len(row.violations)}"
+                f"| {terminal} | {len(row.violations)}"
                 + (" (error)" if row.error else "") + " |")
         figures = [f for row in self.rows for f in row.fault.figures] + self.trial_figures
         exits = [f"{row.fault.key}: {', '.join(row.exited)}" for row in self.rows if row.exited]
@@ -327,4 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="no browser: the 50 live regions are not opened")
     parser.add_argument("--keep", action="store_true",
                         help="leave the processes and the work directory when done")
-    return Suite(parser.parse_args(argv)).run()
+    args = parser.parse_args(argv)
+    # Stopped from outside (timeout, CI cancelling): still stop every process and store.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return Suite(args).run()

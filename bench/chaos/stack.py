@@ -13,6 +13,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -54,6 +55,7 @@ class Stack:
         self.counters: Counter = Counter()
         self.db = Database(self.pg.url(DATABASE))
         self.platform = Platform(f"http://127.0.0.1:{self.platform_port}", self.platform_token)
+        self._ticking = threading.Event()
 
     @property
     def web_url(self) -> str:
@@ -147,9 +149,9 @@ class Stack:
             return role
         if kind == "platform":
             if not wait_until(lambda: self.kubeconfig.exists() and listening(self.platform_port),
-                              60):
+                              180):
                 raise InfraError(f"the simulated platform did not start; see {role.log_path}")
-        if kind == "web" and not self.wait_web(60):
+        if kind == "web" and not self.wait_web(180):
             raise InfraError(f"web did not start; see {role.log_path}")
         return role
 
@@ -202,20 +204,38 @@ class Stack:
             for _ in range(count - len(alive)):
                 started.append(self.start(kind).name)
         if any(name.startswith("watcher") for name in started):
-            wait_until(lambda: self.leader() is not None, 60, 0.5)
+            wait_until(lambda: self.leader() is not None, 120, 0.5)
         return started
+
+    def start_ticker(self) -> None:
+        """Tick the simulator's controllers every second (``POST /_sim/tick``), as a real
+        platform's controllers never stop. The simulator ticks by itself on writes and when
+        something falls due, but a tick that runs across a due moment loses it (``next_due``
+        keeps only future moments), and a deletion then waits for the next write; with nothing
+        else happening that is minutes, and an operation that looks stuck for the portal's
+        fault."""
+        def tick() -> None:
+            while not self._ticking.wait(1.0):
+                try:
+                    self.platform.call("POST", "/_sim/tick", timeout=10)
+                except (OSError, ValueError):
+                    pass
+
+        threading.Thread(target=tick, daemon=True, name="platform-ticker").start()
 
     def start_all(self) -> None:
         self.start("platform")
+        self.start_ticker()
         web = self.start("web", wait=False)
         for kind in ("worker", "worker", "beat", "watcher"):
             self.start(kind, wait=False)
-        if not self.wait_web(90):
+        if not self.wait_web(180):
             raise InfraError(f"web did not start; see {web.log_path}")
-        if not wait_until(lambda: self.leader() is not None, 60, 0.5):
-            raise InfraError("no watcher took the leader lock within 60 s")
+        if not wait_until(lambda: self.leader() is not None, 120, 0.5):
+            raise InfraError("no watcher took the leader lock within 120 s")
 
     def stop_all(self) -> None:
+        self._ticking.set()
         for role in reversed(self.roles):
             if role.alive():
                 role.terminate(10, group=True)

@@ -20,7 +20,7 @@ import requests
 from bench.chaos.checks import TERMINAL, Intent
 from bench.chaos.roles import now
 
-REQUEST_TIMEOUT = 15.0
+REQUEST_TIMEOUT = 30.0
 
 
 @dataclass

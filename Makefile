@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install assets messages lint bench clean
+.PHONY: run test install assets messages lint bench chaos clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -48,6 +48,11 @@ lint: $(STAMP)
 
 bench: install
 	bash scripts/bench.sh
+
+# Faults against the portal's real processes, with its own PostgreSQL and Redis (never the
+# machine's); prints a table per fault. Arguments: make chaos CHAOS_ARGS="--only redis-down".
+chaos: install
+	bash scripts/chaos.sh $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles var

@@ -1,5 +1,6 @@
-"""Emails about events, one message per recipient (each may read another language one day),
-each with a link to the page where the person chooses what they receive.
+"""Emails about events, one message per recipient, in the recipient's language
+(``portal.languages``), each with a link to the page where the person chooses what they
+receive.
 
 Sent after the event's transaction commits, by a worker: ``send_event_emails`` claims the
 event's email (a conditional UPDATE with a lease), sends, and marks it done; an email a
@@ -25,6 +26,7 @@ from django.utils.translation import gettext as _
 from clusters.models import Operation
 from notifications.delivery import ENDPOINT_DISABLED
 from notifications.models import Event
+from portal import languages
 from portal import notifications as catalogue
 from portal.models import Membership
 from portal.permissions import Role
@@ -147,17 +149,22 @@ def send_event_emails(event_id: Any, *, now: datetime | None = None) -> int:
     people = recipients(event)
     sent = 0
     if people:
-        message = describe(event)
-        body = render_to_string("notifications/email/event.txt", {
-            "message": message, "tenant": event.tenant,
-            "preferences_url": catalogue.preferences_url(),
-            "always": event.type == ENDPOINT_DISABLED})
-        subject = settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + message.subject
         with get_connection() as connection:
-            for person in people:
-                EmailMessage(subject=subject, body=body, to=[person.email],
-                             connection=connection).send()
-                sent += 1
+
+            def send(group: list[str]) -> None:  # in the group's language (active here)
+                nonlocal sent
+                message = describe(event)
+                body = render_to_string("notifications/email/event.txt", {
+                    "message": message, "tenant": event.tenant,
+                    "preferences_url": catalogue.preferences_url(),
+                    "always": event.type == ENDPOINT_DISABLED})
+                subject = settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + message.subject
+                for address in group:
+                    EmailMessage(subject=subject, body=body, to=[address],
+                                 connection=connection).send()
+                    sent += 1
+
+            languages.in_each_language([person.email for person in people], event.tenant, send)
     Event.objects.filter(pk=event.pk).update(email_due=False, email_claimed_until=None)
     logger.info("notification.email.sent", extra={"event_id": str(event.pk),
                                                   "type": event.type, "recipients": sent})

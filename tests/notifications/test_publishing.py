@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 from django.db import transaction
+from django.utils import translation
 
 from billing import budgets
 from billing.models import Budget
@@ -18,7 +19,7 @@ from clusters import actions, observe, offerings
 from clusters.models import Cluster, ClusterEvent, Offering, Operation, VersionNotice
 from notifications import emails, publishing
 from notifications.models import Delivery, Event
-from portal.models import NotificationPreference
+from portal.models import NotificationPreference, UserProfile
 from portal.notifications import EventType
 from tests.billing.conftest import T0, make_rig
 from tests.billing.test_invoices import _final
@@ -75,6 +76,18 @@ def test_a_cluster_that_comes_up_is_ready_and_its_creation_succeeded(
     assert "http://127.0.0.1:8000/account/notifications/" in sent[0].body
     assert send_emails_of(succeeded) == []  # successes are off unless chosen
     assert send_emails_of(ready) == []  # once
+
+
+def test_a_german_speaking_owner_reads_the_ready_email_in_german(engine, tenant, owner,
+                                                                 member):
+    UserProfile.objects.update_or_create(user=owner, defaults={"language": "de"})
+    cluster = engine.create()
+    engine.settle(cluster)
+    [ready] = events_of(EventType.CLUSTER_READY)
+    with translation.override("en"):  # whoever's request the worker runs after
+        sent = {m.to[0]: m for m in send_emails_of(ready)}
+    assert "ist bereit" in sent[owner.email].subject, sent[owner.email].subject
+    assert "is ready" in sent[member.email].subject
 
 
 def test_an_operation_that_fails_carries_its_error_class(engine, tenant, owner):

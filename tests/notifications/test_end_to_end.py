@@ -20,9 +20,9 @@ from portal.models import NotificationPreference
 from portal.notifications import EventType
 from portal.permissions import Role
 from tests.clusters.conftest import cluster_spec
-from tests.clusters.test_engine_processes import broker, on_live_platform, tenant_context
+from tests.clusters.test_engine_processes import on_live_platform, tenant_context
 from tests.factories import MembershipFactory
-from tests.fixtures.processes import _stop, eventually, start_celery_worker
+from tests.fixtures.processes import _stop, eventually, publishing_to, start_celery_worker
 
 __all__ = ["on_live_platform"]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -65,7 +65,7 @@ def test_a_cluster_that_becomes_ready_is_a_signed_webhook_and_an_email_to_the_ow
     env = {**process_env, "REDIS_URL": url, "WEBHOOK_ALLOW_PRIVATE_TARGETS_FOR_TESTS": "true",
            "WEBHOOK_CA_FILE": str(receiver.ca_file), "TEST_EMAIL_DIR": str(mailbox)}
     name = f"hook{uuid.uuid4().hex[:6]}"
-    with broker(url):
+    with publishing_to(url):
         worker = start_celery_worker(env, "hooks")
         try:
             actions.do_create_cluster(actor, ctx, cluster_spec(name))

@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.loader import render_to_string
@@ -23,6 +22,7 @@ from django.utils import translation
 from billing.queries import month_to_date
 from clusters.models import Cluster
 from clusters.web import hub, live, queries
+from portal.consumers import PushConsumer
 from portal.mfa import is_trusted_staff
 from portal.permissions import Perm
 from portal.tenancy import IMPERSONATION_SESSION_KEY, TenantContext, access_tenant
@@ -43,10 +43,11 @@ def _authorize(scope: dict[str, Any], slug: str) -> TenantContext | None:
         return None
 
 
-class _LiveConsumer(AsyncWebsocketConsumer):
+class _LiveConsumer(PushConsumer):
     """A page's socket: authorized once at connect, then its snapshot, then what the process's
     hub hands it. No channel of its own (``channel_layer_alias``): the hub is the process's one
-    member of the channel-layer groups."""
+    member of the channel-layer groups. ``PushConsumer`` counts it in the metrics and closes it
+    with 1013 when the database is out of reach at connect."""
 
     channel_layer_alias = None  # channels reads None as "no layer"
     page: hub.Page | None = None

@@ -583,3 +583,20 @@ class LeaderTerm(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} #{self.epoch} ({self.holder})"
+
+
+class AutomationControl(models.Model):
+    """The one switch staff use to pause every automatic action of the lifecycle planner
+    (``clusters.lifecycle``): upgrades in maintenance windows, hibernation schedules, expiry.
+    One row (``pk=1``); no row means automation runs."""
+
+    paused = models.BooleanField(default=False)
+    reason = models.CharField(max_length=200, blank=True)
+    changed_by = models.CharField(max_length=254, blank=True)
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("automation control")
+
+    def __str__(self) -> str:
+        return "paused" if self.paused else "running"

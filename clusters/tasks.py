@@ -28,6 +28,7 @@ from django.utils.translation import gettext as _
 
 from clusters import (
     events,
+    lifecycle,
     observe,
     offerings,
     operations,
@@ -480,3 +481,10 @@ def check_end_of_life() -> int:
     version.
     """
     return offerings.check_end_of_life()
+
+
+@shared_task(name="clusters.plan_lifecycle", **TASK_OPTIONS)
+def plan_lifecycle() -> dict[str, int]:
+    """Start the automatic actions due now (beat, once a minute): upgrades in maintenance
+    windows, hibernation and waking on schedule, expiry. See ``clusters.lifecycle``."""
+    return lifecycle.run()

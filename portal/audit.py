@@ -26,11 +26,12 @@ class Actor:
     ip: str | None = None
     token_name: str = ""
     read_only: bool = False
+    reason: str = ""  # the system's: what made it act ("expiry", "window", "schedule")
 
     @property
     def label(self) -> str:
         if self.user is None:
-            return "system"
+            return f"system ({self.reason})" if self.reason else "system"
         return getattr(self.user, "email", "") or str(self.user)
 
     @property
@@ -41,8 +42,10 @@ class Actor:
         return self.user
 
     @classmethod
-    def system(cls) -> Actor:
-        return cls(user=None, via=AuditEntry.Via.SYSTEM)
+    def system(cls, reason: str = "") -> Actor:
+        """The portal acting by itself; ``reason`` names what made it act, and shows in the
+        audit log and on the timeline as "system (expiry)"."""
+        return cls(user=None, via=AuditEntry.Via.SYSTEM, reason=reason)
 
 
 def client_ip(request: HttpRequest) -> str | None:

@@ -461,6 +461,7 @@ OUTBOX_KEEP_SENT_SECONDS = env_int("OUTBOX_KEEP_SENT_SECONDS", 3600, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "clusters-resync": {"task": "clusters.resync", "schedule": 60.0},
     "clusters-sweep-access": {"task": "clusters.sweep_access", "schedule": 600.0},
+    "clusters-plan-lifecycle": {"task": "clusters.plan_lifecycle", "schedule": 60.0},
     "billing-finalize-invoices": {"task": "billing.finalize_invoices", "schedule": 3600.0},
     "billing-check-budgets": {"task": "billing.check_budgets", "schedule": 600.0},
     "billing-reconcile-ledger": {"task": "billing.reconcile_ledger", "schedule": 3600.0},

@@ -80,6 +80,10 @@ class _LiveConsumer(PushConsumer):
     async def push(self, frame: str) -> None:
         await self.send(text_data=frame)
 
+    async def lost(self, error: str) -> None:
+        """The hub lost the channel layer: close with 1013 (the page polls and reconnects)."""
+        await self._unavailable("channel layer", error)
+
     async def disconnect(self, code: int) -> None:
         if self.page is not None:
             try:
@@ -103,7 +107,7 @@ class ClusterDetailConsumer(_LiveConsumer):
             return
         tier, cluster_id, tenant_id, slug = found
         self.detail = hub.DetailPage(tenant_id, slug, lang, tier, self.push, self._catch_up,
-                                     cluster_id=cluster_id)
+                                     self.lost, cluster_id=cluster_id)
         await self._open(self.detail)
 
     def _load(self, slug: str, name: str) -> tuple[str, int, int, str] | None:
@@ -142,7 +146,8 @@ class ClusterListConsumer(_LiveConsumer):
         self.page_number = query.get("page", "1")
         self.listing = hub.ListPage(ctx.tenant.pk, ctx.tenant.slug,
                                     live.pick_language(query.get("lang")), live.VIEW,
-                                    self.push, self._catch_up, phase=query.get("phase", ""),
+                                    self.push, self._catch_up, self.lost,
+                                    phase=query.get("phase", ""),
                                     version=query.get("version", ""))
         await self._open(self.listing)
 

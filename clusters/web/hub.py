@@ -59,13 +59,15 @@ day)."""
 class Page:
     """What the hub knows of one open page: its tenant, language and role tier, what it shows
     (cluster → revision) and what it still waits for. ``send`` delivers a frame to its socket;
-    ``resync`` makes it send its snapshot again."""
+    ``resync`` makes it send its snapshot again; ``lost`` tells it the channel layer went away
+    (its socket closes with 1013, and the page polls until it connects again)."""
 
     def __init__(self, tenant_id: int, tenant_slug: str, lang: str, tier: str,
                  send: Callable[[str], Awaitable[None]],
-                 resync: Callable[[], Awaitable[None]] | None = None) -> None:
+                 resync: Callable[[], Awaitable[None]] | None = None,
+                 lost: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.tenant_id, self.tenant_slug, self.lang, self.tier = tenant_id, tenant_slug, lang, tier
-        self.send, self.resync = send, resync
+        self.send, self.resync, self.lost = send, resync, lost
         self.ready = False
         self.closed = False
         self.shown: dict[int, int] = {}  # cluster → the revision the page shows
@@ -276,11 +278,15 @@ class Hub:
                 message = await self.layer.receive(self.channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # Notices may have been lost: once the layer answers again (the groups can be
-                # joined anew), every page sends its snapshot again.
+            except Exception as error:
+                # Notices may have been lost. The open pages are told at once (their sockets
+                # close with 1013: live updates pause and the pages poll); once the layer
+                # answers again (the groups can be joined anew), pages still open send their
+                # snapshot again.
                 failures += 1
                 logger.warning("cluster.live.receive_failed", exc_info=failures == 1)
+                if failures == 1:
+                    self.loop.create_task(self._lost(f"{type(error).__name__}: {error}"[:200]))
                 await asyncio.sleep(min(10.0, RETRY_SECONDS * 2 ** min(failures - 1, 6)))
                 if await self._renew():
                     failures = 0
@@ -289,6 +295,15 @@ class Hub:
             if message.get("type") == NOTICE:
                 self.notice(int(message["tenant_id"]), int(message["cluster_id"]),
                             int(message.get("revision") or 0))
+
+    async def _lost(self, error: str) -> None:
+        for pages in list(self.pages.values()):
+            for page in list(pages):
+                if page.lost is not None and not page.closed:
+                    try:
+                        await page.lost(error)
+                    except Exception:  # the page's own socket is gone or failing
+                        logger.warning("cluster.live.close_failed", exc_info=True)
 
     async def _resync(self) -> None:
         for pages in list(self.pages.values()):

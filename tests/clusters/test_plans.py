@@ -142,7 +142,8 @@ def test_access_plan_names_who_gains_and_who_loses_access():
                                  OidcUserSpec("cy@example.org", "view")))(before)
     assert plan.kind == Operation.Kind.ACCESS and plan.verb == "cluster.access"
     assert plan.params == {"access_granted": ["cy@example.org"],
-                           "access_removed": ["ada@example.org"]}
+                           "access_removed": ["ada@example.org"],
+                           "access_role_changed": ["bob@example.org"]}
     (change,) = plan.consequences()
     assert change.field == "oidc_users" and not change.replaces_nodes
     for words in ("cy@example.org (view) added", "ada@example.org removed",

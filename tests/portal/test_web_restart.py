@@ -1,7 +1,7 @@
 """The web role, as ``run_portal`` starts it (uvicorn, Redis channel layer), with signed-in
-WebSockets open: an idle consumer keeps waiting for pushes past the channel layer's own
-BZPOPMIN timeout and gets them; on SIGTERM every client is closed with 1012 (service restart)
-and the process exits, whatever point of its wait each consumer was at.
+WebSockets open: an idle page keeps waiting for pushes past the channel layer's own BZPOPMIN
+timeout and gets a change committed then; on SIGTERM every client is closed with 1012 (service
+restart) and the process exits, whatever point of its wait each consumer was at.
 
 bench/bench_sigterm.py measures the same over 20 trials with 50 sockets each.
 """
@@ -16,14 +16,14 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer
+from django.db import transaction
 from django.test import Client
 from websockets.asyncio.client import connect
 
+from clusters.events import cluster_changed
 from clusters.management.commands.run_portal import web_command
-from clusters.web.groups import tenant_group
+from clusters.models import Cluster
 from portal.permissions import Role
 from tests.api.factories import make_cluster
 from tests.factories import MembershipFactory, TenantFactory
@@ -72,6 +72,13 @@ async def _open(port: int, world: dict, count: int) -> list:
     return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
+def _degrade(cluster_id: int) -> None:
+    """A change committed as the watcher commits one: the row, its revision, the notice."""
+    with transaction.atomic():
+        Cluster.objects.filter(pk=cluster_id).update(phase=Cluster.Phase.DEGRADED)
+        cluster_changed(cluster_id)
+
+
 async def _close_code(socket) -> int | None:
     try:
         async for _frame in socket:
@@ -95,16 +102,13 @@ async def test_idle_sockets_get_pushes_and_every_socket_is_closed_1012_when_web_
     proc, port = web
     sockets = await _open(port, world, SOCKETS)
 
-    # Idle for longer than the channel layer's blocking read: the consumers keep waiting.
+    # Idle for longer than the channel layer's blocking read: the hub keeps waiting.
     await asyncio.sleep(RedisChannelLayer.brpop_timeout + 1)
-    await asyncio.to_thread(async_to_sync(get_channel_layer().group_send),
-                            tenant_group(world["tenant_id"]),
-                            {"type": "cluster.row", "cluster_id": world["first"],
-                             "phase": "running", "version": "v1.34", "name": "c0",
-                             "deleted": False, "html": {"en": "<p>pushed after idling</p>"}})
+    await asyncio.to_thread(_degrade, world["first"])
     list_sockets = sockets[::2]
     pushed = await asyncio.gather(*(asyncio.wait_for(s.recv(), 10) for s in list_sockets))
-    assert pushed == ["<p>pushed after idling</p>"] * len(list_sockets)
+    assert all(f'id="cluster-{world["first"]}"' in frame and "Degraded" in frame
+               for frame in pushed)
 
     codes = asyncio.gather(*(_close_code(s) for s in sockets))
     os.killpg(proc.pid, signal.SIGTERM)

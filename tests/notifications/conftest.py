@@ -3,23 +3,13 @@ allowance that lets webhooks reach it, endpoints and events."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from notifications import actions
 from portal.audit import Actor
 from portal.models import Membership
 from portal.tenancy import TenantContext
-from tests.notifications.receiver import Receiver, start_receiver
-
-
-@pytest.fixture(scope="session")
-def receiver_session(tmp_path_factory) -> Iterator[Receiver]:
-    receiver, server = start_receiver(tmp_path_factory.mktemp("receiver"))
-    yield receiver
-    server.shutdown()
-    server.server_close()
+from tests.notifications.receiver import Receiver
 
 
 @pytest.fixture

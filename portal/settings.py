@@ -150,6 +150,9 @@ if REDIS_URL:
         }
     }
     CELERY_BROKER_URL = REDIS_URL
+    # kombu's Redis transport with one repair: a worker survives the broker going away
+    # (portal/broker.py).
+    CELERY_BROKER_TRANSPORT = "portal.broker:Transport"
     # Sessions read from Redis and written through to the database (one query fewer on every
     # signed-in request; a flushed cache loses no session). A cache that fails is a miss:
     # the database row carries the session (portal/sessions.py).

@@ -34,6 +34,7 @@ from .kubeconfig import (
 )
 from .nodes import Machine, NodeEngine, NodeGroup, Timing
 from .pools import PoolReconciler
+from .quotas import update_quota_status
 from .releases import InstanceType, Release
 from .render import RenderContext, failure
 from .resources import CONFIG_MAPS, EVENTS, KUBERNETES, MACHINE_DEPLOYMENTS, SECRETS
@@ -226,6 +227,7 @@ class PlatformController:
                 del self.states[key]
                 self.demand = {d: n for d, n in self.demand.items() if d[:2] != key}
         self.node_pools.reconcile(now)
+        update_quota_status(self.store, self)
 
     def _reconcile(self, state: ClusterState, obj: Obj, now: float) -> None:
         meta = obj["metadata"]

@@ -17,7 +17,9 @@ wait on a platform that is down more than once in a while.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -42,6 +44,8 @@ logger = logging.getLogger("clusters.platform_quota")
 # A page may wait for this read (on a cache miss): bounded well below the request timeout.
 READ_TIMEOUT = 3.0
 CACHE_PREFIX = "clusters:platform-quota:v1:"
+# Bumped by ``forget_all`` (a platform upgrade): answers cached under an older one are stale.
+GENERATION_KEY = "clusters:platform-quota:generation"
 # What was read: quotas found, no quota on the platform, or nothing readable.
 READ, NONE, UNKNOWN = "read", "none", "unknown"
 
@@ -55,6 +59,7 @@ class PlatformQuota:
     state: str
     resources: tuple[QuotaResource, ...] = ()
     quotas: tuple[str, ...] = ()  # the ResourceQuotas found, by name
+    generation: int = 0
 
     @property
     def known(self) -> bool:
@@ -86,10 +91,12 @@ def _key(namespace: str) -> str:
 def tenant_platform_quota(namespace: str) -> PlatformQuota:
     """The platform's quota for ``namespace`` (cached; read from the platform on a miss)."""
     key = _key(namespace)
-    cached = cache.get(key)
-    if isinstance(cached, PlatformQuota):
+    found = cache.get_many([key, GENERATION_KEY])
+    generation = int(found.get(GENERATION_KEY) or 0)
+    cached = found.get(key)
+    if isinstance(cached, PlatformQuota) and cached.generation == generation:
         return cached
-    fresh = _read(namespace)
+    fresh = dataclasses.replace(_read(namespace), generation=generation)
     seconds = settings.PLATFORM_QUOTA_SECONDS
     cache.set(key, fresh, seconds if fresh.known else max(5, seconds // 4))
     return fresh
@@ -98,6 +105,12 @@ def tenant_platform_quota(namespace: str) -> PlatformQuota:
 def forget(namespace: str) -> None:
     """Read the tenant's quota again on next use."""
     cache.delete(_key(namespace))
+
+
+def forget_all() -> None:
+    """Read every tenant's quota again on next use (the platform runs another release, or the
+    portal talks to another platform)."""
+    cache.set(GENERATION_KEY, time.time_ns(), None)
 
 
 def _read(namespace: str) -> PlatformQuota:

@@ -11,6 +11,7 @@ It uses Django for two things only: the settings that say how to reach the manag
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import re
@@ -446,10 +447,10 @@ class Gateway:
         combines them)."""
         found: dict[str, dict[str, Any] | None] = {}
         for name in QUOTA_NAMES:
+            what = functools.partial(_quota_read_words, name)
             try:
-                found[name] = self._get_json(
-                    lambda name=name: _("read the quota %(name)s") % {"name": name},
-                    _path(RESOURCE_QUOTAS, namespace, name), timeout=timeout)
+                found[name] = self._get_json(what, _path(RESOURCE_QUOTAS, namespace, name),
+                                             timeout=timeout)
             except NotFound:
                 found[name] = None
         return found
@@ -692,6 +693,10 @@ class Gateway:
                 _("The platform ended a watch: %(message)s") % {"message": obj.get("message")},
                 status=code, reason=str(obj.get("reason") or ""))
         return WatchEvent(str(event.get("type")), obj)
+
+
+def _quota_read_words(name: str) -> str:
+    return _("read the quota %(name)s") % {"name": name}
 
 
 def is_placeholder_kubeconfig(content: bytes) -> bool:

@@ -109,15 +109,17 @@ def combine_quotas(quotas: Mapping[str, Mapping[str, Any] | None]) -> tuple[Quot
         status = obj.get("status") if isinstance(obj, Mapping) else None
         if not isinstance(status, Mapping):
             continue
-        used = _amounts(status.get("used"))
+        in_use = _amounts(status.get("used"))
         for resource, hard in _amounts(status.get("hard")).items():
-            found.setdefault(resource, []).append((name, hard, used.get(resource, Decimal(0))))
+            found.setdefault(resource, []).append(
+                (name, hard, in_use.get(resource, Decimal(0))))
     combined = []
     for resource in sorted(found, key=_sort_key):
         entries = found[resource]
         hard_name, hard, _used = min(entries, key=lambda e: (e[1], e[0]))
-        binding, limit, used = min(entries, key=lambda e: (max(e[1] - e[2], Decimal(0)), e[0]))
-        combined.append(QuotaResource(resource, hard, used, max(limit - used, Decimal(0)),
+        binding, limit, taken = min(entries,
+                                    key=lambda e: (max(e[1] - e[2], Decimal(0)), e[0]))
+        combined.append(QuotaResource(resource, hard, taken, max(limit - taken, Decimal(0)),
                                       hard_name, binding))
     return tuple(combined)
 

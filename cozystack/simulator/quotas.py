@@ -43,7 +43,8 @@ def _add(totals: dict[str, float], cpu: float, memory: float, pods: int = 1) -> 
 
 def _machine(totals: dict[str, float], group: NodeGroup, controller: PlatformController) -> None:
     spec = group.spec
-    resources = spec.get("resources") if isinstance(spec.get("resources"), dict) else {}
+    given = spec.get("resources")
+    resources: Obj = given if isinstance(given, dict) else {}
     instance = controller.instance_types.get(str(spec.get("instanceType") or ""))
     cpu = to_float(resources.get("cpu")) if resources.get("cpu") else (
         instance.vcpu if instance else 0.0)

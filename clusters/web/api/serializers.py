@@ -936,7 +936,7 @@ class ClusterCreatedSerializer(ClusterSerializer):
                                                              help_text=WARNINGS_HELP)
 
     class Meta(ClusterSerializer.Meta):
-        fields = [*ClusterSerializer.Meta.fields, "platform_quota_warnings"]
+        fields = (*ClusterSerializer.Meta.fields, "platform_quota_warnings")  # type: ignore[assignment]  # one more field than the base's tuple
 
 
 class OperationAcceptedSerializer(OperationSerializer):
@@ -944,4 +944,4 @@ class OperationAcceptedSerializer(OperationSerializer):
                                                              help_text=WARNINGS_HELP)
 
     class Meta(OperationSerializer.Meta):
-        fields = [*OperationSerializer.Meta.fields, "platform_quota_warnings"]
+        fields = (*OperationSerializer.Meta.fields, "platform_quota_warnings")  # type: ignore[assignment]  # one more field than the base's tuple

@@ -910,7 +910,8 @@ class PlatformQuotaSerializer(serializers.Serializer):
         help_text=_("`none`: the platform sets no quota; `unknown`: it could not be read."))
     quotas = serializers.ListField(child=serializers.CharField(),
                                    help_text=_("The ResourceQuotas found."))
-    resources = PlatformQuotaResourceSerializer(many=True)
+    resources = PlatformQuotaResourceSerializer(
+        many=True, help_text=_("Every resource the platform limits, both quotas combined."))
 
 
 class PlatformQuotaWarningSerializer(serializers.Serializer):

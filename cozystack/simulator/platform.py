@@ -474,11 +474,14 @@ class SimulatedPlatform:
                     self.store.delete(RESOURCE_QUOTAS, namespace, name)
                 except ApiError:
                     pass
-                return None
-            body = quota_body(namespace, name, {str(k): str(v) for k, v in hard.items()})
-            self.store.apply(RESOURCE_QUOTAS, namespace, name, body)
-            update_quota_status(self.store, self.controller)
+            else:
+                body = quota_body(namespace, name, {str(k): str(v) for k, v in hard.items()})
+                self.store.apply(RESOURCE_QUOTAS, namespace, name, body)
+                update_quota_status(self.store, self.controller)
         self._wake = True
+        self.after_write()  # machines the old quota refused start at once
+        if hard is None:
+            return None
         return self.store.get(RESOURCE_QUOTAS, namespace, name)
 
     def refuse_for_parent_quota(

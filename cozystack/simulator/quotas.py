@@ -2,12 +2,16 @@
 
 Kubernetes' quota controller keeps `status.hard` equal to `spec.hard` and `status.used` at what
 the namespace's pods, volumes and Services use, for every resource the quota limits. Here the
-namespace holds: one Kamaji control-plane pod per installed cluster (its default presets'
-limits: apiServer `c1.medium`, controller manager, scheduler and konnectivity `t1.micro`), and one
-virt-launcher pod per worker machine (the node's vCPUs as its CPU limit, a tenth of them as its
-request, at the platform's CPU allocation ratio; its memory as request and limit; its disk as
-a storage request; its GPUs as `requests.nvidia.com/<model>`). A cluster whose ingress is exposed
-through a LoadBalancer takes a `services.loadbalancers`.
+namespace holds: one Kamaji control-plane pod per cluster whose manifests are applied (the
+default presets' limits: apiServer `c1.medium`; controller manager, scheduler and konnectivity
+`t1.micro`), and one virt-launcher pod per worker machine (the node's vCPUs as its CPU limit, a
+tenth of them as its request, at the platform's CPU allocation ratio; its memory as request and
+limit; its disk as a storage request; its GPUs as `requests.nvidia.com/<model>`). A cluster whose
+ingress is exposed through a LoadBalancer takes a `services.loadbalancers`.
+
+Admission is Kubernetes' too: a machine whose pod would exceed a quota is not started (`refusal`,
+in the apiserver's words, reported once as a `FailedCreate` event); the cluster object was
+accepted, so exhaustion shows as missing workers, never as an API error.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ def namespace_usage(controller: PlatformController, namespace: str) -> dict[str,
     for state in controller.states.values():
         if state.namespace != namespace or state.uninstalled:
             continue
-        if state.installed and not state.awaiting:
+        if state.applied is not None and not state.awaiting:
             _add(totals, CONTROL_PLANE_CPU, CONTROL_PLANE_MEMORY)
             ingress = ((state.applied or {}).get("addons") or {}).get("ingressNginx") or {}
             if ingress.get("enabled") and ingress.get("exposeMethod") == "LoadBalancer":
@@ -149,3 +153,37 @@ def parent_quota_refusal(tenant: str, resource: str, requested: str, remaining: 
         f"allocated to sibling tenants{pool}); a child tenant may not be granted more quota "
         "than its parent has left"
     )
+
+
+def machine_footprint(group: NodeGroup, controller: PlatformController) -> dict[str, float]:
+    """What one more machine of `group` asks of the quotas (its virt-launcher pod)."""
+    totals: dict[str, float] = defaultdict(float)
+    _machine(totals, group, controller)
+    totals["cpu"], totals["memory"] = totals["requests.cpu"], totals["requests.memory"]
+    return totals
+
+
+def refusal(
+    controller: PlatformController, quotas: list[Obj], group: NodeGroup, pod: str
+) -> str | None:
+    """Kubernetes' ResourceQuota admission for one more machine of `group` (`quotas`: the
+    namespace's ResourceQuotas): its refusal in the apiserver's words, or None when it fits."""
+    if not quotas:
+        return None
+    asked = machine_footprint(group, controller)
+    used = namespace_usage(controller, group.namespace)
+    for quota in quotas:
+        hard = (quota.get("spec") or {}).get("hard") or {}
+        over = [key for key, limit in sorted(hard.items())
+                if asked.get(key, 0.0) > 0 and used.get(key, 0.0) + asked[key] > to_float(limit)]
+        if over:
+            def pairs(values: dict[str, Any], keys: list[str] = over) -> str:
+                return ",".join(f"{key}={quantity(key, float(values.get(key, 0.0)))}"
+                                for key in keys)
+
+            limited = ",".join(f"{key}={hard[key]}" for key in over)
+            return (
+                f'pods "{pod}" is forbidden: exceeded quota: {quota["metadata"]["name"]}, '
+                f"requested: {pairs(asked)}, used: {pairs(used)}, limited: {limited}"
+            )
+    return None

@@ -182,3 +182,29 @@ def test_quotas_are_set_over_the_control_endpoint_and_from_the_command_line(simu
     for bad in ("limits.cpu=16", "tenant-acme:limits.cpu", ":pods=1"):
         with pytest.raises(ValueError):
             parse_quota_option(bad)
+
+
+def test_machines_beyond_the_quota_are_not_started_and_an_event_says_why(simulated_platform, gw):
+    simulated_platform.set_quota(NS, {"limits.cpu": "8", "limits.memory": "64Gi"})
+    custom = k8s.CustomObjectsApi(gw.api_client)
+    # Four u1.large of 2 vCPU beside a control plane of 3.5 cores: two fit in 8.
+    custom.create_namespaced_custom_object(
+        "apps.cozystack.io", "v1alpha1", NS, "kuberneteses",
+        kubernetes_app("demo", {"md0": md0(minReplicas=4, maxReplicas=4)}))
+    simulated_platform.advance(5)
+    (deployment,) = gw.list_machine_deployments(NS, "demo")
+    assert deployment["spec"]["replicas"] == 4  # the platform accepted all four
+    assert deployment["status"]["replicas"] == 2  # two started: the missing workers
+    (refused,) = [e for e in simulated_platform.events(NS) if e["reason"] == "FailedCreate"]
+    assert refused["type"] == "Warning"
+    assert refused["involvedObject"]["name"] == "kubernetes-demo-md0"
+    assert "is forbidden: exceeded quota: tenant-quota, requested: limits.cpu=2, used: " \
+           "limits.cpu=7500m, limited: limits.cpu=8" in refused["message"]
+    used = gw.read_resource_quotas(NS)[TENANT_QUOTA]["status"]["used"]
+    assert used["limits.cpu"] == "7500m"
+    # The tenant's quota is raised: the missing workers start, and nothing is said again.
+    simulated_platform.set_quota(NS, {"limits.cpu": "16", "limits.memory": "64Gi"})
+    simulated_platform.advance(5)
+    (deployment,) = gw.list_machine_deployments(NS, "demo")
+    assert deployment["status"]["replicas"] == deployment["status"]["readyReplicas"] == 4
+    assert len([e for e in simulated_platform.events(NS) if e["reason"] == "FailedCreate"]) == 1

@@ -30,7 +30,7 @@ GIB = Decimal(2**30)
 # ``memory`` mean their requests.
 CPU_KEYS = ("limits.cpu", "requests.cpu", "cpu")
 MEMORY_KEYS = ("limits.memory", "requests.memory", "memory")
-# Shown first, in this order; anything else the platform limits follows by name.
+# Shown first, in this order; then GPUs, then anything else the platform limits, by name.
 ORDER = (*CPU_KEYS, *MEMORY_KEYS, "requests.storage", "services.loadbalancers", "pods")
 GPU_PREFIX = "requests.nvidia.com/"
 
@@ -96,7 +96,9 @@ def _amounts(raw: Any) -> dict[str, Decimal]:
 
 
 def _sort_key(resource: str) -> tuple[int, str]:
-    return (ORDER.index(resource) if resource in ORDER else len(ORDER), resource)
+    if resource in ORDER:
+        return (ORDER.index(resource), resource)
+    return (len(ORDER) + (0 if resource.startswith(GPU_PREFIX) else 1), resource)
 
 
 def combine_quotas(quotas: Mapping[str, Mapping[str, Any] | None]) -> tuple[QuotaResource, ...]:

@@ -95,6 +95,14 @@ def test_one_quota_missing_or_none_at_all():
                            ALLOCATED_QUOTA: None})
     assert [(r.resource, r.hard, r.used, r.binding_quota) for r in only] == [
         ("requests.nvidia.com/AD102GL_L40S", Decimal(2), Decimal(0), TENANT_QUOTA)]
+    # Every resource is shown: CPU, memory, storage, load balancers and pods first, then GPUs.
+    listed = combine_quotas({TENANT_QUOTA: quota(
+        {"services": "9", "requests.nvidia.com/GH100_H100L_94GB": "1", "pods": "9",
+         "requests.storage": "1Ti", "services.loadbalancers": "2", "requests.memory": "8Gi",
+         "limits.cpu": "4"}, {})})
+    assert [r.resource for r in listed] == [
+        "limits.cpu", "requests.memory", "requests.storage", "services.loadbalancers", "pods",
+        "requests.nvidia.com/GH100_H100L_94GB", "services"]
     assert combine_quotas({TENANT_QUOTA: None, ALLOCATED_QUOTA: None}) == ()
     assert combine_quotas({}) == ()
     # A quota the platform has not counted yet (no status) and junk limit nothing.

@@ -10,7 +10,8 @@ import pytest
 from clusters import platform_quota
 from clusters.models import Cluster
 from cozystack.quotas import ALLOCATED_QUOTA, TENANT_QUOTA
-from tests.clusters.conftest import NS
+from cozystack.simulator import Fault
+from tests.clusters.conftest import NS, cluster_spec
 from tests.clusters.ui import by_testid, make_cluster, url
 
 pytestmark = pytest.mark.django_db
@@ -156,3 +157,15 @@ def test_the_platform_quota_reflects_what_the_tenants_clusters_run(engine, tenan
     platform_quota.forget(NS)
     (cpu,) = platform_quota.tenant_platform_quota(NS).resources
     assert (cpu.resource, cpu.used, cpu.remaining) == ("limits.cpu", 5.5, 2.5)
+
+
+@pytest.mark.parametrize("status", [403, 500])
+def test_a_quota_the_platform_refuses_to_show_is_unknown_and_read_again_later(platform, status):
+    platform.set_quota(NS, {"limits.cpu": "4"})
+    platform.faults.add(Fault(method="GET", path="resourcequotas", status=status, times=1))
+    unknown = platform_quota.tenant_platform_quota(NS)
+    assert (unknown.state, unknown.resources) == ("unknown", ())
+    assert platform_quota.quota_warnings(NS, None, cluster_spec()) == []
+    platform_quota.forget(NS)
+    (cpu,) = platform_quota.tenant_platform_quota(NS).resources
+    assert (cpu.resource, cpu.hard) == ("limits.cpu", 4)

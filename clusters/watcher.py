@@ -54,7 +54,7 @@ from django.db import (
 from django.db.models import F
 from django.utils import timezone
 
-from clusters import events, observe, options, platform_release, schema
+from clusters import events, observe, options, platform_quota, platform_release, schema
 from clusters.models import Cluster, LeaderTerm, NodeGroup, NodePool
 from cozystack.gateway import (
     APP_DEFINITIONS,
@@ -178,6 +178,7 @@ def choose_release(gateway: Gateway) -> int:
     logger.info("cluster.watch.release_changed",
                 extra={"from": before, "to": release.dialect.name})
     options.forget_all()  # the new release may serve the Option API (or stop serving it)
+    platform_quota.forget_all()  # and may add the hierarchical quota's tenant-quota-allocated
     items, _version = gateway.list_clusters()
     return sum(bool(apply_cluster_event("MODIFIED", obj)) for obj in items)
 

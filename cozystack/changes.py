@@ -318,3 +318,8 @@ def _cluster_repair(spec: ClusterSpec) -> str:
     if not repair.enabled:
         return "off"
     return f"on (limit {repair.max_unhealthy}, start-up {repair.node_startup_timeout})"
+
+
+def replaces_nodes(old: NodeGroupSpec, new: NodeGroupSpec) -> bool:
+    """Does ``old`` → ``new`` replace the group's nodes (a new VM template)?"""
+    return bool(_replacement_reasons(old, new))

@@ -11,6 +11,7 @@ It uses Django for two things only: the settings that say how to reach the manag
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import re
@@ -30,6 +31,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from cozystack.quotas import QUOTA_NAMES
 from cozystack.specs import parse_quantity
 
 logger = logging.getLogger("clusters.gateway")
@@ -45,6 +47,7 @@ OPTIONS: Kind = ("core.cozystack.io", "v1alpha1", "options")
 KUBERNETES_NODES: Kind = ("apps.cozystack.io", "v1alpha1", "kubernetesnodes")
 OPTION_SOURCES = ("instancetype", "gpu", "storageclass")
 SECRETS = "secrets"  # core v1, watched across namespaces by label
+RESOURCE_QUOTAS = "resourcequotas"  # core v1, read in a tenant's namespace
 KUBECONFIG_KEYS = ("admin.conf", "super-admin.conf")
 OIDC_KUBECONFIG_KEY = "kubeconfig"
 CLUSTER_LABEL = "cluster.x-k8s.io/cluster-name"
@@ -117,12 +120,14 @@ class QuotaShortfall:
         return f"{text} ({', '.join(details)})" if details else text
 
 
-# The hierarchical quota's declaration gate (cozystack-api, v1.6) and Kubernetes' ResourceQuota
+# The hierarchical quota's declaration gate (cozystack-api, v1.6; a 422 whose causes read
+# ``spec.resourceQuotas[cpu]: Forbidden: requested 8 exceeds …``; releases before the pool usage
+# was counted end the parenthesis after the sibling tenants) and Kubernetes' ResourceQuota
 # admission, in the words they answer with.
 _PARENT_QUOTA = re.compile(
     r'requested (?P<requested>\S+) exceeds the parent tenant\'s remaining "(?P<resource>[^"]+)" '
-    r"quota of (?P<available>\S+) \(parent allows (?P<limit>\S+), (?P<allocated>\S+) already "
-    r"allocated to sibling tenants, (?P<used>\S+) currently in use")
+    r"quota of (?P<available>\S+) \(parent allows (?P<limit>[^\s,]+), (?P<allocated>\S+) already "
+    r"allocated to sibling tenants(?:, (?P<used>\S+) currently in use[^)]*)?\)")
 _RESOURCE_QUOTA = re.compile(
     r"exceeded quota: (?P<quota>[^,]+), requested: (?P<requested>\S+), "
     r"used: (?P<used>\S+), limited: (?P<limited>[^\s;]+)")
@@ -146,7 +151,8 @@ def _minus(limit: str, used: str) -> str:
 def quota_shortfalls(detail: str) -> tuple[QuotaShortfall, ...]:
     """What a quota refusal says, per resource (empty when ``detail`` is no quota refusal)."""
     found = [QuotaShortfall(m["resource"], m["requested"], m["available"], m["limit"],
-                            m["used"], m["allocated"]) for m in _PARENT_QUOTA.finditer(detail)]
+                            m["used"] or "", m["allocated"])
+             for m in _PARENT_QUOTA.finditer(detail)]
     for match in _RESOURCE_QUOTA.finditer(detail):
         requested, used, limited = (_pairs(match[k]) for k in ("requested", "used", "limited"))
         for resource, amount in requested.items():
@@ -430,6 +436,25 @@ class Gateway:
                              _path(OPTIONS, namespace, source), timeout=timeout)
         return option_items(obj)
 
+    # -- the tenant's quotas ----------------------------------------------------------------------
+
+    def read_resource_quotas(self, namespace: str, *, timeout: float | None = None
+                             ) -> dict[str, dict[str, Any] | None]:
+        """The tenant's ResourceQuotas ``tenant-quota`` and ``tenant-quota-allocated`` (core v1,
+        as served: ``status.hard`` / ``status.used``), by name; None for one the platform does
+        not have (no quota set, or a release without the hierarchical quota). ``timeout``
+        (seconds) bounds each read a page waits for (``cozystack.quotas.combine_quotas``
+        combines them)."""
+        found: dict[str, dict[str, Any] | None] = {}
+        for name in QUOTA_NAMES:
+            what = functools.partial(_quota_read_words, name)
+            try:
+                found[name] = self._get_json(what, _path(RESOURCE_QUOTAS, namespace, name),
+                                             timeout=timeout)
+            except NotFound:
+                found[name] = None
+        return found
+
     # -- the Kubernetes object -----------------------------------------------------------------
 
     def get_cluster(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -670,6 +695,10 @@ class Gateway:
         return WatchEvent(str(event.get("type")), obj)
 
 
+def _quota_read_words(name: str) -> str:
+    return _("read the quota %(name)s") % {"name": name}
+
+
 def is_placeholder_kubeconfig(content: bytes) -> bool:
     """True for what the platform writes before the real file (``# awaiting OIDC bootstrap
     Job …``): nothing but comments and blank lines."""
@@ -678,9 +707,10 @@ def is_placeholder_kubeconfig(content: bytes) -> bool:
 
 
 def _path(kind: Kind | str, namespace: str | None, name: str | None = None) -> str:
-    """The API path of a collection or of one object (``kind`` ``"secrets"`` is core v1)."""
-    base = "/api/v1" if kind == SECRETS else f"/apis/{kind[0]}/{kind[1]}"
-    plural = "secrets" if kind == SECRETS else kind[2]
+    """The API path of a collection or of one object (a plural alone, ``"secrets"``, is core
+    v1)."""
+    base = "/api/v1" if isinstance(kind, str) else f"/apis/{kind[0]}/{kind[1]}"
+    plural = kind if isinstance(kind, str) else kind[2]
     path = base
     if namespace:
         path += f"/namespaces/{quote(namespace, safe='')}"

@@ -382,6 +382,8 @@ PLATFORM_OPERATION_TIMEOUT = env_int("PLATFORM_OPERATION_TIMEOUT", 20 * 60, mini
 # classes, v1.6) is kept before it is read again; a failed read falls back to the bundled
 # catalogues for a fraction of it.
 PLATFORM_OPTIONS_SECONDS = env_int("PLATFORM_OPTIONS_SECONDS", 60, minimum=5)
+# How long the tenant's quota on the platform (its ResourceQuotas) is kept before it is read again.
+PLATFORM_QUOTA_SECONDS = env_int("PLATFORM_QUOTA_SECONDS", 30, minimum=5)
 # The platform's root host (Cozystack's publishing host). A tenant's domain is <slug>.<root> and
 # a cluster's default API host kubernetes-<name>.<slug>.<root>; custom API hosts under the root
 # are refused. The simulator serves example.org; `check --deploy` warns when it is unset.

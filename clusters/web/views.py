@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from billing.pricing import estimate_change, estimate_spec
 from billing.queries import MTD_SNAPSHOT_SECONDS, month_to_date
-from clusters import actions, features, offerings, plans, platform_release
+from clusters import actions, features, offerings, plans, platform_quota, platform_release
 from clusters.models import Cluster, Offering
 from clusters.quotas import quota_lines
 from clusters.web import kubeconfig as kubeconfigs
@@ -153,6 +153,8 @@ def _create_context(ctx: TenantContext, form: SpecForm, spec: ClusterSpec | None
     return {"ctx": ctx, "form": form, "spec": spec, "manifest": to_yaml(manifest),
             "estimate": estimate_spec(spec), "offers": live.offers(),
             "quota": quota_lines(ctx.tenant, spec), "nodes_min": nodes_min,
+            "platform_quota": platform_quota.tenant_platform_quota(ctx.tenant.namespace),
+            "platform_warnings": platform_quota.quota_warnings(ctx.tenant.namespace, None, spec),
             "nodes_max": nodes_max, "tenant_slug": ctx.tenant.slug,
             "storage_classes": offerings.offered_storage_classes(
                 namespace=ctx.tenant.namespace),
@@ -312,7 +314,10 @@ def _confirm_or_run(request: HttpRequest, ctx: TenantContext, cluster: Cluster, 
                                      confirming=action,
                                      changes=plan.consequences(
                                          state.node_counts, platform_release.shown_dialect()),
-                                     cost=estimate_change(plan.before, plan.after))
+                                     cost=estimate_change(plan.before, plan.after),
+                                     platform_warnings=platform_quota.quota_warnings(
+                                         ctx.tenant.namespace, plan.before, plan.after,
+                                         node_counts=state.node_counts))
     try:
         actions.do_change_cluster(actor_from_request(request), ctx, cluster.name, planner)
     except ValidationError as exc:

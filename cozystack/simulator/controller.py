@@ -34,9 +34,17 @@ from .kubeconfig import (
 )
 from .nodes import Machine, NodeEngine, NodeGroup, Timing
 from .pools import PoolReconciler
+from .quotas import refusal, update_quota_status
 from .releases import InstanceType, Release
 from .render import RenderContext, failure
-from .resources import CONFIG_MAPS, EVENTS, KUBERNETES, MACHINE_DEPLOYMENTS, SECRETS
+from .resources import (
+    CONFIG_MAPS,
+    EVENTS,
+    KUBERNETES,
+    MACHINE_DEPLOYMENTS,
+    RESOURCE_QUOTAS,
+    SECRETS,
+)
 from .schema import coalesce, helm_schema_failure, validate
 from .store import Store
 
@@ -160,6 +168,9 @@ class PlatformController:
         self.states: dict[tuple[str, str], ClusterState] = {}
         self.demand: dict[tuple[str, str, str], int] = {}
         self.without_etcd: set[str] = set()
+        # The last quota admission of a new machine per MachineDeployment: the refusal, or None.
+        self.refusals: dict[tuple[str, str], str | None] = {}
+        self.quotas: dict[str, list[Obj]] = {}
         self.lock = threading.RLock()
         self.set_release(release, schema)
         self.node_pools = PoolReconciler(self)
@@ -212,6 +223,11 @@ class PlatformController:
             return min(future) if future else None
 
     def _pass(self, now: float) -> None:
+        quotas = self.store.raw_items(RESOURCE_QUOTAS)
+        by_namespace: dict[str, list[Obj]] = {}
+        for quota in quotas:
+            by_namespace.setdefault(quota["metadata"].get("namespace") or "", []).append(quota)
+        self.quotas = by_namespace
         seen = set()
         for obj in self.store.raw_items(KUBERNETES):
             meta = obj["metadata"]
@@ -226,6 +242,15 @@ class PlatformController:
                 del self.states[key]
                 self.demand = {d: n for d, n in self.demand.items() if d[:2] != key}
         self.node_pools.reconcile(now)
+        update_quota_status(self.store, self, quotas)
+
+    def admits(self, group: NodeGroup) -> bool:
+        """Does the namespace's ResourceQuota admit one more machine of `group`? A refusal
+        leaves the group short (missing workers, no API error) and is remembered on it."""
+        pod = f"virt-launcher-{group.md_name}-{group.template[:5]}-{group.serial + 1:05d}"
+        message = refusal(self, self.quotas.get(group.namespace, []), group, pod)
+        self.refusals[(group.namespace, group.md_name)] = message
+        return message is None
 
     def _reconcile(self, state: ClusterState, obj: Obj, now: float) -> None:
         meta = obj["metadata"]
@@ -431,7 +456,8 @@ class PlatformController:
     def _step_group(self, state: ClusterState, group: NodeGroup, now: float, patch: str) -> None:
         demand = self.demand.get((state.namespace, state.name, group.name))
         moved = self.nodes.autoscale(group, demand, state.cp_ready_at, now)
-        self.nodes.roll(group, state.cp_ready_at, now)
+        self.refusals.pop((state.namespace, group.md_name), None)
+        self.nodes.roll(group, state.cp_ready_at, now, self.admits)
         bootstrap = self.release.bootstrap_ref(
             group.md_name, state.namespace, f"{group.md_name}-{group.template}"
         )
@@ -444,6 +470,11 @@ class PlatformController:
         generation = int(written["metadata"].get("generation") or 1)
         status = self.nodes.status(group, state.cp_ready_at, now, generation)
         self.store.write_status(MACHINE_DEPLOYMENTS, state.namespace, group.md_name, status)
+        refused = self.refusals.get((state.namespace, group.md_name))
+        if refused and not group.refused:
+            self._event(state.namespace, self._md_ref(written), "Warning", "FailedCreate",
+                        refused, "virtualmachine-controller")
+        group.refused = bool(refused)
         if moved:
             before, after = moved
             direction = "up" if after > before else "down"
@@ -463,6 +494,8 @@ class PlatformController:
             self.demand.clear()
             self.without_etcd.clear()
             self.node_pools.pools.clear()
+            self.refusals.clear()
+            self.quotas.clear()
 
     def set_demand(self, namespace: str, cluster: str, group: str, replicas: int) -> None:
         with self.lock:

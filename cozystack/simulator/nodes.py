@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,8 @@ class NodeGroup:
     # The Helm release that renders it when it is not the cluster's own: a `KubernetesNodes`
     # pool's (`kubernetes-nodes-<cluster>-<pool>`).
     release: str = ""
+    # A machine the namespace's quota refused (its event is written once per refusal).
+    refused: bool = False
 
     @property
     def md_name(self) -> str:
@@ -141,10 +144,18 @@ class NodeEngine:
         group.last_change = now
         return before, group.replicas
 
-    def roll(self, group: NodeGroup, cp_ready_at: float | None, now: float) -> None:
-        """RollingUpdate with maxSurge = maxReplicas: new nodes first, old ones once replaced."""
+    def roll(
+        self,
+        group: NodeGroup,
+        cp_ready_at: float | None,
+        now: float,
+        admit: Callable[[NodeGroup], bool] | None = None,
+    ) -> None:
+        """RollingUpdate with maxSurge = maxReplicas: new nodes first, old ones once replaced.
+        `admit` (the namespace's quotas) may refuse a new machine: it is then not created and
+        the group stays short until a later pass admits it."""
         surge = max(group.bounds[1], 1)
-        self._create_new(group, surge, now)
+        self._create_new(group, surge, now, admit)
         current = [m for m in group.machines if m.template == group.template]
         outdated = [m for m in group.machines if m.template != group.template]
         ranked = sorted(current, key=lambda m: (self.is_ready(m, cp_ready_at, now), -m.created))
@@ -155,11 +166,19 @@ class NodeEngine:
         retired = old_ranked[: max(0, len(outdated) - keep_old)]
         gone = {id(m) for m in excess + retired}
         group.machines = [m for m in group.machines if id(m) not in gone]
-        self._create_new(group, surge, now)
+        self._create_new(group, surge, now, admit)
 
-    def _create_new(self, group: NodeGroup, surge: int, now: float) -> None:
+    def _create_new(
+        self,
+        group: NodeGroup,
+        surge: int,
+        now: float,
+        admit: Callable[[NodeGroup], bool] | None = None,
+    ) -> None:
         current = sum(m.template == group.template for m in group.machines)
         while current < group.replicas and len(group.machines) < group.replicas + surge:
+            if admit is not None and not admit(group):
+                return
             group.serial += 1
             name = f"{group.md_name}-{group.template[:5]}-{group.serial:05d}"
             group.machines.append(Machine(name, group.template, now))

@@ -26,6 +26,7 @@ from .kubeconfig import kubeconfig_yaml
 from .nodes import Timing
 from .patch import merge_patch
 from .persist import FORMAT, StateError, StateWriter, read_state
+from .quotas import QUOTA_NAMES, parent_quota_refusal, quota_body, update_quota_status
 from .releases import DEFAULT_RELEASE, Release, load_release
 from .resources import (
     APPLICATION_DEFINITIONS,
@@ -33,6 +34,7 @@ from .resources import (
     KUBERNETES_NODES,
     OPTION_SOURCES,
     OPTIONS,
+    RESOURCE_QUOTAS,
     build_registry,
 )
 from .schema import apply_defaults, load_schema, prune_nulls
@@ -455,6 +457,56 @@ class SimulatedPlatform:
             state = self.controller.states.get((namespace, name))
             return dict(state.oidc_bindings) if state else {}
 
+    # --- tenant quotas -------------------------------------------------------------------------
+
+    def set_quota(
+        self, namespace: str, hard: dict[str, str] | None, name: str = "tenant-quota"
+    ) -> Obj | None:
+        """The tenant's ResourceQuota `name` (`tenant-quota`, or the hierarchical quota's
+        `tenant-quota-allocated`) limits `hard` from now on (None: the quota goes). Its
+        `status.used` follows what the namespace's clusters run; the ResourceQuota as the API
+        shows it is returned."""
+        if name not in QUOTA_NAMES:
+            raise ValueError(f"unknown tenant quota {name!r}")
+        with self.controller.lock:
+            if hard is None:
+                try:
+                    self.store.delete(RESOURCE_QUOTAS, namespace, name)
+                except ApiError:
+                    pass
+            else:
+                body = quota_body(namespace, name, {str(k): str(v) for k, v in hard.items()})
+                self.store.apply(RESOURCE_QUOTAS, namespace, name, body)
+                update_quota_status(self.store, self.controller)
+        self._wake = True
+        self.after_write()  # machines the old quota refused start at once
+        if hard is None:
+            return None
+        return self.store.get(RESOURCE_QUOTAS, namespace, name)
+
+    def refuse_for_parent_quota(
+        self,
+        *,
+        method: str = "POST",
+        path: str = "kuberneteses",
+        tenant: str = "dev",
+        resource: str = "cpu",
+        requested: str = "8",
+        remaining: str = "4",
+        parent_limit: str = "16",
+        allocated: str = "8",
+        used: str | None = "4",
+        times: int | None = 1,
+    ) -> Fault:
+        """Answer the next matching write with the hierarchical quota's synchronous 422 (a
+        quota above the parent tenant's remaining budget), in cozystack-api's words."""
+        message = parent_quota_refusal(
+            tenant, resource, requested, remaining, parent_limit, allocated, used
+        )
+        return self.faults.add(
+            Fault(method=method, path=path, status=422, message=message, times=times)
+        )
+
     # --- Option API (v1.6) ---------------------------------------------------------------------
 
     def option(self, namespace: str, name: str) -> Obj:
@@ -606,6 +658,12 @@ class SimulatedPlatform:
             return 200, {"namespace": data["namespace"], "etcd": bool(data.get("etcd", True))}
         if (method, action) == ("POST", "save"):
             return 200, {"saved": self.save_state()}
+        if (method, action) == ("POST", "quota"):
+            hard = data.get("hard")
+            shown = self.set_quota(str(data["namespace"]),
+                                   dict(hard) if isinstance(hard, dict) else None,
+                                   str(data.get("name") or "tenant-quota"))
+            return 200, shown or {"deleted": True}
         if (method, action) == ("POST", "options"):
             items = data.get("items")
             self.set_options(str(data["namespace"]), str(data["source"]),

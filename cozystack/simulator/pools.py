@@ -172,7 +172,7 @@ class PoolReconciler:
         demand = controller.demand.get((pool.namespace, cluster, name))
         cp_ready_at = parent.cp_ready_at
         controller.nodes.autoscale(group, demand, cp_ready_at, now)
-        controller.nodes.roll(group, cp_ready_at, now)
+        controller.nodes.roll(group, cp_ready_at, now, controller.admits)
         patch = controller.patch_versions.get(version, version)
         bootstrap = release.bootstrap_ref(group.md_name, pool.namespace, group.md_name)
         owner = {"apiVersion": KUBERNETES_NODES.api_version, "kind": KUBERNETES_NODES.kind,

@@ -229,6 +229,12 @@ SECRETS = ResourceType(
     fields=("metadata.name", "metadata.namespace", "type"),
 )
 CONFIG_MAPS = ResourceType("", "v1", "configmaps", "ConfigMap", generation=False)
+# The tenant's quotas (`tenant-quota` from the Tenant's resourceQuotas; from v1.6 also the
+# hierarchical quota's `tenant-quota-allocated`): `spec.hard` is set, the controller writes
+# `status.hard` and `status.used` (`quotas.py`).
+RESOURCE_QUOTAS = ResourceType(
+    "", "v1", "resourcequotas", "ResourceQuota", status_subresource=True, generation=False
+)
 EVENTS = ResourceType("", "v1", "events", "Event", generation=False, fields=EVENT_FIELDS)
 OPTION_SOURCES = ("gpu", "instancetype", "storageclass")
 # Computed on read from the platform's catalogues (never stored); served from v1.6 only.
@@ -300,5 +306,6 @@ def build_registry(present_kubernetes: Callable[[Obj], Obj]) -> Registry:
             SECRETS,
             CONFIG_MAPS,
             EVENTS,
+            RESOURCE_QUOTAS,
         ]
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from clusters import options, schema
+from clusters import options, platform_quota, schema
 from cozystack.gateway import Gateway, get_gateway, reset_gateway
 from cozystack.simulator import SimulatedPlatform
 
@@ -38,6 +38,7 @@ def platform(simulated_platform: SimulatedPlatform, settings) -> Iterator[Simula
     reset_gateway()
     schema.forget()
     options.forget_all()
+    platform_quota.forget_all()
     yield simulated_platform
     reset_gateway()
 
@@ -113,6 +114,7 @@ def point_portal_at(platform: SimulatedPlatform, settings) -> None:
     reset_gateway()
     schema.forget()
     options.forget_all()
+    platform_quota.forget_all()
 
 
 def group(name: str = "md0", *, instance_type: str = "u1.large", min_replicas: int = 1,

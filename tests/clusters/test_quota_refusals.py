@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from clusters import actions
 from clusters.models import Cluster, Operation
 from cozystack.gateway import QuotaShortfall, quota_message, quota_shortfalls
 from cozystack.simulator import Fault
@@ -62,3 +63,23 @@ def test_a_quota_refusal_found_later_in_the_platforms_conditions_has_its_numbers
 
     assert explain_failure(f"Helm upgrade failed: {RESOURCE}") == (
         Operation.ErrorClass.QUOTA, quota_message(quota_shortfalls(RESOURCE)))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("used", ["4", None], ids=["pool-usage-counted", "earlier-wording"])
+def test_the_simulated_hierarchical_quota_refuses_a_change_synchronously_with_its_numbers(
+        engine, used):
+    cluster = engine.create()
+    assert engine.settle(cluster, seconds=60).state == Operation.State.SUCCEEDED
+    engine.platform.refuse_for_parent_quota(method="PUT", requested="8", remaining="4",
+                                            parent_limit="16", allocated="8", used=used)
+    engine.act(actions.do_scale_node_group, "demo", "md0", min_replicas=3, max_replicas=4)
+    operation = engine.settle(cluster)
+    assert engine.platform.requests("PUT", "kuberneteses")[-1].status == 422
+    assert operation.state == Operation.State.FAILED
+    assert operation.error_class == Operation.ErrorClass.QUOTA
+    in_use = ", 4 in use" if used else ""
+    assert operation.error_message == (
+        "The tenant's quota on the platform does not allow this: cpu: 8 requested, 4 left "
+        f"(limit 16, 8 given to other tenants{in_use}). Ask for a higher quota, or ask for "
+        "less.")

@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from clusters import options, progress, schema
+from clusters import options, platform_quota, progress, schema
 from clusters.models import Cluster, ClusterEvent, NodeGroup, Operation
 from cozystack.gateway import reset_gateway
 from tests.factories import PASSWORD
@@ -35,6 +35,7 @@ def offline_platform(settings, tmp_path):
     reset_gateway()
     schema.forget()
     options.forget_all()
+    platform_quota.forget_all()
     yield
     cache.clear()
     reset_gateway()

@@ -6,6 +6,10 @@
     manage.py simulate_platform --upgrade 1.6.2 [--kubeconfig var/platform.kubeconfig]
         upgrade the simulator that kubeconfig points at (e.g. the one `make run` started) to
         1.6.2 while it serves: migrations, new schema, every cluster re-rendered
+
+    manage.py simulate_platform --quota tenant-acme:limits.cpu=16,limits.memory=64Gi \
+            --allocated-quota tenant-acme:limits.cpu=8
+        give a tenant its ResourceQuotas `tenant-quota` and `tenant-quota-allocated`
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cozystack.simulator import DEFAULT_RELEASE, RELEASES, SimulatedPlatform
 from cozystack.simulator.persist import StateError
+from cozystack.simulator.quotas import parse_quota_option
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -52,11 +57,23 @@ class Command(BaseCommand):
                             help="v1.6: manifests applied, Ready=True (s)")
         parser.add_argument("--upgrade", choices=RELEASES, default=None, metavar="RELEASE",
                             help="do not serve: upgrade the running simulator to RELEASE")
+        parser.add_argument("--quota", action="append", metavar="NAMESPACE:RESOURCE=AMOUNT,...",
+                            help="the ResourceQuota tenant-quota of a namespace (repeatable)")
+        parser.add_argument("--allocated-quota", action="append",
+                            metavar="NAMESPACE:RESOURCE=AMOUNT,...",
+                            help="the hierarchical quota's tenant-quota-allocated (repeatable)")
         parser.add_argument("--kubeconfig", default=None,
                             help="with --upgrade: the running simulator's kubeconfig "
                                  "(default: the portal's)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            quotas = [(name, *parse_quota_option(text))
+                      for key, name in (("quota", "tenant-quota"),
+                                        ("allocated_quota", "tenant-quota-allocated"))
+                      for text in options[key] or ()]
+        except ValueError as error:
+            raise CommandError(str(error)) from error
         if options["upgrade"]:
             self._upgrade_running(options["upgrade"], options["kubeconfig"])
             return
@@ -80,6 +97,8 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from error
         if platform.notice:
             self.stderr.write(platform.notice)
+        for name, namespace, hard in quotas:
+            platform.set_quota(namespace, hard, name)
         if options["kubeconfig_out"]:
             path = platform.kubeconfig(options["kubeconfig_out"])
             self.stdout.write(f"kubeconfig written to {path}")

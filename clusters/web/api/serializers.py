@@ -887,3 +887,62 @@ class NodeGroupPatchSerializer(NodeGroupInputSerializer):
                                    help_text=_("Fewest nodes the autoscaler keeps."))
     max_replicas = bounded_integer(limits.MAX_NODES, required=False,
                                    help_text=_("Most nodes the autoscaler may start."))
+
+
+# --------------------------------------------------------------------------- the platform's quota
+
+
+class PlatformQuotaResourceSerializer(serializers.Serializer):
+    resource = serializers.CharField(
+        help_text=_("The ResourceQuota key, e.g. `limits.cpu`, `requests.memory`, `pods`."))
+    hard = serializers.CharField(help_text=_("The smaller limit of the two quotas."))
+    used = serializers.CharField(help_text=_("In use, as the quota that binds counts it."))
+    remaining = serializers.CharField(help_text=_("The smaller headroom of the two quotas."))
+    unit = serializers.ChoiceField(choices=["cores", "bytes", "count"],
+                                   help_text=_("The unit of the amounts."))
+    hard_quota = serializers.CharField(help_text=_("The quota with the smaller limit."))
+    binding_quota = serializers.CharField(help_text=_("The quota with the smaller headroom."))
+
+
+class PlatformQuotaSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=["read", "none", "unknown"],
+        help_text=_("`none`: the platform sets no quota; `unknown`: it could not be read."))
+    quotas = serializers.ListField(child=serializers.CharField(),
+                                   help_text=_("The ResourceQuotas found."))
+    resources = PlatformQuotaResourceSerializer(
+        many=True, help_text=_("Every resource the platform limits, both quotas combined."))
+
+
+class PlatformQuotaWarningSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text=_("`platform_quota`."))
+    resource = serializers.CharField(help_text=_("The limit the new nodes would exceed."))
+    quota = serializers.CharField(help_text=_("The quota that binds."))
+    needed = serializers.CharField(help_text=_("What the nodes that start now need."))
+    remaining = serializers.CharField(help_text=_("What the quota leaves."))
+    hard = serializers.CharField(help_text=_("The quota's limit."))
+    used = serializers.CharField(help_text=_("In use."))
+    unit = serializers.ChoiceField(choices=["cores", "bytes", "count"],
+                                   help_text=_("The unit of the amounts."))
+    message = serializers.CharField(help_text=_("The warning in words."))
+
+
+WARNINGS_HELP = _("Where the nodes that start now need more vCPU or memory than the tenant's "
+                  "quota on the platform leaves: the platform accepts the change, but those "
+                  "nodes do not start. Empty when everything fits or the quota is unknown.")
+
+
+class ClusterCreatedSerializer(ClusterSerializer):
+    platform_quota_warnings = PlatformQuotaWarningSerializer(many=True, read_only=True,
+                                                             help_text=WARNINGS_HELP)
+
+    class Meta(ClusterSerializer.Meta):
+        fields = (*ClusterSerializer.Meta.fields, "platform_quota_warnings")  # type: ignore[assignment]  # one more field than the base's tuple
+
+
+class OperationAcceptedSerializer(OperationSerializer):
+    platform_quota_warnings = PlatformQuotaWarningSerializer(many=True, read_only=True,
+                                                             help_text=WARNINGS_HELP)
+
+    class Meta(OperationSerializer.Meta):
+        fields = (*OperationSerializer.Meta.fields, "platform_quota_warnings")  # type: ignore[assignment]  # one more field than the base's tuple

@@ -27,6 +27,7 @@ urlpatterns = [
     path(operation, views.OperationDetailView.as_view(), name="operation"),
     path(operation + "retry/", views.OperationRetryView.as_view(), name="operation_retry"),
     path(operation + "cancel/", views.OperationCancelView.as_view(), name="operation_cancel"),
+    path("platform-quota/", views.PlatformQuotaView.as_view(), name="platform_quota"),
     path("catalog/instance-types/", catalog.TenantInstanceTypeListView.as_view(),
          name="tenant_catalog_instance_types"),
     path("catalog/gpu-models/", catalog.TenantGpuModelListView.as_view(),

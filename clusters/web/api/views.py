@@ -20,7 +20,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from clusters import actions
+from clusters import actions, platform_quota
 from clusters.models import Cluster, ClusterEvent, NodeGroup, NodePool, Operation
 from clusters.platform_release import shown_dialect
 from clusters.web import kubeconfig as kubeconfigs
@@ -28,6 +28,7 @@ from clusters.web.api import serializers as s
 from clusters.web.api.catalog import ADDON_API_KEYS
 from cozystack.gateway import NotFound
 from cozystack.manifests import render_kubernetes
+from cozystack.specs import ClusterSpec
 from portal.api.authentication import request_token
 from portal.api.base import ApiView
 from portal.api.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -117,12 +118,24 @@ class ClusterApiView(ApiView):
             raise Http404
         return cluster
 
-    def accepted(self, operation: Operation, status: int = 202) -> Response:
+    def accepted(self, operation: Operation, status: int = 202, *,
+                 before: ClusterSpec | None = None,
+                 node_counts: dict[str, int] | None = None) -> Response:
+        """The operation to poll; with ``before`` (the spec the change started from) also
+        the platform quota's warnings about the nodes the change starts."""
         operation = Operation.objects.select_related("cluster", "requested_by").get(
             pk=operation.pk)
-        data = s.OperationSerializer(operation, context=self.serializer_context()).data
+        data = dict(s.OperationSerializer(operation, context=self.serializer_context()).data)
+        if before is not None:
+            data["platform_quota_warnings"] = self.quota_warnings(
+                before, operation.cluster.to_spec(), node_counts)
         return Response(data, status=status,
                         headers={"Location": data["url"]} if status == 202 else None)
+
+    def quota_warnings(self, before: ClusterSpec | None, after: ClusterSpec,
+                       node_counts: dict[str, int] | None = None) -> list[dict[str, Any]]:
+        return [w.as_data() for w in platform_quota.quota_warnings(
+            self.tenant_ctx.tenant.namespace, before, after, node_counts=node_counts)]
 
     def cluster_response(self, cluster: Cluster) -> Response:
         return Response(s.ClusterSerializer(cluster, context=self.serializer_context()).data)
@@ -154,7 +167,7 @@ class ClusterListView(ClusterApiView):
 
     @extend_schema(
         operation_id="clusters_create", tags=[TAG_CLUSTERS], summary="Create a cluster",
-        request=s.ClusterCreateSerializer, responses={201: s.ClusterSerializer},
+        request=s.ClusterCreateSerializer, responses={201: s.ClusterCreatedSerializer},
         examples=[OpenApiExample("two add-ons", value=CREATE_EXAMPLE, request_only=True)],
         description="Checks the spec against the platform rules and the tenant quota, records "
                     "the cluster and queues its creation. The answer's `current_operation` is "
@@ -166,8 +179,9 @@ class ClusterListView(ClusterApiView):
         spec = s.create_spec(data, ctx.tenant.namespace)
         cluster = actions.do_create_cluster(self.actor, ctx, spec,
                                             idempotency_key=self.idempotency_key)
-        body = s.ClusterSerializer(self.get_cluster(cluster.name),
-                                   context=self.serializer_context()).data
+        body = dict(s.ClusterSerializer(self.get_cluster(cluster.name),
+                                        context=self.serializer_context()).data)
+        body["platform_quota_warnings"] = self.quota_warnings(None, spec)
         return Response(body, status=201, headers={"Location": body["url"]})
 
 
@@ -381,6 +395,28 @@ class SsoKubeconfigView(ClusterApiView):
 # --------------------------------------------------------------------------- node groups
 
 
+def _spec_and_counts(cluster: Cluster) -> tuple[ClusterSpec, dict[str, int]]:
+    """The cluster's spec before a change, and the nodes each group runs now."""
+    groups = s.live_groups(cluster)
+    return cluster.to_spec(groups), {g.name: g.observed_nodes for g in groups}
+
+
+class PlatformQuotaView(ClusterApiView):
+    perms = {"GET": Perm.CLUSTERS_VIEW}
+
+    @extend_schema(
+        operation_id="platform_quota_retrieve", tags=[TAG_CLUSTERS],
+        summary="The tenant's quota on the platform", responses=s.PlatformQuotaSerializer,
+        description="The platform's ResourceQuotas `tenant-quota` and `tenant-quota-allocated` "
+                    "combined: per resource the smaller limit and the smaller headroom. The "
+                    "platform accepts clusters beyond it, but their nodes do not start. Read "
+                    "from the platform and kept briefly; `state` is `unknown` when it cannot "
+                    "be read.")
+    def get(self, request: Request, tenant_slug: str) -> Response:
+        quota = platform_quota.tenant_platform_quota(self.tenant_ctx.tenant.namespace)
+        return Response(quota.as_data())
+
+
 class NodeGroupListView(ClusterApiView):
     perms = {"GET": Perm.CLUSTERS_VIEW, "POST": Perm.CLUSTERS_CHANGE}
     cursor_ordering = "position"
@@ -396,16 +432,17 @@ class NodeGroupListView(ClusterApiView):
 
     @extend_schema(
         operation_id="node_groups_create", tags=[TAG_GROUPS], summary="Add a node group",
-        request=s.NodeGroupInputSerializer, responses={202: s.OperationSerializer},
+        request=s.NodeGroupInputSerializer, responses={202: s.OperationAcceptedSerializer},
         examples=[OpenApiExample("GPU group", value=NODE_GROUP_EXAMPLE, request_only=True)])
     def post(self, request: Request, tenant_slug: str, cluster_name: str) -> Response:
         data = self.parse(s.NodeGroupInputSerializer)
         cluster = self.get_cluster(cluster_name)
         group = s.group_spec(data)
         self.group_index = len(s.live_groups(cluster))
+        before, counts = _spec_and_counts(cluster)
         operation = actions.do_add_node_group(self.actor, self.tenant_ctx, cluster_name, group,
                                               idempotency_key=self.idempotency_key)
-        return self.accepted(operation)
+        return self.accepted(operation, before=before, node_counts=counts)
 
 
 class NodeGroupDetailView(ClusterApiView):
@@ -439,23 +476,24 @@ class NodeGroupDetailView(ClusterApiView):
     @extend_schema(
         operation_id="node_groups_replace", tags=[TAG_GROUPS],
         summary="Replace a node group's template and limits",
-        request=s.NodeGroupReplaceSerializer, responses={202: s.OperationSerializer},
+        request=s.NodeGroupReplaceSerializer, responses={202: s.OperationAcceptedSerializer},
         description="A new instance type, disk, roles or GPUs replace every node of the "
                     "group (rolling, up to twice the nodes for a while).")
     def put(self, request: Request, tenant_slug: str, cluster_name: str,
             group_name: str) -> Response:
         data = self.parse(s.NodeGroupReplaceSerializer)
         self._check_name(data, group_name)
-        self._find(cluster_name, group_name)
+        cluster, _group = self._find(cluster_name, group_name)
         group = s.group_spec({**data, "name": group_name})
+        before, counts = _spec_and_counts(cluster)
         operation = actions.do_update_node_group(self.actor, self.tenant_ctx, cluster_name,
                                                  group, idempotency_key=self.idempotency_key)
-        return self.accepted(operation)
+        return self.accepted(operation, before=before, node_counts=counts)
 
     @extend_schema(
         operation_id="node_groups_update", tags=[TAG_GROUPS],
         summary="Scale or change a node group", request=s.NodeGroupPatchSerializer,
-        responses={202: s.OperationSerializer},
+        responses={202: s.OperationAcceptedSerializer},
         examples=[OpenApiExample("scale", value={"min_replicas": 2, "max_replicas": 6},
                                  request_only=True)],
         description="Only `min_replicas` / `max_replicas`: a scale, no node is replaced. "
@@ -466,8 +504,9 @@ class NodeGroupDetailView(ClusterApiView):
         if not data:
             raise ApiProblem("invalid-request", _("Send at least one setting to change."))
         self._check_name(data, group_name)
-        _cluster, row = self._find(cluster_name, group_name)
+        cluster, row = self._find(cluster_name, group_name)
         current = row.to_spec()
+        before, counts = _spec_and_counts(cluster)
         ctx, key = self.tenant_ctx, self.idempotency_key
         if set(data) <= {"min_replicas", "max_replicas", "name"}:
             operation = actions.do_scale_node_group(
@@ -479,7 +518,7 @@ class NodeGroupDetailView(ClusterApiView):
             operation = actions.do_update_node_group(
                 self.actor, ctx, cluster_name, s.group_spec(data, base=current),
                 idempotency_key=key)
-        return self.accepted(operation)
+        return self.accepted(operation, before=before, node_counts=counts)
 
     @extend_schema(operation_id="node_groups_destroy", tags=[TAG_GROUPS],
                    summary="Remove a node group", request=None,

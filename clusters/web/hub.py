@@ -18,8 +18,9 @@ what reaches the page by other ways, polls and snapshots).
 
 A page registers before it reads its snapshot and is handed nothing before that snapshot is
 sent (the notices meanwhile wait, and those the snapshot already covers are dropped), so it
-misses no change. If the hub loses the channel layer for a while, every page sends its
-snapshot again once it is back.
+misses no change. If the hub loses a message of the channel layer, every page sends its
+snapshot again once the layer answers; if the layer stays away, the pages' sockets are closed
+with 1013 (the pages poll and connect again).
 """
 
 from __future__ import annotations
@@ -279,18 +280,18 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                # Notices may have been lost. The open pages are told at once (their sockets
-                # close with 1013: live updates pause and the pages poll); once the layer
-                # answers again (the groups can be joined anew), pages still open send their
-                # snapshot again.
+                # Notices may have been lost. Once the layer answers again (the groups can be
+                # joined anew), every open page sends its snapshot again. If it does not answer
+                # at the first retry, the pages are told (their sockets close with 1013: live
+                # updates pause, the pages poll and connect again when they can).
                 failures += 1
                 logger.warning("cluster.live.receive_failed", exc_info=failures == 1)
-                if failures == 1:
-                    self.loop.create_task(self._lost(f"{type(error).__name__}: {error}"[:200]))
                 await asyncio.sleep(min(10.0, RETRY_SECONDS * 2 ** min(failures - 1, 6)))
                 if await self._renew():
                     failures = 0
                     self.loop.create_task(self._resync())
+                elif failures == 1:
+                    self.loop.create_task(self._lost(f"{type(error).__name__}: {error}"[:200]))
                 continue
             if message.get("type") == NOTICE:
                 self.notice(int(message["tenant_id"]), int(message["cluster_id"]),

@@ -427,6 +427,13 @@ BASELINES: dict[tuple[str, str], Any] = {
                                "event_types": ["cluster.ready"]},
     ("api:webhook", "patch"): {"description": "walk"},
     ("api:webhook_rotate_secret", "post"): {"overlap_hours": 24},
+    ("api:cluster_maintenance", "put"): {"weekdays": [2], "start_time": "03:00",
+                                         "duration_minutes": 120, "time_zone": "UTC",
+                                         "upgrade_policy": "manual"},
+    ("api:cluster_maintenance_postpone", "post"): {},
+    ("api:tenant_maintenance_default", "put"): {"weekdays": [2], "start_time": "03:00",
+                                                "duration_minutes": 120, "time_zone": "UTC",
+                                                "upgrade_policy": "manual"},
 }
 # Writes whose valid answer needs the platform, which is offline here (503 is that answer).
 NEEDS_PLATFORM = {("api:cluster_kubeconfig", "post")}

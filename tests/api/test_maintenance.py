@@ -30,7 +30,7 @@ def old_cluster(tenant):
 
 def test_the_window_is_read_with_where_it_comes_from(owner, viewer, api, old_cluster):
     body = api(viewer).get(BASE + "maintenance/").json()
-    assert body["source"] == "platform" and body["upgrade_policy"] == "manual"
+    assert body["window_source"] == "platform" and body["upgrade_policy"] == "manual"
     assert body["scheduled_upgrade"] is None and body["next_window_starts_at"]
 
 
@@ -38,7 +38,7 @@ def test_setting_the_window_and_policy_then_the_upgrade_waits_for_it(owner, api,
     with time_machine.travel(MONDAY, tick=False):
         response = api(owner).put(BASE + "maintenance/", WINDOW, format="json")
         assert response.status_code == 200, response.content
-        assert response.json()["source"] == "cluster"
+        assert response.json()["window_source"] == "cluster"
         maintenance.PLANNER.plan(MONDAY)
         body = api(owner).get(BASE + "maintenance/").json()
     upgrade = body["scheduled_upgrade"]

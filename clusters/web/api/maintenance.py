@@ -62,7 +62,7 @@ class ScheduledUpgradeSerializer(serializers.Serializer):
 
 
 class MaintenanceSerializer(WindowSerializer):
-    source = serializers.ChoiceField(
+    window_source = serializers.ChoiceField(
         choices=[("cluster", "cluster"), ("tenant", "tenant"), ("platform", "platform")],
         read_only=True,
         help_text=_("Where the window comes from: the cluster's own, the tenant's default or "
@@ -121,7 +121,7 @@ def maintenance_data(cluster: Cluster) -> dict[str, Any]:
             "postponed": upgrade.postponed_at is not None,
             "postpone_to": [] if upgrade.postponed_at is not None else
             [start for start, _end in maintenance.postpone_choices(upgrade, setting.window)]}
-    return {**window_data(setting), "source": setting.source,
+    return {**window_data(setting), "window_source": setting.source,
             "next_window_starts_at": opening[0] if opening else None,
             "scheduled_upgrade": scheduled}
 

@@ -36,7 +36,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from billing.models import Budget
-from clusters.models import NodeGroup, Operation
+from clusters import maintenance
+from clusters.models import MaintenanceWindow, NodeGroup, Operation, UpgradePolicy
 from portal.models import Membership
 from tests.api.factories import make_token
 from tests.clusters.ui import offline_platform
@@ -273,7 +274,21 @@ def _budget(w: Any) -> dict[str, Any]:
     return {}
 
 
-SETUP = {"clusters:operation_retry": _failed_operation,
+def _scheduled_upgrade(w: Any) -> dict[str, Any]:
+    """The announcement (with "upgrade now" and "postpone") shows while an upgrade waits."""
+    PARAM_SAMPLES["cluster_name"](w)
+    cluster = w.extra["cluster"]
+    MaintenanceWindow.objects.get_or_create(
+        cluster=cluster, defaults={"tenant": w.tenant, "weekdays": [2], "start_time": "03:00",
+                                   "duration_minutes": 120, "time_zone": "UTC",
+                                   "upgrade_policy": UpgradePolicy.KEEP_CURRENT})
+    maintenance.PLANNER.plan(timezone.now())
+    return {}
+
+
+SETUP = {"clusters:maintenance_postpone": _scheduled_upgrade,
+         "clusters:maintenance_upgrade_now": _scheduled_upgrade,
+         "clusters:operation_retry": _failed_operation,
          "clusters:operation_cancel": _queued_operation,
          "member_role": _other_member, "member_remove": _other_member,
          "clusters:group_remove": _second_group, "billing:budget_remove": _budget}

@@ -176,7 +176,8 @@ def check_retry(operation: Operation, cluster: Cluster) -> None:
     """Only the cluster's latest operation is retried, and only while nothing else runs, so a
     retry cannot be applied twice."""
     check_retryable(operation)
-    if cluster.operations.filter(created_at__gt=operation.created_at).exists():
+    if cluster.operations.filter(created_at__gt=operation.created_at).exclude(
+            state=State.SCHEDULED).exists():
         raise ValidationError(_("A newer change to this cluster exists; retry that one."),
                               code="superseded")
     check_idle(cluster)

@@ -22,6 +22,7 @@ from clusters.models import (
     UpgradeControl,
     UpgradePolicy,
 )
+from clusters.web import queries
 from notifications.models import Event
 from portal.audit import Actor
 from portal.models import AuditEntry
@@ -370,3 +371,15 @@ def test_upcoming_lists_waiting_and_to_be_announced_upgrades(cluster, tenant):
     assert by_cluster[other.pk].at == FIRST and "to be announced" in by_cluster[other.pk].summary
     assert maintenance.PLANNER.upcoming([cluster.pk], MONDAY, MONDAY + timedelta(days=2)) == []
     assert ClusterEvent.objects.filter(cluster=cluster).exists()
+
+
+def test_a_waiting_upgrade_is_not_the_clusters_latest_change(cluster, owner):
+    failed = Operation.objects.create(tenant=cluster.tenant, cluster=cluster,
+                                      kind=Operation.Kind.SCALE, state=Operation.State.FAILED,
+                                      created_at=MONDAY - timedelta(hours=1))
+    plan(MONDAY)
+    assert waiting(cluster) is not None
+    operations.check_retry(failed, cluster)  # the failed change can still be retried
+    assert queries.cluster_state(cluster).operation == failed
+    assert queries.cluster_states_by_id([cluster.pk])[cluster.pk].operation == failed
+    assert queries.cluster_rows_by_id([cluster.pk])[cluster.pk].operation.pk == failed.pk

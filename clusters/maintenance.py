@@ -31,6 +31,7 @@ so a window at 03:00 starts at 03:00 local time on both sides of a DST change.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -318,14 +319,41 @@ def upgrade_target(cluster: Cluster, policy: str, today: date, lead_days: int,
     return Target(target, end)
 
 
-def what_rolls(cluster: Cluster, target: str) -> str:
+def failed_upgrade(cluster: Cluster) -> AutomaticUpgrade | None:
+    """The cluster's last automatic upgrade, if it is the cluster's latest upgrade and it
+    failed (the portal's record already names its version): it is tried again in a later
+    window, never in a loop."""
+    last = (cluster.operations.filter(kind=Operation.Kind.UPGRADE)
+            .exclude(state=Operation.State.SCHEDULED).order_by("-created_at", "-id").first())
+    if last is None or last.state != Operation.State.FAILED:
+        return None
+    upgrade = AutomaticUpgrade.objects.filter(operation=last).first()
+    if upgrade is None or upgrade.to_version != cluster.version:
+        return None
+    return upgrade
+
+
+def target_for(cluster: Cluster, policy: str, today: date, lead_days: int,
+               offered: tuple[str, ...]) -> tuple[Target, str, bool] | None:
+    """What the policy upgrades the cluster to now: (target, from version, a retry of a failed
+    automatic upgrade)."""
+    if policy == UpgradePolicy.MANUAL:
+        return None
+    failed = failed_upgrade(cluster)
+    if failed is not None:
+        return Target(failed.to_version, failed.end_of_life_on), failed.from_version, True
+    target = upgrade_target(cluster, policy, today, lead_days, offered)
+    return (target, cluster.version, False) if target is not None else None
+
+
+def what_rolls(cluster: Cluster, target: str, old: str | None = None) -> str:
     groups = [g for g in cluster.live_node_groups()]
     parts = [ngettext("%(name)s (%(n)s node)", "%(name)s (%(n)s nodes)",
                       max(g.observed_nodes, g.min_replicas))
              % {"name": g.name, "n": max(g.observed_nodes, g.min_replicas)}
              for g in sorted(groups, key=lambda g: g.position)]
     return _("The control plane moves from %(old)s to %(new)s, then every node is replaced, "
-             "group by group: %(groups)s.") % {"old": cluster.version, "new": target,
+             "group by group: %(groups)s.") % {"old": old or cluster.version, "new": target,
                                                "groups": ", ".join(parts) or "-"}
 
 
@@ -395,7 +423,9 @@ class MaintenancePlanner:
         cluster = upgrade.cluster
         if cluster.is_deleted or cluster.phase == Cluster.Phase.DELETING:
             return _("The cluster is being deleted.")
-        if cluster.version != upgrade.from_version:
+        retry = bool(upgrade.operation.params.get("retry"))
+        if (retry and failed_upgrade(cluster) is None) or (
+                not retry and cluster.version != upgrade.from_version):
             return _("The cluster runs %(v)s now: the automatic upgrade is planned anew.") % {
                 "v": cluster.version}
         if setting_of(cluster).policy == UpgradePolicy.MANUAL:
@@ -430,9 +460,8 @@ class MaintenancePlanner:
         count = 0
         for cluster in candidates:
             setting = setting_of(cluster)
-            target = upgrade_target(cluster, setting.policy, now.date(),
-                                    bounds.end_of_life_lead_days, offered)
-            if target is not None:
+            if target_for(cluster, setting.policy, now.date(), bounds.end_of_life_lead_days,
+                          offered) is not None:
                 count += _schedule(cluster.pk, now, bounds)
         return count
 
@@ -462,10 +491,11 @@ class MaintenancePlanner:
             clusters = clusters.filter(pk__in=ids)
         for cluster in clusters:
             setting = setting_of(cluster)
-            target = upgrade_target(cluster, setting.policy, now.date(),
-                                    bounds.end_of_life_lead_days, offered)
-            if target is None:
+            found_target = target_for(cluster, setting.policy, now.date(),
+                                      bounds.end_of_life_lead_days, offered)
+            if found_target is None:
                 continue
+            target = found_target[0]
             opening = _opening_for(setting.window, now, bounds, target)
             if opening is not None and opening[0] <= until:
                 found.append(lifecycle.Upcoming(
@@ -506,15 +536,16 @@ def _schedule(cluster_id: int, now: datetime, bounds: Limits) -> int:
                 | Q(state__in=Operation.ACTIVE_STATES)).exists():
             return 0
         setting = setting_of(cluster)
-        target = upgrade_target(cluster, setting.policy, now.date(),
-                                bounds.end_of_life_lead_days, offered_versions())
-        if target is None:
+        found = target_for(cluster, setting.policy, now.date(), bounds.end_of_life_lead_days,
+                           offered_versions())
+        if found is None:
             return 0
+        target, from_version, retry = found
         opening = _opening_for(setting.window, now, bounds, target)
         if opening is None:
             return 0
         start, end = opening
-        rolls = what_rolls(cluster, target.version)
+        rolls = what_rolls(cluster, target.version, from_version)
         when = local_text(start, setting.window.zone)
         actor = system()
         try:
@@ -522,22 +553,22 @@ def _schedule(cluster_id: int, now: datetime, bounds: Limits) -> int:
                 operation = operations.schedule(
                     actor, cluster, Operation.Kind.UPGRADE,
                     params={"version": target.version, "automatic": True, "policy":
-                            setting.policy, "window_end": end.isoformat()},
+                            setting.policy, "window_end": end.isoformat(), "retry": retry},
                     not_before=start, now=now,
                     summary=_("Automatic upgrade to %(v)s scheduled for %(when)s. %(rolls)s")
                     % {"v": target.version, "when": when, "rolls": rolls})
                 upgrade = AutomaticUpgrade.objects.create(
                     tenant_id=cluster.tenant_id, cluster=cluster, operation=operation,
-                    policy=setting.policy, from_version=cluster.version,
+                    policy=setting.policy, from_version=from_version,
                     to_version=target.version, window_start=start, window_end=end,
                     end_of_life_on=target.end_of_life_on, announced_at=now, created_at=now)
         except IntegrityError:
             return 0  # this window has its upgrade already
         record(actor, "cluster.upgrade.scheduled", cluster, tenant=cluster.tenant, changes={
-            "version": [cluster.version, target.version],
+            "version": [from_version, target.version],
             "not_before": [None, start.isoformat()], "policy": [None, setting.policy]})
         events.publish(events.MaintenanceScheduled(
-            cluster, cluster.version, target.version, start, end, setting.window.zone, rolls,
+            cluster, from_version, target.version, start, end, setting.window.zone, rolls,
             now))
         events.cluster_changed(cluster.pk)
     logger.info("cluster.upgrade.scheduled",
@@ -575,7 +606,9 @@ def _release(upgrade_id: int, now: datetime) -> int:
             return 0  # another change runs: the next pass tries again
         actor = system()
         ctx = TenantContext(cluster.tenant, Role.OWNER, None)
-        plan, refusal = _plan_upgrade(ctx, cluster, upgrade.to_version)
+        plan, refusal = _plan_upgrade(ctx, cluster, upgrade.to_version,
+                                      retry_from=upgrade.from_version
+                                      if operation.params.get("retry") else None)
         if plan is None:
             operations.unschedule(operation, _("The automatic upgrade cannot start: %(why)s")
                                   % {"why": refusal}, actor_label=actor.label, at=now)
@@ -601,11 +634,15 @@ def _release(upgrade_id: int, now: datetime) -> int:
     return 1
 
 
-def _plan_upgrade(ctx: TenantContext, cluster: Cluster, version: str
-                  ) -> tuple[plans.ChangePlan | None, str]:
-    """The person's upgrade plan, against the cluster as it is now, or why it is refused."""
+def _plan_upgrade(ctx: TenantContext, cluster: Cluster, version: str, *,
+                  retry_from: str | None = None) -> tuple[plans.ChangePlan | None, str]:
+    """The person's upgrade plan, against the cluster as it is now (for the retry of a failed
+    upgrade: from the version the platform still runs), or why it is refused."""
+    spec = cluster.to_spec()
+    if retry_from is not None:
+        spec = dataclasses.replace(spec, version=retry_from)
     try:
-        plan = plans.upgrade(version)(cluster.to_spec())
+        plan = plans.upgrade(version)(spec)
     except ValidationError as error:
         return None, "; ".join(error.messages)
     errors = actions.check_plan(ctx, plan, cluster_id=cluster.pk)

@@ -100,7 +100,8 @@ def panel_context(ctx: TenantContext, cluster: Cluster, *, form: MaintenanceForm
         notice = {
             "upgrade": upgrade, "starts_at": _local(start, zone),
             "ends_at": _local(upgrade.window_end, zone),
-            "rolls": maintenance.what_rolls(cluster, upgrade.to_version),
+            "rolls": maintenance.what_rolls(cluster, upgrade.to_version,
+                                                upgrade.from_version),
             "postponed": upgrade.postponed_at is not None,
             "postpone_to": [] if upgrade.postponed_at is not None else
             [(s.isoformat(), _local(s, zone))

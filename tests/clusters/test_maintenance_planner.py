@@ -329,21 +329,42 @@ def test_a_persons_upgrade_re_plans_the_waiting_one(cluster):
     assert Event.objects.filter(type="maintenance.scheduled").count() == 2
 
 
-def test_a_failed_automatic_upgrade_waits_for_a_later_window(cluster):
+def test_a_failed_automatic_upgrade_is_tried_again_in_a_later_window_not_in_a_loop(cluster):
     plan(MONDAY)
     plan(FIRST + timedelta(minutes=1))
-    operation = cluster.operations.get(kind=Operation.Kind.UPGRADE)
-    Operation.objects.filter(pk=operation.pk).update(
+    failed = cluster.operations.get(kind=Operation.Kind.UPGRADE)
+    Operation.objects.filter(pk=failed.pk).update(
         state=Operation.State.FAILED, error_class=Operation.ErrorClass.PLATFORM_ERROR)
     cluster.refresh_from_db()
-    cluster.version = "v1.33"  # the portal's record back on the version that runs
-    cluster.save()
-    assert plan(FIRST + timedelta(minutes=2)) == 1
+    assert cluster.version == "v1.34"  # the portal's record names the version it asked for
+
+    assert plan(FIRST + timedelta(minutes=2)) == 1  # the same upgrade, for a later window
     assert plan(FIRST + timedelta(minutes=3)) == 0
     again = waiting(cluster)
-    assert again.not_before >= FIRST + timedelta(days=7)
-    assert cluster.operations.filter(kind=Operation.Kind.UPGRADE).exclude(
-        state=Operation.State.SCHEDULED).count() == 1
+    assert again.params["version"] == "v1.34" and again.params["retry"] is True
+    assert again.not_before == SECOND + timedelta(days=7)  # a week of notice again
+    assert AutomaticUpgrade.objects.get(operation=again).from_version == "v1.33"
+
+    assert plan(again.not_before + timedelta(minutes=1)) == 1
+    again.refresh_from_db()
+    assert again.state == Operation.State.QUEUED
+    assert (again.params["before"]["version"], again.params["after"]["version"]) == (
+        "v1.33", "v1.34")
+
+
+def test_a_persons_retry_of_the_failed_upgrade_drops_the_automatic_one(cluster):
+    plan(MONDAY)
+    plan(FIRST + timedelta(minutes=1))
+    failed = cluster.operations.get(kind=Operation.Kind.UPGRADE)
+    Operation.objects.filter(pk=failed.pk).update(state=Operation.State.FAILED)
+    plan(FIRST + timedelta(minutes=2))
+    again = waiting(cluster)
+    Operation.objects.create(tenant=cluster.tenant, cluster=cluster, created_at=FIRST
+                             + timedelta(minutes=3), kind=Operation.Kind.UPGRADE,
+                             state=Operation.State.SUCCEEDED)  # a person's retry went through
+    plan(FIRST + timedelta(minutes=4))
+    again.refresh_from_db()
+    assert again.state == Operation.State.CANCELLED
 
 
 def test_changing_the_window_drops_the_waiting_upgrade_and_plans_it_anew(cluster, owner):

@@ -117,7 +117,8 @@ def maintenance_data(cluster: Cluster) -> dict[str, Any]:
             "from_version": upgrade.from_version, "to_version": upgrade.to_version,
             "starts_at": upgrade.operation.not_before or upgrade.window_start,
             "window_ends_at": upgrade.window_end,
-            "what_rolls": maintenance.what_rolls(cluster, upgrade.to_version),
+            "what_rolls": maintenance.what_rolls(cluster, upgrade.to_version,
+                                                upgrade.from_version),
             "postponed": upgrade.postponed_at is not None,
             "postpone_to": [] if upgrade.postponed_at is not None else
             [start for start, _end in maintenance.postpone_choices(upgrade, setting.window)]}

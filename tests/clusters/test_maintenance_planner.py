@@ -23,12 +23,14 @@ from clusters.models import (
     UpgradePolicy,
 )
 from clusters.web import queries
+from notifications import emails
 from notifications.models import Event
 from portal.audit import Actor
 from portal.models import AuditEntry
 from portal.permissions import Role
 from portal.tenancy import TenantContext
 from tests.clusters.ui import make_cluster, offline_platform
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline_platform")]
 __all__ = ["offline_platform"]
@@ -404,3 +406,28 @@ def test_a_waiting_upgrade_is_not_the_clusters_latest_change(cluster, owner):
     assert queries.cluster_state(cluster).operation == failed
     assert queries.cluster_states_by_id([cluster.pk])[cluster.pk].operation == failed
     assert queries.cluster_rows_by_id([cluster.pk])[cluster.pk].operation.pk == failed.pk
+
+
+def test_the_announcement_is_emailed_to_owners_and_admins_only(cluster, owner, tenant_admin,
+                                                                member, mailoutbox):
+    plan(MONDAY)
+    event = Event.objects.get(type="maintenance.scheduled")
+    emails.send_event_emails(event.pk)
+    assert sorted(address for m in mailoutbox for address in m.to) == sorted(
+        [owner.email, tenant_admin.email])
+    body = mailoutbox[0].body
+    assert "from v1.33 to v1.34" in body and "md0" in body and "postpone it once" in body
+    emails.send_event_emails(event.pk)  # once
+    assert len(mailoutbox) == 2
+
+
+def test_a_platform_failure_of_an_automatic_upgrade_alerts_staff(
+        cluster, mailoutbox, django_capture_on_commit_callbacks):
+    UserFactory(email="ops@example.org", is_staff=True)
+    plan(MONDAY)
+    plan(FIRST + timedelta(minutes=1))
+    started = cluster.operations.get(kind=Operation.Kind.UPGRADE)
+    with django_capture_on_commit_callbacks(execute=True):
+        operations.fail(started, Operation.ErrorClass.PLATFORM_ERROR, "Helm failed.")
+    assert [m.to for m in mailoutbox] == [["ops@example.org"]]
+    assert "Upgrade of acme/demo" in mailoutbox[0].subject

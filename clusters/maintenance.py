@@ -54,6 +54,7 @@ from clusters.models import (
     WINDOW_MAX_MINUTES,
     WINDOW_MIN_MINUTES,
     AutomaticUpgrade,
+    AutomationControl,
     Cluster,
     FreezePeriod,
     MaintenanceWindow,
@@ -215,6 +216,25 @@ def setting_of(cluster: Cluster) -> Setting:
     if default is not None:
         return Setting(window_of(default), default.upgrade_policy, "tenant")
     return Setting(platform_default(), UpgradePolicy.MANUAL, "platform")
+
+
+def settings_of(clusters: Iterable[Cluster]) -> dict[int, Setting]:
+    """``setting_of`` for many clusters in two queries (the planner's pass over the fleet)."""
+    clusters = list(clusters)
+    own = {row.cluster_id: row for row in MaintenanceWindow.objects.filter(
+        cluster_id__in=[c.pk for c in clusters])}
+    defaults = {row.tenant_id: row for row in MaintenanceWindow.objects.filter(
+        cluster__isnull=True, tenant_id__in={c.tenant_id for c in clusters})}
+    found = {}
+    for cluster in clusters:
+        row = own.get(cluster.pk)
+        if row is not None:
+            found[cluster.pk] = Setting(window_of(row), row.upgrade_policy, "cluster")
+        elif (default := defaults.get(cluster.tenant_id)) is not None:
+            found[cluster.pk] = Setting(window_of(default), default.upgrade_policy, "tenant")
+        else:
+            found[cluster.pk] = Setting(platform_default(), UpgradePolicy.MANUAL, "platform")
+    return found
 
 
 # --------------------------------------------------------------------------- staff's settings
@@ -457,11 +477,14 @@ class MaintenancePlanner:
                                                                 Cluster.Phase.DELETING])
                       .exclude(pk__in=busy.values("cluster_id"))
                       .select_related("tenant"))
+        listed = list(candidates)
+        by_cluster = settings_of(listed)
         count = 0
-        for cluster in candidates:
-            setting = setting_of(cluster)
-            if target_for(cluster, setting.policy, now.date(), bounds.end_of_life_lead_days,
-                          offered) is not None:
+        for cluster in listed:
+            policy = by_cluster[cluster.pk].policy
+            if policy != UpgradePolicy.MANUAL and target_for(
+                    cluster, policy, now.date(), bounds.end_of_life_lead_days,
+                    offered) is not None:
                 count += _schedule(cluster.pk, now, bounds)
         return count
 
@@ -489,8 +512,12 @@ class MaintenancePlanner:
                     .exclude(pk__in=waiting.values("cluster_id")).select_related("tenant"))
         if ids is not None:
             clusters = clusters.filter(pk__in=ids)
-        for cluster in clusters:
-            setting = setting_of(cluster)
+        listed = list(clusters)
+        by_cluster = settings_of(listed)
+        for cluster in listed:
+            setting = by_cluster[cluster.pk]
+            if setting.policy == UpgradePolicy.MANUAL:
+                continue
             found_target = target_for(cluster, setting.policy, now.date(),
                                       bounds.end_of_life_lead_days, offered)
             if found_target is None:
@@ -580,8 +607,9 @@ def _release(upgrade_id: int, now: datetime) -> int:
     """Start a due automatic upgrade if it may start now; move it to the next window when its
     window closed or a freeze covers it. 1 when it started."""
     with transaction.atomic():
-        # The one row staff's cap is counted under: two planners cannot both pass it.
-        UpgradeControl.objects.select_for_update().filter(pk=1).first()
+        # The cap is counted under one row lock: two planners cannot both pass it.
+        AutomationControl.objects.get_or_create(pk=1)
+        AutomationControl.objects.select_for_update().filter(pk=1).first()
         upgrade = (AutomaticUpgrade.objects.select_related("operation").filter(pk=upgrade_id)
                    .first())
         if upgrade is None:

@@ -431,3 +431,16 @@ def test_a_platform_failure_of_an_automatic_upgrade_alerts_staff(
         operations.fail(started, Operation.ErrorClass.PLATFORM_ERROR, "Helm failed.")
     assert [m.to for m in mailoutbox] == [["ops@example.org"]]
     assert "Upgrade of acme/demo" in mailoutbox[0].subject
+
+
+def test_a_pass_over_clusters_with_nothing_to_do_does_not_grow_with_the_fleet(
+        tenant, django_assert_max_num_queries):
+    for i in range(3):
+        make_cluster(tenant, f"c{i}", version="v1.33")
+    plan(MONDAY)  # warm the caches
+    with django_assert_max_num_queries(50) as small:
+        plan(MONDAY)
+    for i in range(3, 30):
+        make_cluster(tenant, f"c{i}", version="v1.33")
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        plan(MONDAY)

@@ -9,7 +9,7 @@ planner's ``upcoming``: upgrades, and whatever else is registered).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -36,7 +36,10 @@ class WindowSerializer(StrictSerializer):
     weekdays = serializers.ListField(
         child=serializers.IntegerField(min_value=0, max_value=6), min_length=1, max_length=7,
         help_text=_("The days it opens: 0 Monday … 6 Sunday."))
-    start_time = serializers.TimeField(format="%H:%M", help_text=_("Local start time, HH:MM."))
+    start_time = serializers.RegexField(
+        r"^([01][0-9]|2[0-3]):[0-5][0-9]$", max_length=5,
+        error_messages={"invalid": _("Give a start time (HH:MM).")},
+        help_text=_("Local start time, HH:MM."))
     duration_minutes = serializers.IntegerField(
         min_value=WINDOW_MIN_MINUTES, max_value=WINDOW_MAX_MINUTES,
         help_text=_("How long it stays open (60 to 720 minutes)."))
@@ -128,7 +131,8 @@ def maintenance_data(cluster: Cluster) -> dict[str, Any]:
 
 
 def parse_window(data: dict[str, Any]) -> maintenance.Window:
-    return maintenance.check_window(data["weekdays"], data["start_time"],
+    hour, minute = (int(part) for part in data["start_time"].split(":"))
+    return maintenance.check_window(data["weekdays"], time(hour, minute),
                                     data["duration_minutes"], data["time_zone"])
 
 

@@ -447,6 +447,7 @@ BASELINES: dict[tuple[str, str], Any] = {
                                          "duration_minutes": 120, "time_zone": "UTC",
                                          "upgrade_policy": "manual"},
     ("api:cluster_maintenance_postpone", "post"): {},
+    ("api:cluster_maintenance_upgrade_now", "post"): {},
     ("api:tenant_maintenance_default", "put"): {"weekdays": [2], "start_time": "03:00",
                                                 "duration_minutes": 120, "time_zone": "UTC",
                                                 "upgrade_policy": "manual"},

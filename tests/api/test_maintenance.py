@@ -126,3 +126,16 @@ def test_the_endpoints_are_in_the_openapi_document(api, owner):
     assert "/api/v1/tenants/{tenant_slug}/clusters/{cluster_name}/lifecycle/upcoming/" in paths
     assert "/api/v1/tenants/{tenant_slug}/clusters/{cluster_name}/maintenance/" in paths
     assert "maintenance.scheduled" in document.json()["webhooks"]
+
+
+def test_upgrade_now_answers_202_with_the_operation_and_drops_the_scheduled_one(owner, api,
+                                                                                 old_cluster):
+    with time_machine.travel(MONDAY, tick=False):
+        api(owner).put(BASE + "maintenance/", WINDOW, format="json")
+        maintenance.PLANNER.plan(MONDAY)
+        response = api(owner).post(BASE + "maintenance/upgrade-now/", format="json")
+        assert response.status_code == 202, response.content
+        assert response.json()["kind"] == "upgrade" and response.json()["state"] == "queued"
+        assert api(owner).get(BASE + "maintenance/").json()["scheduled_upgrade"] is None
+        again = api(owner).post(BASE + "maintenance/upgrade-now/", format="json")
+    assert again.status_code == 422

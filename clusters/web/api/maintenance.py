@@ -21,6 +21,7 @@ from rest_framework.response import Response
 
 from clusters import lifecycle, maintenance
 from clusters.models import WINDOW_MAX_MINUTES, WINDOW_MIN_MINUTES, Cluster, UpgradePolicy
+from clusters.web.api.serializers import OperationSerializer
 from clusters.web.api.views import WRITES_422, ClusterApiView
 from portal.api.base import ApiView
 from portal.api.fields import StrictSerializer
@@ -180,6 +181,22 @@ class ClusterPostponeView(ClusterApiView):
                                         data.get("to"))
         cluster = self.get_cluster(cluster_name)
         return Response(MaintenanceSerializer(maintenance_data(cluster)).data)
+
+
+class ClusterUpgradeNowView(ClusterApiView):
+    perms = {"POST": Perm.CLUSTERS_CHANGE}
+    problem_statuses = WRITES_422
+
+    @extend_schema(
+        operation_id="clusters_maintenance_upgrade_now", tags=[TAG],
+        summary="Run the scheduled automatic upgrade now", request=None,
+        responses={202: OperationSerializer},
+        description="The scheduled upgrade runs at once as your own upgrade (the same checks "
+                    "as `…/upgrade/`); the scheduled one is dropped. Answers with the "
+                    "operation to poll.")
+    def post(self, request: Request, tenant_slug: str, cluster_name: str) -> Response:
+        operation = maintenance.do_upgrade_now(self.actor, self.tenant_ctx, cluster_name)
+        return self.accepted(operation)
 
 
 class ClusterUpcomingView(ClusterApiView):

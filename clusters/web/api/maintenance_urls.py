@@ -14,6 +14,8 @@ urlpatterns = [
          name="cluster_maintenance"),
     path(cluster + "maintenance/postpone/", maintenance.ClusterPostponeView.as_view(),
          name="cluster_maintenance_postpone"),
+    path(cluster + "maintenance/upgrade-now/", maintenance.ClusterUpgradeNowView.as_view(),
+         name="cluster_maintenance_upgrade_now"),
     path(cluster + "lifecycle/upcoming/", maintenance.ClusterUpcomingView.as_view(),
          name="cluster_lifecycle_upcoming"),
     path("maintenance-default/", maintenance.TenantMaintenanceDefaultView.as_view(),

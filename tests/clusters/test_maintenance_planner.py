@@ -444,3 +444,14 @@ def test_a_pass_over_clusters_with_nothing_to_do_does_not_grow_with_the_fleet(
         make_cluster(tenant, f"c{i}", version="v1.33")
     with django_assert_max_num_queries(len(small.captured_queries)):
         plan(MONDAY)
+
+
+def test_a_persons_change_while_it_waits_is_kept_by_the_upgrade(cluster):
+    plan(MONDAY)
+    cluster.node_groups.filter(name="md0").update(max_replicas=7)  # a person's scale went through
+    plan(FIRST + timedelta(minutes=1))
+    started = cluster.operations.get(kind=Operation.Kind.UPGRADE)
+    after = started.params["after"]
+    assert after["version"] == "v1.34"
+    assert [g["max_replicas"] for g in after["node_groups"]] == [7]
+    assert started.params["before"]["version"] == "v1.33"

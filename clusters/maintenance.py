@@ -443,7 +443,7 @@ class MaintenancePlanner:
         cluster = upgrade.cluster
         if cluster.is_deleted or cluster.phase == Cluster.Phase.DELETING:
             return _("The cluster is being deleted.")
-        retry = bool(upgrade.operation.params.get("retry"))
+        retry = bool(upgrade.operation.params.get("again"))
         if (retry and failed_upgrade(cluster) is None) or (
                 not retry and cluster.version != upgrade.from_version):
             return _("The cluster runs %(v)s now: the automatic upgrade is planned anew.") % {
@@ -580,7 +580,7 @@ def _schedule(cluster_id: int, now: datetime, bounds: Limits) -> int:
                 operation = operations.schedule(
                     actor, cluster, Operation.Kind.UPGRADE,
                     params={"version": target.version, "automatic": True, "policy":
-                            setting.policy, "window_end": end.isoformat(), "retry": retry},
+                            setting.policy, "window_end": end.isoformat(), "again": retry},
                     not_before=start, now=now,
                     summary=_("Automatic upgrade to %(v)s scheduled for %(when)s. %(rolls)s")
                     % {"v": target.version, "when": when, "rolls": rolls})
@@ -636,7 +636,7 @@ def _release(upgrade_id: int, now: datetime) -> int:
         ctx = TenantContext(cluster.tenant, Role.OWNER, None)
         plan, refusal = _plan_upgrade(ctx, cluster, upgrade.to_version,
                                       retry_from=upgrade.from_version
-                                      if operation.params.get("retry") else None)
+                                      if operation.params.get("again") else None)
         if plan is None:
             operations.unschedule(operation, _("The automatic upgrade cannot start: %(why)s")
                                   % {"why": refusal}, actor_label=actor.label, at=now)

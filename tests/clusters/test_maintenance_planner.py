@@ -343,7 +343,7 @@ def test_a_failed_automatic_upgrade_is_tried_again_in_a_later_window_not_in_a_lo
     assert plan(FIRST + timedelta(minutes=2)) == 1  # the same upgrade, for a later window
     assert plan(FIRST + timedelta(minutes=3)) == 0
     again = waiting(cluster)
-    assert again.params["version"] == "v1.34" and again.params["retry"] is True
+    assert again.params["version"] == "v1.34" and again.params["again"] is True
     assert again.not_before == SECOND + timedelta(days=7)  # a week of notice again
     assert AutomaticUpgrade.objects.get(operation=again).from_version == "v1.33"
 

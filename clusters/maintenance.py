@@ -638,8 +638,9 @@ def _release(upgrade_id: int, now: datetime) -> int:
                                       retry_from=upgrade.from_version
                                       if operation.params.get("again") else None)
         if plan is None:
-            operations.unschedule(operation, _("The automatic upgrade cannot start: %(why)s")
-                                  % {"why": refusal}, actor_label=actor.label, at=now)
+            why = _("The automatic upgrade cannot start: %(why)s") % {"why": refusal}
+            operations.unschedule(operation, why, actor_label=actor.label, at=now)
+            _audit_dropped(operation, why)
             events.cluster_changed(cluster.pk)
             return 0
         write_desired_rows(cluster, plan.after)
@@ -684,9 +685,11 @@ def _move_to_next_window(upgrade: AutomaticUpgrade, operation: Operation, window
     opening = next_window(window, now)
     if opening is None:
         operations.unschedule(operation, why, actor_label=system().label, at=now)
+        _audit_dropped(operation, why)
         events.cluster_changed(upgrade.cluster_id)
         return
     start, end = opening
+    old = operation.not_before
     operations.reschedule(
         operation, start, why + " " + _("Moved to %(when)s.") % {
             "when": local_text(start, window.zone)},
@@ -694,7 +697,16 @@ def _move_to_next_window(upgrade: AutomaticUpgrade, operation: Operation, window
         params={**operation.params, "window_end": end.isoformat()})
     upgrade.window_start, upgrade.window_end = start, end
     upgrade.save(update_fields=["window_start", "window_end"])
+    cluster = upgrade.cluster
+    record(system(), "cluster.upgrade.rescheduled", cluster, tenant=cluster.tenant, changes={
+        "not_before": [old.isoformat() if old else None, start.isoformat()], "why": [None, why]})
     events.cluster_changed(upgrade.cluster_id)
+
+
+def _audit_dropped(operation: Operation, why: str) -> None:
+    cluster = Cluster.objects.select_related("tenant").get(pk=operation.cluster_id)
+    record(system(), "cluster.upgrade.unscheduled", cluster, tenant=cluster.tenant,
+           changes={"operation": [operation.pk, None], "why": [None, why]})
 
 
 def _unschedule(operation_id: int, reason: str, now: datetime) -> int:
@@ -704,6 +716,7 @@ def _unschedule(operation_id: int, reason: str, now: datetime) -> int:
         if operation is None:
             return 0
         operations.unschedule(operation, reason, actor_label=system().label, at=now)
+        _audit_dropped(operation, reason)
         events.cluster_changed(operation.cluster_id)
     return 1
 

@@ -211,7 +211,10 @@ def test_a_busy_cluster_waits_within_its_window_then_moves_to_the_next(cluster):
     Operation.objects.filter(pk=busy.pk).update(state=Operation.State.SUCCEEDED)
     assert plan(FIRST + timedelta(hours=2)) == 0  # the window closed
     assert waiting(cluster).not_before == SECOND
-    assert "window closed" in cluster.events.get(reason="operation.rescheduled").message
+    entry = cluster.events.get(reason="operation.rescheduled")
+    assert "window closed" in entry.message and entry.actor_label == "system (window)"
+    assert AuditEntry.objects.get(verb="cluster.upgrade.rescheduled").actor_label == (
+        "system (window)")
 
 
 def test_no_window_in_a_freeze_period_is_chosen(cluster):
@@ -327,6 +330,8 @@ def test_a_persons_upgrade_re_plans_the_waiting_one(cluster):
     assert plan(MONDAY + timedelta(hours=1)) == 1
     first.refresh_from_db()
     assert first.state == Operation.State.CANCELLED
+    assert AuditEntry.objects.get(verb="cluster.upgrade.unscheduled").actor_label == (
+        "system (window)")
     assert waiting(cluster).params["version"] == "v1.35"
     assert Event.objects.filter(type="maintenance.scheduled").count() == 2
 

@@ -100,12 +100,21 @@ def test_a_start_time_the_spring_change_skips_moves_on_by_the_gap():
     assert end - start == timedelta(hours=1)
 
 
+def test_an_ambiguous_start_on_the_autumn_change_day_is_its_first_occurrence():
+    sunday_0230 = maintenance.Window((6,), time(2, 30), 60, "Europe/Zurich")
+    (start, _end), = sunday_0230.occurrences(datetime(2026, 10, 24, tzinfo=UTC),
+                                            datetime(2026, 10, 26, tzinfo=UTC))
+    # 02:30 happens twice on 25 October in Zurich: the window opens at the first (CEST).
+    assert start == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+
+
 def test_windows_follow_their_own_time_zone():
     new_york = maintenance.Window((0, 4), time(22, 0), 90, "America/New_York")
     tokyo = maintenance.Window((0,), time(1, 0), 60, "Asia/Tokyo")
-    after, until = datetime(2026, 12, 7, tzinfo=UTC), datetime(2026, 12, 12, tzinfo=UTC)
+    after, until = datetime(2026, 12, 7, tzinfo=UTC), datetime(2026, 12, 13, tzinfo=UTC)
+    # Monday and Friday 22:00 in New York (EST) are Tuesday and Saturday 03:00 UTC.
     assert [s for s, _ in new_york.occurrences(after, until)] == [
-        datetime(2026, 12, 8, 3, 0, tzinfo=UTC), datetime(2026, 12, 12, 3, 0, tzinfo=UTC)][:1]
+        datetime(2026, 12, 8, 3, 0, tzinfo=UTC), datetime(2026, 12, 12, 3, 0, tzinfo=UTC)]
     # Monday 01:00 in Tokyo is Sunday 16:00 UTC.
     assert [s for s, _ in tokyo.occurrences(datetime(2026, 12, 13, tzinfo=UTC),
                                             datetime(2026, 12, 15, tzinfo=UTC))] == [

@@ -10,7 +10,7 @@ import time_machine
 from django.urls import reverse
 
 from clusters import lifecycle, maintenance
-from clusters.models import MaintenanceWindow, UpgradePolicy
+from clusters.models import FreezePeriod, MaintenanceWindow, UpgradePolicy
 from portal.models import AuditEntry
 from tests.clusters.ui import make_cluster, offline_platform
 from tests.portal.pages import by_testid
@@ -67,3 +67,29 @@ def test_one_switch_pauses_and_resumes_all_automation_audited(client_for, staff_
     assert not lifecycle.paused()
     verbs = list(AuditEntry.objects.order_by("at").values_list("verb", flat=True))
     assert verbs[-2:] == ["automation.paused", "automation.resumed"]
+
+
+def test_staff_set_freeze_periods_and_bounded_limits_in_the_admin(client_for, staff_with_mfa):
+    client = client_for(staff_with_mfa)
+    assert client.get(reverse("admin:clusters_freezeperiod_changelist")).status_code == 200
+    added = client.post(reverse("admin:clusters_freezeperiod_add"), {
+        "starts_at_0": "2026-12-20", "starts_at_1": "00:00", "ends_at_0": "2027-01-05",
+        "ends_at_1": "00:00", "reason": "year end"})
+    assert added.status_code == 302, added.content[:2000]
+    freeze = FreezePeriod.objects.get()
+    assert freeze.reason == "year end" and freeze.created_by == staff_with_mfa.email
+    backwards = client.post(reverse("admin:clusters_freezeperiod_add"), {
+        "starts_at_0": "2027-01-05", "starts_at_1": "00:00", "ends_at_0": "2026-12-20",
+        "ends_at_1": "00:00", "reason": "backwards"})
+    assert backwards.status_code == 200 and FreezePeriod.objects.count() == 1
+
+    too_many = client.post(reverse("admin:clusters_upgradecontrol_add"), {
+        "max_concurrent_upgrades": "100000", "end_of_life_lead_days": "30",
+        "announce_days": "7"})
+    assert too_many.status_code == 200 and maintenance.limits().max_concurrent == 10
+    saved = client.post(reverse("admin:clusters_upgradecontrol_add"), {
+        "max_concurrent_upgrades": "3", "end_of_life_lead_days": "14", "announce_days": "2"})
+    assert saved.status_code == 302
+    assert maintenance.limits() == maintenance.Limits(3, 14, 2)
+    assert AuditEntry.objects.filter(object_type="upgradecontrol").exists()
+    assert AuditEntry.objects.filter(object_type="freezeperiod").exists()

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from clusters import lifecycle, maintenance
 from clusters.models import Cluster, FreezePeriod
@@ -39,6 +39,7 @@ def upcoming_groups(now: datetime, until: datetime) -> list[dict[str, Any]]:
 
 
 @staff_required
+@require_safe
 def automation(request: HttpRequest) -> HttpResponse:
     horizon = request.GET.get("within", "24h")
     if horizon not in HORIZONS:

@@ -302,6 +302,7 @@ NO_FORM: dict[str, str] = {
     "staff_console": "staff only: the owner is turned away",
     "staff_impersonate": "staff only: the owner is turned away",
     "staff_impersonate_stop": "only shown while impersonating",
+    "staff_automation": "staff only: the owner is turned away",
     "staff_automation_pause": "staff only: the owner is turned away",
     "mfa_enrolment_request": "shown to staff without an authenticator app only, and it takes no "
                              "field (its refusals are in tests/portal/test_mfa_enrolment.py)",

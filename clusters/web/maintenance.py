@@ -37,7 +37,8 @@ from portal.tenancy import TenantContext, tenant_view
 
 PANEL = "clusters/detail/_maintenance.html"
 DEFAULT_PAGE = "clusters/maintenance_default.html"
-HORIZON = timedelta(days=7)
+# Beyond the week of notice an announced upgrade waits at most.
+HORIZON_DAYS = 14
 
 
 class MaintenanceForm(forms.Form):
@@ -108,10 +109,12 @@ def panel_context(ctx: TenantContext, cluster: Cluster, *, form: MaintenanceForm
              for s, _e in maintenance.postpone_choices(upgrade, setting.window)]}
     upcoming = [{"at": _local(item.at, zone), "kind": item.kind, "summary": item.summary,
                  "reason": item.reason}
-                for item in lifecycle.upcoming([cluster.pk], now, now + HORIZON)]
+                for item in lifecycle.upcoming([cluster.pk], now,
+                                               now + timedelta(days=HORIZON_DAYS))]
     opening = maintenance.next_window(setting.window, now)
     return {
-        "setting": setting, "zone": zone, "window_text": setting.window.describe(),
+        "horizon_days": HORIZON_DAYS, "setting": setting, "zone": zone,
+        "window_text": setting.window.describe(),
         "policy_label": UpgradePolicy(setting.policy).label,
         "source_label": SOURCES[setting.source],
         "next_opening": _local(opening[0], zone) if opening else "",

@@ -58,7 +58,7 @@ def test_the_announcement_says_when_and_what_rolls_with_upgrade_now_and_postpone
     assert "md0" in notice
     assert by_testid(page, "upgrade-now") and by_testid(page, "postpone")
     upcoming = " ".join(by_testid(page, "upcoming"))
-    assert "Nothing automatic is planned." in upcoming  # nine days away: beyond the 7 days
+    assert "2026-12-16 03:00 · Automatic upgrade to v1.34" in upcoming
 
 
 def test_postpone_once_from_the_page(client_for, owner, tenant, cluster):

@@ -152,10 +152,6 @@ def _zones() -> frozenset[str]:
     return _ZONES
 
 
-def zone_choices() -> list[str]:
-    return sorted(_zones())
-
-
 def check_window(weekdays: Iterable[Any], start: time | None, minutes: Any, zone: str
                  ) -> Window:
     """A window from what a person sent, or a ``ValidationError`` per field."""
@@ -254,32 +250,6 @@ def limits() -> Limits:
                       settings.MAINTENANCE_END_OF_LIFE_LEAD_DAYS,
                       settings.MAINTENANCE_ANNOUNCE_DAYS)
     return Limits(row.max_concurrent_upgrades, row.end_of_life_lead_days, row.announce_days)
-
-
-def control_row() -> UpgradeControl:
-    """Staff's row (unsaved, with the settings' defaults, when they never changed it)."""
-    row = UpgradeControl.objects.filter(pk=1).first()
-    if row is None:
-        current = limits()
-        row = UpgradeControl(pk=1, max_concurrent_upgrades=current.max_concurrent,
-                             end_of_life_lead_days=current.end_of_life_lead_days,
-                             announce_days=current.announce_days)
-    return row
-
-
-def do_save_limits(actor: Actor, row: UpgradeControl) -> UpgradeControl:
-    """Staff change the platform-wide settings of automatic upgrades (audited)."""
-    with transaction.atomic():
-        before = limits()
-        row.pk = 1
-        row.changed_by, row.changed_at = actor.label, timezone.now()
-        row.save()
-        after = limits()
-        record(actor, "maintenance.limits", row, changes={
-            key: [getattr(before, key), getattr(after, key)]
-            for key in ("max_concurrent", "end_of_life_lead_days", "announce_days")
-            if getattr(before, key) != getattr(after, key)})
-    return row
 
 
 def frozen_at(at: datetime, freezes: list[FreezePeriod] | None = None) -> FreezePeriod | None:

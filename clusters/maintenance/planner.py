@@ -1,278 +1,53 @@
-"""Maintenance windows and automatic upgrades: the ``window`` planner of ``clusters.lifecycle``.
-
-Each cluster has a maintenance window (weekdays, a start time, a duration of at least an hour,
-an IANA time zone) and an upgrade policy: *manual*, *before end of life* (one minor version
-once the version is within staff's lead of its end of life) or *keep current* (one minor per
-window until the newest version staff offer). A cluster without a window of its own follows
-its tenant's default, else the platform's (``settings.MAINTENANCE_DEFAULT_WINDOW``).
-
-What the planner does, once a minute (``plan``), each step safe to repeat:
-
-1. **Re-plan.** A scheduled upgrade whose reason is gone (a person upgraded or changed the
-   policy, the version is no longer offered, the cluster went away) is dropped; the next step
-   plans anew.
-2. **Schedule.** A cluster whose policy calls for an upgrade gets one *scheduled operation*
-   (``clusters.operations.schedule``) for its first window at least ``announce_days`` ahead
-   that no freeze period covers (sooner only if that would pass the end of life). Scheduling
-   is the announcement: a timeline entry, the audit entry and ``MaintenanceScheduled`` (email
-   to owners and admins, webhooks), exactly once per scheduled upgrade (the row and the
-   operation are written in one transaction, under the cluster's row lock).
-3. **Release.** A scheduled upgrade whose window is open starts when the cluster is idle, no
-   freeze covers now, and fewer than staff's maximum of automatic upgrades run platform-wide.
-   Its change is planned then, against the cluster as it is (the same change plan as a
-   person's upgrade), and it runs like any operation. A window that closes before it could
-   start moves it to the next window. A failed automatic upgrade is not retried in its
-   window: the next one is scheduled for a later window (staff are alerted of platform-side
-   failures by ``staff.alerts``, as for every operation).
-
-Times are UTC in the database; windows are computed in the cluster's zone with ``zoneinfo``,
-so a window at 03:00 starts at 03:00 local time on both sides of a DST change.
-"""
+"""The ``window`` planner: upgrade policies, scheduling and announcing, releasing in the window
+(``clusters.maintenance``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
-from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from clusters import actions, events, lifecycle, operations, plans
 from clusters.desired import write_desired_rows
+from clusters.maintenance.windows import (
+    POSTPONE_MAX_DAYS,
+    REASON,
+    Limits,
+    Window,
+    freezes_between,
+    frozen_at,
+    limits,
+    next_window,
+    setting_of,
+    settings_of,
+    system,
+)
 from clusters.models import (
-    WEEKDAY_CHOICES,
-    WINDOW_MAX_MINUTES,
-    WINDOW_MIN_MINUTES,
     AutomaticUpgrade,
     AutomationControl,
     Cluster,
-    FreezePeriod,
-    MaintenanceWindow,
     Offering,
     Operation,
-    UpgradeControl,
     UpgradePolicy,
 )
 from clusters.offerings import hidden_offerings
 from clusters.platform_release import allowed_versions
 from cozystack import catalog
 from cozystack.specjson import spec_to_json
-from portal.audit import Actor, record
-from portal.permissions import Perm, Role
+from portal.audit import record
+from portal.permissions import Role
 from portal.tenancy import TenantContext
 
 logger = logging.getLogger("clusters.maintenance")
-
-REASON = "window"
-POSTPONE_MAX_DAYS = 14
-# How far ahead a window is looked for (a weekly window always opens within a week; freeze
-# periods may push it further).
-SEARCH_DAYS = 120
-
-
-def system() -> Actor:
-    return Actor.system(REASON)
-
-
-# --------------------------------------------------------------------------- windows
-
-
-@dataclass(frozen=True)
-class Window:
-    """A weekly maintenance window in a time zone."""
-
-    weekdays: tuple[int, ...]
-    start: time
-    minutes: int
-    zone: str
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.zone)
-
-    @property
-    def duration(self) -> timedelta:
-        return timedelta(minutes=self.minutes)
-
-    def occurrences(self, after: datetime, until: datetime) -> Iterator[tuple[datetime, datetime]]:
-        """Each opening (start, end, UTC) that is still open at ``after`` (its end is later)
-        and starts before ``until``, in order. Local wall-clock time: a start that does not
-        exist on a spring-forward day moves on by the gap, an ambiguous one on a fall-back
-        day is its first occurrence."""
-        tz = self.tz
-        day = (after - self.duration).astimezone(tz).date()
-        last = until.astimezone(tz).date()
-        while day <= last:
-            if day.weekday() in self.weekdays:
-                local = datetime.combine(day, self.start, tzinfo=tz)
-                start = local.astimezone(UTC)
-                # A wall-clock time skipped by DST: fold=0 reads it with the offset before the
-                # change, i.e. shifted forward by the gap, as the zone's clocks do.
-                end = start + self.duration
-                if end > after and start < until:
-                    yield start, end
-            day += timedelta(days=1)
-
-    def describe(self) -> str:
-        names = [str(label) for value, label in WEEKDAY_CHOICES if value in self.weekdays]
-        hours, minutes = divmod(self.minutes, 60)
-        length = f"{hours} h" + (f" {minutes:02d} min" if minutes else "")
-        return _("%(days)s at %(start)s for %(length)s (%(zone)s)") % {
-            "days": ", ".join(names), "start": self.start.strftime("%H:%M"), "length": length,
-            "zone": self.zone}
-
-
-def valid_zone(name: str) -> bool:
-    if not name or len(name) > 64:
-        return False
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return name in _zones()
-
-
-_ZONES: frozenset[str] | None = None
-
-
-def _zones() -> frozenset[str]:
-    global _ZONES
-    if _ZONES is None:
-        _ZONES = frozenset(available_timezones())
-    return _ZONES
-
-
-def check_window(weekdays: Iterable[Any], start: time | None, minutes: Any, zone: str
-                 ) -> Window:
-    """A window from what a person sent, or a ``ValidationError`` per field."""
-    errors: dict[str, list[ValidationError]] = {}
-    days = sorted({d for d in weekdays if isinstance(d, int) and not isinstance(d, bool)
-                   and 0 <= d <= 6})
-    if not days or len(days) != len(list(weekdays)):
-        errors["weekdays"] = [ValidationError(
-            _("Choose one or more weekdays (0 Monday … 6 Sunday)."), code="invalid_weekdays")]
-    if start is None:
-        errors["start_time"] = [ValidationError(_("Give a start time (HH:MM)."),
-                                                code="invalid_start")]
-    if not isinstance(minutes, int) or isinstance(minutes, bool) or not (
-            WINDOW_MIN_MINUTES <= minutes <= WINDOW_MAX_MINUTES):
-        errors["duration_minutes"] = [ValidationError(
-            _("A window lasts from %(min)s to %(max)s minutes.")
-            % {"min": WINDOW_MIN_MINUTES, "max": WINDOW_MAX_MINUTES}, code="invalid_duration")]
-    if not valid_zone(zone):
-        errors["time_zone"] = [ValidationError(
-            _("Use an IANA time zone, such as Europe/Zurich."), code="invalid_time_zone")]
-    if errors:
-        raise ValidationError(errors)
-    assert start is not None and isinstance(minutes, int)
-    return Window(tuple(days), start.replace(second=0, microsecond=0), minutes, zone)
-
-
-def platform_default() -> Window:
-    """The platform's default window (settings), e.g. ``"6 02:00 240 Europe/Zurich"``."""
-    days, start, minutes, zone = settings.MAINTENANCE_DEFAULT_WINDOW.split()
-    hour, minute = (int(part) for part in start.split(":"))
-    return Window(tuple(sorted(int(d) for d in days.split(","))), time(hour, minute),
-                  int(minutes), zone)
-
-
-def window_of(row: MaintenanceWindow) -> Window:
-    return Window(tuple(sorted(row.weekdays)), row.start_time, row.duration_minutes,
-                  row.time_zone)
-
-
-@dataclass(frozen=True)
-class Setting:
-    """A cluster's window and upgrade policy, and where they come from."""
-
-    window: Window
-    policy: str
-    source: str  # "cluster", "tenant", "platform"
-
-
-def tenant_default(tenant_id: int) -> MaintenanceWindow | None:
-    return MaintenanceWindow.objects.filter(tenant_id=tenant_id, cluster__isnull=True).first()
-
-
-def setting_of(cluster: Cluster) -> Setting:
-    row = MaintenanceWindow.objects.filter(cluster=cluster).first()
-    if row is not None:
-        return Setting(window_of(row), row.upgrade_policy, "cluster")
-    default = tenant_default(cluster.tenant_id)
-    if default is not None:
-        return Setting(window_of(default), default.upgrade_policy, "tenant")
-    return Setting(platform_default(), UpgradePolicy.MANUAL, "platform")
-
-
-def settings_of(clusters: Iterable[Cluster]) -> dict[int, Setting]:
-    """``setting_of`` for many clusters in two queries (the planner's pass over the fleet)."""
-    clusters = list(clusters)
-    own = {row.cluster_id: row for row in MaintenanceWindow.objects.filter(
-        cluster_id__in=[c.pk for c in clusters])}
-    defaults = {row.tenant_id: row for row in MaintenanceWindow.objects.filter(
-        cluster__isnull=True, tenant_id__in={c.tenant_id for c in clusters})}
-    found = {}
-    for cluster in clusters:
-        row = own.get(cluster.pk)
-        if row is not None:
-            found[cluster.pk] = Setting(window_of(row), row.upgrade_policy, "cluster")
-        elif (default := defaults.get(cluster.tenant_id)) is not None:
-            found[cluster.pk] = Setting(window_of(default), default.upgrade_policy, "tenant")
-        else:
-            found[cluster.pk] = Setting(platform_default(), UpgradePolicy.MANUAL, "platform")
-    return found
-
-
-# --------------------------------------------------------------------------- staff's settings
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_concurrent: int
-    end_of_life_lead_days: int
-    announce_days: int
-
-
-def limits() -> Limits:
-    row = UpgradeControl.objects.filter(pk=1).first()
-    if row is None:
-        return Limits(settings.MAINTENANCE_MAX_CONCURRENT_UPGRADES,
-                      settings.MAINTENANCE_END_OF_LIFE_LEAD_DAYS,
-                      settings.MAINTENANCE_ANNOUNCE_DAYS)
-    return Limits(row.max_concurrent_upgrades, row.end_of_life_lead_days, row.announce_days)
-
-
-def frozen_at(at: datetime, freezes: list[FreezePeriod] | None = None) -> FreezePeriod | None:
-    periods = freezes if freezes is not None else list(
-        FreezePeriod.objects.filter(starts_at__lte=at, ends_at__gt=at))
-    return next((f for f in periods if f.starts_at <= at < f.ends_at), None)
-
-
-def _freezes(after: datetime, until: datetime) -> list[FreezePeriod]:
-    return list(FreezePeriod.objects.filter(ends_at__gt=after, starts_at__lt=until))
-
-
-def next_window(window: Window, after: datetime, *, before: datetime | None = None,
-                freezes: list[FreezePeriod] | None = None) -> tuple[datetime, datetime] | None:
-    """The first opening that starts at or after ``after`` (and before ``before``) whose start
-    no freeze period covers."""
-    until = before or after + timedelta(days=SEARCH_DAYS)
-    periods = freezes if freezes is not None else _freezes(after, until)
-    for start, end in window.occurrences(after, until):
-        if start >= after and frozen_at(start, periods) is None:
-            return start, end
-    return None
-
 
 # --------------------------------------------------------------------------- policies
 
@@ -381,7 +156,7 @@ def postpone_choices(upgrade: AutomaticUpgrade, window: Window) -> list[tuple[da
     until = start + timedelta(days=POSTPONE_MAX_DAYS, seconds=1)
     if upgrade.end_of_life_on is not None:
         until = min(until, datetime.combine(upgrade.end_of_life_on, time(0), tzinfo=UTC))
-    periods = _freezes(start, until)
+    periods = freezes_between(start, until)
     return [(s, e) for s, e in window.occurrences(start + timedelta(seconds=1), until)
             if s > start and frozen_at(s, periods) is None]
 
@@ -689,152 +464,4 @@ def _unschedule(operation_id: int, reason: str, now: datetime) -> int:
         _audit_dropped(operation, reason)
         events.cluster_changed(operation.cluster_id)
     return 1
-
-
-# --------------------------------------------------------------------------- a person's actions
-
-
-def _require(actor: Actor, ctx: TenantContext, perm: str) -> None:
-    if actor.read_only:
-        raise PermissionDenied(_("This is a read-only view."))
-    ctx.require(perm)
-
-
-def do_set_maintenance(actor: Actor, ctx: TenantContext, name: str, window: Window,
-                       policy: str) -> MaintenanceWindow:
-    """Set the cluster's window and upgrade policy (audited). A scheduled upgrade that no
-    longer fits (another window, a manual policy) is dropped and planned anew by the next
-    pass. Setting the same again changes nothing."""
-    _require(actor, ctx, Perm.CLUSTERS_CHANGE)
-    if policy not in UpgradePolicy.values:
-        raise ValidationError({"upgrade_policy": ValidationError(
-            _("Choose manual, before_end_of_life or keep_current."), code="invalid_choice")})
-    with transaction.atomic():
-        cluster = actions.access_cluster(ctx, name, for_update=True)
-        before = setting_of(cluster)
-        row = MaintenanceWindow.objects.filter(cluster=cluster).first() or MaintenanceWindow(
-            tenant=ctx.tenant, cluster=cluster)
-        _fill(row, window, policy, actor)
-        row.save()
-        after = Setting(window, policy, "cluster")
-        if (before.window, before.policy) != (after.window, after.policy):
-            waiting = scheduled_for(cluster)
-            if waiting is not None:
-                operations.unschedule(
-                    Operation.objects.select_for_update(no_key=True).get(
-                        pk=waiting.operation_id),
-                    _("The maintenance window or upgrade policy changed: planned anew."),
-                    actor_label=actor.label)
-            record(actor, "cluster.maintenance", cluster, tenant=ctx.tenant, changes={
-                "window": [before.window.describe(), window.describe()],
-                "upgrade_policy": [before.policy, policy]})
-            events.cluster_changed(cluster.pk)
-    return row
-
-
-def do_set_tenant_default(actor: Actor, ctx: TenantContext, window: Window,
-                          policy: str) -> MaintenanceWindow:
-    """The tenant's default window and policy for its new clusters (owners and admins)."""
-    _require(actor, ctx, Perm.TENANT_MANAGE)
-    if policy not in UpgradePolicy.values:
-        raise ValidationError({"upgrade_policy": ValidationError(
-            _("Choose manual, before_end_of_life or keep_current."), code="invalid_choice")})
-    with transaction.atomic():
-        row = (MaintenanceWindow.objects.select_for_update()
-               .filter(tenant=ctx.tenant, cluster__isnull=True).first()
-               or MaintenanceWindow(tenant=ctx.tenant))
-        before = window_of(row).describe() if row.pk else ""
-        # The default is for new clusters: those that followed the old one keep it.
-        _pin_followers(ctx.tenant.pk, row if row.pk else None, actor)
-        _fill(row, window, policy, actor)
-        row.save()
-        record(actor, "tenant.maintenance_default", ctx.tenant, tenant=ctx.tenant,
-               changes={"window": [before, window.describe()], "upgrade_policy": [None, policy]})
-    return row
-
-
-def _fill(row: MaintenanceWindow, window: Window, policy: str, actor: Actor) -> None:
-    row.weekdays = list(window.weekdays)
-    row.start_time = window.start
-    row.duration_minutes = window.minutes
-    row.time_zone = window.zone
-    row.upgrade_policy = policy
-    row.updated_by, row.updated_at = actor.label, timezone.now()
-
-
-def _pin_followers(tenant_id: int, default: MaintenanceWindow | None, actor: Actor) -> None:
-    """Give each live cluster of the tenant without a window of its own the one it follows
-    now (the tenant's old default, else the platform's), so a new default only reaches new
-    clusters."""
-    window = window_of(default) if default is not None else platform_default()
-    policy = default.upgrade_policy if default is not None else UpgradePolicy.MANUAL
-    followers = (Cluster.objects.live().filter(tenant_id=tenant_id)
-                 .exclude(pk__in=MaintenanceWindow.objects.filter(cluster__isnull=False)
-                          .values("cluster_id")))
-    rows = []
-    for cluster in followers:
-        row = MaintenanceWindow(tenant_id=tenant_id, cluster=cluster)
-        _fill(row, window, policy, actor)
-        rows.append(row)
-    MaintenanceWindow.objects.bulk_create(rows)
-
-
-def do_postpone_upgrade(actor: Actor, ctx: TenantContext, name: str,
-                        to: datetime | None = None) -> AutomaticUpgrade:
-    """Postpone the cluster's scheduled automatic upgrade once, to a later opening of its
-    window at most 14 days later and never past the end of life (``to``: which one; none:
-    the next). A second postponement is refused in words."""
-    _require(actor, ctx, Perm.CLUSTERS_CHANGE)
-    with transaction.atomic():
-        cluster = actions.access_cluster(ctx, name, for_update=True)
-        upgrade = scheduled_for(cluster)
-        if upgrade is None:
-            raise ValidationError(_("No automatic upgrade is scheduled for this cluster."),
-                                  code="not_scheduled")
-        if upgrade.postponed_at is not None:
-            raise ValidationError(_("This upgrade was postponed once already."),
-                                  code="postponed_once")
-        choices = postpone_choices(upgrade, setting_of(cluster).window)
-        chosen = choices[0] if to is None and choices else next(
-            (c for c in choices if to is not None and c[0] == to), None)
-        if chosen is None:
-            raise ValidationError({"to": ValidationError(
-                _("Choose one of the next openings of the window, at most %(days)s days later "
-                  "and before the end of life.") % {"days": POSTPONE_MAX_DAYS},
-                code="invalid_choice")})
-        operation = Operation.objects.select_for_update(no_key=True).get(pk=upgrade.operation_id)
-        start, end = chosen
-        old = operation.not_before
-        operations.reschedule(
-            operation, start, _("Automatic upgrade to %(v)s postponed to %(when)s by %(who)s.")
-            % {"v": upgrade.to_version, "when": local_text(start, setting_of(cluster).window.zone),
-               "who": actor.label}, actor_label=actor.label,
-            params={**operation.params, "window_end": end.isoformat()})
-        upgrade.window_start, upgrade.window_end = start, end
-        upgrade.postponed_at, upgrade.postponed_by = timezone.now(), actor.label
-        upgrade.save(update_fields=["window_start", "window_end", "postponed_at",
-                                    "postponed_by"])
-        record(actor, "cluster.upgrade.postponed", cluster, tenant=ctx.tenant,
-               changes={"not_before": [old.isoformat() if old else None, start.isoformat()]})
-        events.cluster_changed(cluster.pk)
-    return upgrade
-
-
-def do_upgrade_now(actor: Actor, ctx: TenantContext, name: str) -> Operation:
-    """Run the scheduled automatic upgrade now, as the person's own upgrade (the same action
-    and change plan); the scheduled one is dropped in the same transaction."""
-    _require(actor, ctx, Perm.CLUSTERS_CHANGE)
-    with transaction.atomic():
-        cluster = actions.access_cluster(ctx, name)
-        upgrade = scheduled_for(cluster)
-        if upgrade is None:
-            raise ValidationError(_("No automatic upgrade is scheduled for this cluster."),
-                                  code="not_scheduled")
-        operation = actions.do_upgrade_cluster(actor, ctx, name, upgrade.to_version)
-        waiting = (Operation.objects.select_for_update(no_key=True)
-                   .filter(pk=upgrade.operation_id, state=Operation.State.SCHEDULED).first())
-        if waiting is not None:
-            operations.unschedule(waiting, _("Run now by %(who)s.") % {"who": actor.label},
-                                  actor_label=actor.label)
-    return operation
 

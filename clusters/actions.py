@@ -523,3 +523,16 @@ def do_cancel_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> 
         _cancel(actor, operation, reason=_("Cancelled by %(who)s.") % {"who": actor.label})
         record(actor, "operation.cancel", operation, tenant=ctx.tenant)
     return operation
+
+
+# --------------------------------------------------------------------------- part A: maintenance
+# The maintenance planner (``clusters.maintenance``) releases a scheduled upgrade through the
+# same manifest and outbox path as every change.
+
+
+def manifest_for(kind: str, spec: ClusterSpec) -> dict[str, Any]:
+    return _manifest(kind, spec)
+
+
+def enqueue(operation: Operation) -> None:
+    _enqueue(operation)

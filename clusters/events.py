@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # the events name models in their fields only
     from clusters.models import Cluster, NodeGroup, NodePool, Operation
 
 __all__ = ["ClusterChanged", "ClusterObserved", "ClusterPhaseChanged", "Coalescer",
-           "OfferingsChanged", "OperationFinished", "VersionEndOfLifeSoon", "WatcherStarted",
+           "MaintenanceScheduled", "OfferingsChanged", "OperationFinished",
+           "VersionEndOfLifeSoon", "WatcherStarted",
            "batched", "cluster_changed", "count_change", "deliver_changed",
            "on_delivery_thread", "publish", "subscribe"]
 
@@ -91,6 +92,21 @@ class VersionEndOfLifeSoon:
     version: str
     end_of_life_on: date
     upgrade_to: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class MaintenanceScheduled:
+    """An automatic upgrade was scheduled for a maintenance window (published once per
+    scheduled upgrade, in the transaction that schedules it): the announcement."""
+
+    cluster: Cluster
+    from_version: str
+    to_version: str
+    starts_at: datetime
+    ends_at: datetime
+    time_zone: str
+    rolls: str  # what will roll, in words
     at: datetime
 
 

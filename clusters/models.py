@@ -369,6 +369,9 @@ class Operation(models.Model):
         SUCCEEDED = "succeeded", _("Succeeded")
         FAILED = "failed", _("Failed")
         CANCELLED = "cancelled", _("Cancelled")
+        # Waits for its start time (``not_before``): a maintenance window. Not active: it
+        # blocks no other change until it is released to ``queued``.
+        SCHEDULED = "scheduled", _("Scheduled")
 
     class ErrorClass(models.TextChoices):
         NONE = "", _("None")
@@ -414,6 +417,8 @@ class Operation(models.Model):
     # Ready condition it replaced (an equal condition later still describes the old spec).
     submitted_changed = models.BooleanField(default=True)
     baseline_ready = models.JSONField(null=True, blank=True)
+    # A scheduled operation starts no earlier than this (its maintenance window).
+    not_before = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -421,6 +426,9 @@ class Operation(models.Model):
             models.UniqueConstraint(fields=["cluster"],
                                     condition=models.Q(state__in=["queued", "running"]),
                                     name="one_active_operation_per_cluster"),
+            # One operation waiting for a window per cluster (the maintenance planner's).
+            models.UniqueConstraint(fields=["cluster"], condition=models.Q(state="scheduled"),
+                                    name="one_scheduled_operation_per_cluster"),
         ]
         indexes = [models.Index(fields=["state", "created_at"])]
 
@@ -600,3 +608,127 @@ class AutomationControl(models.Model):
 
     def __str__(self) -> str:
         return "paused" if self.paused else "running"
+
+
+# --------------------------------------------------------------------------- part A: maintenance
+# windows and automatic upgrades (``clusters.maintenance``)
+
+WINDOW_MIN_MINUTES = 60
+WINDOW_MAX_MINUTES = 720
+WEEKDAY_CHOICES = [(0, _("Monday")), (1, _("Tuesday")), (2, _("Wednesday")), (3, _("Thursday")),
+                   (4, _("Friday")), (5, _("Saturday")), (6, _("Sunday"))]
+
+
+class UpgradePolicy(models.TextChoices):
+    MANUAL = "manual", _("Manual")
+    BEFORE_END_OF_LIFE = "before_end_of_life", _("Before end of life")
+    KEEP_CURRENT = "keep_current", _("Keep current")
+
+
+class MaintenanceWindow(models.Model):
+    """When automatic operations may start on a cluster (``cluster`` set), or the tenant's
+    default for its new clusters (``cluster`` empty), with the cluster's upgrade policy.
+
+    The window opens on each of ``weekdays`` (0 Monday … 6 Sunday) at ``start_time`` in
+    ``time_zone`` (IANA) and lasts ``duration_minutes``. A cluster without a row follows its
+    tenant's default, else the platform's (settings)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE,
+                               related_name="maintenance_windows")
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, null=True, blank=True,
+                                   related_name="maintenance_window")
+    weekdays = models.JSONField(_("weekdays"), default=list)
+    start_time = models.TimeField(_("start time"))
+    duration_minutes = models.PositiveSmallIntegerField(
+        _("duration (minutes)"),
+        validators=[MinValueValidator(WINDOW_MIN_MINUTES), MaxValueValidator(WINDOW_MAX_MINUTES)])
+    time_zone = models.CharField(_("time zone"), max_length=64)
+    upgrade_policy = models.CharField(_("upgrade policy"), max_length=24,
+                                      choices=UpgradePolicy.choices,
+                                      default=UpgradePolicy.MANUAL)
+    updated_by = models.CharField(max_length=254, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], condition=models.Q(cluster__isnull=True),
+                                    name="maintenance_default_once_per_tenant"),
+            models.CheckConstraint(
+                condition=models.Q(duration_minutes__gte=WINDOW_MIN_MINUTES,
+                                   duration_minutes__lte=WINDOW_MAX_MINUTES),
+                name="maintenance_window_duration_bounded"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}/{self.cluster_id or 'default'} {self.weekdays} {self.start_time}"
+
+
+class FreezePeriod(models.Model):
+    """Staff's platform-wide freeze: no automatic operation starts from ``starts_at`` until
+    ``ends_at``."""
+
+    starts_at = models.DateTimeField(_("starts at"))
+    ends_at = models.DateTimeField(_("ends at"))
+    reason = models.CharField(_("reason"), max_length=200, blank=True,
+                              validators=[validate_visible_text])
+    created_by = models.CharField(max_length=254, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["starts_at"]
+        verbose_name = _("freeze period")
+        constraints = [models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")),
+                                              name="freeze_period_ends_after_start")]
+
+    def __str__(self) -> str:
+        return f"{self.starts_at:%Y-%m-%d %H:%M} – {self.ends_at:%Y-%m-%d %H:%M}"
+
+
+class UpgradeControl(models.Model):
+    """Staff's settings of automatic upgrades, platform-wide. One row (``pk=1``); no row means
+    the defaults from settings."""
+
+    max_concurrent_upgrades = models.PositiveIntegerField(
+        _("maximum concurrent automatic upgrades"),
+        validators=[MinValueValidator(1), MaxValueValidator(1000)])
+    end_of_life_lead_days = models.PositiveSmallIntegerField(
+        _("upgrade this many days before end of life"),
+        validators=[MinValueValidator(1), MaxValueValidator(365)])
+    announce_days = models.PositiveSmallIntegerField(
+        _("announce this many days ahead"),
+        validators=[MinValueValidator(0), MaxValueValidator(30)])
+    changed_by = models.CharField(max_length=254, blank=True)
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("automatic upgrade settings")
+
+    def __str__(self) -> str:
+        return f"max {self.max_concurrent_upgrades}"
+
+
+class AutomaticUpgrade(models.Model):
+    """One upgrade the maintenance planner scheduled: its waiting operation, the window it
+    waits for, its announcement (once) and its postponement (once)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE,
+                                related_name="automatic_upgrades")
+    operation = models.OneToOneField(Operation, on_delete=models.CASCADE,
+                                     related_name="automatic_upgrade")
+    policy = models.CharField(max_length=24, choices=UpgradePolicy.choices)
+    from_version = models.CharField(max_length=8)
+    to_version = models.CharField(max_length=8)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    end_of_life_on = models.DateField(null=True, blank=True)
+    announced_at = models.DateTimeField(null=True, blank=True)
+    postponed_at = models.DateTimeField(null=True, blank=True)
+    postponed_by = models.CharField(max_length=254, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["window_start", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id} {self.from_version}→{self.to_version} {self.window_start}"

@@ -13,6 +13,9 @@ by the ``check_*`` functions here, which the actions call.
                │                │  └─back_off─┘ (wait, then claim again)
                └──── fail / cancel / abandon ────► failed / cancelled ─retry─► a new queued one
 
+    schedule ─► scheduled ─release (when due)─► queued …   (reschedule: another start time;
+                    └──────── unschedule ────────► cancelled       it blocks no other change)
+
 One active operation per cluster: ``check_idle`` refuses a second one in words, and the
 partial unique index ``one_active_operation_per_cluster`` backs it (``start`` answers the
 index's refusal with the same words). Every final state publishes ``OperationFinished`` in the
@@ -100,6 +103,11 @@ TRANSITIONS: Mapping[str, Transition] = {
     "abandon": Transition(ACTIVE, State.CANCELLED),
     # A failed or cancelled operation is run again as a new, queued operation.
     "retry": Transition(RETRYABLE, State.QUEUED),
+    # A scheduled operation waits for its start time: moved to another time, released to the
+    # queue when due, or dropped (re-planned, the policy changed, the cluster went away).
+    "reschedule": Transition(frozenset({State.SCHEDULED}), None),
+    "release": Transition(frozenset({State.SCHEDULED}), State.QUEUED),
+    "unschedule": Transition(frozenset({State.SCHEDULED}), State.CANCELLED),
 }
 
 
@@ -168,7 +176,8 @@ def check_retry(operation: Operation, cluster: Cluster) -> None:
     """Only the cluster's latest operation is retried, and only while nothing else runs, so a
     retry cannot be applied twice."""
     check_retryable(operation)
-    if cluster.operations.filter(created_at__gt=operation.created_at).exists():
+    if cluster.operations.filter(created_at__gt=operation.created_at).exclude(
+            state=State.SCHEDULED).exists():
         raise ValidationError(_("A newer change to this cluster exists; retry that one."),
                               code="superseded")
     check_idle(cluster)
@@ -208,6 +217,65 @@ def retry(actor: Actor, old: Operation, cluster: Cluster, *, desired_spec: dict[
     check(old, "retry")
     return start(actor, cluster, old.kind, params={**params, "retry_of": old.pk},
                  desired_spec=desired_spec, summary=summary)
+
+
+# --------------------------------------------------------------------------- waiting
+
+
+def schedule(actor: Actor, cluster: Cluster, kind: str, *, params: dict[str, Any],
+             not_before: datetime, summary: str, now: datetime | None = None) -> Operation:
+    """Record an operation of ``cluster`` that waits until ``not_before`` (a maintenance
+    window), and its timeline entry. It is not active: other changes go ahead meanwhile, and
+    what it sends is planned when it is released (``release``)."""
+    now = now or timezone.now()
+    operation = Operation.objects.create(
+        tenant_id=cluster.tenant_id, cluster=cluster, kind=kind, state=State.SCHEDULED,
+        params=params, desired_spec={}, steps=[], not_before=not_before,
+        requested_by_id=actor.user.pk if actor.user is not None else None,
+        requested_via=actor.via, created_at=now)
+    _timeline(operation, f"operation.{kind}.scheduled", summary, at=now,
+              actor_label=actor.label)
+    return operation
+
+
+def reschedule(operation: Operation, not_before: datetime, message: str, *, actor_label: str,
+               params: dict[str, Any] | None = None, now: datetime | None = None) -> None:
+    """Move a scheduled operation to another start time, said on the timeline."""
+    check(operation, "reschedule")
+    operation.not_before = not_before
+    fields = ["not_before"]
+    if params is not None:
+        operation.params = params
+        fields.append("params")
+    operation.save(update_fields=fields)
+    _timeline(operation, "operation.rescheduled", message, at=now, actor_label=actor_label)
+
+
+def release(operation: Operation, *, params: dict[str, Any], desired_spec: dict[str, Any],
+            summary: str, actor_label: str, now: datetime | None = None) -> None:
+    """A scheduled operation's time came: it is queued with what it sends, planned now, and
+    runs like any other. The caller holds the cluster's row lock and checked it idle; the
+    partial unique index still refuses a second active operation in words."""
+    state = check(operation, "release")
+    now = now or timezone.now()
+    try:
+        with transaction.atomic():
+            Operation.objects.filter(pk=operation.pk, state=State.SCHEDULED).update(
+                state=state, params=params, desired_spec=desired_spec,
+                steps=progress.initial_steps(operation.kind),
+                deadline_at=now + timedelta(seconds=settings.PLATFORM_OPERATION_TIMEOUT))
+    except IntegrityError:
+        raise busy_error() from None
+    operation.refresh_from_db()
+    _timeline(operation, f"operation.{operation.kind}", summary, at=now, actor_label=actor_label)
+
+
+def unschedule(operation: Operation, reason: str, *, actor_label: str,
+               at: datetime | None = None) -> None:
+    """Drop a scheduled operation before it started (nothing was sent, nothing to undo)."""
+    _finish(operation, "unschedule", steps=[], error_message=reason, at=at,
+            actor_label=actor_label)
+    _timeline(operation, "operation.cancelled", reason, at=at, actor_label=actor_label)
 
 
 # --------------------------------------------------------------------------- sending

@@ -41,7 +41,8 @@ GIVE_UP_AFTER = timedelta(hours=24)
 EMAILED_HERE = frozenset({
     catalogue.EventType.CLUSTER_READY, catalogue.EventType.CLUSTER_DELETED,
     catalogue.EventType.OPERATION_SUCCEEDED, catalogue.EventType.OPERATION_FAILED,
-    catalogue.EventType.VERSION_END_OF_LIFE_SOON, ENDPOINT_DISABLED,
+    catalogue.EventType.VERSION_END_OF_LIFE_SOON, catalogue.EventType.MAINTENANCE_SCHEDULED,
+    ENDPOINT_DISABLED,
 })
 
 
@@ -107,6 +108,17 @@ def describe(event: Event) -> Message:
             lines.append(_("Upgrade it to %(target)s.") % {"target": data["upgrade_to"]})
         return Message(_("%(tenant)s: Kubernetes %(version)s of %(cluster)s nears its end of "
                          "life") % facts, lines, link)
+    if event.type == catalogue.EventType.MAINTENANCE_SCHEDULED:
+        facts.update({"from": data.get("from_version", ""), "to": data.get("to_version", ""),
+                      "start": data.get("starts_at", ""), "end": data.get("ends_at", ""),
+                      "zone": data.get("time_zone", "")})
+        return Message(_("%(tenant)s: automatic upgrade of %(cluster)s to %(to)s scheduled")
+                       % facts, [
+            _("The cluster %(cluster)s of %(tenant)s will be upgraded from %(from)s to %(to)s "
+              "in its maintenance window, starting at %(start)s (UTC; window until %(end)s, "
+              "time zone %(zone)s).") % facts,
+            data.get("what_rolls") or "",
+            _("On the cluster's page you can upgrade now or postpone it once.")], link)
     if event.type == ENDPOINT_DISABLED:
         endpoint = data.get("endpoint") or {}
         facts["url"] = endpoint.get("url", "")

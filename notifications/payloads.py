@@ -77,6 +77,14 @@ def end_of_life(subject: Cluster, version: str, end: date, upgrade_to: str,
             "upgrade_to": upgrade_to or None}
 
 
+def maintenance_scheduled(subject: Cluster, from_version: str, to_version: str,
+                          starts_at: datetime, ends_at: datetime, time_zone: str,
+                          rolls: str) -> dict[str, Any]:
+    return {"cluster": cluster(subject), "from_version": from_version,
+            "to_version": to_version, "starts_at": iso(starts_at), "ends_at": iso(ends_at),
+            "time_zone": time_zone, "what_rolls": rolls}
+
+
 def test_event() -> dict[str, Any]:
     return {"message": _("A test event sent from the portal: your endpoint receives and "
                          "verifies webhooks.")}

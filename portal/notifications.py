@@ -39,6 +39,8 @@ class EventType(models.TextChoices):
     INVOICE_FINALIZED = "invoice.finalized", _("An invoice was issued")
     VERSION_END_OF_LIFE_SOON = ("version.end_of_life_soon",
                                 _("A cluster's Kubernetes version nears its end of life"))
+    MAINTENANCE_SCHEDULED = ("maintenance.scheduled",
+                             _("An automatic upgrade is scheduled in a maintenance window"))
 
 
 # Sent only to a webhook, when a person asks for a test delivery; never emailed.
@@ -47,6 +49,8 @@ TEST_EVENT = "webhook.test"
 _CLUSTER_READERS = (Role.OWNER, Role.ADMIN, Role.MEMBER, Role.VIEWER)
 # Budget alerts and invoices keep going to whom billing has always sent them.
 _BILLING_CONTACTS = (Role.OWNER, Role.BILLING)
+# Those who choose a cluster's window and may postpone what runs in it.
+_CLUSTER_STEWARDS = (Role.OWNER, Role.ADMIN)
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,9 @@ _KINDS = (
     EventKind(EventType.VERSION_END_OF_LIFE_SOON.value, EventType.VERSION_END_OF_LIFE_SOON.label,
               _("A cluster runs a Kubernetes version whose end of life is near."), True,
               _CLUSTER_READERS),
+    EventKind(EventType.MAINTENANCE_SCHEDULED.value, EventType.MAINTENANCE_SCHEDULED.label,
+              _("An automatic upgrade of a cluster was scheduled for its maintenance window: "
+                "when it runs and what will roll."), True, _CLUSTER_STEWARDS),
 )
 CATALOGUE: Mapping[str, EventKind] = {kind.type: kind for kind in _KINDS}
 

@@ -354,7 +354,8 @@ SPECTACULAR_SETTINGS = {
     # The webhooks the portal sends, one per event type (OpenAPI 3.1 `webhooks`).
     "WEBHOOKS": [f"notifications.api.webhooks.{name}" for name in (
         "CLUSTER_READY", "CLUSTER_DELETED", "OPERATION_SUCCEEDED", "OPERATION_FAILED",
-        "BUDGET_THRESHOLD", "INVOICE_FINALIZED", "VERSION_END_OF_LIFE_SOON", "WEBHOOK_TEST")],
+        "BUDGET_THRESHOLD", "INVOICE_FINALIZED", "VERSION_END_OF_LIFE_SOON",
+        "MAINTENANCE_SCHEDULED", "WEBHOOK_TEST")],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "portal.api.schema.strict_request_bodies",
@@ -509,6 +510,14 @@ WEBHOOK_READ_TIMEOUT = env_int("WEBHOOK_READ_TIMEOUT", 10, minimum=1)
 WEBHOOK_CA_FILE = env_str("WEBHOOK_CA_FILE")
 # Tell tenants this many days before a version's end of life (clusters.check_end_of_life).
 END_OF_LIFE_NOTICE_DAYS = env_int("END_OF_LIFE_NOTICE_DAYS", 30, minimum=0)
+# Maintenance windows (clusters.maintenance): the platform's default window of a cluster whose
+# tenant set none ("weekdays start duration-minutes time-zone", weekdays 0 Monday … 6 Sunday),
+# and staff's defaults for automatic upgrades until they change them in the admin.
+MAINTENANCE_DEFAULT_WINDOW = env_str("MAINTENANCE_DEFAULT_WINDOW", "6 02:00 240 Europe/Zurich")
+MAINTENANCE_MAX_CONCURRENT_UPGRADES = env_int("MAINTENANCE_MAX_CONCURRENT_UPGRADES", 10,
+                                              minimum=1)
+MAINTENANCE_END_OF_LIFE_LEAD_DAYS = env_int("MAINTENANCE_END_OF_LIFE_LEAD_DAYS", 30, minimum=1)
+MAINTENANCE_ANNOUNCE_DAYS = env_int("MAINTENANCE_ANNOUNCE_DAYS", 7, minimum=0)
 # Fernet keys that seal stored secrets (portal/encryption.py): the first seals, all unseal.
 # Empty: keys derived from SECRET_KEY and SECRET_KEY_FALLBACKS.
 ENCRYPTION_KEYS = env_list("ENCRYPTION_KEYS")

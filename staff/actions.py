@@ -38,8 +38,10 @@ def active_operation(cluster: Cluster) -> Operation | None:
 
 
 def last_operation(cluster: Cluster) -> Operation | None:
-    """The cluster's latest operation (the active one, if any, is always the latest)."""
-    return cluster.operations.order_by("-created_at", "-pk").first()
+    """The cluster's latest operation (the active one, if any, is always the latest); one
+    waiting for a maintenance window is not a change made yet."""
+    return (cluster.operations.exclude(state=Operation.State.SCHEDULED)
+            .order_by("-created_at", "-pk").first())
 
 
 def do_force_resync(actor: Actor, cluster_id: int) -> Cluster:

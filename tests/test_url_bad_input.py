@@ -36,7 +36,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from billing.models import Budget
-from clusters.models import NodeGroup, Operation
+from clusters import maintenance
+from clusters.models import MaintenanceWindow, NodeGroup, Operation, UpgradePolicy
 from portal.models import Membership
 from tests.api.factories import make_token
 from tests.clusters.ui import offline_platform
@@ -273,7 +274,21 @@ def _budget(w: Any) -> dict[str, Any]:
     return {}
 
 
-SETUP = {"clusters:operation_retry": _failed_operation,
+def _scheduled_upgrade(w: Any) -> dict[str, Any]:
+    """The announcement (with "upgrade now" and "postpone") shows while an upgrade waits."""
+    PARAM_SAMPLES["cluster_name"](w)
+    cluster = w.extra["cluster"]
+    MaintenanceWindow.objects.get_or_create(
+        cluster=cluster, defaults={"tenant": w.tenant, "weekdays": [2], "start_time": "03:00",
+                                   "duration_minutes": 120, "time_zone": "UTC",
+                                   "upgrade_policy": UpgradePolicy.KEEP_CURRENT})
+    maintenance.PLANNER.plan(timezone.now())
+    return {}
+
+
+SETUP = {"clusters:maintenance_postpone": _scheduled_upgrade,
+         "clusters:maintenance_upgrade_now": _scheduled_upgrade,
+         "clusters:operation_retry": _failed_operation,
          "clusters:operation_cancel": _queued_operation,
          "member_role": _other_member, "member_remove": _other_member,
          "clusters:group_remove": _second_group, "billing:budget_remove": _budget}
@@ -287,6 +302,8 @@ NO_FORM: dict[str, str] = {
     "staff_console": "staff only: the owner is turned away",
     "staff_impersonate": "staff only: the owner is turned away",
     "staff_impersonate_stop": "only shown while impersonating",
+    "staff_automation": "staff only: the owner is turned away",
+    "staff_automation_pause": "staff only: the owner is turned away",
     "mfa_enrolment_request": "shown to staff without an authenticator app only, and it takes no "
                              "field (its refusals are in tests/portal/test_mfa_enrolment.py)",
 }
@@ -427,6 +444,14 @@ BASELINES: dict[tuple[str, str], Any] = {
                                "event_types": ["cluster.ready"]},
     ("api:webhook", "patch"): {"description": "walk"},
     ("api:webhook_rotate_secret", "post"): {"overlap_hours": 24},
+    ("api:cluster_maintenance", "put"): {"weekdays": [2], "start_time": "03:00",
+                                         "duration_minutes": 120, "time_zone": "UTC",
+                                         "upgrade_policy": "manual"},
+    ("api:cluster_maintenance_postpone", "post"): {},
+    ("api:cluster_maintenance_upgrade_now", "post"): {},
+    ("api:tenant_maintenance_default", "put"): {"weekdays": [2], "start_time": "03:00",
+                                                "duration_minutes": 120, "time_zone": "UTC",
+                                                "upgrade_policy": "manual"},
 }
 # Writes whose valid answer needs the platform, which is offline here (503 is that answer).
 NEEDS_PLATFORM = {("api:cluster_kubeconfig", "post")}

@@ -49,6 +49,8 @@ NOT_TENANT_SCOPED: dict[str, str] = {
     "staff_console": "staff with MFA only: tests/portal/test_staff.py",
     "staff_impersonate": "staff with MFA only: tests/portal/test_staff.py",
     "staff_impersonate_stop": "ends the caller's own impersonation session",
+    "staff_automation": "staff with MFA only: tests/portal/test_staff_automation.py",
+    "staff_automation_pause": "staff with MFA only: tests/portal/test_staff_automation.py",
     "mfa_enrolment": "spends a link sent to the caller's own account (test_mfa_enrolment.py)",
     "mfa_enrolment_request": "emails the caller's own verified address (test_mfa_enrolment.py)",
 }

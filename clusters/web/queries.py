@@ -124,7 +124,9 @@ def _row_annotations() -> dict[str, Any]:
                   ready=Sum("ready_nodes"), observed=Sum("observed_nodes"),
                   min=Sum("min_replicas"), max=Sum("max_replicas")))
               .values("totals"))
-    latest_op = (Operation.objects.filter(cluster=OuterRef("pk")).order_by("-created_at", "-id")
+    # An operation waiting for its maintenance window is not the cluster's latest change.
+    latest_op = (Operation.objects.filter(cluster=OuterRef("pk"))
+                 .exclude(state=Operation.State.SCHEDULED).order_by("-created_at", "-id")
                  .values(data=JSONObject(id="id", state="state", error_class="error_class",
                                          error_message="error_message"))[:1])
     # At most one operation per cluster is active (a unique constraint), so this is the
@@ -423,6 +425,7 @@ def cluster_state(cluster: Cluster) -> ClusterState:
     groups = [g for g in NodeGroup.objects.filter(cluster=cluster, removed_at__isnull=True)
               .order_by("position", "name")]
     operation = (Operation.objects.filter(cluster=cluster).select_related("requested_by")
+                 .exclude(state=Operation.State.SCHEDULED)
                  .order_by("-created_at", "-id").first())
     events = list(ClusterEvent.objects.filter(cluster=cluster).order_by("-at", "-id")
                   [:TIMELINE_LENGTH])
@@ -623,6 +626,7 @@ _STATE_GROUPS = Prepared(lambda ids: NodeGroup.objects
                          .values_list(*attnames(NodeGroup)))
 # The latest operation of each cluster, with the email of whoever asked for it.
 _STATE_OPERATIONS = Prepared(lambda ids: Operation.objects.filter(cluster_id__in=ids)
+                             .exclude(state=Operation.State.SCHEDULED)
                              .annotate(latest=Window(RowNumber(), partition_by=F("cluster_id"),
                                                      order_by=[F("created_at").desc(),
                                                                F("id").desc()]))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from clusters.web import views
+from clusters.web import maintenance, views
 
 app_name = "clusters"
 
@@ -36,4 +36,11 @@ urlpatterns = [
     path(group + "remove/", views.group_remove, name="group_remove"),
     path(operation + "retry/", views.operation_retry, name="operation_retry"),
     path(operation + "cancel/", views.operation_cancel, name="operation_cancel"),
+    # Part A: maintenance windows and automatic upgrades.
+    path("-/maintenance/", maintenance.maintenance_default, name="maintenance_default"),
+    path(cluster + "maintenance/", maintenance.cluster_maintenance, name="maintenance"),
+    path(cluster + "maintenance/postpone/", maintenance.cluster_postpone,
+         name="maintenance_postpone"),
+    path(cluster + "maintenance/upgrade-now/", maintenance.cluster_upgrade_now,
+         name="maintenance_upgrade_now"),
 ]

@@ -100,6 +100,16 @@ class EndOfLifeDataSerializer(serializers.Serializer):
                                        help_text=_("The version to upgrade to, if any."))
 
 
+class MaintenanceDataSerializer(serializers.Serializer):
+    cluster = ClusterDataSerializer(help_text=_("The cluster."))
+    from_version = serializers.CharField(help_text=_("The Kubernetes version it runs."))
+    to_version = serializers.CharField(help_text=_("The version it will be upgraded to."))
+    starts_at = serializers.DateTimeField(help_text=_("When the upgrade starts (UTC)."))
+    ends_at = serializers.DateTimeField(help_text=_("When its maintenance window closes."))
+    time_zone = serializers.CharField(help_text=_("The window's IANA time zone."))
+    what_rolls = serializers.CharField(help_text=_("What will roll, in words."))
+
+
 class TestDataSerializer(serializers.Serializer):
     message = serializers.CharField(help_text=_("A sentence saying it is a test."))
 
@@ -112,6 +122,7 @@ DATA: dict[str, tuple[type[serializers.Serializer], str]] = {
     EventType.BUDGET_THRESHOLD: (BudgetDataSerializer, "BudgetThreshold"),
     EventType.INVOICE_FINALIZED: (InvoiceEventDataSerializer, "InvoiceFinalized"),
     EventType.VERSION_END_OF_LIFE_SOON: (EndOfLifeDataSerializer, "VersionEndOfLifeSoon"),
+    EventType.MAINTENANCE_SCHEDULED: (MaintenanceDataSerializer, "MaintenanceScheduled"),
     TEST_EVENT: (TestDataSerializer, "WebhookTest"),
 }
 
@@ -154,7 +165,8 @@ OPERATION_FAILED = _webhook(EventType.OPERATION_FAILED)
 BUDGET_THRESHOLD = _webhook(EventType.BUDGET_THRESHOLD)
 INVOICE_FINALIZED = _webhook(EventType.INVOICE_FINALIZED)
 VERSION_END_OF_LIFE_SOON = _webhook(EventType.VERSION_END_OF_LIFE_SOON)
+MAINTENANCE_SCHEDULED = _webhook(EventType.MAINTENANCE_SCHEDULED)
 WEBHOOK_TEST = _webhook(TEST_EVENT)
 WEBHOOK_NAMES = ("CLUSTER_READY", "CLUSTER_DELETED", "OPERATION_SUCCEEDED", "OPERATION_FAILED",
                  "BUDGET_THRESHOLD", "INVOICE_FINALIZED", "VERSION_END_OF_LIFE_SOON",
-                 "WEBHOOK_TEST")
+                 "MAINTENANCE_SCHEDULED", "WEBHOOK_TEST")

@@ -24,6 +24,7 @@ v1: list[URLPattern | URLResolver] = [
     path("tenants/", views.TenantListView.as_view(), name="tenants"),
     path(tenant, views.TenantDetailView.as_view(), name="tenant"),
     path(tenant, include("clusters.web.api.urls")),
+    path(tenant, include("clusters.web.api.maintenance_urls")),
     path(tenant, include("billing.web.api.urls")),
     path(tenant, include("notifications.api.urls")),
     path("", include("billing.web.api.estimate_urls")),

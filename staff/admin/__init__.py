@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from staff.admin import billing, branding, clusters, tenancy
+from staff.admin import billing, branding, clusters, maintenance, tenancy
 
-__all__ = ["billing", "branding", "clusters", "tenancy"]
+__all__ = ["billing", "branding", "clusters", "maintenance", "tenancy"]

@@ -20,7 +20,7 @@ from tests.factories import UserFactory
 
 S = Operation.State
 VERBS = ["claim", "step", "back_off", "renew", "take_over", "submit", "poll", "succeed", "fail",
-         "cancel", "abandon", "retry"]
+         "cancel", "abandon", "retry", "reschedule", "release", "unschedule"]
 
 
 def operation_in(situation: str) -> Operation:
@@ -34,6 +34,7 @@ def operation_in(situation: str) -> Operation:
         "succeeded": (S.SUCCEEDED, True, None, ""),
         "failed": (S.FAILED, False, None, ""),
         "cancelled": (S.CANCELLED, False, None, ""),
+        "scheduled": (S.SCHEDULED, False, None, ""),
     }[situation]
     return Operation(kind=Operation.Kind.SCALE, state=state, submitted_at=now if sent else None,
                      lease_until=lease_until, lease_token=token,
@@ -54,6 +55,8 @@ TABLE = {
     "succeeded": {},
     "failed": {"retry": S.QUEUED},
     "cancelled": {"retry": S.QUEUED},
+    # Waiting for its maintenance window: only moved, released or dropped.
+    "scheduled": {"reschedule": "=", "release": S.QUEUED, "unschedule": S.CANCELLED},
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 import time_machine
 from django.core.exceptions import ValidationError
 
+from billing.models import UsageSegment
 from clusters import actions, hibernation, lifecycle
 from clusters import hibernation_actions as hib
 from clusters.models import ClusterEvent, Hibernation, HibernationSchedule, NodeGroup, Operation
@@ -274,3 +275,28 @@ def test_a_failing_wake_is_retried_and_staff_are_alerted_after_the_retries(
         held.refresh_from_db()
         assert held.state == Hibernation.State.WOKEN
         assert sizes(cluster) == {"md0": (2, 5, 2), "md1": (1, 3, 1)}
+
+
+def test_no_worker_usage_is_metered_while_hibernating_and_the_control_plane_stays_billed(
+        engine):
+    cluster = running(engine)
+    assert UsageSegment.objects.filter(cluster=cluster, end__isnull=True,
+                                       sku__startswith="node.").exists()
+    engine.act(hib.do_hibernate, "demo")
+    settled(engine, cluster)
+    asleep_from = UsageSegment.objects.filter(cluster=cluster, sku__startswith="node.") \
+        .order_by("-end").values_list("end", flat=True).first()
+    engine.platform.advance(60.0)
+    engine.observe()
+
+    open_skus = set(UsageSegment.objects.filter(cluster=cluster, end__isnull=True)
+                    .values_list("sku", flat=True))
+    assert open_skus and all(sku.startswith("cp.") for sku in open_skus)
+    # Nothing of the workers was metered after they went to 0.
+    assert not UsageSegment.objects.filter(cluster=cluster, start__gte=asleep_from) \
+        .exclude(sku__startswith="cp.").exists()
+
+    engine.act(hib.do_wake, "demo")
+    settled(engine, cluster)
+    assert UsageSegment.objects.filter(cluster=cluster, end__isnull=True,
+                                       sku__startswith="node.").exists()

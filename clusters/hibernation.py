@@ -15,13 +15,16 @@ The actions that hibernate and wake, the schedule and the planner are in
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import plans
+from clusters import events, plans
+from clusters import hibernation_schedule as schedules
 from clusters.models import Cluster, ClusterEvent, Hibernation
 from cozystack.specjson import spec_from_json, spec_to_json
 from cozystack.specs import ClusterSpec, NodeGroupSpec
@@ -79,6 +82,20 @@ def restore_by_name(held: Hibernation) -> dict[str, NodeGroupSpec]:
     return {g.name: g for g in restore_groups(held)}
 
 
+def planning_base(cluster: Cluster, planner: plans.Planner, live: ClusterSpec) -> ClusterSpec:
+    """The spec a page plans ``planner`` on: what waking restores when the cluster hibernates
+    and the request changes node groups, else the live spec."""
+    held = open_hibernation(cluster.pk)
+    if held is None:
+        return live
+    restore = restore_spec(cluster, held, live)
+    try:
+        plan = planner(restore)
+    except ValidationError:
+        return restore  # the caller plans again and shows the same refusal
+    return restore if plans.is_node_group_change(plan) else live
+
+
 def check_live_groups_kept(cluster: Cluster, plan: plans.ChangePlan) -> None:
     """A change applied to the live spec of a hibernating cluster (an upgrade, add-ons…) must
     keep its groups at 0: only waking brings them back."""
@@ -102,7 +119,47 @@ def record_deferred(actor: Actor, cluster: Cluster, held: Hibernation,
         tenant_id=cluster.tenant_id, cluster=cluster, at=timezone.now(),
         source=ClusterEvent.Source.PORTAL, reason="hibernation.restore_changed",
         message=summary, actor_label=actor.label)
+    events.cluster_changed(cluster.pk)
     record(actor, f"{plan.verb}.at_wake", cluster, tenant=cluster.tenant,
            changes={"restore": [groups_to_json(plan.before.node_groups), held.restore],
                     **plan.params})
     return Deferred(held.pk, summary, plan.after.node_groups)
+
+
+@dataclass(frozen=True)
+class Badge:
+    """What the list and the detail page say of a hibernating cluster: "Hibernating since …
+    · wakes at …" (``waking``: the wake is under way, or waits for a retry)."""
+
+    since: datetime
+    wakes_at: datetime | None
+    waking: bool
+    restore: tuple[tuple[str, int, int], ...] = ()  # (group, min, max) waking restores
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        return (self.since.isoformat(), self.wakes_at.isoformat() if self.wakes_at else "",
+                self.waking, self.restore)
+
+
+def badges(cluster_ids: Iterable[int], now: datetime | None = None) -> dict[int, Badge]:
+    """The badge of each of these clusters that hibernates, in one query."""
+    ids = list(cluster_ids)
+    if not ids:
+        return {}
+    now = now or timezone.now()
+    rows = (Hibernation.objects.filter(cluster_id__in=ids, state__in=OPEN_STATES)
+            .values_list("cluster_id", "state", "started_at", "next_wake_try_at", "restore",
+                         "cluster__hibernation_schedule__enabled",
+                         "cluster__hibernation_schedule__ranges",
+                         "cluster__hibernation_schedule__time_zone"))
+    found = {}
+    for cluster_id, state, since, retry_at, restore, enabled, ranges, time_zone in rows:
+        waking = state == Hibernation.State.WAKING
+        wakes_at = retry_at if waking else None
+        if not waking and enabled and ranges:
+            boundary = schedules.next_boundary(ranges, time_zone, now, "wake")
+            wakes_at = boundary.at if boundary else None
+        found[cluster_id] = Badge(since, wakes_at, waking, tuple(
+            (g["name"], g["min_replicas"], g["max_replicas"]) for g in restore or ()))
+    return found

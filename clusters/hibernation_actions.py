@@ -227,6 +227,7 @@ def do_set_schedule(actor: Actor, ctx: TenantContext, name: str, *, time_zone: s
         row.time_zone, row.ranges, row.enabled, row.preset = time_zone, cleaned, enabled, preset
         row.handled_until, row.updated_by, row.updated_at = now, actor.label, now
         row.save()
+        events.cluster_changed(cluster.pk)  # the pages show when it wakes
         record(actor, "cluster.hibernation_schedule", cluster, tenant=ctx.tenant,
                changes={"schedule": [before, after]})
         _timeline(cluster, "hibernation.schedule", _("Hibernation schedule set: %(ranges)s.")

@@ -42,6 +42,7 @@ EMAILED_HERE = frozenset({
     catalogue.EventType.CLUSTER_READY, catalogue.EventType.CLUSTER_DELETED,
     catalogue.EventType.OPERATION_SUCCEEDED, catalogue.EventType.OPERATION_FAILED,
     catalogue.EventType.VERSION_END_OF_LIFE_SOON, ENDPOINT_DISABLED,
+    catalogue.EventType.CLUSTER_HIBERNATED, catalogue.EventType.CLUSTER_WOKEN,
 })
 
 
@@ -107,6 +108,19 @@ def describe(event: Event) -> Message:
             lines.append(_("Upgrade it to %(target)s.") % {"target": data["upgrade_to"]})
         return Message(_("%(tenant)s: Kubernetes %(version)s of %(cluster)s nears its end of "
                          "life") % facts, lines, link)
+    if event.type == catalogue.EventType.CLUSTER_HIBERNATED:
+        lines = [_("The cluster %(cluster)s of %(tenant)s hibernates: its workers stopped and "
+                   "are no longer billed; its control plane keeps running.") % facts]
+        if data.get("wakes_at"):
+            lines.append(_("It wakes at %(at)s (UTC).") % {
+                "at": str(data["wakes_at"]).replace("T", " ")[:16]})
+        return Message(_("%(tenant)s: cluster %(cluster)s hibernates") % facts, lines, link)
+    if event.type == catalogue.EventType.CLUSTER_WOKEN:
+        sizes = ", ".join(f"{g.get('name')} {g.get('min_replicas')}–{g.get('max_replicas')}"
+                          for g in data.get("node_groups") or [])
+        return Message(_("%(tenant)s: cluster %(cluster)s woke up") % facts, [
+            _("The cluster %(cluster)s of %(tenant)s is awake: its node groups are back to "
+              "%(sizes)s nodes.") % {**facts, "sizes": sizes}], link)
     if event.type == ENDPOINT_DISABLED:
         endpoint = data.get("endpoint") or {}
         facts["url"] = endpoint.get("url", "")

@@ -16,7 +16,7 @@ from notifications.models import iso
 
 if TYPE_CHECKING:
     from billing.models import BudgetAlert, Invoice
-    from clusters.models import Cluster, Operation
+    from clusters.models import Cluster, Hibernation, Operation
 
 
 def _absolute(path: str) -> str:
@@ -75,6 +75,18 @@ def end_of_life(subject: Cluster, version: str, end: date, upgrade_to: str,
     return {"cluster": cluster(subject), "version": version,
             "end_of_life_on": end.isoformat(), "days_left": (end - at.date()).days,
             "upgrade_to": upgrade_to or None}
+
+
+def hibernation(subject: Cluster, held: Hibernation, wakes_at: datetime | None = None
+                ) -> dict[str, Any]:
+    """``cluster.hibernated`` / ``cluster.woken``: the cluster, since when it slept (and until
+    when), why, when it wakes by its schedule, and the node groups waking restores."""
+    return {"cluster": cluster(subject), "reason": held.reason,
+            "hibernating_since": iso(held.started_at),
+            "woken_at": iso(held.woken_at) if held.woken_at else None,
+            "wakes_at": iso(wakes_at) if wakes_at else None,
+            "node_groups": [{"name": g["name"], "min_replicas": g["min_replicas"],
+                             "max_replicas": g["max_replicas"]} for g in held.restore]}
 
 
 def test_event() -> dict[str, Any]:

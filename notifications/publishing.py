@@ -18,7 +18,9 @@ Which domain event becomes which notification:
 - ``BudgetThresholdReached``: ``budget.threshold``; ``InvoiceFinalized``:
   ``invoice.finalized`` (billing emails those itself);
 - ``VersionEndOfLifeSoon`` (the clusters domain's periodic check, once per cluster and
-  version): ``version.end_of_life_soon``.
+  version): ``version.end_of_life_soon``;
+- ``ClusterHibernated`` / ``ClusterWoken`` (a hibernate or wake operation succeeded):
+  ``cluster.hibernated`` / ``cluster.woken``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.events import BudgetThresholdReached, InvoiceFinalized
-from clusters.events import ClusterPhaseChanged, OperationFinished, VersionEndOfLifeSoon
+from clusters.events import (
+    ClusterHibernated,
+    ClusterPhaseChanged,
+    ClusterWoken,
+    OperationFinished,
+    VersionEndOfLifeSoon,
+)
 from clusters.models import Cluster, Operation
 from notifications import emails, payloads, tasks
 from notifications.models import Delivery, Event, WebhookEndpoint
@@ -122,3 +130,16 @@ def on_version_end_of_life_soon(event: VersionEndOfLifeSoon) -> None:
     record_event(event.cluster.tenant_id, EventType.VERSION_END_OF_LIFE_SOON,
                  payloads.end_of_life(event.cluster, event.version, event.end_of_life_on,
                                       event.upgrade_to, event.at), occurred_at=event.at)
+
+
+@_guarded
+def on_cluster_hibernated(event: ClusterHibernated) -> None:
+    record_event(event.cluster.tenant_id, EventType.CLUSTER_HIBERNATED,
+                 payloads.hibernation(event.cluster, event.hibernation, event.wakes_at),
+                 occurred_at=event.at)
+
+
+@_guarded
+def on_cluster_woken(event: ClusterWoken) -> None:
+    record_event(event.cluster.tenant_id, EventType.CLUSTER_WOKEN,
+                 payloads.hibernation(event.cluster, event.hibernation), occurred_at=event.at)

@@ -39,6 +39,8 @@ class EventType(models.TextChoices):
     INVOICE_FINALIZED = "invoice.finalized", _("An invoice was issued")
     VERSION_END_OF_LIFE_SOON = ("version.end_of_life_soon",
                                 _("A cluster's Kubernetes version nears its end of life"))
+    CLUSTER_HIBERNATED = "cluster.hibernated", _("A cluster went to sleep")
+    CLUSTER_WOKEN = "cluster.woken", _("A cluster woke up")
 
 
 # Sent only to a webhook, when a person asks for a test delivery; never emailed.
@@ -79,6 +81,11 @@ _KINDS = (
     EventKind(EventType.VERSION_END_OF_LIFE_SOON.value, EventType.VERSION_END_OF_LIFE_SOON.label,
               _("A cluster runs a Kubernetes version whose end of life is near."), True,
               _CLUSTER_READERS),
+    EventKind(EventType.CLUSTER_HIBERNATED.value, EventType.CLUSTER_HIBERNATED.label,
+              _("A cluster hibernates: its workers stopped, its control plane keeps running."),
+              False, _CLUSTER_READERS),
+    EventKind(EventType.CLUSTER_WOKEN.value, EventType.CLUSTER_WOKEN.label,
+              _("A hibernating cluster's node groups are back."), False, _CLUSTER_READERS),
 )
 CATALOGUE: Mapping[str, EventKind] = {kind.type: kind for kind in _KINDS}
 

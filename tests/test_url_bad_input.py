@@ -36,7 +36,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from billing.models import Budget
-from clusters.models import NodeGroup, Operation
+from clusters.models import Hibernation, NodeGroup, Operation
 from portal.models import Membership
 from tests.api.factories import make_token
 from tests.clusters.ui import offline_platform
@@ -273,10 +273,22 @@ def _budget(w: Any) -> dict[str, Any]:
     return {}
 
 
+def _hibernating(w: Any) -> dict[str, Any]:
+    """The wake form shows only while the cluster hibernates."""
+    PARAM_SAMPLES["cluster_name"](w)
+    cluster = w.extra["cluster"]
+    Hibernation.objects.create(tenant=cluster.tenant, cluster=cluster, restore=[
+        {"name": g.name, "instance_type": g.instance_type, "min_replicas": g.min_replicas,
+         "max_replicas": g.max_replicas, "disk_gib": g.disk_gib}
+        for g in cluster.node_groups.all()])
+    return {}
+
+
 SETUP = {"clusters:operation_retry": _failed_operation,
          "clusters:operation_cancel": _queued_operation,
          "member_role": _other_member, "member_remove": _other_member,
-         "clusters:group_remove": _second_group, "billing:budget_remove": _budget}
+         "clusters:group_remove": _second_group, "billing:budget_remove": _budget,
+         "clusters:wake": _hibernating}
 
 
 # URLs that take a POST but whose form no page shows the owner, with the reason.

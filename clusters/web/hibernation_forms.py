@@ -3,7 +3,7 @@ time zone. The API takes any list of ranges (``clusters.hibernation_schedule``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.utils.translation import gettext as _
@@ -31,7 +31,8 @@ class HibernationScheduleForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["preset"].choices = [("", _("My own ranges below"))] + [
+        preset = cast(forms.ChoiceField, self.fields["preset"])
+        preset.choices = [("", _("My own ranges below"))] + [
             (p.key, str(p.label)) for p in schedules.PRESETS]
         for day in DAYS:
             name = str(schedules.DAY_NAMES[day])

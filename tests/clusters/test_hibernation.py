@@ -15,6 +15,8 @@ from clusters import actions, hibernation, lifecycle
 from clusters import hibernation_actions as hib
 from clusters.models import ClusterEvent, Hibernation, HibernationSchedule, NodeGroup, Operation
 from cozystack.simulator import Fault
+from notifications import emails
+from notifications.models import Delivery, Event, WebhookEndpoint
 from portal.models import AuditEntry
 from tests.clusters.conftest import NS, cluster_spec, group
 
@@ -300,3 +302,26 @@ def test_no_worker_usage_is_metered_while_hibernating_and_the_control_plane_stay
     settled(engine, cluster)
     assert UsageSegment.objects.filter(cluster=cluster, end__isnull=True,
                                        sku__startswith="node.").exists()
+
+
+def test_hibernated_and_woken_are_notification_events_with_email_and_webhook_payloads(
+        engine, tenant):
+    cluster = running(engine)
+    endpoint = WebhookEndpoint.objects.create(
+        tenant=tenant, url="https://hooks.example.org/portal", secret_sealed="x",
+        event_types=["cluster.hibernated", "cluster.woken"])
+    engine.act(hib.do_hibernate, "demo")
+    settled(engine, cluster)
+    [asleep] = Event.objects.filter(type="cluster.hibernated")
+    assert asleep.data["cluster"]["name"] == "demo" and asleep.data["reason"] == "manual"
+    assert asleep.data["node_groups"] == [
+        {"name": "md0", "min_replicas": 2, "max_replicas": 5},
+        {"name": "md1", "min_replicas": 1, "max_replicas": 3}]
+    assert "hibernates" in emails.describe(asleep).subject
+    assert Delivery.objects.filter(event=asleep, endpoint=endpoint).exists()
+
+    engine.act(hib.do_wake, "demo")
+    settled(engine, cluster)
+    [awake] = Event.objects.filter(type="cluster.woken")
+    assert awake.data["woken_at"] is not None
+    assert "md0 2–5, md1 1–3" in " ".join(emails.describe(awake).lines)

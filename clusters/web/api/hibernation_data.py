@@ -40,8 +40,9 @@ class ScheduleSerializer(serializers.Serializer):
         choices=[(p.key, str(p.label)) for p in schedules.PRESETS], allow_blank=True,
         default="", help_text=_("A preset fills the ranges: `nights_weekends`, `nights`, "
                                 "`weekends`, `office_hours`."))
-    ranges = RangeSerializer(many=True, required=False, default=list, max_length=14,
-                             help_text=_("When it sleeps (ignored with a preset)."))
+    ranges = serializers.ListField(child=RangeSerializer(), required=False, default=list,
+                                   max_length=schedules.MAX_RANGES,
+                                   help_text=_("When it sleeps (ignored with a preset)."))
 
 
 class RestoreGroupSerializer(serializers.Serializer):

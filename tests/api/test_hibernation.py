@@ -40,7 +40,7 @@ def test_hibernate_and_wake_answer_202_with_the_operation(owner, api, cluster):
     assert body["saved_this_month"] == "0.00" and body["currency"] == "CHF"
 
     again = client.post(f"{BASE}hibernate/")
-    assert again.status_code == 422
+    assert again.status_code == 409 and again.json()["code"] == "hibernating"
 
     Operation.objects.filter(cluster=cluster, state__in=Operation.ACTIVE_STATES).update(
         state=Operation.State.SUCCEEDED)
@@ -115,3 +115,21 @@ def test_the_endpoints_and_webhooks_are_in_the_openapi_document(client):
     assert "post" in paths[f"{base}hibernate/"] and "post" in paths[f"{base}wake/"]
     assert "200" in paths[f"{base}node-groups/{{group_name}}/"]["patch"]["responses"]
     assert {"cluster.hibernated", "cluster.woken"} <= set(document["webhooks"])
+
+
+def test_waking_an_awake_cluster_and_replacing_a_sleeping_ones_groups_are_conflicts(
+        owner, api, cluster):
+    client = api(owner)
+    response = client.post(f"{BASE}wake/")
+    assert response.status_code == 409 and response.json()["code"] == "not_hibernating"
+    client.post(f"{BASE}hibernate/")
+    Operation.objects.filter(cluster=cluster, state__in=Operation.ACTIVE_STATES).update(
+        state=Operation.State.SUCCEEDED)
+    whole = client.get(BASE).json()
+    body = {"version": whole["version"], "node_groups": [
+        {"name": "md0", "instance_type": "s1.large", "min_replicas": 2, "max_replicas": 4,
+         "roles": ["ingress-nginx"]}]}
+    response = client.put(BASE, body, format="json")
+    assert response.status_code == 409, response.json()
+    assert response.json()["code"] == "hibernating"
+    assert NodeGroup.objects.get(cluster=cluster).max_replicas == 0

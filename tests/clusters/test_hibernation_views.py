@@ -4,13 +4,16 @@ while asleep says it applies at the wake, the savings figure; outsiders get 404.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.urls import reverse
 
+from clusters import hibernation
 from clusters import hibernation_actions as hib
 from clusters.models import Hibernation, HibernationSchedule, NodeGroup, Operation
+from tests.billing.conftest import add_price
 from tests.clusters.conftest import cluster_spec, group
 from tests.clusters.ui import url
 
@@ -122,3 +125,26 @@ def test_waking_a_cluster_that_does_not_sleep_says_so(demo, client_for, owner, t
                                       headers={"HX-Request": "true"})
     assert response.status_code == 422
     assert "This cluster does not hibernate." in response.content.decode()
+
+
+def test_the_cluster_page_and_the_usage_page_show_what_hibernation_saved(
+        demo, client_for, owner, tenant):
+    """md0 restores to min 2 nodes of u1.large with 30 GiB each; asleep from 09:00 to 12:00
+    (3 h) at CHF 0.36 per node-hour and CHF 0.0036 per GiB-hour: 2 × 3 × 0.36 = 2.16 for the
+    nodes, 60 × 3 × 0.0036 = 0.648 → 0.65 for the disk; saved CHF 2.81."""
+    noon = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    add_price("node.u1.large", "0.36", since=datetime(2026, 12, 1, tzinfo=UTC))
+    add_price("disk.gib", "0.0036", since=datetime(2026, 12, 1, tzinfo=UTC), kind="disk",
+              unit="gib-hour")
+    Hibernation.objects.create(
+        tenant=tenant, cluster=demo, state=Hibernation.State.WOKEN,
+        started_at=datetime(2026, 12, 7, 9, 0, tzinfo=UTC),
+        ended_at=datetime(2026, 12, 7, 12, 0, tzinfo=UTC),
+        restore=hibernation.groups_to_json(demo.to_spec().node_groups))
+    client = client_for(owner)
+    with time_machine.travel(noon + timedelta(minutes=5), tick=False):
+        detail = client.get(url("detail", tenant, cluster_name="demo")).content.decode()
+        usage = client.get(reverse("billing:usage", kwargs={"tenant_slug": tenant.slug}))
+    assert "Saved this month by hibernation: CHF 2.81" in " ".join(detail.split())
+    assert "Saved this month by hibernation: CHF 2.81" in " ".join(
+        usage.content.decode().split())

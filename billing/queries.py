@@ -291,7 +291,7 @@ def hibernation_savings_mtd(tenant: Tenant, *, cluster_id: int | None = None,
     if cluster_id is not None:
         rows = rows.filter(cluster_id=cluster_id)
     periods = [pricing.SleepPeriod(row.cluster_id, max(row.started_at, start),
-                                   min(row.ended_at or now, now),
+                                   min(row.ended_at or now, row.cluster.deleted_at or now, now),
                                    hibernation.restore_groups(row))
-               for row in rows.order_by("started_at")]
+               for row in rows.select_related("cluster").order_by("started_at")]
     return pricing.hibernation_savings(periods) if periods else {}

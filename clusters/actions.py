@@ -546,6 +546,11 @@ def do_cancel_operation(actor: Actor, ctx: TenantContext, operation_id: int) -> 
 # --------------------------------------------------------------------------- part B: hibernation
 
 
+def lock_tenant(ctx: TenantContext) -> None:
+    """The tenant's row lock every change takes first (quota and ordering)."""
+    _lock_tenant(ctx)
+
+
 def apply_system_plan(actor: Actor, ctx: TenantContext, cluster: Cluster,
                       planner: plans.Planner, *, waive: Waiver) -> Operation:
     """Apply a change plan the system makes (hibernate, wake) under the tenant and cluster row

@@ -23,6 +23,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -69,7 +71,7 @@ def do_hibernate(actor: Actor, ctx: TenantContext, name: str, *,
     if actor.user is not None:
         ctx.require(Perm.CLUSTERS_CHANGE)
     with transaction.atomic():
-        actions._lock_tenant(ctx)  # noqa: SLF001 - the tenant lock every change takes first
+        actions.lock_tenant(ctx)
         cluster = actions.access_cluster(ctx, name, for_update=True)
         if hibernation.open_hibernation(cluster.pk, lock=True) is not None:
             raise ValidationError(_("This cluster already hibernates."), code="hibernating")
@@ -95,7 +97,7 @@ def do_wake(actor: Actor, ctx: TenantContext, name: str) -> Hibernation:
     if actor.user is not None:
         ctx.require(Perm.CLUSTERS_CHANGE)
     with transaction.atomic():
-        actions._lock_tenant(ctx)  # noqa: SLF001 - the tenant lock every change takes first
+        actions.lock_tenant(ctx)
         cluster = actions.access_cluster(ctx, name, for_update=True)
         held = hibernation.open_hibernation(cluster.pk, lock=True)
         if held is None:
@@ -119,7 +121,13 @@ def on_operation_finished(event: events.OperationFinished) -> None:
     """Move the hibernation an operation served (in the transaction that finishes it)."""
     operation = event.operation
     role = (operation.params or {}).get(plans.HIBERNATION_PARAM)
-    if role == "hibernate":
+    if operation.kind == Operation.Kind.DELETE and operation.state == Operation.State.SUCCEEDED:
+        # A deleted cluster sleeps no more: its hours (and the savings) end with it.
+        Hibernation.objects.filter(cluster_id=operation.cluster_id,
+                                   state__in=hibernation.OPEN_STATES).update(
+            state=Hibernation.State.ENDED, ended_at=Coalesce("ended_at", Value(
+                operation.finished_at or timezone.now())), next_wake_try_at=None)
+    elif role == "hibernate":
         _hibernate_finished(operation)
     elif role == "wake":
         _wake_finished(operation)
@@ -266,7 +274,8 @@ class HibernationPlanner:
     def _retry_wakes(self, now: datetime) -> int:
         started = 0
         due = (Hibernation.objects.filter(state=Hibernation.State.WAKING,
-                                          next_wake_try_at__lte=now)
+                                          next_wake_try_at__lte=now,
+                                          cluster__deleted_at__isnull=True)
                .select_related("cluster__tenant").order_by("next_wake_try_at"))
         for held in due:
             outcome = self._act(held.cluster, "wake")

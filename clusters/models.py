@@ -641,6 +641,7 @@ class Hibernation(models.Model):
         WAKING = "waking", _("Waking")
         WOKEN = "woken", _("Woken")
         FAILED = "failed", _("Did not hibernate")
+        ENDED = "ended", _("Ended with the cluster")
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="hibernations")

@@ -325,3 +325,17 @@ def test_hibernated_and_woken_are_notification_events_with_email_and_webhook_pay
     [awake] = Event.objects.filter(type="cluster.woken")
     assert awake.data["woken_at"] is not None
     assert "md0 2–5, md1 1–3" in " ".join(emails.describe(awake).lines)
+
+
+def test_deleting_a_hibernating_cluster_ends_its_hibernation_and_its_savings(engine):
+    cluster = running(engine)
+    engine.act(hib.do_hibernate, "demo")
+    settled(engine, cluster)
+    engine.act(actions.do_delete_cluster, "demo", confirm="demo")
+    operation = engine.settle(cluster, seconds=60.0)
+    assert operation.state == Operation.State.SUCCEEDED, operation.error_message
+    held = Hibernation.objects.get(cluster=cluster)
+    assert held.state == Hibernation.State.ENDED
+    assert held.ended_at == operation.finished_at
+    assert hib.PLANNER.upcoming([cluster.pk], held.ended_at,
+                                held.ended_at + timedelta(days=7)) == []

@@ -45,6 +45,14 @@ class ScheduleSerializer(serializers.Serializer):
                                    help_text=_("When it sleeps (ignored with a preset)."))
 
 
+class ScheduleStateSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(help_text=_("Whether the planner follows it."))
+    time_zone = serializers.CharField(help_text=_("Its IANA time zone."))
+    preset = serializers.CharField(help_text=_("The preset that filled it; empty for own "
+                                               "ranges."))
+    ranges = RangeSerializer(many=True, help_text=_("When it sleeps."))
+
+
 class RestoreGroupSerializer(serializers.Serializer):
     name = serializers.CharField(help_text=_("The node group."))
     min_replicas = serializers.IntegerField(help_text=_("The minimum waking restores."))
@@ -70,7 +78,7 @@ class HibernationSerializer(serializers.Serializer):
     restore = RestoreGroupSerializer(many=True, help_text=_(
         "While it hibernates: the node groups and limits waking restores. A scale, add or "
         "remove of a node group sent meanwhile changes these, not the live spec."))
-    schedule = ScheduleSerializer(allow_null=True, help_text=_("Its schedule, if any."))
+    schedule = ScheduleStateSerializer(allow_null=True, help_text=_("Its schedule, if any."))
     saved_this_month = serializers.DecimalField(max_digits=14, decimal_places=2, help_text=_(
         "What hibernation saved this month so far: the workers at the minimum size waking "
         "restores, over the hours asleep, at the price book's prices (before VAT)."))

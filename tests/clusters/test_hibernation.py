@@ -52,9 +52,11 @@ def running(engine, spec=None):
 
 
 def settled(engine, cluster):
+    """The operation ended, and the platform had time to add or remove the machines."""
     operation = engine.settle(cluster)
-    engine.platform.advance(5.0)
-    engine.observe()
+    for _step in range(6):
+        engine.platform.advance(5.0)
+        engine.observe()
     cluster.refresh_from_db()
     return operation
 
@@ -281,27 +283,39 @@ def test_a_failing_wake_is_retried_and_staff_are_alerted_after_the_retries(
 
 def test_no_worker_usage_is_metered_while_hibernating_and_the_control_plane_stays_billed(
         engine):
-    cluster = running(engine)
-    assert UsageSegment.objects.filter(cluster=cluster, end__isnull=True,
-                                       sku__startswith="node.").exists()
-    engine.act(hib.do_hibernate, "demo")
-    settled(engine, cluster)
-    asleep_from = UsageSegment.objects.filter(cluster=cluster, sku__startswith="node.") \
-        .order_by("-end").values_list("end", flat=True).first()
-    engine.platform.advance(60.0)
-    engine.observe()
+    def later(clock, seconds=60.0):
+        """The portal's clock (metering is per second) and the platform's move on."""
+        for _step in range(6):
+            clock.shift(timedelta(seconds=seconds / 6))
+            engine.platform.advance(seconds / 12)
+            engine.observe()
 
-    open_skus = set(UsageSegment.objects.filter(cluster=cluster, end__isnull=True)
-                    .values_list("sku", flat=True))
-    assert open_skus and all(sku.startswith("cp.") for sku in open_skus)
-    # Nothing of the workers was metered after they went to 0.
-    assert not UsageSegment.objects.filter(cluster=cluster, start__gte=asleep_from) \
-        .exclude(sku__startswith="cp.").exists()
+    with time_machine.travel(MONDAY_NOON, tick=False) as clock:
+        cluster = running(engine)
+        later(clock)
+        assert UsageSegment.objects.filter(cluster=cluster, end__isnull=True,
+                                           sku__startswith="node.").exists()
+        engine.act(hib.do_hibernate, "demo")
+        engine.settle(cluster)
+        later(clock)
 
-    engine.act(hib.do_wake, "demo")
-    settled(engine, cluster)
-    assert UsageSegment.objects.filter(cluster=cluster, end__isnull=True,
-                                       sku__startswith="node.").exists()
+        open_skus = set(UsageSegment.objects.filter(cluster=cluster, end__isnull=True)
+                        .values_list("sku", flat=True))
+        assert open_skus and all(sku.startswith("cp.") for sku in open_skus)
+        asleep_from = max(UsageSegment.objects.filter(cluster=cluster, sku__startswith="node.")
+                          .values_list("end", flat=True))
+        later(clock, 600.0)
+        # Nothing of the workers was metered after they went to 0; the control plane was.
+        assert not UsageSegment.objects.filter(cluster=cluster, start__gte=asleep_from) \
+            .exclude(sku__startswith="cp.").exists()
+        assert set(UsageSegment.objects.filter(cluster=cluster, end__isnull=True)
+                   .values_list("sku", flat=True)) == open_skus
+
+        engine.act(hib.do_wake, "demo")
+        engine.settle(cluster)
+        later(clock)
+        assert UsageSegment.objects.filter(cluster=cluster, end__isnull=True,
+                                           sku__startswith="node.").exists()
 
 
 def test_hibernated_and_woken_are_notification_events_with_email_and_webhook_payloads(

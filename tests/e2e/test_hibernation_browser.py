@@ -59,7 +59,7 @@ def test_schedule_hibernate_now_nodes_go_to_zero_live_and_wake_brings_them_back(
     expect(limits).to_have_text("0–0", timeout=LIVE)
     expect(nodes).to_have_text("0", timeout=LIVE)
     expect(page.get_by_test_id("hibernating")).to_contain_text(
-        re.compile(r"Hibernating since .+ UTC\s+· wakes at .+ UTC"), timeout=LIVE)
+        re.compile(r"Hibernating since .+ UTC\s+·\s+wakes at .+ UTC"), timeout=LIVE)
     screenshot(page, "cluster-hibernating")
 
     # Wake now: the exact limits come back, and the node with them.

@@ -180,7 +180,9 @@ def test_the_planner_hibernates_at_the_schedules_start_and_wakes_at_its_end_once
                                            actor_label="system (schedule)").exists()
 
         morning = datetime(2026, 12, 8, 7, 0, tzinfo=UTC)  # Tuesday 08:00 in Zurich
-        upcoming = lifecycle.upcoming([cluster.pk], evening, morning + timedelta(hours=13))
+        upcoming = sorted(hib.PLANNER.upcoming([cluster.pk], evening,
+                                               morning + timedelta(hours=13)),
+                          key=lambda u: u.at)
         assert [(u.at, u.kind) for u in upcoming] == [(morning, "wake"),
                                                       (morning + timedelta(hours=12),
                                                        "hibernate")]
@@ -353,3 +355,24 @@ def test_deleting_a_hibernating_cluster_ends_its_hibernation_and_its_savings(eng
     assert held.ended_at == operation.finished_at
     assert hib.PLANNER.upcoming([cluster.pk], held.ended_at,
                                 held.ended_at + timedelta(days=7)) == []
+
+
+def test_a_wake_waiting_for_its_retry_is_announced_and_shown_as_waking(engine):
+    with time_machine.travel(MONDAY_NOON, tick=False):
+        cluster = running(engine)
+        engine.act(hib.do_hibernate, "demo")
+        settled(engine, cluster)
+        refuse = Fault(path="kuberneteses/demo", status=422, message="webhook denied")
+        engine.platform.faults.add(refuse)
+        engine.act(hib.do_wake, "demo")
+        engine.settle(cluster)
+        engine.platform.faults.remove(refuse)
+        held = Hibernation.objects.get(cluster=cluster)
+        retry_at = MONDAY_NOON + hib.WAKE_RETRY_DELAY
+        assert held.next_wake_try_at == retry_at
+        [entry] = hib.PLANNER.upcoming([cluster.pk], MONDAY_NOON,
+                                       MONDAY_NOON + timedelta(hours=1))
+        assert (entry.at, entry.kind, entry.summary) == (retry_at, "wake",
+                                                         "Wake again (attempt 2)")
+        badge = hibernation.badges([cluster.pk])[cluster.pk]
+        assert badge.waking and badge.wakes_at == retry_at

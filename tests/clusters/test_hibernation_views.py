@@ -148,3 +148,19 @@ def test_the_cluster_page_and_the_usage_page_show_what_hibernation_saved(
     assert "Saved this month by hibernation: CHF 2.81" in " ".join(detail.split())
     assert "Saved this month by hibernation: CHF 2.81" in " ".join(
         usage.content.decode().split())
+
+
+def test_own_ranges_per_weekday_are_saved_and_shown_again(demo, client_for, owner, tenant):
+    client = client_for(owner)
+    response = client.post(url("hibernation_schedule", tenant, cluster_name="demo"), {
+        "hibernation-enabled": "on", "hibernation-time_zone": "America/New_York",
+        "hibernation-day0_start": "22:00", "hibernation-day0_end": "06:00",
+        "hibernation-day5_start": "00:00", "hibernation-day5_end": "00:00"})
+    assert response.status_code == 302
+    row = HibernationSchedule.objects.get(cluster=demo)
+    assert row.ranges == [{"day": 0, "start": "22:00", "end": "06:00"},
+                          {"day": 5, "start": "00:00", "end": "00:00"}]
+    assert row.time_zone == "America/New_York" and row.preset == ""
+    page = client.get(url("detail", tenant, cluster_name="demo")).content.decode()
+    assert 'name="hibernation-day0_start" value="22:00"' in page
+    assert 'value="America/New_York"' in page

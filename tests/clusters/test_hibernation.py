@@ -129,8 +129,12 @@ def test_an_upgrade_while_asleep_applies_live_and_keeps_the_groups_at_zero(engin
     settled(engine, cluster)
     operation = engine.act(actions.do_upgrade_cluster, "demo", "v1.34")
     assert operation.kind == Operation.Kind.UPGRADE
+    operation = settled(engine, cluster)
+    assert operation.state == Operation.State.SUCCEEDED, operation.error_message
+    assert cluster.version == "v1.34"
     assert all(g.max_replicas == 0 for g in NodeGroup.objects.filter(cluster=cluster,
                                                                       removed_at__isnull=True))
+    assert platform_limits(engine, "md0") == ("0", "0")
 
 
 def test_hibernating_twice_or_waking_an_awake_cluster_is_refused(engine):

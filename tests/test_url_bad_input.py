@@ -433,6 +433,8 @@ BASELINES: dict[tuple[str, str], Any] = {
     ("api:node_group", "put"): {**GROUP, "name": "md0", "max_replicas": 4},
     ("api:node_group", "patch"): {"max_replicas": 4},
     ("api:cluster_upgrade", "post"): {"version": "v1.35"},
+    ("api:cluster_hibernation", "put"): {"time_zone": "Europe/Zurich", "ranges": [
+        {"day": 0, "start": "20:00", "end": "08:00"}]},
     ("api:cluster_kubeconfig", "post"): {"kind": "admin"},
     ("api:estimate", "post"): {"node_groups": [GROUP]},
     ("api:webhooks", "post"): {"target_url": "https://hooks.example.com/walk",

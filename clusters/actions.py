@@ -565,8 +565,9 @@ def _defer_while_hibernating(actor: Actor, ctx: TenantContext, cluster: Cluster,
     template) changes what waking restores, checked like a change of the awake cluster; the
     live spec keeps every group at 0. None: not hibernating, or not such a change."""
     held = hibernation.open_hibernation(cluster.pk, lock=True)
-    if held is None:
-        return None
+    if held is None or (held.state == held.State.WAKING
+                        and operations.active_operation(cluster) is not None):
+        return None  # a wake under way has read what it restores: the change waits (busy)
     restore = hibernation.restore_spec(cluster, held)
     plan = planner(restore)
     if not plans.is_node_group_change(plan):

@@ -380,3 +380,14 @@ def test_a_wake_waiting_for_its_retry_is_announced_and_shown_as_waking(engine):
                                                          "Wake again (attempt 2)")
         badge = hibernation.badges([cluster.pk])[cluster.pk]
         assert badge.waking and badge.wakes_at == retry_at
+
+
+def test_a_scale_while_the_wake_runs_waits_for_it(engine):
+    cluster = running(engine)
+    engine.act(hib.do_hibernate, "demo")
+    settled(engine, cluster)
+    engine.act(hib.do_wake, "demo")
+    with pytest.raises(ValidationError) as refused:
+        engine.act(actions.do_scale_node_group, "demo", "md0", min_replicas=3, max_replicas=6)
+    assert refused.value.code == "busy"
+    assert Hibernation.objects.get(cluster=cluster).restore[0]["max_replicas"] == 5

@@ -232,3 +232,48 @@ def estimate_change(before: ClusterSpec, after: ClusterSpec, *,
         if d_min or d_max:
             deltas.append((code, d_min, d_max))
     return EstimateDelta(before=old, after=new, lines=tuple(deltas))
+
+
+# --------------------------------------------------------------------------- part B: hibernation
+
+
+@dataclass(frozen=True)
+class SleepPeriod:
+    """Hours a cluster hibernated (``start`` → ``end``, UTC) and the node groups waking
+    restores (their template and exact min and max)."""
+
+    cluster_id: int
+    start: datetime
+    end: datetime
+    groups: tuple[NodeGroupSpec, ...]
+
+
+def hibernation_savings(periods: Iterable[SleepPeriod], *,
+                        book: rating.PriceBook | None = None) -> dict[int, Decimal]:
+    """What each cluster's workers would have cost during ``periods`` at the size waking
+    restores, per cluster (CHF, before VAT): the groups' minimum nodes (what the autoscaler
+    keeps running at the least) metered as ``billing.metering`` meters workers (nodes, GPUs,
+    disk; the control plane and add-ons keep running and are billed), rated by
+    ``rating.line_amount`` with the price in force at each second. As on an invoice, a line is
+    one cluster × SKU × unit price, its unit-seconds summed over the periods and rounded
+    once; a cluster's figure is the sum of its rounded lines."""
+    book = book or rating.PriceBook.load()
+    unit_seconds: dict[tuple[int, str, Decimal | None], Decimal] = defaultdict(Decimal)
+    for period in periods:
+        start = metering.billing_instant(period.start)
+        end = metering.billing_instant(period.end)
+        if end <= start:
+            continue
+        usage: dict[str, Decimal] = defaultdict(Decimal)
+        for group in period.groups:
+            for sku, quantity in _group_usage(group, group.min_replicas).items():
+                usage[sku] += quantity
+        for sku, quantity in usage.items():
+            cuts = [start, *book.changes_between(start, end), end]
+            for lo, hi in zip(cuts, cuts[1:], strict=False):
+                seconds = Decimal(int((hi - lo).total_seconds()))
+                unit_seconds[(period.cluster_id, sku, book.at(sku, lo))] += quantity * seconds
+    saved: dict[int, Decimal] = defaultdict(lambda: rating.ZERO)
+    for (cluster_id, _sku, price), seconds in unit_seconds.items():
+        saved[cluster_id] += rating.line_amount(seconds, price)
+    return dict(saved)

@@ -14,15 +14,24 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from billing import rating
+from billing import pricing, rating
 from billing.invoicing import InvoiceDraft, compute_invoice
-from billing.models import Budget, BudgetAlert, Invoice, MeteringRun, UsageSegment
+from billing.models import (
+    Budget,
+    BudgetAlert,
+    Invoice,
+    MeteringRun,
+    UsageSegment,
+    as_instant,
+    month_start,
+)
 from billing.periods import Period
-from clusters.models import Cluster
+from clusters import hibernation
+from clusters.models import Cluster, Hibernation
 from portal.caching import remembered
 from portal.models import Tenant
 
@@ -263,3 +272,26 @@ def access_invoice(tenant: Tenant, invoice_id: int) -> Invoice:
 
 def last_metering_run() -> MeteringRun | None:
     return MeteringRun.objects.order_by("-started_at").first()
+
+
+# --------------------------------------------------------------------------- part B: hibernation
+
+
+def hibernation_savings_mtd(tenant: Tenant, *, cluster_id: int | None = None,
+                            now: datetime | None = None) -> dict[int, Decimal]:
+    """What hibernation saved each of the tenant's clusters this month so far (CHF, before
+    VAT): ``pricing.hibernation_savings`` over the hours of each hibernation period in the
+    month (from the request to sleep to the request to wake, or now), at the sizes waking
+    restores. Clusters that never hibernated this month are left out."""
+    now = now or timezone.now()
+    start = as_instant(month_start(now))
+    rows = (Hibernation.objects.filter(tenant=tenant, started_at__lt=now)
+            .exclude(state=Hibernation.State.FAILED)
+            .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=start)))
+    if cluster_id is not None:
+        rows = rows.filter(cluster_id=cluster_id)
+    periods = [pricing.SleepPeriod(row.cluster_id, max(row.started_at, start),
+                                   min(row.ended_at or now, row.cluster.deleted_at or now, now),
+                                   hibernation.restore_groups(row))
+               for row in rows.select_related("cluster").order_by("started_at")]
+    return pricing.hibernation_savings(periods) if periods else {}

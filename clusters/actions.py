@@ -11,6 +11,7 @@ of their state), which also holds the rule of one operation at a time per cluste
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -19,7 +20,16 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clusters import events, observe, operations, outbox, plans, platform_release, spec_rules
+from clusters import (
+    events,
+    hibernation,
+    observe,
+    operations,
+    outbox,
+    plans,
+    platform_release,
+    spec_rules,
+)
 from clusters.desired import write_desired_rows
 from clusters.hosts import check_api_host, host_in_use
 from clusters.models import Cluster, Operation
@@ -36,6 +46,8 @@ from portal.permissions import Perm, Role
 from portal.tenancy import TenantContext
 
 PORTAL_LABELS = {"app.kubernetes.io/managed-by": "kube-portal"}
+# Refusals a system change does not take (hibernating to 0 nodes, waking past quota).
+Waiver = Callable[[plans.ChangePlan, list[FieldError]], list[FieldError]]
 
 
 def errors_to_validation_error(errors: list[FieldError]) -> ValidationError:
@@ -212,11 +224,15 @@ def do_change_cluster(actor: Actor, ctx: TenantContext, name: str, planner: plan
     with transaction.atomic():
         _lock_tenant(ctx)
         cluster = access_cluster(ctx, name, for_update=True)
-        return _apply_plan(actor, ctx, cluster, planner, idempotency_key=idempotency_key)
+        deferred = _defer_while_hibernating(actor, ctx, cluster, planner)
+        if deferred is None:
+            return _apply_plan(actor, ctx, cluster, planner, idempotency_key=idempotency_key)
+    raise hibernation.ChangeDeferred(deferred)  # committed: what waking restores changed
 
 
 def _apply_plan(actor: Actor, ctx: TenantContext, cluster: Cluster, planner: plans.Planner, *,
-                idempotency_key: str = "", check_access: bool = True) -> Operation:
+                idempotency_key: str = "", check_access: bool = True,
+                waive: Waiver | None = None) -> Operation:
     """The body of a change, under the tenant and cluster row locks the caller holds."""
     if cluster.phase == Cluster.Phase.DELETING:
         raise ValidationError(_("This cluster is being deleted."), code="deleting")
@@ -224,7 +240,9 @@ def _apply_plan(actor: Actor, ctx: TenantContext, cluster: Cluster, planner: pla
     plan = planner(cluster.to_spec())
     if check_access:
         check_access_change(ctx, plan.before.oidc_users, plan.after.oidc_users)
-    errors = check_plan(ctx, plan, cluster_id=cluster.pk)
+    hibernation.check_live_groups_kept(cluster, plan)
+    errors = (waive or plans.waived_for_hibernation)(
+        plan, check_plan(ctx, plan, cluster_id=cluster.pk))
     if errors:
         raise errors_to_validation_error(errors)
     write_desired_rows(cluster, plan.after)
@@ -536,3 +554,40 @@ def manifest_for(kind: str, spec: ClusterSpec) -> dict[str, Any]:
 
 def enqueue(operation: Operation) -> None:
     _enqueue(operation)
+
+
+# --------------------------------------------------------------------------- part B: hibernation
+
+
+def lock_tenant(ctx: TenantContext) -> None:
+    """The tenant's row lock every change takes first (quota and ordering)."""
+    _lock_tenant(ctx)
+
+
+def apply_system_plan(actor: Actor, ctx: TenantContext, cluster: Cluster,
+                      planner: plans.Planner, *, waive: Waiver) -> Operation:
+    """Apply a change plan the system makes (hibernate, wake) under the tenant and cluster row
+    locks the caller holds: the same checks, desired rows, operation and audit entry as a
+    person's change, less the refusals ``waive`` drops."""
+    return _apply_plan(actor, ctx, cluster, planner, check_access=False, waive=waive)
+
+
+def _defer_while_hibernating(actor: Actor, ctx: TenantContext, cluster: Cluster,
+                             planner: plans.Planner) -> hibernation.Deferred | None:
+    """While ``cluster`` hibernates, a change of its node groups (scale, add, remove, a group's
+    template) changes what waking restores, checked like a change of the awake cluster; the
+    live spec keeps every group at 0. None: not hibernating, or not such a change."""
+    held = hibernation.open_hibernation(cluster.pk, lock=True)
+    if held is None or (held.state == held.State.WAKING
+                        and operations.active_operation(cluster) is not None):
+        return None  # a wake under way has read what it restores: the change waits (busy)
+    restore = hibernation.restore_spec(cluster, held)
+    plan = planner(restore)
+    if not plans.is_node_group_change(plan):
+        return None
+    check_access_change(ctx, plan.before.oidc_users, plan.after.oidc_users)
+    errors = plan.refusals() or check_spec(ctx, plan.after, previous=plan.before,
+                                           cluster_id=cluster.pk)
+    if errors:
+        raise errors_to_validation_error(errors)
+    return hibernation.record_deferred(actor, cluster, held, plan)

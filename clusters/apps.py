@@ -22,7 +22,14 @@ class ClustersConfig(AppConfig):
     def ready(self) -> None:
         # Start-up order: offerings, access and the outbox import the models, which exist only
         # now. Every Celery worker runs the outbox relay loop (a thread started at worker_init).
-        from clusters import access, lifecycle, maintenance, offerings, outbox  # noqa: PLC0415  # noqa: PLC0415
+        from clusters import (  # noqa: PLC0415
+            access,
+            hibernation_actions,
+            lifecycle,
+            maintenance,
+            offerings,
+            outbox,
+        )
         from clusters import metrics as cluster_metrics  # noqa: PLC0415
 
         outbox.connect_to_workers()
@@ -35,3 +42,6 @@ class ClustersConfig(AppConfig):
         health.register_check("management_cluster", ping_management_cluster)
         cluster_metrics.register()
         lifecycle.register(maintenance.PLANNER)
+        lifecycle.register(hibernation_actions.PLANNER)
+        events.subscribe(events.OperationFinished, hibernation_actions.on_operation_finished,
+                         moment="in_transaction")

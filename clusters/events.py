@@ -30,7 +30,7 @@ from portal.events import deliver, publish, subscribe
 logger = logging.getLogger("clusters.events")
 
 if TYPE_CHECKING:  # the events name models in their fields only
-    from clusters.models import Cluster, NodeGroup, NodePool, Operation
+    from clusters.models import Cluster, Hibernation, NodeGroup, NodePool, Operation
 
 __all__ = ["ClusterChanged", "ClusterObserved", "ClusterPhaseChanged", "Coalescer",
            "MaintenanceScheduled", "OfferingsChanged", "OperationFinished",
@@ -288,3 +288,39 @@ class Coalescer:
                             logger.exception("cluster.changed.batch_end_failed")
             finally:
                 connections.close_all()
+
+
+# --------------------------------------------------------------------------- part B: hibernation
+
+
+@dataclass(frozen=True)
+class ClusterHibernated:
+    """A cluster's workers went to 0 nodes (its hibernate operation succeeded); published in
+    that transaction. ``wakes_at``: the schedule's next wake, if any."""
+
+    cluster: Cluster
+    hibernation: Hibernation
+    at: datetime
+    wakes_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ClusterWoken:
+    """A hibernating cluster's node groups are back (its wake operation succeeded)."""
+
+    cluster: Cluster
+    hibernation: Hibernation
+    at: datetime
+
+
+@dataclass(frozen=True)
+class WakeFailing:
+    """A cluster's wake failed ``attempts`` times (published once, after the retries): staff
+    are alerted; the planner keeps trying."""
+
+    hibernation: Hibernation
+    operation: Operation | None
+    attempts: int
+
+
+__all__ += ["ClusterHibernated", "ClusterWoken", "WakeFailing"]

@@ -732,3 +732,81 @@ class AutomaticUpgrade(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster_id} {self.from_version}→{self.to_version} {self.window_start}"
+
+
+# --------------------------------------------------------------------------- part B: hibernation
+
+
+class HibernationSchedule(models.Model):
+    """When a cluster sleeps on its own: time ranges per weekday in an IANA time zone
+    (``clusters.hibernation_schedule`` computes them, DST-correct). A range whose end is not
+    after its start ends the next day ("20:00–08:00"). The planner acts at each boundary once
+    (``handled_until``), so a person who wakes a cluster during a scheduled night keeps it
+    awake until the next boundary."""
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE,
+                                   related_name="hibernation_schedule")
+    enabled = models.BooleanField(_("enabled"), default=True)
+    time_zone = models.CharField(_("time zone"), max_length=64, default="UTC")
+    preset = models.CharField(_("preset"), max_length=24, blank=True)
+    # [{"day": 0 (Monday)..6, "start": "HH:MM", "end": "HH:MM"}], sorted by day and start.
+    ranges = models.JSONField(_("ranges"), default=list, blank=True)
+    # The last boundary (sleep or wake) the planner has acted on; none acted on before it.
+    handled_until = models.DateTimeField(null=True, blank=True)
+    updated_by = models.CharField(max_length=254, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("hibernation schedule")
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id} {self.time_zone} ({len(self.ranges or [])} ranges)"
+
+
+class Hibernation(models.Model):
+    """One period a cluster hibernates, from the request to sleep to the request to wake: what
+    waking restores (``restore``, the spec of its node groups with their exact min and max) and
+    the hours the savings figure counts. Kept after waking (billing reads past periods)."""
+
+    class State(models.TextChoices):
+        HIBERNATING = "hibernating", _("Hibernating")
+        WAKING = "waking", _("Waking")
+        WOKEN = "woken", _("Woken")
+        FAILED = "failed", _("Did not hibernate")
+        ENDED = "ended", _("Ended with the cluster")
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="hibernations")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.HIBERNATING)
+    reason = models.CharField(max_length=16, default="manual")  # "manual" or "schedule"
+    started_at = models.DateTimeField(default=timezone.now)
+    started_by = models.CharField(max_length=254, blank=True)
+    # When the wake was asked for: the end of the hours the savings figure counts.
+    ended_at = models.DateTimeField(null=True, blank=True)
+    woken_by = models.CharField(max_length=254, blank=True)
+    woken_at = models.DateTimeField(null=True, blank=True)  # the wake operation succeeded
+    # The node groups waking restores: spec_to_json(...)["node_groups"] of the spec to restore.
+    restore = models.JSONField(default=list)
+    hibernate_operation = models.ForeignKey(Operation, on_delete=models.SET_NULL, null=True,
+                                            blank=True, related_name="+")
+    wake_operation = models.ForeignKey(Operation, on_delete=models.SET_NULL, null=True,
+                                       blank=True, related_name="+")
+    wake_attempts = models.PositiveSmallIntegerField(default=0)
+    next_wake_try_at = models.DateTimeField(null=True, blank=True)
+    staff_alerted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster"],
+                                    condition=models.Q(state__in=["hibernating", "waking"]),
+                                    name="one_open_hibernation_per_cluster"),
+        ]
+        indexes = [models.Index(fields=["tenant", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id} {self.state} since {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in (self.State.HIBERNATING, self.State.WAKING)

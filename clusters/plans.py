@@ -211,3 +211,74 @@ def set_oidc_users(users: tuple[OidcUserSpec, ...], *, summary: str = "") -> Pla
         return ChangePlan(Operation.Kind.ACCESS, before, after, "cluster.access",
                           summary or _("Access change requested."), params)
     return plan
+
+
+# --------------------------------------------------------------------------- part B: hibernation
+
+HIBERNATION_PARAM = "hibernation"  # in an operation's params: "hibernate" or "wake"
+# Kinds of a change to node groups: while a cluster hibernates they change what waking
+# restores (``clusters.hibernation``), not the live spec.
+NODE_GROUP_KINDS = frozenset({Operation.Kind.SCALE, Operation.Kind.ADD_NODE_GROUP,
+                              Operation.Kind.REMOVE_NODE_GROUP})
+
+
+def is_node_group_change(plan: ChangePlan) -> bool:
+    """A plan that changes node groups only (scale, add, remove, a group's template)."""
+    if HIBERNATION_PARAM in plan.params:
+        return False
+    return plan.kind in NODE_GROUP_KINDS or (
+        plan.kind == Operation.Kind.UPDATE and "node_group" in plan.params)
+
+
+def hibernate() -> Planner:
+    """Every node group to min 0 / max 0: the workers stop, the control plane keeps running.
+    What waking restores is kept by the caller (``clusters.hibernation``)."""
+    def plan(before: ClusterSpec) -> ChangePlan:
+        after = dataclasses.replace(before, node_groups=tuple(
+            dataclasses.replace(g, min_replicas=0, max_replicas=0) for g in before.node_groups))
+        return ChangePlan(Operation.Kind.SCALE, before, after, "cluster.hibernate",
+                          _("Hibernation: every node group goes to 0 nodes; the control plane "
+                            "keeps running."), {HIBERNATION_PARAM: "hibernate"})
+    return plan
+
+
+def wake(groups: tuple[NodeGroupSpec, ...]) -> Planner:
+    """The node groups become ``groups`` again: each group's exact min and max from before the
+    hibernation, with what was changed meanwhile (groups added or removed, new limits)."""
+    def plan(before: ClusterSpec) -> ChangePlan:
+        after = dataclasses.replace(before, node_groups=tuple(groups))
+        same_groups = [g.name for g in groups] == [g.name for g in before.node_groups]
+        sizes = ", ".join(f"{g.name} {g.min_replicas}–{g.max_replicas}" for g in groups)
+        return ChangePlan(Operation.Kind.SCALE if same_groups else Operation.Kind.UPDATE,
+                          before, after, "cluster.wake",
+                          _("Wake: node groups back to %(sizes)s nodes.") % {"sizes": sizes},
+                          {HIBERNATION_PARAM: "wake"})
+    return plan
+
+
+def waived_for_hibernation(plan: ChangePlan, errors: list[FieldError]) -> list[FieldError]:
+    """Hibernating sets sizes the portal never lets a person choose (max 0, a GPU group at 0):
+    those refusals do not apply to it, nor to a group still asleep in a later change (an
+    upgrade while the cluster hibernates). Waking restores what was accepted before: quota
+    (the sleeping cluster's nodes were freed meanwhile) and "nothing to change" (a retried wake
+    whose first attempt reached the platform) do not refuse it."""
+    return waived_while_asleep(plan.before, plan.after, plan.params.get(HIBERNATION_PARAM),
+                               errors)
+
+
+def waived_while_asleep(before: ClusterSpec | None, after: ClusterSpec, kind: str | None,
+                        errors: list[FieldError]) -> list[FieldError]:
+    """``waived_for_hibernation`` from an operation's specs and role (the worker checks
+    again before sending)."""
+    if kind == "wake":
+        errors = [e for e in errors if e.code not in ("quota_exceeded", "no_change")]
+    asleep = set()
+    for index, group in enumerate(after.node_groups):
+        if group.min_replicas or group.max_replicas:
+            continue
+        old = before.group(group.name) if before is not None else None
+        if kind == "hibernate" or (old is not None and old.max_replicas == 0):
+            asleep.add(index)
+    return [e for e in errors if not any(
+        e.field in (f"node_groups[{i}].min_replicas", f"node_groups[{i}].max_replicas")
+        for i in asleep)]

@@ -214,6 +214,8 @@ def _validate(operation: Operation, release: platform_release.PlatformRelease) -
                                **offerings.as_requested(after))
     if operation.params.get("retry_of"):
         errors = plans.waived_for_retry(errors)
+    errors = plans.waived_while_asleep(spec_from_json(before) if before else None, after,
+                                       operation.params.get(plans.HIBERNATION_PARAM), errors)
     if errors:
         # Each sentence names its field in words ("Node group md0: …"); never sent.
         raise SpecRejected(" ".join(e.message for e in errors))

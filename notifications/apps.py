@@ -28,5 +28,8 @@ class NotificationsConfig(AppConfig):
                          moment=moment)
         events.subscribe(events.MaintenanceScheduled, publishing.on_maintenance_scheduled,
                          moment=moment)
+        events.subscribe(events.ClusterHibernated, publishing.on_cluster_hibernated,
+                         moment=moment)
+        events.subscribe(events.ClusterWoken, publishing.on_cluster_woken, moment=moment)
         events.subscribe(BudgetThresholdReached, publishing.on_budget_threshold, moment=moment)
         events.subscribe(InvoiceFinalized, publishing.on_invoice_finalized, moment=moment)

@@ -43,6 +43,7 @@ EMAILED_HERE = frozenset({
     catalogue.EventType.OPERATION_SUCCEEDED, catalogue.EventType.OPERATION_FAILED,
     catalogue.EventType.VERSION_END_OF_LIFE_SOON, catalogue.EventType.MAINTENANCE_SCHEDULED,
     ENDPOINT_DISABLED,
+    catalogue.EventType.CLUSTER_HIBERNATED, catalogue.EventType.CLUSTER_WOKEN,
 })
 
 
@@ -119,6 +120,19 @@ def describe(event: Event) -> Message:
               "time zone %(zone)s).") % facts,
             data.get("what_rolls") or "",
             _("On the cluster's page you can upgrade now or postpone it once.")], link)
+    if event.type == catalogue.EventType.CLUSTER_HIBERNATED:
+        lines = [_("The cluster %(cluster)s of %(tenant)s hibernates: its workers stopped and "
+                   "are no longer billed; its control plane keeps running.") % facts]
+        if data.get("wakes_at"):
+            lines.append(_("It wakes at %(at)s (UTC).") % {
+                "at": str(data["wakes_at"]).replace("T", " ")[:16]})
+        return Message(_("%(tenant)s: cluster %(cluster)s hibernates") % facts, lines, link)
+    if event.type == catalogue.EventType.CLUSTER_WOKEN:
+        sizes = ", ".join(f"{g.get('name')} {g.get('min_replicas')}–{g.get('max_replicas')}"
+                          for g in data.get("node_groups") or [])
+        return Message(_("%(tenant)s: cluster %(cluster)s woke up") % facts, [
+            _("The cluster %(cluster)s of %(tenant)s is awake: its node groups are back to "
+              "%(sizes)s nodes.") % {**facts, "sizes": sizes}], link)
     if event.type == ENDPOINT_DISABLED:
         endpoint = data.get("endpoint") or {}
         facts["url"] = endpoint.get("url", "")

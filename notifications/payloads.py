@@ -16,7 +16,7 @@ from notifications.models import iso
 
 if TYPE_CHECKING:
     from billing.models import BudgetAlert, Invoice
-    from clusters.models import Cluster, Operation
+    from clusters.models import Cluster, Hibernation, Operation
 
 
 def _absolute(path: str) -> str:
@@ -83,6 +83,18 @@ def maintenance_scheduled(subject: Cluster, from_version: str, to_version: str,
     return {"cluster": cluster(subject), "from_version": from_version,
             "to_version": to_version, "starts_at": iso(starts_at), "ends_at": iso(ends_at),
             "time_zone": time_zone, "what_rolls": rolls}
+
+
+def hibernation(subject: Cluster, held: Hibernation, wakes_at: datetime | None = None
+                ) -> dict[str, Any]:
+    """``cluster.hibernated`` / ``cluster.woken``: the cluster, since when it slept (and until
+    when), why, when it wakes by its schedule, and the node groups waking restores."""
+    return {"cluster": cluster(subject), "reason": held.reason,
+            "hibernating_since": iso(held.started_at),
+            "woken_at": iso(held.woken_at) if held.woken_at else None,
+            "wakes_at": iso(wakes_at) if wakes_at else None,
+            "node_groups": [{"name": g["name"], "min_replicas": g["min_replicas"],
+                             "max_replicas": g["max_replicas"]} for g in held.restore]}
 
 
 def test_event() -> dict[str, Any]:

@@ -21,6 +21,8 @@ Which domain event becomes which notification:
   version): ``version.end_of_life_soon``;
 - ``MaintenanceScheduled`` (the maintenance planner, once per scheduled automatic upgrade):
   ``maintenance.scheduled``.
+- ``ClusterHibernated`` / ``ClusterWoken`` (a hibernate or wake operation succeeded):
+  ``cluster.hibernated`` / ``cluster.woken``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from django.utils import timezone
 
 from billing.events import BudgetThresholdReached, InvoiceFinalized
 from clusters.events import (
+    ClusterHibernated,
     ClusterPhaseChanged,
+    ClusterWoken,
     MaintenanceScheduled,
     OperationFinished,
     VersionEndOfLifeSoon,
@@ -138,3 +142,16 @@ def on_maintenance_scheduled(event: MaintenanceScheduled) -> None:
                                                 event.to_version, event.starts_at,
                                                 event.ends_at, event.time_zone, event.rolls),
                  occurred_at=event.at)
+
+
+@_guarded
+def on_cluster_hibernated(event: ClusterHibernated) -> None:
+    record_event(event.cluster.tenant_id, EventType.CLUSTER_HIBERNATED,
+                 payloads.hibernation(event.cluster, event.hibernation, event.wakes_at),
+                 occurred_at=event.at)
+
+
+@_guarded
+def on_cluster_woken(event: ClusterWoken) -> None:
+    record_event(event.cluster.tenant_id, EventType.CLUSTER_WOKEN,
+                 payloads.hibernation(event.cluster, event.hibernation), occurred_at=event.at)

@@ -41,6 +41,8 @@ class EventType(models.TextChoices):
                                 _("A cluster's Kubernetes version nears its end of life"))
     MAINTENANCE_SCHEDULED = ("maintenance.scheduled",
                              _("An automatic upgrade is scheduled in a maintenance window"))
+    CLUSTER_HIBERNATED = "cluster.hibernated", _("A cluster went to sleep")
+    CLUSTER_WOKEN = "cluster.woken", _("A cluster woke up")
 
 
 # Sent only to a webhook, when a person asks for a test delivery; never emailed.
@@ -86,6 +88,11 @@ _KINDS = (
     EventKind(EventType.MAINTENANCE_SCHEDULED.value, EventType.MAINTENANCE_SCHEDULED.label,
               _("An automatic upgrade of a cluster was scheduled for its maintenance window: "
                 "when it runs and what will roll."), True, _CLUSTER_STEWARDS),
+    EventKind(EventType.CLUSTER_HIBERNATED.value, EventType.CLUSTER_HIBERNATED.label,
+              _("A cluster hibernates: its workers stopped, its control plane keeps running."),
+              False, _CLUSTER_READERS),
+    EventKind(EventType.CLUSTER_WOKEN.value, EventType.CLUSTER_WOKEN.label,
+              _("A hibernating cluster's node groups are back."), False, _CLUSTER_READERS),
 )
 CATALOGUE: Mapping[str, EventKind] = {kind.type: kind for kind in _KINDS}
 

@@ -14,8 +14,8 @@ from django.core.mail import send_mail
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from clusters.events import OperationFinished
-from clusters.models import Operation
+from clusters.events import OperationFinished, WakeFailing
+from clusters.models import Hibernation, Operation
 from portal import languages
 from staff.views import notify_staff
 
@@ -70,3 +70,41 @@ def _alert(operation_id: int) -> None:
         languages.in_each_language(recipients, None, send)  # each staff member's language
     except Exception:  # an alert that cannot be sent must not undo the failure it reports
         logger.exception("operation.alert.failed", extra={"operation_id": operation_id})
+
+
+def on_wake_failing(event: WakeFailing) -> None:
+    """A hibernating cluster did not wake after its retries (once per hibernation, after
+    commit): every active staff member gets an email; the portal keeps retrying."""
+    notify_staff()
+    held = (Hibernation.objects.select_related("cluster__tenant", "wake_operation")
+            .filter(pk=event.hibernation.pk).first())
+    if held is None:
+        return
+    recipients = list(get_user_model().objects.filter(is_staff=True, is_active=True)
+                      .exclude(email="").values_list("email", flat=True))
+    if not recipients:
+        return
+    cluster = held.cluster
+    operation = held.wake_operation
+
+    def send(group: list[str]) -> None:
+        facts = {"tenant": cluster.tenant.slug, "cluster": cluster.name,
+                 "attempts": event.attempts}
+        subject = _("[Portal] Wake failed %(attempts)s times: %(tenant)s/%(cluster)s") % facts
+        body = "\n".join([
+            _("Tenant: %(name)s (%(slug)s)") % {"name": cluster.tenant.name,
+                                                "slug": cluster.tenant.slug},
+            _("Cluster: %(name)s") % {"name": cluster.name},
+            _("The cluster hibernates and its wake failed %(attempts)s times; the portal "
+              "keeps trying every few minutes.") % facts,
+            _("Last error: %(message)s") % {
+                "message": operation.error_message if operation is not None else "-"},
+            "",
+            _("Operations console: %(path)s") % {"path": reverse("staff_console")},
+        ])
+        send_mail(subject, body, None, group)
+
+    try:
+        languages.in_each_language(recipients, None, send)
+    except Exception:  # an alert that cannot be sent must not stop the retries
+        logger.exception("hibernation.wake_alert.failed", extra={"hibernation_id": held.pk})

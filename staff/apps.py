@@ -17,6 +17,7 @@ class StaffConfig(AppConfig):
 
         events.subscribe(events.OperationFinished, alerts.on_operation_finished,
                          moment="after_commit")
+        events.subscribe(events.WakeFailing, alerts.on_wake_failing, moment="after_commit")
 
 
 class StaffAdminConfig(admin_apps.AdminConfig):

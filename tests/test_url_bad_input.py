@@ -37,7 +37,7 @@ from rest_framework.test import APIClient
 
 from billing.models import Budget
 from clusters import maintenance
-from clusters.models import MaintenanceWindow, NodeGroup, Operation, UpgradePolicy
+from clusters.models import Hibernation, MaintenanceWindow, NodeGroup, Operation, UpgradePolicy
 from portal.models import Membership
 from tests.api.factories import make_token
 from tests.clusters.ui import offline_platform
@@ -286,12 +286,24 @@ def _scheduled_upgrade(w: Any) -> dict[str, Any]:
     return {}
 
 
+def _hibernating(w: Any) -> dict[str, Any]:
+    """The wake form shows only while the cluster hibernates."""
+    PARAM_SAMPLES["cluster_name"](w)
+    cluster = w.extra["cluster"]
+    Hibernation.objects.create(tenant=cluster.tenant, cluster=cluster, restore=[
+        {"name": g.name, "instance_type": g.instance_type, "min_replicas": g.min_replicas,
+         "max_replicas": g.max_replicas, "disk_gib": g.disk_gib}
+        for g in cluster.node_groups.all()])
+    return {}
+
+
 SETUP = {"clusters:maintenance_postpone": _scheduled_upgrade,
          "clusters:maintenance_upgrade_now": _scheduled_upgrade,
          "clusters:operation_retry": _failed_operation,
          "clusters:operation_cancel": _queued_operation,
          "member_role": _other_member, "member_remove": _other_member,
-         "clusters:group_remove": _second_group, "billing:budget_remove": _budget}
+         "clusters:group_remove": _second_group, "billing:budget_remove": _budget,
+         "clusters:wake": _hibernating}
 
 
 # URLs that take a POST but whose form no page shows the owner, with the reason.
@@ -438,6 +450,8 @@ BASELINES: dict[tuple[str, str], Any] = {
     ("api:node_group", "put"): {**GROUP, "name": "md0", "max_replicas": 4},
     ("api:node_group", "patch"): {"max_replicas": 4},
     ("api:cluster_upgrade", "post"): {"version": "v1.35"},
+    ("api:cluster_hibernation", "put"): {"time_zone": "Europe/Zurich", "ranges": [
+        {"day": 0, "start": "20:00", "end": "08:00"}]},
     ("api:cluster_kubeconfig", "post"): {"kind": "admin"},
     ("api:estimate", "post"): {"node_groups": [GROUP]},
     ("api:webhooks", "post"): {"target_url": "https://hooks.example.com/walk",

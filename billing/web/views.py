@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -68,8 +70,21 @@ def usage(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         "can_see_clusters": ctx.can(Perm.CLUSTERS_VIEW),
         "can_see_invoices": ctx.can(Perm.INVOICES_VIEW),
         "can_manage_budget": ctx.can(Perm.BUDGETS_MANAGE),
+        "hibernation_saved": _hibernation_saved(ctx, period, now, names),
     }
     return render_region(request, "billing/usage.html", "usage", context)
+
+
+def _hibernation_saved(ctx: TenantContext, period: Period, now: datetime,
+                       names: dict[int, str]) -> dict[str, Any] | None:
+    """"Saved this month by hibernation": the month's total and each cluster's (None when no
+    cluster hibernated in the month)."""
+    saved = queries.hibernation_savings_mtd(ctx.tenant, now=min(now, period.end_at))
+    if not saved:
+        return None
+    return {"total": sum(saved.values(), Decimal(0)),
+            "clusters": sorted(((names.get(pk, ""), amount) for pk, amount in saved.items()),
+                               key=lambda item: item[0])}
 
 
 @tenant_view(Perm.COSTS_VIEW)

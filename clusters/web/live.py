@@ -29,11 +29,12 @@ from django.utils import translation
 from django.utils.functional import SimpleLazyObject
 from django.utils.safestring import SafeString, mark_safe
 
-from clusters import features, platform_release
+from clusters import features, hibernation, hibernation_actions, platform_release
 from clusters.events import OfferingsChanged
 from clusters.models import ClusterEvent
 from clusters.web import forms as cluster_forms
 from clusters.web import presentation, queries
+from clusters.web.hibernation_forms import HibernationScheduleForm, schedule_initial
 from clusters.web.queries import ClusterRow, ClusterState
 from cozystack.specjson import spec_to_json
 from portal.permissions import Perm
@@ -76,6 +77,7 @@ def actions_key(state: ClusterState, tier: str) -> str:
         "busy": state.busy, "phase": cluster.phase, "tier": tier,
         "kubeconfig": cluster.kubeconfig_ready, "target": state.upgrade_target,
         "lang": translation.get_language(),
+        "sleep": state.sleep.key if state.sleep else None,
     }
     return hashlib.sha1(json.dumps(basis, sort_keys=True, default=str).encode(),
                         usedforsecurity=False).hexdigest()[:16]
@@ -92,6 +94,9 @@ def action_forms(state: ClusterState, bound: dict[str, Any] | None = None,
     cluster = state.cluster
     namespace = cluster.tenant.namespace
     spec = cluster.to_spec(state.groups)
+    held = hibernation.open_hibernation(cluster.pk) if state.sleep else None
+    if held is not None:  # the group forms show (and change) what waking restores
+        spec = hibernation.restore_spec(cluster, held, spec)
     groups = []
     for group in spec.node_groups:
         groups.append({
@@ -124,6 +129,9 @@ def action_forms(state: ClusterState, bound: dict[str, Any] | None = None,
             if features.supports(features.AUTO_REPAIR) else None),
         "access": bound.get("access") or (_access_form(state, spec)
                                           if tier == MANAGE else None),
+        "hibernation": bound.get("hibernation") or HibernationScheduleForm(
+            prefix="hibernation",
+            initial=schedule_initial(hibernation_actions.schedule_of(cluster))),
     }
 
 

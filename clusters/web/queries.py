@@ -37,7 +37,7 @@ from django.db.models.functions import Coalesce, JSONObject, RowNumber
 
 from billing.pricing import pool_monthly_costs
 from billing.queries import MonthToDate, month_to_date
-from clusters import offerings, platform_release
+from clusters import hibernation, offerings, platform_release
 from clusters.models import (
     Cluster,
     ClusterEvent,
@@ -162,6 +162,7 @@ class ClusterRow(Generic[_Listed]):
     end_of_life_on: date | None = None  # the cluster's version is past its end of life
     cost_mtd: Decimal | None = None  # this month so far (CHF, before VAT)
     revision: int = 0  # the cluster's ``ClusterRevision`` when the row was read
+    sleep: hibernation.Badge | None = None  # "Hibernating since … · wakes at …"
 
     @property
     def nodes_ready(self) -> int:
@@ -207,7 +208,7 @@ class ClusterRow(Generic[_Listed]):
                  (op.pk, op.state, op.error_class, op.error_message, op.steps) if op else None,
                  self.last_change_at.isoformat() if self.last_change_at else "",
                  self.end_of_life_on.isoformat() if self.end_of_life_on else "",
-                 str(self.cost_mtd))
+                 str(self.cost_mtd), self.sleep.key if self.sleep else None)
         return hashlib.sha1(repr(basis).encode(), usedforsecurity=False).hexdigest()
 
     def matches(self, phase: str = "", version: str = "") -> bool:
@@ -250,8 +251,16 @@ def _rows(values: list[tuple[Any, ...]], tenant: Tenant) -> list[ClusterRow[List
     if not values:
         return []
     retired, costs = end_of_life_dates(), _month_to_date(tenant.pk)
-    return [_row(ListedCluster(*v[:_LISTED]), _Computed(*v[_LISTED:]), retired, costs)
-            for v in values]
+    return _with_sleep([_row(ListedCluster(*v[:_LISTED]), _Computed(*v[_LISTED:]), retired,
+                             costs) for v in values])
+
+
+def _with_sleep(rows: list[ClusterRow[_Listed]]) -> list[ClusterRow[_Listed]]:
+    """The hibernation badge of each row that hibernates (one query for them all)."""
+    found = hibernation.badges(row.cluster.pk for row in rows)
+    for row in rows:
+        row.sleep = found.get(row.cluster.pk)
+    return rows
 
 
 _LISTED = len(_CLUSTER_COLUMNS)
@@ -300,7 +309,8 @@ def cluster_row(cluster_id: int) -> ClusterRow[Cluster] | None:
         return None
     computed = _Computed(*(getattr(cluster, name)
                            for name in _ROW_COLUMNS[len(_CLUSTER_COLUMNS):]))
-    return _row(cluster, computed, end_of_life_dates(), _month_to_date(cluster.tenant_id))
+    return _with_sleep([_row(cluster, computed, end_of_life_dates(),
+                             _month_to_date(cluster.tenant_id))])[0]
 
 
 def cluster_row_ids(tenant: Tenant, ids: list[int]) -> list[ClusterRow[ListedCluster]]:
@@ -366,6 +376,7 @@ class ClusterState:
     # with what each costs per month at its current size (None: not priced).
     pools: list[NodePool] = field(default_factory=list)
     pool_costs: dict[int, Decimal | None] = field(default_factory=dict)
+    sleep: hibernation.Badge | None = None  # "Hibernating since … · wakes at …"
 
     @property
     def cost_mtd(self) -> Decimal | None:
@@ -445,7 +456,8 @@ def _state(cluster: Cluster, groups: list[NodeGroup], operation: Operation | Non
                         upgrade_target=target,
                         node_counts={g.name: g.observed_nodes for g in groups},
                         costs=_month_to_date(cluster.tenant_id), revision=revision,
-                        pools=pools, pool_costs=pool_monthly_costs(pools) if pools else {})
+                        pools=pools, pool_costs=pool_monthly_costs(pools) if pools else {},
+                        sleep=hibernation.badges([cluster.pk]).get(cluster.pk))
 
 
 def cluster_state_by_id(cluster_id: int) -> ClusterState | None:
@@ -603,6 +615,7 @@ def cluster_rows_by_id(ids: Sequence[int]) -> dict[int, ClusterRow[ListedCluster
         listed = ListedCluster(*v[:_LISTED])
         rows[listed.pk] = _row(listed, _Computed(*v[_LISTED:]), retired,
                                costs[listed.tenant_id])
+    _with_sleep(list(rows.values()))
     return rows
 
 

@@ -20,7 +20,16 @@ from django.utils.translation import gettext as _
 
 from billing.pricing import estimate_change, estimate_spec
 from billing.queries import MTD_SNAPSHOT_SECONDS, month_to_date
-from clusters import actions, features, offerings, plans, platform_quota, platform_release
+from clusters import (
+    actions,
+    features,
+    hibernation,
+    hibernation_actions,
+    offerings,
+    plans,
+    platform_quota,
+    platform_release,
+)
 from clusters.models import Cluster, Offering
 from clusters.quotas import quota_lines
 from clusters.web import kubeconfig as kubeconfigs
@@ -41,6 +50,7 @@ from clusters.web.forms import (
     row_key,
     validation_field_errors,
 )
+from clusters.web.hibernation_forms import HibernationScheduleForm
 from cozystack.gateway import NotFound, PlatformError
 from cozystack.manifests import render_kubernetes, to_yaml
 from cozystack.rules import FieldError
@@ -301,12 +311,15 @@ def _confirm_or_run(request: HttpRequest, ctx: TenantContext, cluster: Cluster, 
         return refused([])
     state = queries.cluster_state(cluster)
     try:
-        plan = planner(cluster.to_spec(state.groups))
+        # While the cluster hibernates, a node-group change is planned on what waking restores.
+        plan = planner(hibernation.planning_base(cluster, planner,
+                                                 cluster.to_spec(state.groups)))
     except plans.NoSuchNodeGroup:
         raise Http404 from None  # the group's name came from the URL
     except ValidationError as exc:
         return refused(validation_field_errors(exc))
-    errors = actions.check_plan(ctx, plan, cluster_id=cluster.pk)
+    errors = plans.waived_for_hibernation(plan, actions.check_plan(ctx, plan,
+                                                                    cluster_id=cluster.pk))
     if errors:
         return refused(errors)
     if not form.cleaned_data.get("confirm"):
@@ -322,6 +335,8 @@ def _confirm_or_run(request: HttpRequest, ctx: TenantContext, cluster: Cluster, 
         actions.do_change_cluster(actor_from_request(request), ctx, cluster.name, planner)
     except ValidationError as exc:
         return refused(validation_field_errors(exc))
+    except hibernation.ChangeDeferred as deferred:
+        return _done(request, ctx, cluster, deferred.deferred.summary)
     return _done(request, ctx, cluster, done)
 
 
@@ -562,3 +577,48 @@ def kubeconfig(request: HttpRequest, ctx: TenantContext, cluster_name: str) -> H
                     "again in a minute.") % {"e": exc.message}
     messages.error(request, problem)
     return redirect("clusters:detail", tenant_slug=ctx.tenant.slug, cluster_name=cluster_name)
+
+
+# --------------------------------------------------------------------------- part B: hibernation
+
+
+@tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
+def cluster_hibernate(request: HttpRequest, ctx: TenantContext, cluster_name: str
+                      ) -> HttpResponse:
+    """Hibernate now: every node group to 0 nodes (``hibernation_actions.do_hibernate``)."""
+    return _operation_action(
+        request, ctx, cluster_name,
+        lambda actor: hibernation_actions.do_hibernate(actor, ctx, cluster_name),
+        _("Hibernation requested: every node group goes to 0 nodes; the control plane keeps "
+          "running."))
+
+
+@tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
+def cluster_wake(request: HttpRequest, ctx: TenantContext, cluster_name: str) -> HttpResponse:
+    """Wake now: every node group gets its limits back (``hibernation_actions.do_wake``)."""
+    return _operation_action(
+        request, ctx, cluster_name,
+        lambda actor: hibernation_actions.do_wake(actor, ctx, cluster_name),
+        _("Wake requested: every node group gets its limits back."))
+
+
+@tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
+def cluster_hibernation_schedule(request: HttpRequest, ctx: TenantContext, cluster_name: str
+                                 ) -> HttpResponse:
+    """Save the hibernation schedule; errors beside their fields (422)."""
+    cluster = actions.access_cluster(ctx, cluster_name)
+    form = HibernationScheduleForm(request.POST, prefix="hibernation")
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            hibernation_actions.do_set_schedule(
+                actor_from_request(request), ctx, cluster.name, time_zone=data["time_zone"],
+                ranges=data["ranges"], preset=data["preset"], enabled=data["enabled"])
+        except ValidationError as exc:
+            for error in validation_field_errors(exc):
+                form.add_error(error.field if error.field in form.fields else None,
+                               error.message)
+        else:
+            return _done(request, ctx, cluster, _("Hibernation schedule saved."))
+    return _respond_with_actions(request, ctx, cluster, status=422,
+                                 bound={"hibernation": form}, open_action="hibernation")

@@ -110,6 +110,25 @@ class MaintenanceDataSerializer(serializers.Serializer):
     what_rolls = serializers.CharField(help_text=_("What will roll, in words."))
 
 
+class RestoredGroupSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text=_("The node group."))
+    min_replicas = serializers.IntegerField(help_text=_("The minimum nodes waking restores."))
+    max_replicas = serializers.IntegerField(help_text=_("The maximum nodes waking restores."))
+
+
+class HibernationDataSerializer(serializers.Serializer):
+    cluster = ClusterDataSerializer(help_text=_("The cluster."))
+    reason = serializers.ChoiceField(choices=[("manual", "manual"), ("schedule", "schedule")],
+                                     help_text=_("Why it slept: a person, or its schedule."))
+    hibernating_since = serializers.DateTimeField(help_text=_("When it went to sleep."))
+    woken_at = serializers.DateTimeField(allow_null=True,
+                                         help_text=_("When it woke; null while it sleeps."))
+    wakes_at = serializers.DateTimeField(
+        allow_null=True, help_text=_("When its schedule wakes it; null if only a person does."))
+    node_groups = RestoredGroupSerializer(many=True, help_text=_(
+        "The node groups with the limits waking restores."))
+
+
 class TestDataSerializer(serializers.Serializer):
     message = serializers.CharField(help_text=_("A sentence saying it is a test."))
 
@@ -123,6 +142,8 @@ DATA: dict[str, tuple[type[serializers.Serializer], str]] = {
     EventType.INVOICE_FINALIZED: (InvoiceEventDataSerializer, "InvoiceFinalized"),
     EventType.VERSION_END_OF_LIFE_SOON: (EndOfLifeDataSerializer, "VersionEndOfLifeSoon"),
     EventType.MAINTENANCE_SCHEDULED: (MaintenanceDataSerializer, "MaintenanceScheduled"),
+    EventType.CLUSTER_HIBERNATED: (HibernationDataSerializer, "ClusterHibernated"),
+    EventType.CLUSTER_WOKEN: (HibernationDataSerializer, "ClusterWoken"),
     TEST_EVENT: (TestDataSerializer, "WebhookTest"),
 }
 
@@ -167,6 +188,8 @@ INVOICE_FINALIZED = _webhook(EventType.INVOICE_FINALIZED)
 VERSION_END_OF_LIFE_SOON = _webhook(EventType.VERSION_END_OF_LIFE_SOON)
 MAINTENANCE_SCHEDULED = _webhook(EventType.MAINTENANCE_SCHEDULED)
 WEBHOOK_TEST = _webhook(TEST_EVENT)
+CLUSTER_HIBERNATED = _webhook(EventType.CLUSTER_HIBERNATED)
+CLUSTER_WOKEN = _webhook(EventType.CLUSTER_WOKEN)
 WEBHOOK_NAMES = ("CLUSTER_READY", "CLUSTER_DELETED", "OPERATION_SUCCEEDED", "OPERATION_FAILED",
                  "BUDGET_THRESHOLD", "INVOICE_FINALIZED", "VERSION_END_OF_LIFE_SOON",
-                 "MAINTENANCE_SCHEDULED", "WEBHOOK_TEST")
+                 "MAINTENANCE_SCHEDULED", "WEBHOOK_TEST", "CLUSTER_HIBERNATED", "CLUSTER_WOKEN")

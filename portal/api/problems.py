@@ -100,6 +100,7 @@ _BY_STATUS = {
 CONFLICT_CODES = frozenset({
     "busy", "deleting", "deleted", "not_retryable", "not_cancellable", "superseded",
     "no_change", "already_exists", "kubeconfig_not_ready",
+    "hibernating", "not_hibernating", "not_running",
 })
 # Error paths that are not places in the request body (no JSON pointer).
 NON_BODY_ROOTS = frozenset({"quota", "node_group", "confirm", "__all__", "non_field_errors"})

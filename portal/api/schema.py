@@ -312,8 +312,8 @@ requests, 503 platform unreachable.
 A tenant's owners and admins register HTTPS endpoints (`…/webhooks/`) and choose events
 (`cluster.ready`, `cluster.deleted`, `operation.succeeded`, `operation.failed`,
 `budget.threshold`, `invoice.finalized`, `version.end_of_life_soon`,
-`maintenance.scheduled`). Each is POSTed as a JSON envelope
-`{id, type, time, tenant, data}`, described per type under `webhooks` in this
+`maintenance.scheduled`, `cluster.hibernated`, `cluster.woken`). Each is POSTed as a JSON
+envelope `{id, type, time, tenant, data}`, described per type under `webhooks` in this
 document, with a `Portal-Signature: t=<unix time>,v1=<hex>` header: the HMAC-SHA256, keyed
 with the endpoint's secret, of `<t>.<raw body>`. Verify it in constant time and refuse an old
 `t`. During a secret rotation's overlap a request carries one `v1` per secret. Delivery is at

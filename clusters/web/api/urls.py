@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from clusters.web.api import catalog, views
+from clusters.web.api import catalog, hibernation, views
 
 cluster = "clusters/<slug:cluster_name>/"
 operation = "operations/<apiid:operation_id>/"
@@ -23,6 +23,10 @@ urlpatterns = [
     path(cluster + "node-groups/", views.NodeGroupListView.as_view(), name="node_groups"),
     path(cluster + "node-groups/<slug:group_name>/", views.NodeGroupDetailView.as_view(),
          name="node_group"),
+    path(cluster + "hibernation/", hibernation.HibernationView.as_view(),
+         name="cluster_hibernation"),
+    path(cluster + "hibernate/", hibernation.HibernateView.as_view(), name="cluster_hibernate"),
+    path(cluster + "wake/", hibernation.WakeView.as_view(), name="cluster_wake"),
     path("operations/", views.OperationListView.as_view(), name="operations"),
     path(operation, views.OperationDetailView.as_view(), name="operation"),
     path(operation + "retry/", views.OperationRetryView.as_view(), name="operation_retry"),

@@ -20,12 +20,13 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from clusters import actions, platform_quota
+from clusters import actions, hibernation, platform_quota
 from clusters.models import Cluster, ClusterEvent, NodeGroup, NodePool, Operation
 from clusters.platform_release import shown_dialect
 from clusters.web import kubeconfig as kubeconfigs
 from clusters.web.api import serializers as s
 from clusters.web.api.catalog import ADDON_API_KEYS
+from clusters.web.api.hibernation_data import HibernationSerializer, deferred_response
 from cozystack.gateway import NotFound
 from cozystack.manifests import render_kubernetes
 from cozystack.specs import ClusterSpec
@@ -139,6 +140,12 @@ class ClusterApiView(ApiView):
 
     def cluster_response(self, cluster: Cluster) -> Response:
         return Response(s.ClusterSerializer(cluster, context=self.serializer_context()).data)
+
+    def handle_exception(self, exc: Exception) -> Any:
+        if isinstance(exc, hibernation.ChangeDeferred):  # committed; what waking restores
+            cluster = actions.access_cluster(self.tenant_ctx, self.kwargs["cluster_name"])
+            return deferred_response(cluster, exc.deferred)
+        return super().handle_exception(exc)
 
 
 # --------------------------------------------------------------------------- clusters
@@ -432,7 +439,8 @@ class NodeGroupListView(ClusterApiView):
 
     @extend_schema(
         operation_id="node_groups_create", tags=[TAG_GROUPS], summary="Add a node group",
-        request=s.NodeGroupInputSerializer, responses={202: s.OperationAcceptedSerializer},
+        request=s.NodeGroupInputSerializer,
+        responses={202: s.OperationAcceptedSerializer, 200: HibernationSerializer},
         examples=[OpenApiExample("GPU group", value=NODE_GROUP_EXAMPLE, request_only=True)])
     def post(self, request: Request, tenant_slug: str, cluster_name: str) -> Response:
         data = self.parse(s.NodeGroupInputSerializer)
@@ -476,7 +484,8 @@ class NodeGroupDetailView(ClusterApiView):
     @extend_schema(
         operation_id="node_groups_replace", tags=[TAG_GROUPS],
         summary="Replace a node group's template and limits",
-        request=s.NodeGroupReplaceSerializer, responses={202: s.OperationAcceptedSerializer},
+        request=s.NodeGroupReplaceSerializer,
+        responses={202: s.OperationAcceptedSerializer, 200: HibernationSerializer},
         description="A new instance type, disk, roles or GPUs replace every node of the "
                     "group (rolling, up to twice the nodes for a while).")
     def put(self, request: Request, tenant_slug: str, cluster_name: str,
@@ -493,7 +502,7 @@ class NodeGroupDetailView(ClusterApiView):
     @extend_schema(
         operation_id="node_groups_update", tags=[TAG_GROUPS],
         summary="Scale or change a node group", request=s.NodeGroupPatchSerializer,
-        responses={202: s.OperationAcceptedSerializer},
+        responses={202: s.OperationAcceptedSerializer, 200: HibernationSerializer},
         examples=[OpenApiExample("scale", value={"min_replicas": 2, "max_replicas": 6},
                                  request_only=True)],
         description="Only `min_replicas` / `max_replicas`: a scale, no node is replaced. "
@@ -522,7 +531,7 @@ class NodeGroupDetailView(ClusterApiView):
 
     @extend_schema(operation_id="node_groups_destroy", tags=[TAG_GROUPS],
                    summary="Remove a node group", request=None,
-                   responses={202: s.OperationSerializer},
+                   responses={202: s.OperationSerializer, 200: HibernationSerializer},
                    description="Its nodes are drained and deleted. A cluster keeps at least "
                                "one group (422 otherwise).")
     def delete(self, request: Request, tenant_slug: str, cluster_name: str,

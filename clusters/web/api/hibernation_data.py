@@ -59,7 +59,7 @@ class RestoreGroupSerializer(serializers.Serializer):
     max_replicas = serializers.IntegerField(help_text=_("The maximum waking restores."))
 
 
-class UpcomingSerializer(serializers.Serializer):
+class HibernationUpcomingSerializer(serializers.Serializer):
     at = serializers.DateTimeField(help_text=_("When (UTC)."))
     kind = serializers.ChoiceField(choices=[("hibernate", "hibernate"), ("wake", "wake")],
                                    help_text=_("What happens."))
@@ -83,7 +83,7 @@ class HibernationSerializer(serializers.Serializer):
         "What hibernation saved this month so far: the workers at the minimum size waking "
         "restores, over the hours asleep, at the price book's prices (before VAT)."))
     currency = serializers.CharField(help_text=_("`CHF`."))
-    upcoming = UpcomingSerializer(many=True, help_text=_(
+    upcoming = HibernationUpcomingSerializer(many=True, help_text=_(
         "The schedule's next actions within 7 days."))
     detail = serializers.CharField(required=False, help_text=_(
         "After a node-group change while it hibernates: what changed at the wake."))

@@ -8,6 +8,7 @@ import uuid
 import pytest
 from django.core.cache import cache
 from django.test import Client
+from django.utils import translation
 
 from portal.permissions import Role
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
@@ -98,6 +99,15 @@ def client_for():
 @pytest.fixture
 def user(db):
     return UserFactory()
+
+
+@pytest.fixture(autouse=True)
+def default_language():
+    """Each test starts and ends in the default language: a test (or a view it calls in this
+    thread) that activates another one never leaves it to the next test."""
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

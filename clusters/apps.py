@@ -22,7 +22,7 @@ class ClustersConfig(AppConfig):
     def ready(self) -> None:
         # Start-up order: offerings, access and the outbox import the models, which exist only
         # now. Every Celery worker runs the outbox relay loop (a thread started at worker_init).
-        from clusters import access, offerings, outbox  # noqa: PLC0415
+        from clusters import access, expiry, lifecycle, offerings, outbox  # noqa: PLC0415
         from clusters import metrics as cluster_metrics  # noqa: PLC0415
 
         outbox.connect_to_workers()
@@ -34,3 +34,4 @@ class ClustersConfig(AppConfig):
                          moment="after_commit")
         health.register_check("management_cluster", ping_management_cluster)
         cluster_metrics.register()
+        lifecycle.register(expiry.PLANNER)

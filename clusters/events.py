@@ -32,8 +32,9 @@ logger = logging.getLogger("clusters.events")
 if TYPE_CHECKING:  # the events name models in their fields only
     from clusters.models import Cluster, NodeGroup, NodePool, Operation
 
-__all__ = ["ClusterChanged", "ClusterObserved", "ClusterPhaseChanged", "Coalescer",
-           "OfferingsChanged", "OperationFinished", "VersionEndOfLifeSoon", "WatcherStarted",
+__all__ = ["ClusterChanged", "ClusterExpiring", "ClusterObserved", "ClusterPhaseChanged",
+           "Coalescer", "OfferingsChanged", "OperationFinished", "VersionEndOfLifeSoon",
+           "WatcherStarted",
            "batched", "cluster_changed", "count_change", "deliver_changed",
            "on_delivery_thread", "publish", "subscribe"]
 
@@ -91,6 +92,17 @@ class VersionEndOfLifeSoon:
     version: str
     end_of_life_on: date
     upgrade_to: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ClusterExpiring:
+    """A cluster's expiry is ``lead_hours`` away (24 or 1): published once per cluster, expiry
+    time and lead, in the transaction that records the reminder (``clusters.expiry``)."""
+
+    cluster: Cluster
+    expires_at: datetime
+    lead_hours: int
     at: datetime
 
 

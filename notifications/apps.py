@@ -26,5 +26,6 @@ class NotificationsConfig(AppConfig):
                          moment=moment)
         events.subscribe(events.VersionEndOfLifeSoon, publishing.on_version_end_of_life_soon,
                          moment=moment)
+        events.subscribe(events.ClusterExpiring, publishing.on_cluster_expiring, moment=moment)
         events.subscribe(BudgetThresholdReached, publishing.on_budget_threshold, moment=moment)
         events.subscribe(InvoiceFinalized, publishing.on_invoice_finalized, moment=moment)

@@ -41,7 +41,8 @@ GIVE_UP_AFTER = timedelta(hours=24)
 EMAILED_HERE = frozenset({
     catalogue.EventType.CLUSTER_READY, catalogue.EventType.CLUSTER_DELETED,
     catalogue.EventType.OPERATION_SUCCEEDED, catalogue.EventType.OPERATION_FAILED,
-    catalogue.EventType.VERSION_END_OF_LIFE_SOON, ENDPOINT_DISABLED,
+    catalogue.EventType.VERSION_END_OF_LIFE_SOON, catalogue.EventType.CLUSTER_EXPIRING,
+    ENDPOINT_DISABLED,
 })
 
 
@@ -107,6 +108,12 @@ def describe(event: Event) -> Message:
             lines.append(_("Upgrade it to %(target)s.") % {"target": data["upgrade_to"]})
         return Message(_("%(tenant)s: Kubernetes %(version)s of %(cluster)s nears its end of "
                          "life") % facts, lines, link)
+    if event.type == catalogue.EventType.CLUSTER_EXPIRING:
+        facts.update({"at": data.get("expires_at", ""), "hours": data.get("lead_hours", "")})
+        return Message(_("%(tenant)s: cluster %(cluster)s expires in %(hours)s h") % facts, [
+            _("The cluster %(cluster)s of %(tenant)s is deleted at its expiry, %(at)s (UTC), "
+              "with its volumes.") % facts,
+            _("Extend the expiry on the cluster's page to keep it.")], link)
     if event.type == ENDPOINT_DISABLED:
         endpoint = data.get("endpoint") or {}
         facts["url"] = endpoint.get("url", "")

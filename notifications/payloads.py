@@ -77,6 +77,11 @@ def end_of_life(subject: Cluster, version: str, end: date, upgrade_to: str,
             "upgrade_to": upgrade_to or None}
 
 
+def expiring(subject: Cluster, expires_at: datetime, lead_hours: int) -> dict[str, Any]:
+    return {"cluster": cluster(subject), "expires_at": iso(expires_at),
+            "lead_hours": lead_hours}
+
+
 def test_event() -> dict[str, Any]:
     return {"message": _("A test event sent from the portal: your endpoint receives and "
                          "verifies webhooks.")}

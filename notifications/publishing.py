@@ -18,7 +18,8 @@ Which domain event becomes which notification:
 - ``BudgetThresholdReached``: ``budget.threshold``; ``InvoiceFinalized``:
   ``invoice.finalized`` (billing emails those itself);
 - ``VersionEndOfLifeSoon`` (the clusters domain's periodic check, once per cluster and
-  version): ``version.end_of_life_soon``.
+  version): ``version.end_of_life_soon``;
+- ``ClusterExpiring`` (the expiry planner, 24 hours and 1 hour before): ``cluster.expiring``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.events import BudgetThresholdReached, InvoiceFinalized
-from clusters.events import ClusterPhaseChanged, OperationFinished, VersionEndOfLifeSoon
+from clusters.events import (
+    ClusterExpiring,
+    ClusterPhaseChanged,
+    OperationFinished,
+    VersionEndOfLifeSoon,
+)
 from clusters.models import Cluster, Operation
 from notifications import emails, payloads, tasks
 from notifications.models import Delivery, Event, WebhookEndpoint
@@ -122,3 +128,10 @@ def on_version_end_of_life_soon(event: VersionEndOfLifeSoon) -> None:
     record_event(event.cluster.tenant_id, EventType.VERSION_END_OF_LIFE_SOON,
                  payloads.end_of_life(event.cluster, event.version, event.end_of_life_on,
                                       event.upgrade_to, event.at), occurred_at=event.at)
+
+
+@_guarded
+def on_cluster_expiring(event: ClusterExpiring) -> None:
+    record_event(event.cluster.tenant_id, EventType.CLUSTER_EXPIRING,
+                 payloads.expiring(event.cluster, event.expires_at, event.lead_hours),
+                 occurred_at=event.at)

@@ -39,6 +39,7 @@ class EventType(models.TextChoices):
     INVOICE_FINALIZED = "invoice.finalized", _("An invoice was issued")
     VERSION_END_OF_LIFE_SOON = ("version.end_of_life_soon",
                                 _("A cluster's Kubernetes version nears its end of life"))
+    CLUSTER_EXPIRING = "cluster.expiring", _("A cluster nears its expiry")
 
 
 # Sent only to a webhook, when a person asks for a test delivery; never emailed.
@@ -79,6 +80,9 @@ _KINDS = (
     EventKind(EventType.VERSION_END_OF_LIFE_SOON.value, EventType.VERSION_END_OF_LIFE_SOON.label,
               _("A cluster runs a Kubernetes version whose end of life is near."), True,
               _CLUSTER_READERS),
+    EventKind(EventType.CLUSTER_EXPIRING.value, EventType.CLUSTER_EXPIRING.label,
+              _("A cluster is deleted at its expiry in 24 hours, then in 1 hour: extend it to "
+                "keep it."), True, _CLUSTER_READERS),
 )
 CATALOGUE: Mapping[str, EventKind] = {kind.type: kind for kind in _KINDS}
 

@@ -351,7 +351,8 @@ SPECTACULAR_SETTINGS = {
     # The webhooks the portal sends, one per event type (OpenAPI 3.1 `webhooks`).
     "WEBHOOKS": [f"notifications.api.webhooks.{name}" for name in (
         "CLUSTER_READY", "CLUSTER_DELETED", "OPERATION_SUCCEEDED", "OPERATION_FAILED",
-        "BUDGET_THRESHOLD", "INVOICE_FINALIZED", "VERSION_END_OF_LIFE_SOON", "WEBHOOK_TEST")],
+        "BUDGET_THRESHOLD", "INVOICE_FINALIZED", "VERSION_END_OF_LIFE_SOON", "CLUSTER_EXPIRING",
+        "WEBHOOK_TEST")],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "portal.api.schema.strict_request_bodies",

@@ -100,6 +100,12 @@ class EndOfLifeDataSerializer(serializers.Serializer):
                                        help_text=_("The version to upgrade to, if any."))
 
 
+class ExpiringDataSerializer(serializers.Serializer):
+    cluster = ClusterDataSerializer(help_text=_("The cluster."))
+    expires_at = serializers.DateTimeField(help_text=_("When the portal deletes it (UTC)."))
+    lead_hours = serializers.IntegerField(help_text=_("Hours left when sent: 24 or 1."))
+
+
 class TestDataSerializer(serializers.Serializer):
     message = serializers.CharField(help_text=_("A sentence saying it is a test."))
 
@@ -112,6 +118,7 @@ DATA: dict[str, tuple[type[serializers.Serializer], str]] = {
     EventType.BUDGET_THRESHOLD: (BudgetDataSerializer, "BudgetThreshold"),
     EventType.INVOICE_FINALIZED: (InvoiceEventDataSerializer, "InvoiceFinalized"),
     EventType.VERSION_END_OF_LIFE_SOON: (EndOfLifeDataSerializer, "VersionEndOfLifeSoon"),
+    EventType.CLUSTER_EXPIRING: (ExpiringDataSerializer, "ClusterExpiring"),
     TEST_EVENT: (TestDataSerializer, "WebhookTest"),
 }
 
@@ -154,7 +161,8 @@ OPERATION_FAILED = _webhook(EventType.OPERATION_FAILED)
 BUDGET_THRESHOLD = _webhook(EventType.BUDGET_THRESHOLD)
 INVOICE_FINALIZED = _webhook(EventType.INVOICE_FINALIZED)
 VERSION_END_OF_LIFE_SOON = _webhook(EventType.VERSION_END_OF_LIFE_SOON)
+CLUSTER_EXPIRING = _webhook(EventType.CLUSTER_EXPIRING)
 WEBHOOK_TEST = _webhook(TEST_EVENT)
 WEBHOOK_NAMES = ("CLUSTER_READY", "CLUSTER_DELETED", "OPERATION_SUCCEEDED", "OPERATION_FAILED",
                  "BUDGET_THRESHOLD", "INVOICE_FINALIZED", "VERSION_END_OF_LIFE_SOON",
-                 "WEBHOOK_TEST")
+                 "CLUSTER_EXPIRING", "WEBHOOK_TEST")

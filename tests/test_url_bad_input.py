@@ -273,10 +273,23 @@ def _budget(w: Any) -> dict[str, Any]:
     return {}
 
 
+def _expiring(w: Any) -> dict[str, Any]:
+    """Only a cluster with an expiry shows the forms that extend or remove it."""
+    from datetime import timedelta
+
+    from clusters.models import ClusterExpiry
+
+    PARAM_SAMPLES["cluster_name"](w)
+    ClusterExpiry.objects.create(cluster=w.extra["cluster"],
+                                 expires_at=timezone.now() + timedelta(days=2))
+    return {}
+
+
 SETUP = {"clusters:operation_retry": _failed_operation,
          "clusters:operation_cancel": _queued_operation,
          "member_role": _other_member, "member_remove": _other_member,
-         "clusters:group_remove": _second_group, "billing:budget_remove": _budget}
+         "clusters:group_remove": _second_group, "billing:budget_remove": _budget,
+         "clusters:expiry_extend": _expiring, "clusters:expiry_remove": _expiring}
 
 
 # URLs that take a POST but whose form no page shows the owner, with the reason.

@@ -208,8 +208,14 @@ def prefill(ctx: TenantContext, spec: ClusterSpec, *, today: datetime | None = N
 
 
 def template_prefill(ctx: TenantContext, template: ClusterTemplate) -> Prefill:
-    return prefill(ctx, spec_from_json({**template.spec, "name": "", "host": "",
-                                        "namespace": ctx.tenant.namespace}))
+    try:
+        spec = spec_from_json({**template.spec, "name": "", "host": "",
+                               "namespace": ctx.tenant.namespace})
+    except (KeyError, TypeError, ValueError):
+        # Saved by an older portal whose spec this one no longer reads.
+        raise ValidationError(_("This template can no longer be read; save a new one from a "
+                                "cluster."), code="unreadable") from None
+    return prefill(ctx, spec)
 
 
 def clone_prefill(ctx: TenantContext, cluster: Cluster) -> Prefill:

@@ -440,6 +440,13 @@ BASELINES: dict[tuple[str, str], Any] = {
                                "event_types": ["cluster.ready"]},
     ("api:webhook", "patch"): {"description": "walk"},
     ("api:webhook_rotate_secret", "post"): {"overlap_hours": 24},
+    ("api:cluster_expiry", "put"): {"after_hours": 48},
+    ("api:cluster_expiry_extend", "post"): {"hours": 24},
+    ("api:expiry_policy", "put"): {"max_hours": 720},
+    ("api:cluster_templates", "post"): {"cluster": "prod-eu", "name": "walk",
+                                        "description": "walk"},
+    ("api:cluster_template", "patch"): {"name": "walk", "description": "walk"},
+    ("api:cluster_template_use", "post"): {"name": "walk", "after_hours": 48},
 }
 # Writes whose valid answer needs the platform, which is offline here (503 is that answer).
 NEEDS_PLATFORM = {("api:cluster_kubeconfig", "post")}

@@ -120,9 +120,14 @@ def _sample_delivery(w: World) -> Any:
 def _sample_template(w: World) -> Any:
     if "template" not in w.extra:
         from clusters.models import ClusterTemplate
+        from cozystack.specjson import spec_to_json
+        from cozystack.specs import ClusterSpec, NodeGroupSpec
 
+        spec = ClusterSpec(name="", namespace="", version="v1.34", node_groups=(
+            NodeGroupSpec(name="md0", instance_type="u1.medium", min_replicas=1,
+                          max_replicas=3, disk_gib=50),))
         w.extra["template"] = ClusterTemplate.objects.create(
-            tenant=w.tenant, name="small", spec={"version": "v1.34"})
+            tenant=w.tenant, name="small", spec=spec_to_json(spec))
     return w.extra["template"]
 
 
@@ -154,6 +159,7 @@ PARAM_SAMPLES: dict[str, Callable[[World], Any]] = {
     "delivery_id": lambda w: _sample_delivery(w).pk,
     "template_id": lambda w: _sample_template(w).pk,
     "deleted_id": lambda w: _sample_deleted(w).pk,
+    "cluster_id": lambda w: _sample_deleted(w).pk,  # the API's deleted cluster
 }
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -80,8 +82,12 @@ def create_prefill(request: HttpRequest, ctx: TenantContext
         if not raw_template.isdigit():
             raise Http404
         template = cluster_templates.access_template(ctx, int(raw_template))
-        return (cluster_templates.template_prefill(ctx, template),
-                _("From the template “%(name)s”.") % {"name": template.name})
+        try:
+            filled = cluster_templates.template_prefill(ctx, template)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return None
+        return filled, _("From the template “%(name)s”.") % {"name": template.name}
     clone = request.GET.get("clone", "")[:64]
     if clone:
         cluster = actions.access_cluster(ctx, clone)

@@ -10,11 +10,13 @@ import time_machine
 from django.core import mail
 from django.utils import timezone
 
-from clusters import expiry
+from clusters import deleted, expiry
 from clusters.models import Cluster, ClusterEvent, ClusterExpiry, Operation
+from cozystack.gateway import get_gateway
 from notifications import emails
 from notifications.models import Event
 from tests.clusters.conftest import NS
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -64,3 +66,20 @@ def test_the_reminder_is_emailed_to_the_clusters_readers(engine, owner, member):
     message = mail.outbox[0]
     assert "demo" in message.subject and "24" in message.subject
     assert "Extend the expiry" in message.body
+
+
+def test_a_cluster_the_platform_lost_is_deleted_says_so_and_staff_are_alerted(engine):
+    UserFactory(is_staff=True, email="ops@example.com")
+    cluster = engine.create()
+    assert engine.settle(cluster).state == Operation.State.SUCCEEDED
+    get_gateway().delete_cluster(NS, "demo")  # behind the portal's back
+    engine.platform.advance(5.0)
+    mail.outbox = []
+    with engine.capture(execute=True):
+        engine.observe()
+    cluster = Cluster.objects.get(pk=cluster.pk)
+    assert cluster.phase == Cluster.Phase.DELETED and cluster.deleted_at is not None
+    why = deleted.departure(cluster)
+    assert why.kind == "vanished" and "staff were alerted" in why.sentence
+    [alert] = [m for m in mail.outbox if m.to == ["ops@example.com"]]
+    assert "disappeared from the platform" in alert.subject

@@ -9,6 +9,7 @@ billing and audit only. Nothing here offers a kubeconfig or any change: the acti
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -59,24 +60,43 @@ class Departure:
 def departure(cluster: Cluster) -> Departure:
     """Why ``cluster`` was deleted, in words: its expiry, the platform losing it (staff were
     alerted), a creation cancelled before it reached the platform, or who deleted it."""
-    at = cluster.deleted_at
-    row = ClusterExpiry.objects.filter(cluster=cluster, expired_at__isnull=False).first()
-    if row is not None:
-        return Departure("expiry", _(
-            "Deleted by the portal at its expiry (%(at)s), set by %(who)s.")
-            % {"at": row.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
-               "who": row.set_by or _("someone")}, who="system (expiry)", at=at)
-    if ClusterEvent.objects.filter(cluster=cluster, reason=VANISHED).exists():
-        return Departure("vanished", _(
-            "It disappeared from the platform without a deletion from the portal; staff were "
-            "alerted."), at=at)
-    delete = (Operation.objects.filter(cluster=cluster, kind=Operation.Kind.DELETE)
-              .order_by("-created_at", "-id").first())
-    if delete is None:
-        return Departure("cancelled", _("Its creation was cancelled before it reached the "
-                                        "platform."), at=at)
-    event = (ClusterEvent.objects.filter(operation=delete, reason="operation.delete")
-             .exclude(actor_label="").first())
-    who = event.actor_label if event is not None else (
-        getattr(delete.requested_by, "email", "") or _("someone"))
-    return Departure("person", _("Deleted by %(who)s.") % {"who": who}, who=who, at=at)
+    return departures([cluster])[cluster.pk]
+
+
+def departures(clusters: Iterable[Cluster]) -> dict[int, Departure]:
+    """``departure`` of each of ``clusters``, by id, in four queries whatever their number."""
+    by_id = {c.pk: c for c in clusters}
+    ids = list(by_id)
+    expired = {row.cluster_id: row for row in ClusterExpiry.objects.filter(
+        cluster_id__in=ids, expired_at__isnull=False)}
+    vanished = set(ClusterEvent.objects.filter(cluster_id__in=ids, reason=VANISHED)
+                   .values_list("cluster_id", flat=True))
+    deletes: dict[int, Operation] = {}
+    for op in (Operation.objects.filter(cluster_id__in=ids, kind=Operation.Kind.DELETE)
+               .select_related("requested_by").order_by("cluster_id", "-created_at", "-id")):
+        deletes.setdefault(op.cluster_id, op)
+    labels = dict(ClusterEvent.objects.filter(
+        operation_id__in=[op.pk for op in deletes.values()], reason="operation.delete")
+        .exclude(actor_label="").values_list("operation_id", "actor_label"))
+    found: dict[int, Departure] = {}
+    for pk, cluster in by_id.items():
+        at = cluster.deleted_at
+        row = expired.get(pk)
+        if row is not None:
+            found[pk] = Departure("expiry", _(
+                "Deleted by the portal at its expiry (%(at)s), set by %(who)s.")
+                % {"at": row.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
+                   "who": row.set_by or _("someone")}, who="system (expiry)", at=at)
+        elif pk in vanished:
+            found[pk] = Departure("vanished", _(
+                "It disappeared from the platform without a deletion from the portal; staff "
+                "were alerted."), at=at)
+        elif pk not in deletes:
+            found[pk] = Departure("cancelled", _("Its creation was cancelled before it "
+                                                 "reached the platform."), at=at)
+        else:
+            op = deletes[pk]
+            who = labels.get(op.pk) or getattr(op.requested_by, "email", "") or _("someone")
+            found[pk] = Departure("person", _("Deleted by %(who)s.") % {"who": who}, who=who,
+                                  at=at)
+    return found

@@ -23,7 +23,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -55,8 +54,10 @@ AFTER_CHOICES = (1, 4, 8, 24, 48, 72, 7 * 24, 14 * 24, 30 * 24, 90 * 24)
 _SLACK = timedelta(minutes=5)
 
 
-def _words(at: datetime) -> str:
-    return date_format(timezone.localtime(at), "DATETIME_FORMAT")
+def moment_words(at: datetime) -> str:
+    """A moment as people read it in any language, with its time zone."""
+    local = timezone.localtime(at)
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or ''}".strip()
 
 
 def hours_label(hours: int) -> str:
@@ -152,7 +153,7 @@ def _write(actor: Actor, cluster: Cluster, expires_at: datetime, now: datetime,
            changes={"expires_at": [before.expires_at.isoformat() if before else None,
                                    expires_at.isoformat()]})
     _timeline(cluster, verb, _("Expiry set: the cluster is deleted on %(at)s.")
-              % {"at": _words(expires_at)}, actor, now)
+              % {"at": moment_words(expires_at)}, actor, now)
     return row
 
 
@@ -289,7 +290,7 @@ def remind(row: ClusterExpiry, lead: int, now: datetime) -> bool:
             ExpiryReminder.objects.create(cluster=cluster, expires_at=row.expires_at,
                                           lead_hours=lead, sent_at=now)
             message = _("Reminder: this cluster is deleted on %(at)s (in %(lead)s).") % {
-                "at": _words(row.expires_at), "lead": hours_label(lead)}
+                "at": moment_words(row.expires_at), "lead": hours_label(lead)}
             _timeline(cluster, "cluster.expiry.reminder", message, actor, now,
                       severity=ClusterEvent.Severity.WARNING)
             record(actor, "cluster.expiry.reminder", cluster, tenant=cluster.tenant,

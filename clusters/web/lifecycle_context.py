@@ -8,15 +8,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clusters import actions, cluster_templates, expiry
 from clusters.models import Cluster, ClusterExpiry
 from clusters.web.forms import (
+    ROWS_FIELD,
     NodeGroupForm,
     SpecForm,
     addons_initial,
@@ -54,8 +56,9 @@ def expiry_context(ctx: TenantContext, cluster: Cluster, *,
 
 def prefilled_spec_form(spec: ClusterSpec, *, versions: list[str],
                         access_members: Any, namespace: str) -> SpecForm:
-    """The create form, unbound, starting from ``spec`` (every field editable): the new
-    cluster's name and host stay empty."""
+    """The create form starting from ``spec`` (every field editable), bound as if the person
+    had posted it, so that the rules judge it like any posted spec and say what they refuse
+    beside its field. The new cluster's name and host stay empty."""
     form = SpecForm(versions=versions, access_members=access_members, namespace=namespace)
     initial = {"version": spec.version, "control_plane_replicas": spec.control_plane.replicas,
                "control_plane_preset": spec.control_plane.api_server_preset,
@@ -64,13 +67,27 @@ def prefilled_spec_form(spec: ClusterSpec, *, versions: list[str],
         if name in form.cluster.fields:
             form.cluster.fields[name].initial = value
     form.rows = [(key, NodeGroupForm(prefix=f"ng-{key}", initial=group_initial(group),
-                                           namespace=namespace))
+                                     namespace=namespace))
                  for key, group in enumerate(spec.node_groups)] or form.rows
     for name, value in addons_initial(spec.addons).items():
         if name in form.addons.fields:
-            form.addons.fields[name].initial = value
             form.addons.initial[name] = value
-    return form
+    data = QueryDict(mutable=True)
+    data.setlist(ROWS_FIELD, [str(key) for key, _form in form.rows])
+    for part in form.forms():
+        for field in part:
+            value = field.value()
+            if isinstance(field.field.widget, forms.CheckboxInput):
+                if value:
+                    data[field.html_name] = "on"
+            elif isinstance(value, (list, tuple)):
+                data.setlist(field.html_name, [str(v) for v in value])
+            elif value is not None:
+                shown = value if isinstance(field.field.widget, forms.Select) else \
+                    field.field.widget.format_value(value)
+                data[field.html_name] = "" if shown is None else str(shown)
+    return SpecForm(data, versions=versions, access_members=access_members,
+                    namespace=namespace)
 
 
 def create_prefill(request: HttpRequest, ctx: TenantContext

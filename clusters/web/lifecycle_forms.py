@@ -92,6 +92,8 @@ class ExtendForm(forms.Form):
         field = self.fields["hours"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = _after_choices(limit, blank="—")[1:]
+        hours = [int(value) for value, _label in field.choices]
+        field.initial = 24 if 24 in hours else hours[-1]
 
 
 class ExpiryPolicyForm(forms.Form):

@@ -87,7 +87,7 @@ def expiry_set(request: HttpRequest, ctx: TenantContext, cluster_name: str) -> H
     except (ValidationError, PermissionDenied) as exc:
         return _refused(request, ctx, cluster, form, "expiry", exc)
     return _card(request, ctx, cluster, done=_("Expiry set: the cluster is deleted on %(at)s.")
-                 % {"at": expiry._words(row.expires_at)})
+                 % {"at": expiry.moment_words(row.expires_at)})
 
 
 @tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
@@ -101,8 +101,9 @@ def expiry_extend(request: HttpRequest, ctx: TenantContext, cluster_name: str) -
                                               form.cleaned_data["hours"])
     except (ValidationError, PermissionDenied) as exc:
         return _refused(request, ctx, cluster, form, "extend", exc)
-    return _card(request, ctx, cluster, done=_("Expiry extended: the cluster is deleted on "
-                                               "%(at)s.") % {"at": expiry._words(row.expires_at)})
+    return _card(request, ctx, cluster,
+                 done=_("Expiry extended: the cluster is deleted on %(at)s.")
+                 % {"at": expiry.moment_words(row.expires_at)})
 
 
 @tenant_view(Perm.MEMBERS_MANAGE, methods=("POST",))
@@ -203,8 +204,9 @@ def template_delete(request: HttpRequest, ctx: TenantContext, template_id: int) 
 @tenant_view(Perm.CLUSTERS_VIEW)
 def deleted_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     """The tenant's clusters deleted in the last 90 days, newest first (200 at most)."""
-    rows = [(c, deleted.departure(c))
-            for c in deleted.deleted_clusters(ctx.tenant)[:200]]
+    clusters = list(deleted.deleted_clusters(ctx.tenant)[:200])
+    why = deleted.departures(clusters)
+    rows = [(c, why[c.pk]) for c in clusters]
     return render(request, DELETED_LIST, {"ctx": ctx, "tenant_slug": ctx.tenant.slug,
                                           "rows": rows, "days": deleted.DELETED_VISIBLE_DAYS})
 

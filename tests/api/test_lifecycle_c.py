@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from clusters.models import (
@@ -202,3 +204,22 @@ def test_other_tenants_get_not_found(outsider, api, tenant):
                        format="json").status_code == 404
     assert client.delete(f"{T}cluster-templates/{template.pk}/").status_code == 404
     assert ClusterTemplate.objects.filter(pk=template.pk).exists()
+
+
+def test_the_deleted_list_reads_the_same_number_of_queries_whatever_its_length(viewer, api,
+                                                                                tenant):
+    def deletions(count: int, start: int) -> None:
+        for index in range(start, start + count):
+            cluster = make_cluster(tenant, f"c{index}")
+            make_operation(cluster, kind=Operation.Kind.DELETE)
+            Cluster.objects.filter(pk=cluster.pk).update(deleted_at=timezone.now())
+
+    client = api(viewer)
+    deletions(2, 0)
+    client.get(f"{T}deleted-clusters/")
+    with CaptureQueriesContext(connection) as few:
+        assert len(client.get(f"{T}deleted-clusters/").json()["results"]) == 2
+    deletions(6, 2)
+    with CaptureQueriesContext(connection) as many:
+        assert len(client.get(f"{T}deleted-clusters/").json()["results"]) == 8
+    assert len(many.captured_queries) == len(few.captured_queries)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from clusters.models import (
@@ -320,3 +322,36 @@ def test_a_cluster_deleted_over_90_days_ago_is_kept_for_billing_only(client_for,
     assert client.get(url("detail", tenant, cluster_name="old")).status_code == 404
     live = make_cluster(tenant, "live")
     assert client.get(url("deleted_detail", tenant, deleted_id=live.pk)).status_code == 404
+
+
+def test_the_deleted_list_reads_the_same_number_of_queries_whatever_its_length(
+        client_for, viewer, tenant):
+    def deletions(count: int, start: int) -> None:
+        for index in range(start, start + count):
+            cluster = gone(tenant, f"c{index}")
+            make_operation(cluster, Operation.Kind.DELETE)
+
+    client = client_for(viewer)
+    deletions(2, 0)
+    client.get(url("deleted_list", tenant))  # warm what the session and caches keep
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(url("deleted_list", tenant)).status_code == 200
+    deletions(6, 2)
+    with CaptureQueriesContext(connection) as many:
+        page = client.get(url("deleted_list", tenant))
+    assert page.content.decode().count('data-testid="deleted-row"') == 8
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_a_template_is_judged_again_against_what_is_offered_now(client_for, member, tenant):
+    make_cluster(tenant, groups=[{"name": "md0", "instance_type": "u1.large"}])
+    client = client_for(member)
+    client.post(url("template_save", tenant, cluster_name="demo"), {"template-name": "big"})
+    Offering.objects.create(kind=Offering.Kind.INSTANCE_TYPE, name="u1.large", hidden=True)
+    template = ClusterTemplate.objects.get()
+
+    page = client.get(url("create", tenant) + f"?template={template.pk}")
+
+    assert page.status_code == 200
+    assert field_errors(page, "ng-0-instance_type") == [
+        "The instance type u1.large is no longer offered; choose another one."]

@@ -126,12 +126,15 @@ class DeletedClusterSerializer(serializers.Serializer):
     deleted_by = serializers.SerializerMethodField(help_text=_("Who deleted it, if known."))
 
     def _why(self, cluster: Cluster) -> deleted.Departure:
-        # One answer per cluster for the three fields that read it.
-        found: deleted.Departure | None = getattr(cluster, "_departure", None)
-        if found is None:
-            found = deleted.departure(cluster)
-            cluster._departure = found  # type: ignore[attr-defined]
-        return found
+        # The page's answers are read together (``departures``), once, for its rows.
+        known: dict[int, deleted.Departure] | None = getattr(self.root, "_departures", None)
+        if known is None or cluster.pk not in known:
+            rows = getattr(self.root, "instance", None)
+            batch = list(rows) if isinstance(rows, list) else [cluster]
+            known = deleted.departures(batch if cluster in batch else [cluster])
+            if self.root is not None:
+                self.root._departures = known  # type: ignore[attr-defined]
+        return known[cluster.pk]
 
     def get_reason(self, cluster: Cluster) -> str:
         return self._why(cluster).kind

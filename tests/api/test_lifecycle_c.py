@@ -165,7 +165,7 @@ def test_clusters_created_through_the_api_take_an_expiry(member, api, tenant, pl
     assert not Cluster.objects.filter(name="web2").exists()
 
 
-def test_deleted_clusters_are_listed_and_read_with_why(viewer, api, tenant):
+def test_deleted_clusters_are_listed_and_read_with_why(viewer, member, api, tenant):
     gone = make_cluster(tenant, "gone")
     operation = make_operation(gone, kind=Operation.Kind.DELETE)
     ClusterEvent.objects.create(tenant=tenant, cluster=gone, operation=operation,
@@ -187,6 +187,9 @@ def test_deleted_clusters_are_listed_and_read_with_why(viewer, api, tenant):
     assert client.get(f"{T}deleted-clusters/{old.pk}/").status_code == 404
     # A deleted cluster is no cluster to the rest of the API: no kubeconfig, no change.
     assert client.get(f"{T}clusters/gone/").status_code == 404
+    assert api(member).post(f"{T}clusters/gone/kubeconfig/", {"kind": "admin"},
+                            format="json").status_code == 404
+    assert api(member).get(f"{T}clusters/gone/sso-kubeconfig/").status_code == 404
     assert api(viewer).get(f"{T}clusters/gone/expiry/").status_code == 404
 
 

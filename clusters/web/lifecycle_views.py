@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from billing.periods import Period
 from billing.queries import cluster_cost_in_month
-from clusters import actions, cluster_templates, deleted, expiry
+from clusters import actions, cluster_templates, deleted, expiry, offerings
 from clusters.models import TEMPLATES_PER_TENANT_MAX, Cluster
 from clusters.web import queries
 from clusters.web import views as pages
@@ -160,9 +160,11 @@ def template_save(request: HttpRequest, ctx: TenantContext, cluster_name: str) -
 
 @tenant_view(Perm.CLUSTERS_VIEW)
 def template_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    retired = offerings.end_of_life_versions()
+    templates = list(cluster_templates.templates_of(ctx))
     return render(request, TEMPLATES, {
         "ctx": ctx, "tenant_slug": ctx.tenant.slug,
-        "templates": list(cluster_templates.templates_of(ctx)),
+        "templates": [(t, retired.get(str(t.spec.get("version", "")))) for t in templates],
         "can_change": ctx.can(Perm.CLUSTERS_CHANGE), "most": TEMPLATES_PER_TENANT_MAX})
 
 

@@ -149,7 +149,8 @@ def _create_context(ctx: TenantContext, form: SpecForm, spec: ClusterSpec | None
                     **extra: Any) -> dict[str, Any]:
     spec = spec or form.to_spec(ctx.tenant.namespace)
     limit = expiry.policy_of(ctx.tenant)
-    extra.setdefault("expiry_form", ExpiryForm(prefix="expiry", limit=limit))
+    extra.setdefault("expiry_form", ExpiryForm(
+        prefix="expiry", limit=limit, optional=limit is None or ctx.can(Perm.MEMBERS_MANAGE)))
     extra.setdefault("expiry_limit", limit)
     release = platform_release.current()
     manifest = render_kubernetes(spec, release.shown, labels=actions.PORTAL_LABELS)

@@ -355,3 +355,13 @@ def test_a_template_is_judged_again_against_what_is_offered_now(client_for, memb
     assert page.status_code == 200
     assert field_errors(page, "ng-0-instance_type") == [
         "The instance type u1.large is no longer offered; choose another one."]
+
+
+def test_the_template_list_marks_a_version_past_its_end_of_life(client_for, viewer, tenant):
+    ClusterTemplate.objects.create(tenant=tenant, name="old", spec={"version": "v1.33"})
+    ClusterTemplate.objects.create(tenant=tenant, name="new", spec={"version": "v1.35"})
+    Offering.objects.create(kind=Offering.Kind.VERSION, name="v1.33",
+                            end_of_life_on=date(2026, 1, 1))
+    page = client_for(viewer).get(url("templates", tenant)).content.decode()
+    assert page.count('data-testid="template-eol"') == 1
+    assert "use-template" not in page  # a viewer creates nothing

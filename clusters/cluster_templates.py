@@ -11,6 +11,7 @@ words. A tenant keeps at most ``TEMPLATES_PER_TENANT_MAX`` templates.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -222,6 +223,21 @@ def clone_prefill(ctx: TenantContext, cluster: Cluster) -> Prefill:
     return prefill(ctx, cluster.to_spec())
 
 
+def origin_of(ctx: TenantContext, raw: str) -> tuple[str, str] | None:
+    """What a new cluster started from, as the create page sends it back (``template:<id>`` or
+    ``clone:<name>``): its code and its words, or None for anything else (another tenant's,
+    gone, or made up)."""
+    kind, _sep, value = raw.partition(":")
+    if kind == "template" and re.fullmatch(r"[1-9][0-9]{0,11}", value):
+        template = templates_of(ctx).filter(pk=int(value)).first()
+        if template is not None:
+            return raw, _("Created from the template “%(name)s”.") % {"name": template.name}
+    if kind == "clone" and re.fullmatch(r"[a-z][-a-z0-9]{0,62}", value):
+        if Cluster.objects.for_tenant(ctx.tenant).live().filter(name=value).exists():
+            return raw, _("Created as a clone of %(name)s.") % {"name": value}
+    return None
+
+
 def do_create_from_template(actor: Actor, ctx: TenantContext, template_id: int, *,
                             name: str, host: str = "", expires_at: datetime | None = None,
                             idempotency_key: str = "") -> Cluster:
@@ -235,4 +251,5 @@ def do_create_from_template(actor: Actor, ctx: TenantContext, template_id: int, 
                                                           code="end_of_life")})
     spec = dataclasses.replace(filled.spec, name=name, host=host)
     return expiry.do_create_cluster(actor, ctx, spec, expires_at=expires_at,
-                                    idempotency_key=idempotency_key)
+                                    idempotency_key=idempotency_key,
+                                    origin=origin_of(ctx, f"template:{template.pk}"))

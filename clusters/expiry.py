@@ -165,13 +165,21 @@ def set_at_creation(actor: Actor, ctx: TenantContext, cluster: Cluster,
 
 
 def do_create_cluster(actor: Actor, ctx: TenantContext, spec: ClusterSpec, *,
-                      expires_at: datetime | None, idempotency_key: str = "") -> Cluster:
+                      expires_at: datetime | None, idempotency_key: str = "",
+                      origin: tuple[str, str] | None = None) -> Cluster:
     """Create a cluster (``clusters.actions.do_create_cluster``) with its expiry, in one
-    transaction: both or neither. The expiry is checked against the tenant's policy first."""
+    transaction: both or neither. The expiry is checked against the tenant's policy first.
+    ``origin`` (what it started from, in code and in words: a template or a clone) goes to
+    the audit log and the new cluster's timeline."""
     now = timezone.now()
     check_creation(ctx, expires_at, now)
     with transaction.atomic():
         cluster = actions.do_create_cluster(actor, ctx, spec, idempotency_key=idempotency_key)
+        if origin is not None:
+            code, words = origin
+            record(actor, "cluster.origin", cluster, tenant=ctx.tenant,
+                   changes={"origin": [None, code]})
+            _timeline(cluster, "cluster.origin", words, actor, now)
         if expires_at is not None:
             set_at_creation(actor, ctx, cluster, expires_at)
     return cluster

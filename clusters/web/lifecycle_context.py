@@ -91,9 +91,10 @@ def prefilled_spec_form(spec: ClusterSpec, *, versions: list[str],
 
 
 def create_prefill(request: HttpRequest, ctx: TenantContext
-                   ) -> tuple[cluster_templates.Prefill, str] | None:
+                   ) -> tuple[cluster_templates.Prefill, str, str] | None:
     """The spec the create page starts from (``?template=<id>`` or ``?clone=<name>``), with
-    what it came from; None for a blank form. Another tenant's template or cluster is 404."""
+    what it came from in words and in code (``cluster_templates.origin_of``); None for a blank
+    form. Another tenant's template or cluster is 404."""
     raw_template = request.GET.get("template", "")[:12]
     if raw_template:
         if not raw_template.isdigit():
@@ -104,10 +105,12 @@ def create_prefill(request: HttpRequest, ctx: TenantContext
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
             return None
-        return filled, _("From the template “%(name)s”.") % {"name": template.name}
+        return (filled, _("From the template “%(name)s”.") % {"name": template.name},
+                f"template:{template.pk}")
     clone = request.GET.get("clone", "")[:64]
     if clone:
         cluster = actions.access_cluster(ctx, clone)
         return (cluster_templates.clone_prefill(ctx, cluster),
-                _("A clone of %(name)s: choose a new name.") % {"name": cluster.name})
+                _("A clone of %(name)s: choose a new name.") % {"name": cluster.name},
+                f"clone:{cluster.name}")
     return None

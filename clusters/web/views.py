@@ -20,7 +20,16 @@ from django.utils.translation import gettext as _
 
 from billing.pricing import estimate_change, estimate_spec
 from billing.queries import MTD_SNAPSHOT_SECONDS, month_to_date
-from clusters import actions, deleted, expiry, features, offerings, plans, platform_release
+from clusters import (
+    actions,
+    cluster_templates,
+    deleted,
+    expiry,
+    features,
+    offerings,
+    plans,
+    platform_release,
+)
 from clusters.models import Cluster, Offering
 from clusters.quotas import quota_lines
 from clusters.web import kubeconfig as kubeconfigs
@@ -173,7 +182,7 @@ def cluster_create(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
             return render(request, CREATE, _create_context(ctx, SpecForm(
                 versions=_versions(), access_members=_access_members(ctx),
                 namespace=ctx.tenant.namespace)))
-        filled, origin = prefill
+        filled, origin, source = prefill
         form = prefilled_spec_form(filled.spec, versions=_versions(),
                                    access_members=_access_members(ctx),
                                    namespace=ctx.tenant.namespace)
@@ -181,7 +190,8 @@ def cluster_create(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         # Judged again against the live platform, as any spec: errors beside their fields.
         form.apply_errors(actions.check_spec(ctx, spec), quiet_required=True)
         return render(request, CREATE, _create_context(ctx, form, spec, prefill_origin=origin,
-                                                       prefill_notes=filled.notes))
+                                                       prefill_notes=filled.notes,
+                                                       prefill_source=source))
     form = _bind_spec_form(request, ctx)
     spec = form.to_spec(ctx.tenant.namespace)
     expiry_form = ExpiryForm(request.POST, prefix="expiry",
@@ -196,8 +206,10 @@ def cluster_create(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         form.apply_errors(actions.check_spec(ctx, spec))
     elif form.is_valid():
         try:
-            cluster = expiry.do_create_cluster(actor_from_request(request), ctx, spec,
-                                               expires_at=expires_at)
+            cluster = expiry.do_create_cluster(
+                actor_from_request(request), ctx, spec, expires_at=expires_at,
+                origin=cluster_templates.origin_of(ctx, request.POST.get("prefill_source",
+                                                                         "")[:80]))
         except ValidationError as exc:
             if hasattr(exc, "error_dict") and "expires_at" in exc.error_dict:
                 expiry_form.place(exc)
@@ -210,8 +222,9 @@ def cluster_create(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
                                        cluster_name=cluster.name)
     else:
         form.apply_errors(actions.check_spec(ctx, spec))
-    return render_invalid(request, CREATE, "form", _create_context(ctx, form, spec,
-                                                                   expiry_form=expiry_form))
+    return render_invalid(request, CREATE, "form", _create_context(
+        ctx, form, spec, expiry_form=expiry_form,
+        prefill_source=request.POST.get("prefill_source", "")[:80]))
 
 
 @tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))

@@ -365,3 +365,34 @@ def test_the_template_list_marks_a_version_past_its_end_of_life(client_for, view
     page = client_for(viewer).get(url("templates", tenant)).content.decode()
     assert page.count('data-testid="template-eol"') == 1
     assert "use-template" not in page  # a viewer creates nothing
+
+
+def test_a_cluster_made_from_a_template_or_a_clone_says_so_on_its_timeline(client_for, member,
+                                                                            tenant):
+    make_cluster(tenant)
+    client = client_for(member)
+    client.post(url("template_save", tenant, cluster_name="demo"), {"template-name": "dev"})
+    template = ClusterTemplate.objects.get()
+    page = client.get(url("create", tenant) + f"?template={template.pk}").content.decode()
+    assert f'name="prefill_source" value="template:{template.pk}"' in page
+
+    assert client.post(url("create", tenant), form_data(
+        name="web", prefill_source=f"template:{template.pk}")).status_code == 302
+    assert client.post(url("create", tenant), form_data(
+        name="copy", prefill_source="clone:demo")).status_code == 302
+    assert client.post(url("create", tenant), form_data(
+        name="plain", prefill_source="clone:nope")).status_code == 302
+    said = dict(ClusterEvent.objects.filter(reason="cluster.origin")
+                .values_list("cluster__name", "message"))
+    assert said == {"web": "Created from the template “dev”.",
+                    "copy": "Created as a clone of demo."}
+    assert AuditEntry.objects.filter(verb="cluster.origin").count() == 2
+
+
+@pytest.mark.parametrize("source", ["template:²٣", "clone:a\x00b", "template:" + "9" * 40,
+                                    "clone:" + "a" * 5000, "x" * 100])
+def test_a_made_up_origin_is_ignored(client_for, member, tenant, source):
+    response = client_for(member).post(url("create", tenant),
+                                       form_data(name="web", prefill_source=source))
+    assert response.status_code == 302
+    assert not ClusterEvent.objects.filter(reason="cluster.origin").exists()

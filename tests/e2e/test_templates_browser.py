@@ -1,6 +1,7 @@
 """A person in a real browser creates a cluster from a template: the template list offers it, the
 create page opens prefilled (every field still editable), the cluster comes up with the
-template's node group, and the expiry chosen on the form shows on its page."""
+template's node group, its timeline says where it came from, and the expiry chosen on the form
+shows on its page."""
 
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ def test_create_a_cluster_from_a_template(stack: Stack, page: Page):
     page.wait_for_url(re.compile(rf"/t/{slug}/clusters/feature-42/$"))
     expect_live(page)
     expect(page.get_by_test_id("expiry-state")).to_contain_text("is deleted with its volumes")
+    expect(page.get_by_test_id("timeline")).to_contain_text(
+        "Created from the template “feature branch”.")
     wait_running("feature-42")
     expect(page.get_by_test_id("phase-badge")).to_have_text("Running", timeout=LIVE)
     cluster = Cluster.objects.get(tenant=stack.tenant, name="feature-42")

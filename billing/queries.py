@@ -295,3 +295,13 @@ def hibernation_savings_mtd(tenant: Tenant, *, cluster_id: int | None = None,
                                    hibernation.restore_groups(row))
                for row in rows.select_related("cluster").order_by("started_at")]
     return pricing.hibernation_savings(periods) if periods else {}
+
+
+def cluster_cost_in_month(tenant: Tenant, cluster_id: int, period: Period, *,
+                          as_of: datetime | None = None) -> Decimal:
+    """What one cluster of ``tenant`` cost in ``period`` (CHF, before VAT), up to ``as_of``:
+    the sum of its rounded invoice lines (a deleted cluster's last month). Two queries."""
+    return rating.sum_amounts(
+        line.amount for line in rating.rate_usage(
+            [(period.start_at, period.end_at)], as_of=as_of or timezone.now(),
+            tenant_ids=[tenant.pk], cluster_ids=[cluster_id]))

@@ -24,6 +24,7 @@ class ClustersConfig(AppConfig):
         # now. Every Celery worker runs the outbox relay loop (a thread started at worker_init).
         from clusters import (  # noqa: PLC0415
             access,
+            expiry,
             hibernation_actions,
             lifecycle,
             maintenance,
@@ -45,3 +46,4 @@ class ClustersConfig(AppConfig):
         lifecycle.register(hibernation_actions.PLANNER)
         events.subscribe(events.OperationFinished, hibernation_actions.on_operation_finished,
                          moment="in_transaction")
+        lifecycle.register(expiry.PLANNER)

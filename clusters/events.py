@@ -32,8 +32,8 @@ logger = logging.getLogger("clusters.events")
 if TYPE_CHECKING:  # the events name models in their fields only
     from clusters.models import Cluster, Hibernation, NodeGroup, NodePool, Operation
 
-__all__ = ["ClusterChanged", "ClusterObserved", "ClusterPhaseChanged", "Coalescer",
-           "MaintenanceScheduled", "OfferingsChanged", "OperationFinished",
+__all__ = ["ClusterChanged", "ClusterExpiring", "ClusterObserved", "ClusterPhaseChanged",
+           "Coalescer", "MaintenanceScheduled", "OfferingsChanged", "OperationFinished",
            "VersionEndOfLifeSoon", "WatcherStarted",
            "batched", "cluster_changed", "count_change", "deliver_changed",
            "on_delivery_thread", "publish", "subscribe"]
@@ -107,6 +107,17 @@ class MaintenanceScheduled:
     ends_at: datetime
     time_zone: str
     rolls: str  # what will roll, in words
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ClusterExpiring:
+    """A cluster's expiry is ``lead_hours`` away (24 or 1): published once per cluster, expiry
+    time and lead, in the transaction that records the reminder (``clusters.expiry``)."""
+
+    cluster: Cluster
+    expires_at: datetime
+    lead_hours: int
     at: datetime
 
 

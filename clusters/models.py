@@ -810,3 +810,98 @@ class Hibernation(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in (self.State.HIBERNATING, self.State.WAKING)
+
+
+# --------------------------------------------------------------------------- issue 16, part C:
+# expiry of ephemeral clusters and cluster templates.
+
+EXPIRY_MIN_HOURS = 1
+EXPIRY_MAX_HOURS = 90 * 24
+TEMPLATE_NAME_MAX = 60
+TEMPLATE_DESCRIPTION_MAX = 500
+TEMPLATES_PER_TENANT_MAX = 50
+
+
+class ExpiryPolicy(models.Model):
+    """A tenant's rule for expiry (set by its owners and admins): every cluster its members
+    create must expire, within ``max_hours`` of when the expiry is set or extended."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="expiry_policy")
+    max_hours = models.PositiveIntegerField(
+        _("maximum expiry (hours)"), null=True, blank=True,
+        validators=[MinValueValidator(EXPIRY_MIN_HOURS), MaxValueValidator(EXPIRY_MAX_HOURS)])
+    changed_by = models.CharField(max_length=254, blank=True)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("expiry policy")
+        verbose_name_plural = _("expiry policies")
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}: {self.max_hours or '-'} h"
+
+
+class ClusterExpiry(models.Model):
+    """When a cluster is deleted by itself (``clusters.expiry``), who set it, and whether the
+    deletion was started (``expired_at``, with its operation)."""
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, primary_key=True,
+                                   related_name="expiry")
+    expires_at = models.DateTimeField(_("expires at"), db_index=True)
+    set_by = models.CharField(max_length=254, blank=True)
+    set_at = models.DateTimeField(default=timezone.now)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    operation = models.ForeignKey(Operation, on_delete=models.SET_NULL, null=True, blank=True,
+                                  related_name="+")
+
+    class Meta:
+        verbose_name = _("cluster expiry")
+        verbose_name_plural = _("cluster expiries")
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id} expires {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class ExpiryReminder(models.Model):
+    """A reminder of an expiry that went out: once per cluster, expiry time and lead."""
+
+    class Lead(models.IntegerChoices):
+        DAY = 24, _("24 hours")
+        HOUR = 1, _("1 hour")
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE,
+                                related_name="expiry_reminders")
+    expires_at = models.DateTimeField()
+    lead_hours = models.PositiveSmallIntegerField(choices=Lead.choices)
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["cluster", "expires_at", "lead_hours"],
+                                               name="expiry_reminder_once")]
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id} {self.lead_hours} h before {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class ClusterTemplate(models.Model):
+    """A cluster's configuration saved for reuse by the tenant: the spec without its name and
+    API host (``clusters.templates``)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="cluster_templates")
+    name = models.CharField(_("name"), max_length=TEMPLATE_NAME_MAX,
+                            validators=[validate_visible_text])
+    description = models.CharField(_("description"), max_length=TEMPLATE_DESCRIPTION_MAX,
+                                   blank=True, validators=[validate_visible_text])
+    spec = models.JSONField(default=dict)
+    source_cluster = models.CharField(max_length=CLUSTER_NAME_MAX, blank=True)
+    created_by = models.CharField(max_length=254, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"],
+                                               name="cluster_template_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name

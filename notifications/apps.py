@@ -31,5 +31,6 @@ class NotificationsConfig(AppConfig):
         events.subscribe(events.ClusterHibernated, publishing.on_cluster_hibernated,
                          moment=moment)
         events.subscribe(events.ClusterWoken, publishing.on_cluster_woken, moment=moment)
+        events.subscribe(events.ClusterExpiring, publishing.on_cluster_expiring, moment=moment)
         events.subscribe(BudgetThresholdReached, publishing.on_budget_threshold, moment=moment)
         events.subscribe(InvoiceFinalized, publishing.on_invoice_finalized, moment=moment)

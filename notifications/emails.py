@@ -44,6 +44,7 @@ EMAILED_HERE = frozenset({
     catalogue.EventType.VERSION_END_OF_LIFE_SOON, catalogue.EventType.MAINTENANCE_SCHEDULED,
     ENDPOINT_DISABLED,
     catalogue.EventType.CLUSTER_HIBERNATED, catalogue.EventType.CLUSTER_WOKEN,
+    catalogue.EventType.CLUSTER_EXPIRING,
 })
 
 
@@ -133,6 +134,12 @@ def describe(event: Event) -> Message:
         return Message(_("%(tenant)s: cluster %(cluster)s woke up") % facts, [
             _("The cluster %(cluster)s of %(tenant)s is awake: its node groups are back to "
               "%(sizes)s nodes.") % {**facts, "sizes": sizes}], link)
+    if event.type == catalogue.EventType.CLUSTER_EXPIRING:
+        facts.update({"at": data.get("expires_at", ""), "hours": data.get("lead_hours", "")})
+        return Message(_("%(tenant)s: cluster %(cluster)s expires in %(hours)s h") % facts, [
+            _("The cluster %(cluster)s of %(tenant)s is deleted at its expiry, %(at)s (UTC), "
+              "with its volumes.") % facts,
+            _("Extend the expiry on the cluster's page to keep it.")], link)
     if event.type == ENDPOINT_DISABLED:
         endpoint = data.get("endpoint") or {}
         facts["url"] = endpoint.get("url", "")

@@ -97,6 +97,11 @@ def hibernation(subject: Cluster, held: Hibernation, wakes_at: datetime | None =
                              "max_replicas": g["max_replicas"]} for g in held.restore]}
 
 
+def expiring(subject: Cluster, expires_at: datetime, lead_hours: int) -> dict[str, Any]:
+    return {"cluster": cluster(subject), "expires_at": iso(expires_at),
+            "lead_hours": lead_hours}
+
+
 def test_event() -> dict[str, Any]:
     return {"message": _("A test event sent from the portal: your endpoint receives and "
                          "verifies webhooks.")}

@@ -23,6 +23,7 @@ Which domain event becomes which notification:
   ``maintenance.scheduled``.
 - ``ClusterHibernated`` / ``ClusterWoken`` (a hibernate or wake operation succeeded):
   ``cluster.hibernated`` / ``cluster.woken``.
+- ``ClusterExpiring`` (the expiry planner, 24 hours and 1 hour before): ``cluster.expiring``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from django.utils import timezone
 
 from billing.events import BudgetThresholdReached, InvoiceFinalized
 from clusters.events import (
+    ClusterExpiring,
     ClusterHibernated,
     ClusterPhaseChanged,
     ClusterWoken,
@@ -155,3 +157,10 @@ def on_cluster_hibernated(event: ClusterHibernated) -> None:
 def on_cluster_woken(event: ClusterWoken) -> None:
     record_event(event.cluster.tenant_id, EventType.CLUSTER_WOKEN,
                  payloads.hibernation(event.cluster, event.hibernation), occurred_at=event.at)
+
+
+@_guarded
+def on_cluster_expiring(event: ClusterExpiring) -> None:
+    record_event(event.cluster.tenant_id, EventType.CLUSTER_EXPIRING,
+                 payloads.expiring(event.cluster, event.expires_at, event.lead_hours),
+                 occurred_at=event.at)

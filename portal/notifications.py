@@ -43,6 +43,7 @@ class EventType(models.TextChoices):
                              _("An automatic upgrade is scheduled in a maintenance window"))
     CLUSTER_HIBERNATED = "cluster.hibernated", _("A cluster went to sleep")
     CLUSTER_WOKEN = "cluster.woken", _("A cluster woke up")
+    CLUSTER_EXPIRING = "cluster.expiring", _("A cluster nears its expiry")
 
 
 # Sent only to a webhook, when a person asks for a test delivery; never emailed.
@@ -93,6 +94,9 @@ _KINDS = (
               False, _CLUSTER_READERS),
     EventKind(EventType.CLUSTER_WOKEN.value, EventType.CLUSTER_WOKEN.label,
               _("A hibernating cluster's node groups are back."), False, _CLUSTER_READERS),
+    EventKind(EventType.CLUSTER_EXPIRING.value, EventType.CLUSTER_EXPIRING.label,
+              _("A cluster is deleted at its expiry in 24 hours, then in 1 hour: extend it to "
+                "keep it."), True, _CLUSTER_READERS),
 )
 CATALOGUE: Mapping[str, EventKind] = {kind.type: kind for kind in _KINDS}
 

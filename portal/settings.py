@@ -355,7 +355,8 @@ SPECTACULAR_SETTINGS = {
     "WEBHOOKS": [f"notifications.api.webhooks.{name}" for name in (
         "CLUSTER_READY", "CLUSTER_DELETED", "OPERATION_SUCCEEDED", "OPERATION_FAILED",
         "BUDGET_THRESHOLD", "INVOICE_FINALIZED", "VERSION_END_OF_LIFE_SOON",
-        "MAINTENANCE_SCHEDULED", "WEBHOOK_TEST", "CLUSTER_HIBERNATED", "CLUSTER_WOKEN")],
+        "MAINTENANCE_SCHEDULED", "WEBHOOK_TEST", "CLUSTER_HIBERNATED", "CLUSTER_WOKEN",
+        "CLUSTER_EXPIRING")],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "portal.api.schema.strict_request_bodies",

@@ -14,8 +14,8 @@ from django.core.mail import send_mail
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from clusters.events import OperationFinished, WakeFailing
-from clusters.models import Hibernation, Operation
+from clusters.events import ClusterPhaseChanged, OperationFinished, WakeFailing
+from clusters.models import Cluster, ClusterEvent, Hibernation, Operation
 from portal import languages
 from staff.views import notify_staff
 
@@ -108,3 +108,35 @@ def on_wake_failing(event: WakeFailing) -> None:
         languages.in_each_language(recipients, None, send)
     except Exception:  # an alert that cannot be sent must not stop the retries
         logger.exception("hibernation.wake_alert.failed", extra={"hibernation_id": held.pk})
+
+
+def on_cluster_vanished(event: ClusterPhaseChanged) -> None:
+    """Alert staff once a cluster the platform lost (gone without a deletion from the portal,
+    the watcher's "Vanished") is recorded as deleted: its tenant's page says staff know."""
+    cluster = event.cluster
+    if cluster.phase != Cluster.Phase.DELETED or not ClusterEvent.objects.filter(
+            cluster_id=cluster.pk, reason="Vanished").exists():
+        return
+    notify_staff()
+    recipients = list(get_user_model().objects.filter(is_staff=True, is_active=True)
+                      .exclude(email="").values_list("email", flat=True))
+    if not recipients:
+        return
+    tenant = Cluster.objects.select_related("tenant").get(pk=cluster.pk).tenant
+
+    def send(group: list[str]) -> None:
+        facts = {"tenant": tenant.slug, "cluster": cluster.name}
+        send_mail(_("[Portal] Cluster %(tenant)s/%(cluster)s disappeared from the platform")
+                  % facts, "\n".join([
+                      _("Tenant: %(name)s (%(slug)s)") % {"name": tenant.name,
+                                                          "slug": tenant.slug},
+                      _("Cluster: %(name)s") % {"name": cluster.name},
+                      _("The cluster disappeared from the platform without a deletion from "
+                        "the portal."),
+                      "", _("Operations console: %(path)s") % {"path": reverse("staff_console")},
+                  ]), None, group)
+
+    try:
+        languages.in_each_language(recipients, None, send)
+    except Exception:  # an alert that cannot be sent must not undo what it reports
+        logger.exception("cluster.vanished.alert.failed", extra={"cluster_id": cluster.pk})

@@ -18,6 +18,8 @@ class StaffConfig(AppConfig):
         events.subscribe(events.OperationFinished, alerts.on_operation_finished,
                          moment="after_commit")
         events.subscribe(events.WakeFailing, alerts.on_wake_failing, moment="after_commit")
+        events.subscribe(events.ClusterPhaseChanged, alerts.on_cluster_vanished,
+                         moment="after_commit")
 
 
 class StaffAdminConfig(admin_apps.AdminConfig):

@@ -297,13 +297,26 @@ def _hibernating(w: Any) -> dict[str, Any]:
     return {}
 
 
+def _expiring(w: Any) -> dict[str, Any]:
+    """Only a cluster with an expiry shows the forms that extend or remove it."""
+    from datetime import timedelta
+
+    from clusters.models import ClusterExpiry
+
+    PARAM_SAMPLES["cluster_name"](w)
+    ClusterExpiry.objects.create(cluster=w.extra["cluster"],
+                                 expires_at=timezone.now() + timedelta(days=2))
+    return {}
+
+
 SETUP = {"clusters:maintenance_postpone": _scheduled_upgrade,
          "clusters:maintenance_upgrade_now": _scheduled_upgrade,
          "clusters:operation_retry": _failed_operation,
          "clusters:operation_cancel": _queued_operation,
          "member_role": _other_member, "member_remove": _other_member,
          "clusters:group_remove": _second_group, "billing:budget_remove": _budget,
-         "clusters:wake": _hibernating}
+         "clusters:wake": _hibernating,
+         "clusters:expiry_extend": _expiring, "clusters:expiry_remove": _expiring}
 
 
 # URLs that take a POST but whose form no page shows the owner, with the reason.
@@ -466,6 +479,13 @@ BASELINES: dict[tuple[str, str], Any] = {
     ("api:tenant_maintenance_default", "put"): {"weekdays": [2], "start_time": "03:00",
                                                 "duration_minutes": 120, "time_zone": "UTC",
                                                 "upgrade_policy": "manual"},
+    ("api:cluster_expiry", "put"): {"after_hours": 48},
+    ("api:cluster_expiry_extend", "post"): {"hours": 24},
+    ("api:expiry_policy", "put"): {"max_hours": 720},
+    ("api:cluster_templates", "post"): {"cluster": "prod-eu", "name": "walk",
+                                        "description": "walk"},
+    ("api:cluster_template", "patch"): {"name": "walk", "description": "walk"},
+    ("api:cluster_template_use", "post"): {"name": "walk", "after_hours": 48},
 }
 # Writes whose valid answer needs the platform, which is offline here (503 is that answer).
 NEEDS_PLATFORM = {("api:cluster_kubeconfig", "post")}

@@ -119,6 +119,35 @@ def _sample_delivery(w: World) -> Any:
     return w.extra["delivery"]
 
 
+def _sample_template(w: World) -> Any:
+    if "template" not in w.extra:
+        from clusters.models import ClusterTemplate
+        from cozystack.specjson import spec_to_json
+        from cozystack.specs import ClusterSpec, NodeGroupSpec
+
+        spec = ClusterSpec(name="", namespace="", version="v1.34", node_groups=(
+            NodeGroupSpec(name="md0", instance_type="u1.medium", min_replicas=1,
+                          max_replicas=3, disk_gib=50),))
+        w.extra["template"] = ClusterTemplate.objects.create(
+            tenant=w.tenant, name="small", spec=spec_to_json(spec))
+    return w.extra["template"]
+
+
+def _sample_deleted(w: World) -> Any:
+    """A cluster of the tenant deleted yesterday (still shown)."""
+    if "deleted" not in w.extra:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from clusters.models import Cluster
+
+        w.extra["deleted"] = Cluster.objects.create(
+            tenant=w.tenant, name="gone", version="v1.34", phase=Cluster.Phase.DELETED,
+            deleted_at=timezone.now() - timedelta(days=1))
+    return w.extra["deleted"]
+
+
 PARAM_SAMPLES: dict[str, Callable[[World], Any]] = {
     "tenant_slug": lambda w: w.tenant.slug,
     "membership_id": lambda w: w.tenant.memberships.get(user=w.owner).pk,
@@ -130,6 +159,9 @@ PARAM_SAMPLES: dict[str, Callable[[World], Any]] = {
     "invoice_id": lambda w: _sample_invoice(w).pk,
     "webhook_id": lambda w: _sample_delivery(w).endpoint_id,
     "delivery_id": lambda w: _sample_delivery(w).pk,
+    "template_id": lambda w: _sample_template(w).pk,
+    "deleted_id": lambda w: _sample_deleted(w).pk,
+    "cluster_id": lambda w: _sample_deleted(w).pk,  # the API's deleted cluster
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from clusters.web import maintenance, views
+from clusters.web import lifecycle_views, maintenance, views
 
 app_name = "clusters"
 
@@ -47,4 +47,17 @@ urlpatterns = [
          name="maintenance_postpone"),
     path(cluster + "maintenance/upgrade-now/", maintenance.cluster_upgrade_now,
          name="maintenance_upgrade_now"),
+    # Issue 16, part C: expiry, templates and clones, deleted clusters.
+    path(cluster + "expiry/", lifecycle_views.expiry_set, name="expiry_set"),
+    path(cluster + "expiry/extend/", lifecycle_views.expiry_extend, name="expiry_extend"),
+    path(cluster + "expiry/remove/", lifecycle_views.expiry_remove, name="expiry_remove"),
+    path(cluster + "save-template/", lifecycle_views.template_save, name="template_save"),
+    path("-/expiry-policy/", lifecycle_views.expiry_policy, name="expiry_policy"),
+    path("-/templates/", lifecycle_views.template_list, name="templates"),
+    path("-/templates/<int:template_id>/", lifecycle_views.template_edit,
+         name="template_edit"),
+    path("-/templates/<int:template_id>/delete/", lifecycle_views.template_delete,
+         name="template_delete"),
+    path("-/deleted/", lifecycle_views.deleted_list, name="deleted_list"),
+    path("-/deleted/<int:deleted_id>/", lifecycle_views.deleted_detail, name="deleted_detail"),
 ]

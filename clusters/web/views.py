@@ -22,6 +22,9 @@ from billing.pricing import estimate_change, estimate_spec
 from billing.queries import MTD_SNAPSHOT_SECONDS, month_to_date
 from clusters import (
     actions,
+    cluster_templates,
+    deleted,
+    expiry,
     features,
     hibernation,
     hibernation_actions,
@@ -51,6 +54,8 @@ from clusters.web.forms import (
     validation_field_errors,
 )
 from clusters.web.hibernation_forms import HibernationScheduleForm
+from clusters.web.lifecycle_context import create_prefill, expiry_context, prefilled_spec_form
+from clusters.web.lifecycle_forms import ExpiryForm
 from cozystack.gateway import NotFound, PlatformError
 from cozystack.manifests import render_kubernetes, to_yaml
 from cozystack.rules import FieldError
@@ -156,6 +161,10 @@ def _bind_spec_form(request: HttpRequest, ctx: TenantContext) -> SpecForm:
 def _create_context(ctx: TenantContext, form: SpecForm, spec: ClusterSpec | None = None,
                     **extra: Any) -> dict[str, Any]:
     spec = spec or form.to_spec(ctx.tenant.namespace)
+    limit = expiry.policy_of(ctx.tenant)
+    extra.setdefault("expiry_form", ExpiryForm(
+        prefix="expiry", limit=limit, optional=limit is None or ctx.can(Perm.MEMBERS_MANAGE)))
+    extra.setdefault("expiry_limit", limit)
     release = platform_release.current()
     manifest = render_kubernetes(spec, release.shown, labels=actions.PORTAL_LABELS)
     nodes_min = sum(g.min_replicas for g in spec.node_groups)
@@ -174,20 +183,44 @@ def _create_context(ctx: TenantContext, form: SpecForm, spec: ClusterSpec | None
 @tenant_view(Perm.CLUSTERS_CHANGE, methods=("GET", "HEAD", "POST"))
 def cluster_create(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     if request.method != "POST":
-        return render(request, CREATE, _create_context(ctx, SpecForm(
-            versions=_versions(), access_members=_access_members(ctx),
-            namespace=ctx.tenant.namespace)))
+        prefill = create_prefill(request, ctx)  # ?template=<id> or ?clone=<name>
+        if prefill is None:
+            return render(request, CREATE, _create_context(ctx, SpecForm(
+                versions=_versions(), access_members=_access_members(ctx),
+                namespace=ctx.tenant.namespace)))
+        filled, origin, source = prefill
+        form = prefilled_spec_form(filled.spec, versions=_versions(),
+                                   access_members=_access_members(ctx),
+                                   namespace=ctx.tenant.namespace)
+        spec = form.to_spec(ctx.tenant.namespace)
+        # Judged again against the live platform, as any spec: errors beside their fields.
+        form.apply_errors(actions.check_spec(ctx, spec), quiet_required=True)
+        return render(request, CREATE, _create_context(ctx, form, spec, prefill_origin=origin,
+                                                       prefill_notes=filled.notes,
+                                                       prefill_source=source))
     form = _bind_spec_form(request, ctx)
     spec = form.to_spec(ctx.tenant.namespace)
+    expiry_form = ExpiryForm(request.POST, prefix="expiry",
+                             limit=expiry.policy_of(ctx.tenant))
     if _rows_changed(request):
         # Adding or removing a node-group row without JavaScript: show the form again.
         form.apply_errors(actions.check_spec(ctx, spec), quiet_required=True)
-        return render(request, CREATE, _create_context(ctx, form, spec))
-    if form.is_valid():
+        return render(request, CREATE, _create_context(ctx, form, spec,
+                                                       expiry_form=expiry_form))
+    expires_at = expiry_form.chosen_expiry() if expiry_form.is_valid() else None
+    if expiry_form.errors:
+        form.apply_errors(actions.check_spec(ctx, spec))
+    elif form.is_valid():
         try:
-            cluster = actions.do_create_cluster(actor_from_request(request), ctx, spec)
+            cluster = expiry.do_create_cluster(
+                actor_from_request(request), ctx, spec, expires_at=expires_at,
+                origin=cluster_templates.origin_of(ctx, request.POST.get("prefill_source",
+                                                                         "")[:80]))
         except ValidationError as exc:
-            form.apply_errors(validation_field_errors(exc))
+            if hasattr(exc, "error_dict") and "expires_at" in exc.error_dict:
+                expiry_form.place(exc)
+            else:
+                form.apply_errors(validation_field_errors(exc))
         else:
             messages.success(request, _("Cluster %(name)s requested. This page follows its "
                                         "creation live.") % {"name": cluster.name})
@@ -195,7 +228,9 @@ def cluster_create(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
                                        cluster_name=cluster.name)
     else:
         form.apply_errors(actions.check_spec(ctx, spec))
-    return render_invalid(request, CREATE, "form", _create_context(ctx, form, spec))
+    return render_invalid(request, CREATE, "form", _create_context(
+        ctx, form, spec, expiry_form=expiry_form,
+        prefill_source=request.POST.get("prefill_source", "")[:80]))
 
 
 @tenant_view(Perm.CLUSTERS_CHANGE, methods=("POST",))
@@ -225,6 +260,7 @@ def _detail_context(request: HttpRequest, ctx: TenantContext, state: queries.Clu
         can_kubeconfig=ctx.can(Perm.KUBECONFIG_ADMIN),
         kubeconfig_file=kubeconfigs.filename(ctx, state.cluster.name, kubeconfigs.Kind.ADMIN),
         sso=_sso_context(request, ctx, state.cluster), **_costs_context(ctx))
+    context.update(expiry_context(ctx, state.cluster))  # issue 16, part C
     context.update(extra)
     return context
 
@@ -242,7 +278,17 @@ def _sso_context(request: HttpRequest, ctx: TenantContext, cluster: Cluster) -> 
 
 @tenant_view(Perm.CLUSTERS_VIEW)
 def cluster_detail(request: HttpRequest, ctx: TenantContext, cluster_name: str) -> HttpResponse:
-    state = queries.cluster_state(actions.access_cluster(ctx, cluster_name))
+    """The cluster's page; for a name whose cluster was deleted lately, that cluster's
+    read-only page (why it went, its timeline, its last cost)."""
+    try:
+        cluster = actions.access_cluster(ctx, cluster_name)
+    except Http404:
+        gone = deleted.latest_deleted_named(ctx, cluster_name)
+        if gone is None:
+            raise
+        return redirect("clusters:deleted_detail", tenant_slug=ctx.tenant.slug,
+                        deleted_id=gone.pk)
+    state = queries.cluster_state(cluster)
     return render(request, DETAIL, _detail_context(request, ctx, state))
 
 

@@ -129,6 +129,12 @@ class HibernationDataSerializer(serializers.Serializer):
         "The node groups with the limits waking restores."))
 
 
+class ExpiringDataSerializer(serializers.Serializer):
+    cluster = ClusterDataSerializer(help_text=_("The cluster."))
+    expires_at = serializers.DateTimeField(help_text=_("When the portal deletes it (UTC)."))
+    lead_hours = serializers.IntegerField(help_text=_("Hours left when sent: 24 or 1."))
+
+
 class TestDataSerializer(serializers.Serializer):
     message = serializers.CharField(help_text=_("A sentence saying it is a test."))
 
@@ -144,6 +150,7 @@ DATA: dict[str, tuple[type[serializers.Serializer], str]] = {
     EventType.MAINTENANCE_SCHEDULED: (MaintenanceDataSerializer, "MaintenanceScheduled"),
     EventType.CLUSTER_HIBERNATED: (HibernationDataSerializer, "ClusterHibernated"),
     EventType.CLUSTER_WOKEN: (HibernationDataSerializer, "ClusterWoken"),
+    EventType.CLUSTER_EXPIRING: (ExpiringDataSerializer, "ClusterExpiring"),
     TEST_EVENT: (TestDataSerializer, "WebhookTest"),
 }
 
@@ -187,9 +194,11 @@ BUDGET_THRESHOLD = _webhook(EventType.BUDGET_THRESHOLD)
 INVOICE_FINALIZED = _webhook(EventType.INVOICE_FINALIZED)
 VERSION_END_OF_LIFE_SOON = _webhook(EventType.VERSION_END_OF_LIFE_SOON)
 MAINTENANCE_SCHEDULED = _webhook(EventType.MAINTENANCE_SCHEDULED)
+CLUSTER_EXPIRING = _webhook(EventType.CLUSTER_EXPIRING)
 WEBHOOK_TEST = _webhook(TEST_EVENT)
 CLUSTER_HIBERNATED = _webhook(EventType.CLUSTER_HIBERNATED)
 CLUSTER_WOKEN = _webhook(EventType.CLUSTER_WOKEN)
 WEBHOOK_NAMES = ("CLUSTER_READY", "CLUSTER_DELETED", "OPERATION_SUCCEEDED", "OPERATION_FAILED",
                  "BUDGET_THRESHOLD", "INVOICE_FINALIZED", "VERSION_END_OF_LIFE_SOON",
-                 "MAINTENANCE_SCHEDULED", "WEBHOOK_TEST", "CLUSTER_HIBERNATED", "CLUSTER_WOKEN")
+                 "MAINTENANCE_SCHEDULED", "WEBHOOK_TEST", "CLUSTER_HIBERNATED", "CLUSTER_WOKEN",
+                 "CLUSTER_EXPIRING")

@@ -312,12 +312,12 @@ requests, 503 platform unreachable.
 A tenant's owners and admins register HTTPS endpoints (`…/webhooks/`) and choose events
 (`cluster.ready`, `cluster.deleted`, `operation.succeeded`, `operation.failed`,
 `budget.threshold`, `invoice.finalized`, `version.end_of_life_soon`,
-`maintenance.scheduled`, `cluster.hibernated`, `cluster.woken`). Each is POSTed as a JSON
-envelope `{id, type, time, tenant, data}`, described per type under `webhooks` in this
-document, with a `Portal-Signature: t=<unix time>,v1=<hex>` header: the HMAC-SHA256, keyed
-with the endpoint's secret, of `<t>.<raw body>`. Verify it in constant time and refuse an old
-`t`. During a secret rotation's overlap a request carries one `v1` per secret. Delivery is at
-least once (ignore an `id` seen before), retried with backoff for 24 hours; any 2xx
+`maintenance.scheduled`, `cluster.hibernated`, `cluster.woken`, `cluster.expiring`). Each is
+POSTed as a JSON envelope `{id, type, time, tenant, data}`, described per type under
+`webhooks` in this document, with a `Portal-Signature: t=<unix time>,v1=<hex>` header: the
+HMAC-SHA256, keyed with the endpoint's secret, of `<t>.<raw body>`. Verify it in constant time
+and refuse an old `t`. During a secret rotation's overlap a request carries one `v1` per secret.
+Delivery is at least once (ignore an `id` seen before), retried with backoff for 24 hours; any 2xx
 acknowledges it.
 
 Field names are the portal's own, in snake_case; the platform's manifest for a cluster (in the

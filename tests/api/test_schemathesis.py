@@ -21,6 +21,7 @@ import schemathesis
 from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
+from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -32,8 +33,10 @@ from schemathesis.specs.openapi.checks import (
 
 from billing.models import Invoice
 from billing.periods import Period
-from clusters.models import Operation
+from clusters.cluster_templates import reusable
+from clusters.models import Cluster, ClusterTemplate, Operation
 from cozystack.gateway import reset_gateway
+from cozystack.specjson import spec_to_json
 from tests.api.factories import make_cluster, make_operation, make_token
 from tests.test_url_isolation import _sample_delivery
 
@@ -103,11 +106,17 @@ def world(tenant, owner, platform) -> World:
         subtotal=Decimal("10.00"), vat_rate=Decimal("0.0810"), vat_amount=Decimal("0.81"),
         total=Decimal("10.81"), issued_at=period.end_at)
     delivery = _sample_delivery(SimpleNamespace(tenant=tenant, extra={}))
+    template = ClusterTemplate.objects.create(tenant=tenant, name="small",
+                                              spec=spec_to_json(reusable(cluster.to_spec())))
+    gone = make_cluster(tenant, "gone")
+    Cluster.objects.filter(pk=gone.pk).update(deleted_at=timezone.now(),
+                                              phase=Cluster.Phase.DELETED)
     return World(headers={"Authorization": f"Bearer {make_token(owner)}"},
                  path={"tenant_slug": tenant.slug, "cluster_name": cluster.name,
                        "group_name": "md1", "operation_id": failed.pk,
                        "invoice_id": invoice.pk, "webhook_id": delivery.endpoint_id,
-                       "delivery_id": delivery.pk})
+                       "delivery_id": delivery.pk, "template_id": template.pk,
+                       "cluster_id": gone.pk})
 
 
 @pytest.mark.django_db

@@ -330,9 +330,17 @@ class ClusterCreateSerializer(ClusterSpecInputSerializer):
         max_length=253, required=False, allow_blank=True,
         help_text=_("API host name; empty for the platform's default. Cannot change."))
 
+    # Issue 16, part C: an optional expiry (required of members when the tenant has a maximum).
+    expires_at = serializers.DateTimeField(
+        required=False, help_text=_("Delete the cluster at this time (1 hour to 90 days "
+                                    "ahead); reminders go out 24 hours and 1 hour before."))
+    after_hours = serializers.IntegerField(
+        required=False, min_value=1, max_value=2160,
+        help_text=_("Or: delete the cluster after this many hours (1 to 2160)."))
+
     class Meta:
         fields = ("name", "version", "storage_class", "host", "control_plane", "node_groups",
-                  "addons")
+                  "addons", "expires_at", "after_hours")
 
 
 class ClusterReplaceSerializer(ClusterSpecInputSerializer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from clusters.web.api import catalog, hibernation, views
+from clusters.web.api import catalog, hibernation, lifecycle_c, views
 
 cluster = "clusters/<slug:cluster_name>/"
 operation = "operations/<apiid:operation_id>/"
@@ -38,4 +38,19 @@ urlpatterns = [
          name="tenant_catalog_gpu_models"),
     path("catalog/storage-classes/", catalog.TenantStorageClassListView.as_view(),
          name="tenant_catalog_storage_classes"),
+    # Issue 16, part C: expiry, cluster templates, deleted clusters.
+    path(cluster + "expiry/", lifecycle_c.ClusterExpiryView.as_view(), name="cluster_expiry"),
+    path(cluster + "expiry/extend/", lifecycle_c.ClusterExpiryExtendView.as_view(),
+         name="cluster_expiry_extend"),
+    path("expiry-policy/", lifecycle_c.ExpiryPolicyView.as_view(), name="expiry_policy"),
+    path("cluster-templates/", lifecycle_c.TemplateListView.as_view(),
+         name="cluster_templates"),
+    path("cluster-templates/<apiid:template_id>/", lifecycle_c.TemplateDetailView.as_view(),
+         name="cluster_template"),
+    path("cluster-templates/<apiid:template_id>/clusters/",
+         lifecycle_c.TemplateUseView.as_view(), name="cluster_template_use"),
+    path("deleted-clusters/", lifecycle_c.DeletedClusterListView.as_view(),
+         name="deleted_clusters"),
+    path("deleted-clusters/<apiid:cluster_id>/", lifecycle_c.DeletedClusterDetailView.as_view(),
+         name="deleted_cluster"),
 ]

@@ -20,7 +20,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from clusters import actions, hibernation, platform_quota
+from clusters import actions, expiry, hibernation, platform_quota
 from clusters.models import Cluster, ClusterEvent, NodeGroup, NodePool, Operation
 from clusters.platform_release import shown_dialect
 from clusters.web import kubeconfig as kubeconfigs
@@ -184,8 +184,11 @@ class ClusterListView(ClusterApiView):
         data = self.parse(s.ClusterCreateSerializer)
         ctx = self.tenant_ctx
         spec = s.create_spec(data, ctx.tenant.namespace)
-        cluster = actions.do_create_cluster(self.actor, ctx, spec,
-                                            idempotency_key=self.idempotency_key)
+        expires_at = expiry.resolve(after_hours=data.get("after_hours"),
+                                    at=data.get("expires_at")) \
+            if "after_hours" in data or "expires_at" in data else None
+        cluster = expiry.do_create_cluster(self.actor, ctx, spec, expires_at=expires_at,
+                                           idempotency_key=self.idempotency_key)
         body = dict(s.ClusterSerializer(self.get_cluster(cluster.name),
                                         context=self.serializer_context()).data)
         body["platform_quota_warnings"] = self.quota_warnings(None, spec)

@@ -318,3 +318,23 @@ def test_after_a_restart_the_page_reconnects_by_itself_and_never_backs_off_for_l
         Array.from({length: 40}, () => htmx.config.wsReconnectDelay(failed))).flat()""")
     assert 500 <= min(delays) and max(delays) <= 4000
     assert len({round(delay) for delay in delays}) > 100
+
+
+def test_a_refused_action_shows_why_beside_its_field(stack: Stack, page: Page):
+    """The action forms answer a refusal with 422 and the form with its errors: the page puts
+    it in place (htmx swaps 422 answers too), so the reason shows beside the field."""
+    create_cluster(stack, "refused")
+    wait_running("refused")
+    stack.sign_in(page, Role.OWNER)
+    page.goto(stack.page_url(f"/t/{stack.tenant.slug}/clusters/refused/"))
+    expect_live(page)
+
+    page.locator("#act-group-md0 > summary").click()
+    page.fill("#id_scale-md0-min_replicas", "3")
+    page.fill("#id_scale-md0-max_replicas", "2")
+    page.locator("[data-testid=scale-md0] button[type=submit]").click()
+
+    expect(page.locator("#errors-scale-md0-min_replicas, #errors-scale-md0-max_replicas")
+           .first).to_contain_text(re.compile(r"\S"))
+    expect(page.get_by_test_id("confirm-scale-md0")).to_have_count(0)
+    screenshot(page, "cluster-action-refused")

@@ -352,9 +352,11 @@ class ExpiryPlanner:
         """Send the reminders due and delete what expired; safe to repeat (the reminder rows
         are unique, an expired row is marked in the deleting transaction)."""
         done = 0
+        freeze = lifecycle.freeze_at(now)
         for row in _pending().filter(expires_at__lte=now + timedelta(hours=LEADS[0])):
             if row.expires_at <= now:
-                done += expire(row, now)
+                if freeze is None:  # during a freeze the deletion waits for its end
+                    done += expire(row, now)
                 continue
             lead = _due_lead(row, now)
             if lead is not None and not ExpiryReminder.objects.filter(
@@ -384,10 +386,14 @@ class ExpiryPlanner:
                     kind="reminder", reason=REASON,
                     summary=_("Expiry reminder (%(lead)s before)")
                     % {"lead": hours_label(lead)}))
-            if row.expires_at <= until:
+            deleted_at = max(row.expires_at, now)
+            freeze = lifecycle.freeze_at(deleted_at)
+            if freeze is not None:
+                deleted_at = freeze.ends_at
+            if deleted_at <= until:
                 found.append(lifecycle.Upcoming(
                     cluster_id=cluster.pk, tenant_id=cluster.tenant_id,
-                    at=max(row.expires_at, now), kind="expire", reason=REASON,
+                    at=deleted_at, kind="expire", reason=REASON,
                     summary=_("Delete %(name)s at its expiry") % {"name": cluster.name}))
         return found
 

@@ -286,6 +286,7 @@ class HibernationPlanner:
 
     def _follow_schedules(self, now: datetime) -> int:
         started = 0
+        frozen = lifecycle.freeze_at(now) is not None
         rows = (HibernationSchedule.objects.filter(enabled=True,
                                                    cluster__deleted_at__isnull=True)
                 .select_related("cluster__tenant").order_by("pk"))
@@ -301,6 +302,8 @@ class HibernationPlanner:
             held = hibernation.open_hibernation(cluster.pk)
             outcome = None
             if boundary.kind == "hibernate" and held is None:
+                if frozen:
+                    continue  # going to sleep waits for the freeze's end; waking never does
                 outcome = self._act(cluster, "hibernate")
             elif boundary.kind == "wake" and held is not None \
                     and held.state == Hibernation.State.HIBERNATING:

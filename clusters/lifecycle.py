@@ -23,7 +23,7 @@ from typing import Protocol
 from django.db import transaction
 from django.utils import timezone
 
-from clusters.models import AutomationControl
+from clusters.models import AutomationControl, FreezePeriod
 from portal.audit import Actor, record
 
 logger = logging.getLogger("clusters.lifecycle")
@@ -71,6 +71,14 @@ def control() -> AutomationControl:
 
 def paused() -> bool:
     return control().paused
+
+
+def freeze_at(at: datetime) -> FreezePeriod | None:
+    """Staff's platform-wide freeze period covering ``at``, if any. No automatic operation
+    starts during one: upgrades move to a later window, expired clusters and scheduled sleep
+    wait for its end. Waking is the exception (a cluster is never left asleep by a freeze)."""
+    return FreezePeriod.objects.filter(starts_at__lte=at, ends_at__gt=at).order_by(
+        "-ends_at").first()
 
 
 def set_paused(actor: Actor, paused: bool, reason: str = "") -> AutomationControl:

@@ -10,7 +10,14 @@ import pytest
 import time_machine
 
 from clusters import expiry, lifecycle
-from clusters.models import Cluster, ClusterEvent, ClusterExpiry, ExpiryReminder, Operation
+from clusters.models import (
+    Cluster,
+    ClusterEvent,
+    ClusterExpiry,
+    ExpiryReminder,
+    FreezePeriod,
+    Operation,
+)
 from notifications.models import Event
 from portal.audit import Actor
 from portal.models import AuditEntry
@@ -152,3 +159,22 @@ def test_upcoming_lists_the_reminders_and_the_deletion_in_time_order(expiring):
     later = expiry.PLANNER.upcoming(None, EXPIRES - timedelta(hours=20), EXPIRES)
     assert [u.kind for u in later if u.cluster_id == expiring.pk] == ["reminder", "expire"]
     assert expiry.PLANNER.upcoming(None, now, now + timedelta(hours=1)) == []
+
+
+def test_during_a_freeze_the_deletion_waits_for_its_end_and_says_when(expiring):
+    """No automatic operation starts during staff's freeze: an expired cluster is deleted
+    when the freeze ends, and what comes next says so."""
+    ends = EXPIRES + timedelta(hours=6)
+    FreezePeriod.objects.create(starts_at=EXPIRES - timedelta(days=1), ends_at=ends,
+                                reason="year end")
+    found = expiry.PLANNER.upcoming([expiring.pk], EXPIRES - timedelta(hours=2),
+                                    EXPIRES + timedelta(days=1))
+    assert [(u.kind, u.at) for u in found if u.kind == "expire"] == [("expire", ends)]
+
+    assert plan_at(EXPIRES - timedelta(hours=1)) == 1  # reminders are not operations
+    assert plan_at(EXPIRES) == 0
+    assert plan_at(ends - timedelta(minutes=1)) == 0
+    assert not Operation.objects.filter(cluster=expiring, kind=Operation.Kind.DELETE).exists()
+
+    assert plan_at(ends) == 1
+    assert Operation.objects.filter(cluster=expiring, kind=Operation.Kind.DELETE).count() == 1

@@ -13,7 +13,14 @@ from django.core.exceptions import ValidationError
 from billing.models import UsageSegment
 from clusters import actions, hibernation, lifecycle
 from clusters import hibernation_actions as hib
-from clusters.models import ClusterEvent, Hibernation, HibernationSchedule, NodeGroup, Operation
+from clusters.models import (
+    ClusterEvent,
+    FreezePeriod,
+    Hibernation,
+    HibernationSchedule,
+    NodeGroup,
+    Operation,
+)
 from cozystack.simulator import Fault
 from notifications import emails
 from notifications.models import Delivery, Event, WebhookEndpoint
@@ -391,3 +398,31 @@ def test_a_scale_while_the_wake_runs_waits_for_it(engine):
         engine.act(actions.do_scale_node_group, "demo", "md0", min_replicas=3, max_replicas=6)
     assert refused.value.code == "busy"
     assert Hibernation.objects.get(cluster=cluster).restore[0]["max_replicas"] == 5
+
+
+def test_a_freeze_holds_the_scheduled_sleep_until_it_ends_but_never_a_wake(engine):
+    """Staff's freeze period: no automatic operation starts, so going to sleep on schedule
+    waits for its end (and happens then if the night still runs); waking never waits."""
+    evening = datetime(2026, 12, 7, 19, 0, tzinfo=UTC)  # 20:00 in Zurich
+    FreezePeriod.objects.create(starts_at=evening - timedelta(hours=1),
+                                ends_at=evening + timedelta(hours=2), reason="release night")
+    with time_machine.travel(MONDAY_NOON, tick=False) as clock:
+        cluster = running(engine)
+        set_nights(engine, cluster)
+        clock.move_to(evening)
+        assert plan(engine, evening) == 0
+        assert not Hibernation.objects.exists()
+
+        after = evening + timedelta(hours=2)
+        clock.move_to(after)
+        assert plan(engine, after) == 1  # the night still runs: it sleeps now
+        settled(engine, cluster)
+        assert sizes(cluster) == {"md0": (0, 0, 0), "md1": (0, 0, 0)}
+
+    morning = datetime(2026, 12, 8, 7, 0, tzinfo=UTC)  # Tuesday 08:00 in Zurich
+    FreezePeriod.objects.create(starts_at=morning - timedelta(hours=1),
+                                ends_at=morning + timedelta(hours=5), reason="freeze")
+    with time_machine.travel(morning, tick=False):
+        assert plan(engine, morning) == 1  # the wake goes ahead during the freeze
+        settled(engine, cluster)
+        assert sizes(cluster) == {"md0": (2, 5, 2), "md1": (1, 3, 1)}

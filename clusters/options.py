@@ -16,9 +16,7 @@ wait on a platform that is down more than once in a while.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -33,6 +31,7 @@ from cozystack.gateway import (
     PlatformUnavailable,
     get_gateway,
 )
+from portal.caching import forget_generation, read_through
 
 logger = logging.getLogger("clusters.options")
 
@@ -94,16 +93,9 @@ def _key(namespace: str) -> str:
 
 def tenant_options(namespace: str) -> TenantOptions:
     """What the platform offers ``namespace`` (cached; read from the platform on a miss)."""
-    key = _key(namespace)
-    found = cache.get_many([key, GENERATION_KEY])
-    generation = int(found.get(GENERATION_KEY) or 0)
-    cached = found.get(key)
-    if isinstance(cached, TenantOptions) and cached.generation == generation:
-        return cached
-    fresh = dataclasses.replace(_read(namespace), generation=generation)
-    seconds = settings.PLATFORM_OPTIONS_SECONDS
-    cache.set(key, fresh, seconds if fresh.complete else max(5, seconds // 4))
-    return fresh
+    return read_through(_key(namespace), GENERATION_KEY, TenantOptions,
+                        lambda: _read(namespace), seconds=settings.PLATFORM_OPTIONS_SECONDS,
+                        settled=lambda answer: answer.complete)
 
 
 def source_options(namespace: str | None, source: str) -> SourceOptions:
@@ -122,7 +114,7 @@ def forget(namespace: str) -> None:
 def forget_all() -> None:
     """Read every tenant's options again on next use (the platform runs another release, or
     the portal talks to another platform)."""
-    cache.set(GENERATION_KEY, time.time_ns(), None)
+    forget_generation(GENERATION_KEY)
 
 
 def _read(namespace: str) -> TenantOptions:

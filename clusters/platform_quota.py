@@ -17,9 +17,7 @@ wait on a platform that is down more than once in a while.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -35,6 +33,7 @@ from cozystack.changes import replaces_nodes
 from cozystack.gateway import PlatformError, get_gateway
 from cozystack.quotas import GIB, QuotaResource, amount_text, combine_quotas, shortfall
 from cozystack.specs import ClusterSpec
+from portal.caching import forget_generation, read_through
 
 if TYPE_CHECKING:
     from cozystack.dialects import Dialect
@@ -90,16 +89,9 @@ def _key(namespace: str) -> str:
 
 def tenant_platform_quota(namespace: str) -> PlatformQuota:
     """The platform's quota for ``namespace`` (cached; read from the platform on a miss)."""
-    key = _key(namespace)
-    found = cache.get_many([key, GENERATION_KEY])
-    generation = int(found.get(GENERATION_KEY) or 0)
-    cached = found.get(key)
-    if isinstance(cached, PlatformQuota) and cached.generation == generation:
-        return cached
-    fresh = dataclasses.replace(_read(namespace), generation=generation)
-    seconds = settings.PLATFORM_QUOTA_SECONDS
-    cache.set(key, fresh, seconds if fresh.known else max(5, seconds // 4))
-    return fresh
+    return read_through(_key(namespace), GENERATION_KEY, PlatformQuota,
+                        lambda: _read(namespace), seconds=settings.PLATFORM_QUOTA_SECONDS,
+                        settled=lambda answer: answer.known)
 
 
 def forget(namespace: str) -> None:
@@ -110,7 +102,7 @@ def forget(namespace: str) -> None:
 def forget_all() -> None:
     """Read every tenant's quota again on next use (the platform runs another release, or the
     portal talks to another platform)."""
-    cache.set(GENERATION_KEY, time.time_ns(), None)
+    forget_generation(GENERATION_KEY)
 
 
 def _read(namespace: str) -> PlatformQuota:

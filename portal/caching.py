@@ -12,11 +12,12 @@ once per moment rather than once per thing rendered.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from django.core.cache import cache
 
@@ -60,3 +61,33 @@ def remembered(key: str, fetch: Callable[[], _T]) -> _T:
     value = fetch()
     values[key] = (now + seconds, value)
     return value
+
+
+class _Generational(Protocol):
+    @property
+    def generation(self) -> int: ...
+
+
+_G = TypeVar("_G", bound=_Generational)
+
+
+def read_through(key: str, generation_key: str, kind: type[_G], read: Callable[[], _G], *,
+                 seconds: int, settled: Callable[[_G], bool]) -> _G:
+    """A platform answer kept in the cache under ``key``: ``read()`` on a miss, or when the
+    answer kept was read before the last ``forget_generation(generation_key)`` (the platform
+    upgraded). An answer that is not ``settled`` (the platform did not answer in full) is
+    kept a quarter of the time (at least 5 s), so a platform that is down is asked again soon
+    but never on every page."""
+    found = cache.get_many([key, generation_key])
+    generation = int(found.get(generation_key) or 0)
+    cached = found.get(key)
+    if isinstance(cached, kind) and cached.generation == generation:
+        return cached
+    fresh = dataclasses.replace(read(), generation=generation)  # type: ignore[type-var]
+    cache.set(key, fresh, seconds if settled(fresh) else max(5, seconds // 4))
+    return fresh
+
+
+def forget_generation(generation_key: str) -> None:
+    """Every answer ``read_through`` kept under ``generation_key`` is stale from now on."""
+    cache.set(generation_key, time.time_ns(), None)

@@ -105,16 +105,19 @@ def do_wake(actor: Actor, ctx: TenantContext, name: str) -> Hibernation:
         operation = actions.apply_system_plan(  # refused while another change runs
             actor, ctx, cluster, plans.wake(hibernation.restore_groups(held)),
             waive=plans.waived_for_hibernation)
-        now = timezone.now()
-        held.state = Hibernation.State.WAKING
-        held.ended_at = held.ended_at or now
-        held.woken_by = held.woken_by or actor.label
-        held.wake_operation = operation
-        held.wake_attempts += 1
-        held.next_wake_try_at = None
-        held.save(update_fields=["state", "ended_at", "woken_by", "wake_operation",
-                                 "wake_attempts", "next_wake_try_at"])
+        _move(held, state=Hibernation.State.WAKING, ended_at=held.ended_at or timezone.now(),
+              woken_by=held.woken_by or actor.label, wake_operation=operation,
+              wake_attempts=held.wake_attempts + 1, next_wake_try_at=None)
     return held
+
+
+def _move(held: Hibernation, **fields: Any) -> None:
+    """Write a hibernation's own fields (its row, then the instance in hand). A queryset
+    update: these are the hibernation's fields, never an operation's, which only the operation
+    state machine writes."""
+    Hibernation.objects.filter(pk=held.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(held, name, value)
 
 
 def on_operation_finished(event: events.OperationFinished) -> None:
@@ -147,8 +150,7 @@ def _hibernate_finished(operation: Operation) -> None:
                                                 or timezone.now(), wakes_at(held)))
     elif operation.submitted_at is None:
         # The platform never had the change: the desired rows went back; nothing sleeps.
-        held.state, held.ended_at = Hibernation.State.FAILED, operation.finished_at
-        held.save(update_fields=["state", "ended_at"])
+        _move(held, state=Hibernation.State.FAILED, ended_at=operation.finished_at)
         _timeline(cluster, "hibernation.failed", _("The cluster did not hibernate: %(why)s")
                   % {"why": operation.error_message}, severity=ClusterEvent.Severity.WARNING,
                   operation=operation)
@@ -162,8 +164,7 @@ def _wake_finished(operation: Operation) -> None:
     cluster = held.cluster
     now = operation.finished_at or timezone.now()
     if operation.state == Operation.State.SUCCEEDED:
-        held.state, held.woken_at = Hibernation.State.WOKEN, now
-        held.save(update_fields=["state", "woken_at"])
+        _move(held, state=Hibernation.State.WOKEN, woken_at=now)
         _timeline(cluster, "hibernation.woken", _(
             "Awake: every node group has its limits back."), operation=operation)
         events.publish(events.ClusterWoken(cluster, held, now))

@@ -221,8 +221,9 @@ def values_error_text(error: ValuesError) -> str:
 
 OPERATION_BADGE: dict[str, str] = {
     Operation.State.FAILED: "bg-red-lt", Operation.State.SUCCEEDED: "bg-green-lt",
-    Operation.State.CANCELLED: "bg-secondary-lt"}
-"""An operation's state badge; queued and running ones are yellow."""
+    Operation.State.CANCELLED: "bg-secondary-lt", Operation.State.SCHEDULED: "bg-azure-lt"}
+"""An operation's state badge; queued and running ones are yellow, a scheduled one (waiting
+for its maintenance window) blue."""
 
 STEP_SYMBOL: dict[str, str] = {progress.DONE: "✓", progress.FAILED: "✕", progress.SKIPPED: "–"}
 """A step's symbol; a pending one is a circle, a running one a spinner."""

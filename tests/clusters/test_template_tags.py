@@ -29,8 +29,8 @@ def test_a_step_shows_the_symbol_of_its_state(state, icon):
 
 
 def test_every_operation_and_step_state_is_styled():
-    finished = set(Operation.State.values) - {Operation.State.QUEUED, Operation.State.RUNNING}
-    assert finished == set(presentation.OPERATION_BADGE)
+    not_yellow = set(Operation.State.values) - {Operation.State.QUEUED, Operation.State.RUNNING}
+    assert not_yellow == set(presentation.OPERATION_BADGE)
     assert {progress.DONE, progress.FAILED, progress.SKIPPED} == set(presentation.STEP_SYMBOL)
 
 

@@ -345,14 +345,30 @@ class HibernationPlanner:
             rows, retries = rows.filter(cluster_id__in=ids), retries.filter(cluster_id__in=ids)
         opened = {h.cluster_id: h for h in Hibernation.objects.filter(
             state__in=hibernation.OPEN_STATES, cluster_id__in=rows.values("cluster_id"))}
+        freezes = lifecycle.freezes_between(now, until)
         for row in rows.select_related("cluster").prefetch_related("cluster__node_groups"):
             held = opened.get(row.cluster_id)
             groups = (hibernation.restore_groups(held) if held is not None
                       else row.cluster.to_spec().node_groups)
-            for boundary in schedules.boundaries(row.ranges or [], row.time_zone, now, until):
+            bounds = list(schedules.boundaries(row.ranges or [], row.time_zone, now, until))
+            skipped = False
+            for index, boundary in enumerate(bounds):
+                at = boundary.at
+                if boundary.kind == "wake" and skipped:
+                    skipped = False  # the night it ends passed frozen: nothing to wake
+                    continue
+                frozen_until = (lifecycle.freeze_end(freezes, at)
+                                if boundary.kind == "hibernate" else None)
+                if frozen_until is not None:
+                    # Going to sleep waits for the freeze's end, if the night still runs then.
+                    wake = next((b.at for b in bounds[index + 1:] if b.kind == "wake"), None)
+                    if (wake is not None and wake <= frozen_until) or frozen_until > until:
+                        skipped = True
+                        continue
+                    at = frozen_until
                 found.append(lifecycle.Upcoming(
                     cluster_id=row.cluster_id, tenant_id=row.cluster.tenant_id,
-                    at=boundary.at, kind=boundary.kind,
+                    at=at, kind=boundary.kind,
                     summary=_summary(boundary.kind, groups), reason=SCHEDULE))
         for held in retries:
             found.append(lifecycle.Upcoming(

@@ -81,6 +81,17 @@ def freeze_at(at: datetime) -> FreezePeriod | None:
         "-ends_at").first()
 
 
+def freezes_between(after: datetime, until: datetime) -> list[FreezePeriod]:
+    """The freeze periods that overlap ``after``–``until`` (one query, for ``upcoming``)."""
+    return list(FreezePeriod.objects.filter(ends_at__gt=after, starts_at__lt=until))
+
+
+def freeze_end(freezes: list[FreezePeriod], at: datetime) -> datetime | None:
+    """When the freeze covering ``at`` ends (the latest end of those covering it), or None."""
+    ends = [f.ends_at for f in freezes if f.starts_at <= at < f.ends_at]
+    return max(ends) if ends else None
+
+
 def set_paused(actor: Actor, paused: bool, reason: str = "") -> AutomationControl:
     """Pause (or resume) every automatic action, audited."""
     with transaction.atomic():

@@ -426,3 +426,23 @@ def test_a_freeze_holds_the_scheduled_sleep_until_it_ends_but_never_a_wake(engin
         assert plan(engine, morning) == 1  # the wake goes ahead during the freeze
         settled(engine, cluster)
         assert sizes(cluster) == {"md0": (2, 5, 2), "md1": (1, 3, 1)}
+
+
+def test_what_comes_next_says_a_freeze_holds_the_sleep_until_it_ends(engine):
+    evening = datetime(2026, 12, 7, 19, 0, tzinfo=UTC)  # Monday 20:00 in Zurich
+    FreezePeriod.objects.create(starts_at=evening - timedelta(hours=1),
+                                ends_at=evening + timedelta(hours=2), reason="release night")
+    FreezePeriod.objects.create(starts_at=evening + timedelta(days=1, hours=-1),
+                                ends_at=evening + timedelta(days=2), reason="all day")
+    with time_machine.travel(MONDAY_NOON, tick=False):
+        cluster = running(engine)
+        set_nights(engine, cluster)
+        found = sorted(hib.PLANNER.upcoming([cluster.pk], MONDAY_NOON,
+                                            MONDAY_NOON + timedelta(days=2)),
+                       key=lambda u: u.at)
+
+    morning = datetime(2026, 12, 8, 7, 0, tzinfo=UTC)
+    # Monday's sleep waits for the freeze's end and its wake stays where the schedule puts it;
+    # Tuesday's night passes frozen: no sleep, so nothing to wake on Wednesday morning.
+    assert [(u.kind, u.at) for u in found] == [
+        ("hibernate", evening + timedelta(hours=2)), ("wake", morning)]

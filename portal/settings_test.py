@@ -29,3 +29,8 @@ WEBHOOK_ALLOW_PRIVATE_TARGETS_FOR_TESTS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGET
 if env_str("TEST_EMAIL_DIR"):
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = env_str("TEST_EMAIL_DIR")
+# Processes started by a test session keep their cache keys under the session's own prefix:
+# the suite's databases are created anew each session with the same primary keys, and what an
+# earlier session's processes cached for tenant 1 or cluster 3 must never answer for this one's.
+if env_str("TEST_CACHE_PREFIX") and "default" in CACHES:  # noqa: F405
+    CACHES["default"]["KEY_PREFIX"] = env_str("TEST_CACHE_PREFIX")  # noqa: F405

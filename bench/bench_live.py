@@ -775,36 +775,65 @@ async def fanout(host: str, port: int, sizes: list[int], events_per_size: int
 
 
 def memory_process(clusters: int) -> None:
-    """``--memory``: a fresh process tracking ``clusters`` clusters, pushing as in production;
-    prints its resident memory before the watcher and after 10 s at 100 changes/s."""
+    """``--memory``: the platform and the portal's rows for ``clusters`` clusters, then the
+    watcher in a fresh process of its own (``--memory-watcher``, as ``manage.py
+    watch_platform`` runs it: nothing of the set-up in its memory); prints that process's
+    resident memory before the watcher started, once it listed everything, and after 10 s at
+    100 changes/s."""
     from bench import bench_watcher
 
     base_url = os.environ["DATABASE_URL"]
     name = f"bench_live_mem_{os.getpid()}"
-    os.environ["DATABASE_URL"] = bench_watcher.create_database(base_url, name)
+    url = bench_watcher.create_database(base_url, name)
+    os.environ["DATABASE_URL"] = url
     driver = bench_watcher.Driver(clusters)
     os.environ["KUBECONFIG"] = driver.kubeconfig
+    import django
+
+    django.setup()
+    child = None
+    try:
+        bench_watcher.setup_rows(driver.inventory)
+        driver.inventory = []
+        from django.db import connections
+
+        connections.close_all()
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--memory-watcher"], cwd=ROOT, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            env={**os.environ, "DATABASE_URL": url, "KUBECONFIG": driver.kubeconfig})
+        figures = json.loads(child.stdout.readline())  # before, synced
+        driver.go(100, 10)
+        time.sleep(2)
+        child.stdin.write("measure\n")
+        child.stdin.flush()
+        figures.update(json.loads(child.stdout.readline()))
+        child.wait(60)
+        print(json.dumps(figures), flush=True)
+    finally:
+        if child is not None and child.poll() is None:
+            child.kill()
+        driver.stop()
+        bench_watcher.drop_database(base_url, name)
+
+
+def memory_watcher() -> None:
+    """``--memory-watcher``: the watcher in this fresh process, pushing as in production."""
+    from bench import bench_watcher
+
     import django
 
     django.setup()
     from clusters.watcher import Watcher
     from cozystack.gateway import get_gateway
 
-    try:
-        bench_watcher.setup_rows(driver.inventory)
-        driver.inventory = []
-        before = bench_watcher.rss_mb()
-        watcher = Watcher(get_gateway()).start()
-        watcher.synced.wait(1200)
-        synced = bench_watcher.rss_mb()
-        driver.go(100, 10)
-        time.sleep(2)
-        after = bench_watcher.rss_mb()
-        watcher.stop()
-        print(json.dumps({"before": before, "synced": synced, "after": after}), flush=True)
-    finally:
-        driver.stop()
-        bench_watcher.drop_database(base_url, name)
+    before = bench_watcher.rss_mb()
+    watcher = Watcher(get_gateway()).start()
+    watcher.synced.wait(1200)
+    print(json.dumps({"before": before, "synced": bench_watcher.rss_mb()}), flush=True)
+    sys.stdin.readline()
+    print(json.dumps({"after": bench_watcher.rss_mb()}), flush=True)
+    watcher.stop()
 
 
 # --------------------------------------------------------------------------- the run
@@ -954,7 +983,7 @@ def report_memory(args: argparse.Namespace, results: dict[str, bool]) -> None:
         results["memory"] = figures["after"] < 150
         print(f"{args.memory_clusters} clusters tracked: {figures['after']:.0f} MB resident after "
               f"10 s at 100 changes/s ({figures['synced']:.0f} MB once listed); baseline: the "
-              f"process before the watcher {figures['before']:.0f} MB (the watcher's own share "
+              f"same fresh process before the watcher started {figures['before']:.0f} MB (the watcher's own share "
               f"{figures['after'] - figures['before']:.0f} MB; ratio "
               f"{figures['after'] / figures['before']:.2f}); goal < 150 MB: "
               f"{verdict(results['memory'])}")
@@ -977,6 +1006,7 @@ def main() -> None:
     parser.add_argument("--watcher", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--committer", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--memory", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-watcher", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.watcher:
         watcher_process()
@@ -984,6 +1014,8 @@ def main() -> None:
         committer_process()
     elif args.memory:
         memory_process(args.memory)
+    elif args.memory_watcher:
+        memory_watcher()
     else:
         # The platform first: every process of the run (this one too) talks to it.
         driver = Driver(args.clusters, args.tenants)

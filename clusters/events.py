@@ -23,8 +23,9 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
-from django.db import close_old_connections, connection, connections
+from django.db import connection, connections
 
+from portal.connections import between_jobs
 from portal.events import deliver, publish, subscribe
 
 logger = logging.getLogger("clusters.events")
@@ -286,7 +287,7 @@ class Coalescer:
                 stack.enter_context(context())
             try:
                 while batch := self._take():
-                    close_old_connections()
+                    between_jobs()
                     for cluster_id in batch:
                         self.send(cluster_id)
                         self.sent += 1

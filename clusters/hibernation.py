@@ -18,8 +18,10 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -142,17 +144,45 @@ class Badge:
                 self.waking, self.restore)
 
 
+BADGE_COLUMNS = ("cluster_id", "state", "started_at", "next_wake_try_at", "restore",
+                 "cluster__hibernation_schedule__enabled",
+                 "cluster__hibernation_schedule__ranges",
+                 "cluster__hibernation_schedule__time_zone")
+
+
+def badge_rows(cluster_ids: Iterable[int]) -> QuerySet[Hibernation, tuple[Any, ...]]:
+    """What the badges of these clusters are made of (``BADGE_COLUMNS``), one row per cluster
+    that hibernates; the live reads run it prepared, beside their other queries."""
+    return (Hibernation.objects.filter(cluster_id__in=list(cluster_ids), state__in=OPEN_STATES)
+            .order_by().values_list(*BADGE_COLUMNS))
+
+
 def badges(cluster_ids: Iterable[int], now: datetime | None = None) -> dict[int, Badge]:
     """The badge of each of these clusters that hibernates, in one query."""
     ids = list(cluster_ids)
-    if not ids:
-        return {}
+    return badges_from_rows(badge_rows(ids), now) if ids else {}
+
+
+def sleep_rows(cluster_ids: Iterable[int]) -> QuerySet[Hibernation, tuple[Any, ...]]:
+    """Of each of these clusters that ever hibernated (failures aside): whether a hibernation
+    is open and when the last one ended (``slept_since`` reads them)."""
+    return (Hibernation.objects.filter(cluster_id__in=list(cluster_ids))
+            .exclude(state=Hibernation.State.FAILED).order_by().values("cluster_id")
+            .annotate(open=Count("pk", filter=Q(ended_at__isnull=True)),
+                      last_end=Max("ended_at"))
+            .values_list("cluster_id", "open", "last_end"))
+
+
+def slept_since(rows: Iterable[tuple[Any, ...]], start: datetime) -> set[int]:
+    """The clusters of ``sleep_rows``' rows that hibernated at some time since ``start``."""
+    return {cluster_id for cluster_id, open_, last_end in rows
+            if open_ or (last_end is not None and last_end > start)}
+
+
+def badges_from_rows(rows: Iterable[tuple[Any, ...]], now: datetime | None = None
+                     ) -> dict[int, Badge]:
+    """The badges of ``badge_rows``' rows."""
     now = now or timezone.now()
-    rows = (Hibernation.objects.filter(cluster_id__in=ids, state__in=OPEN_STATES)
-            .values_list("cluster_id", "state", "started_at", "next_wake_try_at", "restore",
-                         "cluster__hibernation_schedule__enabled",
-                         "cluster__hibernation_schedule__ranges",
-                         "cluster__hibernation_schedule__time_zone"))
     found = {}
     for cluster_id, state, since, retry_at, restore, enabled, ranges, time_zone in rows:
         waking = state == Hibernation.State.WAKING

@@ -157,8 +157,9 @@ def next_version(version: str) -> str | None:
 
 def observed_dialect() -> Dialect:
     """The dialect to read observed state with: the one last chosen (never calls the
-    platform; the watcher applies events inside a transaction), else the newest."""
-    name = cache.get(LAST_DIALECT_KEY)
+    platform; the watcher applies events inside a transaction, and holds the answer a
+    moment: ``portal.caching.held``), else the newest."""
+    name = remembered(LAST_DIALECT_KEY, lambda: cache.get(LAST_DIALECT_KEY))
     return (dialects.by_name(name) if name else None) or dialects.newest()
 
 

@@ -72,6 +72,8 @@ from cozystack.gateway import (
     get_gateway,
 )
 from portal import metrics
+from portal.caching import held
+from portal.connections import between_jobs
 from portal.logging import redact
 
 _PENDING = object()  # the queue had nothing more for now
@@ -90,6 +92,9 @@ ADVISORY_LOCK_ID = 0x6B756265  # "kube"
 # A stream of a resource the platform does not serve (``KubernetesNodes`` before v1.6, or where
 # it is not installed) looks again this often: a platform upgrade may bring it.
 ABSENT_RETRY_SECONDS = 60.0
+# An applier thread reads what every event reads alike (the dialect of observed state) once
+# per this many seconds.
+HOLD_SECONDS = 1.0
 
 
 @dataclass
@@ -722,9 +727,11 @@ class Applier:
     def _run(self) -> None:
         try:
             while (job := self.jobs.get()) is not None:
-                close_old_connections()
+                between_jobs()
                 try:
-                    self.watcher._apply(job.stream, job.events, job.health)
+                    # What every event reads alike (the dialect) is read once a moment.
+                    with held(HOLD_SECONDS):
+                        self.watcher._apply(job.stream, job.events, job.health)
                 except BaseException as exc:  # the stream thread decides what to do
                     job.error = exc
                     _close_connection()

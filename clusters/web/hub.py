@@ -39,7 +39,7 @@ from channels.layers import get_channel_layer
 from django.db import DatabaseError, connection, connections
 
 from clusters.web import live
-from clusters.web.broadcast import NOTICE
+from clusters.web.broadcast import NOTICE, changes_of
 from clusters.web.groups import tenant_group
 from portal.caching import held
 
@@ -294,8 +294,9 @@ class Hub:
                     self.loop.create_task(self._lost(f"{type(error).__name__}: {error}"[:200]))
                 continue
             if message.get("type") == NOTICE:
-                self.notice(int(message["tenant_id"]), int(message["cluster_id"]),
-                            int(message.get("revision") or 0))
+                tenant_id = int(message["tenant_id"])
+                for cluster_id, revision in changes_of(message):
+                    self.notice(tenant_id, cluster_id, revision)
 
     async def _lost(self, error: str) -> None:
         for pages in list(self.pages.values()):

@@ -428,11 +428,13 @@ def detail_pushes(wanted: dict[int, dict[Variant, set[str]]]) -> dict[int, Detai
         variants = wanted[cluster_id]
         for lang in sorted({lang for lang, _tier in variants}):
             with translation.override(lang):
-                context = region_context(state, VIEW, oob=True)
-                common = "".join(render_region(name, context) for name in COMMON_REGIONS)
-                for tier in [tier for tier in TIERS if (lang, tier) in variants]:
-                    if tier != VIEW:
-                        context = region_context(state, tier, oob=True)
+                tiers = [tier for tier in TIERS if (lang, tier) in variants]
+                # The common regions read the same in every tier's context.
+                first = region_context(state, tiers[0], oob=True)
+                common = "".join(render_region(name, first) for name in COMMON_REGIONS)
+                for tier in tiers:
+                    context = first if tier == tiers[0] else region_context(state, tier,
+                                                                            oob=True)
                     push.regions[(lang, tier)] = common + render_region("operation",
                                                                         context)
                     key = context["actions_key"]

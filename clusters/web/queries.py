@@ -35,6 +35,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, JSONObject, RowNumber
 
+from billing.periods import Period
 from billing.pricing import pool_monthly_costs
 from billing.queries import MonthToDate, month_to_date
 from clusters import hibernation, offerings, platform_release
@@ -377,6 +378,8 @@ class ClusterState:
     pools: list[NodePool] = field(default_factory=list)
     pool_costs: dict[int, Decimal | None] = field(default_factory=dict)
     sleep: hibernation.Badge | None = None  # "Hibernating since … · wakes at …"
+    # Whether it hibernated this month (None: not read; the page then asks billing).
+    slept_this_month: bool | None = None
 
     @property
     def cost_mtd(self) -> Decimal | None:
@@ -444,10 +447,16 @@ def cluster_state(cluster: Cluster) -> ClusterState:
 
 
 def _state(cluster: Cluster, groups: list[NodeGroup], operation: Operation | None,
-           events: list[ClusterEvent], revision: int) -> ClusterState:
-    pools = list(NodePool.objects.filter(cluster=cluster, removed_at__isnull=True)
-                 .order_by("name"))
-
+           events: list[ClusterEvent], revision: int, *, pools: list[NodePool] | None = None,
+           sleep: hibernation.Badge | None | bool = False,
+           slept_this_month: bool | None = None) -> ClusterState:
+    """The state from what was read; ``pools`` and ``sleep`` (the badge, or None for none)
+    are read here when the caller did not read them with the rest."""
+    if pools is None:
+        pools = list(NodePool.objects.filter(cluster=cluster, removed_at__isnull=True)
+                     .order_by("name"))
+    if sleep is False:
+        sleep = hibernation.badges([cluster.pk]).get(cluster.pk)
     target = platform_release.next_version(cluster.version)
     if target in offerings.hidden_offerings().get(Offering.Kind.VERSION, frozenset()):
         target = None
@@ -457,7 +466,8 @@ def _state(cluster: Cluster, groups: list[NodeGroup], operation: Operation | Non
                         node_counts={g.name: g.observed_nodes for g in groups},
                         costs=_month_to_date(cluster.tenant_id), revision=revision,
                         pools=pools, pool_costs=pool_monthly_costs(pools) if pools else {},
-                        sleep=hibernation.badges([cluster.pk]).get(cluster.pk))
+                        sleep=sleep if isinstance(sleep, hibernation.Badge) else None,
+                        slept_this_month=slept_this_month)
 
 
 def cluster_state_by_id(cluster_id: int) -> ClusterState | None:
@@ -600,22 +610,27 @@ def attnames(model: type[Model]) -> list[str]:
 
 
 _ROWS = Prepared(lambda ids: _listing().filter(pk__in=ids).order_by())
+_BADGES = Prepared(hibernation.badge_rows)
 
 
 def cluster_rows_by_id(ids: Sequence[int]) -> dict[int, ClusterRow[ListedCluster]]:
     """The list rows of these clusters (deleted ones too: the live list removes them), each
     with its revision, read in one query. Whose tenant each belongs to is the caller's to
     check (``row.cluster.tenant_id``)."""
-    values = _ROWS.rows(sorted(set(ids)))
+    ids = sorted(set(ids))
+    if not ids:
+        return {}
+    values, sleeping = read_together([(_ROWS, ids), (_BADGES, ids)])
+    badges = hibernation.badges_from_rows(sleeping)
     retired = end_of_life_dates()
     costs = {tenant_id: _month_to_date(tenant_id)
              for tenant_id in {v[_CLUSTER_COLUMNS.index("tenant_id")] for v in values}}
     rows = {}
     for v in values:
         listed = ListedCluster(*v[:_LISTED])
-        rows[listed.pk] = _row(listed, _Computed(*v[_LISTED:]), retired,
-                               costs[listed.tenant_id])
-    _with_sleep(list(rows.values()))
+        row = rows[listed.pk] = _row(listed, _Computed(*v[_LISTED:]), retired,
+                                     costs[listed.tenant_id])
+        row.sleep = badges.get(listed.pk)
     return rows
 
 
@@ -650,6 +665,10 @@ _STATE_EVENTS = Prepared(lambda ids: ClusterEvent.objects.filter(cluster_id__in=
                                                  order_by=[F("at").desc(), F("id").desc()]))
                          .filter(newest__lte=TIMELINE_LENGTH).order_by("cluster_id", "newest")
                          .values_list(*attnames(ClusterEvent)))
+_STATE_POOLS = Prepared(lambda ids: NodePool.objects
+                        .filter(cluster_id__in=ids, removed_at__isnull=True)
+                        .order_by("cluster_id", "name").values_list(*attnames(NodePool)))
+_STATE_SLEEPS = Prepared(hibernation.sleep_rows)
 
 
 def cluster_states_by_id(ids: Sequence[int]) -> dict[int, ClusterState]:
@@ -659,9 +678,9 @@ def cluster_states_by_id(ids: Sequence[int]) -> dict[int, ClusterState]:
     ids = sorted(set(ids))
     if not ids:
         return {}
-    found, groups, operations, events = read_together([
+    found, groups, operations, events, pools, sleeping, sleeps = read_together([
         (_STATE_CLUSTERS, ids), (_STATE_GROUPS, ids), (_STATE_OPERATIONS, ids),
-        (_STATE_EVENTS, ids)])
+        (_STATE_EVENTS, ids), (_STATE_POOLS, ids), (_BADGES, ids), (_STATE_SLEEPS, ids)])
     names, tenant_names = attnames(Cluster), attnames(Tenant)
     tenant_field = Cluster._meta.get_field("tenant")
     clusters: dict[int, tuple[Cluster, int]] = {}
@@ -676,9 +695,15 @@ def cluster_states_by_id(ids: Sequence[int]) -> dict[int, ClusterState]:
     events_of: dict[int, list[ClusterEvent]] = {}
     for event in as_objects(ClusterEvent, events):
         events_of.setdefault(event.cluster_id, []).append(event)
+    pools_of: dict[int, list[NodePool]] = {}
+    for pool in as_objects(NodePool, pools):
+        pools_of.setdefault(pool.cluster_id, []).append(pool)
     operation_of = dict(_operation(row) for row in operations)
+    badges = hibernation.badges_from_rows(sleeping)
+    slept = hibernation.slept_since(sleeps, Period.current().start_at)
     return {pk: _state(cluster, groups_of.get(pk, []), operation_of.get(pk),
-                       events_of.get(pk, []), revision)
+                       events_of.get(pk, []), revision, pools=pools_of.get(pk, []),
+                       sleep=badges.get(pk), slept_this_month=pk in slept)
             for pk, (cluster, revision) in clusters.items()}
 
 

@@ -249,7 +249,7 @@ async def test_a_notice_naming_another_tenants_cluster_shows_nothing_of_it():
     await listing.receive_from(timeout=5)
 
     await get_channel_layer().group_send(f"tenant.{world['tenant'].pk}", broadcast.notice(
-        world["tenant"].pk, theirs.pk, 99))
+        world["tenant"].pk, [(theirs.pk, 99)]))
     assert await listing.receive_nothing(timeout=0.5)
     await listing.disconnect()
 
@@ -286,7 +286,7 @@ async def test_a_change_nobody_looks_at_renders_nothing_and_sends_one_small_noti
         template_rendered.disconnect(dispatch_uid="live-test")
 
     assert [group for group, _message in sent] == [f"tenant.{cluster.tenant_id}"]
-    assert sent[0][1] == broadcast.notice(cluster.tenant_id, other.pk, 1)
+    assert sent[0][1] == broadcast.notice(cluster.tenant_id, [(other.pk, 1)])
     assert templates == []
     assert the_hub.stats["rendered"] == rendered_before
     await detail.disconnect()

@@ -15,7 +15,9 @@ register = template.Library()
 
 
 @register.simple_tag
-def hibernation_saved(cluster: Cluster) -> Decimal | None:
-    if cluster.deleted_at is not None:
+def hibernation_saved(cluster: Cluster, slept: bool | None = None) -> Decimal | None:
+    """``slept``: whether the cluster hibernated this month, when the page read it already
+    (False saves the query)."""
+    if cluster.deleted_at is not None or slept is False:
         return None
     return hibernation_savings_mtd(cluster.tenant, cluster_id=cluster.pk).get(cluster.pk)

@@ -819,9 +819,9 @@ def memory_process(clusters: int) -> None:
 
 def memory_watcher() -> None:
     """``--memory-watcher``: the watcher in this fresh process, pushing as in production."""
-    from bench import bench_watcher
-
     import django
+
+    from bench import bench_watcher
 
     django.setup()
     from clusters.watcher import Watcher
@@ -983,7 +983,9 @@ def report_memory(args: argparse.Namespace, results: dict[str, bool]) -> None:
         results["memory"] = figures["after"] < 150
         print(f"{args.memory_clusters} clusters tracked: {figures['after']:.0f} MB resident after "
               f"10 s at 100 changes/s ({figures['synced']:.0f} MB once listed); baseline: the "
-              f"same fresh process before the watcher started {figures['before']:.0f} MB (the watcher's own share "
+              f"same fresh process before the watcher started {figures['before']:.0f} MB (the "
+              f"watcher's own share "
+              f"watcher's own share "
               f"{figures['after'] - figures['before']:.0f} MB; ratio "
               f"{figures['after'] / figures['before']:.2f}); goal < 150 MB: "
               f"{verdict(results['memory'])}")

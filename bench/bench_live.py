@@ -985,7 +985,6 @@ def report_memory(args: argparse.Namespace, results: dict[str, bool]) -> None:
               f"10 s at 100 changes/s ({figures['synced']:.0f} MB once listed); baseline: the "
               f"same fresh process before the watcher started {figures['before']:.0f} MB (the "
               f"watcher's own share "
-              f"watcher's own share "
               f"{figures['after'] - figures['before']:.0f} MB; ratio "
               f"{figures['after'] / figures['before']:.2f}); goal < 150 MB: "
               f"{verdict(results['memory'])}")

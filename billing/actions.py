@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from billing import exports, invoicing
+from billing import invoicing
 from billing.budgets import billing_contacts
 from billing.events import BudgetChanged, InvoiceFinalized
 from billing.invoicing import InvoiceError
@@ -149,6 +149,10 @@ def send_invoice(invoice_id: int, *, actor_label: str = "system",
         invoice.tenant_id, None if resend else notifications.EventType.INVOICE_FINALIZED)
     if not recipients:
         return []
+    # The PDF library loads here, where it is used: every other process of the portal (the
+    # watcher, the web processes) imports this module without needing it.
+    from billing import exports  # noqa: PLC0415
+
     pdf = exports.invoice_pdf(invoice, invoicing.stored_draft(invoice))  # the tenant's language
 
     def send(group: list[str]) -> None:

@@ -6,15 +6,18 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
-from qrbill import QRBill
-
-from billing import payment_slip
 
 
 @register()
 def check_payment_part(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     """An IBAN for the QR-bill is only useful with a creditor the QR-bill accepts: find out at
     start-up, not when the first invoice is finalized."""
+    # The QR-bill and PDF libraries load only when checks run: a process that never makes a
+    # payment slip (the watcher, the web processes) does not carry them.
+    from qrbill import QRBill  # noqa: PLC0415
+
+    from billing import payment_slip  # noqa: PLC0415
+
     iban = payment_slip.compact_iban(settings.BILLING_ISSUER_IBAN)
     if not iban:
         return []

@@ -7,6 +7,7 @@ and Redis, the production topology.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from csp.constants import NONE, SELF
@@ -33,7 +34,6 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
-    "daphne",
     "staff.apps.StaffAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -60,6 +60,11 @@ INSTALLED_APPS = [
     "notifications",
     "staff",
 ]
+# Daphne's app only turns ``manage.py runserver`` into an ASGI server (the portal itself runs
+# under uvicorn: ``run_portal``). Importing it loads Twisted, some 40 MB in every process
+# (watcher, workers, web), so it is installed for that command alone.
+if sys.argv[1:2] == ["runserver"]:
+    INSTALLED_APPS.insert(0, "daphne")
 
 MIDDLEWARE = [
     "portal.metrics.middleware.HttpMetricsMiddleware",

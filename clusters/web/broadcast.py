@@ -1,10 +1,10 @@
 """Live updates: when a cluster changed, tell the web processes whose pages may show it.
 
 What leaves the process that made the change (watcher, worker, web) is a small notice on the
-channel layer, to the tenant's group (``tenant.<id>``): ``{"type": "cluster.changed",
-"tenant_id", "changes": [[cluster_id, revision], ...]}``, nothing rendered: one message per
-tenant for the changes sent together. The web processes with a page of
-that tenant open are in the group (``clusters.web.hub``, once per process); each renders what
+channel layer, to the live group (``clusters.web.groups``): ``{"type": "cluster.changed",
+"changes": [[tenant_id, cluster_id, revision], ...]}``, nothing rendered: one message for the
+changes sent together. The web processes with a cluster page
+open are in the group (``clusters.web.hub``, once per process); each renders what
 its own pages need from the committed rows. A change nobody looks at costs one small query
 and a send to a group with no member (no message at all).
 
@@ -14,8 +14,7 @@ thread (the watcher's) gets one event loop for all its sends (``delivery_loop``)
 ``async_to_sync`` starts a thread and a loop per call, and the Redis layer connects anew in
 each loop (~3 ms a message, against ~0.2 ms in one loop); closing the loop closes the layer's
 connections made in it. There the notices of a batch of deliveries leave together at its end
-(``send_pending``): one query for all their revisions, one message per tenant, the sends side
-by side.
+(``send_pending``): one query for all their revisions, one message.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from clusters.events import ClusterChanged
-from clusters.web.groups import tenant_group
+from clusters.web.groups import LIVE_GROUP
 from clusters.web.live import forget_list
 from clusters.web.queries import tenants_and_revisions
 from portal.pushes import group_send_many
@@ -42,19 +41,15 @@ def on_cluster_changed(event: ClusterChanged) -> None:
     cluster_changed(event.cluster_id)
 
 
-def notice(tenant_id: int, changes: list[tuple[int, int]]) -> dict[str, Any]:
-    """The notice of changes to some clusters of one tenant: (cluster id, revision) each."""
-    return {"type": NOTICE, "tenant_id": tenant_id,
-            "changes": [[cluster_id, revision] for cluster_id, revision in changes]}
+def notice(changes: list[tuple[int, int, int]]) -> dict[str, Any]:
+    """The notice of changes to some clusters: (tenant id, cluster id, revision) each."""
+    return {"type": NOTICE, "changes": [list(change) for change in changes]}
 
 
-def changes_of(message: dict[str, Any]) -> list[tuple[int, int]]:
-    """The (cluster id, revision) pairs of a notice (also of one in the earlier form, with a
-    single ``cluster_id`` and ``revision``, from a process not yet upgraded)."""
-    if "changes" in message:
-        return [(int(cluster_id), int(revision or 0))
-                for cluster_id, revision in message["changes"]]
-    return [(int(message["cluster_id"]), int(message.get("revision") or 0))]
+def changes_of(message: dict[str, Any]) -> list[tuple[int, int, int]]:
+    """The (tenant id, cluster id, revision) triples of a notice."""
+    return [(int(tenant_id), int(cluster_id), int(revision or 0))
+            for tenant_id, cluster_id, revision in message.get("changes") or ()]
 
 
 def cluster_changed(cluster_id: int) -> None:
@@ -81,15 +76,12 @@ def _send(cluster_ids: list[int]) -> None:
         found = tenants_and_revisions(cluster_ids)
         if not found:
             return
-        by_tenant: dict[int, list[tuple[int, int]]] = {}
-        for cluster_id, (tenant_id, revision) in sorted(found.items()):
-            by_tenant.setdefault(tenant_id, []).append((cluster_id, revision))
-        for tenant_id in by_tenant:
+        for tenant_id in {tenant_id for tenant_id, _revision in found.values()}:
             forget_list(tenant_id)
         # While the channel layer is out of reach (``portal.pushes``), nothing is sent: the
         # pages poll and catch up when their socket connects again.
-        sends = [(tenant_group(tenant_id), notice(tenant_id, changes))
-                 for tenant_id, changes in by_tenant.items()]
+        sends = [(LIVE_GROUP, notice([(tenant_id, cluster_id, revision) for cluster_id,
+                                      (tenant_id, revision) in sorted(found.items())]))]
         group_send_many(sends, loop=getattr(_local, "loop", None))
     except Exception:  # a broadcast failure must never undo or fail the change it reports
         logger.exception("cluster.broadcast.failed", extra={"cluster_ids": cluster_ids})

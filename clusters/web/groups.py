@@ -1,9 +1,13 @@
-"""Channel-layer group names of the live pages: ``tenant.<id>``, joined by each web process
-with a page of the tenant open (``clusters.web.hub``), where the tenant's changes are noticed
-(``clusters.web.broadcast``)."""
+"""The channel-layer group of the live pages: ``clusters.live``, joined by each web process
+with a cluster page open (``clusters.web.hub``), where changes are noticed
+(``clusters.web.broadcast``).
+
+One group for every tenant: a delivery batch's changes leave as one message whatever tenants
+they belong to, and each process keeps what concerns its own open pages. A notice names
+clusters, tenants and revisions only; what a page shows is read from the rows by the process
+that serves it, scoped to the page's tenant.
+"""
 
 from __future__ import annotations
 
-
-def tenant_group(tenant_id: int) -> str:
-    return f"tenant.{tenant_id}"
+LIVE_GROUP = "clusters.live"

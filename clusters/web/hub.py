@@ -1,10 +1,11 @@
 """One hub per web process: it hears of changes for the process's open cluster pages, renders
 once what they need, and sends it to each.
 
-The notices (``clusters.web.broadcast``) carry no HTML, only which cluster changed and its
-revision. The hub is in the channel-layer group of every tenant with a page open in this
-process (one member per process, not one per socket: a notice is one message per process
-however many pages show it). For each notice it marks the cluster pending on the pages that
+The notices (``clusters.web.broadcast``) carry no HTML, only which clusters changed, their
+tenants and revisions. While a page is open in this process, the hub is in the live group
+(one member per process, not one per socket: a notice is one message per process however
+many pages show its clusters, and one for a whole batch of changes); it keeps the changes of
+the tenants whose pages it serves. For each notice it marks the cluster pending on the pages that
 show it; a flush then reads every pending cluster in one snapshot, renders each once per
 language (and role tier, for detail pages) in a thread of its own, and hands each page its
 part.
@@ -40,7 +41,7 @@ from django.db import DatabaseError, connection, connections
 
 from clusters.web import live
 from clusters.web.broadcast import NOTICE, changes_of
-from clusters.web.groups import tenant_group
+from clusters.web.groups import LIVE_GROUP
 from portal.caching import held
 
 logger = logging.getLogger("clusters.web.hub")
@@ -195,7 +196,7 @@ class Hub:
         self.loop = asyncio.get_running_loop()
         self.channel = ""
         self.pages: dict[int, set[Page]] = {}  # tenant → open pages
-        self.joined: set[int] = set()  # tenants whose group the hub is in
+        self.joined: set[str] = set()  # the groups the hub is in (the live group, or none)
         self.dirty: set[Page] = set()
         self.wake = asyncio.Event()
         self.membership = asyncio.Lock()
@@ -222,9 +223,9 @@ class Hub:
         await self.start()
         async with self.membership:
             self.pages.setdefault(page.tenant_id, set()).add(page)
-            if page.tenant_id not in self.joined:
-                await self.layer.group_add(tenant_group(page.tenant_id), self.channel)
-                self.joined.add(page.tenant_id)
+            if LIVE_GROUP not in self.joined:
+                await self.layer.group_add(LIVE_GROUP, self.channel)
+                self.joined.add(LIVE_GROUP)
 
     def ready(self, page: Page, shown: dict[int, int], *, last_page: bool = True) -> None:
         """The page sent its snapshot, which shows ``shown`` (cluster → revision)."""
@@ -248,13 +249,13 @@ class Hub:
             if pages:
                 return
             del self.pages[page.tenant_id]
-            if page.tenant_id in self.joined:
-                self.joined.discard(page.tenant_id)
-                try:
-                    await self.layer.group_discard(tenant_group(page.tenant_id), self.channel)
-                except Exception:  # the membership expires by itself; the page is gone anyway
-                    logger.warning("cluster.live.discard_failed",
-                                   extra={"tenant_id": page.tenant_id})
+            if self.pages or LIVE_GROUP not in self.joined:
+                return
+            self.joined.discard(LIVE_GROUP)
+            try:
+                await self.layer.group_discard(LIVE_GROUP, self.channel)
+            except Exception:  # the membership expires by itself; the page is gone anyway
+                logger.warning("cluster.live.discard_failed")
 
     # ------------------------------------------------------------------ notices
 
@@ -294,9 +295,9 @@ class Hub:
                     self.loop.create_task(self._lost(f"{type(error).__name__}: {error}"[:200]))
                 continue
             if message.get("type") == NOTICE:
-                tenant_id = int(message["tenant_id"])
-                for cluster_id, revision in changes_of(message):
-                    self.notice(tenant_id, cluster_id, revision)
+                for tenant_id, cluster_id, revision in changes_of(message):
+                    if tenant_id in self.pages:
+                        self.notice(tenant_id, cluster_id, revision)
 
     async def _lost(self, error: str) -> None:
         for pages in list(self.pages.values()):
@@ -324,11 +325,11 @@ class Hub:
     async def _renew(self) -> bool:
         """Join every group the hub belongs in again; whether the layer took them all."""
         async with self.membership:
-            for tenant_id in list(self.joined):
+            for group in list(self.joined):
                 try:
-                    await self.layer.group_add(tenant_group(tenant_id), self.channel)
+                    await self.layer.group_add(group, self.channel)
                 except Exception:
-                    logger.warning("cluster.live.rejoin_failed", extra={"tenant_id": tenant_id})
+                    logger.warning("cluster.live.rejoin_failed", extra={"group": group})
                     return False
         return True
 
@@ -441,8 +442,8 @@ async def stop() -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-    for tenant_id in list(found.joined):
+    for group in list(found.joined):
         with contextlib.suppress(Exception):
-            await found.layer.group_discard(tenant_group(tenant_id), found.channel)
+            await found.layer.group_discard(group, found.channel)
     # The render thread's database connection goes too.
     await asyncio.get_running_loop().run_in_executor(executor(), connections.close_all)

@@ -16,6 +16,7 @@ from django.test import Client
 from clusters import events
 from clusters.models import Cluster
 from clusters.web import hub
+from clusters.web.groups import LIVE_GROUP
 from portal.asgi import application
 from portal.consumers import CLOSE_TRY_AGAIN_LATER
 from portal.permissions import Role
@@ -217,10 +218,12 @@ async def test_pages_of_one_process_share_one_group_membership_and_leave_it_when
         await communicator.receive_from(timeout=5)
     the_hub = hub.hub()
     tenant_id = world["tenant"].pk
-    assert the_hub.joined == {tenant_id} and len(the_hub.pages[tenant_id]) == 3
+    assert the_hub.joined == {LIVE_GROUP} and len(the_hub.pages[tenant_id]) == 3
 
-    for communicator, _ in pages:
+    for communicator, _ in pages[:2]:
         await communicator.disconnect()
+    assert the_hub.joined == {LIVE_GROUP} and len(the_hub.pages[tenant_id]) == 1
+    await pages[2][0].disconnect()
     assert the_hub.joined == set() and tenant_id not in the_hub.pages
 
 

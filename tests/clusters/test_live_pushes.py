@@ -18,6 +18,7 @@ from django.test.signals import template_rendered
 from clusters import events
 from clusters.models import Cluster, ClusterRevision
 from clusters.web import broadcast, hub, live
+from clusters.web.groups import LIVE_GROUP
 from portal.permissions import Role
 from tests.clusters.test_consumers import DETAIL, LIST, _setup, change, connect
 from tests.clusters.ui import make_cluster, offline_platform
@@ -248,8 +249,8 @@ async def test_a_notice_naming_another_tenants_cluster_shows_nothing_of_it():
     listing, _ = await connect(LIST, world["users"][Role.OWNER])  # the last page: takes in new
     await listing.receive_from(timeout=5)
 
-    await get_channel_layer().group_send(f"tenant.{world['tenant'].pk}", broadcast.notice(
-        world["tenant"].pk, [(theirs.pk, 99)]))
+    await get_channel_layer().group_send(LIVE_GROUP, broadcast.notice(
+        [(world["tenant"].pk, theirs.pk, 99)]))
     assert await listing.receive_nothing(timeout=0.5)
     await listing.disconnect()
 
@@ -285,8 +286,8 @@ async def test_a_change_nobody_looks_at_renders_nothing_and_sends_one_small_noti
     finally:
         template_rendered.disconnect(dispatch_uid="live-test")
 
-    assert [group for group, _message in sent] == [f"tenant.{cluster.tenant_id}"]
-    assert sent[0][1] == broadcast.notice(cluster.tenant_id, [(other.pk, 1)])
+    assert [group for group, _message in sent] == [LIVE_GROUP]
+    assert sent[0][1] == broadcast.notice([(cluster.tenant_id, other.pk, 1)])
     assert templates == []
     assert the_hub.stats["rendered"] == rendered_before
     await detail.disconnect()

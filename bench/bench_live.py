@@ -946,7 +946,8 @@ async def main_run(args: argparse.Namespace, driver: Driver, world: World) -> di
             print(f"a change to a cluster no page shows: a hub with a page open on another "
                   f"cluster of the tenant read and rendered {rendered} of 100 such changes, sent "
                   f"{unseen_frames} frames; the watcher rendered {stats['templates']} templates "
-                  f"and sent one notice per change — goal (no render, one small notice): "
+                  f"and sent {stats['notices']} notices for {stats['deliveries']} changes (one "
+                  f"per delivery batch) — goal (no render, one small notice): "
                   f"{verdict(results['unseen'])}")
 
             if not args.skip_fanout:

@@ -205,7 +205,7 @@ def watcher_process() -> None:
     from django.template.base import Template
 
     from clusters import events, observe
-    from clusters.models import Cluster, ClusterRevision
+    from clusters.models import Cluster
     from clusters.watcher import Watcher
     from cozystack.gateway import get_gateway
 
@@ -245,18 +245,15 @@ def watcher_process() -> None:
                 records[seq] = [now, pk, revisions.get(pk)]
         local.applied, local.revisions = [], {}
 
-    table = connection.ops.quote_name(ClusterRevision._meta.db_table)
+    count_changes = events.count_changes
 
-    def count_change(cluster_id: int) -> None:  # as events.count_change, keeping the number
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} (cluster_id, revision) VALUES (%s, 1) "  # noqa: S608
-                f"ON CONFLICT (cluster_id) DO UPDATE SET revision = {table}.revision + 1 "
-                f"RETURNING revision", [cluster_id])
-            local.__dict__.setdefault("revisions", {})[cluster_id] = cursor.fetchone()[0]
+    def counted(cluster_ids: Any) -> dict[int, int]:  # as events.count_changes, noting them
+        found = count_changes(cluster_ids)
+        local.__dict__.setdefault("revisions", {}).update(found)
+        return found
 
     observe.apply_machine_deployment = apply
-    events.count_change = count_change
+    events.count_changes = counted
 
     group_send = RedisChannelLayer.group_send
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -36,7 +36,8 @@ if TYPE_CHECKING:  # the events name models in their fields only
 __all__ = ["ClusterChanged", "ClusterExpiring", "ClusterObserved", "ClusterPhaseChanged",
            "Coalescer", "MaintenanceScheduled", "OfferingsChanged", "OperationFinished",
            "VersionEndOfLifeSoon", "WatcherStarted",
-           "batched", "cluster_changed", "count_change", "deliver_changed",
+           "batched", "cluster_changed", "count_change", "count_changes", "counting",
+           "deliver_changed",
            "on_delivery_thread", "publish", "subscribe"]
 
 
@@ -181,17 +182,57 @@ def cluster_changed(cluster_id: int) -> None:
 
 
 def count_change(cluster_id: int) -> None:
-    """One more change of ``cluster_id`` in its ``ClusterRevision`` (one statement; concurrent
-    writers of one cluster wait for each other on its row, so every change gets its own
-    number, in commit order)."""
+    """One more change of ``cluster_id`` in its ``ClusterRevision``: now (one statement), or
+    with the others of a ``counting`` block when it ends. Concurrent writers of one cluster
+    wait for each other on its row, so every change gets its own number, in commit order."""
+    deferred = getattr(_local, "counting", None)
+    if deferred is not None:
+        deferred.add(cluster_id)
+        return
+    count_changes([cluster_id])
+
+
+def count_changes(cluster_ids: Iterable[int]) -> dict[int, int]:
+    """One more change of each of these clusters, in one statement on PostgreSQL (rows locked
+    in id order, so two writers cannot deadlock); their new revisions."""
+    ids = sorted(set(cluster_ids))
+    if not ids:
+        return {}
     table = connection.ops.quote_name(
         apps.get_model("clusters", "ClusterRevision")._meta.db_table)
+    # Only the quoted table name is interpolated; the ids are parameters.
+    upsert = (f"ON CONFLICT (cluster_id) DO UPDATE SET revision = {table}.revision + 1 "
+              f"RETURNING cluster_id, revision")
     with connection.cursor() as cursor:
-        # Only the quoted table name is interpolated; the id is a parameter.
-        cursor.execute(
-            f"INSERT INTO {table} (cluster_id, revision) VALUES (%s, 1) "  # noqa: S608
-            f"ON CONFLICT (cluster_id) DO UPDATE SET revision = {table}.revision + 1",
-            [cluster_id])
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"INSERT INTO {table} (cluster_id, revision) "  # noqa: S608
+                f"SELECT id, 1 FROM unnest(%s::bigint[]) AS id ORDER BY id {upsert}", [ids])
+            return dict(cursor.fetchall())
+        found = {}
+        for cluster_id in ids:
+            cursor.execute(f"INSERT INTO {table} (cluster_id, revision) "  # noqa: S608
+                           f"VALUES (%s, 1) {upsert}", [cluster_id])
+            found.update(cursor.fetchall())
+        return found
+
+
+@contextmanager
+def counting() -> Iterator[None]:
+    """Within the block (inside one transaction), the changes of each cluster are counted
+    together when the block ends: one statement for a batch of observations rather than one
+    per cluster. A block that raises counts nothing (its transaction rolls back)."""
+    if getattr(_local, "counting", None) is not None:
+        yield
+        return
+    deferred: set[int] = set()
+    _local.counting = deferred
+    try:
+        yield
+        _local.counting = None
+        count_changes(deferred)
+    finally:
+        _local.counting = None
 
 
 @contextmanager

@@ -110,7 +110,7 @@ def batch() -> Iterator[Batch]:
         return
     current = _local.batch = Batch()
     try:
-        with transaction.atomic():
+        with transaction.atomic(), events.counting():
             yield current
             for cluster, at in current.dirty.values():
                 _refresh(cluster, at=at, before=current.snapshots.get(cluster.pk),

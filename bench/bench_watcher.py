@@ -76,9 +76,10 @@ def drop_database(base_url: str, name: str) -> None:
 # --------------------------------------------------------------------------- the platform process
 
 class Driver:
-    def __init__(self, clusters: int) -> None:
+    def __init__(self, clusters: int, *, scale: bool = False) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench/_platform_driver.py"), "--clusters", str(clusters)],
+            [sys.executable, str(ROOT / "bench/_platform_driver.py"), "--clusters", str(clusters),
+             *(["--scale"] if scale else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         line = self.proc.stdout.readline().split()
         if not line or line[0] != "READY":
@@ -87,10 +88,13 @@ class Driver:
         self.inventory = json.loads(Path(line[3]).read_text())
 
     def go(self, rate: float, seconds: float) -> dict[str, float]:
+        """{seq: wall time of the platform's write} of the changes made."""
         self.proc.stdin.write(f"GO {rate} {seconds}\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline().split()
-        return json.loads(Path(line[1]).read_text())
+        sent = json.loads(Path(line[1]).read_text())
+        # With --scale, each change also names its cluster: [time, namespace, name].
+        return {seq: at[0] if isinstance(at, list) else at for seq, at in sent.items()}
 
     def start_go(self, rate: float, seconds: float) -> threading.Thread:
         result: dict[str, Any] = {}
@@ -270,7 +274,7 @@ def lag_and_throughput(args: argparse.Namespace, base_url: str) -> None:
     name = f"bench_watcher_{os.getpid()}"
     url = create_database(base_url, name)
     os.environ["DATABASE_URL"] = url
-    driver = Driver(args.clusters)
+    driver = Driver(args.clusters, scale=args.scale)
     os.environ["KUBECONFIG"] = driver.kubeconfig
     import django
 
@@ -378,6 +382,11 @@ def main() -> None:
     parser.add_argument("--skip-lag", action="store_true")
     parser.add_argument("--no-push", action="store_true",
                         help="count live-page pushes instead of rendering and sending them")
+    parser.add_argument("--scale", action="store_true",
+                        help="each change scales a group (spec and status in one write, the "
+                             "cluster stays Running), as bench_live.py drives the platform; "
+                             "by default a group's ready count flips (the cluster turns "
+                             "Degraded and Running again)")
     args = parser.parse_args()
     base_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench")
     if not args.skip_lag:

@@ -42,6 +42,10 @@ group_name_validator = RegexValidator(
 )
 
 
+HELD_NODE_GROUPS = "_held_node_groups"
+"""Where a cluster read for the watcher's batch keeps its node groups (``clusters.observe``):
+the same objects every time they are asked for within the batch, changes included."""
+
 class ClusterQuerySet(models.QuerySet["Cluster"]):
     def for_tenant(self, tenant: Tenant) -> ClusterQuerySet:
         return self.filter(tenant=tenant)
@@ -139,7 +143,9 @@ class Cluster(models.Model):
         return next((c for c in self.conditions or [] if c.get("type") == kind), None)
 
     def live_node_groups(self) -> list[NodeGroup]:
-        return [g for g in self.node_groups.all() if g.removed_at is None]
+        held = self.__dict__.get(HELD_NODE_GROUPS)
+        return [g for g in (held if held is not None else self.node_groups.all())
+                if g.removed_at is None]
 
     def to_spec(self, node_groups: list[NodeGroup] | None = None) -> ClusterSpec:
         groups = node_groups if node_groups is not None else self.live_node_groups()

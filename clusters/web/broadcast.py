@@ -28,7 +28,7 @@ from typing import Any
 
 from clusters.events import ClusterChanged
 from clusters.web.groups import LIVE_GROUP
-from clusters.web.live import forget_list
+from clusters.web.live import forget_lists
 from clusters.web.queries import tenants_and_revisions
 from portal.pushes import group_send_many
 
@@ -76,8 +76,7 @@ def _send(cluster_ids: list[int]) -> None:
         found = tenants_and_revisions(cluster_ids)
         if not found:
             return
-        for tenant_id in {tenant_id for tenant_id, _revision in found.values()}:
-            forget_list(tenant_id)
+        forget_lists({tenant_id for tenant_id, _revision in found.values()})
         # While the channel layer is out of reach (``portal.pushes``), nothing is sent: the
         # pages poll and catch up when their socket connects again.
         sends = [(LIVE_GROUP, notice([(tenant_id, cluster_id, revision) for cluster_id,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -447,10 +447,16 @@ def md_values(obj: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def _held(cluster: Cluster, attribute: str, read: Callable[[], Iterable[Any]]) -> list[Any]:
+    """The rows kept on ``cluster`` under ``attribute`` when it was locked in a batch, else
+    ``read()`` now."""
+    held = cluster.__dict__.get(attribute)
+    return list(held) if held is not None else list(read())
+
+
 def _groups(cluster: Cluster) -> list[NodeGroup]:
     """All node groups of ``cluster`` (those read with it when locked in a batch)."""
-    held = cluster.__dict__.get(HELD_NODE_GROUPS)
-    return list(held) if held is not None else list(cluster.node_groups.all())
+    return _held(cluster, HELD_NODE_GROUPS, lambda: cluster.node_groups.all())
 
 
 def _group_named(cluster: Cluster, name: str) -> NodeGroup | None:
@@ -505,19 +511,19 @@ def apply_machine_deployment(namespace: str, obj: dict[str, Any], *, deleted: bo
 
 def _pools(cluster: Cluster) -> list[NodePool]:
     """All pools of ``cluster`` (those read with it when locked in a batch)."""
-    held = cluster.__dict__.get(_HELD_POOLS)
-    return list(held) if held is not None else list(cluster.node_pools.all())
+    return _held(cluster, _HELD_POOLS, lambda: cluster.node_pools.all())
 
 
 def _pool_named(cluster: Cluster, name: str, *, create: bool, at: datetime) -> NodePool | None:
     """The pool ``name`` the platform runs for ``cluster``; with ``create`` a new row when there
-    is none (the batch reads the pools again, so its refresh meters it)."""
+    is none (the batch's pools learn it, so its refresh meters it)."""
     live = [p for p in _pools(cluster) if p.name == name and p.removed_at is None]
     if live or not create:
         return live[-1] if live else None
     pool = NodePool.objects.create(cluster=cluster, name=name, first_seen_at=at)
-    # Pool rows are saved as they change, so reading them again loses nothing.
-    cluster.__dict__.pop(_HELD_POOLS, None)
+    held = cluster.__dict__.get(_HELD_POOLS)
+    if held is not None:  # in id order, as read: the new row has the highest id
+        held.append(pool)
     return pool
 
 
